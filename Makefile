@@ -1,0 +1,23 @@
+# Dronetrack developer entry points. `make run` starts the one-machine system;
+# `make test` runs every test, starting the services they need.
+SHELL := /bin/bash
+GO ?= go
+MODULES := events core functions/ingest functions/process
+
+.PHONY: run test test-go lint bench tidy
+
+run:
+	$(GO) run ./cmd/dronetrack up --simulate 50
+
+test:
+	./test/run-all.sh
+
+lint:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
+
+bench:
+	for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...) || exit 1; done
+
+tidy:
+	for m in $(MODULES); do (cd $$m && $(GO) mod tidy) || exit 1; done

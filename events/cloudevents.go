@@ -1,0 +1,79 @@
+package events
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+)
+
+// TelemetryEventID derives the event id from the drone and its reports'
+// timestamps. A drone that retries a request after a lost reply produces the
+// same id, so consumers can drop the duplicate by id before any work.
+func TelemetryEventID(droneID string, reports []Report) string {
+	h := sha256.New()
+	h.Write([]byte(droneID))
+	for _, r := range reports {
+		h.Write([]byte{0})
+		h.Write([]byte(r.TS.UTC().Format(time.RFC3339Nano)))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// NewTelemetryReceived builds the CloudEvent ingest publishes for one accepted
+// request. Subject and partitionkey are the drone id so an ordered broker
+// keeps a drone's reports in order.
+func NewTelemetryReceived(data TelemetryReceived) (cloudevents.Event, error) {
+	return newEvent(TelemetryEventID(data.DroneID, data.Reports), TypeTelemetryReceived, SourceIngest,
+		data.TenantID, data.DroneID, data.ReceivedAt, data)
+}
+
+// NewStateUpdated builds the event process emits when a drone's latest state
+// changed. Its id is deterministic in (drone, ts): a replay is a duplicate.
+func NewStateUpdated(data StateUpdated) (cloudevents.Event, error) {
+	id := data.DroneID + "@" + data.State.TS.UTC().Format(time.RFC3339Nano)
+	return newEvent(id, TypeStateUpdated, SourceProcess, data.TenantID, data.DroneID, data.State.UpdatedAt, data)
+}
+
+// NewAlert builds an alert raised or resolved event (typ selects which).
+func NewAlert(typ string, data Alert) (cloudevents.Event, error) {
+	at := data.OpenedAt
+	suffix := "/raised"
+	if data.ResolvedAt != nil {
+		at, suffix = *data.ResolvedAt, "/resolved"
+	}
+	return newEvent(data.ID+suffix, typ, SourceProcess, data.TenantID, data.DroneID, at, data)
+}
+
+func newEvent(id, typ, source, tenantID, droneID string, at time.Time, data any) (cloudevents.Event, error) {
+	e := cloudevents.New()
+	e.SetID(id)
+	e.SetType(typ)
+	e.SetSource(source)
+	e.SetSubject(droneID)
+	if !at.IsZero() {
+		e.SetTime(at)
+	}
+	e.SetExtension(ExtTenantID, tenantID)
+	e.SetExtension(ExtPartitionKey, droneID)
+	if err := e.SetData(cloudevents.ApplicationJSON, data); err != nil {
+		return e, fmt.Errorf("encode %s data: %w", typ, err)
+	}
+	return e, nil
+}
+
+// Decode unmarshals an event's data after checking its type, so a consumer
+// behind a misconfigured Trigger fails loudly instead of reading zero values.
+func Decode[T any](e cloudevents.Event, wantType string) (T, error) {
+	var v T
+	if e.Type() != wantType {
+		return v, fmt.Errorf("event %s: type %q, want %q", e.ID(), e.Type(), wantType)
+	}
+	if err := json.Unmarshal(e.Data(), &v); err != nil {
+		return v, fmt.Errorf("event %s: decode %s data: %w", e.ID(), wantType, err)
+	}
+	return v, nil
+}

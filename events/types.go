@@ -1,0 +1,91 @@
+package events
+
+import "time"
+
+// Event type names. They are reverse-DNS and versioned: a breaking change to a
+// payload gets a new type (…v2) so old and new consumers can run side by side
+// behind Broker Trigger filters.
+const (
+	TypeTelemetryReceived = "dev.dronetrack.telemetry.received.v1"
+	TypeStateUpdated      = "dev.dronetrack.drone.state.updated.v1"
+	TypeAlertRaised       = "dev.dronetrack.drone.alert.raised.v1"
+	TypeAlertResolved     = "dev.dronetrack.drone.alert.resolved.v1"
+	TypeLinkCheck         = "dev.dronetrack.link.check.v1"
+)
+
+// Event sources, one per producing function.
+const (
+	SourceIngest  = "/dronetrack/ingest"
+	SourceProcess = "/dronetrack/process"
+)
+
+// Extension attribute names carried on every Dronetrack event. Triggers can
+// filter on them, and the Kafka broker orders per partitionkey.
+const (
+	ExtTenantID     = "tenantid"
+	ExtPartitionKey = "partitionkey"
+)
+
+// Report is one telemetry sample as a drone sends it. Required fields are
+// plain values; optional ones are pointers so "absent" differs from zero.
+// Units are SI: metres, metres per second, degrees; battery is percent.
+type Report struct {
+	TS      time.Time `json:"ts"`
+	Lat     float64   `json:"lat"`
+	Lon     float64   `json:"lon"`
+	Alt     *float64  `json:"alt,omitempty"`
+	Speed   *float64  `json:"speed,omitempty"`
+	Heading *float64  `json:"heading,omitempty"`
+	Battery *float64  `json:"battery,omitempty"`
+	Seq     *uint64   `json:"seq,omitempty"`
+}
+
+// TelemetryReceived is the data of TypeTelemetryReceived: the reports of one
+// accepted ingest request, all from one drone. The drone and tenant come from
+// the authenticated key, never from the request body.
+type TelemetryReceived struct {
+	TenantID   string    `json:"tenantId"`
+	DroneID    string    `json:"droneId"`
+	ReceivedAt time.Time `json:"receivedAt"`
+	Reports    []Report  `json:"reports"`
+}
+
+// DroneState is a drone's latest known state with the values derived from
+// its previous state.
+type DroneState struct {
+	TS      time.Time `json:"ts"`
+	Lat     float64   `json:"lat"`
+	Lon     float64   `json:"lon"`
+	Alt     *float64  `json:"alt,omitempty"`
+	Speed   *float64  `json:"speed,omitempty"`
+	Heading *float64  `json:"heading,omitempty"`
+	Battery *float64  `json:"battery,omitempty"`
+	Seq     *uint64   `json:"seq,omitempty"`
+
+	// Derived values, computed by process from the previous accepted state.
+	GroundSpeed     *float64 `json:"groundSpeed,omitempty"`     // m/s, from successive positions
+	Course          *float64 `json:"course,omitempty"`          // degrees true, from successive positions
+	DistanceM       float64  `json:"distanceM"`                 // metres travelled since first report
+	BatteryDrain    *float64 `json:"batteryDrain,omitempty"`    // percent per second, positive when draining
+	TimeToEmptySecs *float64 `json:"timeToEmptySecs,omitempty"` // at the current drain rate
+
+	UpdatedAt time.Time `json:"updatedAt"` // when process accepted this state
+}
+
+// StateUpdated is the data of TypeStateUpdated.
+type StateUpdated struct {
+	TenantID string     `json:"tenantId"`
+	DroneID  string     `json:"droneId"`
+	State    DroneState `json:"state"`
+}
+
+// Alert is the data of TypeAlertRaised and TypeAlertResolved.
+type Alert struct {
+	ID         string     `json:"id"`
+	TenantID   string     `json:"tenantId"`
+	DroneID    string     `json:"droneId"`
+	Kind       string     `json:"kind"`
+	Message    string     `json:"message"`
+	OpenedAt   time.Time  `json:"openedAt"`
+	ResolvedAt *time.Time `json:"resolvedAt,omitempty"`
+}

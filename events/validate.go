@@ -1,0 +1,111 @@
+package events
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Limits a report must respect. They are part of the contract: ingest rejects
+// what breaks them and process re-checks, so a bad event from any producer
+// never reaches the store.
+const (
+	// MaxFutureSkew is how far ahead of the receiver's clock a report's ts may
+	// be. Drone clocks drift; GPS time is good but not every drone has it.
+	MaxFutureSkew = 5 * time.Minute
+	// MaxAge is how old a report may be. Companion computers buffer while
+	// offline and resend later; older than this is almost surely a broken clock.
+	MaxAge = 30 * 24 * time.Hour
+
+	MinAlt, MaxAlt = -500.0, 20000.0 // metres above mean sea level
+	MaxSpeed       = 300.0           // m/s; faster than any multirotor or small fixed wing
+)
+
+// FieldError names one bad field of a report and why it is bad. Field is the
+// JSON name; Pointer is an RFC 6901 pointer into the request body.
+type FieldError struct {
+	Field   string `json:"field"`
+	Pointer string `json:"pointer"`
+	Detail  string `json:"detail"`
+}
+
+func (e FieldError) Error() string { return e.Pointer + ": " + e.Detail }
+
+// ValidationError lists every bad field found, so a client fixes them all in
+// one round trip instead of one per request.
+type ValidationError []FieldError
+
+func (v ValidationError) Error() string {
+	parts := make([]string, len(v))
+	for i, fe := range v {
+		parts[i] = fe.Error()
+	}
+	return "invalid report: " + strings.Join(parts, "; ")
+}
+
+// Validate checks one report against the contract's ranges at time now.
+// prefix is the JSON pointer of the report within its document ("" or "/3").
+// It returns nil when the report is valid.
+func (r Report) Validate(now time.Time, prefix string) []FieldError {
+	var errs []FieldError
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, FieldError{Field: field, Pointer: prefix + "/" + field, Detail: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case r.TS.IsZero():
+		bad("ts", "required: an RFC 3339 timestamp")
+	case r.TS.After(now.Add(MaxFutureSkew)):
+		bad("ts", "%s is more than %s in the future", r.TS.Format(time.RFC3339), MaxFutureSkew)
+	case r.TS.Before(now.Add(-MaxAge)):
+		bad("ts", "%s is older than %s", r.TS.Format(time.RFC3339), MaxAge)
+	}
+	checkRange := func(field string, v float64, lo, hi float64, hiOpen bool) {
+		switch {
+		case math.IsNaN(v) || math.IsInf(v, 0):
+			bad(field, "must be a finite number")
+		case v < lo || v > hi || (hiOpen && v == hi):
+			closing := "]"
+			if hiOpen {
+				closing = ")"
+			}
+			bad(field, "%g is outside [%g, %g%s", v, lo, hi, closing)
+		}
+	}
+	checkRange("lat", r.Lat, -90, 90, false)
+	checkRange("lon", r.Lon, -180, 180, false)
+	if r.Alt != nil {
+		checkRange("alt", *r.Alt, MinAlt, MaxAlt, false)
+	}
+	if r.Speed != nil {
+		checkRange("speed", *r.Speed, 0, MaxSpeed, false)
+	}
+	if r.Heading != nil {
+		checkRange("heading", *r.Heading, 0, 360, true)
+	}
+	if r.Battery != nil {
+		checkRange("battery", *r.Battery, 0, 100, false)
+	}
+	return errs
+}
+
+// Validate checks the event data as a consumer receives it.
+func (t TelemetryReceived) Validate(now time.Time) error {
+	var errs ValidationError
+	if t.TenantID == "" {
+		errs = append(errs, FieldError{Field: "tenantId", Pointer: "/tenantId", Detail: "required"})
+	}
+	if t.DroneID == "" {
+		errs = append(errs, FieldError{Field: "droneId", Pointer: "/droneId", Detail: "required"})
+	}
+	if len(t.Reports) == 0 {
+		errs = append(errs, FieldError{Field: "reports", Pointer: "/reports", Detail: "at least one report required"})
+	}
+	for i, r := range t.Reports {
+		errs = append(errs, r.Validate(now, fmt.Sprintf("/reports/%d", i))...)
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
