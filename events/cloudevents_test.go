@@ -1,0 +1,81 @@
+package events
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestTelemetryEventRoundTripBinaryMode(t *testing.T) {
+	ts := time.Date(2026, 11, 29, 10, 0, 0, 123, time.UTC)
+	data := TelemetryReceived{TenantID: "t1", DroneID: "d1", ReceivedAt: ts.Add(time.Second),
+		Reports: []Report{{TS: ts, Lat: 1, Lon: 2, Battery: ptr(50.0)}}}
+	e, err := NewTelemetryReceived(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Validate(); err != nil {
+		t.Fatalf("not a valid CloudEvent: %v", err)
+	}
+	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), "http://example.invalid/", e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Binary content mode: attributes travel as ce- headers, the body is the data alone.
+	for h, want := range map[string]string{"Ce-Type": TypeTelemetryReceived, "Ce-Source": SourceIngest,
+		"Ce-Subject": "d1", "Ce-Tenantid": "t1", "Ce-Partitionkey": "d1", "Content-Type": "application/json"} {
+		if got := req.Header.Get(h); got != want {
+			t.Errorf("header %s = %q, want %q", h, got, want)
+		}
+	}
+	got, err := cehttp.NewEventFromHTTPRequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode[TelemetryReceived](*got, TypeTelemetryReceived)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(data, back); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	if _, err := Decode[TelemetryReceived](*got, TypeStateUpdated); err == nil {
+		t.Error("Decode accepted the wrong event type")
+	}
+}
+
+func TestTelemetryEventIDIsDeterministic(t *testing.T) {
+	ts := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	a := TelemetryEventID("d1", []Report{{TS: ts}, {TS: ts.Add(time.Second)}})
+	// The same timestamps in another zone are the same instants: same id.
+	b := TelemetryEventID("d1", []Report{{TS: ts.In(time.FixedZone("x", 3600))}, {TS: ts.Add(time.Second)}})
+	if a != b {
+		t.Errorf("retry of the same reports got a new id: %s vs %s", a, b)
+	}
+	if c := TelemetryEventID("d2", []Report{{TS: ts}, {TS: ts.Add(time.Second)}}); c == a {
+		t.Error("another drone's reports share the id")
+	}
+	if c := TelemetryEventID("d1", []Report{{TS: ts}}); c == a {
+		t.Error("a different batch shares the id")
+	}
+}
+
+func TestStateAndAlertEvents(t *testing.T) {
+	ts := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	e, err := NewStateUpdated(StateUpdated{TenantID: "t", DroneID: "d", State: DroneState{TS: ts, UpdatedAt: ts}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Type() != TypeStateUpdated || e.ID() != "d@2026-11-29T10:00:00Z" || e.Validate() != nil {
+		t.Errorf("state event: type %s id %s err %v", e.Type(), e.ID(), e.Validate())
+	}
+	raised, _ := NewAlert(TypeAlertRaised, Alert{ID: "a1", TenantID: "t", DroneID: "d", Kind: "battery.low", OpenedAt: ts})
+	resolved, _ := NewAlert(TypeAlertResolved, Alert{ID: "a1", TenantID: "t", DroneID: "d", Kind: "battery.low",
+		OpenedAt: ts, ResolvedAt: ptr(ts.Add(time.Minute))})
+	if raised.ID() == resolved.ID() {
+		t.Error("raised and resolved events of one alert share an id; the broker would drop one as a duplicate")
+	}
+}

@@ -1,0 +1,91 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+func compileSchema(t *testing.T, file string) *jsonschema.Schema {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	entries, err := schemaFS.ReadDir("schema")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		raw, err := Schema(e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatalf("%s: %v", e.Name(), err)
+		}
+		if err := c.AddResource("https://schemas.dronetrack.dev/"+e.Name(), doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := c.Compile("https://schemas.dronetrack.dev/" + file)
+	if err != nil {
+		t.Fatalf("compile %s: %v", file, err)
+	}
+	return s
+}
+
+func validateJSON(t *testing.T, s *jsonschema.Schema, v any) error {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Validate(doc)
+}
+
+// TestSchemasMatchStructs keeps the published schemas and the Go structs in
+// step: what the code emits validates, and what Validate rejects the schema
+// rejects too.
+func TestSchemasMatchStructs(t *testing.T) {
+	now := time.Now().UTC()
+	rep := Report{TS: now, Lat: 10, Lon: 20, Alt: ptr(5.0), Speed: ptr(3.0), Heading: ptr(90.0), Battery: ptr(80.0), Seq: ptr(uint64(1))}
+	for typ, file := range SchemaFiles {
+		s := compileSchema(t, file)
+		var sample any
+		switch typ {
+		case TypeTelemetryReceived:
+			sample = TelemetryReceived{TenantID: "t", DroneID: "d", ReceivedAt: now, Reports: []Report{rep}}
+		case TypeStateUpdated:
+			sample = StateUpdated{TenantID: "t", DroneID: "d", State: DroneState{TS: now, Lat: 1, Lon: 2,
+				GroundSpeed: ptr(3.0), Course: ptr(10.0), DistanceM: 5, BatteryDrain: ptr(0.01),
+				TimeToEmptySecs: ptr(100.0), UpdatedAt: now}}
+		default:
+			sample = Alert{ID: "a", TenantID: "t", DroneID: "d", Kind: "battery.low", OpenedAt: now, ResolvedAt: &now}
+		}
+		if err := validateJSON(t, s, sample); err != nil {
+			t.Errorf("%s: emitted data fails its schema: %v", typ, err)
+		}
+	}
+	report := compileSchema(t, "report.v1.json")
+	if err := validateJSON(t, report, rep); err != nil {
+		t.Errorf("valid report fails schema: %v", err)
+	}
+	for name, bad := range map[string]map[string]any{
+		"lat range":     {"ts": now.Format(time.RFC3339), "lat": 91, "lon": 0},
+		"heading 360":   {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "heading": 360},
+		"unknown field": {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "droneId": "x"},
+		"missing ts":    {"lat": 0, "lon": 0},
+		"bad ts":        {"ts": "yesterday", "lat": 0, "lon": 0},
+	} {
+		if err := validateJSON(t, report, bad); err == nil {
+			t.Errorf("%s: schema accepted %v", name, bad)
+		}
+	}
+}
