@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs every Dronetrack test on this machine, starting what the tests need:
+# a Firestore emulator (shared by all test binaries through
+# FIRESTORE_EMULATOR_HOST) and a Redis server when none answers. A missing
+# service is an error here, never a skipped test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out=${TEST_OUTPUT_DIR:-$root/test/results}
+mkdir -p "$out"
+log() { printf '\n== %s\n' "$*"; }
+
+need_cmd() { command -v "$1" >/dev/null 2>&1; }
+apt_install() {
+	if ! need_cmd apt-get; then echo "FATAL: $* missing and apt-get unavailable" >&2; exit 1; fi
+	log "installing $* (apt)"
+	apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Redis: the tests use REDIS_ADDR when set; testenv starts its own
+# redis-server when nothing answers, so only the binary must exist.
+need_cmd redis-server || apt_install redis-server
+if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+	export REDIS_ADDR=${REDIS_ADDR:-127.0.0.1:6379}
+fi
+
+# Firestore emulator: one for the whole run, each test uses its own project id.
+jar=/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
+emu_pid=""
+cleanup() {
+	if [ -n "$emu_pid" ]; then kill "$emu_pid" 2>/dev/null || true; wait "$emu_pid" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+if [ -z "${FIRESTORE_EMULATOR_HOST:-}" ]; then
+	[ -f "$jar" ] || { echo "FATAL: Firestore emulator jar not found at $jar (it ships with the go-svc machine image)" >&2; exit 1; }
+	need_cmd java || apt_install openjdk-17-jre-headless
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	log "starting Firestore emulator on 127.0.0.1:$port"
+	java -cp "$jar" com.google.cloud.datastore.emulator.firestore.CloudFirestore \
+		--host 127.0.0.1 --port "$port" >"$out/firestore-emulator.log" 2>&1 &
+	emu_pid=$!
+	for _ in $(seq 1 120); do
+		curl -fsS "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
+		kill -0 "$emu_pid" 2>/dev/null || { cat "$out/firestore-emulator.log" >&2; echo "FATAL: emulator exited" >&2; exit 1; }
+		sleep 0.5
+	done
+	curl -fsS "http://127.0.0.1:$port/" >/dev/null || { echo "FATAL: emulator not ready after 60 s" >&2; exit 1; }
+	export FIRESTORE_EMULATOR_HOST=127.0.0.1:$port
+fi
+
+# Workspace modules that hold Go packages (a module being scaffolded may not yet).
+modules=()
+for m in $(go list -m -f '{{.Dir}}'); do
+	[ -n "$(cd "$m" && go list ./... 2>/dev/null)" ] && modules+=("$m")
+done
+
+log "gofmt + go vet"
+unformatted=$(gofmt -l "${modules[@]}")
+if [ -n "$unformatted" ]; then echo "gofmt needed:"; echo "$unformatted"; exit 1; fi
+for m in "${modules[@]}"; do (cd "$m" && go vet ./...); done
+
+log "go test (${#modules[@]} modules)"
+status=0
+: >"$out/go-test.json"
+for m in "${modules[@]}"; do
+	echo "-- ${m#"$root"/}"
+	part=$(mktemp)
+	(cd "$m" && go test -count=1 -timeout 15m -json ./... >"$part") || status=1
+	# One line per package; failures are printed in full below.
+	jq -r 'select(.Action=="output" and .Test==null and (.Output|test("^(ok|FAIL|\\?)\\s"))) | .Output' "$part" | sed -e 's/^/   /' -e '/^ *$/d' || true
+	cat "$part" >>"$out/go-test.json"
+	rm -f "$part"
+done
+jq -r 'select(.Action=="fail" and .Test!=null) | "FAIL: \(.Package) \(.Test)"' "$out/go-test.json" | sort -u
+fails=$(jq -r 'select(.Action=="fail" and .Test!=null) | .Test' "$out/go-test.json" | wc -l)
+if [ "$fails" -gt 0 ] || [ "$status" -ne 0 ]; then
+	jq -r 'select(.Action=="output") | .Output' "$out/go-test.json" | grep -B2 -A30 -- '--- FAIL' | head -300 || true
+fi
+passed=$(jq -r 'select(.Action=="pass" and .Test!=null) | .Test' "$out/go-test.json" | wc -l)
+skipped=$(jq -r 'select(.Action=="skip" and .Test!=null) | .Test' "$out/go-test.json" | wc -l)
+echo
+echo "$passed passed, $fails failed, $skipped skipped"
+exit $status
