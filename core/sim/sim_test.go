@@ -1,0 +1,272 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dronetrack/dronetrack/events"
+	"github.com/google/go-cmp/cmp"
+)
+
+// fakeIngest answers like ingest: it checks the key and the body and keeps
+// what it accepted. failFirst makes the first attempt of every distinct body
+// fail with 503 and Retry-After: 0, so every request is retried once.
+type fakeIngest struct {
+	mu        sync.Mutex
+	keys      map[string]bool
+	failFirst bool
+	seen      map[string]int             // body -> attempts
+	accepted  map[string][]events.Report // key -> reports
+}
+
+func newFakeIngest(keys []string) *fakeIngest {
+	f := &fakeIngest{keys: map[string]bool{}, seen: map[string]int{}, accepted: map[string][]events.Report{}}
+	for _, k := range keys {
+		f.keys[k] = true
+	}
+	return f
+}
+
+func (f *fakeIngest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != IngestPath || r.Method != http.MethodPost {
+		http.NotFound(w, r)
+		return
+	}
+	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || !f.keys[key] {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if r.Header.Get("Content-Type") != "application/json" {
+		w.WriteHeader(http.StatusUnsupportedMediaType)
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	var reports []events.Report
+	if bytes.HasPrefix(body, []byte("[")) {
+		if err := json.Unmarshal(body, &reports); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+	} else {
+		var one events.Report
+		if err := json.Unmarshal(body, &one); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		reports = []events.Report{one}
+	}
+	now := time.Now()
+	for i, rep := range reports {
+		if errs := rep.Validate(now, fmt.Sprintf("/%d", i)); errs != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = fmt.Fprint(w, events.ValidationError(errs).Error())
+			return
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seen[string(body)]++
+	if f.failFirst && f.seen[string(body)] == 1 {
+		w.Header().Set("Retry-After", "0")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	f.accepted[key] = append(f.accepted[key], reports...)
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = fmt.Fprintf(w, `{"accepted":%d}`, len(reports))
+}
+
+func keys(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("key-%03d", i)
+	}
+	return out
+}
+
+func TestRunCountsEveryReportOnce(t *testing.T) {
+	tests := []struct {
+		name      string
+		batch     int
+		failFirst bool
+	}{
+		{"single reports", 1, false},
+		{"batches of 5", 5, false},
+		{"every request retried after 503", 1, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ks := keys(20)
+			fake := newFakeIngest(ks)
+			fake.failFirst = tc.failFirst
+			srv := httptest.NewServer(fake)
+			defer srv.Close()
+
+			var mu sync.Mutex
+			acked := map[int][]events.Report{}
+			var live bytes.Buffer
+			s, err := Run(context.Background(), Config{
+				URL: srv.URL, Keys: ks, Rate: 20, Batch: tc.batch, Count: 400, Seed: 1,
+				Live: &syncWriter{w: &live},
+				OnAck: func(drone int, reports []events.Report, sentAt, ackedAt time.Time) {
+					mu.Lock()
+					acked[drone] = append(acked[drone], reports...)
+					mu.Unlock()
+					if ackedAt.Before(sentAt) {
+						t.Errorf("acked %s before sent %s", ackedAt, sentAt)
+					}
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Sent != 400 || s.Acked != 400 || s.Rejected != 0 || s.Failed != 0 {
+				t.Errorf("summary = %+v, want 400 sent and acked", s)
+			}
+			wantRequests := 400 / tc.batch
+			if tc.failFirst {
+				wantRequests *= 2
+				if s.Retried != 400 || s.Errors["status_503"] != 400 {
+					t.Errorf("retried %d, 503s %d, want 400 each", s.Retried, s.Errors["status_503"])
+				}
+			}
+			if s.Requests != wantRequests {
+				t.Errorf("requests = %d, want %d", s.Requests, wantRequests)
+			}
+			// What the simulator counts as acked is exactly what the server kept.
+			for i, k := range ks {
+				if diff := cmp.Diff(fake.accepted[k], acked[i]); diff != "" {
+					t.Errorf("drone %d: server kept vs OnAck (-server +sim):\n%s", i, diff)
+				}
+				for j := 1; j < len(acked[i]); j++ {
+					if !acked[i][j].TS.After(acked[i][j-1].TS) || *acked[i][j].Seq != *acked[i][j-1].Seq+1 {
+						t.Errorf("drone %d report %d not after the previous one", i, j)
+					}
+				}
+			}
+			if s.P50 <= 0 || s.P99 < s.P50 {
+				t.Errorf("latency p50 %s p99 %s", s.P50, s.P99)
+			}
+		})
+	}
+}
+
+func TestRunRejectsAndRetriesByStatus(t *testing.T) {
+	srv := httptest.NewServer(newFakeIngest([]string{"good"}))
+	defer srv.Close()
+	s, err := Run(context.Background(), Config{URL: srv.URL + "/", Keys: []string{"good", "bad"}, Rate: 50, Count: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Acked+s.Rejected != 40 || s.Acked == 0 || s.Rejected == 0 || s.Errors["status_401"] != s.Rejected {
+		t.Errorf("summary = %+v, want the good key acked and the bad one rejected with 401", s)
+	}
+}
+
+func TestRunGivesUpOnAnUnreachableIngest(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close() // nothing listens any more
+	s, err := Run(context.Background(), Config{URL: url, Keys: keys(2), Rate: 10, Count: 2, MaxRetries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Failed != 2 || s.Retried != 4 || s.Errors["transport"] != 6 {
+		t.Errorf("summary = %+v, want 2 failed after 2 retries each", s)
+	}
+}
+
+func TestRunSilentDronesSendNothingWhileSilent(t *testing.T) {
+	ks := keys(10)
+	fake := newFakeIngest(ks)
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	s, err := Run(context.Background(), Config{
+		URL: srv.URL, Keys: ks, Rate: 20, Duration: 2 * time.Second,
+		SilentFraction: 1, SilentFor: time.Second, Seed: 3,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Silenced == 0 || s.Acked == 0 {
+		t.Errorf("summary = %+v, want some reports silenced and some acked", s)
+	}
+	if got := s.Acked + s.Silenced + s.Rejected + s.Failed; got != s.Sent+s.Silenced {
+		t.Errorf("accounted %d reports, sent+silenced %d", got, s.Sent+s.Silenced)
+	}
+}
+
+func TestRunIsDeterministicInSeed(t *testing.T) {
+	run := func(seed uint64) map[string][]events.Report {
+		ks := keys(5)
+		fake := newFakeIngest(ks)
+		srv := httptest.NewServer(fake)
+		defer srv.Close()
+		if _, err := Run(context.Background(), Config{URL: srv.URL, Keys: ks, Rate: 50, Count: 50, Seed: seed}); err != nil {
+			t.Fatal(err)
+		}
+		// Timestamps depend on the start time; the route must not.
+		for _, reps := range fake.accepted {
+			for i := range reps {
+				reps[i].TS = time.Time{}
+			}
+		}
+		return fake.accepted
+	}
+	if diff := cmp.Diff(run(9), run(9)); diff != "" {
+		t.Errorf("same seed, different reports (-first +second):\n%s", diff)
+	}
+	if cmp.Equal(run(9), run(10)) {
+		t.Error("different seeds flew the same routes")
+	}
+}
+
+func TestConfigNeedsAnEnd(t *testing.T) {
+	for _, cfg := range []Config{
+		{URL: "http://127.0.0.1:1", Keys: keys(1)},
+		{URL: "http://127.0.0.1:1", Count: 1},
+		{URL: "ftp://x", Keys: keys(1), Count: 1},
+		{URL: "http://127.0.0.1:1", Keys: keys(1), Count: 1, Batch: 501},
+	} {
+		if _, err := Run(context.Background(), cfg); err == nil {
+			t.Errorf("Run(%+v) = nil error, want a config error", cfg)
+		}
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Duration{
+		"":                              0,
+		"3":                             3 * time.Second,
+		"-1":                            0,
+		"3600":                          time.Minute,
+		"Thu, 01 Jan 2026 00:00:02 GMT": 2 * time.Second,
+		"soon":                          0,
+	} {
+		if got := parseRetryAfter(in, now); got != want {
+			t.Errorf("parseRetryAfter(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
