@@ -1,0 +1,407 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	rcache "github.com/go-redis/cache/v9"
+
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// ErrUnavailable means the cache backend could not be reached. Readers fall
+// back to the store; cache-refresh answers 503 so the broker redelivers.
+var ErrUnavailable = errors.New("cache unavailable")
+
+// Loader is the part of the store the cache reads on a miss.
+type Loader interface {
+	Drones(ctx context.Context, tenantID string) ([]store.Drone, error)
+	Drone(ctx context.Context, tenantID, droneID string) (store.Drone, error)
+}
+
+var _ Loader = store.Store(nil)
+
+// Options configures Open. Loader may be nil for writers (cache-refresh);
+// read methods then fail on a miss instead of reading the store.
+type Options struct {
+	Loader Loader
+	Logger *slog.Logger
+	// RetryAfter is how long the cache stays marked down after a backend
+	// error before the next call tries again (default 1 s). It keeps a dead
+	// Redis from adding a dial timeout to every request.
+	RetryAfter time.Duration
+}
+
+// Notice tells subscribers that a drone of the tenant changed. Version is the
+// tenant's change counter after the change: the same on every replica, so it
+// serves as the SSE event id.
+type Notice struct {
+	TenantID string `json:"-"`
+	Version  uint64 `json:"version"`
+	DroneID  string `json:"droneId"`
+	// Drone is the rendered DroneView.
+	Drone []byte `json:"-"`
+}
+
+// Subscription delivers a tenant's notices until Close. A slow reader loses
+// notices rather than blocking the writer; it notices by a gap in Version.
+type Subscription struct {
+	C     <-chan Notice
+	close func()
+	once  sync.Once
+}
+
+// Close stops delivery and releases the backend subscription.
+func (s *Subscription) Close() { s.once.Do(s.close) }
+
+// Cache is the fleet cache shared by cache-refresh (writer) and serve-map
+// (reader). It is safe for concurrent use.
+type Cache struct {
+	b      backend
+	loader Loader
+	log    *slog.Logger
+	// lists holds rendered fleet lists keyed by tenant and version, local to
+	// the process; it also provides Once for the store loads.
+	lists    *rcache.Cache
+	listsLFU *rcache.TinyLFU
+
+	retryAfter time.Duration
+	downUntil  atomic.Int64 // unix nanos; 0 = healthy
+}
+
+type putResult struct {
+	applied int // 0 stale, 1 state written, 2 only name/membership written
+	doc     string
+	ver     uint64
+}
+
+type backend interface {
+	items() *rcache.Cache
+	put(ctx context.Context, tenant string, e entry, notify bool) (putResult, error)
+	putMany(ctx context.Context, tenant string, es []entry) error
+	markLoaded(ctx context.Context, tenant string) error
+	status(ctx context.Context, tenant string) (ver uint64, loaded bool, err error)
+	members(ctx context.Context, tenant string) ([]member, error)
+	doc(ctx context.Context, tenant, id string) (string, bool, error)
+	inBox(ctx context.Context, tenant string, b BBox) ([]string, error)
+	subscribe(ctx context.Context, tenant string) (*Subscription, error)
+	invalidate(ctx context.Context, tenant string) error
+	ping(ctx context.Context) error
+	close() error
+}
+
+// Open connects to the cache named by rawURL: redis://host:port/db (go-redis
+// URL options such as dial_timeout are honoured) or local://NAME.
+func Open(ctx context.Context, rawURL string, opt Options) (*Cache, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("cache url: %w", err)
+	}
+	c := &Cache{
+		loader:     opt.Loader,
+		log:        opt.Logger,
+		retryAfter: opt.RetryAfter,
+		listsLFU:   rcache.NewTinyLFU(64, time.Minute),
+	}
+	c.lists = rcache.New(&rcache.Options{LocalCache: c.listsLFU})
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if c.retryAfter <= 0 {
+		c.retryAfter = time.Second
+	}
+	switch u.Scheme {
+	case "redis", "rediss", "unix":
+		c.b, err = openRedis(ctx, rawURL)
+	case "local":
+		name := u.Host + u.Path
+		if name == "" {
+			name = u.Opaque
+		}
+		c.b, err = openLocal(name)
+	default:
+		return nil, fmt.Errorf("cache url %q: unsupported scheme %q (want redis:// or local://)", rawURL, u.Scheme)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close releases the backend (a local cache lives while any Cache of the same
+// name is open).
+func (c *Cache) Close() error { return c.b.close() }
+
+// Ping checks the backend now, ignoring the retry window (readiness probes).
+func (c *Cache) Ping(ctx context.Context) error {
+	if err := c.b.ping(ctx); err != nil {
+		return c.fail(ctx, err)
+	}
+	c.downUntil.Store(0)
+	return nil
+}
+
+// call runs a backend operation unless the backend failed within the retry
+// window, and opens the window when it fails.
+func (c *Cache) call(ctx context.Context, op func() error) error {
+	if until := c.downUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return fmt.Errorf("%w: backend failed recently", ErrUnavailable)
+	}
+	if err := op(); err != nil {
+		return c.fail(ctx, err)
+	}
+	if c.downUntil.Load() != 0 {
+		c.downUntil.Store(0)
+		c.log.InfoContext(ctx, "cache backend reachable again")
+	}
+	return nil
+}
+
+func (c *Cache) fail(ctx context.Context, err error) error {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errLoad) || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	if c.downUntil.Swap(time.Now().Add(c.retryAfter).UnixNano()) == 0 {
+		c.log.WarnContext(ctx, "cache backend failed; readers use the store", "err", err)
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// errLoad marks a store failure during a cache fill, which must not open the
+// cache's retry window.
+var errLoad = errors.New("cache fill from store")
+
+// Put records a drone's new state unless the cached one is at least as new.
+// It publishes a notice when it wrote. applied is false for a stale state.
+func (c *Cache) Put(ctx context.Context, tenantID, droneID string, st events.DroneState) (applied bool, err error) {
+	if tenantID == "" || droneID == "" {
+		return false, fmt.Errorf("cache put: tenant and drone ids are required")
+	}
+	e, err := newEntry(droneID, nil, &st)
+	if err != nil {
+		return false, fmt.Errorf("cache put: %w", err)
+	}
+	var r putResult
+	err = c.call(ctx, func() error {
+		r, err = c.b.put(ctx, tenantID, e, true)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("cache put tenant %s drone %s: %w", tenantID, droneID, err)
+	}
+	return r.applied == 1, nil
+}
+
+// Register adds or renames a drone (its state, if any, goes through the same
+// stale guard). Accounts call it when drones are created or renamed.
+func (c *Cache) Register(ctx context.Context, d store.Drone) error {
+	e, err := entryFromDrone(d)
+	if err != nil {
+		return fmt.Errorf("cache register: %w", err)
+	}
+	return c.call(ctx, func() error {
+		_, err := c.b.put(ctx, d.TenantID, e, true)
+		return err
+	})
+}
+
+// Invalidate forgets a tenant's fleet (retired drones, bulk changes); the
+// next read loads it from the store.
+func (c *Cache) Invalidate(ctx context.Context, tenantID string) error {
+	return c.call(ctx, func() error { return c.b.invalidate(ctx, tenantID) })
+}
+
+// Version is the tenant's change counter (0 before anything was cached).
+func (c *Cache) Version(ctx context.Context, tenantID string) (uint64, error) {
+	var v uint64
+	err := c.call(ctx, func() (err error) {
+		v, _, err = c.b.status(ctx, tenantID)
+		return err
+	})
+	return v, err
+}
+
+// ensureLoaded fills the tenant's fleet from the store once. Concurrent
+// callers in this process share one store read (go-redis/cache Once).
+func (c *Cache) ensureLoaded(ctx context.Context, tenantID string) (uint64, error) {
+	ver, loaded, err := c.b.status(ctx, tenantID)
+	if err != nil || loaded {
+		return ver, err
+	}
+	if c.loader == nil {
+		return 0, fmt.Errorf("%w: tenant %s not cached and no store configured", errLoad, tenantID)
+	}
+	err = c.lists.Once(&rcache.Item{
+		Ctx:            ctx,
+		Key:            "load\x00" + tenantID,
+		SkipLocalCache: true, // pure single-flight: never remember "loaded" locally
+		Do: func(*rcache.Item) (any, error) {
+			// The shared fill must not die with the first caller's request.
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if _, loaded, err := c.b.status(lctx, tenantID); err != nil || loaded {
+				return []byte{1}, err
+			}
+			ds, err := c.loader.Drones(lctx, tenantID)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", errLoad, err)
+			}
+			es := make([]entry, 0, len(ds))
+			for _, d := range ds {
+				e, err := entryFromDrone(d)
+				if err != nil {
+					c.log.WarnContext(lctx, "cache fill: skipping drone", "tenant", tenantID, "drone", d.ID, "err", err)
+					continue
+				}
+				es = append(es, e)
+			}
+			if err := c.b.putMany(lctx, tenantID, es); err != nil {
+				return nil, err
+			}
+			if err := c.b.markLoaded(lctx, tenantID); err != nil {
+				return nil, err
+			}
+			c.log.InfoContext(lctx, "cache filled from store", "tenant", tenantID, "drones", len(es))
+			return []byte{1}, nil
+		},
+	})
+	if err != nil {
+		return 0, err
+	}
+	ver, _, err = c.b.status(ctx, tenantID)
+	return ver, err
+}
+
+// Fleet returns the tenant's drones as a rendered JSON array, loading them
+// from the store on a miss.
+func (c *Cache) Fleet(ctx context.Context, tenantID string) (Fleet, error) {
+	var f Fleet
+	err := c.call(ctx, func() error {
+		ver, err := c.ensureLoaded(ctx, tenantID)
+		if err != nil {
+			return err
+		}
+		f.Version = ver
+		key := "fleet\x00" + tenantID + "\x00" + strconv.FormatUint(ver, 10)
+		// Fast path without go-redis/cache's defensive copy of a multi-MB
+		// list: versioned entries are never modified, only replaced.
+		if b, ok := c.listsLFU.Get(key); ok {
+			f.JSON = b
+			return nil
+		}
+		var body []byte
+		err = c.lists.Once(&rcache.Item{
+			Ctx:   ctx,
+			Key:   key,
+			Value: &body,
+			Do: func(*rcache.Item) (any, error) {
+				ms, err := c.b.members(ctx, tenantID)
+				if err != nil {
+					return nil, err
+				}
+				return renderList(ms), nil
+			},
+		})
+		f.JSON = body
+		return err
+	})
+	if err != nil {
+		return Fleet{}, fmt.Errorf("cache fleet tenant %s: %w", tenantID, err)
+	}
+	return f, nil
+}
+
+// FleetInBox returns the tenant's drones whose last position lies in b.
+func (c *Cache) FleetInBox(ctx context.Context, tenantID string, b BBox) (Fleet, error) {
+	if err := b.Validate(); err != nil {
+		return Fleet{}, err
+	}
+	var f Fleet
+	err := c.call(ctx, func() error {
+		ver, err := c.ensureLoaded(ctx, tenantID)
+		if err != nil {
+			return err
+		}
+		docs, err := c.b.inBox(ctx, tenantID, b)
+		if err != nil {
+			return err
+		}
+		f = Fleet{Version: ver, JSON: renderDocs(docs)}
+		return nil
+	})
+	if err != nil {
+		return Fleet{}, fmt.Errorf("cache bbox tenant %s: %w", tenantID, err)
+	}
+	return f, nil
+}
+
+// Drone returns one rendered DroneView of the tenant, reading the store on a
+// miss; another tenant's drone is store.ErrNotFound.
+func (c *Cache) Drone(ctx context.Context, tenantID, droneID string) ([]byte, error) {
+	var body []byte
+	err := c.call(ctx, func() error {
+		return c.b.items().Once(&rcache.Item{
+			Ctx:   ctx,
+			Key:   droneKey(tenantID, droneID),
+			Value: &body,
+			// The entry is written only by the stale-guarded put; Once must
+			// not write what Do returns, or a slow miss could overwrite a
+			// newer state.
+			TTL:            -1,
+			SkipLocalCache: true,
+			Do: func(*rcache.Item) (any, error) {
+				if d, ok, err := c.b.doc(ctx, tenantID, droneID); err != nil || ok {
+					return []byte(d), err
+				}
+				if c.loader == nil {
+					return nil, fmt.Errorf("%w: drone not cached and no store configured", errLoad)
+				}
+				d, err := c.loader.Drone(ctx, tenantID, droneID)
+				if err != nil {
+					if errors.Is(err, store.ErrNotFound) {
+						return nil, err
+					}
+					return nil, fmt.Errorf("%w: %w", errLoad, err)
+				}
+				e, err := entryFromDrone(d)
+				if err != nil {
+					return nil, err
+				}
+				r, err := c.b.put(ctx, tenantID, e, false)
+				if err != nil {
+					return nil, err
+				}
+				return []byte(r.doc), nil
+			},
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache drone %s tenant %s: %w", droneID, tenantID, err)
+	}
+	return body, nil
+}
+
+// Subscribe delivers the tenant's notices. With Redis the subscription
+// reconnects by itself after an outage (notices published meanwhile are
+// lost; subscribers see a Version gap).
+func (c *Cache) Subscribe(ctx context.Context, tenantID string) (*Subscription, error) {
+	return c.b.subscribe(ctx, tenantID)
+}
+
+func droneKey(tenantID, droneID string) string {
+	return keyPrefix(tenantID) + "d:" + droneID
+}
+
+func keyPrefix(tenantID string) string { return "dt1:{" + tenantID + "}:" }
+

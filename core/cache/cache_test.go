@@ -1,0 +1,438 @@
+package cache_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dronetrack/dronetrack/core/cache"
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// redisAddr is the Redis the tests use: REDIS_ADDR, else the default port. A
+// test that cannot reach it fails; it never skips.
+func redisAddr(t testing.TB) string {
+	t.Helper()
+	addr := os.Getenv("REDIS_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatalf("redis at %s unreachable (start redis-server or set REDIS_ADDR): %v", addr, err)
+	}
+	c.Close()
+	return addr
+}
+
+func uniq(prefix string) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// fakeLoader is the in-test store: drones by tenant, with counted reads.
+type fakeLoader struct {
+	mu          sync.Mutex
+	drones      map[string]map[string]store.Drone
+	dronesCalls atomic.Int64
+	droneCalls  atomic.Int64
+	delay       time.Duration
+}
+
+func newFakeLoader() *fakeLoader { return &fakeLoader{drones: map[string]map[string]store.Drone{}} }
+
+func (f *fakeLoader) add(d store.Drone) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.drones[d.TenantID] == nil {
+		f.drones[d.TenantID] = map[string]store.Drone{}
+	}
+	f.drones[d.TenantID][d.ID] = d
+}
+
+func (f *fakeLoader) Drones(_ context.Context, tenant string) ([]store.Drone, error) {
+	f.dronesCalls.Add(1)
+	time.Sleep(f.delay)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []store.Drone
+	for _, d := range f.drones[tenant] {
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (f *fakeLoader) Drone(_ context.Context, tenant, id string) (store.Drone, error) {
+	f.droneCalls.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, ok := f.drones[tenant][id]
+	if !ok {
+		return store.Drone{}, fmt.Errorf("drone %s: %w", id, store.ErrNotFound)
+	}
+	return d, nil
+}
+
+// backends runs a test against Redis and against local mode.
+func backends(t *testing.T, fn func(t *testing.T, url string)) {
+	t.Run("redis", func(t *testing.T) { fn(t, "redis://"+redisAddr(t)+"/0") })
+	t.Run("local", func(t *testing.T) { fn(t, "local://"+uniq("test")) })
+}
+
+func open(t testing.TB, url string, l cache.Loader) *cache.Cache {
+	t.Helper()
+	c, err := cache.Open(context.Background(), url, cache.Options{Loader: l})
+	if err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+var t0 = time.Date(2026, 11, 29, 4, 0, 0, 0, time.UTC)
+
+func ptr[T any](v T) *T { return &v }
+
+func state(sec int, lon, lat float64) events.DroneState {
+	return events.DroneState{TS: t0.Add(time.Duration(sec) * time.Second), Lon: lon, Lat: lat,
+		Battery: ptr(80.0), DistanceM: float64(sec), UpdatedAt: t0.Add(time.Duration(sec) * time.Second)}
+}
+
+func decodeList(t testing.TB, b []byte) []cache.DroneView {
+	t.Helper()
+	var vs []cache.DroneView
+	if err := json.Unmarshal(b, &vs); err != nil {
+		t.Fatalf("decode list %q: %v", b, err)
+	}
+	return vs
+}
+
+func TestFleetMergesStoreAndUpdates(t *testing.T) {
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		tenant := uniq("tenant")
+		l := newFakeLoader()
+		l.add(store.Drone{ID: "a", TenantID: tenant, Name: "Alpha", State: ptr(state(1, 10, 50))})
+		l.add(store.Drone{ID: "b", TenantID: tenant, Name: "Bravo \"quoted\""}) // never reported
+		l.add(store.Drone{ID: "x", TenantID: "other-" + tenant, Name: "Xray", State: ptr(state(1, 10, 50))})
+		c := open(t, url, l)
+
+		// An update arriving before the first read: the fill must keep it.
+		if ok, err := c.Put(ctx, tenant, "a", state(5, 11, 51)); err != nil || !ok {
+			t.Fatalf("put: applied=%v err=%v", ok, err)
+		}
+		f, err := c.Fleet(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []cache.DroneView{
+			{ID: "a", Name: "Alpha", State: ptr(state(5, 11, 51))},
+			{ID: "b", Name: "Bravo \"quoted\""},
+		}
+		if diff := cmp.Diff(want, decodeList(t, f.JSON)); diff != "" {
+			t.Errorf("fleet (-want +got):\n%s", diff)
+		}
+		// A drone that is not in the store but reported (registered after
+		// the fill) shows up with an empty name.
+		if _, err := c.Put(ctx, tenant, "c", state(6, 12, 52)); err != nil {
+			t.Fatal(err)
+		}
+		f2, err := c.Fleet(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f2.Version <= f.Version {
+			t.Errorf("version did not advance: %d -> %d", f.Version, f2.Version)
+		}
+		want = append(want, cache.DroneView{ID: "c", State: ptr(state(6, 12, 52))})
+		if diff := cmp.Diff(want, decodeList(t, f2.JSON)); diff != "" {
+			t.Errorf("fleet after put (-want +got):\n%s", diff)
+		}
+		// Detail and tenant isolation.
+		b, err := c.Drone(ctx, tenant, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got cache.DroneView
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want[0], got); diff != "" {
+			t.Errorf("detail (-want +got):\n%s", diff)
+		}
+		if _, err := c.Drone(ctx, tenant, "x"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("other tenant's drone: err = %v, want store.ErrNotFound", err)
+		}
+		if l.dronesCalls.Load() != 1 {
+			t.Errorf("store fleet reads = %d, want 1", l.dronesCalls.Load())
+		}
+	})
+}
+
+func TestDetailMissReadsStoreOnce(t *testing.T) {
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		tenant := uniq("tenant")
+		l := newFakeLoader()
+		l.add(store.Drone{ID: "a", TenantID: tenant, Name: "Alpha", State: ptr(state(1, 10, 50))})
+		c := open(t, url, l)
+		for range 3 {
+			if _, err := c.Drone(ctx, tenant, "a"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := l.droneCalls.Load(); n != 1 {
+			t.Errorf("store drone reads = %d, want 1", n)
+		}
+	})
+}
+
+func TestStaleStateNeverOverwrites(t *testing.T) {
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		tenant := uniq("tenant")
+		c := open(t, url, newFakeLoader())
+		if ok, err := c.Put(ctx, tenant, "d", state(10, 1, 1)); err != nil || !ok {
+			t.Fatalf("first put: applied=%v err=%v", ok, err)
+		}
+		for _, sec := range []int{9, 10} { // older, then a replay
+			if ok, err := c.Put(ctx, tenant, "d", state(sec, 2, 2)); err != nil || ok {
+				t.Errorf("put ts+%ds over ts+10s: applied=%v err=%v, want not applied", sec, ok, err)
+			}
+		}
+		// Many writers in random order: the newest state wins.
+		secs := mrand.Perm(200)
+		var wg sync.WaitGroup
+		for _, s := range secs {
+			wg.Go(func() {
+				if _, err := c.Put(ctx, tenant, "d", state(100+s, float64(s%90), 1)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		b, err := c.Drone(ctx, tenant, "d")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got cache.DroneView
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(ptr(state(299, float64(199%90), 1)), got.State); diff != "" {
+			t.Errorf("state after concurrent puts (-want +got):\n%s", diff)
+		}
+		// The geo index moved with the state.
+		f, err := c.FleetInBox(ctx, tenant, cache.BBox{MinLon: 18, MinLat: 0, MaxLon: 20, MaxLat: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(decodeList(t, f.JSON)); n != 1 {
+			t.Errorf("bbox around the newest position holds %d drones, want 1", n)
+		}
+	})
+}
+
+func TestStampedeMakesOneStoreRead(t *testing.T) {
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		tenant := uniq("tenant")
+		l := newFakeLoader()
+		l.delay = 50 * time.Millisecond // keep the fill in flight while the others arrive
+		for i := range 100 {
+			l.add(store.Drone{ID: fmt.Sprintf("d%03d", i), TenantID: tenant, State: ptr(state(i, 1, 1))})
+		}
+		c := open(t, url, l)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 100 {
+			wg.Go(func() {
+				<-start
+				f, err := c.Fleet(ctx, tenant)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n := len(decodeList(t, f.JSON)); n != 100 {
+					t.Errorf("fleet has %d drones, want 100", n)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if n := l.dronesCalls.Load(); n != 1 {
+			t.Errorf("store reads for 100 concurrent misses = %d, want 1", n)
+		}
+	})
+}
+
+func TestBBoxMatchesBruteForce(t *testing.T) {
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		tenant := uniq("tenant")
+		c := open(t, url, newFakeLoader())
+		rng := mrand.New(mrand.NewPCG(1, 2))
+		type pt struct{ lon, lat float64 }
+		pts := map[string]pt{}
+		for i := range 500 {
+			id := fmt.Sprintf("d%03d", i)
+			p := pt{rng.Float64()*360 - 180, rng.Float64()*170 - 85}
+			if i < 200 { // dense cluster so small boxes hit something
+				p = pt{8 + rng.Float64(), 47 + rng.Float64()}
+			}
+			pts[id] = p
+			if _, err := c.Put(ctx, tenant, id, state(1, p.lon, p.lat)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		boxes := []cache.BBox{
+			{MinLon: 8.2, MinLat: 47.1, MaxLon: 8.7, MaxLat: 47.6},
+			{MinLon: -180, MinLat: -90, MaxLon: 180, MaxLat: 90},
+			{MinLon: -10, MinLat: -60, MaxLon: 60, MaxLat: 10},
+			{MinLon: 100, MinLat: 60, MaxLon: 179, MaxLat: 85},
+			{MinLon: 0, MinLat: 0, MaxLon: 0, MaxLat: 0},
+		}
+		for _, b := range boxes {
+			var want []string
+			for id, p := range pts {
+				if b.Contains(p.lon, p.lat) {
+					want = append(want, id)
+				}
+			}
+			sort.Strings(want)
+			// The fleet was never loaded: the empty fake store fills it.
+			f, err := c.FleetInBox(ctx, tenant, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, v := range decodeList(t, f.JSON) {
+				got = append(got, v.ID)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("bbox %+v (-want +got):\n%s", b, diff)
+			}
+		}
+	})
+}
+
+func TestNoticesReachSubscribers(t *testing.T) {
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		tenant := uniq("tenant")
+		writer := open(t, url, nil)
+		reader := open(t, url, newFakeLoader()) // another replica (or function) on the same cache
+		sub, err := reader.Subscribe(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		other, err := reader.Subscribe(ctx, "other-"+tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		time.Sleep(100 * time.Millisecond) // Redis SUBSCRIBE is asynchronous
+		if _, err := writer.Put(ctx, tenant, "d", state(1, 5, 6)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := writer.Put(ctx, tenant, "d", state(0, 5, 6)); err != nil { // stale: no notice
+			t.Fatal(err)
+		}
+		if _, err := writer.Put(ctx, tenant, "d", state(2, 5, 7)); err != nil {
+			t.Fatal(err)
+		}
+		var got []cache.Notice
+		for len(got) < 2 {
+			select {
+			case n := <-sub.C:
+				got = append(got, n)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("got %d notices, want 2", len(got))
+			}
+		}
+		if got[0].DroneID != "d" || got[1].Version != got[0].Version+1 || got[0].TenantID != tenant {
+			t.Errorf("notices = %+v", got)
+		}
+		var v cache.DroneView
+		if err := json.Unmarshal(got[1].Drone, &v); err != nil || v.State == nil || v.State.Lat != 7 {
+			t.Errorf("second notice drone = %s (%v)", got[1].Drone, err)
+		}
+		select {
+		case n := <-other.C:
+			t.Errorf("other tenant got a notice: %+v", n)
+		case <-time.After(100 * time.Millisecond):
+		}
+	})
+}
+
+func TestUnreachableRedisIsUnavailable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	c := open(t, "redis://"+addr+"/0", newFakeLoader())
+	ctx := context.Background()
+	if _, err := c.Put(ctx, "t", "d", state(1, 1, 1)); !errors.Is(err, cache.ErrUnavailable) {
+		t.Errorf("put: err = %v, want ErrUnavailable", err)
+	}
+	if _, err := c.Fleet(ctx, "t"); !errors.Is(err, cache.ErrUnavailable) {
+		t.Errorf("fleet: err = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestParseBBox(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		want  cache.BBox
+		valid bool
+	}{
+		{"8.1,47.2,8.9,47.7", cache.BBox{MinLon: 8.1, MinLat: 47.2, MaxLon: 8.9, MaxLat: 47.7}, true},
+		{"-180,-90,180,90", cache.BBox{MinLon: -180, MinLat: -90, MaxLon: 180, MaxLat: 90}, true},
+		{"1,2,3", cache.BBox{}, false},
+		{"a,2,3,4", cache.BBox{}, false},
+		{"170,0,-170,10", cache.BBox{}, false}, // antimeridian
+		{"0,10,1,5", cache.BBox{}, false},
+		{"0,-91,1,5", cache.BBox{}, false},
+		{"NaN,0,1,1", cache.BBox{}, false},
+	} {
+		got, err := cache.ParseBBox(tc.in)
+		if (err == nil) != tc.valid {
+			t.Errorf("ParseBBox(%q) err = %v, want valid=%v", tc.in, err, tc.valid)
+		}
+		if tc.valid && got != tc.want {
+			t.Errorf("ParseBBox(%q) = %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestLocalSharedByName(t *testing.T) {
+	ctx := context.Background()
+	url := "local://" + uniq("shared")
+	a := open(t, url, nil)
+	b := open(t, url, newFakeLoader())
+	if _, err := a.Put(ctx, "t", "d", state(1, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Drone(ctx, "t", "d"); err != nil {
+		t.Errorf("second Cache of the same name does not see the put: %v", err)
+	}
+}

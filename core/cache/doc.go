@@ -1,0 +1,41 @@
+// Package cache keeps each tenant's live fleet close to the readers: the
+// latest rendered state of every drone, a per-tenant fleet view, a geo index
+// for viewport queries and a per-tenant notice channel that tells every
+// serve-map replica about a change.
+//
+// Two backends sit behind one Cache, chosen by URL:
+//
+//   - redis://host:port/db — Redis through github.com/go-redis/cache/v9 and
+//     github.com/redis/go-redis/v9. Per tenant T (all keys carry the hash tag
+//     {T} so they share a cluster slot and one Lua script may touch them):
+//     dt1:{T}:d:<id> (the drone's rendered JSON, a go-redis/cache item),
+//     dt1:{T}:ts / names / states (hashes keyed by drone id), dt1:{T}:geo
+//     (GEOADD/GEOSEARCH BYBOX), dt1:{T}:ver (a counter bumped by every change;
+//     it is the list's ETag and the SSE event id), dt1:{T}:loaded (set once the
+//     fleet was read from the store) and the pub/sub channel dt1:{T}:notice.
+//   - local://NAME — one-machine mode: the same Cache code on go-redis/cache's
+//     local TinyLFU (no Redis), with an in-process index and notifier shared by
+//     every Cache opened with the same NAME in the process.
+//
+// Stale guard. A state older than (or as old as) the cached one never
+// replaces it. In Redis the compare-and-set is one Lua script per drone: it
+// compares the cached timestamp (a fixed-width decimal string, so string
+// order is time order), writes state, names, geo index and rendered entry,
+// bumps the version and publishes the notice, all atomically and in one round
+// trip. WATCH/MULTI would need two or more round trips per event and a retry
+// loop under contention, and the geo index, fleet view and notice could not
+// be part of the same check without widening the watched set; the script has
+// no retries and no window in which a reader sees the state without its geo
+// entry. In local mode the same rule runs under a mutex.
+//
+// Reads are cache-aside: a tenant whose fleet was never loaded (or was
+// flushed) is read once from the store behind go-redis/cache's Once, so a
+// stampede of concurrent misses makes one store read per process. Rendered
+// fleet lists are kept per version in a process-local TinyLFU: a version is
+// immutable, so no replica can serve a stale list under a current ETag.
+//
+// Redis is not used with TTLs for fleet data: memory is bounded by the number
+// of registered drones (~1 KiB each) and an expiring key would leave a
+// partial fleet view. Configure Redis with maxmemory-policy noeviction (or
+// volatile-*), and call Invalidate when drones are renamed or retired.
+package cache

@@ -1,0 +1,365 @@
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	rcache "github.com/go-redis/cache/v9"
+	"github.com/redis/go-redis/v9"
+)
+
+// putScript is the stale guard plus every write that goes with it; see the
+// package documentation for why it is a script.
+//
+// KEYS: 1 ts hash, 2 names hash, 3 states hash, 4 geo, 5 version, 6 drone entry
+// ARGV: 1 id, 2 id as JSON, 3 name JSON ("" keeps the cached one),
+// 4 sortable ts ("" = no state), 5 state JSON, 6 lon, 7 lat (clamped for the
+// geo index), 8 notice channel ("" = do not publish)
+var putScript = redis.NewScript(`
+local id = ARGV[1]
+local cur = redis.call('HGET', KEYS[1], id)
+local newer = ARGV[4] ~= '' and ((not cur) or cur < ARGV[4])
+local name = redis.call('HGET', KEYS[2], id)
+local renamed = ARGV[3] ~= '' and name ~= ARGV[3]
+if (not newer) and (not renamed) and cur then
+  return {0, redis.call('GET', KEYS[6]) or '', tonumber(redis.call('GET', KEYS[5]) or '0')}
+end
+local state
+if newer then
+  redis.call('GEOADD', KEYS[4], ARGV[6], ARGV[7], id)
+  redis.call('HSET', KEYS[1], id, ARGV[4])
+  redis.call('HSET', KEYS[3], id, ARGV[5])
+  state = ARGV[5]
+else
+  if not cur then redis.call('HSET', KEYS[1], id, '') end
+  state = redis.call('HGET', KEYS[3], id)
+end
+if renamed then
+  redis.call('HSET', KEYS[2], id, ARGV[3])
+  name = ARGV[3]
+elseif not name then
+  name = '""'
+  redis.call('HSET', KEYS[2], id, name)
+end
+local doc = '{"id":' .. ARGV[2] .. ',"name":' .. name
+if state then doc = doc .. ',"state":' .. state end
+doc = doc .. '}'
+redis.call('SET', KEYS[6], doc)
+local ver = redis.call('INCR', KEYS[5])
+if ARGV[8] ~= '' then
+  redis.call('PUBLISH', ARGV[8], '{"version":' .. ver .. ',"droneId":' .. ARGV[2] .. ',"drone":' .. doc .. '}')
+end
+local r = 2
+if newer then r = 1 end
+return {r, doc, ver}
+`)
+
+type redisBackend struct {
+	rdb *redis.Client
+	it  *rcache.Cache
+}
+
+func openRedis(ctx context.Context, rawURL string) (*redisBackend, error) {
+	opt, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("cache url: %w", err)
+	}
+	// Short timeouts: when Redis is gone, readers should fall back to the
+	// store quickly rather than wait out go-redis's 5 s dial default.
+	if opt.DialTimeout == 0 {
+		opt.DialTimeout = 300 * time.Millisecond
+	}
+	if opt.ReadTimeout == 0 {
+		opt.ReadTimeout = 2 * time.Second
+	}
+	if opt.WriteTimeout == 0 {
+		opt.WriteTimeout = 2 * time.Second
+	}
+	if opt.PoolTimeout == 0 {
+		opt.PoolTimeout = 2 * time.Second
+	}
+	if opt.MaxRetries == 0 {
+		opt.MaxRetries = 1
+	}
+	rdb := redis.NewClient(opt)
+	return &redisBackend{rdb: rdb, it: rcache.New(&rcache.Options{Redis: rdb})}, nil
+}
+
+func (r *redisBackend) items() *rcache.Cache { return r.it }
+
+func tenantKeys(tenant, id string) []string {
+	p := keyPrefix(tenant)
+	return []string{p + "ts", p + "names", p + "states", p + "geo", p + "ver", p + "d:" + id}
+}
+
+// Redis refuses latitudes beyond ±85.05112878 in a geo index; polar drones
+// are indexed at the limit (and the exact bbox filter uses that position).
+const maxGeoLat = 85.05112878
+
+func geoArgs(e entry) (string, string) {
+	lat := math.Max(-maxGeoLat, math.Min(maxGeoLat, e.lat))
+	return strconv.FormatFloat(e.lon, 'f', -1, 64), strconv.FormatFloat(lat, 'f', -1, 64)
+}
+
+func (r *redisBackend) putArgs(tenant string, e entry, notify bool) ([]string, []any) {
+	lon, lat := geoArgs(e)
+	ch := ""
+	if notify {
+		ch = keyPrefix(tenant) + "notice"
+	}
+	return tenantKeys(tenant, e.id), []any{e.id, e.idJSON, e.name, e.ts, e.state, lon, lat, ch}
+}
+
+func (r *redisBackend) put(ctx context.Context, tenant string, e entry, notify bool) (putResult, error) {
+	keys, args := r.putArgs(tenant, e, notify)
+	v, err := putScript.Run(ctx, r.rdb, keys, args...).Slice()
+	if err != nil {
+		return putResult{}, fmt.Errorf("redis put: %w", err)
+	}
+	return parsePut(v)
+}
+
+func parsePut(v []any) (putResult, error) {
+	if len(v) != 3 {
+		return putResult{}, fmt.Errorf("redis put: unexpected reply %v", v)
+	}
+	applied, _ := v[0].(int64)
+	doc, _ := v[1].(string)
+	ver, _ := v[2].(int64)
+	return putResult{applied: int(applied), doc: doc, ver: uint64(ver)}, nil
+}
+
+func (r *redisBackend) putMany(ctx context.Context, tenant string, es []entry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	// Make sure the script is cached so EvalSha in the pipeline cannot fail
+	// with NOSCRIPT.
+	if err := putScript.Load(ctx, r.rdb).Err(); err != nil {
+		return fmt.Errorf("redis load script: %w", err)
+	}
+	const batch = 1000
+	for start := 0; start < len(es); start += batch {
+		end := min(start+batch, len(es))
+		_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, e := range es[start:end] {
+				keys, args := r.putArgs(tenant, e, false)
+				putScript.EvalSha(ctx, p, keys, args...)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("redis fill: %w", err)
+		}
+	}
+	return nil
+}
+
+func (r *redisBackend) markLoaded(ctx context.Context, tenant string) error {
+	p := keyPrefix(tenant)
+	_, err := r.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
+		tx.Set(ctx, p+"loaded", "1", 0)
+		tx.Incr(ctx, p+"ver")
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis mark loaded: %w", err)
+	}
+	return nil
+}
+
+func (r *redisBackend) status(ctx context.Context, tenant string) (uint64, bool, error) {
+	p := keyPrefix(tenant)
+	var ver *redis.StringCmd
+	var loaded *redis.IntCmd
+	_, err := r.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		ver = pl.Get(ctx, p+"ver")
+		loaded = pl.Exists(ctx, p+"loaded")
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, false, fmt.Errorf("redis status: %w", err)
+	}
+	v, err := ver.Uint64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, false, fmt.Errorf("redis version: %w", err)
+	}
+	return v, loaded.Val() == 1, nil
+}
+
+func (r *redisBackend) members(ctx context.Context, tenant string) ([]member, error) {
+	p := keyPrefix(tenant)
+	var names, states *redis.MapStringStringCmd
+	_, err := r.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
+		names = tx.HGetAll(ctx, p+"names")
+		states = tx.HGetAll(ctx, p+"states")
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis fleet: %w", err)
+	}
+	st := states.Val()
+	ms := make([]member, 0, len(names.Val()))
+	for id, name := range names.Val() {
+		ms = append(ms, member{id: id, name: name, state: st[id]})
+	}
+	return ms, nil
+}
+
+func (r *redisBackend) doc(ctx context.Context, tenant, id string) (string, bool, error) {
+	s, err := r.rdb.Get(ctx, droneKey(tenant, id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("redis drone: %w", err)
+	}
+	return s, true, nil
+}
+
+func (r *redisBackend) inBox(ctx context.Context, tenant string, b BBox) ([]string, error) {
+	p := keyPrefix(tenant)
+	q := geoQuery(b)
+	locs, err := r.rdb.GeoSearchLocation(ctx, p+"geo", &redis.GeoSearchLocationQuery{
+		GeoSearchQuery: redis.GeoSearchQuery{
+			Longitude: q.lon, Latitude: q.lat,
+			BoxWidth: q.width, BoxHeight: q.height, BoxUnit: "m",
+			Sort: "ASC",
+		},
+		WithCoord: true,
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis geosearch: %w", err)
+	}
+	keys := make([]string, 0, len(locs))
+	clamped := b
+	clamped.MinLat = math.Max(b.MinLat, -maxGeoLat)
+	clamped.MaxLat = math.Min(b.MaxLat, maxGeoLat)
+	for _, l := range locs {
+		if clamped.Contains(l.Longitude, l.Latitude) {
+			keys = append(keys, l.Name)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	// Sorted by id like the full list, so clients can diff the two.
+	slices.Sort(keys)
+	dk := make([]string, len(keys))
+	for i, id := range keys {
+		dk[i] = p + "d:" + id
+	}
+	vals, err := r.rdb.MGet(ctx, dk...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis mget: %w", err)
+	}
+	docs := make([]string, 0, len(vals))
+	for _, v := range vals {
+		if s, ok := v.(string); ok {
+			docs = append(docs, s)
+		}
+	}
+	return docs, nil
+}
+
+// geoBox is a GEOSEARCH BYBOX query covering a lon/lat box: Redis boxes are
+// metres around a centre, so the width is taken at the box's widest latitude
+// and the result is filtered exactly afterwards.
+type geoBox struct{ lon, lat, width, height float64 }
+
+// earthRadius is the radius Redis uses for geo distances.
+const earthRadius = 6372797.560856
+
+func geoQuery(b BBox) geoBox {
+	rad := math.Pi / 180
+	minLat := math.Max(b.MinLat, -maxGeoLat)
+	maxLat := math.Min(b.MaxLat, maxGeoLat)
+	widest := 0.0 // the latitude in the box closest to the equator
+	if minLat > 0 {
+		widest = minLat
+	} else if maxLat < 0 {
+		widest = maxLat
+	}
+	height := earthRadius * (maxLat - minLat) * rad
+	width := earthRadius * math.Cos(widest*rad) * (b.MaxLon - b.MinLon) * rad
+	return geoBox{
+		lon:    (b.MinLon + b.MaxLon) / 2,
+		lat:    (minLat + maxLat) / 2,
+		width:  width*1.01 + 2,
+		height: height*1.01 + 2,
+	}
+}
+
+func (r *redisBackend) subscribe(ctx context.Context, tenant string) (*Subscription, error) {
+	ps := r.rdb.Subscribe(ctx, keyPrefix(tenant)+"notice")
+	out := make(chan Notice, 256)
+	done := make(chan struct{})
+	go func() {
+		defer close(out)
+		in := ps.Channel(redis.WithChannelSize(256))
+		for {
+			select {
+			case <-done:
+				return
+			case m, ok := <-in:
+				if !ok {
+					return
+				}
+				n, err := decodeNotice(tenant, m.Payload)
+				if err != nil {
+					continue
+				}
+				select {
+				case out <- n:
+				default: // slow reader: it sees a version gap
+				}
+			}
+		}
+	}()
+	return &Subscription{C: out, close: func() { close(done); _ = ps.Close() }}, nil
+}
+
+func decodeNotice(tenant, payload string) (Notice, error) {
+	var n struct {
+		Version uint64          `json:"version"`
+		DroneID string          `json:"droneId"`
+		Drone   json.RawMessage `json:"drone"`
+	}
+	if err := json.Unmarshal([]byte(payload), &n); err != nil {
+		return Notice{}, fmt.Errorf("decode notice: %w", err)
+	}
+	return Notice{TenantID: tenant, Version: n.Version, DroneID: n.DroneID, Drone: n.Drone}, nil
+}
+
+func (r *redisBackend) invalidate(ctx context.Context, tenant string) error {
+	p := keyPrefix(tenant)
+	ids, err := r.rdb.HKeys(ctx, p+"ts").Result()
+	if err != nil {
+		return fmt.Errorf("redis invalidate: %w", err)
+	}
+	keys := []string{p + "loaded", p + "ts", p + "names", p + "states", p + "geo"}
+	for _, id := range ids {
+		keys = append(keys, p+"d:"+id)
+	}
+	_, err = r.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
+		for start := 0; start < len(keys); start += 1000 {
+			tx.Del(ctx, keys[start:min(start+1000, len(keys))]...)
+		}
+		tx.Incr(ctx, p+"ver") // keep versions monotonic so old ETags never match
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis invalidate: %w", err)
+	}
+	return nil
+}
+
+func (r *redisBackend) ping(ctx context.Context) error { return r.rdb.Ping(ctx).Err() }
+func (r *redisBackend) close() error                   { return r.rdb.Close() }
+

@@ -1,0 +1,239 @@
+package cache
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// DroneView is the JSON shape of one drone in the API and in notices. The
+// cache stores it rendered; this type exists for readers that decode it.
+type DroneView struct {
+	ID    string             `json:"id"`
+	Name  string             `json:"name"`
+	State *events.DroneState `json:"state,omitempty"`
+}
+
+
+// BBox is a viewport: west, south, east, north edges in degrees. Boxes that
+// cross the antimeridian are not supported (MinLon must not exceed MaxLon).
+type BBox struct {
+	MinLon, MinLat, MaxLon, MaxLat float64
+}
+
+// ParseBBox reads "minLon,minLat,maxLon,maxLat" and checks ranges so callers
+// can turn the error into a problem naming the bbox parameter.
+func ParseBBox(s string) (BBox, error) {
+	parts := strings.Split(s, ",")
+	if len(parts) != 4 {
+		return BBox{}, fmt.Errorf("want minLon,minLat,maxLon,maxLat, got %d values", len(parts))
+	}
+	var v [4]float64
+	for i, p := range parts {
+		f, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return BBox{}, fmt.Errorf("value %d (%q) is not a number", i+1, p)
+		}
+		v[i] = f
+	}
+	b := BBox{MinLon: v[0], MinLat: v[1], MaxLon: v[2], MaxLat: v[3]}
+	return b, b.Validate()
+}
+
+// Validate reports an out-of-range or inverted box.
+func (b BBox) Validate() error {
+	switch {
+	case b.MinLon < -180 || b.MaxLon > 180:
+		return fmt.Errorf("longitudes must be within [-180, 180]")
+	case b.MinLat < -90 || b.MaxLat > 90:
+		return fmt.Errorf("latitudes must be within [-90, 90]")
+	case b.MinLon > b.MaxLon:
+		return fmt.Errorf("minLon exceeds maxLon (boxes across the antimeridian are not supported)")
+	case b.MinLat > b.MaxLat:
+		return fmt.Errorf("minLat exceeds maxLat")
+	}
+	return nil
+}
+
+// Contains reports whether the point lies in the box, edges included.
+func (b BBox) Contains(lon, lat float64) bool {
+	return lon >= b.MinLon && lon <= b.MaxLon && lat >= b.MinLat && lat <= b.MaxLat
+}
+
+// member is one drone as the backends keep it: pre-encoded JSON fragments, so
+// rendering a list is concatenation, not encoding.
+type member struct {
+	id    string
+	name  string // JSON string literal
+	state string // JSON object, "" when the drone never reported
+}
+
+// entry is what Put and the store loader hand to a backend.
+type entry struct {
+	id       string
+	idJSON   string
+	name     string // JSON string literal, "" to keep the cached name
+	ts       string // sortable timestamp, "" when there is no state
+	state    string // JSON object
+	lon, lat float64
+}
+
+// sortableTS renders a timestamp so that string order equals time order
+// (fixed-width nanoseconds since 1970; valid until 2262).
+func sortableTS(t time.Time) string {
+	return fmt.Sprintf("%020d", t.UnixNano())
+}
+
+func newEntry(id string, name *string, st *events.DroneState) (entry, error) {
+	e := entry{id: id, idJSON: jsonString(id)}
+	if name != nil {
+		e.name = jsonString(*name)
+	}
+	if st != nil {
+		if st.TS.IsZero() || st.TS.Year() < 1970 || st.TS.Year() > 2260 {
+			return e, fmt.Errorf("drone %s: state timestamp %v out of range", id, st.TS)
+		}
+		if st.Lat < -90 || st.Lat > 90 || st.Lon < -180 || st.Lon > 180 ||
+			math.IsNaN(st.Lat) || math.IsNaN(st.Lon) {
+			return e, fmt.Errorf("drone %s: position %v,%v out of range", id, st.Lat, st.Lon)
+		}
+		b, err := json.Marshal(st)
+		if err != nil {
+			return e, fmt.Errorf("drone %s: encode state: %w", id, err)
+		}
+		e.ts, e.state, e.lon, e.lat = sortableTS(st.TS), string(b), st.Lon, st.Lat
+	}
+	return e, nil
+}
+
+func entryFromDrone(d store.Drone) (entry, error) {
+	return newEntry(d.ID, &d.Name, d.State)
+}
+
+// renderDoc must produce byte for byte what the Redis script produces.
+func renderDoc(idJSON, name, state string) string {
+	if name == "" {
+		name = `""`
+	}
+	n := len(idJSON) + len(name) + len(state) + 32
+	var sb strings.Builder
+	sb.Grow(n)
+	sb.WriteString(`{"id":`)
+	sb.WriteString(idJSON)
+	sb.WriteString(`,"name":`)
+	sb.WriteString(name)
+	if state != "" {
+		sb.WriteString(`,"state":`)
+		sb.WriteString(state)
+	}
+	sb.WriteString(`}`)
+	return sb.String()
+}
+
+// renderList joins rendered documents into a JSON array in id order.
+func renderList(ms []member) []byte {
+	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.id, b.id) })
+	n := 2
+	for _, m := range ms {
+		n += len(m.id) + len(m.name) + len(m.state) + 40
+	}
+	out := make([]byte, 0, n)
+	out = append(out, '[')
+	for i, m := range ms {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, `{"id":`...)
+		out = appendJSONString(out, m.id)
+		out = append(out, `,"name":`...)
+		if m.name == "" {
+			out = append(out, `""`...)
+		} else {
+			out = append(out, m.name...)
+		}
+		if m.state != "" {
+			out = append(out, `,"state":`...)
+			out = append(out, m.state...)
+		}
+		out = append(out, '}')
+	}
+	return append(out, ']')
+}
+
+// renderDocs joins already rendered documents into a JSON array.
+func renderDocs(docs []string) []byte {
+	n := 2
+	for _, d := range docs {
+		n += len(d) + 1
+	}
+	out := make([]byte, 0, n)
+	out = append(out, '[')
+	for i, d := range docs {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, d...)
+	}
+	return append(out, ']')
+}
+
+// RenderDrones renders store drones exactly as the cache does; serve-map uses
+// it when it answers from the store because the cache is unavailable.
+func RenderDrones(ds []store.Drone) ([]byte, error) {
+	ms := make([]member, 0, len(ds))
+	for _, d := range ds {
+		e, err := entryFromDrone(d)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, member{id: d.ID, name: e.name, state: e.state})
+	}
+	return renderList(ms), nil
+}
+
+// RenderDrone renders one store drone as the cache does.
+func RenderDrone(d store.Drone) ([]byte, error) {
+	e, err := entryFromDrone(d)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(renderDoc(e.idJSON, e.name, e.state)), nil
+}
+
+func jsonString(s string) string { return string(appendJSONString(nil, s)) }
+
+// appendJSONString quotes s as a JSON string, fast for the plain ids and
+// names drones usually have.
+func appendJSONString(dst []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
+	b, _ := json.Marshal(s) // a string always encodes
+	return append(dst, b...)
+}
+
+// Fleet is a rendered list of DroneView, as a JSON array sorted by drone id.
+// Version is the tenant's change counter when the list was read; the content
+// is at least that new, so it serves as an ETag. JSON is shared: do not
+// modify it.
+type Fleet struct {
+	Version uint64
+	JSON    []byte
+}
