@@ -404,4 +404,3 @@ func droneKey(tenantID, droneID string) string {
 }
 
 func keyPrefix(tenantID string) string { return "dt1:{" + tenantID + "}:" }
-

@@ -362,4 +362,3 @@ func (r *redisBackend) invalidate(ctx context.Context, tenant string) error {
 
 func (r *redisBackend) ping(ctx context.Context) error { return r.rdb.Ping(ctx).Err() }
 func (r *redisBackend) close() error                   { return r.rdb.Close() }
-

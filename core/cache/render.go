@@ -21,7 +21,6 @@ type DroneView struct {
 	State *events.DroneState `json:"state,omitempty"`
 }
 
-
 // BBox is a viewport: west, south, east, north edges in degrees. Boxes that
 // cross the antimeridian are not supported (MinLon must not exceed MaxLon).
 type BBox struct {
