@@ -1,0 +1,3 @@
+module github.com/dronetrack/dronetrack/infra
+
+go 1.26
