@@ -1,0 +1,429 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrNoSink is what a Resolve function returns for a dead-letter sink that
+// does not exist in this environment (one-machine mode has no dead-letter
+// Service): dead letters are then only recorded in the deadletter stream.
+var ErrNoSink = errors.New("broker: no such sink here")
+
+// ErrUnavailable is returned while the broker is shutting down or its store
+// cannot take writes; the ingress answers it with 503.
+var ErrUnavailable = errors.New("broker: unavailable")
+
+// ErrNotFound is returned by Replay for an unknown dead-letter id.
+var ErrNotFound = errors.New("broker: dead letter not found")
+
+// Config configures Open.
+type Config struct {
+	// DataDir holds the JetStream store; events survive restarts there.
+	DataDir string
+	// Name is the Broker the Triggers must name in spec.broker ("default"
+	// when empty). Triggers for other brokers are ignored.
+	Name string
+	// Files are YAML manifests (multi-document) holding the Broker and its
+	// Triggers, typically infra/base/broker.yaml and triggers.yaml.
+	Files []string
+	// Triggers are added to those found in Files (tests, generated routes).
+	Triggers []Trigger
+	// Delivery overrides the Broker manifest's spec.delivery defaults.
+	Delivery *Delivery
+	// Resolve turns a subscriber or dead-letter reference into a URL. It is
+	// called once per reference at Open.
+	Resolve func(Reference) (string, error)
+	// Logger receives delivery and dead-letter logs; slog.Default if nil.
+	Logger *slog.Logger
+	// SubscriberTimeout bounds one delivery attempt (default 30 s). The
+	// JetStream ack wait is twice this, so a slow subscriber is never
+	// raced by a redelivery.
+	SubscriberTimeout time.Duration
+	// MaxInFlight bounds concurrent deliveries per Trigger (default 64).
+	MaxInFlight int
+	// SyncAlways fsyncs every stored event before the ingress answers 202.
+	// Off, an accepted event survives a process crash (it is in the OS page
+	// cache) but not a power loss within JetStream's sync interval.
+	SyncAlways bool
+	// HTTPClient sends deliveries; a pooled client when nil.
+	HTTPClient *http.Client
+}
+
+// Broker is a local Knative-style Broker: an ingress that stores CloudEvents
+// durably and one dispatcher per Trigger delivering them over HTTP.
+type Broker struct {
+	cfg      Config
+	log      *slog.Logger
+	ns       *server.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	subject  string // where ingress publishes
+	prefix   string
+	stream   string
+	dlStream string
+	dlSubj   string
+	triggers []*route
+	client   *http.Client
+
+	closing   atomic.Bool
+	inflight  sync.WaitGroup
+	delivery  context.Context // cancelled to abandon deliveries
+	abandon   context.CancelFunc
+	consumers []jetstream.ConsumeContext
+	shutOnce  sync.Once
+	shutErr   error
+}
+
+// route is a Trigger ready to dispatch: its resolved addresses and policy.
+type route struct {
+	trigger    Trigger
+	name       string // durable consumer name
+	subscriber string
+	policy     retryPolicy
+	deadLetter string // "" when the policy has none or it resolves to ErrNoSink
+}
+
+// Open starts the embedded NATS server on cfg.DataDir, creates the event and
+// deadletter streams and one durable consumer per Trigger, and starts
+// delivering. Events stored before a crash and not yet delivered are
+// delivered again.
+func Open(ctx context.Context, cfg Config) (*Broker, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("broker: Config.DataDir is required")
+	}
+	if cfg.Resolve == nil {
+		return nil, errors.New("broker: Config.Resolve is required")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "default"
+	}
+	if cfg.SubscriberTimeout <= 0 {
+		cfg.SubscriberTimeout = 30 * time.Second
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 64
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("broker", cfg.Name)
+	client := cfg.HTTPClient
+	if client == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 256
+		client = &http.Client{Transport: tr}
+	}
+
+	routes, err := buildRoutes(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("broker: data dir: %w", err)
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "dronetrack-broker",
+		DontListen: true,
+		JetStream:  true,
+		StoreDir:   cfg.DataDir,
+		SyncAlways: cfg.SyncAlways,
+		NoSigs:     true,
+		NoLog:      true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: embedded nats: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("broker: embedded nats not ready after 30 s")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("broker"), nats.MaxReconnects(-1))
+	if err != nil {
+		ns.Shutdown()
+		return nil, fmt.Errorf("broker: connect embedded nats: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		ns.Shutdown()
+		return nil, fmt.Errorf("broker: jetstream: %w", err)
+	}
+
+	token := natsToken(cfg.Name)
+	b := &Broker{
+		cfg: cfg, log: log, ns: ns, nc: nc, js: js, client: client, triggers: routes,
+		prefix:   "broker." + token,
+		stream:   "BROKER_" + token,
+		dlStream: "DEADLETTER_" + token,
+	}
+	b.subject = b.prefix + ".events"
+	b.dlSubj = b.prefix + ".deadletter"
+	b.delivery, b.abandon = context.WithCancel(context.Background())
+
+	if err := b.setup(ctx); err != nil {
+		b.stopNATS()
+		return nil, err
+	}
+	return b, nil
+}
+
+func buildRoutes(cfg Config) ([]*route, error) {
+	m, err := LoadManifests(cfg.Files...)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	defaults := cfg.Delivery
+	for _, bm := range m.Brokers {
+		if bm.Metadata.Name == cfg.Name && defaults == nil {
+			defaults = bm.Spec.Delivery
+		}
+	}
+	all := append(m.Triggers, cfg.Triggers...)
+	var routes []*route
+	seen := map[string]bool{}
+	for _, t := range all {
+		if err := t.Validate(); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		if t.Spec.Broker != cfg.Name {
+			continue
+		}
+		if seen[t.Metadata.Name] {
+			return nil, fmt.Errorf("broker: trigger %q defined twice", t.Metadata.Name)
+		}
+		seen[t.Metadata.Name] = true
+		// As Knative does, a Trigger's own delivery replaces the Broker's
+		// defaults as a whole.
+		d := t.Spec.Delivery
+		if d == nil {
+			d = defaults
+		}
+		p, err := d.policy()
+		if err != nil {
+			return nil, fmt.Errorf("broker: trigger %q: %w", t.Metadata.Name, err)
+		}
+		sub, err := resolve(cfg.Resolve, t.Spec.Subscriber)
+		if err != nil {
+			return nil, fmt.Errorf("broker: trigger %q: subscriber: %w", t.Metadata.Name, err)
+		}
+		r := &route{trigger: t, name: "trigger_" + natsToken(t.Metadata.Name), subscriber: sub, policy: p}
+		if p.deadLetters != nil {
+			dl, err := resolve(cfg.Resolve, *p.deadLetters)
+			switch {
+			case errors.Is(err, ErrNoSink):
+			case err != nil:
+				return nil, fmt.Errorf("broker: trigger %q: deadLetterSink: %w", t.Metadata.Name, err)
+			default:
+				r.deadLetter = dl
+			}
+		}
+		routes = append(routes, r)
+	}
+	return routes, nil
+}
+
+// resolve applies Knative's Destination rules: a ref's address, a URI, or a
+// URI relative to the ref's address.
+func resolve(fn func(Reference) (string, error), d Destination) (string, error) {
+	if d.Ref == nil {
+		u, err := url.Parse(d.URI)
+		if err != nil || !u.IsAbs() {
+			return "", fmt.Errorf("uri %q must be absolute", d.URI)
+		}
+		return d.URI, nil
+	}
+	base, err := fn(*d.Ref)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", d.Ref, err)
+	}
+	if d.URI == "" {
+		return base, nil
+	}
+	bu, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", d.Ref, err)
+	}
+	ru, err := url.Parse(d.URI)
+	if err != nil {
+		return "", fmt.Errorf("uri %q: %w", d.URI, err)
+	}
+	return bu.ResolveReference(ru).String(), nil
+}
+
+// natsToken makes a Kubernetes name usable in NATS stream, consumer and
+// subject names.
+func natsToken(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.', '*', '>', ' ', '\t', '/', '\\':
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+func (b *Broker) replaySubject(trigger string) string {
+	return b.prefix + ".replay." + natsToken(trigger)
+}
+
+func (b *Broker) setup(ctx context.Context) error {
+	// Interest retention: an event is kept until every Trigger's consumer
+	// has acknowledged it (delivered, filtered out or dead-lettered).
+	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        b.stream,
+		Description: "Dronetrack broker " + b.cfg.Name + ": accepted CloudEvents",
+		Subjects:    []string{b.subject, b.prefix + ".replay.*"},
+		Retention:   jetstream.InterestPolicy,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      7 * 24 * time.Hour,
+		Discard:     jetstream.DiscardOld,
+	})
+	if err != nil {
+		return fmt.Errorf("broker: events stream: %w", err)
+	}
+	_, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        b.dlStream,
+		Description: "Dronetrack broker " + b.cfg.Name + ": events whose delivery failed for good",
+		Subjects:    []string{b.dlSubj},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      30 * 24 * time.Hour,
+		MaxMsgs:     1_000_000,
+		Discard:     jetstream.DiscardOld,
+	})
+	if err != nil {
+		return fmt.Errorf("broker: deadletter stream: %w", err)
+	}
+
+	// Drop consumers of Triggers that no longer exist so they do not pin
+	// events under interest retention.
+	want := map[string]bool{}
+	for _, r := range b.triggers {
+		want[r.name] = true
+	}
+	st, err := b.js.Stream(ctx, b.stream)
+	if err != nil {
+		return fmt.Errorf("broker: events stream: %w", err)
+	}
+	names := st.ConsumerNames(ctx)
+	for n := range names.Name() {
+		if !want[n] {
+			if err := st.DeleteConsumer(ctx, n); err != nil {
+				return fmt.Errorf("broker: drop consumer %s: %w", n, err)
+			}
+			b.log.Info("dropped consumer of removed trigger", "consumer", n)
+		}
+	}
+	if err := names.Err(); err != nil {
+		return fmt.Errorf("broker: list consumers: %w", err)
+	}
+
+	for _, r := range b.triggers {
+		c, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:        r.name,
+			Description:    "trigger " + r.trigger.Metadata.Name,
+			DeliverPolicy:  jetstream.DeliverNewPolicy, // as in Knative, a new Trigger sees only new events
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        2 * b.cfg.SubscriberTimeout,
+			MaxDeliver:     -1,
+			MaxAckPending:  b.cfg.MaxInFlight,
+			FilterSubjects: []string{b.subject, b.replaySubject(r.trigger.Metadata.Name)},
+		})
+		if err != nil {
+			return fmt.Errorf("broker: consumer for trigger %q: %w", r.trigger.Metadata.Name, err)
+		}
+		r := r
+		cc, err := c.Consume(func(msg jetstream.Msg) {
+			b.inflight.Add(1)
+			go func() {
+				defer b.inflight.Done()
+				b.dispatch(r, msg)
+			}()
+		}, jetstream.PullMaxMessages(b.cfg.MaxInFlight), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !b.closing.Load() {
+				b.log.Warn("consume", "trigger", r.trigger.Metadata.Name, "err", err)
+			}
+		}))
+		if err != nil {
+			return fmt.Errorf("broker: consume trigger %q: %w", r.trigger.Metadata.Name, err)
+		}
+		b.consumers = append(b.consumers, cc)
+		b.log.Info("trigger ready", "trigger", r.trigger.Metadata.Name, "subscriber", r.subscriber,
+			"retry", r.policy.retries, "linear", r.policy.linear, "backoffDelay", r.policy.delay, "deadLetterSink", r.deadLetter)
+	}
+	return nil
+}
+
+// Publish stores an event durably; it returns once JetStream has acked it.
+// The ingress and reply events go through here.
+func (b *Broker) Publish(ctx context.Context, e event.Event) error {
+	if b.closing.Load() {
+		return ErrUnavailable
+	}
+	return b.publishTo(ctx, b.subject, e)
+}
+
+func (b *Broker) publishTo(ctx context.Context, subject string, e event.Event) error {
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("broker: encode event %s: %w", e.ID(), err)
+	}
+	if _, err := b.js.Publish(ctx, subject, raw); err != nil {
+		return fmt.Errorf("%w: store event %s: %w", ErrUnavailable, e.ID(), err)
+	}
+	return nil
+}
+
+// Shutdown stops the ingress (it answers 503), stops fetching, waits for
+// in-flight deliveries (including their retries) until ctx ends, then
+// abandons the rest unacknowledged — they are delivered again after the next
+// Open — and stops NATS cleanly.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	b.shutOnce.Do(func() {
+		b.closing.Store(true)
+		for _, cc := range b.consumers {
+			cc.Stop()
+		}
+		done := make(chan struct{})
+		go func() { b.inflight.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			b.log.Warn("shutdown: abandoning in-flight deliveries; they are redelivered on the next start")
+			b.abandon()
+			<-done
+			b.shutErr = fmt.Errorf("broker: shutdown: %w", ctx.Err())
+		}
+		b.abandon()
+		if err := b.nc.Flush(); err != nil && b.shutErr == nil {
+			b.shutErr = fmt.Errorf("broker: flush acks: %w", err)
+		}
+		b.stopNATS()
+	})
+	return b.shutErr
+}
+
+func (b *Broker) stopNATS() {
+	b.nc.Close()
+	b.ns.Shutdown()
+	b.ns.WaitForShutdown()
+}

@@ -1,0 +1,347 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Extensions Knative sets on an event it sends to a dead-letter sink.
+const (
+	ExtErrorDest = "knativeerrordest"
+	ExtErrorCode = "knativeerrorcode"
+	ExtErrorData = "knativeerrordata"
+	// errorDataMax is Knative's KnativeErrorDataExtensionMaxLength: the
+	// response body is truncated to this many bytes before base64.
+	errorDataMax = 1024
+	maxReply     = 4 << 20
+)
+
+// outcome is one delivery attempt's result.
+type outcome struct {
+	code  int    // HTTP status; 0 when no response
+	body  []byte // response body (for knativeerrordata)
+	err   error  // transport error or bad reply
+	reply *event.Event
+}
+
+func (o outcome) ok() bool { return o.err == nil && o.code >= 200 && o.code < 300 }
+
+// retryable follows Knative's dispatcher: network errors, 404, 408, 409,
+// 429 and 5xx are retried; any other status is final.
+func (o outcome) retryable() bool {
+	if o.code == 0 {
+		return true
+	}
+	switch o.code {
+	case http.StatusNotFound, http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests:
+		return true
+	}
+	return o.code >= 500
+}
+
+func (o outcome) String() string {
+	if o.err != nil {
+		return o.err.Error()
+	}
+	return strconv.Itoa(o.code)
+}
+
+// dispatch delivers one stored event to one Trigger's subscriber with the
+// Trigger's retry policy, then acks it: delivered, filtered out, or dead
+// lettered. It returns without ack when the broker abandons deliveries, so
+// the event is delivered again after restart.
+func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
+	var e event.Event
+	if err := json.Unmarshal(msg.Data(), &e); err != nil {
+		b.log.Error("undecodable stored event; dropping", "trigger", r.trigger.Metadata.Name, "err", err)
+		_ = msg.Term()
+		return
+	}
+	if !r.trigger.Matches(e) {
+		_ = msg.Ack()
+		return
+	}
+	log := b.log.With("trigger", r.trigger.Metadata.Name, "event_id", e.ID(), "event_type", e.Type())
+	if t, ok := e.Extensions()["tenantid"]; ok {
+		log = log.With("tenant_id", t)
+	}
+	ctx := b.delivery
+	var last outcome
+	attempts := 0
+	for n := 0; ; n++ {
+		if n > 0 {
+			if !b.wait(ctx, msg, r.policy.backoff(n)) {
+				return // abandoned: left unacked for redelivery
+			}
+		}
+		_ = msg.InProgress()
+		attempts++
+		last = b.send(ctx, r.subscriber, e, true)
+		if ctx.Err() != nil {
+			return
+		}
+		if last.ok() && last.reply != nil {
+			if err := b.publishReply(ctx, *last.reply); err != nil {
+				last = outcome{code: last.code, err: fmt.Errorf("reply %s: %w", last.reply.ID(), err)}
+			}
+		}
+		if last.ok() {
+			if err := msg.Ack(); err != nil {
+				log.Warn("ack after delivery failed; event may be delivered again", "err", err)
+			}
+			return
+		}
+		if !last.retryable() || n >= r.policy.retries {
+			break
+		}
+		log.Debug("delivery failed; retrying", "attempt", attempts, "result", last.String())
+	}
+	log.Warn("delivery failed; dead-lettering", "attempts", attempts, "result", last.String())
+	if err := b.deadLetter(ctx, r, e, last, attempts); err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		// Not recorded: leave it for redelivery rather than lose it.
+		log.Error("dead letter not recorded; event will be redelivered", "err", err)
+		_ = msg.NakWithDelay(r.policy.backoff(1))
+		return
+	}
+	_ = msg.Ack()
+}
+
+// wait sleeps d, telling JetStream the message is still being worked on so
+// its ack wait does not expire during long backoffs. It reports false when
+// deliveries are abandoned.
+func (b *Broker) wait(ctx context.Context, msg jetstream.Msg, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	tick := time.NewTicker(b.cfg.SubscriberTimeout)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return true
+		case <-tick.C:
+			_ = msg.InProgress()
+		}
+	}
+}
+
+// send POSTs the event in binary content mode. With wantReply it asks for a
+// reply (Prefer: reply) and decodes a CloudEvent in a 2xx response other than
+// 202, as the Knative data-plane contract says.
+func (b *Broker) send(ctx context.Context, target string, e event.Event, wantReply bool) outcome {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.SubscriberTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, nil)
+	if err != nil {
+		return outcome{err: fmt.Errorf("request to %s: %w", target, err)}
+	}
+	if err := cehttp.WriteRequest(ctx, binding.ToMessage(&e), req); err != nil {
+		return outcome{err: fmt.Errorf("encode event: %w", err)}
+	}
+	if wantReply {
+		req.Header.Set("Prefer", "reply")
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return outcome{err: fmt.Errorf("post %s: %w", target, err)}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
+	if err != nil {
+		return outcome{code: resp.StatusCode, err: fmt.Errorf("read response from %s: %w", target, err)}
+	}
+	o := outcome{code: resp.StatusCode, body: body}
+	if !wantReply || !o.ok() || resp.StatusCode == http.StatusAccepted || len(body) == 0 && resp.Header.Get("Ce-Id") == "" {
+		return o
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	m := cehttp.NewMessageFromHttpResponse(resp)
+	if m.ReadEncoding() == binding.EncodingUnknown {
+		return o
+	}
+	reply, err := binding.ToEvent(ctx, m)
+	if err != nil {
+		o.err = fmt.Errorf("decode reply from %s: %w", target, err)
+		return o
+	}
+	if err := reply.Validate(); err != nil {
+		o.err = fmt.Errorf("invalid reply from %s: %w", target, err)
+		return o
+	}
+	o.reply = reply
+	return o
+}
+
+func (b *Broker) publishReply(ctx context.Context, e event.Event) error {
+	// Replies are accepted during shutdown: the event that caused them is
+	// being drained and must not be delivered twice for want of its reply.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return b.publishTo(ctx, b.subject, e)
+}
+
+// DeadLetter is an event whose delivery to a Trigger's subscriber failed for
+// good, kept in the deadletter stream so it can be listed and replayed.
+type DeadLetter struct {
+	// ID identifies the dead letter for Replay (the stream sequence).
+	ID       string    `json:"id"`
+	Trigger  string    `json:"trigger"`
+	Attempts int       `json:"attempts"`
+	Code     int       `json:"code,omitempty"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
+	// Event carries the Knative error extensions (knativeerrordest, ...).
+	Event event.Event `json:"event"`
+	// SinkDelivered reports whether the Trigger's deadLetterSink took it.
+	SinkDelivered bool `json:"sinkDelivered"`
+}
+
+// deadLetter sends the event, with Knative's error extensions, to the
+// Trigger's dead-letter sink (retrying with the same policy) and records it
+// in the deadletter stream either way.
+func (b *Broker) deadLetter(ctx context.Context, r *route, e event.Event, last outcome, attempts int) error {
+	dl := e.Clone()
+	dl.SetExtension(ExtErrorDest, r.subscriber)
+	if last.code != 0 {
+		dl.SetExtension(ExtErrorCode, strconv.Itoa(last.code))
+	}
+	if len(last.body) > 0 {
+		data := last.body
+		if len(data) > errorDataMax {
+			data = data[:errorDataMax]
+		}
+		dl.SetExtension(ExtErrorData, base64.StdEncoding.EncodeToString(data))
+	}
+	rec := DeadLetter{Trigger: r.trigger.Metadata.Name, Attempts: attempts, Code: last.code, Reason: last.String(), At: time.Now().UTC(), Event: dl}
+	if r.deadLetter != "" {
+		for n := 0; ; n++ {
+			if n > 0 && !b.wait(ctx, nopProgress{}, r.policy.backoff(n)) {
+				return ctx.Err()
+			}
+			o := b.send(ctx, r.deadLetter, dl, false)
+			if o.ok() {
+				rec.SinkDelivered = true
+				break
+			}
+			if !o.retryable() || n >= r.policy.retries {
+				b.log.Error("dead-letter sink refused event", "trigger", r.trigger.Metadata.Name, "event_id", e.ID(), "result", o.String())
+				break
+			}
+		}
+	}
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode dead letter: %w", err)
+	}
+	if _, err := b.js.Publish(ctx, b.dlSubj, raw); err != nil {
+		return fmt.Errorf("record dead letter: %w", err)
+	}
+	return nil
+}
+
+// nopProgress lets wait run outside a JetStream message (dead-letter sink
+// retries happen while the original message is held in progress).
+type nopProgress struct{ jetstream.Msg }
+
+func (nopProgress) InProgress() error { return nil }
+
+// ListDeadLetters returns the recorded dead letters, oldest first.
+func (b *Broker) ListDeadLetters(ctx context.Context) ([]DeadLetter, error) {
+	st, err := b.js.Stream(ctx, b.dlStream)
+	if err != nil {
+		return nil, fmt.Errorf("broker: deadletter stream: %w", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("broker: deadletter stream: %w", err)
+	}
+	var out []DeadLetter
+	if info.State.Msgs == 0 {
+		return out, nil
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		dl, err := b.getDeadLetter(ctx, st, seq)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, dl)
+	}
+	return out, nil
+}
+
+func (b *Broker) getDeadLetter(ctx context.Context, st jetstream.Stream, seq uint64) (DeadLetter, error) {
+	m, err := st.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return DeadLetter{}, ErrNotFound
+	}
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("broker: dead letter %d: %w", seq, err)
+	}
+	var dl DeadLetter
+	if err := json.Unmarshal(m.Data, &dl); err != nil {
+		return DeadLetter{}, fmt.Errorf("broker: decode dead letter %d: %w", seq, err)
+	}
+	dl.ID = strconv.FormatUint(seq, 10)
+	return dl, nil
+}
+
+// Replay sends a dead letter again to the Trigger it failed for (only that
+// Trigger; the knativeerror* extensions are removed) and removes it from the
+// dead letters once the event is stored. If it fails again it is
+// dead-lettered anew.
+func (b *Broker) Replay(ctx context.Context, id string) error {
+	if b.closing.Load() {
+		return ErrUnavailable
+	}
+	seq, err := strconv.ParseUint(id, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: id %q", ErrNotFound, id)
+	}
+	st, err := b.js.Stream(ctx, b.dlStream)
+	if err != nil {
+		return fmt.Errorf("broker: deadletter stream: %w", err)
+	}
+	dl, err := b.getDeadLetter(ctx, st, seq)
+	if err != nil {
+		return err
+	}
+	known := false
+	for _, r := range b.triggers {
+		known = known || r.trigger.Metadata.Name == dl.Trigger
+	}
+	if !known {
+		return fmt.Errorf("broker: replay %s: trigger %q no longer exists", id, dl.Trigger)
+	}
+	e := dl.Event.Clone()
+	for _, k := range []string{ExtErrorDest, ExtErrorCode, ExtErrorData} {
+		e.SetExtension(k, nil)
+	}
+	if err := b.publishTo(ctx, b.replaySubject(dl.Trigger), e); err != nil {
+		return fmt.Errorf("broker: replay %s: %w", id, err)
+	}
+	if err := st.DeleteMsg(ctx, seq); err != nil {
+		return fmt.Errorf("broker: replay %s: stored, but dead letter not removed: %w", id, err)
+	}
+	b.log.Info("dead letter replayed", "id", id, "trigger", dl.Trigger, "event_id", e.ID())
+	return nil
+}

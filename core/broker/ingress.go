@@ -1,0 +1,78 @@
+package broker
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+)
+
+const maxEventBytes = 4 << 20
+
+// Ingress is the Broker's address (what K_SINK points to). It accepts a
+// CloudEvent in binary or structured mode on POST to any path and answers
+// 202 only once the event is durably stored; 400 (problem JSON) for a
+// request that is not a valid CloudEvent; 503 while shutting down or when
+// the store cannot take it, so senders retry.
+func (b *Broker) Ingress() http.Handler {
+	return http.HandlerFunc(b.serveIngress)
+}
+
+func (b *Broker) serveIngress(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		problem(w, http.StatusMethodNotAllowed, "method not allowed", "send CloudEvents with POST", nil)
+		return
+	}
+	if b.closing.Load() {
+		w.Header().Set("Retry-After", "1")
+		problem(w, http.StatusServiceUnavailable, "broker unavailable", "the broker is shutting down", nil)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxEventBytes)
+	e, err := cehttp.NewEventFromHTTPRequest(r)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			problem(w, http.StatusRequestEntityTooLarge, "event too large", err.Error(), nil)
+			return
+		}
+		problem(w, http.StatusBadRequest, "not a CloudEvent", "the request is not a CloudEvent in binary or structured mode: "+err.Error(), nil)
+		return
+	}
+	if err := e.Validate(); err != nil {
+		problem(w, http.StatusBadRequest, "invalid CloudEvent", err.Error(), invalidFields(err.Error()))
+		return
+	}
+	if err := b.Publish(r.Context(), *e); err != nil {
+		b.log.Warn("ingress: event not stored", "event_id", e.ID(), "event_type", e.Type(), "err", err)
+		w.Header().Set("Retry-After", "1")
+		problem(w, http.StatusServiceUnavailable, "broker unavailable", "the event could not be stored; retry", nil)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// invalidFields names the CloudEvents attributes a validation error mentions.
+func invalidFields(msg string) []string {
+	var out []string
+	for _, f := range []string{"specversion", "id", "source", "type", "datacontenttype", "dataschema", "subject", "time"} {
+		if strings.Contains(msg, f+":") {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// problem writes an RFC 9457 problem document.
+func problem(w http.ResponseWriter, status int, title, detail string, fields []string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	p := map[string]any{"type": "about:blank", "title": title, "status": status, "detail": detail}
+	if len(fields) > 0 {
+		p["invalidParams"] = fields
+	}
+	_ = json.NewEncoder(w).Encode(p)
+}
