@@ -38,6 +38,11 @@ type Options struct {
 	// error before the next call tries again (default 1 s). It keeps a dead
 	// Redis from adding a dial timeout to every request.
 	RetryAfter time.Duration
+	// ListMaxAge lets Fleet answer with a rendered list up to this old
+	// while newer changes exist, so a fleet under constant updates is not
+	// re-rendered on every read (live changes reach clients through
+	// notices). Zero means every read reflects the latest version.
+	ListMaxAge time.Duration
 }
 
 // Notice tells subscribers that a drone of the tenant changed. Version is the
@@ -75,6 +80,9 @@ type Cache struct {
 
 	retryAfter time.Duration
 	downUntil  atomic.Int64 // unix nanos; 0 = healthy
+
+	listMaxAge time.Duration
+	latest     sync.Map // tenant -> *Fleet, the newest rendered list
 }
 
 type putResult struct {
@@ -89,7 +97,8 @@ type backend interface {
 	putMany(ctx context.Context, tenant string, es []entry) error
 	markLoaded(ctx context.Context, tenant string) error
 	status(ctx context.Context, tenant string) (ver uint64, loaded bool, err error)
-	members(ctx context.Context, tenant string) ([]member, error)
+	// fleetDocs returns every rendered drone of the tenant in list order.
+	fleetDocs(ctx context.Context, tenant string) ([]string, error)
 	doc(ctx context.Context, tenant, id string) (string, bool, error)
 	inBox(ctx context.Context, tenant string, b BBox) ([]string, error)
 	subscribe(ctx context.Context, tenant string) (*Subscription, error)
@@ -109,6 +118,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Cache, error) {
 		loader:     opt.Loader,
 		log:        opt.Logger,
 		retryAfter: opt.RetryAfter,
+		listMaxAge: opt.ListMaxAge,
 		listsLFU:   rcache.NewTinyLFU(64, time.Minute),
 	}
 	c.lists = rcache.New(&rcache.Options{LocalCache: c.listsLFU})
@@ -292,29 +302,51 @@ func (c *Cache) Fleet(ctx context.Context, tenantID string) (Fleet, error) {
 		if err != nil {
 			return err
 		}
-		f.Version = ver
+		// Coalescing: under constant updates, serve the last rendered list
+		// while it is younger than ListMaxAge instead of rebuilding per read.
+		if v, ok := c.latest.Load(tenantID); ok {
+			r := v.(*Fleet)
+			if r.Version == ver || (c.listMaxAge > 0 && r.Version < ver && time.Since(r.at) < c.listMaxAge) {
+				f = *r
+				return nil
+			}
+		}
 		key := "fleet\x00" + tenantID + "\x00" + strconv.FormatUint(ver, 10)
-		// Fast path without go-redis/cache's defensive copy of a multi-MB
-		// list: versioned entries are never modified, only replaced.
+		// Read the LFU directly to skip go-redis/cache's defensive copy of a
+		// multi-MB list: versioned entries are never modified, only replaced.
 		if b, ok := c.listsLFU.Get(key); ok {
-			f.JSON = b
+			f = Fleet{Version: ver, JSON: b}
 			return nil
 		}
 		var body []byte
 		err = c.lists.Once(&rcache.Item{
-			Ctx:   ctx,
-			Key:   key,
-			Value: &body,
+			Ctx: ctx,
+			Key: key,
 			Do: func(*rcache.Item) (any, error) {
-				ms, err := c.b.members(ctx, tenantID)
+				docs, err := c.b.fleetDocs(ctx, tenantID)
 				if err != nil {
 					return nil, err
 				}
-				return renderList(ms), nil
+				body = renderDocs(docs)
+				return body, nil
 			},
 		})
-		f.JSON = body
-		return err
+		if err != nil {
+			return err
+		}
+		if body == nil { // a waiter of another caller's build: read its result
+			var ok bool
+			if body, ok = c.listsLFU.Get(key); !ok {
+				if err := c.lists.Get(ctx, key, &body); err != nil {
+					return fmt.Errorf("rendered list vanished: %w", err)
+				}
+			}
+		}
+		f = Fleet{Version: ver, JSON: body, at: time.Now()}
+		if v, ok := c.latest.Load(tenantID); !ok || v.(*Fleet).Version < ver {
+			c.latest.Store(tenantID, &f)
+		}
+		return nil
 	})
 	if err != nil {
 		return Fleet{}, fmt.Errorf("cache fleet tenant %s: %w", tenantID, err)

@@ -39,6 +39,7 @@ type localTenant struct {
 	states map[string]string
 	pos    map[string][2]float64 // lon, lat
 	docs   map[string]string
+	order  []string // ids, sorted: the list order
 	subs   map[chan Notice]struct{}
 }
 
@@ -102,6 +103,10 @@ func (l *localBackend) putLocked(tenant string, e entry, notify bool) putResult 
 	} else if !known {
 		lt.ts[e.id] = ""
 	}
+	if !known {
+		i, _ := slices.BinarySearch(lt.order, e.id)
+		lt.order = slices.Insert(lt.order, i, e.id)
+	}
 	if renamed {
 		lt.names[e.id] = e.name
 	} else if !named {
@@ -162,15 +167,15 @@ func (l *localBackend) status(_ context.Context, tenant string) (uint64, bool, e
 	return lt.ver, lt.loaded, nil
 }
 
-func (l *localBackend) members(_ context.Context, tenant string) ([]member, error) {
+func (l *localBackend) fleetDocs(_ context.Context, tenant string) ([]string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lt := l.tenant(tenant)
-	ms := make([]member, 0, len(lt.names))
-	for id, name := range lt.names {
-		ms = append(ms, member{id: id, name: name, state: lt.states[id]})
+	docs := make([]string, len(lt.order))
+	for i, id := range lt.order {
+		docs[i] = lt.docs[id]
 	}
-	return ms, nil
+	return docs, nil
 }
 
 func (l *localBackend) doc(_ context.Context, tenant, id string) (string, bool, error) {

@@ -17,7 +17,8 @@ import (
 // putScript is the stale guard plus every write that goes with it; see the
 // package documentation for why it is a script.
 //
-// KEYS: 1 ts hash, 2 names hash, 3 states hash, 4 geo, 5 version, 6 drone entry
+// KEYS: 1 ts hash, 2 names hash, 3 states hash, 4 geo, 5 version, 6 drone
+// entry, 7 docs hash (the fleet view: id -> rendered entry)
 // ARGV: 1 id, 2 id as JSON, 3 name JSON ("" keeps the cached one),
 // 4 sortable ts ("" = no state), 5 state JSON, 6 lon, 7 lat (clamped for the
 // geo index), 8 notice channel ("" = do not publish)
@@ -51,6 +52,7 @@ local doc = '{"id":' .. ARGV[2] .. ',"name":' .. name
 if state then doc = doc .. ',"state":' .. state end
 doc = doc .. '}'
 redis.call('SET', KEYS[6], doc)
+redis.call('HSET', KEYS[7], id, doc)
 local ver = redis.call('INCR', KEYS[5])
 if ARGV[8] ~= '' then
   redis.call('PUBLISH', ARGV[8], '{"version":' .. ver .. ',"droneId":' .. ARGV[2] .. ',"drone":' .. doc .. '}')
@@ -95,7 +97,7 @@ func (r *redisBackend) items() *rcache.Cache { return r.it }
 
 func tenantKeys(tenant, id string) []string {
 	p := keyPrefix(tenant)
-	return []string{p + "ts", p + "names", p + "states", p + "geo", p + "ver", p + "d:" + id}
+	return []string{p + "ts", p + "names", p + "states", p + "geo", p + "ver", p + "d:" + id, p + "docs"}
 }
 
 // Redis refuses latitudes beyond ±85.05112878 in a geo index; polar drones
@@ -193,23 +195,15 @@ func (r *redisBackend) status(ctx context.Context, tenant string) (uint64, bool,
 	return v, loaded.Val() == 1, nil
 }
 
-func (r *redisBackend) members(ctx context.Context, tenant string) ([]member, error) {
-	p := keyPrefix(tenant)
-	var names, states *redis.MapStringStringCmd
-	_, err := r.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
-		names = tx.HGetAll(ctx, p+"names")
-		states = tx.HGetAll(ctx, p+"states")
-		return nil
-	})
+func (r *redisBackend) fleetDocs(ctx context.Context, tenant string) ([]string, error) {
+	docs, err := r.rdb.HVals(ctx, keyPrefix(tenant)+"docs").Result()
 	if err != nil {
 		return nil, fmt.Errorf("redis fleet: %w", err)
 	}
-	st := states.Val()
-	ms := make([]member, 0, len(names.Val()))
-	for id, name := range names.Val() {
-		ms = append(ms, member{id: id, name: name, state: st[id]})
-	}
-	return ms, nil
+	// Every entry starts with {"id":"<id>", so this is id order (up to ids
+	// holding characters below '"', which drones do not use).
+	slices.Sort(docs)
+	return docs, nil
 }
 
 func (r *redisBackend) doc(ctx context.Context, tenant, id string) (string, bool, error) {
@@ -343,7 +337,7 @@ func (r *redisBackend) invalidate(ctx context.Context, tenant string) error {
 	if err != nil {
 		return fmt.Errorf("redis invalidate: %w", err)
 	}
-	keys := []string{p + "loaded", p + "ts", p + "names", p + "states", p + "geo"}
+	keys := []string{p + "loaded", p + "ts", p + "names", p + "states", p + "geo", p + "docs"}
 	for _, id := range ids {
 		keys = append(keys, p+"d:"+id)
 	}

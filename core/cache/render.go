@@ -235,4 +235,5 @@ func appendJSONString(dst []byte, s string) []byte {
 type Fleet struct {
 	Version uint64
 	JSON    []byte
+	at      time.Time // when rendered
 }
