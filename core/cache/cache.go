@@ -21,6 +21,10 @@ import (
 // back to the store; cache-refresh answers 503 so the broker redelivers.
 var ErrUnavailable = errors.New("cache unavailable")
 
+// ErrInvalid marks a state the cache refuses (missing ids, zero or far
+// timestamp, position out of range): retrying cannot help.
+var ErrInvalid = errors.New("invalid drone state")
+
 // Loader is the part of the store the cache reads on a miss.
 type Loader interface {
 	Drones(ctx context.Context, tenantID string) ([]store.Drone, error)
@@ -196,11 +200,11 @@ var errLoad = errors.New("cache fill from store")
 // It publishes a notice when it wrote. applied is false for a stale state.
 func (c *Cache) Put(ctx context.Context, tenantID, droneID string, st events.DroneState) (applied bool, err error) {
 	if tenantID == "" || droneID == "" {
-		return false, fmt.Errorf("cache put: tenant and drone ids are required")
+		return false, fmt.Errorf("cache put: %w: tenant and drone ids are required", ErrInvalid)
 	}
 	e, err := newEntry(droneID, nil, &st)
 	if err != nil {
-		return false, fmt.Errorf("cache put: %w", err)
+		return false, fmt.Errorf("cache put: %w: %w", ErrInvalid, err)
 	}
 	var r putResult
 	err = c.call(ctx, func() error {
