@@ -160,4 +160,3 @@ func redact(url string) string {
 	}
 	return url
 }
-
