@@ -1,0 +1,412 @@
+package function
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dronetrack/dronetrack/core/keys"
+	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// Limits of one ingest request. They are part of the public API (documented
+// to drone integrators): a companion computer that buffered while offline
+// sends its backlog in chunks of at most MaxReports.
+const (
+	// MaxReports is the most reports one request may carry. 500 keeps an
+	// event well under broker message limits (about 80 KiB of JSON) and
+	// matches Firestore's 500-writes-per-batch for the history it becomes.
+	MaxReports = 500
+	// MaxBodyBytes caps the request body; larger bodies get 413 unread.
+	MaxBodyBytes = 1 << 20
+)
+
+// Paths served by the handler.
+const (
+	PathTelemetry = "/v1/telemetry"
+	PathMetrics   = "/metrics"
+)
+
+// Key cache defaults.
+const (
+	// DefaultKeyCacheTTL is how long a key that authenticated stays trusted
+	// without asking the store: the delay before a revoked key stops working.
+	DefaultKeyCacheTTL = 30 * time.Second
+	// DefaultNegativeKeyCacheTTL is how long an unknown key is remembered as
+	// unknown, so a drone retrying a bad key in a loop costs one store lookup
+	// per period. Short, so a key just registered works almost at once.
+	DefaultNegativeKeyCacheTTL = 5 * time.Second
+	// DefaultKeyCacheSize bounds the known-key cache (one entry per drone).
+	DefaultKeyCacheSize = 10000
+	// negativeCacheSize is separate and smaller so a flood of bad keys cannot
+	// evict good ones.
+	negativeCacheSize = 1000
+)
+
+// RetryAfter is what a 503 asks the drone to wait before resending.
+const RetryAfter = 5 * time.Second
+
+// DroneFinder finds the drone owning a key hash (store.Store satisfies it).
+// It returns an error wrapping store.ErrNotFound for an unknown hash; any
+// other error means the store could not answer.
+type DroneFinder interface {
+	DroneByKeyHash(ctx context.Context, keyHash string) (store.Drone, error)
+}
+
+// Publisher sends an event to the broker; core/publish.Publisher satisfies
+// it. A nil error means the broker took the event.
+type Publisher interface {
+	Publish(ctx context.Context, e event.Event) error
+}
+
+// Deps is what the handler needs. Drones, Publisher and Pepper are required.
+type Deps struct {
+	Drones    DroneFinder
+	Publisher Publisher
+	// Pepper is DRONE_KEY_PEPPER, the secret under which key hashes were made.
+	Pepper []byte
+	Logger *slog.Logger     // nil: discard
+	Now    func() time.Time // nil: time.Now
+
+	KeyCacheTTL         time.Duration // 0: DefaultKeyCacheTTL; negative: no cache
+	NegativeKeyCacheTTL time.Duration // 0: DefaultNegativeKeyCacheTTL; negative: no cache
+	KeyCacheSize        int           // 0: DefaultKeyCacheSize
+}
+
+// Handler is ingest's HTTP handler: the telemetry endpoint and /metrics.
+type Handler struct {
+	drones    DroneFinder
+	publisher Publisher
+	pepper    []byte
+	log       *slog.Logger
+	now       func() time.Time
+	known     *lru
+	unknown   *lru
+	m         *metrics
+}
+
+// NewHandler checks deps and builds a handler with its own metrics registry.
+func NewHandler(d Deps) (*Handler, error) {
+	if d.Drones == nil || d.Publisher == nil {
+		return nil, errors.New("ingest: Drones and Publisher are required")
+	}
+	if len(d.Pepper) < keys.MinPepperLen {
+		return nil, fmt.Errorf("ingest: DRONE_KEY_PEPPER must be at least %d bytes", keys.MinPepperLen)
+	}
+	h := &Handler{drones: d.Drones, publisher: d.Publisher, pepper: d.Pepper, log: d.Logger, now: d.Now, m: newMetrics()}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	ttl, nttl, size := d.KeyCacheTTL, d.NegativeKeyCacheTTL, d.KeyCacheSize
+	if ttl == 0 {
+		ttl = DefaultKeyCacheTTL
+	}
+	if nttl == 0 {
+		nttl = DefaultNegativeKeyCacheTTL
+	}
+	if size == 0 {
+		size = DefaultKeyCacheSize
+	}
+	h.known, h.unknown = newLRU(size, ttl), newLRU(negativeCacheSize, nttl)
+	return h, nil
+}
+
+// Registry is the handler's metrics registry, served at /metrics.
+func (h *Handler) Registry() *prometheus.Registry { return h.m.reg }
+
+// ServeHTTP routes the handler's paths; anything else is a 404 problem.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case PathTelemetry:
+		sw := statusWriter{ResponseWriter: w}
+		h.ingest(&sw, r)
+		h.m.request(sw.status)
+	case PathMetrics:
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			problem.Write(w, http.StatusMethodNotAllowed, "", r.Method+" is not allowed on "+PathMetrics)
+			return
+		}
+		h.m.handler.ServeHTTP(w, r)
+	default:
+		problem.Write(w, http.StatusNotFound, "", "no such resource; telemetry goes to POST "+PathTelemetry,
+			problem.WithInstance(r.URL.Path))
+	}
+}
+
+// accepted is the 202 reply body.
+type accepted struct {
+	Accepted int    `json:"accepted"`
+	EventID  string `json:"eventId"`
+}
+
+func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		problem.Write(w, http.StatusMethodNotAllowed, "", r.Method+" is not allowed; use POST")
+		return
+	}
+	id, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" && !isJSON(ct) {
+		w.Header().Set("Accept-Post", "application/json")
+		problem.Write(w, http.StatusUnsupportedMediaType, "", fmt.Sprintf("Content-Type %q: send application/json", ct))
+		return
+	}
+	if r.ContentLength > MaxBodyBytes {
+		tooLarge(w)
+		return
+	}
+	buf := bodyPool.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= 64<<10 { // don't pin rare huge buffers
+			bodyPool.Put(buf)
+		}
+	}()
+	body, err := readBody(http.MaxBytesReader(w, r.Body, MaxBodyBytes), (*buf)[:0], r.ContentLength)
+	*buf = body
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			tooLarge(w)
+			return
+		}
+		problem.Write(w, http.StatusBadRequest, "", "could not read the request body")
+		return
+	}
+
+	now := h.now()
+	reps, bad, err := decodeReports(body, now, MaxReports)
+	if err != nil {
+		problem.Write(w, http.StatusBadRequest, "Malformed JSON", err.Error())
+		return
+	}
+	if len(bad) > 0 {
+		problem.Write(w, http.StatusBadRequest, "Invalid telemetry",
+			fmt.Sprintf("%d problem(s) in the request; nothing was accepted", len(bad)), problem.WithErrors(bad))
+		return
+	}
+
+	e, err := events.NewTelemetryReceived(events.TelemetryReceived{
+		TenantID: id.TenantID, DroneID: id.DroneID, ReceivedAt: now.UTC(), Reports: reps,
+	})
+	if err != nil {
+		h.log.Error("build telemetry event", "drone", id.DroneID, "tenant", id.TenantID, "err", err)
+		problem.Write(w, http.StatusInternalServerError, "", "could not build the event")
+		return
+	}
+	start := time.Now()
+	err = h.publisher.Publish(r.Context(), e)
+	h.m.publishSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		h.log.Warn("publish failed; drone told to retry", "drone", id.DroneID, "tenant", id.TenantID,
+			"event", e.ID(), "reports", len(reps), "err", err)
+		unavailable(w, "the event broker did not take the reports; nothing was accepted, resend later")
+		return
+	}
+	h.m.reports.Add(float64(len(reps)))
+	h.log.Debug("accepted", "drone", id.DroneID, "tenant", id.TenantID, "event", e.ID(), "reports", len(reps))
+
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	// Hand-built: the id is hex and the count an int, so no escaping needed.
+	var out [128]byte
+	b := append(out[:0], `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(len(reps)), 10)
+	b = append(b, `,"eventId":"`...)
+	b = append(b, e.ID()...)
+	b = append(b, "\"}\n"...)
+	_, _ = w.Write(b)
+}
+
+// authenticate resolves the bearer key to a drone, writing the error reply
+// (401 or 503) itself when it returns false.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (identity, bool) {
+	key, present := bearer(r.Header.Get("Authorization"))
+	if !present {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="dronetrack"`)
+		problem.Write(w, http.StatusUnauthorized, "", "send the drone key as Authorization: Bearer <key>")
+		return identity{}, false
+	}
+	if !keys.WellFormed(key) {
+		return identity{}, h.badKey(w)
+	}
+	ck := cacheKey(sha256.Sum256([]byte(key)))
+	now := h.now()
+	if id, ok := h.known.get(ck, now); ok {
+		h.m.keyCache.WithLabelValues("hit").Inc()
+		return id, true
+	}
+	if _, ok := h.unknown.get(ck, now); ok {
+		h.m.keyCache.WithLabelValues("negative_hit").Inc()
+		return identity{}, h.badKey(w)
+	}
+	h.m.keyCache.WithLabelValues("miss").Inc()
+	d, err := h.drones.DroneByKeyHash(r.Context(), keys.Hash(h.pepper, key))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		h.unknown.put(ck, identity{}, now)
+		return identity{}, h.badKey(w)
+	case err != nil:
+		h.log.Error("drone key lookup failed", "err", err)
+		unavailable(w, "could not check the drone key; resend later")
+		return identity{}, false
+	}
+	id := identity{DroneID: d.ID, TenantID: d.TenantID}
+	h.known.put(ck, id, now)
+	return id, true
+}
+
+func (h *Handler) badKey(w http.ResponseWriter) bool {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="dronetrack", error="invalid_token"`)
+	problem.Write(w, http.StatusUnauthorized, "", "the drone key is not valid")
+	return false
+}
+
+// bearer extracts the token of an "Authorization: Bearer <token>" header.
+// The scheme is case-insensitive (RFC 9110 section 11.1).
+func bearer(h string) (string, bool) {
+	const scheme = "bearer "
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return "", false
+	}
+	tok := strings.TrimSpace(h[len(scheme):])
+	return tok, tok != ""
+}
+
+// isJSON accepts application/json with parameters (charset=utf-8).
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
+}
+
+func tooLarge(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close") // the rest of the body stays unread
+	problem.Write(w, http.StatusRequestEntityTooLarge, "",
+		fmt.Sprintf("the body must be at most %d bytes; send at most %d reports per request", MaxBodyBytes, MaxReports))
+}
+
+func unavailable(w http.ResponseWriter, detail string) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter/time.Second)))
+	problem.Write(w, http.StatusServiceUnavailable, "", detail)
+}
+
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// readBody reads r to the end into buf, sized by the declared length when
+// there is one.
+func readBody(r io.Reader, buf []byte, declared int64) ([]byte, error) {
+	if declared > 0 && int(declared) > cap(buf) {
+		buf = make([]byte, 0, declared+1) // +1 so the final Read sees EOF without growing
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// statusWriter remembers the status for the requests metric.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+type metrics struct {
+	reg            *prometheus.Registry
+	handler        http.Handler
+	requests       *prometheus.CounterVec
+	reports        prometheus.Counter
+	publishSeconds prometheus.Histogram
+	keyCache       *prometheus.CounterVec
+
+	mu     sync.Mutex
+	byCode map[int]prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dronetrack_ingest_requests_total",
+			Help: "Telemetry requests by HTTP status code.",
+		}, []string{"code"}),
+		reports: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dronetrack_ingest_reports_accepted_total",
+			Help: "Reports accepted and published to the broker.",
+		}),
+		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "dronetrack_ingest_publish_duration_seconds",
+			Help:    "Time to hand one event to the broker, successful or not.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		keyCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dronetrack_ingest_key_cache_total",
+			Help: "Drone key lookups by cache result (hit, negative_hit, miss).",
+		}, []string{"result"}),
+		byCode: map[int]prometheus.Counter{},
+	}
+	m.reg.MustRegister(m.requests, m.reports, m.publishSeconds, m.keyCache,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	return m
+}
+
+func (m *metrics) request(code int) {
+	if code == 0 {
+		code = http.StatusOK
+	}
+	m.mu.Lock()
+	c, ok := m.byCode[code]
+	if !ok {
+		c = m.requests.WithLabelValues(strconv.Itoa(code))
+		m.byCode[code] = c
+	}
+	m.mu.Unlock()
+	c.Inc()
+}
