@@ -314,3 +314,52 @@ func TestOpenRejectsUnresolvableSubscriber(t *testing.T) {
 		t.Fatalf("Open err = %v, want an unresolvable subscriber error", err)
 	}
 }
+
+// TestReplyLoopEnds: a subscriber that answers every event with another
+// event of the same type would loop forever; Knative's knativebrokerttl hop
+// counter ends it, and subscribers never see the counter.
+func TestReplyLoopEnds(t *testing.T) {
+	sub := newSink(t, func(e event.Event, _ int, w http.ResponseWriter) {
+		reply := newEvent(e.ID()+"+", "test.a")
+		for k, v := range e.Extensions() { // a careless echo copies extensions
+			reply.SetExtension(k, v)
+		}
+		req, _ := http.NewRequest(http.MethodPost, "http://unused", nil)
+		_ = cehttp.WriteRequest(context.Background(), binding.ToMessage(&reply), req)
+		for k, v := range req.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(reply.Data())
+	})
+	b, ingress := openBroker(t, Config{
+		Files:   []string{writeManifest(t, triggerYAML("t", "test.a", "sub", fastRetry))},
+		Resolve: resolver(map[string]string{"sub": sub.srv.URL}),
+	})
+	e := newEvent("loop", "test.a")
+	e.SetExtension(ExtTTL, 3)
+	mustSend(t, ingress.URL, e)
+	ctx := context.Background()
+	eventually(t, "trigger idle after the loop", func() bool {
+		st, err := b.js.Stream(ctx, b.stream)
+		if err != nil {
+			return false
+		}
+		c, err := st.Consumer(ctx, b.triggers[0].name)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && len(sub.received()) > 0
+	})
+	var ids []string
+	for _, got := range sub.received() {
+		ids = append(ids, got.ID())
+		if v, ok := got.Extensions()[ExtTTL]; ok {
+			t.Errorf("subscriber saw %s=%v on %s, want it stripped", ExtTTL, v, got.ID())
+		}
+	}
+	if diff := cmp.Diff([]string{"loop", "loop+", "loop++"}, ids); diff != "" {
+		t.Errorf("deliveries (-want +got):\n%s", diff)
+	}
+}

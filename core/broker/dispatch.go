@@ -14,6 +14,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -27,7 +28,23 @@ const (
 	// response body is truncated to this many bytes before base64.
 	errorDataMax = 1024
 	maxReply     = 4 << 20
+	// ExtTTL is Knative's broker hop counter: set on ingress when absent,
+	// removed before delivery, decremented on each reply.
+	ExtTTL     = "knativebrokerttl"
+	defaultTTL = 255
 )
+
+func brokerTTL(e event.Event) int {
+	v, ok := e.Extensions()[ExtTTL]
+	if !ok {
+		return defaultTTL
+	}
+	n, err := types.ToInteger(v)
+	if err != nil {
+		return defaultTTL
+	}
+	return int(n)
+}
 
 // outcome is one delivery attempt's result.
 type outcome struct {
@@ -78,6 +95,10 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 	if t, ok := e.Extensions()["tenantid"]; ok {
 		log = log.With("tenant_id", t)
 	}
+	// Like Knative's broker, strip the hop counter before delivery and
+	// give a reply one hop less, so reply loops end.
+	ttl := brokerTTL(e)
+	e.SetExtension(ExtTTL, nil)
 	ctx := b.delivery
 	var last outcome
 	attempts := 0
@@ -93,7 +114,10 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 		if ctx.Err() != nil {
 			return
 		}
-		if last.ok() && last.reply != nil {
+		if last.ok() && last.reply != nil && ttl <= 1 {
+			log.Warn("reply dropped: broker TTL exhausted (reply loop?)", "reply_id", last.reply.ID(), "reply_type", last.reply.Type())
+		} else if last.ok() && last.reply != nil {
+			last.reply.SetExtension(ExtTTL, ttl-1)
 			if err := b.publishReply(ctx, *last.reply); err != nil {
 				last = outcome{code: last.code, err: fmt.Errorf("reply %s: %w", last.reply.ID(), err)}
 			}
@@ -110,7 +134,7 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 		log.Debug("delivery failed; retrying", "attempt", attempts, "result", last.String())
 	}
 	log.Warn("delivery failed; dead-lettering", "attempts", attempts, "result", last.String())
-	if err := b.deadLetter(ctx, r, e, last, attempts); err != nil {
+	if err := b.deadLetter(ctx, r, msg, e, last, attempts); err != nil {
 		if ctx.Err() != nil {
 			return
 		}
@@ -126,6 +150,7 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 // its ack wait does not expire during long backoffs. It reports false when
 // deliveries are abandoned.
 func (b *Broker) wait(ctx context.Context, msg jetstream.Msg, d time.Duration) bool {
+	_ = msg.InProgress()
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	tick := time.NewTicker(b.cfg.SubscriberTimeout)
@@ -216,7 +241,7 @@ type DeadLetter struct {
 // deadLetter sends the event, with Knative's error extensions, to the
 // Trigger's dead-letter sink (retrying with the same policy) and records it
 // in the deadletter stream either way.
-func (b *Broker) deadLetter(ctx context.Context, r *route, e event.Event, last outcome, attempts int) error {
+func (b *Broker) deadLetter(ctx context.Context, r *route, msg jetstream.Msg, e event.Event, last outcome, attempts int) error {
 	dl := e.Clone()
 	dl.SetExtension(ExtErrorDest, r.subscriber)
 	if last.code != 0 {
@@ -232,9 +257,10 @@ func (b *Broker) deadLetter(ctx context.Context, r *route, e event.Event, last o
 	rec := DeadLetter{Trigger: r.trigger.Metadata.Name, Attempts: attempts, Code: last.code, Reason: last.String(), At: time.Now().UTC(), Event: dl}
 	if r.deadLetter != "" {
 		for n := 0; ; n++ {
-			if n > 0 && !b.wait(ctx, nopProgress{}, r.policy.backoff(n)) {
+			if n > 0 && !b.wait(ctx, msg, r.policy.backoff(n)) {
 				return ctx.Err()
 			}
+			_ = msg.InProgress()
 			o := b.send(ctx, r.deadLetter, dl, false)
 			if o.ok() {
 				rec.SinkDelivered = true
@@ -255,12 +281,6 @@ func (b *Broker) deadLetter(ctx context.Context, r *route, e event.Event, last o
 	}
 	return nil
 }
-
-// nopProgress lets wait run outside a JetStream message (dead-letter sink
-// retries happen while the original message is held in progress).
-type nopProgress struct{ jetstream.Msg }
-
-func (nopProgress) InProgress() error { return nil }
 
 // ListDeadLetters returns the recorded dead letters, oldest first.
 func (b *Broker) ListDeadLetters(ctx context.Context) ([]DeadLetter, error) {

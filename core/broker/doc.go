@@ -27,6 +27,9 @@
 //   - Replies: deliveries carry "Prefer: reply"; a CloudEvent in a 2xx answer
 //     other than 202 is published back into the broker (and routed like any
 //     event). A reply that cannot be stored counts as a failed attempt.
+//     The knativebrokerttl hop counter (255 when the ingress sees none) is
+//     removed before delivery and decremented on each reply; a reply with no
+//     hops left is dropped, so reply loops end.
 //   - Dead letters: the event, with knativeerrordest (subscriber URL),
 //     knativeerrorcode (HTTP status) and knativeerrordata (base64 of the first
 //     1024 bytes of the response body), goes to deadLetterSink when set and

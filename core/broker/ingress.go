@@ -46,6 +46,9 @@ func (b *Broker) serveIngress(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusBadRequest, "invalid CloudEvent", err.Error(), invalidFields(err.Error()))
 		return
 	}
+	if _, ok := e.Extensions()[ExtTTL]; !ok {
+		e.SetExtension(ExtTTL, defaultTTL)
+	}
 	if err := b.Publish(r.Context(), *e); err != nil {
 		b.log.Warn("ingress: event not stored", "event_id", e.ID(), "event_type", e.Type(), "err", err)
 		w.Header().Set("Retry-After", "1")
