@@ -1,0 +1,381 @@
+package function
+
+import (
+	"embed"
+	"errors"
+	"hash/fnv"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dronetrack/dronetrack/core/cache"
+	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+//go:embed openapi.json
+var openAPIDoc []byte
+
+//go:embed web
+var webFS embed.FS
+
+// Track paging limits.
+const (
+	DefaultTrackLimit  = 500
+	MaxTrackLimit      = 5000
+	DefaultTrackWindow = time.Hour
+)
+
+// CacheHeader tells clients (and tests) where an answer came from: "cache",
+// or "bypass" when the cache was unavailable and the store answered.
+const CacheHeader = "X-Dronetrack-Cache"
+
+// server holds what the handlers need; Function wires it from config.
+type server struct {
+	cache     *cache.Cache
+	store     store.Store
+	hub       *hub
+	log       *slog.Logger
+	heartbeat time.Duration
+	now       func() time.Time
+	metrics   *metrics
+	demo      string
+}
+
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	seconds  *prometheus.HistogramVec
+	bypass   *prometheus.CounterVec
+	streams  prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dronetrack_serve_map_requests_total", Help: "HTTP requests by route pattern and status.",
+		}, []string{"route", "code"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "dronetrack_serve_map_request_seconds", Help: "Time to answer, by route pattern (streams excluded).",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+		bypass: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dronetrack_serve_map_cache_bypass_total", Help: "Answers served from the store because the cache was unavailable.",
+		}, []string{"route"}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "dronetrack_serve_map_streams", Help: "Open SSE streams.",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.seconds, m.bypass, m.streams,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// routes is the whole HTTP surface; the OpenAPI test walks it.
+func (s *server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(s.instrument)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, http.StatusNotFound, "", "no such resource", problem.WithInstance(r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, http.StatusMethodNotAllowed, "", r.Method+" is not allowed on "+r.URL.Path)
+	})
+	r.Get("/", s.serveIndex)
+	r.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	r.Get("/api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = w.Write(openAPIDoc)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(demoTenant(s.demo), requireTenant)
+		r.Get("/api/v1/drones", s.listDrones)
+		r.Get("/api/v1/drones/{id}", s.getDrone)
+		r.Get("/api/v1/drones/{id}/track", s.getTrack)
+		r.Get("/api/v1/alerts", s.listAlerts)
+		r.Get("/api/v1/stream", s.serveStream)
+	})
+	return r
+}
+
+func (s *server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		route := chi.RouteContext(r.Context()).RoutePattern()
+		if route == "" {
+			route = "unmatched"
+		}
+		s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+		if route != "/api/v1/stream" {
+			s.metrics.seconds.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		}
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach Flush on the real writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *server) serveIndex(w http.ResponseWriter, r *http.Request) {
+	b, err := fs.ReadFile(webFS, "web/index.html")
+	if err != nil {
+		problem.Write(w, http.StatusInternalServerError, "", "front end missing from the build")
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(b)
+}
+
+// listDrones is GET /api/v1/drones[?bbox=minLon,minLat,maxLon,maxLat].
+func (s *server) listDrones(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	tenantID := TenantFrom(ctx)
+	var box *cache.BBox
+	if q := r.URL.Query(); q.Has("bbox") {
+		b, err := cache.ParseBBox(q.Get("bbox"))
+		if err != nil {
+			badParams(w, events.FieldError{Field: "bbox", Pointer: "/bbox", Detail: err.Error()})
+			return
+		}
+		box = &b
+	}
+	var (
+		f   cache.Fleet
+		err error
+	)
+	if box != nil {
+		f, err = s.cache.FleetInBox(ctx, tenantID, *box)
+	} else {
+		f, err = s.cache.Fleet(ctx, tenantID)
+	}
+	var body []byte
+	etag := ""
+	switch {
+	case err == nil:
+		w.Header().Set(CacheHeader, "cache")
+		body, etag = f.JSON, `"v`+strconv.FormatUint(f.Version, 10)+`"`
+	case errors.Is(err, cache.ErrUnavailable):
+		ds, serr := s.store.Drones(ctx, tenantID)
+		if serr != nil {
+			s.storeFailed(w, r, serr)
+			return
+		}
+		if box != nil {
+			ds = inBox(ds, *box)
+		}
+		if body, err = cache.RenderDrones(ds); err != nil {
+			s.log.ErrorContext(ctx, "render drones", "tenant", tenantID, "err", err)
+			problem.Write(w, http.StatusInternalServerError, "", "could not render the fleet")
+			return
+		}
+		s.bypassed(w, r)
+		h := fnv.New64a()
+		h.Write(body)
+		etag = `"s` + strconv.FormatUint(h.Sum64(), 36) + `"`
+	default:
+		s.storeFailed(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "private, no-cache")
+	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+len(`{"drones":}`)+1))
+	_, _ = w.Write([]byte(`{"drones":`))
+	_, _ = w.Write(body)
+	_, _ = w.Write([]byte("}\n"))
+}
+
+func inBox(ds []store.Drone, b cache.BBox) []store.Drone {
+	out := ds[:0:0]
+	for _, d := range ds {
+		if d.State != nil && b.Contains(d.State.Lon, d.State.Lat) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// etagMatches implements If-None-Match's weak comparison (RFC 9110 13.1.2).
+func etagMatches(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// getDrone is GET /api/v1/drones/{id}; another tenant's drone is 404.
+func (s *server) getDrone(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.droneDoc(w, r)
+	if !ok {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "private, no-cache")
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// droneDoc finds the caller's drone, answering the error itself.
+func (s *server) droneDoc(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	ctx := r.Context()
+	tenantID, id := TenantFrom(ctx), chi.URLParam(r, "id")
+	body, err := s.cache.Drone(ctx, tenantID, id)
+	switch {
+	case err == nil:
+		w.Header().Set(CacheHeader, "cache")
+		return body, true
+	case errors.Is(err, store.ErrNotFound):
+		notFound(w, r)
+		return nil, false
+	case errors.Is(err, cache.ErrUnavailable):
+		d, serr := s.store.Drone(ctx, tenantID, id)
+		if serr != nil {
+			s.storeFailed(w, r, serr)
+			return nil, false
+		}
+		s.bypassed(w, r)
+		if body, err = cache.RenderDrone(d); err != nil {
+			problem.Write(w, http.StatusInternalServerError, "", "could not render the drone")
+			return nil, false
+		}
+		return body, true
+	default:
+		s.storeFailed(w, r, err)
+		return nil, false
+	}
+}
+
+// trackPage is the body of GET /api/v1/drones/{id}/track.
+type trackPage struct {
+	DroneID string          `json:"droneId"`
+	Points  []events.Report `json:"points"`
+	// Next is the cursor for the following page (pass it as after=), null
+	// on the last page.
+	Next *string `json:"next"`
+}
+
+// getTrack is GET /api/v1/drones/{id}/track?from=&to=&limit=&after=: a
+// drone's history in [from, to), oldest first, paginated by cursor.
+func (s *server) getTrack(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	var bad []events.FieldError
+	parseTime := func(name string, def time.Time) time.Time {
+		v := q.Get(name)
+		if v == "" {
+			return def
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			bad = append(bad, events.FieldError{Field: name, Pointer: "/" + name, Detail: "want an RFC 3339 timestamp"})
+		}
+		return t
+	}
+	to := parseTime("to", s.now())
+	from := parseTime("from", to.Add(-DefaultTrackWindow))
+	after := parseTime("after", time.Time{})
+	limit := DefaultTrackLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxTrackLimit {
+			bad = append(bad, events.FieldError{Field: "limit", Pointer: "/limit",
+				Detail: "want an integer from 1 to " + strconv.Itoa(MaxTrackLimit)})
+		}
+		limit = n
+	}
+	if len(bad) == 0 && !from.Before(to) {
+		bad = append(bad, events.FieldError{Field: "from", Pointer: "/from", Detail: "must be before to"})
+	}
+	if len(bad) > 0 {
+		badParams(w, bad...)
+		return
+	}
+	if _, ok := s.droneDoc(w, r); !ok { // 404 for another tenant's drone
+		return
+	}
+	id := chi.URLParam(r, "id")
+	pts, err := s.store.Track(ctx, store.TrackQuery{
+		TenantID: TenantFrom(ctx), DroneID: id, From: from, To: to, After: after, Limit: limit + 1,
+	})
+	if err != nil {
+		s.storeFailed(w, r, err)
+		return
+	}
+	page := trackPage{DroneID: id, Points: make([]events.Report, 0, min(len(pts), limit))}
+	for i, p := range pts {
+		if i == limit {
+			next := pts[limit-1].Report.TS.UTC().Format(time.RFC3339Nano)
+			page.Next = &next
+			break
+		}
+		page.Points = append(page.Points, p.Report)
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// listAlerts is GET /api/v1/alerts; alerts arrive with the alerting work.
+func (s *server) listAlerts(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"alerts":[]}` + "\n"))
+}
+
+func (s *server) bypassed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(CacheHeader, "bypass")
+	s.metrics.bypass.WithLabelValues(chi.RouteContext(r.Context()).RoutePattern()).Inc()
+}
+
+func (s *server) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		notFound(w, r)
+		return
+	}
+	s.log.WarnContext(r.Context(), "store read failed", "tenant", TenantFrom(r.Context()), "path", r.URL.Path, "err", err)
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, cache.ErrUnavailable) {
+		unavailable(w, "the fleet store is unavailable")
+		return
+	}
+	problem.Write(w, http.StatusInternalServerError, "", "could not read the fleet")
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	problem.Write(w, http.StatusNotFound, "", "no such drone in your fleet", problem.WithInstance(r.URL.Path))
+}
+
+func unavailable(w http.ResponseWriter, detail string) {
+	w.Header().Set("Retry-After", "2")
+	problem.Write(w, http.StatusServiceUnavailable, "", detail)
+}
+
+func badParams(w http.ResponseWriter, fe ...events.FieldError) {
+	problem.Write(w, http.StatusBadRequest, "Invalid query parameters", "fix the named parameters", problem.WithErrors(fe))
+}

@@ -1,0 +1,184 @@
+// Package function is serve-map, the Knative function behind the web page:
+// a JSON API over the caller's fleet, cache first (core/cache) with the store
+// behind it, and a Server-Sent Events stream of live changes.
+//
+// Routes (see openapi.json, served at /api/v1/openapi.json):
+//
+//	GET /                                 the web page (placeholder for now)
+//	GET /api/v1/drones[?bbox=...]         the fleet (ETag / If-None-Match)
+//	GET /api/v1/drones/{id}               one drone
+//	GET /api/v1/drones/{id}/track         history, paginated by cursor
+//	GET /api/v1/alerts                    open alerts (empty until alerting lands)
+//	GET /api/v1/stream                    SSE: drone changes, Last-Event-ID resume
+//	GET /api/v1/openapi.json, /metrics
+//
+// The caller's tenant comes from the request context, set by middleware
+// (for now the demo tenant from DEMO_TENANT), never from a parameter. When
+// the cache is unavailable the API answers from the store with
+// X-Dronetrack-Cache: bypass and returns to the cache by itself.
+//
+// Config (environment): STORE_URL (required), CACHE_URL (default
+// local://dronetrack), DEMO_TENANT, LOG_LEVEL, SSE_HEARTBEAT (default 15s),
+// SSE_RING (notices kept per tenant for resume, default 1024),
+// CACHE_RETRY_AFTER (default 1s), FLEET_LIST_MAX_AGE (default 1s: how stale a
+// rendered fleet list may be under constant updates; live changes arrive by
+// SSE anyway).
+package function
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/cache"
+	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/store"
+)
+
+// Function is the serve-map instance func-go drives.
+type Function struct {
+	ready   atomic.Bool
+	handler http.Handler
+	srv     *server
+	closers []func() error
+	mu      sync.Mutex
+}
+
+// New returns an instance that answers 503 until Start has run.
+func New() *Function { return &Function{} }
+
+// Start opens the store and the cache and builds the router.
+func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
+	if cfg["STORE_URL"] == "" {
+		return fmt.Errorf("serve-map: STORE_URL is required")
+	}
+	st, closeStore, err := openStore(ctx, cfg["STORE_URL"])
+	if err != nil {
+		return fmt.Errorf("serve-map: open store: %w", err)
+	}
+	if err := f.start(ctx, cfg, st); err != nil {
+		_ = closeStore()
+		return err
+	}
+	f.mu.Lock()
+	f.closers = append(f.closers, closeStore)
+	f.mu.Unlock()
+	return nil
+}
+
+// start wires the function around an open store (tests pass their own).
+func (f *Function) start(ctx context.Context, cfg map[string]string, st store.Store) error {
+	log := newLogger(cfg["LOG_LEVEL"]).With("function", "serve-map")
+	durations := map[string]time.Duration{"SSE_HEARTBEAT": 15 * time.Second, "CACHE_RETRY_AFTER": time.Second,
+		"FLEET_LIST_MAX_AGE": time.Second}
+	for k := range durations {
+		if v := cfg[k]; v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return fmt.Errorf("serve-map: %s=%q: want a duration such as 15s", k, v)
+			}
+			durations[k] = d
+		}
+	}
+	ring := 1024
+	if v := cfg["SSE_RING"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("serve-map: SSE_RING=%q: want a positive integer", v)
+		}
+		ring = n
+	}
+	cacheURL := cfg["CACHE_URL"]
+	if cacheURL == "" {
+		cacheURL = "local://dronetrack"
+	}
+	c, err := cache.Open(ctx, cacheURL, cache.Options{
+		Loader: st, Logger: log, RetryAfter: durations["CACHE_RETRY_AFTER"], ListMaxAge: durations["FLEET_LIST_MAX_AGE"],
+	})
+	if err != nil {
+		return fmt.Errorf("serve-map: %w", err)
+	}
+	m := newMetrics()
+	s := &server{
+		cache: c, store: st, log: log, heartbeat: durations["SSE_HEARTBEAT"], now: time.Now,
+		metrics: m, demo: cfg["DEMO_TENANT"],
+	}
+	if s.heartbeat <= 0 {
+		s.heartbeat = 15 * time.Second
+	}
+	s.hub = newHub(c, log, ring, m.streams.Add)
+	f.mu.Lock()
+	f.srv, f.handler = s, s.routes()
+	f.closers = append(f.closers, func() error { s.hub.close(); return c.Close() })
+	f.mu.Unlock()
+	f.ready.Store(true)
+	log.InfoContext(ctx, "started", "cache", redact(cacheURL), "demoTenant", s.demo)
+	return nil
+}
+
+// Stop closes streams, the cache and the store.
+func (f *Function) Stop(context.Context) error {
+	f.ready.Store(false)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var first error
+	for i := len(f.closers) - 1; i >= 0; i-- {
+		if err := f.closers[i](); err != nil && first == nil {
+			first = err
+		}
+	}
+	f.closers = nil
+	return first
+}
+
+// Ready is true once started. A cache outage does not make serve-map
+// unready: it answers from the store.
+func (f *Function) Ready(context.Context) (bool, error) { return f.ready.Load(), nil }
+
+// Alive is true while the process runs.
+func (f *Function) Alive(context.Context) (bool, error) { return true, nil }
+
+// Handle serves every route.
+func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
+	if !f.ready.Load() {
+		w.Header().Set("Retry-After", "1")
+		problem.Write(w, http.StatusServiceUnavailable, "", "serve-map is starting")
+		return
+	}
+	f.handler.ServeHTTP(w, r)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		problem.Write(w, http.StatusInternalServerError, "", "could not encode the reply")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// redact drops credentials from a URL before it is logged.
+func redact(url string) string {
+	if i, j := strings.Index(url, "://"), strings.LastIndex(url, "@"); i >= 0 && j > i {
+		return url[:i+3] + "***" + url[j:]
+	}
+	return url
+}

@@ -1,0 +1,229 @@
+package function
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/cache"
+)
+
+// hub fans a tenant's cache notices out to that tenant's SSE clients and
+// keeps the last ringSize of them, so a client that reconnects with
+// Last-Event-ID gets what it missed. Event ids are the cache's per-tenant
+// version, which every replica agrees on, so a reconnect may land on any
+// replica.
+type hub struct {
+	c        *cache.Cache
+	log      *slog.Logger
+	ringSize int
+	gauge    func(delta float64)
+
+	mu      sync.Mutex
+	tenants map[string]*tenantHub
+	closed  bool
+}
+
+type tenantHub struct {
+	mu sync.Mutex
+	// ring holds the newest notices, oldest first. It holds every notice
+	// with a version above since (when known is true); a client asking to
+	// resume from before that must refetch the fleet instead.
+	ring    []cache.Notice
+	since   uint64
+	known   bool
+	clients map[*sseClient]struct{}
+	sub     *cache.Subscription
+}
+
+type sseClient struct {
+	ch chan cache.Notice
+	// gone is closed when the hub drops a client that fell behind; the
+	// browser reconnects with Last-Event-ID and replays from the ring.
+	gone chan struct{}
+}
+
+func newHub(c *cache.Cache, log *slog.Logger, ringSize int, gauge func(float64)) *hub {
+	return &hub{c: c, log: log, ringSize: ringSize, gauge: gauge, tenants: map[string]*tenantHub{}}
+}
+
+// tenant returns the tenant's hub, subscribing to its notices on first use.
+// The subscription stays for the life of the process so the ring keeps
+// filling between a client's disconnect and its reconnect.
+func (h *hub) tenant(ctx context.Context, tenantID string) (*tenantHub, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, fmt.Errorf("stream hub closed")
+	}
+	if th := h.tenants[tenantID]; th != nil {
+		return th, nil
+	}
+	sub, err := h.c.Subscribe(context.WithoutCancel(ctx), tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe tenant %s: %w", tenantID, err)
+	}
+	th := &tenantHub{clients: map[*sseClient]struct{}{}, sub: sub}
+	// Notices after this version reach the subscription (it was set up
+	// first); if the cache cannot say, coverage starts at the first notice.
+	if v, err := h.c.Version(ctx, tenantID); err == nil {
+		th.since, th.known = v, true
+	}
+	h.tenants[tenantID] = th
+	go th.run(h.ringSize)
+	return th, nil
+}
+
+func (th *tenantHub) run(ringSize int) {
+	for n := range th.sub.C {
+		th.mu.Lock()
+		if !th.known {
+			th.since, th.known = n.Version-1, true
+		}
+		// One Redis channel (or the local notifier's lock) keeps notices
+		// in version order.
+		th.ring = append(th.ring, n)
+		if len(th.ring) > ringSize {
+			th.since = th.ring[0].Version
+			th.ring = append(th.ring[:0], th.ring[1:]...)
+		}
+		for cl := range th.clients {
+			select {
+			case cl.ch <- n:
+			default:
+				delete(th.clients, cl)
+				close(cl.gone)
+			}
+		}
+		th.mu.Unlock()
+	}
+}
+
+// join registers a client and returns what it missed after lastID; resync
+// is true when the ring no longer reaches back that far.
+func (th *tenantHub) join(lastID uint64, resume bool) (cl *sseClient, replay []cache.Notice, resync bool) {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	cl = &sseClient{ch: make(chan cache.Notice, 64), gone: make(chan struct{})}
+	th.clients[cl] = struct{}{}
+	if !resume {
+		return cl, nil, false
+	}
+	if !th.known || lastID < th.since {
+		return cl, nil, true
+	}
+	for _, n := range th.ring {
+		if n.Version > lastID {
+			replay = append(replay, n)
+		}
+	}
+	return cl, replay, false
+}
+
+func (th *tenantHub) leave(cl *sseClient) {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	delete(th.clients, cl)
+}
+
+func (h *hub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for _, th := range h.tenants {
+		th.sub.Close()
+	}
+}
+
+// serveStream is GET /api/v1/stream: Server-Sent Events of the caller's
+// fleet. Events: "drone" (data: the DroneView, id: the tenant's version) and
+// "resync" (the client missed more than the ring holds and should refetch
+// the list). Comments are heartbeats that keep proxies from closing the
+// connection.
+func (s *server) serveStream(w http.ResponseWriter, r *http.Request) {
+	tenantID := TenantFrom(r.Context())
+	th, err := s.hub.tenant(r.Context(), tenantID)
+	if err != nil {
+		s.log.WarnContext(r.Context(), "stream unavailable", "tenant", tenantID, "err", err)
+		unavailable(w, "live updates are unavailable")
+		return
+	}
+	var lastID uint64
+	raw := r.Header.Get("Last-Event-ID")
+	resume := raw != ""
+	if resume {
+		if lastID, err = strconv.ParseUint(raw, 10, 64); err != nil {
+			resume, lastID = true, 0 // unknown id: start over with a resync
+		}
+	}
+	cl, replay, resync := th.join(lastID, resume)
+	defer th.leave(cl)
+	s.hub.gauge(1)
+	defer s.hub.gauge(-1)
+
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives any server write timeout
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	buf := make([]byte, 0, 1024)
+	buf = append(buf, "retry: 2000\n: connected\n\n"...)
+	if resync {
+		buf = append(buf, "event: resync\ndata: {}\n\n"...)
+	}
+	for _, n := range replay {
+		buf = appendEvent(buf, n)
+	}
+	if !s.write(w, rc, buf) {
+		return
+	}
+	tick := time.NewTicker(s.heartbeat)
+	defer tick.Stop()
+	for {
+		buf = buf[:0]
+		select {
+		case <-r.Context().Done():
+			return
+		case <-cl.gone:
+			return
+		case n := <-cl.ch:
+			buf = appendEvent(buf, n)
+			// Send what queued up in the same write.
+			for more := true; more; {
+				select {
+				case n := <-cl.ch:
+					buf = appendEvent(buf, n)
+				default:
+					more = false
+				}
+			}
+		case <-tick.C:
+			buf = append(buf, ": heartbeat\n\n"...)
+		}
+		if !s.write(w, rc, buf) {
+			return
+		}
+	}
+}
+
+func (s *server) write(w http.ResponseWriter, rc *http.ResponseController, b []byte) bool {
+	if _, err := w.Write(b); err != nil {
+		return false
+	}
+	return rc.Flush() == nil
+}
+
+func appendEvent(b []byte, n cache.Notice) []byte {
+	b = append(b, "id: "...)
+	b = strconv.AppendUint(b, n.Version, 10)
+	b = append(b, "\nevent: drone\ndata: "...)
+	b = append(b, n.Drone...)
+	return append(b, "\n\n"...)
+}
