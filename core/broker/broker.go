@@ -82,6 +82,8 @@ type Broker struct {
 	client   *http.Client
 
 	closing   atomic.Bool
+	mu        sync.Mutex // orders inflight.Add against Shutdown's Wait
+	stopped   bool
 	inflight  sync.WaitGroup
 	delivery  context.Context // cancelled to abandon deliveries
 	abandon   context.CancelFunc
@@ -146,6 +148,9 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 		StoreDir:   cfg.DataDir,
 		SyncAlways: cfg.SyncAlways,
 		NoSigs:     true,
+		// Room for the ingress's 4 MiB limit once encoded as structured
+		// JSON (base64 data grows by a third).
+		MaxPayload: 8 << 20,
 		NoLog:      true,
 	})
 	if err != nil {
@@ -353,7 +358,13 @@ func (b *Broker) setup(ctx context.Context) error {
 		}
 		r := r
 		cc, err := c.Consume(func(msg jetstream.Msg) {
+			b.mu.Lock()
+			if b.stopped { // left unacked: delivered after the next Open
+				b.mu.Unlock()
+				return
+			}
 			b.inflight.Add(1)
+			b.mu.Unlock()
 			go func() {
 				defer b.inflight.Done()
 				b.dispatch(r, msg)
@@ -383,12 +394,12 @@ func (b *Broker) Publish(ctx context.Context, e event.Event) error {
 }
 
 func (b *Broker) publishTo(ctx context.Context, subject string, e event.Event) error {
-	raw, err := json.Marshal(e)
+	raw, err := encodeEvent(e)
 	if err != nil {
 		return fmt.Errorf("broker: encode event %s: %w", e.ID(), err)
 	}
 	if _, err := b.js.Publish(ctx, subject, raw); err != nil {
-		return fmt.Errorf("%w: store event %s: %w", ErrUnavailable, e.ID(), err)
+		return fmt.Errorf("%w: store event %s (%d bytes): %w", ErrUnavailable, e.ID(), len(raw), err)
 	}
 	return nil
 }
@@ -403,6 +414,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		for _, cc := range b.consumers {
 			cc.Stop()
 		}
+		b.mu.Lock()
+		b.stopped = true
+		b.mu.Unlock()
 		done := make(chan struct{})
 		go func() { b.inflight.Wait(); close(done) }()
 		select {
@@ -426,4 +440,21 @@ func (b *Broker) stopNATS() {
 	b.nc.Close()
 	b.ns.Shutdown()
 	b.ns.WaitForShutdown()
+}
+
+// encodeEvent stores an event as structured-mode JSON. Data that is not
+// valid JSON goes in data_base64: sdk-go would otherwise write it as a JSON
+// string, which inflates binary data six-fold and mangles invalid UTF-8.
+func encodeEvent(e event.Event) ([]byte, error) {
+	if d := e.Data(); len(d) > 0 && !(isJSONType(e.DataContentType()) && json.Valid(d)) {
+		e = e.Clone()
+		e.DataBase64 = true
+	}
+	return json.Marshal(e)
+}
+
+func isJSONType(ct string) bool {
+	ct, _, _ = strings.Cut(ct, ";")
+	ct = strings.TrimSpace(strings.ToLower(ct))
+	return ct == "" || ct == "application/json" || ct == "text/json" || strings.HasSuffix(ct, "+json")
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -361,5 +363,51 @@ func TestReplyLoopEnds(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"loop", "loop+", "loop++"}, ids); diff != "" {
 		t.Errorf("deliveries (-want +got):\n%s", diff)
+	}
+}
+
+// TestShutdownDeadlineAbandonsAndRedelivers: a delivery still running when
+// Shutdown's context ends is abandoned unacked and delivered after reopen.
+func TestShutdownDeadlineAbandonsAndRedelivers(t *testing.T) {
+	hang := make(chan struct{})
+	defer close(hang)
+	sub := newSink(t, func(_ event.Event, _ int, w http.ResponseWriter) {
+		<-hang
+	})
+	cfg := Config{
+		DataDir: t.TempDir(),
+		Files:   []string{writeManifest(t, triggerYAML("t", "test.a", "sub", fastRetry))},
+		Resolve: resolver(map[string]string{"sub": sub.srv.URL}),
+	}
+	b, ingress := openBroker(t, cfg)
+	mustSend(t, ingress.URL, newEvent("stuck", "test.a"))
+	eventually(t, "delivery started", func() bool { return sub.attempts("stuck") == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no time to drain
+	if err := b.Shutdown(ctx); err == nil {
+		t.Error("Shutdown with an expired context and a stuck delivery returned nil, want the context error")
+	}
+	sub.setRespond(status(http.StatusAccepted))
+	cfg.SubscriberTimeout = 200 * time.Millisecond // short ack wait: the stuck one comes back quickly
+	openBroker(t, cfg)
+	eventually(t, "abandoned event delivered after reopen", func() bool { return sub.delivered()["stuck"] == 1 })
+}
+
+func TestLargeEventAccepted(t *testing.T) {
+	sub := newSink(t, nil)
+	_, ingress := openBroker(t, Config{
+		Files:   []string{writeManifest(t, triggerYAML("t", "test.a", "sub", fastRetry))},
+		Resolve: resolver(map[string]string{"sub": sub.srv.URL}),
+	})
+	e := newEvent("big", "test.a")
+	data := make([]byte, 3<<20) // binary, not valid UTF-8
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	_ = e.SetData("application/octet-stream", data)
+	mustSend(t, ingress.URL, e)
+	eventually(t, "big event delivered", func() bool { return sub.delivered()["big"] == 1 })
+	if got := sub.received()[0].Data(); !bytes.Equal(got, data) {
+		t.Errorf("delivered %d data bytes differing from the %d sent", len(got), len(data))
 	}
 }

@@ -272,7 +272,14 @@ func (b *Broker) deadLetter(ctx context.Context, r *route, msg jetstream.Msg, e 
 			}
 		}
 	}
-	raw, err := json.Marshal(rec)
+	evRaw, err := encodeEvent(dl)
+	if err != nil {
+		return fmt.Errorf("encode dead letter: %w", err)
+	}
+	raw, err := json.Marshal(struct {
+		DeadLetter
+		Event json.RawMessage `json:"event"`
+	}{rec, evRaw})
 	if err != nil {
 		return fmt.Errorf("encode dead letter: %w", err)
 	}
