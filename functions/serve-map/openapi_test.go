@@ -1,0 +1,153 @@
+package function
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"mime"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/go-cmp/cmp"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+type openAPI struct {
+	Paths map[string]map[string]struct {
+		Responses map[string]struct {
+			Content map[string]json.RawMessage `json:"content"`
+		} `json:"responses"`
+	} `json:"paths"`
+}
+
+func loadOpenAPI(t *testing.T) openAPI {
+	t.Helper()
+	var doc openAPI
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	return doc
+}
+
+// ingestPaths are documented here but served by ingest.
+var ingestPaths = map[string]bool{"/v1/telemetry": true}
+
+func TestOpenAPIListsEveryRoute(t *testing.T) {
+	doc := loadOpenAPI(t)
+	fx := newFixture(t, "local://"+uniq("sm"), nil)
+	var routed, documented []string
+	err := chi.Walk(fx.f.srv.routes(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		routed = append(routed, method+" "+route)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, ops := range doc.Paths {
+		if ingestPaths[p] {
+			continue
+		}
+		for m := range ops {
+			documented = append(documented, strings.ToUpper(m)+" "+p)
+		}
+	}
+	sort.Strings(routed)
+	sort.Strings(documented)
+	if diff := cmp.Diff(routed, documented); diff != "" {
+		t.Errorf("router vs OpenAPI (-routed +documented):\n%s", diff)
+	}
+	if _, ok := doc.Paths["/v1/telemetry"]["post"]; !ok {
+		t.Error("ingest's POST /v1/telemetry is not documented")
+	}
+}
+
+// TestRepliesMatchOpenAPI sends real requests and checks each reply's status
+// is documented for its route and its body validates against the schema the
+// document gives for that status and media type.
+func TestRepliesMatchOpenAPI(t *testing.T) {
+	doc := loadOpenAPI(t)
+	c := jsonschema.NewCompiler()
+	root, err := jsonschema.UnmarshalJSON(bytes.NewReader(openAPIDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const base = "mem://dronetrack/openapi.json"
+	if err := c.AddResource(base, root); err != nil {
+		t.Fatal(err)
+	}
+	c.AssertFormat()
+
+	fx := newFixture(t, "local://"+uniq("sm"), nil)
+	drone := fx.tenant + "-a"
+	if err := fx.st.AppendTrack(context.Background(), []store.TrackPoint{{TenantID: fx.tenant, DroneID: drone,
+		Report: events.Report{TS: t0, Lat: 47, Lon: 8, Alt: ptr(100.0)}}}); err != nil {
+		t.Fatal(err)
+	}
+	from, to := t0.Add(-time.Minute).Format(time.RFC3339), t0.Add(time.Minute).Format(time.RFC3339)
+	for _, tc := range []struct {
+		route, url string
+		status     int
+	}{
+		{"/api/v1/drones", "/api/v1/drones", 200},
+		{"/api/v1/drones", "/api/v1/drones?bbox=8,47,9,48", 200},
+		{"/api/v1/drones", "/api/v1/drones?bbox=nope", 400},
+		{"/api/v1/drones/{id}", "/api/v1/drones/" + drone, 200},
+		{"/api/v1/drones/{id}", "/api/v1/drones/" + fx.other + "-x", 404},
+		{"/api/v1/drones/{id}/track", "/api/v1/drones/" + drone + "/track?from=" + from + "&to=" + to, 200},
+		{"/api/v1/drones/{id}/track", "/api/v1/drones/" + drone + "/track?limit=x", 400},
+		{"/api/v1/drones/{id}/track", "/api/v1/drones/nope/track", 404},
+		{"/api/v1/alerts", "/api/v1/alerts", 200},
+		{"/api/v1/openapi.json", "/api/v1/openapi.json", 200},
+		{"/", "/", 200},
+		{"/metrics", "/metrics", 200},
+	} {
+		r := get(t, fx.url+tc.url)
+		if r.status != tc.status {
+			t.Errorf("GET %s: %d, want %d", tc.url, r.status, tc.status)
+			continue
+		}
+		resp, ok := doc.Paths[tc.route]["get"].Responses[strconv.Itoa(r.status)]
+		if !ok {
+			t.Errorf("GET %s: status %d is not documented for %s", tc.url, r.status, tc.route)
+			continue
+		}
+		ct, _, _ := mime.ParseMediaType(r.header.Get("Content-Type"))
+		if _, ok := resp.Content[ct]; !ok {
+			t.Errorf("GET %s: content type %q is not documented (%v)", tc.url, ct, keys(resp.Content))
+			continue
+		}
+		if !strings.HasSuffix(ct, "json") {
+			continue
+		}
+		ptr := "#/paths/" + escape(tc.route) + "/get/responses/" + strconv.Itoa(r.status) + "/content/" + escape(ct) + "/schema"
+		sch, err := c.Compile(base + ptr)
+		if err != nil {
+			t.Fatalf("compile %s: %v", ptr, err)
+		}
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(r.body))
+		if err != nil {
+			t.Fatalf("GET %s: body is not JSON: %v", tc.url, err)
+		}
+		if err := sch.Validate(inst); err != nil {
+			t.Errorf("GET %s: reply does not match the document: %v\n%s", tc.url, err, r.body)
+		}
+	}
+}
+
+func escape(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1") }
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
