@@ -123,4 +123,3 @@ func TestRedisKilledMidTest(t *testing.T) {
 		}
 	}
 }
-
