@@ -136,9 +136,7 @@ func (h *Handler) Registry() *prometheus.Registry { return h.m.reg }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case PathTelemetry:
-		sw := statusWriter{ResponseWriter: w}
-		h.ingest(&sw, r)
-		h.m.request(sw.status)
+		h.m.request(h.ingest(w, r))
 	case PathMetrics:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -158,24 +156,22 @@ type accepted struct {
 	EventID  string `json:"eventId"`
 }
 
-func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
+// ingest serves POST /v1/telemetry and returns the status it replied with.
+func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) int {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		problem.Write(w, http.StatusMethodNotAllowed, "", r.Method+" is not allowed; use POST")
-		return
+		w.Header()["Allow"] = allowPost
+		return fail(w, http.StatusMethodNotAllowed, "", r.Method+" is not allowed; use POST")
 	}
-	id, ok := h.authenticate(w, r)
-	if !ok {
-		return
+	id, status := h.authenticate(w, r)
+	if status != 0 {
+		return status
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" && !isJSON(ct) {
-		w.Header().Set("Accept-Post", "application/json")
-		problem.Write(w, http.StatusUnsupportedMediaType, "", fmt.Sprintf("Content-Type %q: send application/json", ct))
-		return
+		w.Header()["Accept-Post"] = contentTypeJSON
+		return fail(w, http.StatusUnsupportedMediaType, "", fmt.Sprintf("Content-Type %q: send application/json", ct))
 	}
 	if r.ContentLength > MaxBodyBytes {
-		tooLarge(w)
-		return
+		return tooLarge(w)
 	}
 	buf := bodyPool.Get().(*[]byte)
 	defer func() {
@@ -183,37 +179,32 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 			bodyPool.Put(buf)
 		}
 	}()
-	body, err := readBody(http.MaxBytesReader(w, r.Body, MaxBodyBytes), (*buf)[:0], r.ContentLength)
+	body, err := readBody(r.Body, (*buf)[:0], r.ContentLength, MaxBodyBytes)
 	*buf = body
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			tooLarge(w)
-			return
-		}
-		problem.Write(w, http.StatusBadRequest, "", "could not read the request body")
-		return
+	switch {
+	case errors.Is(err, errTooLarge):
+		return tooLarge(w)
+	case err != nil:
+		return fail(w, http.StatusBadRequest, "", "could not read the request body")
 	}
 
 	now := h.now()
 	reps, bad, err := decodeReports(body, now, MaxReports)
 	if err != nil {
-		problem.Write(w, http.StatusBadRequest, "Malformed JSON", err.Error())
-		return
+		return fail(w, http.StatusBadRequest, "Malformed JSON", err.Error())
 	}
 	if len(bad) > 0 {
-		problem.Write(w, http.StatusBadRequest, "Invalid telemetry",
+		return fail(w, http.StatusBadRequest, "Invalid telemetry",
 			fmt.Sprintf("%d problem(s) in the request; nothing was accepted", len(bad)), problem.WithErrors(bad))
-		return
 	}
 
-	e, err := events.NewTelemetryReceived(events.TelemetryReceived{
+	e, data, err := newTelemetryEvent(events.TelemetryReceived{
 		TenantID: id.TenantID, DroneID: id.DroneID, ReceivedAt: now.UTC(), Reports: reps,
-	})
+	}, (*buf)[:0])
+	*buf = data
 	if err != nil {
 		h.log.Error("build telemetry event", "drone", id.DroneID, "tenant", id.TenantID, "err", err)
-		problem.Write(w, http.StatusInternalServerError, "", "could not build the event")
-		return
+		return fail(w, http.StatusInternalServerError, "", "could not build the event")
 	}
 	start := time.Now()
 	err = h.publisher.Publish(r.Context(), e)
@@ -221,66 +212,76 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log.Warn("publish failed; drone told to retry", "drone", id.DroneID, "tenant", id.TenantID,
 			"event", e.ID(), "reports", len(reps), "err", err)
-		unavailable(w, "the event broker did not take the reports; nothing was accepted, resend later")
-		return
+		return unavailable(w, "the event broker did not take the reports; nothing was accepted, resend later")
 	}
 	h.m.reports.Add(float64(len(reps)))
 	h.log.Debug("accepted", "drone", id.DroneID, "tenant", id.TenantID, "event", e.ID(), "reports", len(reps))
 
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = contentTypeJSON
 	w.WriteHeader(http.StatusAccepted)
-	// Hand-built: the id is hex and the count an int, so no escaping needed.
-	var out [128]byte
-	b := append(out[:0], `{"accepted":`...)
+	// Hand-built into the body buffer, which decoding no longer needs: the id
+	// is hex and the count an int, so nothing needs escaping.
+	b := append((*buf)[:0], `{"accepted":`...)
 	b = strconv.AppendInt(b, int64(len(reps)), 10)
 	b = append(b, `,"eventId":"`...)
 	b = append(b, e.ID()...)
 	b = append(b, "\"}\n"...)
+	*buf = b
 	_, _ = w.Write(b)
+	return http.StatusAccepted
 }
 
-// authenticate resolves the bearer key to a drone, writing the error reply
-// (401 or 503) itself when it returns false.
-func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (identity, bool) {
+// Shared header values: assigning a shared slice saves an allocation per
+// response. They must never be modified.
+var (
+	contentTypeJSON = []string{"application/json"}
+	allowPost       = []string{http.MethodPost}
+)
+
+func fail(w http.ResponseWriter, status int, title, detail string, opts ...problem.Option) int {
+	problem.Write(w, status, title, detail, opts...)
+	return status
+}
+
+// authenticate resolves the bearer key to a drone. When it cannot, it
+// writes the error reply (401 or 503) itself and returns its status.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (identity, int) {
 	key, present := bearer(r.Header.Get("Authorization"))
 	if !present {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dronetrack"`)
-		problem.Write(w, http.StatusUnauthorized, "", "send the drone key as Authorization: Bearer <key>")
-		return identity{}, false
+		return identity{}, fail(w, http.StatusUnauthorized, "", "send the drone key as Authorization: Bearer <key>")
 	}
 	if !keys.WellFormed(key) {
-		return identity{}, h.badKey(w)
+		return identity{}, badKey(w)
 	}
 	ck := cacheKey(sha256.Sum256([]byte(key)))
 	now := h.now()
 	if id, ok := h.known.get(ck, now); ok {
-		h.m.keyCache.WithLabelValues("hit").Inc()
-		return id, true
+		h.m.keyHit.Inc()
+		return id, 0
 	}
 	if _, ok := h.unknown.get(ck, now); ok {
-		h.m.keyCache.WithLabelValues("negative_hit").Inc()
-		return identity{}, h.badKey(w)
+		h.m.keyNegativeHit.Inc()
+		return identity{}, badKey(w)
 	}
-	h.m.keyCache.WithLabelValues("miss").Inc()
+	h.m.keyMiss.Inc()
 	d, err := h.drones.DroneByKeyHash(r.Context(), keys.Hash(h.pepper, key))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		h.unknown.put(ck, identity{}, now)
-		return identity{}, h.badKey(w)
+		return identity{}, badKey(w)
 	case err != nil:
 		h.log.Error("drone key lookup failed", "err", err)
-		unavailable(w, "could not check the drone key; resend later")
-		return identity{}, false
+		return identity{}, unavailable(w, "could not check the drone key; resend later")
 	}
 	id := identity{DroneID: d.ID, TenantID: d.TenantID}
 	h.known.put(ck, id, now)
-	return id, true
+	return id, 0
 }
 
-func (h *Handler) badKey(w http.ResponseWriter) bool {
+func badKey(w http.ResponseWriter) int {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="dronetrack", error="invalid_token"`)
-	problem.Write(w, http.StatusUnauthorized, "", "the drone key is not valid")
-	return false
+	return fail(w, http.StatusUnauthorized, "", "the drone key is not valid")
 }
 
 // bearer extracts the token of an "Authorization: Bearer <token>" header.
@@ -300,31 +301,42 @@ func isJSON(ct string) bool {
 	return err == nil && mt == "application/json"
 }
 
-func tooLarge(w http.ResponseWriter) {
+func tooLarge(w http.ResponseWriter) int {
 	w.Header().Set("Connection", "close") // the rest of the body stays unread
-	problem.Write(w, http.StatusRequestEntityTooLarge, "",
+	return fail(w, http.StatusRequestEntityTooLarge, "",
 		fmt.Sprintf("the body must be at most %d bytes; send at most %d reports per request", MaxBodyBytes, MaxReports))
 }
 
-func unavailable(w http.ResponseWriter, detail string) {
+func unavailable(w http.ResponseWriter, detail string) int {
 	w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter/time.Second)))
-	problem.Write(w, http.StatusServiceUnavailable, "", detail)
+	return fail(w, http.StatusServiceUnavailable, "", detail)
 }
 
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// readBody reads r to the end into buf, sized by the declared length when
-// there is one.
-func readBody(r io.Reader, buf []byte, declared int64) ([]byte, error) {
-	if declared > 0 && int(declared) > cap(buf) {
+// errTooLarge is readBody's answer to a body over the limit.
+var errTooLarge = errors.New("request body too large")
+
+// readBody reads r to the end into buf, failing with errTooLarge past limit
+// bytes; it presizes buf from the declared length when there is one. It
+// replaces http.MaxBytesReader to save an allocation per request.
+func readBody(r io.Reader, buf []byte, declared, limit int64) ([]byte, error) {
+	if declared > 0 && declared >= int64(cap(buf)) {
 		buf = make([]byte, 0, declared+1) // +1 so the final Read sees EOF without growing
 	}
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
+		room := buf[len(buf):cap(buf)]
+		if max := limit + 1 - int64(len(buf)); int64(len(room)) > max {
+			room = room[:max] // read at most one byte past the limit
+		}
+		n, err := r.Read(room)
 		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return buf, errTooLarge
+		}
 		if err == io.EOF {
 			return buf, nil
 		}
@@ -334,42 +346,25 @@ func readBody(r io.Reader, buf []byte, declared int64) ([]byte, error) {
 	}
 }
 
-// statusWriter remembers the status for the requests metric.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the real writer.
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
 type metrics struct {
 	reg            *prometheus.Registry
 	handler        http.Handler
 	requests       *prometheus.CounterVec
 	reports        prometheus.Counter
 	publishSeconds prometheus.Histogram
-	keyCache       *prometheus.CounterVec
+	keyHit         prometheus.Counter
+	keyNegativeHit prometheus.Counter
+	keyMiss        prometheus.Counter
 
 	mu     sync.Mutex
 	byCode map[int]prometheus.Counter
 }
 
 func newMetrics() *metrics {
+	keyCache := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dronetrack_ingest_key_cache_total",
+		Help: "Drone key lookups by cache result (hit, negative_hit, miss).",
+	}, []string{"result"})
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -385,22 +380,20 @@ func newMetrics() *metrics {
 			Help:    "Time to hand one event to the broker, successful or not.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
-		keyCache: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dronetrack_ingest_key_cache_total",
-			Help: "Drone key lookups by cache result (hit, negative_hit, miss).",
-		}, []string{"result"}),
-		byCode: map[int]prometheus.Counter{},
+		keyHit:         keyCache.WithLabelValues("hit"),
+		keyNegativeHit: keyCache.WithLabelValues("negative_hit"),
+		keyMiss:        keyCache.WithLabelValues("miss"),
+		byCode:         map[int]prometheus.Counter{},
 	}
-	m.reg.MustRegister(m.requests, m.reports, m.publishSeconds, m.keyCache,
+	m.reg.MustRegister(m.requests, m.reports, m.publishSeconds, keyCache,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
 }
 
+// request counts one telemetry request by status; counters are cached per
+// code so the hot path skips the label lookup.
 func (m *metrics) request(code int) {
-	if code == 0 {
-		code = http.StatusOK
-	}
 	m.mu.Lock()
 	c, ok := m.byCode[code]
 	if !ok {

@@ -1,0 +1,104 @@
+package function_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/dronetrack/dronetrack/core/keys"
+	"github.com/dronetrack/dronetrack/core/store"
+	function "github.com/dronetrack/dronetrack/functions/ingest"
+)
+
+// The benchmarks below run in one `go test -bench .` so their figures are
+// comparable: each builds its request the same way (httptest.NewRequest with
+// the same body and headers, a fresh httptest.ResponseRecorder) and calls
+// ServeHTTP in-process, so the difference is the handler's own work.
+//
+//	go test -run '^$' -bench . -benchmem -count 5
+//
+// Goal: BenchmarkIngestDecodeValidate >= 0.5x BenchmarkHelloWorld throughput.
+
+type noopPublisher struct{}
+
+func (noopPublisher) Publish(context.Context, event.Event) error { return nil }
+
+func benchRequest(key string, body []byte) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, function.PathTelemetry, bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+key)
+	return r
+}
+
+func BenchmarkHelloWorld(b *testing.B) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("hello"))
+	})
+	key, _ := keys.Generate()
+	body := []byte(report(0, 52.52, 13.405))
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, benchRequest(key, body))
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
+}
+
+func benchIngest(b *testing.B, body []byte, n int) {
+	key, _ := keys.Generate()
+	d := store.Drone{ID: "drone-1", TenantID: "tenant-1", KeyHash: keys.Hash(pepper, key)}
+	h, err := function.NewHandler(function.Deps{
+		Drones:    &finder{drones: map[string]store.Drone{d.KeyHash: d}},
+		Publisher: noopPublisher{},
+		Pepper:    pepper,
+		Now:       (&clock{now: t0}).Now,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	warm := httptest.NewRecorder()
+	h.ServeHTTP(warm, benchRequest(key, body)) // fills the key cache
+	if warm.Code != http.StatusAccepted {
+		b.Fatalf("warm-up: %d %s", warm.Code, warm.Body)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, benchRequest(key, body))
+		if w.Code != http.StatusAccepted {
+			b.Fatal(w.Code)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "reports/s")
+}
+
+// BenchmarkIngestDecodeValidate is one report through the whole handler:
+// auth (cached key), strict decode, validation, event build, no-op publish.
+func BenchmarkIngestDecodeValidate(b *testing.B) {
+	benchIngest(b, []byte(report(0, 52.52, 13.405)), 1)
+}
+
+// BenchmarkIngestBatch100 is a companion computer's 100-report batch.
+func BenchmarkIngestBatch100(b *testing.B) {
+	benchIngest(b, []byte(batch(100)), 100)
+}
+
+// BenchmarkDecodeOnly isolates the parser (no HTTP, no event).
+func BenchmarkDecodeOnly(b *testing.B) {
+	body := []byte(report(0, 52.52, 13.405))
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, bad, err := function.DecodeReportsForTest(body, t0, 500); err != nil || bad != nil {
+			b.Fatal(err, bad)
+		}
+	}
+}
