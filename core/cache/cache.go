@@ -300,22 +300,61 @@ func (c *Cache) ensureLoaded(ctx context.Context, tenantID string) (uint64, erro
 // Fleet returns the tenant's drones as a rendered JSON array, loading them
 // from the store on a miss.
 func (c *Cache) Fleet(ctx context.Context, tenantID string) (Fleet, error) {
+	f, err := c.rendered(ctx, tenantID, "fleet", func() ([]byte, error) {
+		docs, err := c.b.fleetDocs(ctx, tenantID)
+		if err != nil {
+			return nil, err
+		}
+		return renderDocs(docs), nil
+	})
+	if err != nil {
+		return Fleet{}, fmt.Errorf("cache fleet tenant %s: %w", tenantID, err)
+	}
+	return f, nil
+}
+
+// FleetInBox returns the tenant's drones whose last position lies in b.
+// Results are kept per version and box like the full list, so identical
+// viewports (many users of one tenant, a page reload) cost one query.
+func (c *Cache) FleetInBox(ctx context.Context, tenantID string, b BBox) (Fleet, error) {
+	if err := b.Validate(); err != nil {
+		return Fleet{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	kind := "bbox\x00" + strconv.FormatFloat(b.MinLon, 'g', -1, 64) + "," + strconv.FormatFloat(b.MinLat, 'g', -1, 64) +
+		"," + strconv.FormatFloat(b.MaxLon, 'g', -1, 64) + "," + strconv.FormatFloat(b.MaxLat, 'g', -1, 64)
+	f, err := c.rendered(ctx, tenantID, kind, func() ([]byte, error) {
+		docs, err := c.b.inBox(ctx, tenantID, b)
+		if err != nil {
+			return nil, err
+		}
+		return renderDocs(docs), nil
+	})
+	if err != nil {
+		return Fleet{}, fmt.Errorf("cache bbox tenant %s: %w", tenantID, err)
+	}
+	return f, nil
+}
+
+// rendered returns a rendered list of the tenant for the current version:
+// the newest one if it is current (or younger than ListMaxAge), else the
+// per-version entry in the process-local LFU, else build's result, built
+// once per process however many callers miss together.
+func (c *Cache) rendered(ctx context.Context, tenantID, kind string, build func() ([]byte, error)) (Fleet, error) {
 	var f Fleet
 	err := c.call(ctx, func() error {
 		ver, err := c.ensureLoaded(ctx, tenantID)
 		if err != nil {
 			return err
 		}
-		// Coalescing: under constant updates, serve the last rendered list
-		// while it is younger than ListMaxAge instead of rebuilding per read.
-		if v, ok := c.latest.Load(tenantID); ok {
+		latestKey := tenantID + "\x00" + kind
+		if v, ok := c.latest.Load(latestKey); ok {
 			r := v.(*Fleet)
 			if r.Version == ver || (c.listMaxAge > 0 && r.Version < ver && time.Since(r.at) < c.listMaxAge) {
 				f = *r
 				return nil
 			}
 		}
-		key := "fleet\x00" + tenantID + "\x00" + strconv.FormatUint(ver, 10)
+		key := latestKey + "\x00" + strconv.FormatUint(ver, 10)
 		// Read the LFU directly to skip go-redis/cache's defensive copy of a
 		// multi-MB list: versioned entries are never modified, only replaced.
 		if b, ok := c.listsLFU.Get(key); ok {
@@ -327,12 +366,9 @@ func (c *Cache) Fleet(ctx context.Context, tenantID string) (Fleet, error) {
 			Ctx: ctx,
 			Key: key,
 			Do: func(*rcache.Item) (any, error) {
-				docs, err := c.b.fleetDocs(ctx, tenantID)
-				if err != nil {
-					return nil, err
-				}
-				body = renderDocs(docs)
-				return body, nil
+				b, err := build()
+				body = b
+				return b, err
 			},
 		})
 		if err != nil {
@@ -347,39 +383,16 @@ func (c *Cache) Fleet(ctx context.Context, tenantID string) (Fleet, error) {
 			}
 		}
 		f = Fleet{Version: ver, JSON: body, at: time.Now()}
-		if v, ok := c.latest.Load(tenantID); !ok || v.(*Fleet).Version < ver {
-			c.latest.Store(tenantID, &f)
+		// Only full lists are remembered beyond the LFU: one per tenant,
+		// whereas viewports are unbounded.
+		if kind == "fleet" {
+			if v, ok := c.latest.Load(latestKey); !ok || v.(*Fleet).Version < ver {
+				c.latest.Store(latestKey, &f)
+			}
 		}
 		return nil
 	})
-	if err != nil {
-		return Fleet{}, fmt.Errorf("cache fleet tenant %s: %w", tenantID, err)
-	}
-	return f, nil
-}
-
-// FleetInBox returns the tenant's drones whose last position lies in b.
-func (c *Cache) FleetInBox(ctx context.Context, tenantID string, b BBox) (Fleet, error) {
-	if err := b.Validate(); err != nil {
-		return Fleet{}, err
-	}
-	var f Fleet
-	err := c.call(ctx, func() error {
-		ver, err := c.ensureLoaded(ctx, tenantID)
-		if err != nil {
-			return err
-		}
-		docs, err := c.b.inBox(ctx, tenantID, b)
-		if err != nil {
-			return err
-		}
-		f = Fleet{Version: ver, JSON: renderDocs(docs)}
-		return nil
-	})
-	if err != nil {
-		return Fleet{}, fmt.Errorf("cache bbox tenant %s: %w", tenantID, err)
-	}
-	return f, nil
+	return f, err
 }
 
 // Drone returns one rendered DroneView of the tenant, reading the store on a
