@@ -57,10 +57,11 @@ type outcome struct {
 func (o outcome) ok() bool { return o.err == nil && o.code >= 200 && o.code < 300 }
 
 // retryable follows Knative's dispatcher: network errors, 404, 408, 409,
-// 429 and 5xx are retried; any other status is final.
+// 429 and 5xx are retried; any other status is final. A 2xx whose reply
+// could not be decoded or stored is retried too.
 func (o outcome) retryable() bool {
-	if o.code == 0 {
-		return true
+	if o.code == 0 || o.err != nil && o.code >= 200 && o.code < 300 {
+		return true // no answer, or a reply that was invalid or not stored
 	}
 	switch o.code {
 	case http.StatusNotFound, http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests:
