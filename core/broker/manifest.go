@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -45,10 +46,13 @@ type Trigger struct {
 
 // TriggerSpec mirrors Knative's TriggerSpec.
 type TriggerSpec struct {
-	Broker     string         `json:"broker"`
-	Filter     *TriggerFilter `json:"filter,omitempty"`
-	Subscriber Destination    `json:"subscriber"`
-	Delivery   *Delivery      `json:"delivery,omitempty"`
+	Broker string         `json:"broker"`
+	Filter *TriggerFilter `json:"filter,omitempty"`
+	// Filters (Knative's newer exact/prefix/suffix/CESQL filters) is not
+	// honoured; a Trigger using it is rejected rather than matching all.
+	Filters    json.RawMessage `json:"filters,omitempty"`
+	Subscriber Destination     `json:"subscriber"`
+	Delivery   *Delivery       `json:"delivery,omitempty"`
 }
 
 // TriggerFilter mirrors Knative's attributes filter: every listed CloudEvents
@@ -190,6 +194,9 @@ func (t Trigger) Validate() error {
 	}
 	if t.Spec.Broker == "" {
 		errs = append(errs, errors.New("spec.broker is required"))
+	}
+	if len(t.Spec.Filters) > 0 && string(t.Spec.Filters) != "null" {
+		errs = append(errs, errors.New("spec.filters is not supported by the local broker; use spec.filter.attributes"))
 	}
 	if err := t.Spec.Subscriber.validate(); err != nil {
 		errs = append(errs, fmt.Errorf("spec.subscriber: %w", err))

@@ -166,6 +166,7 @@ spec:
 		{"bad delay", base + "  delivery: {backoffDelay: 200ms}\n", "not an ISO-8601 duration"},
 		{"negative retry", base + "  delivery: {retry: -1}\n", "retry must be >= 0"},
 		{"dead letter without target", base + "  delivery: {deadLetterSink: {}}\n", "deadLetterSink: ref or uri is required"},
+		{"new-style filters", base + "  filters: [{exact: {type: a}}]\n", "spec.filters is not supported"},
 		{"not yaml", "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nspec: [", "document 1"},
 	}
 	for _, tc := range cases {
