@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -713,4 +712,4 @@ func TestNewHandlerRejectsMissingDeps(t *testing.T) {
 	}
 }
 
-var errBoom = errors.New("boom")
+func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339) }
