@@ -58,8 +58,10 @@ func decodeReports(body []byte, now time.Time, max int) (reps []events.Report, b
 			}
 			p.ws()
 			if p.peek() != '{' {
-				if p.skipValue(); p.err == nil {
+				if p.skipValue(); p.err == nil && len(bad) < maxFieldErrors {
 					bad = append(bad, events.FieldError{Pointer: "/" + strconv.Itoa(i), Detail: "must be a report object"})
+				} else if p.err == nil {
+					p.dropped++
 				}
 			} else {
 				reps = append(reps, events.Report{})
@@ -93,6 +95,10 @@ func decodeReports(body []byte, now time.Time, max int) (reps []events.Report, b
 	}
 	if p.err != nil {
 		return nil, nil, p.err
+	}
+	if p.dropped > 0 {
+		bad = append(bad, events.FieldError{Pointer: "",
+			Detail: fmt.Sprintf("%d more problems not listed; fix the ones above and resend", p.dropped)})
 	}
 	if len(bad) > 0 {
 		return nil, bad, nil
@@ -135,10 +141,15 @@ func (o *optional) attach(r *events.Report) {
 	}
 }
 
+// maxFieldErrors bounds the bad fields listed in one reply, so a body of
+// thousands of unknown fields cannot make a reply (and its memory) huge.
+const maxFieldErrors = 100
+
 type parser struct {
-	buf []byte
-	pos int
-	err error
+	buf     []byte
+	pos     int
+	err     error
+	dropped int // bad fields beyond maxFieldErrors
 }
 
 func (p *parser) fail(format string, args ...any) {
@@ -207,6 +218,10 @@ func (p *parser) report(r *events.Report, o *optional, prefix string, now time.T
 	var seen, badFields uint16
 	addBad := func(bit uint16, field, detail string) {
 		badFields |= bit
+		if len(bad) >= maxFieldErrors {
+			p.dropped++
+			return
+		}
 		bad = append(bad, events.FieldError{Field: field, Pointer: prefix + "/" + escapePointer(field), Detail: detail})
 	}
 	p.ws()
@@ -270,6 +285,10 @@ func (p *parser) report(r *events.Report, o *optional, prefix string, now time.T
 	for _, fe := range r.Validate(now, "") {
 		if badFields&fieldBits[fe.Field] != 0 {
 			continue // already named with a more precise reason
+		}
+		if len(bad) >= maxFieldErrors {
+			p.dropped++
+			continue
 		}
 		fe.Pointer = prefix + fe.Pointer
 		bad = append(bad, fe)

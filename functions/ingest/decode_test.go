@@ -2,6 +2,7 @@ package function
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -95,4 +96,23 @@ func FuzzDecodeReports(f *testing.F) {
 			t.Fatalf("%q: reports differ from encoding/json (-std +ours):\n%s", body, diff)
 		}
 	})
+}
+
+func TestDecodeCapsListedErrors(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"ts":"2026-11-29T03:59:00Z","lat":1,"lon":2`)
+	for i := range 300 {
+		fmt.Fprintf(&b, `,"x%d":1`, i)
+	}
+	b.WriteString("}")
+	_, bad, err := decodeReports([]byte(b.String()), now, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bad) != maxFieldErrors+1 {
+		t.Fatalf("%d errors listed, want %d and a summary", len(bad), maxFieldErrors)
+	}
+	if last := bad[len(bad)-1]; !strings.HasPrefix(last.Detail, "200 more problems") {
+		t.Errorf("summary = %+v, want it to count the 200 unlisted", last)
+	}
 }
