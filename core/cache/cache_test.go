@@ -436,3 +436,72 @@ func TestLocalSharedByName(t *testing.T) {
 		t.Errorf("second Cache of the same name does not see the put: %v", err)
 	}
 }
+
+// TestFleetFollowsManyChanges interleaves updates, new drones and reads so
+// incremental list maintenance is checked against a plain model, across an
+// Invalidate.
+func TestFleetFollowsManyChanges(t *testing.T) {
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		tenant := uniq("tenant")
+		l := newFakeLoader()
+		for i := range 50 {
+			l.add(store.Drone{ID: fmt.Sprintf("d%03d", i), TenantID: tenant, Name: fmt.Sprint(i), State: ptr(state(0, 1, 1))})
+		}
+		c := open(t, url, l)
+		model := map[string]float64{} // id -> lon of its newest state
+		newest := map[string]int{}     // id -> newest ts (seconds after t0)
+		reset := func() {
+			model, newest = map[string]float64{}, map[string]int{}
+			for i := range 50 {
+				model[fmt.Sprintf("d%03d", i)], newest[fmt.Sprintf("d%03d", i)] = 1, 0
+			}
+		}
+		reset()
+		rng := mrand.New(mrand.NewPCG(5, 6))
+		check := func(step int) {
+			t.Helper()
+			f, err := c.Fleet(ctx, tenant)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]float64{}
+			for _, v := range decodeList(t, f.JSON) {
+				if v.State != nil {
+					got[v.ID] = v.State.Lon
+				}
+			}
+			if diff := cmp.Diff(model, got); diff != "" {
+				t.Fatalf("step %d: fleet (-want +got):\n%s", step, diff)
+			}
+		}
+		check(0)
+		for step := 1; step <= 300; step++ {
+			n := 1 + rng.IntN(20)
+			if step%50 == 0 {
+				n = 100 // more than the incremental limit
+			}
+			for range n {
+				id := fmt.Sprintf("d%03d", rng.IntN(70)) // some are new drones
+				lon := float64(rng.IntN(170))
+				sec := step*1000 + rng.IntN(999) // sometimes older than the last one
+				if _, err := c.Put(ctx, tenant, id, state(sec, lon, 1)); err != nil {
+					t.Fatal(err)
+				}
+				if cur, ok := newest[id]; !ok || sec > cur {
+					model[id], newest[id] = lon, sec
+				}
+			}
+			check(step)
+			if step == 150 {
+				if err := c.Invalidate(ctx, tenant); err != nil {
+					t.Fatal(err)
+				}
+				// The store still has its old states; the fill takes them
+				// where the cache forgot newer ones.
+				reset()
+				check(step)
+			}
+		}
+	})
+}

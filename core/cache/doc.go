@@ -10,9 +10,11 @@
 //     {T} so they share a cluster slot and one Lua script may touch them):
 //     dt1:{T}:d:<id> (the drone's rendered JSON, a go-redis/cache item),
 //     dt1:{T}:ts / names / states (hashes keyed by drone id), dt1:{T}:geo
-//     (GEOADD/GEOSEARCH BYBOX), dt1:{T}:ver (a counter bumped by every change;
-//     it is the list's ETag and the SSE event id), dt1:{T}:loaded (set once the
-//     fleet was read from the store) and the pub/sub channel dt1:{T}:notice.
+//     (GEOADD/GEOSEARCH BYBOX), dt1:{T}:docs (the fleet view: id -> rendered
+//     entry), dt1:{T}:changes (sorted set: id scored by the version of its last
+//     change), dt1:{T}:ver (a counter bumped by every change; it is the list's
+//     ETag and the SSE event id), dt1:{T}:loaded (a token set when the fleet
+//     was filled from the store) and the pub/sub channel dt1:{T}:notice.
 //   - local://NAME — one-machine mode: the same Cache code on go-redis/cache's
 //     local TinyLFU (no Redis), with an in-process index and notifier shared by
 //     every Cache opened with the same NAME in the process.
@@ -33,6 +35,11 @@
 // stampede of concurrent misses makes one store read per process. Rendered
 // fleet lists are kept per version in a process-local TinyLFU: a version is
 // immutable, so no replica can serve a stale list under a current ETag.
+// To build a new version a reader does not re-read the whole fleet (2.6 MB
+// at 10,000 drones, ~15 ms here): it keeps its last copy and fetches only the
+// entries changed since (ZRANGEBYSCORE on the changes set plus HMGET, one
+// script, atomic with the fill token check), falling back to a full read
+// after a refill or when a quarter of the fleet changed.
 //
 // Redis is not used with TTLs for fleet data: memory is bounded by the number
 // of registered drones (~1 KiB each) and an expiring key would leave a

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	rcache "github.com/go-redis/cache/v9"
@@ -18,7 +20,9 @@ import (
 // package documentation for why it is a script.
 //
 // KEYS: 1 ts hash, 2 names hash, 3 states hash, 4 geo, 5 version, 6 drone
-// entry, 7 docs hash (the fleet view: id -> rendered entry)
+// entry, 7 docs hash (the fleet view: id -> rendered entry), 8 changes (a
+// sorted set: drone id scored by the version of its last change, so a reader
+// holding the fleet at version V fetches only what changed after V)
 // ARGV: 1 id, 2 id as JSON, 3 name JSON ("" keeps the cached one),
 // 4 sortable ts ("" = no state), 5 state JSON, 6 lon, 7 lat (clamped for the
 // geo index), 8 notice channel ("" = do not publish)
@@ -54,6 +58,7 @@ doc = doc .. '}'
 redis.call('SET', KEYS[6], doc)
 redis.call('HSET', KEYS[7], id, doc)
 local ver = redis.call('INCR', KEYS[5])
+redis.call('ZADD', KEYS[8], ver, id)
 if ARGV[8] ~= '' then
   redis.call('PUBLISH', ARGV[8], '{"version":' .. ver .. ',"droneId":' .. ARGV[2] .. ',"drone":' .. doc .. '}')
 end
@@ -65,6 +70,20 @@ return {r, doc, ver}
 type redisBackend struct {
 	rdb *redis.Client
 	it  *rcache.Cache
+
+	mu    sync.Mutex
+	snaps map[string]*fleetSnap
+}
+
+// fleetSnap is this process's copy of a tenant's fleet view at a version,
+// patched with what changed since instead of re-reading megabytes from
+// Redis for every new version.
+type fleetSnap struct {
+	mu    sync.Mutex
+	token string   // the fill it belongs to
+	ver   uint64   // every change up to ver is applied
+	ids   []string // sorted
+	docs  []string // docs[i] is the entry of ids[i]
 }
 
 func openRedis(ctx context.Context, rawURL string) (*redisBackend, error) {
@@ -90,14 +109,14 @@ func openRedis(ctx context.Context, rawURL string) (*redisBackend, error) {
 		opt.MaxRetries = 1
 	}
 	rdb := redis.NewClient(opt)
-	return &redisBackend{rdb: rdb, it: rcache.New(&rcache.Options{Redis: rdb})}, nil
+	return &redisBackend{rdb: rdb, it: rcache.New(&rcache.Options{Redis: rdb}), snaps: map[string]*fleetSnap{}}, nil
 }
 
 func (r *redisBackend) items() *rcache.Cache { return r.it }
 
 func tenantKeys(tenant, id string) []string {
 	p := keyPrefix(tenant)
-	return []string{p + "ts", p + "names", p + "states", p + "geo", p + "ver", p + "d:" + id, p + "docs"}
+	return []string{p + "ts", p + "names", p + "states", p + "geo", p + "ver", p + "d:" + id, p + "docs", p + "changes"}
 }
 
 // Redis refuses latitudes beyond ±85.05112878 in a geo index; polar drones
@@ -166,7 +185,9 @@ func (r *redisBackend) putMany(ctx context.Context, tenant string, es []entry) e
 func (r *redisBackend) markLoaded(ctx context.Context, tenant string) error {
 	p := keyPrefix(tenant)
 	_, err := r.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
-		tx.Set(ctx, p+"loaded", "1", 0)
+		// A fresh token per fill: a reader's fleet snapshot built under
+		// another token (before a flush, restart or Invalidate) is void.
+		tx.Set(ctx, p+"loaded", strconv.FormatInt(time.Now().UnixNano(), 36)+"-"+strconv.FormatUint(rand.Uint64(), 36), 0)
 		tx.Incr(ctx, p+"ver")
 		return nil
 	})
@@ -195,15 +216,117 @@ func (r *redisBackend) status(ctx context.Context, tenant string) (uint64, bool,
 	return v, loaded.Val() == 1, nil
 }
 
-func (r *redisBackend) fleetDocs(ctx context.Context, tenant string) ([]string, error) {
-	docs, err := r.rdb.HVals(ctx, keyPrefix(tenant)+"docs").Result()
-	if err != nil {
-		return nil, fmt.Errorf("redis fleet: %w", err)
+// changesScript returns the fill token and the entries changed after a
+// version, atomically (KEYS: loaded, changes, docs; ARGV: version, limit).
+var changesScript = redis.NewScript(`
+local tok = redis.call('GET', KEYS[1]) or ''
+local ch = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+local ids = {}
+for i = 1, #ch, 2 do ids[#ids + 1] = ch[i] end
+local docs = {}
+if #ids > 0 then docs = redis.call('HMGET', KEYS[3], unpack(ids)) end
+return {tok, ch, docs}
+`)
+
+func (r *redisBackend) snap(tenant string) *fleetSnap {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sn := r.snaps[tenant]
+	if sn == nil {
+		sn = &fleetSnap{}
+		r.snaps[tenant] = sn
 	}
-	// Every entry starts with {"id":"<id>", so this is id order (up to ids
-	// holding characters below '"', which drones do not use).
-	slices.Sort(docs)
-	return docs, nil
+	return sn
+}
+
+func (r *redisBackend) fleetDocs(ctx context.Context, tenant string) ([]string, error) {
+	sn := r.snap(tenant)
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
+	if sn.token != "" {
+		ok, err := r.patch(ctx, tenant, sn)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return slices.Clone(sn.docs), nil
+		}
+	}
+	if err := r.rebuild(ctx, tenant, sn); err != nil {
+		return nil, err
+	}
+	return slices.Clone(sn.docs), nil
+}
+
+// patch applies the changes after sn.ver; false means rebuild instead (new
+// fill, or so many changes that a full read is cheaper).
+func (r *redisBackend) patch(ctx context.Context, tenant string, sn *fleetSnap) (bool, error) {
+	p := keyPrefix(tenant)
+	limit := len(sn.ids)/4 + 16
+	v, err := changesScript.Run(ctx, r.rdb, []string{p + "loaded", p + "changes", p + "docs"},
+		sn.ver, limit).Slice()
+	if err != nil {
+		return false, fmt.Errorf("redis fleet changes: %w", err)
+	}
+	if len(v) != 3 {
+		return false, fmt.Errorf("redis fleet changes: unexpected reply %v", v)
+	}
+	tok, _ := v[0].(string)
+	ch, _ := v[1].([]any)
+	docs, _ := v[2].([]any)
+	if tok != sn.token || len(ch)/2 >= limit || len(docs) != len(ch)/2 {
+		return false, nil
+	}
+	var added []int
+	for i := range docs {
+		id, _ := ch[2*i].(string)
+		doc, ok := docs[i].(string)
+		score, err := strconv.ParseUint(fmt.Sprint(ch[2*i+1]), 10, 64)
+		if !ok || err != nil {
+			return false, nil
+		}
+		sn.ver = max(sn.ver, score)
+		if j, found := slices.BinarySearch(sn.ids, id); found {
+			sn.docs[j] = doc
+		} else {
+			added = append(added, i)
+		}
+	}
+	for _, i := range added {
+		id, doc := ch[2*i].(string), docs[i].(string)
+		j, _ := slices.BinarySearch(sn.ids, id)
+		sn.ids = slices.Insert(sn.ids, j, id)
+		sn.docs = slices.Insert(sn.docs, j, doc)
+	}
+	return true, nil
+}
+
+func (r *redisBackend) rebuild(ctx context.Context, tenant string, sn *fleetSnap) error {
+	p := keyPrefix(tenant)
+	var tok, ver *redis.StringCmd
+	var all *redis.MapStringStringCmd
+	_, err := r.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
+		tok = tx.Get(ctx, p+"loaded")
+		ver = tx.Get(ctx, p+"ver")
+		all = tx.HGetAll(ctx, p+"docs")
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("redis fleet: %w", err)
+	}
+	m := all.Val()
+	sn.ids = sn.ids[:0]
+	for id := range m {
+		sn.ids = append(sn.ids, id)
+	}
+	slices.Sort(sn.ids)
+	sn.docs = make([]string, len(sn.ids))
+	for i, id := range sn.ids {
+		sn.docs[i] = m[id]
+	}
+	sn.token = tok.Val()
+	sn.ver, _ = ver.Uint64()
+	return nil
 }
 
 func (r *redisBackend) doc(ctx context.Context, tenant, id string) (string, bool, error) {
@@ -337,7 +460,7 @@ func (r *redisBackend) invalidate(ctx context.Context, tenant string) error {
 	if err != nil {
 		return fmt.Errorf("redis invalidate: %w", err)
 	}
-	keys := []string{p + "loaded", p + "ts", p + "names", p + "states", p + "geo", p + "docs"}
+	keys := []string{p + "loaded", p + "ts", p + "names", p + "states", p + "geo", p + "docs", p + "changes"}
 	for _, id := range ids {
 		keys = append(keys, p+"d:"+id)
 	}
