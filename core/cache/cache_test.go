@@ -450,7 +450,7 @@ func TestFleetFollowsManyChanges(t *testing.T) {
 		}
 		c := open(t, url, l)
 		model := map[string]float64{} // id -> lon of its newest state
-		newest := map[string]int{}     // id -> newest ts (seconds after t0)
+		newest := map[string]int{}    // id -> newest ts (seconds after t0)
 		reset := func() {
 			model, newest = map[string]float64{}, map[string]int{}
 			for i := range 50 {
