@@ -38,6 +38,11 @@ const (
 // or "bypass" when the cache was unavailable and the store answered.
 const CacheHeader = "X-Dronetrack-Cache"
 
+// VersionHeader carries the fleet version a list reflects (at least). A
+// client opens the stream with since= (or Last-Event-ID) set to it and
+// receives every change after the list, so list + stream never miss one.
+const VersionHeader = "X-Dronetrack-Version"
+
 // server holds what the handlers need; Function wires it from config.
 type server struct {
 	cache     *cache.Cache
@@ -174,6 +179,7 @@ func (s *server) listDrones(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		w.Header().Set(CacheHeader, "cache")
+		w.Header().Set(VersionHeader, strconv.FormatUint(f.Version, 10))
 		body, etag = f.JSON, `"v`+strconv.FormatUint(f.Version, 10)+`"`
 	case errors.Is(err, cache.ErrUnavailable):
 		ds, serr := s.store.Drones(ctx, tenantID)

@@ -456,3 +456,25 @@ func TestUnstartedIs503(t *testing.T) {
 		t.Errorf("status = %d, want 503", rec.Code)
 	}
 }
+
+// TestListThenStreamMissesNothing is how the page combines the two: fetch
+// the list, open the stream with since= its version; changes in between are
+// replayed.
+func TestListThenStreamMissesNothing(t *testing.T) {
+	modes(t, func(t *testing.T, cacheURL string) {
+		fx := newFixture(t, cacheURL, nil)
+		first := openStream(t, fx.url+"/api/v1/stream") // keeps the ring filling, like other users
+		r := get(t, fx.url+"/api/v1/drones")
+		ver := r.header.Get(VersionHeader)
+		if ver == "" {
+			t.Fatal("no version header on the list")
+		}
+		time.Sleep(100 * time.Millisecond)               // Redis SUBSCRIBE completes asynchronously
+		fx.put(t, fx.tenant+"-b", state(300, 2.4, 48.9)) // lands between list and stream
+		next(t, first)
+		s := openStream(t, fx.url+"/api/v1/stream?since="+ver)
+		if ev := next(t, s); !strings.Contains(ev.data, fx.tenant+"-b") {
+			t.Errorf("first event after since=%s: %+v, want the change to -b", ver, ev)
+		}
+	})
+}

@@ -153,7 +153,12 @@ func (s *server) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var lastID uint64
+	// Last-Event-ID on reconnects; since= on the first connection, which
+	// browsers' EventSource cannot give headers.
 	raw := r.Header.Get("Last-Event-ID")
+	if raw == "" {
+		raw = r.URL.Query().Get("since")
+	}
 	resume := raw != ""
 	if resume {
 		if lastID, err = strconv.ParseUint(raw, 10, 64); err != nil {
