@@ -1,0 +1,328 @@
+// Package bolt is the embedded store for one-machine mode: a single bbolt
+// file holding the same model as Firestore (tenants, drones with their latest
+// state, a key-hash index, per-drone history ordered by time).
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/events"
+	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+var (
+	bucketTenants = []byte("tenants")
+	bucketDrones  = []byte("drones")
+	bucketKeys    = []byte("droneKeys")
+	bucketTrack   = []byte("track") // one sub-bucket per drone id
+)
+
+// lockTimeout bounds the wait for bbolt's exclusive file lock: a second
+// process opening the same file fails fast with a clear error instead of
+// hanging.
+const lockTimeout = 2 * time.Second
+
+// Store is a store.Store on one bbolt file.
+type Store struct {
+	db  *bbolt.DB
+	now func() time.Time
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating when missing) the store file at path.
+func Open(path string) (*Store, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("open store %s: locked by another process (is `dronetrack up` running on this data dir?): %w", path, err)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketTenants, bucketDrones, bucketKeys, bucketTrack} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init store %s: %w", path, err)
+	}
+	return &Store{db: db, now: time.Now}, nil
+}
+
+// Close releases the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// CreateTenant implements store.Store.
+func (s *Store) CreateTenant(_ context.Context, t store.Tenant) error {
+	return s.update("create tenant "+t.ID, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketTenants)
+		if b.Get([]byte(t.ID)) != nil {
+			return fmt.Errorf("tenant %s: %w", t.ID, store.ErrAlreadyExists)
+		}
+		return putJSON(b, []byte(t.ID), t)
+	})
+}
+
+// Tenant implements store.Store.
+func (s *Store) Tenant(_ context.Context, id string) (store.Tenant, error) {
+	var t store.Tenant
+	err := s.view("get tenant "+id, func(tx *bbolt.Tx) error {
+		return getJSON(tx.Bucket(bucketTenants), []byte(id), &t, "tenant "+id)
+	})
+	return t, err
+}
+
+// CreateDrone implements store.Store.
+func (s *Store) CreateDrone(_ context.Context, d store.Drone) error {
+	return s.update("create drone "+d.ID, func(tx *bbolt.Tx) error {
+		drones, keys := tx.Bucket(bucketDrones), tx.Bucket(bucketKeys)
+		if drones.Get([]byte(d.ID)) != nil {
+			return fmt.Errorf("drone %s: %w", d.ID, store.ErrAlreadyExists)
+		}
+		if d.KeyHash != "" {
+			if keys.Get([]byte(d.KeyHash)) != nil {
+				return fmt.Errorf("drone key: %w", store.ErrAlreadyExists)
+			}
+			if err := keys.Put([]byte(d.KeyHash), []byte(d.ID)); err != nil {
+				return err
+			}
+		}
+		return putJSON(drones, []byte(d.ID), d)
+	})
+}
+
+// Drone implements store.Store.
+func (s *Store) Drone(_ context.Context, tenantID, droneID string) (store.Drone, error) {
+	var d store.Drone
+	err := s.view("get drone "+droneID, func(tx *bbolt.Tx) error {
+		var err error
+		d, err = droneOf(tx, tenantID, droneID)
+		return err
+	})
+	return d, err
+}
+
+// DroneByKeyHash implements store.Store.
+func (s *Store) DroneByKeyHash(_ context.Context, keyHash string) (store.Drone, error) {
+	var d store.Drone
+	err := s.view("find drone by key", func(tx *bbolt.Tx) error {
+		id := tx.Bucket(bucketKeys).Get([]byte(keyHash))
+		if id == nil {
+			return fmt.Errorf("drone key: %w", store.ErrNotFound)
+		}
+		return getJSON(tx.Bucket(bucketDrones), id, &d, "drone "+string(id))
+	})
+	return d, err
+}
+
+// Drones implements store.Store. It scans every drone: one-machine fleets
+// are small enough, and the cache serves the hot path.
+func (s *Store) Drones(_ context.Context, tenantID string) ([]store.Drone, error) {
+	var out []store.Drone
+	err := s.view("list drones", func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketDrones).ForEach(func(k, v []byte) error {
+			var d store.Drone
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("decode drone %s: %w", k, err)
+			}
+			if d.TenantID == tenantID {
+				out = append(out, d)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// LatestState implements store.Store.
+func (s *Store) LatestState(_ context.Context, tenantID, droneID string) (events.DroneState, error) {
+	var st events.DroneState
+	err := s.view("get state "+droneID, func(tx *bbolt.Tx) error {
+		d, err := droneOf(tx, tenantID, droneID)
+		if err != nil {
+			return err
+		}
+		if d.State == nil {
+			return fmt.Errorf("state of drone %s: %w", droneID, store.ErrNotFound)
+		}
+		st = *d.State
+		return nil
+	})
+	return st, err
+}
+
+// UpdateState implements store.Store in one bbolt write transaction, which
+// bbolt serialises, so concurrent updates cannot lose each other.
+func (s *Store) UpdateState(_ context.Context, tenantID, droneID string,
+	next func(prev *events.DroneState) (events.DroneState, bool)) (events.DroneState, bool, error) {
+	var (
+		cur   events.DroneState
+		wrote bool
+	)
+	err := s.update("update state "+droneID, func(tx *bbolt.Tx) error {
+		d, err := droneOf(tx, tenantID, droneID)
+		if err != nil {
+			return err
+		}
+		st, ok := next(d.State)
+		if !ok {
+			if d.State != nil {
+				cur = *d.State
+			}
+			return nil
+		}
+		d.State, cur, wrote = &st, st, true
+		return putJSON(tx.Bucket(bucketDrones), []byte(droneID), d)
+	})
+	return cur, wrote, err
+}
+
+// AppendTrack implements store.Store: keys are the big-endian sample time,
+// so a duplicate overwrites itself and range scans come out in time order.
+func (s *Store) AppendTrack(_ context.Context, points []store.TrackPoint) error {
+	if len(points) == 0 {
+		return nil
+	}
+	return s.update(fmt.Sprintf("append %d track points", len(points)), func(tx *bbolt.Tx) error {
+		track := tx.Bucket(bucketTrack)
+		var (
+			b      *bbolt.Bucket
+			lastID string
+		)
+		for _, p := range points {
+			if b == nil || p.DroneID != lastID {
+				var err error
+				if b, err = track.CreateBucketIfNotExists([]byte(p.DroneID)); err != nil {
+					return err
+				}
+				lastID = p.DroneID
+			}
+			k := tsKey(p.Report.TS)
+			if err := putJSON(b, k[:], p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Track implements store.Store.
+func (s *Store) Track(_ context.Context, q store.TrackQuery) ([]store.TrackPoint, error) {
+	var out []store.TrackPoint
+	now := s.now()
+	err := s.view("read track of "+q.DroneID, func(tx *bbolt.Tx) error {
+		if _, err := droneOf(tx, q.TenantID, q.DroneID); err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketTrack).Bucket([]byte(q.DroneID))
+		if b == nil {
+			return nil
+		}
+		start := tsKey(q.From)
+		if !q.After.IsZero() && !q.After.Before(q.From) {
+			k := tsKey(q.After)
+			binary.BigEndian.PutUint64(start[:], binary.BigEndian.Uint64(k[:])+1)
+		}
+		var end []byte
+		if !q.To.IsZero() {
+			e := tsKey(q.To)
+			end = e[:]
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(start[:]); k != nil; k, v = c.Next() {
+			if end != nil && bytes.Compare(k, end) >= 0 {
+				break
+			}
+			var p store.TrackPoint
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("decode track point: %w", err)
+			}
+			if p.TenantID != q.TenantID || (!p.ExpireAt.IsZero() && !p.ExpireAt.After(now)) {
+				continue
+			}
+			out = append(out, p)
+			if q.Limit > 0 && len(out) == q.Limit {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// tsKey orders keys by time, including times before 1970.
+func tsKey(t time.Time) [8]byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], uint64(t.UnixNano())^(1<<63))
+	return k
+}
+
+func droneOf(tx *bbolt.Tx, tenantID, droneID string) (store.Drone, error) {
+	var d store.Drone
+	if err := getJSON(tx.Bucket(bucketDrones), []byte(droneID), &d, "drone "+droneID); err != nil {
+		return d, err
+	}
+	if d.TenantID != tenantID {
+		// Another tenant's drone is indistinguishable from a missing one.
+		return store.Drone{}, fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
+	}
+	return d, nil
+}
+
+func putJSON(b *bbolt.Bucket, k []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", k, err)
+	}
+	return b.Put(k, raw)
+}
+
+func getJSON(b *bbolt.Bucket, k []byte, v any, what string) error {
+	raw := b.Get(k)
+	if raw == nil {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decode %s: %w", what, err)
+	}
+	return nil
+}
+
+func (s *Store) update(what string, fn func(*bbolt.Tx) error) error {
+	if err := s.db.Update(fn); err != nil {
+		return fmt.Errorf("%s: %w", what, mapErr(err))
+	}
+	return nil
+}
+
+func (s *Store) view(what string, fn func(*bbolt.Tx) error) error {
+	if err := s.db.View(fn); err != nil {
+		return fmt.Errorf("%s: %w", what, mapErr(err))
+	}
+	return nil
+}
+
+// mapErr turns failures of the medium (closed database, full disk, I/O
+// errors) into store.ErrUnavailable so callers answer 503 and the broker
+// retries; everything else (not found, duplicates, decode errors) passes.
+func mapErr(err error) error {
+	var errno syscall.Errno
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) || errors.Is(err, bolterrors.ErrTxClosed) || errors.As(err, &errno) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
