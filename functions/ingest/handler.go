@@ -20,6 +20,7 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/keys"
 	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/publish"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
 )
@@ -29,8 +30,8 @@ import (
 // sends its backlog in chunks of at most MaxReports.
 const (
 	// MaxReports is the most reports one request may carry. 500 keeps an
-	// event well under broker message limits (about 80 KiB of JSON) and
-	// matches Firestore's 500-writes-per-batch for the history it becomes.
+	// event around 100 KiB of JSON, well under broker message limits, and
+	// matches Firestore's 500 writes per batch for the history it becomes.
 	MaxReports = 500
 	// MaxBodyBytes caps the request body; larger bodies get 413 unread.
 	MaxBodyBytes = 1 << 20
@@ -206,8 +207,14 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) int {
 		h.log.Error("build telemetry event", "drone", id.DroneID, "tenant", id.TenantID, "err", err)
 		return fail(w, http.StatusInternalServerError, "", "could not build the event")
 	}
+	// A drone that hangs up mid-publish must not cut the publish short: the
+	// broker may already hold the event, and a clean outcome either way
+	// (published, or 503 and the drone resends the same event id) beats a
+	// half-sent request. publish.Timeout bounds it instead.
 	start := time.Now()
-	err = h.publisher.Publish(r.Context(), e)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publish.Timeout)
+	err = h.publisher.Publish(ctx, e)
+	cancel()
 	h.m.publishSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		h.log.Warn("publish failed; drone told to retry", "drone", id.DroneID, "tenant", id.TenantID,

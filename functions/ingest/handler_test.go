@@ -713,3 +713,43 @@ func TestNewHandlerRejectsMissingDeps(t *testing.T) {
 }
 
 func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339) }
+
+func TestConcurrentSendersAllAccepted(t *testing.T) {
+	e := newEnv(t)
+	const senders, each = 32, 10
+	var wg sync.WaitGroup
+	errs := make(chan string, senders*each)
+	for s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				body := report(-time.Duration(s*each+i)*time.Second, 1, 2)
+				req, _ := http.NewRequest(http.MethodPost, e.url+function.PathTelemetry, strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+e.key)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					errs <- err.Error()
+					continue
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					errs <- fmt.Sprintf("status %d", resp.StatusCode)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	ids := map[string]bool{}
+	for _, ev := range e.sink.got() {
+		ids[ev.ID()] = true
+	}
+	if len(ids) != senders*each {
+		t.Errorf("sink got %d distinct events, want %d", len(ids), senders*each)
+	}
+}
