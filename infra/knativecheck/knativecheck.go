@@ -7,12 +7,12 @@
 //
 // Knative objects (serving.knative.dev/v1 Service, eventing.knative.dev/v1
 // Broker and Trigger, sources.knative.dev/v1 PingSource and SinkBinding) get
-// SetDefaults then Validate in a create context. The plain Kubernetes objects
-// the base carries (ConfigMap, Secret, Service, Deployment) are decoded
-// strictly into k8s.io/api types and get the structural checks Knative's
-// webhooks do not cover (names, keys, selectors). References between objects
-// (Trigger subscribers, dead-letter sinks, sinks, envFrom) are checked by
-// References.
+// SetDefaults then Validate in a create context. The plain Kubernetes
+// objects the manifests carry (Namespace, ConfigMap, Secret, Service,
+// Deployment) are decoded strictly into k8s.io/api types and get the
+// structural checks Knative's webhooks do not cover (names, keys,
+// selectors). References between objects (Trigger subscribers, dead-letter
+// sinks, sinks, envFrom) are checked by References.
 package knativecheck
 
 import (
@@ -77,6 +77,8 @@ func newObject(apiVersion, kind string) any {
 		return &sourcesv1.PingSource{}
 	case "sources.knative.dev/v1 SinkBinding":
 		return &sourcesv1.SinkBinding{}
+	case "v1 Namespace":
+		return &corev1.Namespace{}
 	case "v1 ConfigMap":
 		return &corev1.ConfigMap{}
 	case "v1 Secret":
@@ -193,6 +195,12 @@ func validateOne(ctx context.Context, o Object) ([]string, error) {
 	}
 	if msgs := validation.IsDNS1123Subdomain(o.Name); len(msgs) > 0 {
 		return nil, fmt.Errorf("metadata.name: %s", strings.Join(msgs, "; "))
+	}
+	if _, cluster := o.Value.(*corev1.Namespace); cluster {
+		if msgs := validation.IsDNS1123Label(o.Name); len(msgs) > 0 {
+			return nil, fmt.Errorf("metadata.name: %s", strings.Join(msgs, "; "))
+		}
+		return nil, nil
 	}
 	if m, ok := o.Value.(metav1.Object); ok && m.GetNamespace() == "" {
 		m.SetNamespace(DefaultNamespace)

@@ -3,6 +3,7 @@ package knativecheck
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -24,7 +25,11 @@ import (
 // SinkBinding's subject selector matches at least one Service; Services'
 // envFrom, env valueFrom ConfigMap and Secret keys; and that each
 // Kubernetes Service selects a Deployment's pods.
-func References(objs []Object) error {
+//
+// external names objects that exist in the cluster but not in the manifests
+// on purpose, as "Kind/name" (e.g. "Secret/dronetrack-secrets"); references
+// to them pass.
+func References(objs []Object, external ...string) error {
 	idx := map[string]Object{}
 	key := func(apiVersion, kind, ns, name string) string {
 		return apiVersion + "|" + kind + "|" + ns + "|" + name
@@ -37,6 +42,9 @@ func References(objs []Object) error {
 		errs = append(errs, fmt.Errorf("%s: %s", o.ID(), fmt.Sprintf(format, args...)))
 	}
 	has := func(o Object, apiVersion, kind, ns, name string) bool {
+		if slices.Contains(external, kind+"/"+name) {
+			return true
+		}
 		if ns == "" {
 			ns = nsOf(o)
 		}
