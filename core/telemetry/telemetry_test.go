@@ -1,0 +1,162 @@
+package telemetry
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/dronetrack/dronetrack/events"
+)
+
+var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+
+func f(v float64) *float64 { return &v }
+
+func rep(sec float64, lat, lon float64, batt *float64) events.Report {
+	return events.Report{TS: t0.Add(time.Duration(sec * float64(time.Second))), Lat: lat, Lon: lon, Battery: batt}
+}
+
+func near(t *testing.T, what string, got, want, tol float64) {
+	t.Helper()
+	if math.Abs(got-want) > tol {
+		t.Errorf("%s = %.6f, want %.6f ± %g", what, got, want, tol)
+	}
+}
+
+func TestDistance(t *testing.T) {
+	tests := []struct {
+		name                   string
+		lat1, lon1, lat2, lon2 float64
+		want, tol              float64
+	}{
+		{"Paris to London", 48.8566, 2.3522, 51.5074, -0.1278, 343_500, 500},
+		{"same point", 10, 10, 10, 10, 0, 1e-9},
+		{"across the antimeridian", 0, 179.9, 0, -179.9, 22_239, 5},
+		{"over the north pole", 89.9, 0, 89.9, 180, 22_239, 5},
+		{"one degree of latitude", 0, 0, 1, 0, 111_195, 5},
+	}
+	for _, tt := range tests {
+		near(t, tt.name, Distance(tt.lat1, tt.lon1, tt.lat2, tt.lon2), tt.want, tt.tol)
+	}
+}
+
+func TestBearing(t *testing.T) {
+	tests := []struct {
+		name                   string
+		lat1, lon1, lat2, lon2 float64
+		want                   float64
+	}{
+		{"north", 0, 0, 1, 0, 0},
+		{"east", 0, 0, 0, 1, 90},
+		{"south", 1, 0, 0, 0, 180},
+		{"west", 0, 0, 0, -1, 270},
+		{"east across the antimeridian", 0, 179.9, 0, -179.9, 90},
+		{"west across the antimeridian", 0, -179.9, 0, 179.9, 270},
+	}
+	for _, tt := range tests {
+		got := Bearing(tt.lat1, tt.lon1, tt.lat2, tt.lon2)
+		if got < 0 || got >= 360 {
+			t.Errorf("%s: %v outside [0,360)", tt.name, got)
+		}
+		near(t, tt.name, got, tt.want, 1e-6)
+	}
+}
+
+func TestNextNewerWins(t *testing.T) {
+	first, ok := Next(nil, rep(0, 0, 0, f(90)), t0)
+	if !ok || first.DistanceM != 0 || first.GroundSpeed != nil || first.BatteryDrain != nil {
+		t.Fatalf("first report: ok=%v state=%+v, want accepted with nothing derived", ok, first)
+	}
+	for name, r := range map[string]events.Report{
+		"duplicate (equal ts)": rep(0, 1, 1, f(80)),
+		"older (late arrival)": rep(-5, 1, 1, f(80)),
+	} {
+		got, ok := Next(&first, r, t0)
+		if ok || got != first {
+			t.Errorf("%s: ok=%v, state changed to %+v", name, ok, got)
+		}
+	}
+}
+
+func TestNextDerivesMotionAndBattery(t *testing.T) {
+	a, _ := Next(nil, rep(0, 0, 0, f(80)), t0)
+	// 0.001° of latitude north in 10 s: ~111.2 m at ~11.1 m/s.
+	b, ok := Next(&a, rep(10, 0.001, 0, f(79)), t0.Add(time.Minute))
+	if !ok {
+		t.Fatal("newer report rejected")
+	}
+	near(t, "distance", b.DistanceM, 111.195, 0.01)
+	near(t, "ground speed", *b.GroundSpeed, 11.1195, 0.001)
+	near(t, "course", *b.Course, 0, 1e-6)
+	near(t, "drain %/s", *b.BatteryDrain, 0.1, 1e-9)
+	near(t, "time to empty", *b.TimeToEmptySecs, 790, 1e-6)
+	if !b.UpdatedAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("UpdatedAt = %v", b.UpdatedAt)
+	}
+	// East 10 s later, draining faster: the EWMA moves 30% of the way.
+	c, _ := Next(&b, rep(20, 0.001, 0.001, f(77)), t0)
+	near(t, "cumulative distance", c.DistanceM, 111.195+111.195, 0.05)
+	near(t, "course east", *c.Course, 90, 0.01)
+	near(t, "smoothed drain", *c.BatteryDrain, 0.3*0.2+0.7*0.1, 1e-9)
+}
+
+func TestNextGuards(t *testing.T) {
+	a, _ := Next(nil, rep(0, 0, 0, f(50)), t0)
+	b, _ := Next(&a, rep(10, 0.001, 0, f(49)), t0)
+
+	// A teleport: 1° (111 km) in 1 s. No distance, speed kept.
+	c, _ := Next(&b, rep(11, 1.001, 0, f(49)), t0)
+	if c.DistanceM != b.DistanceM || *c.GroundSpeed != *b.GroundSpeed {
+		t.Errorf("teleport changed distance %v->%v or speed %v->%v", b.DistanceM, c.DistanceM, *b.GroundSpeed, *c.GroundSpeed)
+	}
+	// Samples 50 ms apart: position and distance advance, rates are kept.
+	d, ok := Next(&b, rep(10.05, 0.0010005, 0, f(40)), t0)
+	if !ok || *d.GroundSpeed != *b.GroundSpeed || *d.BatteryDrain != *b.BatteryDrain {
+		t.Errorf("close samples re-derived rates: %+v", d)
+	}
+	if d.DistanceM <= b.DistanceM {
+		t.Errorf("close samples lost distance")
+	}
+	// Charging: drain and time to empty become unknown.
+	e, _ := Next(&b, rep(20, 0.001, 0, f(60)), t0)
+	if e.BatteryDrain != nil || e.TimeToEmptySecs != nil {
+		t.Errorf("charging: drain %v tte %v, want nil", e.BatteryDrain, e.TimeToEmptySecs)
+	}
+	// No battery reading: unknown too.
+	g, _ := Next(&b, rep(20, 0.001, 0, nil), t0)
+	if g.BatteryDrain != nil || g.TimeToEmptySecs != nil {
+		t.Errorf("no battery: drain %v tte %v, want nil", g.BatteryDrain, g.TimeToEmptySecs)
+	}
+	// Hovering: jitter below half a metre keeps the course.
+	h, _ := Next(&b, rep(20, 0.001+1e-6, 0, f(48)), t0)
+	if *h.Course != *b.Course {
+		t.Errorf("hover changed course %v -> %v", *b.Course, *h.Course)
+	}
+}
+
+func TestFoldOrdersAndSkips(t *testing.T) {
+	prev, _ := Next(nil, rep(10, 0, 0, nil), t0)
+	batch := []events.Report{
+		rep(30, 0.002, 0, nil),
+		rep(5, 9, 9, nil), // older than prev: history only
+		rep(20, 0.001, 0, nil),
+		rep(10, 9, 9, nil), // equal to prev: duplicate
+	}
+	got, ok := Fold(&prev, batch, t0)
+	if !ok {
+		t.Fatal("batch with newer reports did not advance")
+	}
+	if !got.TS.Equal(t0.Add(30*time.Second)) || got.Lat != 0.002 {
+		t.Errorf("state = %v at %v, want the newest report", got.Lat, got.TS)
+	}
+	// Applied in order 10 -> 20 -> 30: two legs of 0.001°, not a detour via 9,9.
+	near(t, "distance", got.DistanceM, 2*111.195, 0.05)
+
+	same, ok := Fold(&got, batch, t0)
+	if ok || same != got {
+		t.Error("replaying the batch changed the state")
+	}
+	if _, ok := Fold(nil, nil, t0); ok {
+		t.Error("empty batch on no state advanced")
+	}
+}
