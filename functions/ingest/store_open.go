@@ -2,14 +2,17 @@ package function
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
+
+	"github.com/dronetrack/dronetrack/core/store/storeurl"
 )
 
-var errNoStore = errors.New("no store adapter")
-
-// openStore is the default StoreOpener.
+// openStore is the default StoreOpener: STORE_URL through core/store/storeurl
+// (bolt:// shares one handle per file in-process, firestore:// the cluster).
 func openStore(ctx context.Context, storeURL string) (DroneFinder, io.Closer, error) {
-	return nil, nil, fmt.Errorf("%w for %q: core/store/storeurl is not wired in yet", errNoStore, storeURL)
+	s, err := storeurl.Open(ctx, storeURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, s, nil
 }
