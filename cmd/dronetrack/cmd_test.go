@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestPepperIsMadeOnceAndPrivate(t *testing.T) {
+	dir := t.TempDir()
+	p1, err := loadPepper(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := loadPepper(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p1 != p2 || len(p1) != 64 {
+		t.Errorf("pepper changed or is short: %q then %q", p1, p2)
+	}
+	fi, err := os.Stat(filepath.Join(dir, pepperFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("pepper file mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestDemoKeysRoundTripPrivately(t *testing.T) {
+	path := filepath.Join(t.TempDir(), demoKeysFile)
+	want := []demoKey{{TenantID: "demo", DroneID: "d1", Name: "demo-001", Key: "dtk_x"}}
+	if err := writeDemoKeys(path, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readDemoKeys(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("demo keys (-want +got):\n%s", diff)
+	}
+	fi, _ := os.Stat(path)
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("demo keys mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestReadKeyFileFormats(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"demo.json":    `[{"tenantId":"demo","droneId":"d1","name":"a","key":"k1"},{"key":"k2"}]`,
+		"strings.json": `["k1", "k2"]`,
+		"keys.txt":     "# drone keys\nk1\n\n  k2  \n",
+	} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readKeyFile(path)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if diff := cmp.Diff([]string{"k1", "k2"}, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", name, diff)
+		}
+	}
+}
+
+func TestSlug(t *testing.T) {
+	for in, want := range map[string]string{"Acme Drones GmbH": "acme-drones-gmbh", "  x--y ": "x-y", "Ünï 42!": "n-42"} {
+		if got := slug(in); got != want {
+			t.Errorf("slug(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestUnknownCommandFails(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := realMain(context.Background(), []string{"fly"}, &out, &errOut); err == nil {
+		t.Error("unknown command accepted")
+	}
+	if !strings.Contains(errOut.String(), "usage: dronetrack") {
+		t.Errorf("no usage printed: %q", errOut.String())
+	}
+}

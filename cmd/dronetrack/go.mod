@@ -1,0 +1,23 @@
+module github.com/dronetrack/dronetrack/cmd/dronetrack
+
+go 1.26.0
+
+require (
+	github.com/dronetrack/dronetrack/core v0.0.0
+	github.com/dronetrack/dronetrack/events v0.0.0
+	github.com/dronetrack/dronetrack/functions/cache-refresh v0.0.0
+	github.com/dronetrack/dronetrack/functions/ingest v0.0.0
+	github.com/dronetrack/dronetrack/functions/process v0.0.0
+	github.com/dronetrack/dronetrack/functions/serve-map v0.0.0
+	github.com/dronetrack/dronetrack/infra v0.0.0
+)
+
+replace (
+	github.com/dronetrack/dronetrack/core => ../../core
+	github.com/dronetrack/dronetrack/events => ../../events
+	github.com/dronetrack/dronetrack/functions/cache-refresh => ../../functions/cache-refresh
+	github.com/dronetrack/dronetrack/functions/ingest => ../../functions/ingest
+	github.com/dronetrack/dronetrack/functions/process => ../../functions/process
+	github.com/dronetrack/dronetrack/functions/serve-map => ../../functions/serve-map
+	github.com/dronetrack/dronetrack/infra => ../../infra
+)

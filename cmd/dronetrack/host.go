@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// function is the knative func-go HTTP instance contract every Dronetrack
+// function implements.
+type function interface {
+	Handle(http.ResponseWriter, *http.Request)
+	Start(ctx context.Context, cfg map[string]string) error
+	Stop(ctx context.Context) error
+	Ready(ctx context.Context) (bool, error)
+	Alive(ctx context.Context) (bool, error)
+}
+
+// hosted is one function on its own loopback HTTP server, served the way
+// func-go's http runtime serves it: /health/readiness and /health/liveness
+// answer from Ready and Alive, every other path goes to Handle.
+type hosted struct {
+	name string
+	fn   function
+	ln   net.Listener
+	srv  *http.Server
+	done chan error
+}
+
+// listen binds the function's loopback listener and starts serving at once,
+// like func-go, which serves while Start runs (Handle answers 503 until then).
+func listen(name string, fn function, log *slog.Logger) (*hosted, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen: %w", name, err)
+	}
+	h := &hosted{name: name, fn: fn, ln: ln, done: make(chan error, 1)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health/readiness", func(w http.ResponseWriter, r *http.Request) {
+		health(w, r, fn.Ready, "READY", "function not yet ready")
+	})
+	mux.HandleFunc("/health/liveness", func(w http.ResponseWriter, r *http.Request) {
+		health(w, r, fn.Alive, "ALIVE", "function not alive")
+	})
+	mux.HandleFunc("/", fn.Handle)
+	h.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.With("function", name).Handler(), slog.LevelWarn),
+	}
+	go func() { h.done <- h.srv.Serve(ln) }()
+	return h, nil
+}
+
+// URL is where the function listens; the broker delivers to it and the
+// public listener proxies to it.
+func (h *hosted) URL() string { return "http://" + h.ln.Addr().String() }
+
+// shutdown stops accepting, waits for requests in flight, then calls Stop so
+// the function flushes what it buffered.
+func (h *hosted) shutdown(ctx context.Context) error {
+	err := h.srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		_ = h.srv.Close()
+	}
+	return errors.Join(err, h.fn.Stop(ctx))
+}
+
+func health(w http.ResponseWriter, r *http.Request, check func(context.Context) (bool, error), ok, notOK string) {
+	good, err := check(r.Context())
+	switch {
+	case err != nil:
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprint(w, "error checking health: ", err.Error())
+	case !good:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, notOK)
+	default:
+		fmt.Fprint(w, ok)
+	}
+}
+
+// waitReady polls the function's readiness endpoint until it answers 200,
+// the same probe Knative would use.
+func (h *hosted) waitReady(ctx context.Context) error {
+	client := &http.Client{Timeout: time.Second}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, h.URL()+"/health/readiness", nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %w", h.name, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

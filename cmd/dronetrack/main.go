@@ -1,0 +1,83 @@
+// Command dronetrack runs Dronetrack on one machine (`up`), drives any
+// ingest endpoint with simulated drones (`sim`), and administers tenants,
+// drones and the local broker's dead letters. Run `dronetrack help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signalContext()
+	defer stop()
+	if err := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "dronetrack:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// signalContext ends the context on the first SIGINT or SIGTERM, which starts
+// a graceful shutdown; a second signal exits at once.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		fmt.Fprintln(os.Stderr, "\ndronetrack: shutting down (Ctrl-C again to force)")
+		cancel()
+		<-sigs
+		fmt.Fprintln(os.Stderr, "dronetrack: forced exit")
+		os.Exit(130)
+	}()
+	return ctx, func() { signal.Stop(sigs); cancel() }
+}
+
+const usage = `usage: dronetrack <command> [flags]
+
+commands:
+  up            run the whole system on this machine (broker, every function, store, cache)
+  sim           fly simulated drones against an ingest URL and report rates and latency
+  tenant create create a tenant
+  drone add     register a drone and print its key (once)
+  dlq list      list the local broker's dead-lettered events
+  dlq replay ID deliver a dead-lettered event again
+
+Run 'dronetrack <command> -h' for a command's flags.
+`
+
+// realMain runs one command; main only wires the process to it so tests can
+// call it with their own arguments, output and context.
+func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "up":
+		return upCmd(ctx, rest, stdout, stderr)
+	case "sim":
+		return simCmd(ctx, rest, stdout, stderr)
+	case "tenant", "drone", "dlq":
+		if len(rest) == 0 {
+			fmt.Fprint(stderr, usage)
+			return fmt.Errorf("%s: missing subcommand", cmd)
+		}
+		return adminCmd(ctx, cmd+" "+rest[0], rest[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}

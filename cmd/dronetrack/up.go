@@ -1,0 +1,355 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/sim"
+	"github.com/dronetrack/dronetrack/core/store"
+)
+
+// Names of the functions `up` runs; they are the Knative Service names the
+// Trigger manifests refer to, so the broker resolves subscribers by them.
+const (
+	fnIngest       = "ingest"
+	fnProcess      = "process"
+	fnCacheRefresh = "cache-refresh"
+	fnServeMap     = "serve-map"
+)
+
+// Demo data seeded on the first run.
+const (
+	demoTenantID   = "demo"
+	demoTenantName = "Demo fleet"
+	demoDrones     = 10 // seeded without --simulate; --simulate N seeds N
+)
+
+// upOptions configure one system; upCmd fills them from flags, tests
+// directly.
+type upOptions struct {
+	DataDir  string
+	HTTPAddr string
+	LogLevel slog.Level
+	Log      io.Writer // structured logs (text)
+	Out      io.Writer // URL, demo login, simulator figures
+	Simulate int       // drones the in-process simulator flies; 0 for none
+	// DemoDrones is how many demo drones to seed (at least demoDrones, and
+	// at least Simulate).
+	DemoDrones int
+	Sim        simFlags // the simulator's settings when Simulate > 0
+	// StopTimeout bounds the graceful shutdown before it gives up.
+	StopTimeout time.Duration
+}
+
+func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o upOptions
+	fs.StringVar(&o.DataDir, "data", defaultDataDir(), "data dir: store, broker queue, key pepper, demo keys")
+	fs.StringVar(&o.HTTPAddr, "http", "127.0.0.1:8080", "address for the website and the ingest API")
+	fs.IntVar(&o.Simulate, "simulate", 0, "fly N simulated demo drones against this system (0: none)")
+	level := fs.String("log-level", "warn", "debug, info, warn or error (functions and broker)")
+	o.Sim.register(fs, 0)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: dronetrack up [--data DIR] [--http 127.0.0.1:8080] [--simulate N] [simulator flags]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := o.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	o.Log, o.Out = stderr, stdout
+	sys, err := startSystem(ctx, o)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return sys.Shutdown()
+}
+
+// system is Dronetrack on one machine: the local broker, every function on
+// its own loopback server, the public listener and the admin endpoint.
+type system struct {
+	opts   upOptions
+	log    *slog.Logger
+	dir    string
+	store  store.Store // shared handle (storeurl) used for seeding and admin
+	broker localBroker
+	fns    []*hosted // in start order: ingest first
+	byName map[string]*hosted
+	public *http.Server
+	ln     net.Listener
+	admin  func(context.Context) error
+
+	simCancel context.CancelFunc
+	simDone   chan struct{}
+	simSum    sim.Summary
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// startSystem opens everything and returns once the public listener serves;
+// Shutdown undoes it in reverse. Failures half-way close what was opened.
+func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = 60 * time.Second
+	}
+	dir, err := absDataDir(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel}))
+	s := &system{opts: o, log: log, dir: dir, byName: map[string]*hosted{}}
+	defer func() {
+		if err != nil {
+			s.closeAll(context.Background())
+		}
+	}()
+
+	pepper, err := loadPepper(dir)
+	if err != nil {
+		return nil, err
+	}
+	if s.store, err = openStore(ctx, storeURL(dir)); err != nil {
+		return nil, err
+	}
+
+	// Bind every function first: the broker needs their URLs to resolve the
+	// Triggers' subscribers, and they need the broker's ingress as K_SINK.
+	for _, name := range []string{fnIngest, fnProcess, fnCacheRefresh, fnServeMap} {
+		h, err := listen(name, newFunction(name), log)
+		if err != nil {
+			return nil, err
+		}
+		s.fns = append(s.fns, h)
+		s.byName[name] = h
+	}
+	subscribers := map[string]string{}
+	for name, h := range s.byName {
+		subscribers[name] = h.URL()
+	}
+	if s.broker, err = openBroker(ctx, filepath.Join(dir, brokerDir), subscribers, log); err != nil {
+		return nil, err
+	}
+
+	cfg := map[string]string{
+		"STORE_URL":        storeURL(dir),
+		"K_SINK":           s.broker.IngressURL(),
+		"CACHE_URL":        "local://dronetrack",
+		"DRONE_KEY_PEPPER": pepper,
+		"LOG_LEVEL":        strings.ToLower(o.LogLevel.String()),
+	}
+	for k, v := range extraFunctionConfig(dir) {
+		cfg[k] = v
+	}
+	// Start consumers before the producer so nothing published waits on a
+	// function that is not there yet (the broker would retry it anyway).
+	for _, name := range []string{fnProcess, fnCacheRefresh, fnServeMap, fnIngest} {
+		h := s.byName[name]
+		if err := h.fn.Start(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("start %s: %w", name, err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := h.waitReady(rctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		log.Debug("function started", "function", name, "url", h.URL())
+	}
+
+	adm := &localAdmin{store: s.store, pepper: pepper, broker: s.broker}
+	n := max(demoDrones, o.Simulate, o.DemoDrones)
+	demo, err := ensureDemoDrones(ctx, adm, dir, n)
+	if err != nil {
+		return nil, fmt.Errorf("seed demo data: %w", err)
+	}
+	if s.admin, err = serveAdmin(adm, dir); err != nil {
+		return nil, err
+	}
+
+	if s.ln, err = net.Listen("tcp", o.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (is another dronetrack up running? try --http 127.0.0.1:0)", o.HTTPAddr, err)
+	}
+	s.public = &http.Server{
+		Handler:           s.route(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := s.public.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("public listener stopped", "err", err)
+		}
+	}()
+
+	fmt.Fprintf(o.Out, "Dronetrack is up: open %s\n", s.URL())
+	fmt.Fprintf(o.Out, "  data dir %s (demo tenant %q, %d demo drones; keys in %s)\n", dir, demoTenantID, len(demo), filepath.Join(dir, demoKeysFile))
+	if login := demoLogin(); login != "" {
+		fmt.Fprintf(o.Out, "  demo login: %s\n", login)
+	}
+	fmt.Fprintf(o.Out, "  ingest: POST %s%s with Authorization: Bearer <drone key>\n", s.URL(), sim.IngestPath)
+
+	if o.Simulate > 0 {
+		s.startSim(ctx, demo[:o.Simulate])
+	}
+	return s, nil
+}
+
+// URL is the public base URL.
+func (s *system) URL() string { return "http://" + s.ln.Addr().String() }
+
+// route sends the ingest API to ingest and everything else to serve-map.
+// The public listener plays Knative's ingress gateway; it calls the
+// functions' handlers directly instead of proxying over loopback, which
+// would add a hop per report for nothing (the broker still talks to every
+// function over HTTP, exactly as on Knative).
+func (s *system) route() http.Handler {
+	ingest, serveMap := s.byName[fnIngest].fn, s.byName[fnServeMap].fn
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == sim.IngestPath || strings.HasPrefix(r.URL.Path, sim.IngestPath+"/") {
+			ingest.Handle(w, r)
+			return
+		}
+		serveMap.Handle(w, r)
+	})
+}
+
+func (s *system) startSim(ctx context.Context, demo []demoKey) {
+	keys := make([]string, len(demo))
+	for i, d := range demo {
+		keys[i] = d.Key
+	}
+	sf := s.opts.Sim
+	if sf.duration <= 0 && sf.count <= 0 {
+		sf.duration = 100 * 365 * 24 * time.Hour // until shutdown
+	}
+	cfg, err := sf.config(s.URL(), keys, s.opts.Out)
+	if err != nil {
+		s.log.Error("simulator not started", "err", err)
+		return
+	}
+	simCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.simCancel, s.simDone = cancel, make(chan struct{})
+	fmt.Fprintf(s.opts.Out, "  simulating %d drones at %g reports/s each\n", len(keys), cfg.Rate)
+	go func() {
+		defer close(s.simDone)
+		sum, err := sim.Run(simCtx, cfg)
+		if err != nil {
+			s.log.Error("simulator failed", "err", err)
+			return
+		}
+		s.simSum = sum
+		fmt.Fprint(s.opts.Out, "simulator summary:\n"+sum.String())
+	}()
+}
+
+// Shutdown stops the system gracefully: the simulator, the public listener
+// (no new reports), ingest, then the broker drains deliveries while the
+// consumers still run, then every function stops (flushing its buffers) and
+// the store closes. It is bounded by StopTimeout.
+func (s *system) Shutdown() error {
+	s.shutdownOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.StopTimeout)
+		defer cancel()
+		s.shutdownErr = s.closeAll(ctx)
+	})
+	return s.shutdownErr
+}
+
+func (s *system) closeAll(ctx context.Context) error {
+	var errs []error
+	step := func(what string, err error) {
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("shutdown", "step", what, "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+		}
+	}
+	if s.simCancel != nil {
+		s.simCancel()
+		<-s.simDone
+	}
+	if s.public != nil {
+		step("public listener", s.public.Shutdown(ctx))
+	}
+	if s.admin != nil {
+		step("admin endpoint", s.admin(ctx))
+	}
+	if h := s.byName[fnIngest]; h != nil {
+		step("ingest", h.shutdown(ctx))
+	}
+	if s.broker != nil {
+		step("broker", s.broker.Shutdown(ctx))
+	}
+	for _, name := range []string{fnProcess, fnCacheRefresh, fnServeMap} {
+		if h := s.byName[name]; h != nil {
+			step(name, h.shutdown(ctx))
+		}
+	}
+	if s.store != nil {
+		step("store", s.store.Close())
+	}
+	if len(errs) == 0 {
+		fmt.Fprintln(s.opts.Out, "dronetrack stopped cleanly")
+	}
+	return errors.Join(errs...)
+}
+
+// ensureDemoDrones makes sure the demo tenant exists with at least n demo
+// drones whose keys are in DIR/demo-keys.json, and returns them.
+func ensureDemoDrones(ctx context.Context, adm admin, dir string, n int) ([]demoKey, error) {
+	path := filepath.Join(dir, demoKeysFile)
+	dk, err := readDemoKeys(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := adm.CreateTenant(ctx, demoTenantID, demoTenantName); err != nil && !isAlreadyExists(err) {
+		return nil, err
+	}
+	had := len(dk)
+	var addErr error
+	for len(dk) < n {
+		d, err := adm.AddDrone(ctx, demoTenantID, fmt.Sprintf("demo-%03d", len(dk)+1))
+		if err != nil {
+			addErr = err
+			break
+		}
+		dk = append(dk, demoKey(d))
+	}
+	// Keep every key made, even when a later one failed: a key not written
+	// now is lost for good.
+	if len(dk) > had {
+		if err := writeDemoKeys(path, dk); err != nil {
+			return nil, errors.Join(addErr, err)
+		}
+	}
+	if addErr != nil {
+		return nil, addErr
+	}
+	return dk, nil
+}
+
+func isAlreadyExists(err error) bool {
+	return errors.Is(err, store.ErrAlreadyExists) || strings.Contains(err.Error(), "already exists")
+}
+
+// demoLogin is the seeded demo account, once accounts exist; empty until then.
+func demoLogin() string { return "" }

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/dronetrack/dronetrack/core/store"
+	cacherefresh "github.com/dronetrack/dronetrack/functions/cache-refresh"
+	ingest "github.com/dronetrack/dronetrack/functions/ingest"
+	servemap "github.com/dronetrack/dronetrack/functions/serve-map"
+)
+
+// errNotLinked marks a part of the system whose package has not landed yet;
+// this file switches to the real packages (process, core/store/storeurl) as
+// soon as they exist.
+var errNotLinked = errors.New("not linked into dronetrack yet")
+
+// newFunction returns a fresh instance of the function of that name, built
+// with its package's New exactly as func-go would.
+func newFunction(name string) function {
+	switch name {
+	case fnIngest:
+		return ingest.New()
+	case fnProcess:
+		return pending{name}
+	case fnCacheRefresh:
+		return cacherefresh.New()
+	case fnServeMap:
+		return servemap.New()
+	}
+	panic("unknown function " + name)
+}
+
+// extraFunctionConfig is configuration beyond the shared keys that the
+// one-machine functions need: serve-map acts for the demo tenant until
+// accounts exist.
+func extraFunctionConfig(string) map[string]string {
+	return map[string]string{"DEMO_TENANT": demoTenantID}
+}
+
+// openStore opens a store URL through storeurl, which shares one handle per
+// bolt path inside the process (the functions open the same URL).
+func openStore(_ context.Context, url string) (store.Store, error) {
+	return nil, fmt.Errorf("open store %s: core/store/storeurl %w", url, errNotLinked)
+}
+
+type pending struct{ name string }
+
+func (p pending) Handle(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusServiceUnavailable)
+}
+func (p pending) Start(context.Context, map[string]string) error {
+	return fmt.Errorf("function %s %w", p.name, errNotLinked)
+}
+func (p pending) Stop(context.Context) error          { return nil }
+func (p pending) Ready(context.Context) (bool, error) { return false, nil }
+func (p pending) Alive(context.Context) (bool, error) { return true, nil }
