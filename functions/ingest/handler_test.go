@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/keys"
 	"github.com/dronetrack/dronetrack/core/publish"
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/store/bolt"
 	"github.com/dronetrack/dronetrack/events"
 	function "github.com/dronetrack/dronetrack/functions/ingest"
 )
@@ -30,21 +32,30 @@ var pepper = []byte("test-pepper-0123456789abcdef")
 // t0 is the handler's clock in tests; report timestamps are relative to it.
 var t0 = time.Date(2026, 11, 29, 4, 0, 0, 0, time.UTC)
 
-// finder is an in-test DroneFinder: a map from key hash to drone, counting
-// lookups so the key cache's effect is visible.
+// finder counts key lookups so the key cache's effect is visible. It asks
+// inner (a real bolt store in newEnv) or, without one, its map; revoked
+// hashes and err stand in for an admin revoking a key and an outage.
 type finder struct {
-	mu     sync.Mutex
-	drones map[string]store.Drone
-	calls  int
-	err    error // returned instead of a lookup when set
+	mu      sync.Mutex
+	inner   function.DroneFinder
+	drones  map[string]store.Drone
+	revoked map[string]bool
+	calls   int
+	err     error // returned instead of a lookup when set
 }
 
-func (f *finder) DroneByKeyHash(_ context.Context, hash string) (store.Drone, error) {
+func (f *finder) DroneByKeyHash(ctx context.Context, hash string) (store.Drone, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
 	if f.err != nil {
 		return store.Drone{}, f.err
+	}
+	if f.revoked[hash] {
+		return store.Drone{}, fmt.Errorf("drone by key hash: %w", store.ErrNotFound)
+	}
+	if f.inner != nil {
+		return f.inner.DroneByKeyHash(ctx, hash)
 	}
 	d, ok := f.drones[hash]
 	if !ok {
@@ -62,7 +73,10 @@ func (f *finder) lookups() int {
 func (f *finder) revoke(key string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.drones, keys.Hash(pepper, key))
+	if f.revoked == nil {
+		f.revoked = map[string]bool{}
+	}
+	f.revoked[keys.Hash(pepper, key)] = true
 }
 
 // sink is a broker stand-in that decodes every request with sdk-go's HTTP
@@ -126,16 +140,29 @@ type env struct {
 	logs    *bytes.Buffer
 }
 
-// newEnv runs the real handler on a real listener, publishing through
-// core/publish to an httptest sink.
+// newEnv runs the real handler on a real listener, authenticating against a
+// real embedded (bolt) store and publishing through core/publish to an
+// httptest sink.
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	key, err := keys.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := store.Drone{ID: "drone-1", TenantID: "tenant-1", Name: "Alpha", KeyHash: keys.Hash(pepper, key)}
-	e := &env{key: key, drone: d, finder: &finder{drones: map[string]store.Drone{d.KeyHash: d}},
+	d := store.Drone{ID: "drone-1", TenantID: "tenant-1", Name: "Alpha", KeyHash: keys.Hash(pepper, key), CreatedAt: t0}
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx := context.Background()
+	if err := db.CreateTenant(ctx, store.Tenant{ID: d.TenantID, Name: "One", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateDrone(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{key: key, drone: d, finder: &finder{inner: db},
 		sink: &sink{}, clock: &clock{now: t0}, logs: &bytes.Buffer{}}
 	e.sinkSrv = httptest.NewServer(e.sink)
 	t.Cleanup(e.sinkSrv.Close)
