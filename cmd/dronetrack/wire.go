@@ -5,15 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/store/storeurl"
 	cacherefresh "github.com/dronetrack/dronetrack/functions/cache-refresh"
 	ingest "github.com/dronetrack/dronetrack/functions/ingest"
 	servemap "github.com/dronetrack/dronetrack/functions/serve-map"
 )
 
 // errNotLinked marks a part of the system whose package has not landed yet;
-// this file switches to the real packages (process, core/store/storeurl) as
+// this file switches to the real package (functions/process) as
 // soon as they exist.
 var errNotLinked = errors.New("not linked into dronetrack yet")
 
@@ -41,9 +43,18 @@ func extraFunctionConfig(string) map[string]string {
 }
 
 // openStore opens a store URL through storeurl, which shares one handle per
-// bolt path inside the process (the functions open the same URL).
-func openStore(_ context.Context, url string) (store.Store, error) {
-	return nil, fmt.Errorf("open store %s: core/store/storeurl %w", url, errNotLinked)
+// bolt path inside the process (the functions open the same URL). A bolt
+// file locked by another process means a running up.
+func openStore(ctx context.Context, url string) (store.Store, error) {
+	st, err := storeurl.Open(ctx, url)
+	if err != nil {
+		if strings.HasPrefix(url, "bolt://") && strings.Contains(err.Error(), "locked") {
+			return nil, fmt.Errorf("dronetrack up is running on this data dir (%w); stop it, or keep it running and retry: "+
+				"admin commands use its admin endpoint when %s answers", err, adminFile)
+		}
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return st, nil
 }
 
 type pending struct{ name string }
