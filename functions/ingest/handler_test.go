@@ -780,3 +780,21 @@ func TestConcurrentSendersAllAccepted(t *testing.T) {
 		t.Errorf("sink got %d distinct events, want %d", len(ids), senders*each)
 	}
 }
+
+func TestMissingContentTypeIs415(t *testing.T) {
+	e := newEnv(t)
+	req, _ := http.NewRequest(http.MethodPost, e.url+function.PathTelemetry, strings.NewReader(report(0, 1, 2)))
+	req.Header.Set("Authorization", "Bearer "+e.key)
+	req.Header.Del("Content-Type")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Fatalf("status %d, want 415", resp.StatusCode)
+	}
+	if got := resp.Header.Get("Accept-Post"); got != "application/json" {
+		t.Errorf("Accept-Post = %q, want application/json", got)
+	}
+}
