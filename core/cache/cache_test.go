@@ -9,7 +9,6 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
-	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -20,24 +19,15 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/cache"
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 )
 
-// redisAddr is the Redis the tests use: REDIS_ADDR, else the default port. A
-// test that cannot reach it fails; it never skips.
-func redisAddr(t testing.TB) string {
-	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatalf("redis at %s unreachable (start redis-server or set REDIS_ADDR): %v", addr, err)
-	}
-	c.Close()
-	return addr
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// redisAddr is the Redis the tests use (started for the test binary when
+// none answers); a test that cannot get one fails, never skips.
+func redisAddr(t testing.TB) string { return testenv.Redis(t) }
 
 func uniq(prefix string) string {
 	b := make([]byte, 6)

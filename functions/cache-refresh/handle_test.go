@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,22 +19,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dronetrack/dronetrack/core/cache"
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 )
 
-func redisAddr(t testing.TB) string {
-	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatalf("redis at %s unreachable (start redis-server or set REDIS_ADDR): %v", addr, err)
-	}
-	c.Close()
-	return addr
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func redisAddr(t testing.TB) string { return testenv.Redis(t) }
 
 func uniq(p string) string {
 	b := make([]byte, 6)
