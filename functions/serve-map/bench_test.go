@@ -22,7 +22,7 @@ func BenchmarkHTTPFleet10k(b *testing.B) {
 			if mode == "redis" {
 				cacheURL = "redis://" + redisAddr(b) + "/0"
 			}
-			st := newMemStore()
+			st := newTestStore(b)
 			tenant := uniq("bench")
 			for i := range 10_000 {
 				s := state(i, 8+float64(i%1000)/1000, 47+float64(i/1000)/10)

@@ -7,10 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -21,22 +19,13 @@ import (
 	"github.com/dronetrack/dronetrack/core/cache"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 )
 
-func redisAddr(t testing.TB) string {
-	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatalf("redis at %s unreachable (start redis-server or set REDIS_ADDR): %v", addr, err)
-	}
-	c.Close()
-	return addr
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func redisAddr(t testing.TB) string { return testenv.Redis(t) }
 
 func uniq(p string) string {
 	b := make([]byte, 6)
@@ -56,14 +45,19 @@ func state(sec int, lon, lat float64) events.DroneState {
 // fixture is one serve-map over a test store, acting for tenant.
 type fixture struct {
 	url, cacheURL, tenant, other string
-	st                           *memStore
+	st                           *countingStore
 	f                            *Function
 }
 
 func newFixture(t *testing.T, cacheURL string, cfg map[string]string) *fixture {
 	t.Helper()
-	fx := &fixture{cacheURL: cacheURL, tenant: uniq("tenant"), other: uniq("other"), st: newMemStore()}
+	fx := &fixture{cacheURL: cacheURL, tenant: uniq("tenant"), other: uniq("other"), st: newTestStore(t)}
 	ctx := context.Background()
+	for _, id := range []string{fx.tenant, fx.other} {
+		if err := fx.st.CreateTenant(ctx, store.Tenant{ID: id, Name: id, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, d := range []store.Drone{
 		{ID: fx.tenant + "-a", TenantID: fx.tenant, Name: "Alpha", State: ptr(state(1, 8.5, 47.4))},
 		{ID: fx.tenant + "-b", TenantID: fx.tenant, Name: "Bravo", State: ptr(state(1, 2.35, 48.85))},
@@ -477,4 +471,26 @@ func TestListThenStreamMissesNothing(t *testing.T) {
 			t.Errorf("first event after since=%s: %+v, want the change to -b", ver, ev)
 		}
 	})
+}
+
+func TestStartFromConfig(t *testing.T) {
+	ctx := context.Background()
+	if err := New().Start(ctx, map[string]string{}); err == nil {
+		t.Error("Start without STORE_URL succeeded")
+	}
+	f := New()
+	cfg := map[string]string{"STORE_URL": "bolt://" + t.TempDir() + "/s.db", "CACHE_URL": "local://" + uniq("sm"),
+		"DEMO_TENANT": "demo", "LOG_LEVEL": "error"}
+	if err := f.Start(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop(ctx)
+	if ok, _ := f.Ready(ctx); !ok {
+		t.Error("not ready after Start")
+	}
+	rec := httptest.NewRecorder()
+	f.Handle(rec, httptest.NewRequest(http.MethodGet, "/api/v1/drones", nil))
+	if rec.Code != 200 || rec.Body.String() != `{"drones":[]}`+"\n" {
+		t.Errorf("empty fleet: %d %q", rec.Code, rec.Body)
+	}
 }

@@ -1,69 +1,19 @@
 package function
 
 import (
-	"net"
 	"net/http"
-	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/dronetrack/dronetrack/core/testenv"
 )
 
-// ownRedis runs a private, non-persistent redis-server this test may kill.
-type ownRedis struct {
-	t    *testing.T
-	port int
-	cmd  *exec.Cmd
-}
-
-func startOwnRedis(t *testing.T, port int) *ownRedis {
-	t.Helper()
-	if port == 0 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-	}
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server not installed: %v", err)
-	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	r := &ownRedis{t: t, port: port, cmd: cmd}
-	t.Cleanup(r.kill)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", r.addr(), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s not ready: %v", r.addr(), err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (r *ownRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-
-func (r *ownRedis) kill() {
-	if r.cmd.Process != nil && r.cmd.ProcessState == nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-	}
-}
-
 func TestRedisKilledMidTest(t *testing.T) {
-	rs := startOwnRedis(t, 0)
-	fx := newFixture(t, "redis://"+rs.addr()+"/0", nil)
+	// A private redis-server on a free port, which this test kills.
+	addr, stop := testenv.StartRedis(t)
+	fx := newFixture(t, "redis://"+addr+"/0", nil)
 	want := []string{fx.tenant + "-a", fx.tenant + "-b", fx.tenant + "-c"}
 	check := func(stage, wantSource string) {
 		t.Helper()
@@ -86,13 +36,13 @@ func TestRedisKilledMidTest(t *testing.T) {
 	check("redis up", "cache")
 	stream := openStream(t, fx.url+"/api/v1/stream")
 
-	rs.kill()
+	stop()
 	check("redis killed", "bypass")
 	check("redis still down", "bypass")
 
 	// Redis returns (empty: it had no persistence); serve-map goes back to
 	// the cache by itself and refills it from the store.
-	startOwnRedis(t, rs.port)
+	testenv.RestartRedis(t, addr)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r := get(t, fx.url+"/api/v1/drones")

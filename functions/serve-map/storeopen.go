@@ -2,13 +2,17 @@ package function
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/store/storeurl"
 )
 
-// openStore opens STORE_URL. It switches to core/store/storeurl (shared bolt
-// handles in one-machine mode) as soon as that package exists.
-func openStore(_ context.Context, url string) (store.Store, func() error, error) {
-	return nil, nil, fmt.Errorf("store url %q: no store opener linked yet", url)
+// openStore opens STORE_URL; in one-machine mode storeurl hands every
+// function of the process the same bolt handle.
+func openStore(ctx context.Context, url string) (store.Store, func() error, error) {
+	st, err := storeurl.Open(ctx, url)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, st.Close, nil
 }
