@@ -7,6 +7,7 @@ import "time"
 // behind Broker Trigger filters.
 const (
 	TypeTelemetryReceived = "dev.dronetrack.telemetry.received.v1"
+	TypeTelemetryReport   = "dev.dronetrack.telemetry.report.v1" // sent by a drone to ingest's /v1/events: data is a Report or []Report
 	TypeStateUpdated      = "dev.dronetrack.drone.state.updated.v1"
 	TypeAlertRaised       = "dev.dronetrack.drone.alert.raised.v1"
 	TypeAlertResolved     = "dev.dronetrack.drone.alert.resolved.v1"

@@ -138,6 +138,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case PathTelemetry:
 		h.m.request(h.ingest(w, r))
+	case PathOsmAnd:
+		h.m.request(h.osmand(w, r))
+	case PathEvents:
+		h.m.request(h.cloudEvents(w, r))
 	case PathMetrics:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -260,6 +264,13 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (identity
 	if !keys.WellFormed(key) {
 		return identity{}, badKey(w)
 	}
+	return h.identify(w, r, key)
+}
+
+// identify resolves a credential (a drone key, or an OsmAnd device id used
+// as one) to a drone through the key caches and the store. When it cannot,
+// it writes the error reply (401 or 503) itself and returns its status.
+func (h *Handler) identify(w http.ResponseWriter, r *http.Request, key string) (identity, int) {
 	ck := cacheKey(sha256.Sum256([]byte(key)))
 	now := h.now()
 	if id, ok := h.known.get(ck, now); ok {
