@@ -60,6 +60,9 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init store %s: %w", path, err)
 	}
+	// Batch waits this long for company: short, so a lone write is not
+	// held back noticeably, long enough to merge a burst.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	return &Store{db: db, now: time.Now}, nil
 }
 
@@ -173,7 +176,8 @@ func (s *Store) UpdateState(_ context.Context, tenantID, droneID string,
 		cur   events.DroneState
 		wrote bool
 	)
-	err := s.update("update state "+droneID, func(tx *bbolt.Tx) error {
+	err := s.batch("update state "+droneID, func(tx *bbolt.Tx) error {
+		cur, wrote = events.DroneState{}, false // Batch may rerun this function
 		d, err := droneOf(tx, tenantID, droneID)
 		if err != nil {
 			return err
@@ -197,7 +201,7 @@ func (s *Store) AppendTrack(_ context.Context, points []store.TrackPoint) error 
 	if len(points) == 0 {
 		return nil
 	}
-	return s.update(fmt.Sprintf("append %d track points", len(points)), func(tx *bbolt.Tx) error {
+	return s.batch(fmt.Sprintf("append %d track points", len(points)), func(tx *bbolt.Tx) error {
 		track := tx.Bucket(bucketTrack)
 		var (
 			b      *bbolt.Bucket
@@ -304,6 +308,16 @@ func getJSON(b *bbolt.Bucket, k []byte, v any, what string) error {
 
 func (s *Store) update(what string, fn func(*bbolt.Tx) error) error {
 	if err := s.db.Update(fn); err != nil {
+		return fmt.Errorf("%s: %w", what, mapErr(err))
+	}
+	return nil
+}
+
+// batch is update for the hot writes (history, latest state): bbolt merges
+// concurrent calls into one transaction and one fsync, which is most of the
+// embedded store's write throughput. fn may run more than once.
+func (s *Store) batch(what string, fn func(*bbolt.Tx) error) error {
+	if err := s.db.Batch(fn); err != nil {
 		return fmt.Errorf("%s: %w", what, mapErr(err))
 	}
 	return nil

@@ -1,0 +1,97 @@
+package function
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/store"
+)
+
+var errClosed = errors.New("process is stopping")
+
+// TrackAppender writes history points idempotently (store.AppendTrack).
+type TrackAppender func(ctx context.Context, points []store.TrackPoint) error
+
+// groupCommit gathers the history points of concurrent requests into one
+// store write: a bbolt transaction costs an fsync and a Firestore commit a
+// round trip, whatever their size, so batching is most of process's
+// throughput. Each caller waits for the write holding its points.
+type groupCommit struct {
+	write    TrackAppender
+	maxBatch int
+
+	in   chan batchReq
+	done chan struct{}
+	once sync.Once
+}
+
+type batchReq struct {
+	points []store.TrackPoint
+	result chan error
+}
+
+func newGroupCommit(write TrackAppender, maxBatch int) *groupCommit {
+	g := &groupCommit{write: write, maxBatch: maxBatch,
+		in: make(chan batchReq), done: make(chan struct{})}
+	go g.loop()
+	return g
+}
+
+// Append waits until points are durable. ctx bounds the wait only.
+func (g *groupCommit) Append(ctx context.Context, points []store.TrackPoint) error {
+	req := batchReq{points: points, result: make(chan error, 1)}
+	select {
+	case g.in <- req:
+	case <-g.done:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.result:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *groupCommit) loop() {
+	for {
+		var first batchReq
+		select {
+		case first = <-g.in:
+		case <-g.done:
+			return
+		}
+		// Natural batching: take whatever queued up while the last write
+		// ran, without waiting for more. Under load batches grow by
+		// themselves; at low load a lone request pays no added latency.
+		reqs, n := []batchReq{first}, len(first.points)
+	gather:
+		for n < g.maxBatch {
+			select {
+			case r := <-g.in:
+				reqs = append(reqs, r)
+				n += len(r.points)
+			default:
+				break gather
+			}
+		}
+		points := make([]store.TrackPoint, 0, n)
+		for _, r := range reqs {
+			points = append(points, r.points...)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := g.write(ctx, points)
+		cancel()
+		for _, r := range reqs {
+			r.result <- err
+		}
+	}
+}
+
+// Close stops the loop after the batch in hand is written; callers blocked
+// in Append get errClosed.
+func (g *groupCommit) Close() { g.once.Do(func() { close(g.done) }) }

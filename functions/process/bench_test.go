@@ -1,0 +1,43 @@
+package function
+
+import (
+	"context"
+	"io"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// BenchmarkProcessReport: one single-report event per op through the real
+// handler and a bolt store, drones spread so state coalescing never waits.
+func BenchmarkProcessReport(b *testing.B) {
+	drones := make([]string, 256)
+	for i := range drones {
+		drones[i] = "b" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+	}
+	e := newEnv(b, Options{StateInterval: time.Nanosecond}, drones...)
+	var seq atomic.Int64
+	// The broker keeps up to 64 deliveries in flight per trigger.
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			ev, _ := events.NewTelemetryReceived(received(drones[i%len(drones)],
+				events.Report{TS: base.Add(time.Duration(seq.Add(1)) * time.Millisecond), Lat: 1, Lon: 1}))
+			req, _ := cehttp.NewHTTPRequestFromEvent(context.Background(), "/", ev)
+			w := httptest.NewRecorder()
+			e.h.ServeHTTP(w, req)
+			if w.Code/100 != 2 {
+				b.Errorf("status %d", w.Code)
+			}
+			io.Copy(io.Discard, w.Body)
+		}
+	})
+}

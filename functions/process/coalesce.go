@@ -1,0 +1,155 @@
+package function
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// StateWriter is the store call the coalescer makes: an atomic newer-wins
+// write of a batch of reports (store.UpdateState with telemetry.Fold).
+type StateWriter func(ctx context.Context, tenantID, droneID string, reports []events.Report) (events.DroneState, bool, error)
+
+// stateResult is what a waiter learns: the state stored after the write that
+// covered its reports, and whether that write changed it.
+type stateResult struct {
+	state events.DroneState
+	wrote bool
+	err   error
+}
+
+// coalescer limits writes of a drone's latest-state document to one per
+// interval (Firestore sustains about one write per second per document).
+// The first update of a quiet drone writes at once; updates arriving sooner
+// than interval after its last write are merged and written once at the
+// trailing edge. Every caller still waits until a write covering its
+// reports is durable, so acknowledging after Submit keeps at-least-once.
+// The cost: a drone reporting faster than 1/interval waits up to interval
+// longer for its acknowledgement; a drone reporting at 1 Hz waits no longer.
+type coalescer struct {
+	write    StateWriter
+	interval time.Duration
+
+	mu        sync.Mutex
+	drones    map[droneKey]*pending
+	lastSweep time.Time
+	closed    bool
+}
+
+type droneKey struct{ tenant, drone string }
+
+type pending struct {
+	writeMu   sync.Mutex // one write of a drone at a time
+	lastWrite time.Time  // start of the last write
+	scheduled *time.Timer
+	reports   []events.Report
+	waiters   []chan stateResult
+}
+
+func newCoalescer(write StateWriter, interval time.Duration) *coalescer {
+	return &coalescer{write: write, interval: interval, drones: map[droneKey]*pending{}}
+}
+
+// Submit queues reports for the drone's state and waits for the write that
+// covers them. ctx bounds the wait only: the write itself goes on, and a
+// caller that gave up is answered by redelivery (the write is idempotent).
+func (c *coalescer) Submit(ctx context.Context, tenantID, droneID string, reports []events.Report) (events.DroneState, bool, error) {
+	done := make(chan stateResult, 1)
+	k := droneKey{tenantID, droneID}
+	now := time.Now()
+
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return events.DroneState{}, false, errClosed
+	}
+	c.sweep(now)
+	p := c.drones[k]
+	if p == nil {
+		p = &pending{}
+		c.drones[k] = p
+	}
+	p.reports = append(p.reports, reports...)
+	p.waiters = append(p.waiters, done)
+	if p.scheduled == nil {
+		delay := max(0, p.lastWrite.Add(c.interval).Sub(now))
+		p.scheduled = time.AfterFunc(delay, func() { c.flush(k, p) })
+	}
+	c.mu.Unlock()
+
+	select {
+	case r := <-done:
+		return r.state, r.wrote, r.err
+	case <-ctx.Done():
+		return events.DroneState{}, false, ctx.Err()
+	}
+}
+
+// flush writes everything pending for one drone and answers its waiters.
+func (c *coalescer) flush(k droneKey, p *pending) {
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
+
+	c.mu.Lock()
+	reports, waiters := p.reports, p.waiters
+	p.reports, p.waiters, p.scheduled = nil, nil, nil
+	p.lastWrite = time.Now()
+	c.mu.Unlock()
+	if len(waiters) == 0 {
+		return
+	}
+	// Detached from any caller: a waiter that gave up must not cancel a write
+	// others wait on. The store's own timeouts bound it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, wrote, err := c.write(ctx, k.tenant, k.drone, reports)
+	for _, w := range waiters {
+		w <- stateResult{state: st, wrote: wrote, err: err}
+	}
+}
+
+// sweep forgets drones idle for longer than the interval (their spacing no
+// longer matters), at most once per interval, so memory follows the active
+// fleet. Called with c.mu held.
+func (c *coalescer) sweep(now time.Time) {
+	if now.Sub(c.lastSweep) < 10*c.interval {
+		return
+	}
+	c.lastSweep = now
+	for k, p := range c.drones {
+		if p.scheduled == nil && now.Sub(p.lastWrite) > c.interval {
+			delete(c.drones, k)
+		}
+	}
+}
+
+// Close writes everything still pending at once and refuses new work.
+func (c *coalescer) Close() {
+	c.mu.Lock()
+	c.closed = true
+	var due []func()
+	for k, p := range c.drones {
+		if p.scheduled != nil && p.scheduled.Stop() {
+			due = append(due, func() { c.flush(k, p) })
+		}
+	}
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, f := range due {
+		wg.Go(f)
+	}
+	wg.Wait()
+	// Flushes whose timers already fired hold writeMu; wait for them.
+	c.mu.Lock()
+	ps := make([]*pending, 0, len(c.drones))
+	for _, p := range c.drones {
+		ps = append(ps, p)
+	}
+	c.mu.Unlock()
+	for _, p := range ps {
+		p.writeMu.Lock()
+		p.writeMu.Unlock() //nolint:staticcheck // an empty critical section waits for the running write
+	}
+}

@@ -1,0 +1,81 @@
+package function
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// TestCoalescerSpacesWritesPerDrone: 40 updates of one drone arriving at
+// once become a handful of writes (first at once, the rest merged at the
+// trailing edge), every caller gets the state that covers its report, and
+// another drone is not held back.
+func TestCoalescerSpacesWritesPerDrone(t *testing.T) {
+	var writes atomic.Int64
+	var mu sync.Mutex
+	seen := map[string]int{} // reports written per drone
+	c := newCoalescer(func(_ context.Context, _, drone string, reports []events.Report) (events.DroneState, bool, error) {
+		writes.Add(1)
+		mu.Lock()
+		seen[drone] += len(reports)
+		mu.Unlock()
+		newest := reports[0].TS
+		for _, r := range reports {
+			if r.TS.After(newest) {
+				newest = r.TS
+			}
+		}
+		return events.DroneState{TS: newest}, true, nil
+	}, 200*time.Millisecond)
+	defer c.Close()
+
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			ts := base.Add(time.Duration(i) * time.Second)
+			st, wrote, err := c.Submit(context.Background(), "t1", "busy", []events.Report{{TS: ts}})
+			if err != nil || !wrote || st.TS.Before(ts) {
+				t.Errorf("update %d: state %v wrote %v err %v, want a state at or after its report", i, st.TS, wrote, err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, _, err := c.Submit(context.Background(), "t1", "quiet", []events.Report{{TS: base}}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["busy"] != 40 || seen["quiet"] != 1 {
+		t.Errorf("reports written %v, want busy 40 and quiet 1", seen)
+	}
+	// 40 concurrent updates: the first writes alone, the rest are merged
+	// into one or two trailing writes (goroutine start-up may straddle one).
+	if n := writes.Load() - 1; n > 4 {
+		t.Errorf("%d writes for the busy drone, want at most a few (coalesced)", n)
+	}
+}
+
+func TestCoalescerRefusesAfterClose(t *testing.T) {
+	c := newCoalescer(func(context.Context, string, string, []events.Report) (events.DroneState, bool, error) {
+		return events.DroneState{}, false, nil
+	}, time.Millisecond)
+	c.Close()
+	if _, _, err := c.Submit(context.Background(), "t", "d", []events.Report{{TS: base}}); err != errClosed {
+		t.Errorf("Submit after Close: %v, want errClosed", err)
+	}
+}
+
+func TestRecentIDsEvictsOldest(t *testing.T) {
+	r := newRecentIDs(2)
+	r.Add("a")
+	r.Add("b")
+	r.Add("a") // already known: no eviction
+	r.Add("c") // evicts a
+	if r.Seen("a") || !r.Seen("b") || !r.Seen("c") {
+		t.Errorf("after a,b,c in a ring of 2: a=%v b=%v c=%v, want false true true", r.Seen("a"), r.Seen("b"), r.Seen("c"))
+	}
+}

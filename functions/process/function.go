@@ -1,0 +1,119 @@
+// Package function is process, the subscriber of the Broker Trigger on
+// dev.dronetrack.telemetry.received.v1. For each event it writes the reports
+// to the drone's history, advances the drone's latest state (newer wins,
+// derived values from core/telemetry) and replies with a
+// dev.dronetrack.drone.state.updated.v1 event, which the broker republishes.
+//
+// Exactly once in effect: the broker delivers at least once and process
+// acknowledges only after its writes are durable; history points have
+// deterministic ids (drone, ts) and the state write is an atomic newer-wins
+// update, so duplicates, retries and out-of-order events leave the store as
+// one clean delivery would. Status codes: 200 with a reply event when the
+// state advanced, 202 when it did not (duplicate, older report, unknown
+// drone), 400 for events that can never succeed (the broker dead-letters
+// them without retrying), 503 when the store is unavailable (retried).
+//
+// Writes are batched: concurrent events' history points share one store
+// write (group commit), and a drone's latest-state document is written at
+// most about once per second (STATE_INTERVAL); see coalescer.
+//
+// It follows the knative func-go http contract: New, Start (config from
+// env), Stop, Ready, Alive and Handle.
+package function
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/store/storeurl"
+)
+
+// Config keys read by Start.
+const (
+	EnvStoreURL      = "STORE_URL"
+	EnvLogLevel      = "LOG_LEVEL"
+	EnvHistoryTTL    = "HISTORY_TTL"    // Go duration; default 720h
+	EnvStateInterval = "STATE_INTERVAL" // Go duration; default 1s
+)
+
+// Function is the process function instance.
+type Function struct {
+	handler atomic.Pointer[Handler]
+	store   store.Store
+}
+
+// New returns an instance configured by Start.
+func New() *Function { return &Function{} }
+
+// Start opens the store named by STORE_URL. func-go already serves while
+// Start runs; Handle answers 503 until it returns.
+func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
+	if cfg[EnvStoreURL] == "" {
+		return fmt.Errorf("process: missing config %s", EnvStoreURL)
+	}
+	opts := Options{Logger: newLogger(cfg[EnvLogLevel])}
+	for key, dst := range map[string]*time.Duration{EnvHistoryTTL: &opts.HistoryTTL, EnvStateInterval: &opts.StateInterval} {
+		if s := cfg[key]; s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("process: %s=%q: want a positive Go duration", key, s)
+			}
+			*dst = d
+		}
+	}
+	st, err := storeurl.Open(ctx, cfg[EnvStoreURL])
+	if err != nil {
+		return fmt.Errorf("process: open store: %w", err)
+	}
+	f.store = st
+	f.handler.Store(NewHandler(st, opts))
+	opts.Logger.Info("process started")
+	return nil
+}
+
+// Stop writes what is pending and closes the store. func-go stops the HTTP
+// server (draining requests) before calling Stop.
+func (f *Function) Stop(ctx context.Context) error {
+	h := f.handler.Swap(nil)
+	if h != nil {
+		h.Close()
+	}
+	if f.store != nil {
+		if err := f.store.Close(); err != nil {
+			return fmt.Errorf("process: close store: %w", err)
+		}
+	}
+	return nil
+}
+
+// Ready reports whether Start finished.
+func (f *Function) Ready(ctx context.Context) (bool, error) { return f.handler.Load() != nil, nil }
+
+// Alive reports the process is alive.
+func (f *Function) Alive(ctx context.Context) (bool, error) { return true, nil }
+
+// Handle serves a request, or 503 while Start has not finished.
+func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
+	h := f.handler.Load()
+	if h == nil {
+		w.Header().Set("Retry-After", "1")
+		problem.Write(w, http.StatusServiceUnavailable, "", "process is starting")
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil || level == "" {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})).With("function", "process")
+}

@@ -1,0 +1,200 @@
+package function
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/telemetry"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// Options tune the handler; zero values take the defaults.
+type Options struct {
+	HistoryTTL    time.Duration // how long history points live (expireAt); default 30 days
+	StateInterval time.Duration // minimum spacing of a drone's state writes; default 1 s
+	BatchMax      int           // most points per history write; default 500
+	RecentIDs     int           // completed event ids remembered; default 100,000
+	Logger        *slog.Logger
+	Now           func() time.Time
+}
+
+// Handler is process's HTTP handler: the subscriber of the Trigger on
+// telemetry.received.
+type Handler struct {
+	opts    Options
+	history *groupCommit
+	states  *coalescer
+	recent  *recentIDs
+	log     *slog.Logger
+	mux     *http.ServeMux
+	m       metrics
+}
+
+type metrics struct {
+	events      *prometheus.CounterVec
+	reports     prometheus.Counter
+	stateWrites prometheus.Counter
+	flushSize   prometheus.Histogram
+}
+
+// NewHandler builds the handler over a store. Close it to flush.
+func NewHandler(st store.Store, opts Options) *Handler {
+	if opts.HistoryTTL == 0 {
+		opts.HistoryTTL = 30 * 24 * time.Hour
+	}
+	if opts.StateInterval == 0 {
+		opts.StateInterval = time.Second
+	}
+	if opts.BatchMax == 0 {
+		opts.BatchMax = 500
+	}
+	if opts.RecentIDs == 0 {
+		opts.RecentIDs = 100_000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &Handler{opts: opts, recent: newRecentIDs(opts.RecentIDs), log: opts.Logger, mux: http.NewServeMux()}
+	reg := prometheus.NewRegistry()
+	h.m = metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dronetrack_process_events_total",
+			Help: "telemetry.received events handled, by outcome"}, []string{"outcome"}),
+		reports: prometheus.NewCounter(prometheus.CounterOpts{Name: "dronetrack_process_reports_total",
+			Help: "reports written to history"}),
+		stateWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "dronetrack_process_state_writes_total",
+			Help: "latest-state writes (after coalescing)"}),
+		flushSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "dronetrack_process_history_flush_points",
+			Help: "history points per store write", Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
+	}
+	reg.MustRegister(h.m.events, h.m.reports, h.m.stateWrites, h.m.flushSize)
+
+	h.history = newGroupCommit(func(ctx context.Context, pts []store.TrackPoint) error {
+		h.m.flushSize.Observe(float64(len(pts)))
+		return st.AppendTrack(ctx, pts)
+	}, opts.BatchMax)
+	h.states = newCoalescer(func(ctx context.Context, tenantID, droneID string, reports []events.Report) (events.DroneState, bool, error) {
+		h.m.stateWrites.Inc()
+		now := h.opts.Now()
+		return st.UpdateState(ctx, tenantID, droneID, func(prev *events.DroneState) (events.DroneState, bool) {
+			return telemetry.Fold(prev, reports, now)
+		})
+	}, opts.StateInterval)
+
+	h.mux.HandleFunc("POST /{$}", h.serveEvent)
+	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Close writes what is pending (history batch, coalesced states).
+func (h *Handler) Close() {
+	h.states.Close()
+	h.history.Close()
+}
+
+// serveEvent handles one telemetry.received event. Status codes tell the
+// broker what to do: 2xx done; 400 permanent (dead-letter, don't retry);
+// 503 transient (retry with backoff).
+func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
+	ev, err := cehttp.NewEventFromHTTPRequest(r)
+	if err != nil {
+		h.reject(w, "", "not a CloudEvent: "+err.Error(), nil)
+		return
+	}
+	log := h.log.With("event_id", ev.ID())
+	if h.recent.Seen(ev.ID()) {
+		h.m.events.WithLabelValues("duplicate").Inc()
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	data, err := events.Decode[events.TelemetryReceived](*ev, events.TypeTelemetryReceived)
+	if err != nil {
+		h.reject(w, ev.ID(), err.Error(), nil)
+		return
+	}
+	if err := data.Validate(h.opts.Now()); err != nil {
+		var ve events.ValidationError
+		errors.As(err, &ve)
+		h.reject(w, ev.ID(), "invalid telemetry event", ve)
+		return
+	}
+	log = log.With("tenant_id", data.TenantID, "drone_id", data.DroneID)
+
+	// History first, then the latest state; acknowledge only when both are
+	// durable. Both writes are idempotent, so a redelivery after a crash
+	// between them rewrites the same points and skips a state not newer.
+	points := make([]store.TrackPoint, len(data.Reports))
+	for i, rep := range data.Reports {
+		points[i] = store.TrackPoint{TenantID: data.TenantID, DroneID: data.DroneID, Report: rep,
+			ExpireAt: rep.TS.Add(h.opts.HistoryTTL)}
+	}
+	if err := h.history.Append(r.Context(), points); err != nil {
+		h.transient(w, log, "write history", err)
+		return
+	}
+	h.m.reports.Add(float64(len(points)))
+	st, wrote, err := h.states.Submit(r.Context(), data.TenantID, data.DroneID, data.Reports)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// The drone was deleted after ingest accepted its reports. Retrying
+		// can't help and would clog the trigger: acknowledge and move on.
+		log.Warn("reports for an unknown drone dropped from latest state")
+		h.done(w, ev.ID(), "unknown_drone")
+		return
+	case err != nil:
+		h.transient(w, log, "write state", err)
+		return
+	}
+	if !wrote {
+		h.done(w, ev.ID(), "no_change")
+		return
+	}
+	reply, err := events.NewStateUpdated(events.StateUpdated{TenantID: data.TenantID, DroneID: data.DroneID, State: st})
+	if err != nil {
+		h.transient(w, log, "build state event", err)
+		return
+	}
+	h.recent.Add(ev.ID())
+	h.m.events.WithLabelValues("state_updated").Inc()
+	// The broker republishes the event in a 2xx reply: binary content mode.
+	if err := cehttp.WriteResponseWriter(r.Context(), binding.ToMessage(&reply), http.StatusOK, w); err != nil {
+		log.Error("write reply event", "err", err)
+	}
+}
+
+func (h *Handler) done(w http.ResponseWriter, id, outcome string) {
+	h.recent.Add(id)
+	h.m.events.WithLabelValues(outcome).Inc()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (h *Handler) reject(w http.ResponseWriter, id, detail string, fields events.ValidationError) {
+	h.m.events.WithLabelValues("rejected").Inc()
+	h.log.Warn("event rejected", "event_id", id, "detail", detail)
+	opts := []problem.Option{}
+	if len(fields) > 0 {
+		opts = append(opts, problem.WithErrors(fields))
+	}
+	problem.Write(w, http.StatusBadRequest, "", detail, opts...)
+}
+
+func (h *Handler) transient(w http.ResponseWriter, log *slog.Logger, what string, err error) {
+	h.m.events.WithLabelValues("retry").Inc()
+	log.Error(what, "err", err)
+	w.Header().Set("Retry-After", "1")
+	problem.Write(w, http.StatusServiceUnavailable, "", what+" failed; retry")
+}

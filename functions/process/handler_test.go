@@ -1,0 +1,337 @@
+package function
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/store/bolt"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+var base = time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+
+type env struct {
+	st  *bolt.Store
+	h   *Handler
+	srv *httptest.Server
+}
+
+func newEnv(t testing.TB, opts Options, drones ...string) *env {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := st.CreateTenant(ctx, store.Tenant{ID: "t1", Name: "T1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range drones {
+		if err := st.CreateDrone(ctx, store.Drone{ID: d, TenantID: "t1", Name: d, KeyHash: "h-" + d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if opts.StateInterval == 0 {
+		opts.StateInterval = 20 * time.Millisecond
+	}
+	h := NewHandler(st, opts)
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { srv.Close(); h.Close(); st.Close() })
+	return &env{st: st, h: h, srv: srv}
+}
+
+func rep(sec int, lat, lon, batt float64) events.Report {
+	return events.Report{TS: base.Add(time.Duration(sec) * time.Second), Lat: lat, Lon: lon, Battery: &batt}
+}
+
+func received(drone string, reports ...events.Report) events.TelemetryReceived {
+	return events.TelemetryReceived{TenantID: "t1", DroneID: drone, ReceivedAt: time.Now().UTC(), Reports: reports}
+}
+
+// post sends the event in binary mode like the broker and returns the
+// response (body read) and the reply event, if any.
+func (e *env) post(t *testing.T, data events.TelemetryReceived) (*http.Response, *events.StateUpdated) {
+	t.Helper()
+	ev, err := events.NewTelemetryReceived(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), e.srv.URL+"/", ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, resp.Body)
+		return resp, nil
+	}
+	reply, err := cehttp.NewEventFromHTTPResponse(resp)
+	if err != nil {
+		t.Fatalf("200 without a valid reply event: %v", err)
+	}
+	if got := resp.Header.Get("Ce-Type"); got != events.TypeStateUpdated {
+		t.Fatalf("reply not in binary mode with type state.updated: Ce-Type %q", got)
+	}
+	su, err := events.Decode[events.StateUpdated](*reply, events.TypeStateUpdated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, &su
+}
+
+func (e *env) track(t *testing.T, drone string) []time.Time {
+	t.Helper()
+	pts, err := e.st.Track(context.Background(), store.TrackQuery{TenantID: "t1", DroneID: drone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []time.Time
+	for _, p := range pts {
+		out = append(out, p.Report.TS.UTC())
+	}
+	return out
+}
+
+func ts(secs ...int) []time.Time {
+	var out []time.Time
+	for _, s := range secs {
+		out = append(out, base.Add(time.Duration(s)*time.Second))
+	}
+	return out
+}
+
+func TestStateAdvancesAndReplies(t *testing.T) {
+	e := newEnv(t, Options{}, "d1")
+	resp, su := e.post(t, received("d1", rep(0, 0, 0, 80)))
+	if resp.StatusCode != http.StatusOK || su == nil {
+		t.Fatalf("first report: status %d, reply %v", resp.StatusCode, su)
+	}
+	// 0.001° north in 10 s, 1% battery: derived values in the reply.
+	_, su = e.post(t, received("d1", rep(10, 0.001, 0, 79)))
+	if su == nil {
+		t.Fatal("no reply for a newer report")
+	}
+	s := su.State
+	if s.Lat != 0.001 || s.GroundSpeed == nil || *s.GroundSpeed < 11 || *s.GroundSpeed > 11.2 ||
+		s.Course == nil || *s.Course != 0 || s.TimeToEmptySecs == nil || *s.TimeToEmptySecs != 790 {
+		t.Errorf("reply state = %+v, want derived speed ~11.1 m/s, course 0, 790 s to empty", s)
+	}
+	stored, err := e.st.LatestState(context.Background(), "t1", "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(s, stored); diff != "" {
+		t.Errorf("reply differs from stored state (-reply +stored):\n%s", diff)
+	}
+}
+
+func TestDuplicatesReplaysAndOutOfOrder(t *testing.T) {
+	e := newEnv(t, Options{}, "d1")
+	first := received("d1", rep(10, 1, 1, 90))
+	if resp, _ := e.post(t, first); resp.StatusCode != http.StatusOK {
+		t.Fatalf("first: %d", resp.StatusCode)
+	}
+	// The same event again (broker redelivery): acknowledged, no new point.
+	if resp, su := e.post(t, first); resp.StatusCode != http.StatusAccepted || su != nil {
+		t.Errorf("duplicate: status %d reply %v, want 202 and no reply", resp.StatusCode, su)
+	}
+	// A late report (older than the state): history only, state unchanged.
+	if resp, su := e.post(t, received("d1", rep(5, 2, 2, 95))); resp.StatusCode != http.StatusAccepted || su != nil {
+		t.Errorf("late report: status %d reply %v, want 202 and no reply", resp.StatusCode, su)
+	}
+	// An out-of-order pair inside one batch, plus a replay of the first
+	// report in a different batch (new event id, same (drone, ts)).
+	if resp, su := e.post(t, received("d1", rep(30, 3, 3, 80), rep(20, 4, 4, 85), rep(10, 1, 1, 90))); resp.StatusCode != http.StatusOK || su == nil {
+		t.Fatalf("batch: status %d", resp.StatusCode)
+	} else if !su.State.TS.Equal(base.Add(30*time.Second)) || su.State.Lat != 3 {
+		t.Errorf("state after batch = %v at %v, want the newest report", su.State.Lat, su.State.TS)
+	}
+	if diff := cmp.Diff(ts(5, 10, 20, 30), e.track(t, "d1")); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
+}
+
+func TestRejectsWhatCanNeverSucceed(t *testing.T) {
+	e := newEnv(t, Options{}, "d1")
+	post := func(body string, hdr map[string]string) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/", strings.NewReader(body))
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	ce := func(typ string) map[string]string {
+		return map[string]string{"Ce-Specversion": "1.0", "Ce-Id": "x1", "Ce-Source": "/t", "Ce-Type": typ,
+			"Content-Type": "application/json"}
+	}
+	valid := `{"tenantId":"t1","droneId":"d1","receivedAt":"2026-01-01T00:00:00Z","reports":[{"ts":"` +
+		base.Format(time.RFC3339) + `","lat":1,"lon":1}]}`
+	tests := []struct {
+		name, body string
+		hdr        map[string]string
+		wantInBody string
+	}{
+		{"not a CloudEvent", `{}`, map[string]string{"Content-Type": "application/json"}, "not a CloudEvent"},
+		{"wrong type", valid, ce(events.TypeStateUpdated), "type"},
+		{"undecodable data", `{"reports":"x"}`, ce(events.TypeTelemetryReceived), "decode"},
+		{"invalid report", strings.Replace(valid, `"lat":1`, `"lat":100`, 1), ce(events.TypeTelemetryReceived), "/reports/0/lat"},
+	}
+	for _, tt := range tests {
+		resp, body := post(tt.body, tt.hdr)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, tt.wantInBody) {
+			t.Errorf("%s: %d %s, want 400 mentioning %q", tt.name, resp.StatusCode, body, tt.wantInBody)
+		}
+	}
+	if got := e.track(t, "d1"); len(got) != 0 {
+		t.Errorf("rejected events wrote history: %v", got)
+	}
+}
+
+func TestUnknownDroneIsAcknowledged(t *testing.T) {
+	e := newEnv(t, Options{})
+	if resp, _ := e.post(t, received("ghost", rep(0, 1, 1, 50))); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("unknown drone: %d, want 202 (retrying can't help)", resp.StatusCode)
+	}
+}
+
+func TestStoreUnavailableAsksForRetry(t *testing.T) {
+	e := newEnv(t, Options{}, "d1")
+	e.st.Close()
+	resp, _ := e.post(t, received("d1", rep(0, 1, 1, 50)))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("closed store: %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+// TestCloseFlushesCoalescedState holds a second update behind a long
+// coalescing interval and checks Close writes it rather than dropping it.
+func TestCloseFlushesCoalescedState(t *testing.T) {
+	e := newEnv(t, Options{StateInterval: time.Hour}, "d1")
+	if resp, _ := e.post(t, received("d1", rep(0, 1, 1, 50))); resp.StatusCode != http.StatusOK {
+		t.Fatal(resp.StatusCode)
+	}
+	got := make(chan int, 1)
+	go func() {
+		resp, _ := e.post(t, received("d1", rep(1, 2, 2, 49)))
+		got <- resp.StatusCode
+	}()
+	// Wait until the second update is parked in the coalescer.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		e.h.states.mu.Lock()
+		n := 0
+		for _, p := range e.h.states.drones {
+			n += len(p.waiters)
+		}
+		e.h.states.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("second update never reached the coalescer")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.h.Close()
+	select {
+	case code := <-got:
+		if code != http.StatusOK {
+			t.Errorf("parked update answered %d, want 200 after the flush", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("parked update never answered after Close")
+	}
+	st, _ := e.st.LatestState(context.Background(), "t1", "d1")
+	if st.Lat != 2 {
+		t.Errorf("state lat %v after Close, want 2 (the parked update)", st.Lat)
+	}
+}
+
+// TestManyParallelSenders is the regression test for sdk-go's receive
+// handler hanging under parallel senders (upstream issues 1224, 1332):
+// 1,000 events from 32 senders, each must complete and be stored.
+func TestManyParallelSenders(t *testing.T) {
+	const senders, perSender = 32, 1000 / 32
+	drones := make([]string, senders)
+	for i := range drones {
+		drones[i] = fmt.Sprintf("d%02d", i)
+	}
+	e := newEnv(t, Options{}, drones...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	client := &http.Client{Timeout: time.Minute}
+	var ok, failed atomic.Int64
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Go(func() {
+			for i := range perSender + 1 { // 32 x 32 = 1,024 events
+				ev, _ := events.NewTelemetryReceived(received(drones[s], rep(i, float64(i)/1000, 0, 90)))
+				req, _ := cehttp.NewHTTPRequestFromEvent(ctx, e.srv.URL+"/", ev)
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode/100 == 2 {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		t.Fatal("senders did not finish within 2 minutes: the receive path hangs")
+	}
+	if ok.Load() != senders*(perSender+1) || failed.Load() != 0 {
+		t.Fatalf("%d ok, %d failed, want %d ok", ok.Load(), failed.Load(), senders*(perSender+1))
+	}
+	for _, d := range drones {
+		if n := len(e.track(t, d)); n != perSender+1 {
+			t.Errorf("drone %s: %d points stored, want %d", d, n, perSender+1)
+		}
+		st, err := e.st.LatestState(ctx, "t1", d)
+		if err != nil || !st.TS.Equal(base.Add(time.Duration(perSender)*time.Second)) {
+			t.Errorf("drone %s: state %v (%v), want the last report", d, st.TS, err)
+		}
+	}
+}
+
+func TestMetricsServed(t *testing.T) {
+	e := newEnv(t, Options{}, "d1")
+	e.post(t, received("d1", rep(0, 1, 1, 50)))
+	resp, err := http.Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(b), `dronetrack_process_events_total{outcome="state_updated"} 1`) {
+		t.Errorf("metrics missing the processed event:\n%s", b)
+	}
+}
