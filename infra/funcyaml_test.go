@@ -285,4 +285,3 @@ func TestFuncYAMLStrict(t *testing.T) {
 		t.Errorf("minimal func.yaml rejected: %v", err)
 	}
 }
-
