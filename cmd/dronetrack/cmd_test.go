@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/dronetrack/dronetrack/core/keys"
 )
 
 func TestPepperIsMadeOnceAndPrivate(t *testing.T) {
@@ -88,5 +91,54 @@ func TestUnknownCommandFails(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), "usage: dronetrack") {
 		t.Errorf("no usage printed: %q", errOut.String())
+	}
+}
+
+// Without a running up, the admin commands open the data dir's store
+// themselves; a drone's key is printed once and only its hash is stored.
+func TestAdminCommandsOpenTheStoreWhenNoUpRuns(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := realMain(ctx, append(args, "--data", dir), &out, &errOut); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, errOut.String())
+		}
+		return out.String()
+	}
+	if got := run("tenant", "create", "--name", "Acme Drones"); !strings.Contains(got, "tenant acme-drones (Acme Drones) created") {
+		t.Errorf("tenant create printed %q", got)
+	}
+	out := run("drone", "add", "--tenant", "acme-drones", "--name", "falcon")
+	_, key, ok := strings.Cut(out, "key (shown once, store it now): ")
+	key = strings.TrimSpace(key)
+	if !ok || !strings.HasPrefix(key, "dtk_") {
+		t.Fatalf("drone add printed no key: %q", out)
+	}
+	st, err := openStore(ctx, storeURL(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pepper, err := loadPepper(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := st.DroneByKeyHash(ctx, keys.Hash([]byte(pepper), key))
+	if err != nil {
+		t.Fatalf("the printed key does not authenticate: %v", err)
+	}
+	if d.TenantID != "acme-drones" || d.Name != "falcon" || strings.Contains(d.KeyHash, key) {
+		t.Errorf("stored drone %+v", d)
+	}
+	// A second tenant with the same id is refused.
+	var errOut bytes.Buffer
+	if err := realMain(ctx, []string{"tenant", "create", "--data", dir, "--name", "Acme Drones"}, io.Discard, &errOut); err == nil {
+		t.Error("duplicate tenant accepted")
+	}
+	// Dead letters live in the running up's broker.
+	if err := realMain(ctx, []string{"dlq", "list", "--data", dir}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "running `dronetrack up") {
+		t.Errorf("dlq list without up: %v", err)
 	}
 }

@@ -2,22 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/store/storeurl"
 	cacherefresh "github.com/dronetrack/dronetrack/functions/cache-refresh"
 	ingest "github.com/dronetrack/dronetrack/functions/ingest"
+	process "github.com/dronetrack/dronetrack/functions/process"
 	servemap "github.com/dronetrack/dronetrack/functions/serve-map"
 )
-
-// errNotLinked marks a part of the system whose package has not landed yet;
-// this file switches to the real package (functions/process) as
-// soon as they exist.
-var errNotLinked = errors.New("not linked into dronetrack yet")
 
 // newFunction returns a fresh instance of the function of that name, built
 // with its package's New exactly as func-go would.
@@ -26,7 +20,7 @@ func newFunction(name string) function {
 	case fnIngest:
 		return ingest.New()
 	case fnProcess:
-		return pending{name}
+		return process.New()
 	case fnCacheRefresh:
 		return cacherefresh.New()
 	case fnServeMap:
@@ -56,15 +50,3 @@ func openStore(ctx context.Context, url string) (store.Store, error) {
 	}
 	return st, nil
 }
-
-type pending struct{ name string }
-
-func (p pending) Handle(w http.ResponseWriter, _ *http.Request) {
-	w.WriteHeader(http.StatusServiceUnavailable)
-}
-func (p pending) Start(context.Context, map[string]string) error {
-	return fmt.Errorf("function %s %w", p.name, errNotLinked)
-}
-func (p pending) Stop(context.Context) error          { return nil }
-func (p pending) Ready(context.Context) (bool, error) { return false, nil }
-func (p pending) Alive(context.Context) (bool, error) { return true, nil }
