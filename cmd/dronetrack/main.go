@@ -47,6 +47,7 @@ const usage = `usage: dronetrack <command> [flags]
 commands:
   up            run the whole system on this machine (broker, every function, store, cache)
   sim           fly simulated drones against an ingest URL and report rates and latency
+  bridge        forward a drone's MAVLink (UDP/serial) to ingest, spooling on disk while offline
   tenant create create a tenant
   drone add     register a drone and print its key (once)
   dlq list      list the local broker's dead-lettered events
@@ -68,6 +69,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return upCmd(ctx, rest, stdout, stderr)
 	case "sim":
 		return simCmd(ctx, rest, stdout, stderr)
+	case "bridge":
+		return bridgeCmd(ctx, rest, stdout, stderr)
 	case "tenant", "drone", "dlq":
 		if len(rest) == 0 {
 			fmt.Fprint(stderr, usage)
