@@ -347,7 +347,6 @@ func (r *redisBackend) inBox(ctx context.Context, tenant string, b BBox) ([]stri
 		GeoSearchQuery: redis.GeoSearchQuery{
 			Longitude: q.lon, Latitude: q.lat,
 			BoxWidth: q.width, BoxHeight: q.height, BoxUnit: "m",
-			Sort: "ASC",
 		},
 		WithCoord: true,
 	}).Result()
