@@ -16,6 +16,7 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/sim"
 	"github.com/dronetrack/dronetrack/core/store"
+	ingestfn "github.com/dronetrack/dronetrack/functions/ingest"
 )
 
 // Names of the functions `up` runs; they are the Knative Service names the
@@ -207,6 +208,8 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 		fmt.Fprintf(o.Out, "  demo login: %s\n", login)
 	}
 	fmt.Fprintf(o.Out, "  ingest: POST %s%s with Authorization: Bearer <drone key>\n", s.URL(), sim.IngestPath)
+	fmt.Fprintf(o.Out, "          also CloudEvents at POST %s%s, OsmAnd/Traccar Client at %s%s?id=<drone key>\n",
+		s.URL(), ingestfn.PathEvents, s.URL(), ingestfn.PathOsmAnd)
 
 	if o.Simulate > 0 {
 		s.startSim(ctx, demo[:o.Simulate])
@@ -225,7 +228,8 @@ func (s *system) URL() string { return "http://" + s.ln.Addr().String() }
 func (s *system) route() http.Handler {
 	ingest, serveMap := s.byName[fnIngest].fn, s.byName[fnServeMap].fn
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == sim.IngestPath || strings.HasPrefix(r.URL.Path, sim.IngestPath+"/") {
+		if r.URL.Path == sim.IngestPath || strings.HasPrefix(r.URL.Path, sim.IngestPath+"/") ||
+			r.URL.Path == ingestfn.PathOsmAnd || r.URL.Path == ingestfn.PathEvents {
 			ingest.Handle(w, r)
 			return
 		}
@@ -247,6 +251,7 @@ func (s *system) startSim(ctx context.Context, demo []demoKey) {
 		s.log.Error("simulator not started", "err", err)
 		return
 	}
+	cfg.LiveEvery = 10 * time.Second // a terminal running up is for reading URLs too
 	simCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.simCancel, s.simDone = cancel, make(chan struct{})
 	fmt.Fprintf(s.opts.Out, "  simulating %d drones at %g reports/s each\n", len(keys), cfg.Rate)

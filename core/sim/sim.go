@@ -76,8 +76,10 @@ type Config struct {
 	// Client sends the requests; nil builds one with enough idle
 	// connections for Concurrency.
 	Client *http.Client
-	// Live receives one line of figures per second; nil for none.
-	Live io.Writer
+	// Live receives one line of figures every LiveEvery (default 1 s);
+	// nil for none.
+	Live      io.Writer
+	LiveEvery time.Duration
 	// OnAck, when set, is called for each acknowledged request with the
 	// drone's index in Keys, the reports it carried, and when the first
 	// attempt was sent and the 202 arrived. It must be safe for concurrent use.
@@ -125,9 +127,10 @@ func (s Summary) String() string {
 	return b.String()
 }
 
-// Run flies the fleet until Duration or Count is reached (or ctx ends), then
-// waits up to Drain for requests in flight, and returns what happened. The
-// error is non-nil only for a bad Config; delivery failures are in Summary.
+// Run flies the fleet until Duration or Count is reached or ctx ends, then
+// waits up to Drain for requests in flight (retries included), and returns
+// what happened. The error is non-nil only for a bad Config; delivery
+// failures are in Summary.
 func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err := cfg.defaults(); err != nil {
 		return Summary{}, err
@@ -181,6 +184,9 @@ func (c *Config) defaults() error {
 	if c.Drain <= 0 {
 		c.Drain = DefaultDrain
 	}
+	if c.LiveEvery <= 0 {
+		c.LiveEvery = time.Second
+	}
 	if c.Client == nil {
 		c.Client = NewClient(c.Concurrency)
 	}
@@ -219,10 +225,10 @@ func (r *runner) run(ctx context.Context) Summary {
 		genCtx, cancelGen = context.WithDeadline(ctx, start.Add(cfg.Duration))
 	}
 	defer cancelGen()
+	// Ending ctx ends generation like Duration does; requests in flight
+	// still get Drain, so a Ctrl-C or a shutdown loses no acknowledgement.
 	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSend()
-	stopSend := context.AfterFunc(ctx, cancelSend)
-	defer stopSend()
 
 	liveDone := make(chan struct{})
 	liveStop := make(chan struct{})

@@ -270,3 +270,26 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+// Cancelling the context ends generation, but requests in flight finish:
+// a Ctrl-C or a shutdown must not turn a report the server took into a
+// failure.
+func TestRunCancelDrainsRequestsInFlight(t *testing.T) {
+	ks := keys(10)
+	fake := newFakeIngest(ks)
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+		fake.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(slow)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	s, err := Run(ctx, Config{URL: srv.URL, Keys: ks, Rate: 10, Duration: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Sent == 0 || s.Failed != 0 || s.Acked != s.Sent {
+		t.Errorf("summary = %+v, want every sent report acked after cancel", s)
+	}
+}

@@ -84,13 +84,13 @@ func (r *recorder) silenced(n int) {
 	r.mu.Unlock()
 }
 
-// live writes one line a second until stop closes.
+// live writes one line every LiveEvery until stop closes.
 func (r *runner) live(start time.Time, stop <-chan struct{}) {
 	if r.cfg.Live == nil {
 		<-stop
 		return
 	}
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(r.cfg.LiveEvery)
 	defer tick.Stop()
 	last := time.Now()
 	for {
