@@ -2,7 +2,7 @@
 # `make test` runs every test, starting the services they need.
 SHELL := /bin/bash
 GO ?= go
-MODULES := events core functions/ingest functions/process functions/cache-refresh functions/serve-map
+MODULES := events core functions/ingest functions/process functions/cache-refresh functions/serve-map infra
 
 .PHONY: run test test-go lint bench tidy
 
