@@ -63,6 +63,13 @@ func TestBridgeCommand(t *testing.T) {
 			"--data", t.TempDir(), "--flush", "100ms", "--stats", "0"}, io.Discard, &stderr)
 	}()
 
+	// The UDP socket is bound before "bridge running" is logged; a packet
+	// sent earlier would be refused and lost.
+	for start := time.Now(); !strings.Contains(stderr.String(), "bridge running"); time.Sleep(20 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("bridge did not start; log:\n%s", stderr.String())
+		}
+	}
 	v := &gomavlib.Node{
 		Endpoints:   []gomavlib.EndpointConf{gomavlib.EndpointUDPClient{Address: udp}},
 		Dialect:     common.Dialect,
