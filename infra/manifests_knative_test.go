@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/dronetrack/dronetrack/infra/knativecheck"
@@ -40,9 +41,17 @@ func regions(t *testing.T) []string {
 	return dirs
 }
 
-// kustomize runs `kubectl kustomize dir` and returns the rendered stream.
+// kustomized caches `kubectl kustomize` output per directory: several
+// tests read the same rendering.
+var kustomized sync.Map // dir -> []byte
+
+// kustomize runs `kubectl kustomize dir` (once per test binary) and returns
+// the rendered stream.
 func kustomize(t *testing.T, dir string) []byte {
 	t.Helper()
+	if out, ok := kustomized.Load(dir); ok {
+		return out.([]byte)
+	}
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
 		t.Fatalf("kubectl is needed to render the kustomizations (install kubectl >= 1.27): %v", err)
@@ -55,6 +64,7 @@ func kustomize(t *testing.T, dir string) []byte {
 		}
 		t.Fatalf("kubectl kustomize %s: %s", dir, msg)
 	}
+	kustomized.Store(dir, out)
 	return out
 }
 
