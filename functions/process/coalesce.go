@@ -32,6 +32,8 @@ type coalescer struct {
 	write    StateWriter
 	interval time.Duration
 
+	flushes sync.WaitGroup // scheduled or running flushes, awaited by Close
+
 	mu        sync.Mutex
 	drones    map[droneKey]*pending
 	lastSweep time.Time
@@ -75,7 +77,8 @@ func (c *coalescer) Submit(ctx context.Context, tenantID, droneID string, report
 	p.waiters = append(p.waiters, done)
 	if p.scheduled == nil {
 		delay := max(0, p.lastWrite.Add(c.interval).Sub(now))
-		p.scheduled = time.AfterFunc(delay, func() { c.flush(k, p) })
+		c.flushes.Add(1)
+		p.scheduled = time.AfterFunc(delay, func() { defer c.flushes.Done(); c.flush(k, p) })
 	}
 	c.mu.Unlock()
 
@@ -111,7 +114,7 @@ func (c *coalescer) flush(k droneKey, p *pending) {
 }
 
 // sweep forgets drones idle for longer than the interval (their spacing no
-// longer matters), at most once per interval, so memory follows the active
+// longer matters), at most once per ten intervals, so memory follows the active
 // fleet. Called with c.mu held.
 func (c *coalescer) sweep(now time.Time) {
 	if now.Sub(c.lastSweep) < 10*c.interval {
@@ -119,7 +122,13 @@ func (c *coalescer) sweep(now time.Time) {
 	}
 	c.lastSweep = now
 	for k, p := range c.drones {
-		if p.scheduled == nil && now.Sub(p.lastWrite) > c.interval {
+		if p.scheduled != nil || now.Sub(p.lastWrite) <= c.interval {
+			continue
+		}
+		// A write slower than the interval is still running: keep the entry,
+		// or the drone's next update would write alongside it.
+		if p.writeMu.TryLock() {
+			p.writeMu.Unlock()
 			delete(c.drones, k)
 		}
 	}
@@ -132,7 +141,7 @@ func (c *coalescer) Close() {
 	var due []func()
 	for k, p := range c.drones {
 		if p.scheduled != nil && p.scheduled.Stop() {
-			due = append(due, func() { c.flush(k, p) })
+			due = append(due, func() { defer c.flushes.Done(); c.flush(k, p) })
 		}
 	}
 	c.mu.Unlock()
@@ -141,15 +150,7 @@ func (c *coalescer) Close() {
 		wg.Go(f)
 	}
 	wg.Wait()
-	// Flushes whose timers already fired hold writeMu; wait for them.
-	c.mu.Lock()
-	ps := make([]*pending, 0, len(c.drones))
-	for _, p := range c.drones {
-		ps = append(ps, p)
-	}
-	c.mu.Unlock()
-	for _, p := range ps {
-		p.writeMu.Lock()
-		p.writeMu.Unlock() //nolint:staticcheck // an empty critical section waits for the running write
-	}
+	// Flushes whose timers already fired may not have taken writeMu yet:
+	// wait for every one, so the caller can close the store after Close.
+	c.flushes.Wait()
 }

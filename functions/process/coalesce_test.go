@@ -2,6 +2,7 @@ package function
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -77,5 +78,28 @@ func TestRecentIDsEvictsOldest(t *testing.T) {
 	r.Add("c") // evicts a
 	if r.Seen("a") || !r.Seen("b") || !r.Seen("c") {
 		t.Errorf("after a,b,c in a ring of 2: a=%v b=%v c=%v, want false true true", r.Seen("a"), r.Seen("b"), r.Seen("c"))
+	}
+}
+
+// TestCoalescerForgetsIdleDrones: memory follows the active fleet; entries
+// of drones with nothing pending are dropped by the sweep.
+func TestCoalescerForgetsIdleDrones(t *testing.T) {
+	c := newCoalescer(func(context.Context, string, string, []events.Report) (events.DroneState, bool, error) {
+		return events.DroneState{}, true, nil
+	}, time.Second)
+	defer c.Close()
+	for i := range 100 {
+		if _, _, err := c.Submit(context.Background(), "t1", fmt.Sprint("d", i), []events.Report{{TS: base}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.drones) != 100 {
+		t.Fatalf("%d entries after 100 drones wrote, want 100 (still within the interval)", len(c.drones))
+	}
+	c.sweep(time.Now().Add(time.Hour))
+	if len(c.drones) != 0 {
+		t.Errorf("%d entries left after the drones went idle, want 0", len(c.drones))
 	}
 }

@@ -1,7 +1,9 @@
 package function
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -333,5 +335,31 @@ func TestMetricsServed(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if !strings.Contains(string(b), `dronetrack_process_events_total{outcome="state_updated"} 1`) {
 		t.Errorf("metrics missing the processed event:\n%s", b)
+	}
+}
+
+// TestStructuredModeAccepted: a sender using structured content mode (the
+// whole event as JSON) is processed like a binary-mode one.
+func TestStructuredModeAccepted(t *testing.T) {
+	e := newEnv(t, Options{}, "d1")
+	ev, err := events.NewTelemetryReceived(received("d1", rep(0, 1, 1, 50)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(e.srv.URL+"/", "application/cloudevents+json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Ce-Type") != events.TypeStateUpdated {
+		t.Errorf("structured event: %d Ce-Type %q, want 200 with a binary-mode state.updated reply",
+			resp.StatusCode, resp.Header.Get("Ce-Type"))
+	}
+	if diff := cmp.Diff(ts(0), e.track(t, "d1")); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
 	}
 }
