@@ -23,7 +23,8 @@ tidy:
 	for m in $(MODULES); do (cd $$m && $(GO) mod tidy) || exit 1; done
 
 # Long-running acceptance tests kept out of `make test`: the MAVLink bridge
-# with the uplink cut for 30 s (3 s in `make test`); every position must
-# arrive once, in order.
+# with the uplink cut for 30 s (3 s in `make test`), alone and through `up`
+# into the store; every position must arrive once, in order.
 soak:
 	cd core && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 10m -run 'TestBridgeLinkCut' -v ./bridge
+	cd cmd/dronetrack && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 10m -run 'TestBridgeThroughUp' -v .
