@@ -60,7 +60,10 @@ type TrackQuery struct {
 	Limit    int
 }
 
-// Store is the durable state of Dronetrack.
+// Store is the durable state of Dronetrack. Timestamps are kept to the
+// microsecond (Firestore's precision); finer parts may be dropped, so two
+// track points in the same microsecond are one point. The contract suite in
+// storetest pins down the details every adapter shares.
 type Store interface {
 	// CreateTenant fails with ErrAlreadyExists when the id is taken.
 	CreateTenant(ctx context.Context, t Tenant) error
@@ -90,7 +93,8 @@ type Store interface {
 	// AppendTrack writes history points idempotently: ids are deterministic
 	// in (drone, ts), so a duplicate rewrites the same point.
 	AppendTrack(ctx context.Context, points []TrackPoint) error
-	// Track reads history; expired points are left out.
+	// Track reads history; expired points are left out. A drone that does
+	// not exist, or belongs to another tenant, is ErrNotFound.
 	Track(ctx context.Context, q TrackQuery) ([]TrackPoint, error)
 
 	Close() error
