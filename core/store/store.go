@@ -62,7 +62,7 @@ type TrackQuery struct {
 
 // Store is the durable state of Dronetrack. Timestamps are kept to the
 // microsecond (Firestore's precision); finer parts may be dropped, so two
-// track points in the same microsecond are one point. The contract suite in
+// track points in the same microsecond may become one. The contract suite in
 // storetest pins down the details every adapter shares.
 type Store interface {
 	// CreateTenant fails with ErrAlreadyExists when the id is taken.
