@@ -33,6 +33,21 @@ const (
 // report). It returns false, and prev unchanged, when the report is not newer
 // than prev: a late, replayed or duplicate report never overwrites a newer
 // state nor counts its distance twice.
+//
+// Derived values come from prev to r and follow these rules, so noisy input
+// cannot poison them:
+//   - dt <= 0 cannot happen (newer-wins rejects it first).
+//   - A leg faster than events.MaxSpeed is a bad fix or a drone carried
+//     while off: position and battery still update, but the leg adds no
+//     distance and ground speed and course keep their previous values.
+//   - Samples closer than 200 ms add their (plausible) distance but keep the
+//     previous speed, course and drain: dividing GPS or gauge noise by a
+//     tiny dt gives nonsense.
+//   - Moves under 0.5 m keep the previous course (hover jitter).
+//   - Drain is an EWMA (weight 0.3) of per-leg samples in %/s, positive
+//     while draining; a rise (charging, battery swap) or a missing reading
+//     makes it unknown (nil) and the next draining leg starts afresh.
+//   - TimeToEmptySecs = battery / drain, only while drain > 0.
 func Next(prev *events.DroneState, r events.Report, now time.Time) (events.DroneState, bool) {
 	if prev != nil && !r.TS.After(prev.TS) {
 		return *prev, false

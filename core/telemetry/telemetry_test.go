@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -158,5 +159,113 @@ func TestFoldOrdersAndSkips(t *testing.T) {
 	}
 	if _, ok := Fold(nil, nil, t0); ok {
 		t.Error("empty batch on no state advanced")
+	}
+}
+
+// TestNewerWinsSequences feeds report sequences one by one through Next, as
+// deliveries arrive, and checks which were accepted and the final state.
+func TestNewerWinsSequences(t *testing.T) {
+	tests := []struct {
+		name         string
+		arrivals     []events.Report
+		wantAccepted []bool
+		wantTS       float64 // seconds after t0 of the final state
+		wantDistance float64
+	}{
+		{"in order", []events.Report{rep(0, 0, 0, nil), rep(10, 0.001, 0, nil), rep(20, 0.002, 0, nil)},
+			[]bool{true, true, true}, 20, 2 * 111.195},
+		{"out-of-order pair: the late one loses", []events.Report{rep(0, 0, 0, nil), rep(20, 0.002, 0, nil), rep(10, 0.001, 0, nil)},
+			[]bool{true, true, false}, 20, 2 * 111.195},
+		{"replay of an old report", []events.Report{rep(0, 0, 0, nil), rep(10, 0.001, 0, nil), rep(0, 0, 0, nil)},
+			[]bool{true, true, false}, 10, 111.195},
+		{"duplicate with equal ts and other values", []events.Report{rep(0, 0, 0, nil), rep(0, 5, 5, nil)},
+			[]bool{true, false}, 0, 0},
+		{"one nanosecond newer wins", []events.Report{rep(0, 0, 0, nil), {TS: t0.Add(time.Nanosecond)}},
+			[]bool{true, true}, 1e-9, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var cur *events.DroneState
+			for i, r := range tt.arrivals {
+				st, ok := Next(cur, r, t0)
+				if ok != tt.wantAccepted[i] {
+					t.Errorf("arrival %d (ts %v): accepted %v, want %v", i, r.TS.Sub(t0), ok, tt.wantAccepted[i])
+				}
+				if !ok && cur != nil && st != *cur {
+					t.Errorf("arrival %d rejected but state changed", i)
+				}
+				cur = &st
+			}
+			if want := t0.Add(time.Duration(tt.wantTS * float64(time.Second))); !cur.TS.Equal(want) {
+				t.Errorf("final ts %v, want %v", cur.TS, want)
+			}
+			near(t, "distance", cur.DistanceM, tt.wantDistance, 0.05)
+		})
+	}
+}
+
+// TestNextAcrossTheAntimeridianAndPoles: derived values use great-circle
+// geometry, not longitude differences.
+func TestNextAcrossTheAntimeridianAndPoles(t *testing.T) {
+	tests := []struct {
+		name             string
+		from, to         events.Report
+		wantDist, wantCo float64
+	}{
+		// 0.2° of longitude at the equator in 100 s, heading east over 180°.
+		{"eastward over the antimeridian", rep(0, 0, 179.9, nil), rep(100, 0, -179.9, nil), 22_239, 90},
+		{"westward over the antimeridian", rep(0, 0, -179.9, nil), rep(100, 0, 179.9, nil), 22_239, 270},
+		// Straight over the north pole: ~22 km, initial course due north.
+		{"over the north pole", rep(0, 89.9, 0, nil), rep(100, 89.9, 180, nil), 22_239, 0},
+		{"over the south pole", rep(0, -89.9, 0, nil), rep(100, -89.9, 180, nil), 22_239, 180},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, _ := Next(nil, tt.from, t0)
+			b, ok := Next(&a, tt.to, t0)
+			if !ok || b.GroundSpeed == nil || b.Course == nil {
+				t.Fatalf("ok=%v state %+v, want speed and course derived", ok, b)
+			}
+			near(t, "distance", b.DistanceM, tt.wantDist, 5)
+			near(t, "ground speed", *b.GroundSpeed, tt.wantDist/100, 0.05)
+			near(t, "course", *b.Course, tt.wantCo, 0.01)
+		})
+	}
+}
+
+// TestDrainAndTimeToEmpty follows a battery through steady drain, gauge
+// jitter, a plateau and charging.
+func TestDrainAndTimeToEmpty(t *testing.T) {
+	steps := []struct {
+		sec, batt         float64
+		wantDrain, wantTE *float64
+	}{
+		{0, 80, nil, nil},                             // first report: nothing to derive from
+		{10, 79, f(0.1), f(790)},                      // 1 % in 10 s
+		{20, 77, f(0.3*0.2 + 0.7*0.1), f(77 / 0.13)},  // a 2 % step moves the EWMA 30 % of the way
+		{30, 77, f(0.7 * 0.13), f(77 / (0.7 * 0.13))}, // plateau: gauge reads the same, drain decays
+		{40, 90, nil, nil},                            // charging: unknown
+		{50, 89, f(0.1), f(890)},                      // draining again: starts afresh
+	}
+	var cur *events.DroneState
+	for _, s := range steps {
+		st, ok := Next(cur, rep(s.sec, 0, 0, f(s.batt)), t0)
+		if !ok {
+			t.Fatalf("t=%v rejected", s.sec)
+		}
+		for _, c := range []struct {
+			what      string
+			got, want *float64
+		}{{"drain", st.BatteryDrain, s.wantDrain}, {"time to empty", st.TimeToEmptySecs, s.wantTE}} {
+			switch {
+			case c.want == nil && c.got != nil:
+				t.Errorf("t=%v %s = %v, want unknown", s.sec, c.what, *c.got)
+			case c.want != nil && c.got == nil:
+				t.Errorf("t=%v %s unknown, want %v", s.sec, c.what, *c.want)
+			case c.want != nil:
+				near(t, fmt.Sprintf("t=%v %s", s.sec, c.what), *c.got, *c.want, 1e-6)
+			}
+		}
+		cur = &st
 	}
 }
