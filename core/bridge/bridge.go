@@ -166,7 +166,17 @@ func (b *Bridge) Run(ctx context.Context) error {
 	fwdDone := make(chan error, 1)
 	go func() { fwdDone <- b.fwd.Run(fctx) }()
 
-	go func() { <-ctx.Done(); b.node.Close() }() // ends the Events channel
+	var closeOnce sync.Once
+	closeNode := func() { closeOnce.Do(b.node.Close) } // Close twice would panic
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	go func() { // closing the node ends the Events channel
+		select {
+		case <-ctx.Done():
+			closeNode()
+		case <-stopWatch:
+		}
+	}()
 	conv := &Converter{SystemID: b.cfg.SystemID}
 	var runErr error
 	events := b.node.Events()
@@ -191,7 +201,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		if err := b.spool.Append(reps...); err != nil {
 			// Without the spool nothing can be promised; stop loudly.
 			runErr = fmt.Errorf("bridge: spool append: %w", err)
-			b.node.Close()
+			go closeNode() // Close waits for the node, which waits for us to stop reading
 			break
 		}
 		b.mu.Lock()
