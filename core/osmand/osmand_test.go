@@ -435,3 +435,22 @@ func TestParseQueryValuesDirect(t *testing.T) {
 		t.Errorf("lat = %v, want the last value 3", got)
 	}
 }
+
+func BenchmarkParse(b *testing.B) {
+	q := "id=tracker-7Qe2Lk9ZpX4mWc1R&lat=47.3977&lon=8.5456&timestamp=1795924790&speed=10&bearing=270.5&altitude=488.1&accuracy=4&batt=87&hdop=0.9"
+	body := []byte(`{"location":{"timestamp":"2025-06-15T13:45:12.862Z","coords":{"latitude":37.4219983,"longitude":-122.084,"accuracy":5,"speed":0,"heading":-1,"altitude":5},"is_moving":false,"odometer":0,"event":"motionchange","battery":{"level":1,"is_charging":false},"activity":{"type":"still"},"extras":{}},"device_id":"48241179"}`)
+	b.Run("query", func(b *testing.B) {
+		for b.Loop() {
+			if _, errs := osmand.Parse(q, "", nil, now); errs != nil {
+				b.Fatal(errs)
+			}
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		for b.Loop() {
+			if _, errs := osmand.Parse("", "application/json", body, now); errs != nil {
+				b.Fatal(errs)
+			}
+		}
+	})
+}
