@@ -21,6 +21,7 @@ type TrackAppender func(ctx context.Context, points []store.TrackPoint) error
 type groupCommit struct {
 	write    TrackAppender
 	maxBatch int
+	linger   time.Duration // extra wait for company after the first request; 0 = natural batching only
 
 	in   chan batchReq
 	done chan struct{}
@@ -32,8 +33,8 @@ type batchReq struct {
 	result chan error
 }
 
-func newGroupCommit(write TrackAppender, maxBatch int) *groupCommit {
-	g := &groupCommit{write: write, maxBatch: maxBatch,
+func newGroupCommit(write TrackAppender, maxBatch int, linger time.Duration) *groupCommit {
+	g := &groupCommit{write: write, maxBatch: maxBatch, linger: linger,
 		in: make(chan batchReq), done: make(chan struct{})}
 	go g.loop()
 	return g
@@ -68,16 +69,38 @@ func (g *groupCommit) loop() {
 		// Natural batching: take whatever queued up while the last write
 		// ran, without waiting for more. Under load batches grow by
 		// themselves; at low load a lone request pays no added latency.
+		// With a linger, wait up to that long (or maxBatch points) for more.
 		reqs, n := []batchReq{first}, len(first.points)
+		var deadline <-chan time.Time
+		var timer *time.Timer
+		if g.linger > 0 {
+			timer = time.NewTimer(g.linger)
+			deadline = timer.C
+		}
 	gather:
 		for n < g.maxBatch {
+			if deadline == nil {
+				select {
+				case r := <-g.in:
+					reqs = append(reqs, r)
+					n += len(r.points)
+				default:
+					break gather
+				}
+				continue
+			}
 			select {
 			case r := <-g.in:
 				reqs = append(reqs, r)
 				n += len(r.points)
-			default:
+			case <-deadline:
+				break gather
+			case <-g.done:
 				break gather
 			}
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 		points := make([]store.TrackPoint, 0, n)
 		for _, r := range reqs {
