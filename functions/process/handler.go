@@ -27,9 +27,9 @@ type Options struct {
 	// the first. 0 (default) batches only what queued during the previous
 	// write: measured best with bbolt (see BenchmarkProcessReport).
 	BatchWait time.Duration
-	RecentIDs     int           // completed event ids remembered; default 100,000
-	Logger        *slog.Logger
-	Now           func() time.Time
+	RecentIDs int // completed event ids remembered; default 100,000
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Handler is process's HTTP handler: the subscriber of the Trigger on
