@@ -6,6 +6,20 @@
 // drones/{droneId}/track/{tsNanos} history points with expireAt for the TTL
 // policy. Timestamps are kept to the microsecond.
 //
+// Production config this code relies on (the emulator enforces none of it):
+//   - TTL policy on collection group "track", field "expireAt"; points
+//     without expireAt never expire. Track filters expired points itself
+//     because TTL deletion lags by up to a day.
+//   - Single-field index exemptions for track.ts and track.expireAt: Track
+//     ranges over document ids, so these sequential fields need no index
+//     (an indexed sequential field caps a collection at ~500 writes/s).
+//   - Drones queries tenantId == X ordered by document id: served by the
+//     automatic single-field index, no composite index.
+//
+// AppendTrack commits WriteBatches of up to 500 writes concurrently; on the
+// emulator (this 2-core machine) that took 11-48 ms per 100 points against
+// 61-89 ms for a fresh BulkWriter per call, which also ramps from 500 ops/s.
+//
 // With FIRESTORE_EMULATOR_HOST set the client talks to the emulator and needs
 // no credentials.
 package firestore
