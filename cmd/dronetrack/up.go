@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -48,6 +49,8 @@ type upOptions struct {
 	// at least Simulate).
 	DemoDrones int
 	Sim        simFlags // the simulator's settings when Simulate > 0
+	// PprofAddr, when set, serves net/http/pprof there for profiling.
+	PprofAddr string
 	// StopTimeout bounds the graceful shutdown before it gives up.
 	StopTimeout time.Duration
 }
@@ -59,6 +62,7 @@ func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.DataDir, "data", defaultDataDir(), "data dir: store, broker queue, key pepper, demo keys")
 	fs.StringVar(&o.HTTPAddr, "http", "127.0.0.1:8080", "address for the website and the ingest API")
 	fs.IntVar(&o.Simulate, "simulate", 0, "fly N simulated demo drones against this system (0: none)")
+	fs.StringVar(&o.PprofAddr, "pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060)")
 	level := fs.String("log-level", "warn", "debug, info, warn or error (functions and broker)")
 	o.Sim.register(fs, 0)
 	fs.Usage = func() {
@@ -211,6 +215,13 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	fmt.Fprintf(o.Out, "          also CloudEvents at POST %s%s, OsmAnd/Traccar Client at %s%s?id=<drone key>\n",
 		s.URL(), ingestfn.PathEvents, s.URL(), ingestfn.PathOsmAnd)
 
+	if o.PprofAddr != "" {
+		if err := servePprof(o.PprofAddr, log); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(o.Out, "  pprof: http://%s/debug/pprof/\n", o.PprofAddr)
+	}
+
 	if o.Simulate > 0 {
 		s.startSim(ctx, demo[:o.Simulate])
 	}
@@ -358,3 +369,24 @@ func isAlreadyExists(err error) bool {
 
 // demoLogin is the seeded demo account, once accounts exist; empty until then.
 func demoLogin() string { return "" }
+
+// servePprof exposes the profiler for performance work; it lives until the
+// process exits.
+func servePprof(addr string, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("pprof listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	go func() {
+		if err := http.Serve(ln, mux); err != nil {
+			log.Warn("pprof stopped", "err", err)
+		}
+	}()
+	return nil
+}
