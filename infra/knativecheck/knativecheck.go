@@ -19,6 +19,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -95,6 +96,40 @@ func newObject(apiVersion, kind string) any {
 // strictly into its Go type. Empty documents (comments only) are skipped.
 // source prefixes each Object's Source.
 func Decode(source string, raw []byte) ([]Object, error) {
+	return decodeStream(source, raw, DecodeDocument)
+}
+
+// DecodePatches is Decode for kustomize strategic-merge patch files: the
+// top-level "$patch" directive (e.g. "$patch: delete") is not a field of
+// the object, so it is removed before strict decoding. A patch is partial;
+// validate it as part of its kustomize output, not alone.
+func DecodePatches(source string, raw []byte) ([]Object, error) {
+	return decodeStream(source, raw, func(src string, doc []byte) (*Object, error) {
+		js, err := yaml.YAMLToJSONStrict(doc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+		if t := bytes.TrimSpace(js); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+			return nil, nil
+		}
+		var m map[string]any
+		if err := json.Unmarshal(js, &m); err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+		switch m["$patch"] {
+		case nil, "delete", "replace", "merge":
+		default:
+			return nil, fmt.Errorf("%s: $patch %q: want delete, replace or merge", src, m["$patch"])
+		}
+		delete(m, "$patch")
+		if js, err = json.Marshal(m); err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+		return decodeJSON(src, js)
+	})
+}
+
+func decodeStream(source string, raw []byte, decode func(string, []byte) (*Object, error)) ([]Object, error) {
 	r := k8syaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
 	var out []Object
 	var errs []error
@@ -106,8 +141,7 @@ func Decode(source string, raw []byte) ([]Object, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: document %d: %w", source, i, err)
 		}
-		src := fmt.Sprintf("%s#%d", source, i)
-		o, err := DecodeDocument(src, doc)
+		o, err := decode(fmt.Sprintf("%s#%d", source, i), doc)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -129,6 +163,10 @@ func DecodeDocument(source string, doc []byte) (*Object, error) {
 	if t := bytes.TrimSpace(js); len(t) == 0 || bytes.Equal(t, []byte("null")) {
 		return nil, nil
 	}
+	return decodeJSON(source, js)
+}
+
+func decodeJSON(source string, js []byte) (*Object, error) {
 	var head metav1.TypeMeta
 	var meta struct {
 		Metadata metav1.ObjectMeta `json:"metadata"`

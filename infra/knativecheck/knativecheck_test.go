@@ -197,3 +197,22 @@ func TestWarningsAreSeparate(t *testing.T) {
 		t.Errorf("warnings = %q; want the insecure securityContext notice naming Service/process", warnings)
 	}
 }
+
+func TestDecodePatches(t *testing.T) {
+	del := "$patch: delete\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: redis\n"
+	objs, err := knativecheck.DecodePatches("p.yaml", []byte(del))
+	if err != nil || len(objs) != 1 || objs[0].Name != "redis" {
+		t.Fatalf("delete patch: %v, %v", objs, err)
+	}
+	for name, raw := range map[string]string{
+		"unknown directive": strings.Replace(del, "delete", "remove", 1),
+		"unknown field":     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndate:\n  A: b\n",
+	} {
+		if _, err := knativecheck.DecodePatches("p.yaml", []byte(raw)); err == nil {
+			t.Errorf("%s: accepted; want an error", name)
+		}
+	}
+	if _, err := knativecheck.Decode("p.yaml", []byte(del)); err == nil {
+		t.Error("Decode accepted $patch; only DecodePatches may")
+	}
+}

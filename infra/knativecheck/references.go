@@ -74,7 +74,10 @@ func References(objs []Object, external ...string) error {
 			delivery(o, "spec.delivery", v.Spec.Delivery)
 		case *eventingv1.Broker:
 			delivery(o, "spec.delivery", v.Spec.Delivery)
-			if c := v.Spec.Config; c != nil && c.Kind == "ConfigMap" && !has(o, "v1", "ConfigMap", c.Namespace, c.Name) {
+			// A config in another namespace is the class's cluster-wide
+			// setting (e.g. knative-eventing/kafka-broker-config).
+			if c := v.Spec.Config; c != nil && c.Kind == "ConfigMap" && (c.Namespace == "" || c.Namespace == nsOf(o)) &&
+				!has(o, "v1", "ConfigMap", c.Namespace, c.Name) {
 				fail(o, "spec.config: no ConfigMap %q in the manifests", c.Name)
 			}
 		case *sourcesv1.PingSource:
