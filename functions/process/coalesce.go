@@ -93,21 +93,22 @@ func (c *coalescer) Submit(ctx context.Context, tenantID, droneID string, report
 // flush writes everything pending for one drone and answers its waiters.
 func (c *coalescer) flush(k droneKey, p *pending) {
 	p.writeMu.Lock()
-	defer p.writeMu.Unlock()
-
 	c.mu.Lock()
 	reports, waiters := p.reports, p.waiters
 	p.reports, p.waiters, p.scheduled = nil, nil, nil
 	p.lastWrite = time.Now()
 	c.mu.Unlock()
 	if len(waiters) == 0 {
+		p.writeMu.Unlock()
 		return
 	}
 	// Detached from any caller: a waiter that gave up must not cancel a write
 	// others wait on. The store's own timeouts bound it.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	st, wrote, err := c.write(ctx, k.tenant, k.drone, reports)
+	cancel()
+	// Unlock before answering: a waiter that returns sees the drone idle.
+	p.writeMu.Unlock()
 	for _, w := range waiters {
 		w <- stateResult{state: st, wrote: wrote, err: err}
 	}

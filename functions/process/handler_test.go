@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/store/bolt"
+	"github.com/dronetrack/dronetrack/core/telemetry"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -273,24 +275,35 @@ func TestCloseFlushesCoalescedState(t *testing.T) {
 
 // TestManyParallelSenders is the regression test for sdk-go's receive
 // handler hanging under parallel senders (upstream issues 1224, 1332):
-// 1,000 events from 32 senders, each must complete and be stored.
+// exactly 1,000 events from 32 senders over real HTTP in binary mode, each
+// must complete and be stored. Senders share 16 drones, so concurrent
+// updates of one drone meet in the coalescer and group commit. A hang
+// fails at the overall deadline instead of blocking the suite.
 func TestManyParallelSenders(t *testing.T) {
-	const senders, perSender = 32, 1000 / 32
-	drones := make([]string, senders)
+	const events1k, senders, nDrones = 1000, 32, 16
+	drones := make([]string, nDrones)
 	for i := range drones {
 		drones[i] = fmt.Sprintf("d%02d", i)
 	}
 	e := newEnv(t, Options{}, drones...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	client := &http.Client{Timeout: time.Minute}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
 	var ok, failed atomic.Int64
 	var wg sync.WaitGroup
 	for s := range senders {
 		wg.Go(func() {
-			for i := range perSender + 1 { // 32 x 32 = 1,024 events
-				ev, _ := events.NewTelemetryReceived(received(drones[s], rep(i, float64(i)/1000, 0, 90)))
-				req, _ := cehttp.NewHTTPRequestFromEvent(ctx, e.srv.URL+"/", ev)
+			for k := s; k < events1k; k += senders {
+				ev, err := events.NewTelemetryReceived(received(drones[k%nDrones], rep(k, float64(k)/10000, 0, 90)))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				req, err := cehttp.NewHTTPRequestFromEvent(ctx, e.srv.URL+"/", ev)
+				if err != nil {
+					t.Error(err)
+					return
+				}
 				resp, err := client.Do(req)
 				if err != nil {
 					failed.Add(1)
@@ -310,16 +323,20 @@ func TestManyParallelSenders(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatal("senders did not finish within 2 minutes: the receive path hangs")
 	}
-	if ok.Load() != senders*(perSender+1) || failed.Load() != 0 {
-		t.Fatalf("%d ok, %d failed, want %d ok", ok.Load(), failed.Load(), senders*(perSender+1))
+	if ok.Load() != events1k || failed.Load() != 0 {
+		t.Fatalf("%d ok, %d failed, want %d ok", ok.Load(), failed.Load(), events1k)
 	}
-	for _, d := range drones {
-		if n := len(e.track(t, d)); n != perSender+1 {
-			t.Errorf("drone %s: %d points stored, want %d", d, n, perSender+1)
+	for i, d := range drones {
+		var want []time.Time
+		for k := i; k < events1k; k += nDrones {
+			want = append(want, base.Add(time.Duration(k)*time.Second))
+		}
+		if diff := cmp.Diff(want, e.track(t, d)); diff != "" {
+			t.Errorf("drone %s history (-want +got):\n%s", d, diff)
 		}
 		st, err := e.st.LatestState(ctx, "t1", d)
-		if err != nil || !st.TS.Equal(base.Add(time.Duration(perSender)*time.Second)) {
-			t.Errorf("drone %s: state %v (%v), want the last report", d, st.TS, err)
+		if err != nil || !st.TS.Equal(want[len(want)-1]) {
+			t.Errorf("drone %s: state %v (%v), want its newest report %v", d, st.TS, err, want[len(want)-1])
 		}
 	}
 }
@@ -361,5 +378,45 @@ func TestStructuredModeAccepted(t *testing.T) {
 	}
 	if diff := cmp.Diff(ts(0), e.track(t, "d1")); diff != "" {
 		t.Errorf("history (-want +got):\n%s", diff)
+	}
+}
+
+// TestDuplicatesWithoutTheFastPath: correctness never depends on the
+// recent-ids cache. With a cache of one id, a redelivery it has forgotten is
+// processed again and leaves the store as it was; two copies of one event
+// delivered at the same time (neither completed yet) leave one point.
+func TestDuplicatesWithoutTheFastPath(t *testing.T) {
+	e := newEnv(t, Options{RecentIDs: 1}, "d1")
+	a, b := received("d1", rep(10, 0.001, 0, 90)), received("d1", rep(20, 0.002, 0, 89))
+	e.post(t, a)
+	e.post(t, b) // evicts a's id
+	before, err := e.st.LatestState(context.Background(), "t1", "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, su := e.post(t, a); resp.StatusCode != http.StatusAccepted || su != nil {
+		t.Errorf("forgotten redelivery: status %d reply %v, want 202 without a reply", resp.StatusCode, su)
+	}
+	after, _ := e.st.LatestState(context.Background(), "t1", "d1")
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("redelivery changed the state (-before +after):\n%s", diff)
+	}
+
+	c := received("d1", rep(30, 0.003, 0, 88))
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if resp, _ := e.post(t, c); resp.StatusCode/100 != 2 {
+				t.Errorf("concurrent copy: %d", resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	if diff := cmp.Diff(ts(10, 20, 30), e.track(t, "d1")); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
+	final, _ := e.st.LatestState(context.Background(), "t1", "d1")
+	if want := 2 * telemetry.Distance(0.001, 0, 0.002, 0); math.Abs(final.DistanceM-want) > 1e-6 {
+		t.Errorf("distance %v after a duplicate pair, want %v (counted once)", final.DistanceM, want)
 	}
 }
