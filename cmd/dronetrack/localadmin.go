@@ -40,7 +40,7 @@ func (a *localAdmin) AddDrone(ctx context.Context, tenantID, name string) (newDr
 		return newDrone{}, errors.New("a drone needs a tenant and a name")
 	}
 	if _, err := a.store.Tenant(ctx, tenantID); err != nil {
-		return newDrone{}, fmt.Errorf("tenant %s: %w", tenantID, err)
+		return newDrone{}, err // names the tenant already
 	}
 	key, err := keys.Generate()
 	if err != nil {
