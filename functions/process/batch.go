@@ -106,13 +106,27 @@ func (g *groupCommit) loop() {
 		for _, r := range reqs {
 			points = append(points, r.points...)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := g.write(ctx, points)
-		cancel()
+		err := g.writeOnce(points)
+		if err != nil && len(reqs) > 1 && !errors.Is(err, store.ErrUnavailable) {
+			// Not an outage, so maybe one request's points are bad (an id the
+			// backend refuses): write each request alone so the bad one
+			// fails by itself instead of failing, and being retried with,
+			// every request that shared its batch.
+			for _, r := range reqs {
+				r.result <- g.writeOnce(r.points)
+			}
+			continue
+		}
 		for _, r := range reqs {
 			r.result <- err
 		}
 	}
+}
+
+func (g *groupCommit) writeOnce(points []store.TrackPoint) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return g.write(ctx, points)
 }
 
 // Close stops the loop after the batch in hand is written; callers blocked
