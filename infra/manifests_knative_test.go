@@ -322,3 +322,22 @@ func TestComponentsValidate(t *testing.T) {
 		}
 	}
 }
+
+// Only the entry points are public. Everything a Trigger or dead-letter sink
+// calls is cluster-local: a public process would accept events that never
+// went through ingest's drone authentication.
+func TestOnlyEntryPointsArePublic(t *testing.T) {
+	public := map[string]bool{"ingest": true, "serve-map": true}
+	for _, dir := range kustomizeDirs(t) {
+		for _, o := range rendered(t, dir) {
+			svc, ok := o.Value.(*servingv1.Service)
+			if !ok {
+				continue
+			}
+			local := svc.Labels["networking.knative.dev/visibility"] == "cluster-local"
+			if public[o.Name] == local {
+				t.Errorf("%s: cluster-local=%v, want %v", o.ID(), local, !public[o.Name])
+			}
+		}
+	}
+}
