@@ -156,6 +156,8 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrNotFound):
 		// The drone was deleted after ingest accepted its reports. Retrying
 		// can't help and would clog the trigger: acknowledge and move on.
+		// Its points were already written to history (the write comes first
+		// and does not look the drone up); they expire with the TTL.
 		log.Warn("reports for an unknown drone dropped from latest state")
 		h.done(w, ev.ID(), "unknown_drone")
 		return

@@ -90,6 +90,9 @@ func (e *env) post(t *testing.T, data events.TelemetryReceived) (*http.Response,
 	if err != nil {
 		t.Fatalf("200 without a valid reply event: %v", err)
 	}
+	if err := reply.Validate(); err != nil {
+		t.Fatalf("reply is not a valid CloudEvent: %v", err)
+	}
 	if got := resp.Header.Get("Ce-Type"); got != events.TypeStateUpdated {
 		t.Fatalf("reply not in binary mode with type state.updated: Ce-Type %q", got)
 	}
