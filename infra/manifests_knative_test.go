@@ -341,3 +341,38 @@ func TestOnlyEntryPointsArePublic(t *testing.T) {
 		}
 	}
 }
+
+// The real base files, each broken in one way, are rejected: the checks
+// that pass above are not vacuous.
+func TestBrokenBaseIsRejected(t *testing.T) {
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("base", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	triggers, services := read("triggers.yaml"), read("services.yaml")
+	tests := []struct {
+		name, file, from, to, want string
+	}{
+		{"trigger without subscriber", triggers, "  subscriber:\n    ref:\n      apiVersion: serving.knative.dev/v1\n      kind: Service\n      name: process\n", "", "spec.subscriber"},
+		{"min-scale above max-scale", services, `autoscaling.knative.dev/min-scale: "1"`, `autoscaling.knative.dev/min-scale: "30"`, "min-scale"},
+		{"bad backoffDelay", triggers, "backoffDelay: PT0.2S", "backoffDelay: 200ms", "spec.delivery.backoffDelay"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			broken := strings.Replace(tt.file, tt.from, tt.to, 1)
+			if broken == tt.file {
+				t.Fatalf("the base no longer contains %q; update this test", tt.from)
+			}
+			objs, err := knativecheck.Decode(tt.name, []byte(broken))
+			if err == nil {
+				_, err = knativecheck.Validate(knativecheck.Context(context.Background()), objs)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error about %s", err, tt.want)
+			}
+		})
+	}
+}
