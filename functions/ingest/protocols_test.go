@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -366,5 +368,42 @@ func TestCloudEventsRejections(t *testing.T) {
 				t.Errorf("published %d events for a rejected request", n)
 			}
 		})
+	}
+}
+
+// TestCloudEventsParallelSenders guards the hazard noted in the design:
+// sdk-go's receive handler was seen to hang with 32 parallel senders. Ingest
+// decodes with the HTTP binding in a plain handler; every send must finish.
+func TestCloudEventsParallelSenders(t *testing.T) {
+	e := newEnv(t)
+	c, err := cloudevents.NewClientHTTP(cehttp.WithTarget(e.url+function.PathEvents),
+		cehttp.WithHeader("Authorization", "Bearer "+e.key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const senders, each = 32, 10
+	errs := make(chan error, senders*each)
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				r := events.Report{TS: t0.Add(-time.Duration(s*each+i) * time.Millisecond), Lat: 1, Lon: 2}
+				res := c.Send(binding.WithForceBinary(context.Background()), reportEvent(t, fmt.Sprintf("p%d-%d", s, i), r))
+				var hr *cehttp.Result
+				if !cloudevents.ResultAs(res, &hr) || hr.StatusCode != http.StatusAccepted {
+					errs <- fmt.Errorf("sender %d event %d: %v", s, i, res)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := len(e.sink.got()); n != senders*each {
+		t.Errorf("published %d events, want %d", n, senders*each)
 	}
 }
