@@ -81,6 +81,7 @@ func (h *Handler) osmand(w http.ResponseWriter, r *http.Request) int {
 			fmt.Sprintf("%d problem(s) in the request; nothing was accepted", len(bad)), problem.WithErrors(bad))
 	}
 	if !keys.WellFormed(msg.DeviceID) && len(msg.DeviceID) < MinDeviceIDLen {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="dronetrack", error="invalid_token"`) // 401 must name a scheme
 		return fail(w, http.StatusUnauthorized, "",
 			fmt.Sprintf("the device id is too short to be a credential: register a random id of at least %d characters as the drone's key", MinDeviceIDLen))
 	}

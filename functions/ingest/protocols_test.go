@@ -194,6 +194,9 @@ func TestOsmAndRejections(t *testing.T) {
 			if r.status != tt.status {
 				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
 			}
+			if r.status == http.StatusUnauthorized && r.header.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
 			p := decodeProblem(t, r)
 			var fields []string
 			for _, fe := range p.Errors {
