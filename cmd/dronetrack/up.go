@@ -126,7 +126,9 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	s := &system{opts: o, log: log, dir: dir, byName: map[string]*hosted{}}
 	defer func() {
 		if err != nil {
-			s.closeAll(context.Background())
+			cctx, cancel := context.WithTimeout(context.Background(), o.StopTimeout)
+			defer cancel()
+			_ = s.closeAll(cctx)
 		}
 	}()
 
