@@ -494,3 +494,19 @@ func TestStartFromConfig(t *testing.T) {
 		t.Errorf("empty fleet: %d %q", rec.Code, rec.Body)
 	}
 }
+
+// TestStreamOutlivesWriteTimeout guards the stream against func-go's server,
+// which sets a 30 s WriteTimeout: the handler clears the deadline.
+func TestStreamOutlivesWriteTimeout(t *testing.T) {
+	fx := newFixture(t, "local://"+uniq("sm"), map[string]string{"SSE_HEARTBEAT": "50ms"})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(fx.f.Handle))
+	srv.Config.WriteTimeout = 200 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close) // after the stream's own cleanup ends the request
+	stream := openStream(t, srv.URL+"/api/v1/stream")
+	time.Sleep(500 * time.Millisecond) // well past the write timeout
+	fx.put(t, fx.tenant+"-a", state(900, 8.5, 47.4))
+	if ev := next(t, stream); ev.event != "drone" {
+		t.Errorf("event %+v", ev)
+	}
+}
