@@ -39,7 +39,10 @@
 // at 10,000 drones, ~15 ms here): it keeps its last copy and fetches only the
 // entries changed since (ZRANGEBYSCORE on the changes set plus HMGET, one
 // script, atomic with the fill token check), falling back to a full read
-// after a refill or when a quarter of the fleet changed.
+// after a refill or when a quarter of the fleet changed. A viewport query
+// runs GEOSEARCH BYBOX (a covering box in metres, filtered exactly by
+// lon/lat) in the same transaction as that patch and takes the entries from
+// the copy, so only ids and coordinates cross the network.
 //
 // Redis is not used with TTLs for fleet data: memory is bounded by the number
 // of registered drones (~1 KiB each) and an expiring key would leave a

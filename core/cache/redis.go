@@ -262,12 +262,21 @@ func (r *redisBackend) fleetDocs(ctx context.Context, tenant string) ([]string, 
 // fill, or so many changes that a full read is cheaper).
 func (r *redisBackend) patch(ctx context.Context, tenant string, sn *fleetSnap) (bool, error) {
 	p := keyPrefix(tenant)
-	limit := len(sn.ids)/4 + 16
 	v, err := changesScript.Run(ctx, r.rdb, []string{p + "loaded", p + "changes", p + "docs"},
-		sn.ver, limit).Slice()
+		sn.ver, patchLimit(sn)).Slice()
 	if err != nil {
 		return false, fmt.Errorf("redis fleet changes: %w", err)
 	}
+	return applyChanges(sn, v)
+}
+
+// patchLimit is how many changes a patch takes before a full read is cheaper.
+func patchLimit(sn *fleetSnap) int { return len(sn.ids)/4 + 16 }
+
+// applyChanges patches sn with a changesScript reply; false means the reply
+// cannot be applied (another fill, too many changes) and sn must be rebuilt.
+func applyChanges(sn *fleetSnap, v []any) (bool, error) {
+	limit := patchLimit(sn)
 	if len(v) != 3 {
 		return false, fmt.Errorf("redis fleet changes: unexpected reply %v", v)
 	}
@@ -340,45 +349,65 @@ func (r *redisBackend) doc(ctx context.Context, tenant, id string) (string, bool
 	return s, true, nil
 }
 
+// inBox asks the geo index which drones lie in the box and takes their
+// entries from this process's fleet copy, patched in the same round trip,
+// so only ids and coordinates cross the network, not the entries.
 func (r *redisBackend) inBox(ctx context.Context, tenant string, b BBox) ([]string, error) {
 	p := keyPrefix(tenant)
 	q := geoQuery(b)
-	locs, err := r.rdb.GeoSearchLocation(ctx, p+"geo", &redis.GeoSearchLocationQuery{
-		GeoSearchQuery: redis.GeoSearchQuery{
-			Longitude: q.lon, Latitude: q.lat,
-			BoxWidth: q.width, BoxHeight: q.height, BoxUnit: "m",
-		},
-		WithCoord: true,
-	}).Result()
-	if err != nil {
-		return nil, fmt.Errorf("redis geosearch: %w", err)
+	sn := r.snap(tenant)
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
+	if sn.token == "" {
+		if err := r.rebuild(ctx, tenant, sn); err != nil {
+			return nil, err
+		}
 	}
-	keys := make([]string, 0, len(locs))
+	if err := changesScript.Load(ctx, r.rdb).Err(); err != nil { // EvalSha in a transaction cannot fall back
+		return nil, fmt.Errorf("redis load script: %w", err)
+	}
+	var changes *redis.Cmd
+	var locs *redis.GeoSearchLocationCmd
+	_, err := r.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
+		changes = changesScript.EvalSha(ctx, tx, []string{p + "loaded", p + "changes", p + "docs"}, sn.ver, patchLimit(sn))
+		locs = tx.GeoSearchLocation(ctx, p+"geo", &redis.GeoSearchLocationQuery{
+			GeoSearchQuery: redis.GeoSearchQuery{
+				Longitude: q.lon, Latitude: q.lat,
+				BoxWidth: q.width, BoxHeight: q.height, BoxUnit: "m",
+			},
+			WithCoord: true,
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis bbox: %w", err)
+	}
+	v, err := changes.Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redis fleet changes: %w", err)
+	}
+	if ok, err := applyChanges(sn, v); err != nil {
+		return nil, err
+	} else if !ok {
+		if err := r.rebuild(ctx, tenant, sn); err != nil {
+			return nil, err
+		}
+	}
 	clamped := b
 	clamped.MinLat = math.Max(b.MinLat, -maxGeoLat)
 	clamped.MaxLat = math.Min(b.MaxLat, maxGeoLat)
-	for _, l := range locs {
+	ids := make([]string, 0, len(locs.Val()))
+	for _, l := range locs.Val() {
 		if clamped.Contains(l.Longitude, l.Latitude) {
-			keys = append(keys, l.Name)
+			ids = append(ids, l.Name)
 		}
 	}
-	if len(keys) == 0 {
-		return nil, nil
-	}
 	// Sorted by id like the full list, so clients can diff the two.
-	slices.Sort(keys)
-	dk := make([]string, len(keys))
-	for i, id := range keys {
-		dk[i] = p + "d:" + id
-	}
-	vals, err := r.rdb.MGet(ctx, dk...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("redis mget: %w", err)
-	}
-	docs := make([]string, 0, len(vals))
-	for _, v := range vals {
-		if s, ok := v.(string); ok {
-			docs = append(docs, s)
+	slices.Sort(ids)
+	docs := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if j, ok := slices.BinarySearch(sn.ids, id); ok {
+			docs = append(docs, sn.docs[j])
 		}
 	}
 	return docs, nil
