@@ -14,6 +14,7 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/store/bolt"
+	"github.com/dronetrack/dronetrack/core/store/firestore"
 )
 
 // Open opens the store named by rawURL. Close the returned store when done.
@@ -36,7 +37,11 @@ func Open(ctx context.Context, rawURL string) (store.Store, error) {
 		if u.Host == "" {
 			return nil, fmt.Errorf("store url %q: want firestore://PROJECT[?database=NAME]", rawURL)
 		}
-		return openFirestore(ctx, u.Host, u.Query().Get("database"))
+		st, err := firestore.Open(ctx, u.Host, u.Query().Get("database"))
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
 	default:
 		return nil, fmt.Errorf("store url %q: unknown scheme %q (want bolt or firestore)", rawURL, u.Scheme)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/testenv"
 )
 
 func TestBoltHandlesAreSharedInProcess(t *testing.T) {
@@ -58,5 +59,21 @@ func TestBadURLs(t *testing.T) {
 	_, err := Open(context.Background(), "nope://x")
 	if err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown scheme: %v", err)
+	}
+}
+
+func TestFirestoreURLReachesTheEmulator(t *testing.T) {
+	testenv.Firestore(t)
+	ctx := context.Background()
+	st, err := Open(ctx, "firestore://"+testenv.NewProjectID(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.CreateTenant(ctx, store.Tenant{ID: "t1", Name: "T"}); err != nil {
+		t.Fatalf("write through firestore:// URL: %v", err)
+	}
+	if _, err := st.Tenant(ctx, "t1"); err != nil {
+		t.Fatalf("read back: %v", err)
 	}
 }
