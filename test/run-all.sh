@@ -59,22 +59,37 @@ unformatted=$(gofmt -l "${modules[@]}")
 if [ -n "$unformatted" ]; then echo "gofmt needed:"; echo "$unformatted"; exit 1; fi
 for m in "${modules[@]}"; do (cd "$m" && go vet ./...); done
 
+# Each function is built on its own, outside the workspace, as
+# `func build --builder=host` does: its go.mod must be complete.
+log "standalone function builds (GOWORK=off)"
+for f in functions/*/; do
+	(cd "$f" && GOWORK=off go build ./...) || { echo "FATAL: $f does not build outside the workspace (run: cd $f && GOWORK=off go mod tidy)"; exit 1; }
+done
+
 log "go test (${#modules[@]} modules)"
 status=0
 : >"$out/go-test.json"
 for m in "${modules[@]}"; do
 	echo "-- ${m#"$root"/}"
 	part=$(mktemp)
-	(cd "$m" && go test -count=1 -timeout 15m -json ./... >"$part") || status=1
+	(cd "$m" && go test -count=1 -timeout 8m -json ./... >"$part") || status=1
 	# One line per package; failures are printed in full below.
 	jq -r 'select(.Action=="output" and .Test==null and (.Output|test("^(ok|FAIL|\\?)\\s"))) | .Output' "$part" | sed -e 's/^/   /' -e '/^ *$/d' || true
 	cat "$part" >>"$out/go-test.json"
 	rm -f "$part"
 done
-jq -r 'select(.Action=="fail" and .Test!=null) | "FAIL: \(.Package) \(.Test)"' "$out/go-test.json" | sort -u
-fails=$(jq -r 'select(.Action=="fail" and .Test!=null) | .Test' "$out/go-test.json" | wc -l)
+# A package can fail without a failing test (panic, timeout, build error):
+# count both.
+jq -r 'select(.Action=="fail") | "FAIL: \(.Package) \(.Test // "(package)")"' "$out/go-test.json" | sort -u
+fails=$(jq -r 'select(.Action=="fail") | .Package + " " + (.Test // "")' "$out/go-test.json" | wc -l)
 if [ "$fails" -gt 0 ] || [ "$status" -ne 0 ]; then
+	status=1
+	# Failing tests' output, and for package-level failures the tail (stack dumps).
 	jq -r 'select(.Action=="output") | .Output' "$out/go-test.json" | grep -B2 -A30 -- '--- FAIL' | head -300 || true
+	for pkg in $(jq -r 'select(.Action=="fail" and .Test==null) | .Package' "$out/go-test.json" | sort -u); do
+		echo "== output tail of $pkg"
+		jq -r --arg p "$pkg" 'select(.Action=="output" and .Package==$p) | .Output' "$out/go-test.json" | tail -80
+	done
 fi
 passed=$(jq -r 'select(.Action=="pass" and .Test!=null) | .Test' "$out/go-test.json" | wc -l)
 skipped=$(jq -r 'select(.Action=="skip" and .Test!=null) | .Test' "$out/go-test.json" | wc -l)
