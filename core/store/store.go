@@ -65,6 +65,9 @@ type TrackQuery struct {
 // track points in the same microsecond may become one. The contract suite in
 // storetest pins down the details every adapter shares.
 type Store interface {
+	// Accounts is users, sessions, invites and fleet management.
+	Accounts
+
 	// CreateTenant fails with ErrAlreadyExists when the id is taken.
 	CreateTenant(ctx context.Context, t Tenant) error
 	Tenant(ctx context.Context, id string) (Tenant, error)
