@@ -86,6 +86,7 @@ type Alert struct {
 	TenantID   string     `json:"tenantId"`
 	DroneID    string     `json:"droneId"`
 	Kind       string     `json:"kind"`
+	FenceID    string     `json:"fenceId,omitempty"` // set for geofence alerts
 	Message    string     `json:"message"`
 	OpenedAt   time.Time  `json:"openedAt"`
 	ResolvedAt *time.Time `json:"resolvedAt,omitempty"`
