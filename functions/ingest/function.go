@@ -7,8 +7,11 @@
 // MaxBodyBytes). The drone and tenant come from the key, never from the body.
 // Replies: 202 {"accepted": n, "eventId": "..."}; 400 problem+json naming
 // every bad field by JSON pointer ("/3/lat"); 401 bad or missing key; 405;
-// 413 body too large; 415 not application/json; 503 with Retry-After when the
-// key store or the broker is unavailable. Nothing is half-accepted: either
+// 413 body too large; 415 not application/json; 429 with Retry-After when a
+// drone or a client address exceeds its rate (RATE_LIMIT_KEY, default
+// 50/s:100 per drone; RATE_LIMIT_IP, default 5000/s:10000 per address, taken
+// from X-Forwarded-For behind RATE_LIMIT_IP_HOPS trusted proxies); 503 with
+// Retry-After when the key store or the broker is unavailable. Nothing is half-accepted: either
 // every report of the request is published or the reply is an error, and the
 // drone resends the whole request.
 //
@@ -85,6 +88,9 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 		return fmt.Errorf("ingest: %s: %w", EnvSink, err)
 	}
 	deps := Deps{Publisher: pub, Pepper: []byte(cfg[EnvPepper]), Logger: log}
+	if deps.RateLimits, err = rateLimitsFromConfig(cfg); err != nil {
+		return err
+	}
 	if s := cfg[EnvKeyTTL]; s != "" {
 		if deps.KeyCacheTTL, err = parseDuration(s); err != nil {
 			return fmt.Errorf("ingest: %s: %w", EnvKeyTTL, err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/keys"
 	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/ratelimit"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
 )
@@ -87,6 +88,7 @@ type Deps struct {
 	KeyCacheTTL         time.Duration // 0: DefaultKeyCacheTTL; negative: no cache
 	NegativeKeyCacheTTL time.Duration // 0: DefaultNegativeKeyCacheTTL; negative: no cache
 	KeyCacheSize        int           // 0: DefaultKeyCacheSize
+	RateLimits          RateLimits    // zero: the defaults
 }
 
 // Handler is ingest's HTTP handler: the telemetry endpoint and /metrics.
@@ -99,6 +101,9 @@ type Handler struct {
 	known     *lru
 	unknown   *lru
 	m         *metrics
+	keyLimit  *ratelimit.Limiter // nil: unlimited
+	ipLimit   *ratelimit.Limiter
+	ipHops    int
 }
 
 // NewHandler checks deps and builds a handler with its own metrics registry.
@@ -127,6 +132,8 @@ func NewHandler(d Deps) (*Handler, error) {
 		size = DefaultKeyCacheSize
 	}
 	h.known, h.unknown = newLRU(size, ttl), newLRU(negativeCacheSize, nttl)
+	h.keyLimit, h.ipLimit = d.RateLimits.limiters()
+	h.ipHops = d.RateLimits.IPHops
 	return h, nil
 }
 
@@ -135,6 +142,13 @@ func (h *Handler) Registry() *prometheus.Registry { return h.m.reg }
 
 // ServeHTTP routes the handler's paths; anything else is a 404 problem.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case PathTelemetry, PathOsmAnd, PathEvents:
+		if code := h.limitIP(w, r); code != 0 {
+			h.m.request(code)
+			return
+		}
+	}
 	switch r.URL.Path {
 	case PathTelemetry:
 		h.m.request(h.ingest(w, r))
@@ -275,7 +289,7 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, key string) (
 	now := h.now()
 	if id, ok := h.known.get(ck, now); ok {
 		h.m.keyHit.Inc()
-		return id, 0
+		return id, h.limitDrone(w, id)
 	}
 	if _, ok := h.unknown.get(ck, now); ok {
 		h.m.keyNegativeHit.Inc()
@@ -293,7 +307,7 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, key string) (
 	}
 	id := identity{DroneID: d.ID, TenantID: d.TenantID}
 	h.known.put(ck, id, now)
-	return id, 0
+	return id, h.limitDrone(w, id)
 }
 
 func badKey(w http.ResponseWriter) int {

@@ -145,6 +145,12 @@ type env struct {
 // httptest sink.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvDeps(t, nil)
+}
+
+// newEnvDeps is newEnv with deps adjusted by tune before the handler is built.
+func newEnvDeps(t *testing.T, tune func(*function.Deps)) *env {
+	t.Helper()
 	key, err := keys.Generate()
 	if err != nil {
 		t.Fatal(err)
@@ -171,9 +177,11 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.handler, err = function.NewHandler(function.Deps{
-		Drones: e.finder, Publisher: pub, Pepper: pepper, Logger: log, Now: e.clock.Now,
-	})
+	deps := function.Deps{Drones: e.finder, Publisher: pub, Pepper: pepper, Logger: log, Now: e.clock.Now}
+	if tune != nil {
+		tune(&deps)
+	}
+	e.handler, err = function.NewHandler(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
