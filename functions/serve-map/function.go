@@ -22,7 +22,9 @@
 // SSE_RING (notices kept per tenant for resume, default 1024),
 // CACHE_RETRY_AFTER (default 1s), FLEET_LIST_MAX_AGE (default 1s: how stale a
 // rendered fleet list may be under constant updates; live changes arrive by
-// SSE anyway).
+// SSE anyway), TILES_URL (the map's {z}/{x}/{y} tile template: its origin is
+// the only image source the Content-Security-Policy allows besides our own;
+// empty for the offline basemap; default secheaders.DefaultTilesURL).
 package function
 
 import (
@@ -40,6 +42,7 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/cache"
 	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/secheaders"
 	"github.com/dronetrack/dronetrack/core/store"
 )
 
@@ -106,6 +109,14 @@ func (f *Function) start(ctx context.Context, cfg map[string]string, st store.St
 	if err != nil {
 		return fmt.Errorf("serve-map: %w", err)
 	}
+	tilesURL, ok := cfg["TILES_URL"]
+	if !ok {
+		tilesURL = secheaders.DefaultTilesURL
+	}
+	tileOrigin, err := secheaders.TileOrigin(tilesURL)
+	if err != nil {
+		return fmt.Errorf("serve-map: TILES_URL: %w", err)
+	}
 	m := newMetrics()
 	s := &server{
 		cache: c, store: st, log: log, heartbeat: durations["SSE_HEARTBEAT"], now: time.Now,
@@ -116,7 +127,7 @@ func (f *Function) start(ctx context.Context, cfg map[string]string, st store.St
 	}
 	s.hub = newHub(c, log, ring, m.streams.Add)
 	f.mu.Lock()
-	f.srv, f.handler = s, s.routes()
+	f.srv, f.handler = s, secheaders.Middleware(tileOrigin)(s.routes())
 	f.closers = append(f.closers, func() error { s.hub.close(); return c.Close() })
 	f.mu.Unlock()
 	f.ready.Store(true)
