@@ -382,7 +382,11 @@ func testUpdateStateConcurrent(t *testing.T, s store.Store) {
 	mkTenant(t, s, "acme")
 	mkDrone(t, s, "acme", "d")
 	const n = 20
-	var wg sync.WaitGroup
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		writes int
+	)
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {
 		// Spread the timestamps so arrival order differs from ts order.
@@ -390,8 +394,29 @@ func testUpdateStateConcurrent(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, _, err := s.UpdateState(ctx, "acme", "d", newer(state(i))); err != nil {
+			// Newer-wins, and each accepted state counts the writes before
+			// it (DistanceM carries the count): an update that read a stale
+			// prev and still landed leaves the count short of the writes
+			// UpdateState reported.
+			_, wrote, err := s.UpdateState(ctx, "acme", "d", func(prev *events.DroneState) (events.DroneState, bool) {
+				st := state(i)
+				st.DistanceM = 1
+				if prev != nil {
+					if !st.TS.After(prev.TS) {
+						return events.DroneState{}, false
+					}
+					st.DistanceM = prev.DistanceM + 1
+				}
+				return st, true
+			})
+			if err != nil {
 				errs <- fmt.Errorf("UpdateState ts #%d: %w", i, err)
+				return
+			}
+			if wrote {
+				mu.Lock()
+				writes++
+				mu.Unlock()
 			}
 		}()
 	}
@@ -402,8 +427,13 @@ func testUpdateStateConcurrent(t *testing.T, s store.Store) {
 	}
 	got, err := s.LatestState(ctx, "acme", "d")
 	must(t, "LatestState", err)
-	if diff := cmp.Diff(state(n-1), got, opts); diff != "" {
-		t.Errorf("lost update: final state is not the newest (-want +got):\n%s", diff)
+	want := state(n - 1)
+	want.DistanceM = float64(writes)
+	if diff := cmp.Diff(want, got, opts); diff != "" {
+		t.Errorf("lost update: final state is not the newest, or its write count differs from the %d writes reported (-want +got):\n%s", writes, diff)
+	}
+	if writes < 1 || writes > n {
+		t.Errorf("UpdateState reported %d writes; want 1..%d", writes, n)
 	}
 }
 
