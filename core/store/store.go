@@ -100,5 +100,7 @@ type Store interface {
 	// not exist, or belongs to another tenant, is ErrNotFound.
 	Track(ctx context.Context, q TrackQuery) ([]TrackPoint, error)
 
+	Alerts // alerts.go
+
 	Close() error
 }

@@ -49,7 +49,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range append([][]byte{bucketTenants, bucketDrones, bucketKeys, bucketTrack}, accountBuckets...) {
+		for _, b := range append([][]byte{bucketTenants, bucketDrones, bucketKeys, bucketTrack}, append(accountBuckets, alertBuckets...)...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

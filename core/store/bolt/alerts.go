@@ -1,0 +1,316 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/alerting"
+	"github.com/dronetrack/dronetrack/core/store"
+	bbolt "go.etcd.io/bbolt"
+)
+
+// Alert buckets. Keys start with the tenant id and a NUL, so a tenant's
+// records are one prefix scan and ids of two tenants never collide.
+var (
+	bucketAlertTrackers = []byte("alertTrackers") // tenant\0drone -> alerting.Tracker
+	bucketAlerts        = []byte("alerts")        // tenant\0id -> alerting.Alert
+	bucketGeofences     = []byte("geofences")     // tenant\0id -> alerting.Fence
+	bucketAlertSettings = []byte("alertSettings") // tenant -> alerting.Settings
+	bucketWebhooks      = []byte("webhooks")      // tenant\0id -> store.Webhook
+	bucketDeliveries    = []byte("deliveries")    // tenant\0webhook\0time\0id -> store.Delivery
+)
+
+var alertBuckets = [][]byte{bucketAlertTrackers, bucketAlerts, bucketGeofences, bucketAlertSettings,
+	bucketWebhooks, bucketDeliveries}
+
+func tkey(parts ...string) []byte { return []byte(strings.Join(parts, "\x00") + "\x00") }
+
+// EvaluateAlerts implements store.Alerts in one bbolt write transaction.
+func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
+	fn func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool)) (alerting.Tracker, error) {
+	var cur alerting.Tracker
+	err := s.batch("evaluate alerts of "+droneID, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketAlertTrackers)
+		k := tkey(tenantID, droneID)
+		prev := alerting.Tracker{TenantID: tenantID, DroneID: droneID}
+		if b.Get(k) != nil {
+			if err := getJSON(b, k, &prev, "alert tracker "+droneID); err != nil {
+				return err
+			}
+		}
+		next, ts, ok := fn(prev)
+		cur = prev
+		if !ok {
+			return nil
+		}
+		cur = next
+		alerts := tx.Bucket(bucketAlerts)
+		for _, t := range ts {
+			if err := putJSON(alerts, tkey(tenantID, t.Alert.ID), t.Alert); err != nil {
+				return err
+			}
+		}
+		return putJSON(b, k, next)
+	})
+	return cur, err
+}
+
+// StaleTrackers implements store.Alerts by a scan (one machine's fleet).
+func (s *Store) StaleTrackers(_ context.Context, seenBefore time.Time) ([]alerting.Tracker, error) {
+	var out []alerting.Tracker
+	err := s.view("list stale trackers", func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketAlertTrackers).ForEach(func(_, v []byte) error {
+			var tr alerting.Tracker
+			if err := json.Unmarshal(v, &tr); err != nil {
+				return fmt.Errorf("decode alert tracker: %w", err)
+			}
+			if !tr.LinkLost && !tr.LastSeen.IsZero() && tr.LastSeen.Before(seenBefore) {
+				out = append(out, tr)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Alert implements store.Alerts.
+func (s *Store) Alert(_ context.Context, tenantID, id string) (alerting.Alert, error) {
+	var a alerting.Alert
+	err := s.view("get alert "+id, func(tx *bbolt.Tx) error {
+		return getJSON(tx.Bucket(bucketAlerts), tkey(tenantID, id), &a, "alert "+id)
+	})
+	return a, err
+}
+
+func scanPrefix[T any](b *bbolt.Bucket, prefix []byte, keep func(T) bool) ([]T, error) {
+	var out []T
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var x T
+		if err := json.Unmarshal(v, &x); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", k, err)
+		}
+		if keep == nil || keep(x) {
+			out = append(out, x)
+		}
+	}
+	return out, nil
+}
+
+// ListAlerts implements store.Alerts.
+func (s *Store) ListAlerts(_ context.Context, tenantID string, closedSince time.Time, limit int) ([]alerting.Alert, error) {
+	var out []alerting.Alert
+	err := s.view("list alerts", func(tx *bbolt.Tx) error {
+		var err error
+		out, err = scanPrefix(tx.Bucket(bucketAlerts), tkey(tenantID), func(a alerting.Alert) bool {
+			return a.ClosedAt == nil || !a.ClosedAt.Before(closedSince)
+		})
+		return err
+	})
+	slices.SortStableFunc(out, func(a, b alerting.Alert) int {
+		if c := b.UpdatedAt.Compare(a.UpdatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, err
+}
+
+// AlertsUpdatedSince implements store.Alerts.
+func (s *Store) AlertsUpdatedSince(_ context.Context, tenantID string, since time.Time) ([]alerting.Alert, error) {
+	var out []alerting.Alert
+	err := s.view("list updated alerts", func(tx *bbolt.Tx) error {
+		var err error
+		out, err = scanPrefix(tx.Bucket(bucketAlerts), tkey(tenantID), func(a alerting.Alert) bool {
+			return !a.UpdatedAt.Before(since)
+		})
+		return err
+	})
+	slices.SortStableFunc(out, func(a, b alerting.Alert) int { return a.UpdatedAt.Compare(b.UpdatedAt) })
+	return out, err
+}
+
+// AcknowledgeAlert implements store.Alerts.
+func (s *Store) AcknowledgeAlert(_ context.Context, tenantID, id, by string, at time.Time) (alerting.Alert, error) {
+	var a alerting.Alert
+	err := s.update("acknowledge alert "+id, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketAlerts)
+		if err := getJSON(b, tkey(tenantID, id), &a, "alert "+id); err != nil {
+			return err
+		}
+		if a.AcknowledgedAt != nil {
+			return nil
+		}
+		at := at.UTC()
+		a.AcknowledgedBy, a.AcknowledgedAt, a.UpdatedAt = by, &at, at
+		return putJSON(b, tkey(tenantID, id), a)
+	})
+	return a, err
+}
+
+// AlertSettings implements store.Alerts.
+func (s *Store) AlertSettings(_ context.Context, tenantID string) (alerting.Settings, error) {
+	st := alerting.DefaultSettings()
+	err := s.view("get alert settings", func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketAlertSettings)
+		if b.Get([]byte(tenantID)) == nil {
+			return nil
+		}
+		return getJSON(b, []byte(tenantID), &st, "alert settings of "+tenantID)
+	})
+	return st, err
+}
+
+// PutAlertSettings implements store.Alerts.
+func (s *Store) PutAlertSettings(_ context.Context, tenantID string, st alerting.Settings) error {
+	return s.update("put alert settings", func(tx *bbolt.Tx) error {
+		return putJSON(tx.Bucket(bucketAlertSettings), []byte(tenantID), st)
+	})
+}
+
+// CreateGeofence implements store.Alerts.
+func (s *Store) CreateGeofence(_ context.Context, f alerting.Fence) error {
+	return s.update("create geofence "+f.ID, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketGeofences)
+		if b.Get(tkey(f.TenantID, f.ID)) != nil {
+			return fmt.Errorf("geofence %s: %w", f.ID, store.ErrAlreadyExists)
+		}
+		return putJSON(b, tkey(f.TenantID, f.ID), f)
+	})
+}
+
+// UpdateGeofence implements store.Alerts.
+func (s *Store) UpdateGeofence(_ context.Context, f alerting.Fence) error {
+	return s.update("update geofence "+f.ID, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketGeofences)
+		if b.Get(tkey(f.TenantID, f.ID)) == nil {
+			return fmt.Errorf("geofence %s: %w", f.ID, store.ErrNotFound)
+		}
+		return putJSON(b, tkey(f.TenantID, f.ID), f)
+	})
+}
+
+// DeleteGeofence implements store.Alerts.
+func (s *Store) DeleteGeofence(_ context.Context, tenantID, id string) error {
+	return s.deleteKey(bucketGeofences, tkey(tenantID, id), "geofence "+id)
+}
+
+func (s *Store) deleteKey(bucket, k []byte, what string) error {
+	return s.update("delete "+what, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b.Get(k) == nil {
+			return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+		}
+		return b.Delete(k)
+	})
+}
+
+// Geofence implements store.Alerts.
+func (s *Store) Geofence(_ context.Context, tenantID, id string) (alerting.Fence, error) {
+	var f alerting.Fence
+	err := s.view("get geofence "+id, func(tx *bbolt.Tx) error {
+		return getJSON(tx.Bucket(bucketGeofences), tkey(tenantID, id), &f, "geofence "+id)
+	})
+	return f, err
+}
+
+// Geofences implements store.Alerts.
+func (s *Store) Geofences(_ context.Context, tenantID string) ([]alerting.Fence, error) {
+	var out []alerting.Fence
+	err := s.view("list geofences", func(tx *bbolt.Tx) error {
+		var err error
+		out, err = scanPrefix[alerting.Fence](tx.Bucket(bucketGeofences), tkey(tenantID), nil)
+		return err
+	})
+	return out, err
+}
+
+// CreateWebhook implements store.Alerts.
+func (s *Store) CreateWebhook(_ context.Context, w store.Webhook) error {
+	return s.update("create webhook "+w.ID, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketWebhooks)
+		if b.Get(tkey(w.TenantID, w.ID)) != nil {
+			return fmt.Errorf("webhook %s: %w", w.ID, store.ErrAlreadyExists)
+		}
+		return putJSON(b, tkey(w.TenantID, w.ID), w)
+	})
+}
+
+// Webhook implements store.Alerts.
+func (s *Store) Webhook(_ context.Context, tenantID, id string) (store.Webhook, error) {
+	var w store.Webhook
+	err := s.view("get webhook "+id, func(tx *bbolt.Tx) error {
+		return getJSON(tx.Bucket(bucketWebhooks), tkey(tenantID, id), &w, "webhook "+id)
+	})
+	return w, err
+}
+
+// Webhooks implements store.Alerts.
+func (s *Store) Webhooks(_ context.Context, tenantID string) ([]store.Webhook, error) {
+	var out []store.Webhook
+	err := s.view("list webhooks", func(tx *bbolt.Tx) error {
+		var err error
+		out, err = scanPrefix[store.Webhook](tx.Bucket(bucketWebhooks), tkey(tenantID), nil)
+		return err
+	})
+	return out, err
+}
+
+// DeleteWebhook implements store.Alerts; its delivery log goes with it.
+func (s *Store) DeleteWebhook(_ context.Context, tenantID, id string) error {
+	return s.update("delete webhook "+id, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketWebhooks)
+		if b.Get(tkey(tenantID, id)) == nil {
+			return fmt.Errorf("webhook %s: %w", id, store.ErrNotFound)
+		}
+		d := tx.Bucket(bucketDeliveries)
+		prefix := tkey(tenantID, id)
+		var ks [][]byte
+		c := d.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			ks = append(ks, slices.Clone(k))
+		}
+		for _, k := range ks {
+			if err := d.Delete(k); err != nil {
+				return err
+			}
+		}
+		return b.Delete(tkey(tenantID, id))
+	})
+}
+
+// AddDelivery implements store.Alerts.
+func (s *Store) AddDelivery(_ context.Context, d store.Delivery) error {
+	return s.batch("add delivery", func(tx *bbolt.Tx) error {
+		ts := tsKey(d.At)
+		k := append(tkey(d.TenantID, d.WebhookID), ts[:]...)
+		k = append(k, []byte("\x00"+d.ID)...)
+		return putJSON(tx.Bucket(bucketDeliveries), k, d)
+	})
+}
+
+// Deliveries implements store.Alerts.
+func (s *Store) Deliveries(_ context.Context, tenantID, webhookID string, limit int) ([]store.Delivery, error) {
+	var out []store.Delivery
+	err := s.view("list deliveries", func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketWebhooks).Get(tkey(tenantID, webhookID)) == nil {
+			return fmt.Errorf("webhook %s: %w", webhookID, store.ErrNotFound)
+		}
+		var err error
+		out, err = scanPrefix[store.Delivery](tx.Bucket(bucketDeliveries), tkey(tenantID, webhookID), nil)
+		return err
+	})
+	slices.Reverse(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, err
+}
