@@ -1,10 +1,9 @@
 package function
 
 import (
-	"embed"
+	_ "embed"
 	"errors"
 	"hash/fnv"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dronetrack/dronetrack/core/accounts"
 	"github.com/dronetrack/dronetrack/core/cache"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/store"
@@ -23,9 +23,6 @@ import (
 
 //go:embed openapi.json
 var openAPIDoc []byte
-
-//go:embed web
-var webFS embed.FS
 
 // Track paging limits.
 const (
@@ -52,7 +49,12 @@ type server struct {
 	heartbeat time.Duration
 	now       func() time.Time
 	metrics   *metrics
-	demo      string
+	tiles     string // TILES_URL, written into the page
+	// accounts resolves sessions and runs the account endpoints (auth.go).
+	accounts     *accounts.Service
+	cookieSecure bool
+	sessionTTL   time.Duration
+	ipHops       int
 }
 
 type metrics struct {
@@ -96,14 +98,17 @@ func (s *server) routes() chi.Router {
 		problem.Write(w, http.StatusMethodNotAllowed, "", r.Method+" is not allowed on "+r.URL.Path)
 	})
 	r.Get("/", s.serveIndex)
+	r.Get("/assets/{name}", s.serveAsset)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	r.Get("/api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_, _ = w.Write(openAPIDoc)
 	})
+	s.publicAccountRoutes(r)
 	r.Group(func(r chi.Router) {
-		r.Use(demoTenant(s.demo), requireTenant)
+		r.Use(s.authenticate, requireTenant, s.csrf)
+		s.sessionAccountRoutes(r)
 		r.Get("/api/v1/drones", s.listDrones)
 		r.Get("/api/v1/drones/{id}", s.getDrone)
 		r.Get("/api/v1/drones/{id}/track", s.getTrack)
@@ -141,16 +146,6 @@ func (s *statusWriter) WriteHeader(code int) {
 
 // Unwrap lets http.ResponseController reach Flush on the real writer.
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-func (s *server) serveIndex(w http.ResponseWriter, r *http.Request) {
-	b, err := fs.ReadFile(webFS, "web/index.html")
-	if err != nil {
-		problem.Write(w, http.StatusInternalServerError, "", "front end missing from the build")
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = w.Write(b)
-}
 
 // listDrones is GET /api/v1/drones[?bbox=minLon,minLat,maxLon,maxLat].
 func (s *server) listDrones(w http.ResponseWriter, r *http.Request) {
