@@ -12,15 +12,13 @@
 //	GET /api/v1/stream                    SSE: drone changes, Last-Event-ID resume
 //	GET /api/v1/openapi.json, /metrics
 //
-// The caller's tenant comes from the session (auth.go), never from a
-// parameter. When
+// The caller's tenant comes from the request context, set by middleware
+// (for now the demo tenant from DEMO_TENANT), never from a parameter. When
 // the cache is unavailable the API answers from the store with
 // X-Dronetrack-Cache: bypass and returns to the cache by itself.
 //
 // Config (environment): STORE_URL (required), CACHE_URL (default
-// local://dronetrack), DRONE_KEY_PEPPER (to add drones and rotate keys),
-// SESSION_TTL (idle expiry, default 12h), COOKIE_SECURE (auto|always),
-// RATE_LIMIT_IP_HOPS (trusted X-Forwarded-For hops for the log-in limit), LOG_LEVEL, SSE_HEARTBEAT (default 15s),
+// local://dronetrack), DEMO_TENANT, LOG_LEVEL, SSE_HEARTBEAT (default 15s),
 // SSE_RING (notices kept per tenant for resume, default 1024),
 // CACHE_RETRY_AFTER (default 1s), FLEET_LIST_MAX_AGE (default 1s: how stale a
 // rendered fleet list may be under constant updates; live changes arrive by
@@ -122,11 +120,7 @@ func (f *Function) start(ctx context.Context, cfg map[string]string, st store.St
 	m := newMetrics()
 	s := &server{
 		cache: c, store: st, log: log, heartbeat: durations["SSE_HEARTBEAT"], now: time.Now,
-		metrics: m, tiles: tilesURL,
-	}
-	if err := s.configureAccounts(cfg, st); err != nil {
-		_ = c.Close()
-		return err
+		metrics: m, demo: cfg["DEMO_TENANT"], tiles: tilesURL,
 	}
 	if s.heartbeat <= 0 {
 		s.heartbeat = 15 * time.Second
@@ -137,7 +131,7 @@ func (f *Function) start(ctx context.Context, cfg map[string]string, st store.St
 	f.closers = append(f.closers, func() error { s.hub.close(); return c.Close() })
 	f.mu.Unlock()
 	f.ready.Store(true)
-	log.InfoContext(ctx, "started", "cache", redact(cacheURL))
+	log.InfoContext(ctx, "started", "cache", redact(cacheURL), "demoTenant", s.demo)
 	return nil
 }
 
