@@ -1,0 +1,262 @@
+package function
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/dronetrack/dronetrack/core/alerting"
+	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// Link-check event identity. A Knative PingSource always sends type
+// TypePing; infra/base/pingsource.yaml puts the Dronetrack type in the
+// ExtDronetrackType extension, and the local scheduler sends the same.
+const (
+	TypePing             = "dev.knative.sources.ping"
+	ExtDronetrackType    = "dronetracktype"
+	minLostLinkThreshold = time.Second // alerting.Settings.Validate's lower bound for LostLinkSecs
+)
+
+// Publisher sends a CloudEvent to the broker (core/publish.Publisher).
+type Publisher interface {
+	Publish(ctx context.Context, e cloudevents.Event) error
+}
+
+// Options tune the handler; zero values take the defaults.
+type Options struct {
+	WebhookAttempts int           // delivery attempts per event and webhook; default 8
+	WebhookBackoff  time.Duration // delay before the first retry, doubling after; default 1 s
+	RulesTTL        time.Duration // settings/fences cache per tenant; default 5 s (0 here means default; negative: no cache)
+	WebhookClient   *http.Client  // default: 10 s timeout
+	Logger          *slog.Logger
+	Now             func() time.Time
+}
+
+// Handler is the alerts function's HTTP handler.
+type Handler struct {
+	st    store.Store
+	pub   Publisher
+	opts  Options
+	log   *slog.Logger
+	mux   *http.ServeMux
+	rules *rulesCache
+	hooks *deliverer
+}
+
+// NewHandler builds the handler. Close it to wait for webhook deliveries.
+func NewHandler(st store.Store, pub Publisher, opts Options) *Handler {
+	if opts.WebhookAttempts == 0 {
+		opts.WebhookAttempts = 8
+	}
+	if opts.WebhookBackoff == 0 {
+		opts.WebhookBackoff = time.Second
+	}
+	if opts.RulesTTL == 0 {
+		opts.RulesTTL = 5 * time.Second
+	}
+	if opts.WebhookClient == nil {
+		opts.WebhookClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &Handler{st: st, pub: pub, opts: opts, log: opts.Logger, mux: http.NewServeMux(),
+		rules: &rulesCache{st: st, ttl: opts.RulesTTL, now: opts.Now, m: map[string]rulesEntry{}}}
+	h.hooks = newDeliverer(st, opts)
+	h.mux.HandleFunc("POST /{$}", h.serveEvent)
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Close waits for webhook deliveries in flight, or until ctx ends (their
+// remaining retries are then lost; the delivery log shows how far they got).
+func (h *Handler) Close(ctx context.Context) { h.hooks.close(ctx) }
+
+// serveEvent: 2xx done; 400 permanent (dead-letter); 503 retry.
+func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
+	ev, err := cehttp.NewEventFromHTTPRequest(r)
+	if err != nil {
+		h.reject(w, "not a CloudEvent: "+err.Error())
+		return
+	}
+	switch {
+	case ev.Type() == events.TypeStateUpdated:
+		h.serveState(w, r, *ev)
+	case ev.Type() == events.TypeLinkCheck || (ev.Type() == TypePing && extension(*ev, ExtDronetrackType) == events.TypeLinkCheck):
+		h.serveLinkCheck(w, r)
+	default:
+		h.reject(w, "unexpected event type "+ev.Type())
+	}
+}
+
+func extension(ev cloudevents.Event, name string) string {
+	v, _ := ev.Extensions()[name].(string)
+	return v
+}
+
+func (h *Handler) serveState(w http.ResponseWriter, r *http.Request, ev cloudevents.Event) {
+	data, err := events.Decode[events.StateUpdated](ev, events.TypeStateUpdated)
+	if err != nil || data.TenantID == "" || data.DroneID == "" {
+		h.reject(w, "invalid state.updated event")
+		return
+	}
+	log := h.log.With("event_id", ev.ID(), "tenant_id", data.TenantID, "drone_id", data.DroneID)
+	ctx := r.Context()
+	settings, fences, err := h.rules.get(ctx, data.TenantID)
+	if err != nil {
+		h.transient(w, log, "read alert rules", err)
+		return
+	}
+	now := h.opts.Now()
+	tr, err := h.st.EvaluateAlerts(ctx, data.TenantID, data.DroneID,
+		func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
+			return alerting.EvaluateState(prev, data.State, settings, fences, now)
+		})
+	if err != nil {
+		h.transient(w, log, "evaluate alerts", err)
+		return
+	}
+	if err := h.flush(ctx, log, tr); err != nil {
+		h.transient(w, log, "publish alerts", err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// serveLinkCheck evaluates link.lost for every drone not heard from for at
+// least the smallest threshold a tenant may set; each drone's own tenant
+// threshold then decides.
+func (h *Handler) serveLinkCheck(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	now := h.opts.Now()
+	stale, err := h.st.StaleTrackers(ctx, now.Add(-minLostLinkThreshold))
+	if err != nil {
+		h.transient(w, h.log, "list stale drones", err)
+		return
+	}
+	var failed error
+	for _, cand := range stale {
+		log := h.log.With("tenant_id", cand.TenantID, "drone_id", cand.DroneID)
+		settings, _, err := h.rules.get(ctx, cand.TenantID)
+		if err != nil {
+			failed = err
+			continue
+		}
+		tr, err := h.st.EvaluateAlerts(ctx, cand.TenantID, cand.DroneID,
+			func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
+				return alerting.EvaluateLink(prev, settings, now)
+			})
+		if err != nil {
+			log.Error("evaluate link", "err", err)
+			failed = err
+			continue
+		}
+		if err := h.flush(ctx, log, tr); err != nil {
+			log.Error("publish link alert", "err", err)
+			failed = err
+		}
+	}
+	if failed != nil {
+		h.transient(w, h.log, "link check", failed)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// flush publishes the tracker's outbox, hands each published transition to
+// the webhook deliverer and removes it from the outbox.
+func (h *Handler) flush(ctx context.Context, log *slog.Logger, tr alerting.Tracker) error {
+	if len(tr.Outbox) == 0 {
+		return nil
+	}
+	var done []string
+	var pubErr error
+	for _, t := range tr.Outbox {
+		ev, err := events.NewAlert(t.Type, t.Alert.Event())
+		if err != nil {
+			pubErr = err
+			break
+		}
+		if err := h.pub.Publish(ctx, ev); err != nil {
+			pubErr = err
+			break
+		}
+		log.Info("alert event published", "alert_id", t.Alert.ID, "kind", t.Alert.Kind, "type", t.Type)
+		h.hooks.enqueue(ctx, ev)
+		done = append(done, t.EventID())
+	}
+	if len(done) > 0 {
+		_, err := h.st.EvaluateAlerts(ctx, tr.TenantID, tr.DroneID,
+			func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
+				next, changed := alerting.Published(prev, done)
+				return next, nil, changed
+			})
+		if err != nil {
+			return errors.Join(pubErr, err)
+		}
+	}
+	return pubErr
+}
+
+func (h *Handler) reject(w http.ResponseWriter, detail string) {
+	h.log.Warn("event rejected", "detail", detail)
+	problem.Write(w, http.StatusBadRequest, "", detail)
+}
+
+func (h *Handler) transient(w http.ResponseWriter, log *slog.Logger, what string, err error) {
+	log.Error(what, "err", err)
+	w.Header().Set("Retry-After", "1")
+	problem.Write(w, http.StatusServiceUnavailable, "", what+" failed; retry")
+}
+
+// rulesCache keeps each tenant's settings and fences for a short while: a
+// busy tenant would otherwise read them for every state.updated event. An
+// edit takes effect within the TTL.
+type rulesCache struct {
+	st  store.Store
+	ttl time.Duration
+	now func() time.Time
+	mu  sync.Mutex
+	m   map[string]rulesEntry
+}
+
+type rulesEntry struct {
+	at       time.Time
+	settings alerting.Settings
+	fences   []alerting.Fence
+}
+
+func (c *rulesCache) get(ctx context.Context, tenantID string) (alerting.Settings, []alerting.Fence, error) {
+	now := c.now()
+	c.mu.Lock()
+	e, ok := c.m[tenantID]
+	c.mu.Unlock()
+	if ok && c.ttl > 0 && now.Sub(e.at) < c.ttl {
+		return e.settings, e.fences, nil
+	}
+	s, err := c.st.AlertSettings(ctx, tenantID)
+	if err != nil {
+		return s, nil, err
+	}
+	fences, err := c.st.Geofences(ctx, tenantID)
+	if err != nil {
+		return s, nil, err
+	}
+	c.mu.Lock()
+	c.m[tenantID] = rulesEntry{at: now, settings: s, fences: fences}
+	c.mu.Unlock()
+	return s, fences, nil
+}

@@ -1,0 +1,295 @@
+package function
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dronetrack/dronetrack/core/alerting"
+	"github.com/dronetrack/dronetrack/core/publish"
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/store/bolt"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+
+// sink is a broker stand-in recording the events published to it; fail
+// makes it answer 503.
+type sink struct {
+	mu   sync.Mutex
+	evs  []cloudevents.Event
+	fail atomic.Bool
+}
+
+func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.fail.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	ev, err := cehttp.NewEventFromHTTPRequest(r)
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	s.evs = append(s.evs, *ev)
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *sink) got() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, e := range s.evs {
+		a, _ := events.Decode[events.Alert](e, e.Type())
+		verb := "raised"
+		if e.Type() == events.TypeAlertResolved {
+			verb = "resolved"
+		}
+		out = append(out, verb+" "+alerting.Key(a.Kind, a.FenceID))
+	}
+	return out
+}
+
+type fixture struct {
+	st    store.Store
+	sink  *sink
+	srv   *httptest.Server
+	h     *Handler
+	now   atomic.Pointer[time.Time]
+	hooks chan *http.Request
+	body  chan []byte
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	fx := &fixture{st: st, sink: &sink{}, hooks: make(chan *http.Request, 100), body: make(chan []byte, 100)}
+	now := t0
+	fx.now.Store(&now)
+	sinkSrv := httptest.NewServer(fx.sink)
+	t.Cleanup(sinkSrv.Close)
+	pub, err := publish.New(sinkSrv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.h = NewHandler(st, pub, Options{RulesTTL: -1, WebhookBackoff: time.Millisecond,
+		Now: func() time.Time { return *fx.now.Load() }})
+	t.Cleanup(func() { fx.h.Close(context.Background()) })
+	fx.srv = httptest.NewServer(fx.h)
+	t.Cleanup(fx.srv.Close)
+	return fx
+}
+
+func (fx *fixture) setNow(t time.Time) { fx.now.Store(&t) }
+
+func (fx *fixture) send(t *testing.T, ev cloudevents.Event) int {
+	t.Helper()
+	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), fx.srv.URL+"/", ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func stateEvent(t *testing.T, sec int, lat, lon, batt float64) cloudevents.Event {
+	t.Helper()
+	ts := t0.Add(time.Duration(sec) * time.Second)
+	ev, err := events.NewStateUpdated(events.StateUpdated{TenantID: "acme", DroneID: "d1",
+		State: events.DroneState{TS: ts, UpdatedAt: ts, Lat: lat, Lon: lon, Battery: &batt}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func pingEvent() cloudevents.Event {
+	ev := cloudevents.New()
+	ev.SetID("ping-1")
+	ev.SetType(TypePing)
+	ev.SetSource("/apis/v1/namespaces/dronetrack/pingsources/link-check")
+	ev.SetExtension(ExtDronetrackType, events.TypeLinkCheck)
+	_ = ev.SetData(cloudevents.ApplicationJSON, map[string]string{"reason": "periodic"})
+	return ev
+}
+
+func TestRulesToEvents(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	fence := alerting.Fence{ID: "yard", TenantID: "acme", Name: "yard", Mode: alerting.ModeKeepIn,
+		Polygon: []alerting.Point{{Lat: 0, Lon: 0}, {Lat: 0, Lon: 1}, {Lat: 1, Lon: 1}, {Lat: 1, Lon: 0}}}
+	if err := fx.st.CreateGeofence(ctx, fence); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		ev   cloudevents.Event
+		now  time.Time
+		want []string
+	}{
+		{stateEvent(t, 0, 0.5, 0.5, 90), t0, nil},
+		{stateEvent(t, 1, 1.5, 0.5, 90), t0.Add(time.Second), []string{"raised geofence.breach/yard"}},
+		{stateEvent(t, 1, 1.5, 0.5, 90), t0.Add(time.Second), nil}, // redelivered
+		{stateEvent(t, 0, 1.5, 0.5, 5), t0.Add(time.Second), nil},  // late, low: ignored
+		{stateEvent(t, 2, 1.5, 0.5, 19), t0.Add(2 * time.Second), []string{"raised battery.low"}},
+		{stateEvent(t, 3, 1.5, 0.5, 21), t0.Add(3 * time.Second), nil}, // hysteresis
+		{pingEvent(), t0.Add(64 * time.Second), []string{"raised link.lost"}},
+		{pingEvent(), t0.Add(94 * time.Second), nil},
+		{stateEvent(t, 100, 0.5, 0.5, 100), t0.Add(100 * time.Second), []string{"resolved battery.low", "resolved geofence.breach/yard", "resolved link.lost"}},
+	}
+	var all []string
+	for i, s := range steps {
+		fx.setNow(s.now)
+		if code := fx.send(t, s.ev); code != http.StatusAccepted {
+			t.Fatalf("step %d: status %d", i, code)
+		}
+		all = append(all, s.want...)
+		if diff := cmp.Diff(all, fx.sink.got()); diff != "" {
+			t.Fatalf("step %d: published (-want +got):\n%s", i, diff)
+		}
+	}
+	list, err := fx.st.ListAlerts(ctx, "acme", time.Time{}, 0)
+	if err != nil || len(list) != 3 {
+		t.Fatalf("stored alerts = %d, %v; want 3", len(list), err)
+	}
+}
+
+func TestPublishFailureRetriesFromOutbox(t *testing.T) {
+	fx := newFixture(t)
+	fx.sink.fail.Store(true)
+	if code := fx.send(t, stateEvent(t, 0, 0, 0, 5)); code != http.StatusServiceUnavailable {
+		t.Fatalf("with the broker down: %d; want 503", code)
+	}
+	fx.sink.fail.Store(false)
+	// The broker redelivers the same event: the state is no longer new, but
+	// the outbox still holds the raised event.
+	if code := fx.send(t, stateEvent(t, 0, 0, 0, 5)); code != http.StatusAccepted {
+		t.Fatalf("redelivery: %d", code)
+	}
+	if code := fx.send(t, stateEvent(t, 0, 0, 0, 5)); code != http.StatusAccepted {
+		t.Fatalf("second redelivery: %d", code)
+	}
+	if diff := cmp.Diff([]string{"raised battery.low"}, fx.sink.got()); diff != "" {
+		t.Errorf("published (-want +got):\n%s", diff)
+	}
+}
+
+func TestWebhookSignedRetriedLogged(t *testing.T) {
+	fx := newFixture(t)
+	fx.h.hooks.opts.Now = time.Now // attempts get distinct times, so the log has an order
+	ctx := context.Background()
+	var calls atomic.Int32
+	got := make(chan []byte, 10)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if calls.Add(1) < 3 { // fail twice
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		sig := r.Header.Get(SignatureHeader)
+		parts := strings.Split(sig, ",")
+		if len(parts) != 2 || !strings.HasPrefix(parts[0], "t=") {
+			t.Errorf("signature header %q", sig)
+		}
+		sec, _ := strconv.ParseInt(strings.TrimPrefix(parts[0], "t="), 10, 64)
+		want := Sign("topsecret", time.Unix(sec, 0), body)
+		if !hmac.Equal([]byte(want), []byte(sig)) {
+			t.Errorf("signature %q; want %q", sig, want)
+		}
+		got <- body
+	}))
+	defer recv.Close()
+	if err := fx.st.CreateWebhook(ctx, store.Webhook{ID: "w1", TenantID: "acme", URL: recv.URL, Secret: "topsecret"}); err != nil {
+		t.Fatal(err)
+	}
+	if code := fx.send(t, stateEvent(t, 0, 0, 0, 5)); code != http.StatusAccepted {
+		t.Fatalf("status %d", code)
+	}
+	body := <-got
+	var ce struct {
+		ID   string       `json:"id"`
+		Type string       `json:"type"`
+		Data events.Alert `json:"data"`
+	}
+	if err := json.Unmarshal(body, &ce); err != nil || ce.Type != events.TypeAlertRaised || ce.Data.Kind != alerting.KindBatteryLow {
+		t.Fatalf("webhook body %s (%v)", body, err)
+	}
+	fx.h.Close(ctx)
+	ds, err := fx.st.Deliveries(ctx, "acme", "w1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var attempts []int
+	for _, d := range ds {
+		attempts = append(attempts, d.Attempt)
+		if d.EventID != ce.ID || d.OK != (d.Attempt == 3) {
+			t.Errorf("delivery %+v", d)
+		}
+	}
+	if diff := cmp.Diff([]int{3, 2, 1}, attempts); diff != "" {
+		t.Errorf("delivery log attempts, newest first (-want +got):\n%s", diff)
+	}
+}
+
+func TestRejectsOtherEvents(t *testing.T) {
+	fx := newFixture(t)
+	ev := cloudevents.New()
+	ev.SetID("x")
+	ev.SetType("dev.example.other")
+	ev.SetSource("/x")
+	if code := fx.send(t, ev); code != http.StatusBadRequest {
+		t.Errorf("unexpected type: %d; want 400", code)
+	}
+}
+
+func TestFunctionLifecycle(t *testing.T) {
+	f := New()
+	srv := httptest.NewServer(http.HandlerFunc(f.Handle))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("before Start: %d", resp.StatusCode)
+	}
+	ctx := context.Background()
+	if err := f.Start(ctx, map[string]string{EnvStoreURL: "bolt://" + filepath.Join(t.TempDir(), "s.db")}); err == nil {
+		t.Error("Start without K_SINK succeeded")
+	}
+	cfg := map[string]string{EnvStoreURL: "bolt://" + filepath.Join(t.TempDir(), "s.db"), EnvSink: "http://127.0.0.1:1/"}
+	if err := f.Start(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := f.Ready(ctx); !ok {
+		t.Error("not ready after Start")
+	}
+	if err := f.Stop(ctx); err != nil {
+		t.Error(err)
+	}
+}
