@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dronetrack/dronetrack/core/accounts"
 	"github.com/dronetrack/dronetrack/core/cache"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/store"
@@ -48,8 +49,12 @@ type server struct {
 	heartbeat time.Duration
 	now       func() time.Time
 	metrics   *metrics
-	demo      string
 	tiles     string // TILES_URL, written into the page
+	// accounts resolves sessions and runs the account endpoints (auth.go).
+	accounts     *accounts.Service
+	cookieSecure bool
+	sessionTTL   time.Duration
+	ipHops       int
 }
 
 type metrics struct {
@@ -100,8 +105,10 @@ func (s *server) routes() chi.Router {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_, _ = w.Write(openAPIDoc)
 	})
+	s.publicAccountRoutes(r)
 	r.Group(func(r chi.Router) {
-		r.Use(demoTenant(s.demo), requireTenant)
+		r.Use(s.authenticate, requireTenant, s.csrf)
+		s.sessionAccountRoutes(r)
 		r.Get("/api/v1/drones", s.listDrones)
 		r.Get("/api/v1/drones/{id}", s.getDrone)
 		r.Get("/api/v1/drones/{id}/track", s.getTrack)

@@ -32,12 +32,12 @@ func BenchmarkHTTPFleet10k(b *testing.B) {
 				}
 			}
 			f := New()
-			if err := f.start(context.Background(), map[string]string{"CACHE_URL": cacheURL, "DEMO_TENANT": tenant,
+			if err := f.start(context.Background(), map[string]string{"CACHE_URL": cacheURL,
 				"LOG_LEVEL": "error"}, st); err != nil {
 				b.Fatal(err)
 			}
 			defer f.Stop(context.Background())
-			srv := newBenchServer(b, f)
+			srv := newBenchServer(b, f, sessionCookie(b, st, tenant, store.RoleViewer))
 			for _, q := range []string{"", "?bbox=8,47,9,47.1"} { // all, and 1,000 of them
 				name := "all"
 				if q != "" {
@@ -66,9 +66,9 @@ func BenchmarkHTTPFleet10k(b *testing.B) {
 	}
 }
 
-func newBenchServer(b *testing.B, f *Function) string {
+func newBenchServer(b *testing.B, f *Function, c *http.Cookie) string {
 	b.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(f.Handle))
+	srv := httptest.NewServer(withSession(c, http.HandlerFunc(f.Handle)))
 	b.Cleanup(srv.Close)
 	return srv.URL
 }

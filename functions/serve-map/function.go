@@ -12,13 +12,15 @@
 //	GET /api/v1/stream                    SSE: drone changes, Last-Event-ID resume
 //	GET /api/v1/openapi.json, /metrics
 //
-// The caller's tenant comes from the request context, set by middleware
-// (for now the demo tenant from DEMO_TENANT), never from a parameter. When
+// The caller's tenant comes from the session (auth.go), never from a
+// parameter. When
 // the cache is unavailable the API answers from the store with
 // X-Dronetrack-Cache: bypass and returns to the cache by itself.
 //
 // Config (environment): STORE_URL (required), CACHE_URL (default
-// local://dronetrack), DEMO_TENANT, LOG_LEVEL, SSE_HEARTBEAT (default 15s),
+// local://dronetrack), DRONE_KEY_PEPPER (to add drones and rotate keys),
+// SESSION_TTL (idle expiry, default 12h), COOKIE_SECURE (auto|always),
+// RATE_LIMIT_IP_HOPS (trusted X-Forwarded-For hops for the log-in limit), LOG_LEVEL, SSE_HEARTBEAT (default 15s),
 // SSE_RING (notices kept per tenant for resume, default 1024),
 // CACHE_RETRY_AFTER (default 1s), FLEET_LIST_MAX_AGE (default 1s: how stale a
 // rendered fleet list may be under constant updates; live changes arrive by
@@ -31,6 +33,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -52,6 +55,7 @@ type Function struct {
 	handler http.Handler
 	srv     *server
 	closers []func() error
+	logOut  io.Writer // logs go here (tests capture them); nil is stderr
 	mu      sync.Mutex
 }
 
@@ -79,7 +83,7 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 
 // start wires the function around an open store (tests pass their own).
 func (f *Function) start(ctx context.Context, cfg map[string]string, st store.Store) error {
-	log := newLogger(cfg["LOG_LEVEL"]).With("function", "serve-map")
+	log := newLogger(f.logOut, cfg["LOG_LEVEL"]).With("function", "serve-map")
 	durations := map[string]time.Duration{"SSE_HEARTBEAT": 15 * time.Second, "CACHE_RETRY_AFTER": time.Second,
 		"FLEET_LIST_MAX_AGE": time.Second}
 	for k := range durations {
@@ -120,7 +124,11 @@ func (f *Function) start(ctx context.Context, cfg map[string]string, st store.St
 	m := newMetrics()
 	s := &server{
 		cache: c, store: st, log: log, heartbeat: durations["SSE_HEARTBEAT"], now: time.Now,
-		metrics: m, demo: cfg["DEMO_TENANT"], tiles: tilesURL,
+		metrics: m, tiles: tilesURL,
+	}
+	if err := s.configureAccounts(cfg, st); err != nil {
+		_ = c.Close()
+		return err
 	}
 	if s.heartbeat <= 0 {
 		s.heartbeat = 15 * time.Second
@@ -131,7 +139,7 @@ func (f *Function) start(ctx context.Context, cfg map[string]string, st store.St
 	f.closers = append(f.closers, func() error { s.hub.close(); return c.Close() })
 	f.mu.Unlock()
 	f.ready.Store(true)
-	log.InfoContext(ctx, "started", "cache", redact(cacheURL), "demoTenant", s.demo)
+	log.InfoContext(ctx, "started", "cache", redact(cacheURL))
 	return nil
 }
 
@@ -178,12 +186,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-func newLogger(level string) *slog.Logger {
+func newLogger(w io.Writer, level string) *slog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
 // redact drops credentials from a URL before it is logged.

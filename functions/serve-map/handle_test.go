@@ -46,10 +46,11 @@ func state(sec int, lon, lat float64) events.DroneState {
 type fixture struct {
 	url, cacheURL, tenant, other string
 	st                           *countingStore
+	cookie                       *http.Cookie // the session requests without cookies get
 	f                            *Function
 }
 
-func newFixture(t *testing.T, cacheURL string, cfg map[string]string) *fixture {
+func newFixture(t testing.TB, cacheURL string, cfg map[string]string) *fixture {
 	t.Helper()
 	fx := &fixture{cacheURL: cacheURL, tenant: uniq("tenant"), other: uniq("other"), st: newTestStore(t)}
 	ctx := context.Background()
@@ -68,7 +69,7 @@ func newFixture(t *testing.T, cacheURL string, cfg map[string]string) *fixture {
 			t.Fatal(err)
 		}
 	}
-	all := map[string]string{"CACHE_URL": cacheURL, "DEMO_TENANT": fx.tenant, "LOG_LEVEL": "error",
+	all := map[string]string{"CACHE_URL": cacheURL, "LOG_LEVEL": "error", "ARGON2_MEMORY_KIB": "64",
 		"FLEET_LIST_MAX_AGE": "0", "CACHE_RETRY_AFTER": "50ms"}
 	for k, v := range cfg {
 		all[k] = v
@@ -77,7 +78,15 @@ func newFixture(t *testing.T, cacheURL string, cfg map[string]string) *fixture {
 	if err := fx.f.start(ctx, all, fx.st); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(http.HandlerFunc(fx.f.Handle))
+	// Requests without cookies act as a session of fx.tenant (see
+	// withSession) unless the fixture is anonymous.
+	_, anon := cfg[fixtureAnonymous]
+	var h http.Handler = http.HandlerFunc(fx.f.Handle)
+	if !anon {
+		fx.cookie = sessionCookie(t, fx.st, fx.tenant, store.RoleOwner)
+		h = withSession(fx.cookie, h)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(func() { srv.Close(); fx.f.Stop(context.Background()) })
 	fx.url = srv.URL
 	return fx
@@ -218,7 +227,7 @@ func TestDroneDetailAndTenancy(t *testing.T) {
 }
 
 func TestNoTenantIs401(t *testing.T) {
-	fx := newFixture(t, "local://"+uniq("sm"), map[string]string{"DEMO_TENANT": ""})
+	fx := newFixture(t, "local://"+uniq("sm"), map[string]string{fixtureAnonymous: ""})
 	for _, p := range []string{"/api/v1/drones", "/api/v1/drones/x", "/api/v1/stream", "/api/v1/alerts"} {
 		if r := get(t, fx.url+p+"?tenant="+fx.tenant); r.status != http.StatusUnauthorized {
 			t.Errorf("GET %s: %d, want 401", p, r.status)
@@ -480,7 +489,7 @@ func TestStartFromConfig(t *testing.T) {
 	}
 	f := New()
 	cfg := map[string]string{"STORE_URL": "bolt://" + t.TempDir() + "/s.db", "CACHE_URL": "local://" + uniq("sm"),
-		"DEMO_TENANT": "demo", "LOG_LEVEL": "error"}
+		"LOG_LEVEL": "error"}
 	if err := f.Start(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -488,8 +497,13 @@ func TestStartFromConfig(t *testing.T) {
 	if ok, _ := f.Ready(ctx); !ok {
 		t.Error("not ready after Start")
 	}
+	if err := f.srv.store.CreateTenant(ctx, store.Tenant{ID: "demo", Name: "Demo"}); err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/drones", nil)
+	req.AddCookie(sessionCookie(t, f.srv.store, "demo", store.RoleViewer))
 	rec := httptest.NewRecorder()
-	f.Handle(rec, httptest.NewRequest(http.MethodGet, "/api/v1/drones", nil))
+	f.Handle(rec, req)
 	if rec.Code != 200 || rec.Body.String() != `{"drones":[]}`+"\n" {
 		t.Errorf("empty fleet: %d %q", rec.Code, rec.Body)
 	}
@@ -499,7 +513,7 @@ func TestStartFromConfig(t *testing.T) {
 // which sets a 30 s WriteTimeout: the handler clears the deadline.
 func TestStreamOutlivesWriteTimeout(t *testing.T) {
 	fx := newFixture(t, "local://"+uniq("sm"), map[string]string{"SSE_HEARTBEAT": "50ms"})
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(fx.f.Handle))
+	srv := httptest.NewUnstartedServer(withSession(fx.cookie, http.HandlerFunc(fx.f.Handle)))
 	srv.Config.WriteTimeout = 200 * time.Millisecond
 	srv.Start()
 	t.Cleanup(srv.Close) // after the stream's own cleanup ends the request

@@ -2,9 +2,14 @@ package function
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
+	"github.com/dronetrack/dronetrack/core/accounts"
 	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/store"
 )
 
 type tenantKey struct{}
@@ -21,21 +26,7 @@ func TenantFrom(ctx context.Context) string {
 	return s
 }
 
-// demoTenant is the stand-in for session authentication until accounts
-// exist: every request acts for the configured demo tenant. It replaces
-// itself with nothing when no demo tenant is configured.
-func demoTenant(tenantID string) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if tenantID != "" {
-				r = r.WithContext(WithTenant(r.Context(), tenantID))
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
-}
-
-// requireTenant answers 401 for requests no middleware attributed to a tenant.
+// requireTenant answers 401 for requests no session attributed to a tenant.
 func requireTenant(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if TenantFrom(r.Context()) == "" {
@@ -44,4 +35,48 @@ func requireTenant(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// configureAccounts builds the account service from config.
+func (s *server) configureAccounts(cfg map[string]string, st store.Store) error {
+	ac := accounts.Config{Pepper: []byte(cfg["DRONE_KEY_PEPPER"]), Now: s.now}
+	if v := cfg["SESSION_TTL"]; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("serve-map: SESSION_TTL=%q: want a duration such as 12h", v)
+		}
+		ac.SessionTTL = d
+	}
+	s.sessionTTL = ac.SessionTTL
+	if s.sessionTTL == 0 {
+		s.sessionTTL = 12 * time.Hour
+	}
+	switch v := cfg["COOKIE_SECURE"]; v {
+	case "", "auto":
+	case "always":
+		s.cookieSecure = true
+	default:
+		return fmt.Errorf("serve-map: COOKIE_SECURE=%q: want auto or always", v)
+	}
+	if v := cfg["RATE_LIMIT_IP_HOPS"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("serve-map: RATE_LIMIT_IP_HOPS=%q: want a non-negative integer", v)
+		}
+		s.ipHops = n
+	}
+	if v := cfg["ARGON2_MEMORY_KIB"]; v != "" { // tests lower the cost
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 8 {
+			return fmt.Errorf("serve-map: ARGON2_MEMORY_KIB=%q: want an integer >= 8", v)
+		}
+		ac.Params = accounts.DefaultParams
+		ac.Params.Memory, ac.Params.Time = uint32(n), 1
+	}
+	svc, err := accounts.New(st, ac)
+	if err != nil {
+		return fmt.Errorf("serve-map: %w", err)
+	}
+	s.accounts = svc
+	return nil
 }
