@@ -112,7 +112,7 @@ func (s *server) routes() chi.Router {
 		r.Get("/api/v1/drones", s.listDrones)
 		r.Get("/api/v1/drones/{id}", s.getDrone)
 		r.Get("/api/v1/drones/{id}/track", s.getTrack)
-		r.Get("/api/v1/alerts", s.listAlerts)
+		s.alertRoutes(r)
 		r.Get("/api/v1/stream", s.serveStream)
 	})
 	return r
@@ -342,12 +342,6 @@ func (s *server) getTrack(w http.ResponseWriter, r *http.Request) {
 		page.Points = append(page.Points, p.Report)
 	}
 	writeJSON(w, http.StatusOK, page)
-}
-
-// listAlerts is GET /api/v1/alerts; alerts arrive with the alerting work.
-func (s *server) listAlerts(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write([]byte(`{"alerts":[]}` + "\n"))
 }
 
 func (s *server) bypassed(w http.ResponseWriter, r *http.Request) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/dronetrack/dronetrack/core/alerting"
 	"github.com/dronetrack/dronetrack/core/cache"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
@@ -196,6 +197,28 @@ func TestTenantIsolation(t *testing.T) {
 		// B's stream is open while A's drone changes.
 		bStream := openStream(t, e.url+"/api/v1/stream", "Cookie", b.session.String())
 
+		// A's geofence, webhook and alert (alerts_api.go).
+		aFence := alerting.Fence{ID: "gf_alpha", TenantID: aTenant, Name: "Alpha-Secret-Yard", Mode: alerting.ModeKeepIn,
+			Polygon: []alerting.Point{{Lat: 1, Lon: 1}, {Lat: 1, Lon: 2}, {Lat: 2, Lon: 2}}}
+		if err := e.st.CreateGeofence(ctx, aFence); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.st.CreateWebhook(ctx, store.Webhook{ID: "wh_alpha", TenantID: aTenant,
+			URL: "https://alpha.test/Alpha-Secret-hook", Secret: "Alpha-Secret-key"}); err != nil {
+			t.Fatal(err)
+		}
+		low := st
+		low.Battery = ptr(3.0)
+		tr, err := e.st.EvaluateAlerts(ctx, aTenant, aID, func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
+			return alerting.EvaluateState(prev, low, alerting.DefaultSettings(), nil, t0)
+		})
+		if err != nil || len(tr.Open) != 1 {
+			t.Fatalf("seed A's alert: %+v, %v", tr, err)
+		}
+		aAlert := tr.Open[alerting.KindBatteryLow].ID
+		fenceBody := map[string]any{"name": "Bravo yard", "mode": "keep-out",
+			"center": map[string]float64{"lat": 1, "lon": 1}, "radiusM": 100}
+
 		type row struct {
 			method, route, path string
 			body                any
@@ -221,6 +244,18 @@ func TestTenantIsolation(t *testing.T) {
 			{"POST", "/api/v1/auth/login", "/api/v1/auth/login", map[string]string{"email": "ann@alpha.test", "password": "wrong-password-x"}, []int{401}},
 			{"POST", "/api/v1/auth/signup", "/api/v1/auth/signup", map[string]string{"organisation": "x", "email": "ann@alpha.test", "password": pwB}, []int{409}},
 			{"POST", "/api/v1/invites/{token}/accept", "/api/v1/invites/" + aID + "/accept", map[string]string{"email": "new@bravo.test", "password": pwB}, []int{404}},
+			{"POST", "/api/v1/alerts/{id}/ack", "/api/v1/alerts/" + aAlert + "/ack", nil, []int{404}},
+			{"GET", "/api/v1/alert-settings", "/api/v1/alert-settings", nil, []int{200}},
+			{"PUT", "/api/v1/alert-settings", "/api/v1/alert-settings", alerting.Settings{LowBatteryPct: 50, LostLinkSecs: 10}, []int{200}},
+			{"GET", "/api/v1/geofences", "/api/v1/geofences", nil, []int{200}},
+			{"POST", "/api/v1/geofences", "/api/v1/geofences", fenceBody, []int{201}},
+			{"GET", "/api/v1/geofences/{id}", "/api/v1/geofences/gf_alpha", nil, []int{404}},
+			{"PUT", "/api/v1/geofences/{id}", "/api/v1/geofences/gf_alpha", fenceBody, []int{404}},
+			{"DELETE", "/api/v1/geofences/{id}", "/api/v1/geofences/gf_alpha", nil, []int{404}},
+			{"GET", "/api/v1/webhooks", "/api/v1/webhooks", nil, []int{200}},
+			{"POST", "/api/v1/webhooks", "/api/v1/webhooks", map[string]string{"url": "https://bravo.test/hook"}, []int{201}},
+			{"DELETE", "/api/v1/webhooks/{id}", "/api/v1/webhooks/wh_alpha", nil, []int{404}},
+			{"GET", "/api/v1/webhooks/{id}/deliveries", "/api/v1/webhooks/wh_alpha/deliveries", nil, []int{404}},
 			{"GET", "/api/v1/stream", "", nil, nil},       // below
 			{"POST", "/api/v1/auth/logout", "", nil, nil}, // last
 		}
@@ -286,6 +321,15 @@ func TestTenantIsolation(t *testing.T) {
 		}
 
 		// A's fleet is as it was.
+		if f, err := e.st.Geofence(ctx, aTenant, "gf_alpha"); err != nil || f.Name != aFence.Name {
+			t.Errorf("A's geofence changed: %+v, %v", f, err)
+		}
+		if a, err := e.st.Alert(ctx, aTenant, aAlert); err != nil || a.AcknowledgedAt != nil {
+			t.Errorf("A's alert changed: %+v, %v", a, err)
+		}
+		if _, err := e.st.Webhook(ctx, aTenant, "wh_alpha"); err != nil {
+			t.Errorf("A's webhook: %v", err)
+		}
 		after, err := e.st.Drones(ctx, aTenant)
 		if err != nil {
 			t.Fatal(err)

@@ -140,7 +140,9 @@ func (h *hub) close() {
 }
 
 // serveStream is GET /api/v1/stream: Server-Sent Events of the caller's
-// fleet. Events: "drone" (data: the DroneView, id: the tenant's version) and
+// fleet. Events: "drone" (data: the DroneView, id: the tenant's version),
+// "alert" (data: the alert after a change: raised, updated, acknowledged,
+// closed; no id, read from the store every alertPoll) and
 // "resync" (the client missed more than the ring holds and should refetch
 // the list). Comments are heartbeats that keep proxies from closing the
 // connection.
@@ -164,6 +166,12 @@ func (s *server) serveStream(w http.ResponseWriter, r *http.Request) {
 		if lastID, err = strconv.ParseUint(raw, 10, 64); err != nil {
 			resume, lastID = true, 0 // unknown id: start over with a resync
 		}
+	}
+	alerts, err := s.newAlertCursor(r)
+	if err != nil {
+		s.log.WarnContext(r.Context(), "stream unavailable", "tenant", tenantID, "err", err)
+		unavailable(w, "live updates are unavailable")
+		return
 	}
 	cl, replay, resync := th.join(lastID, resume)
 	defer th.leave(cl)
@@ -191,6 +199,8 @@ func (s *server) serveStream(w http.ResponseWriter, r *http.Request) {
 	}
 	tick := time.NewTicker(s.heartbeat)
 	defer tick.Stop()
+	alertTick := time.NewTicker(alertPoll)
+	defer alertTick.Stop()
 	for {
 		buf = buf[:0]
 		select {
@@ -211,6 +221,15 @@ func (s *server) serveStream(w http.ResponseWriter, r *http.Request) {
 			}
 		case <-tick.C:
 			buf = append(buf, ": heartbeat\n\n"...)
+		case <-alertTick.C:
+			// Alerts come from the store, not the cache's notices: a failed
+			// read skips this poll and the next one catches up (alertLag).
+			if buf, err = s.pollAlerts(r, alerts, buf, true); err != nil {
+				s.log.WarnContext(r.Context(), "stream alert poll failed", "tenant", tenantID, "err", err)
+			}
+			if len(buf) == 0 {
+				continue
+			}
 		}
 		if !s.write(w, rc, buf) {
 			return
