@@ -136,8 +136,9 @@ func TestSpineExactlyOnceInEffect(t *testing.T) {
 		ID    string            `json:"id"`
 		State events.DroneState `json:"state"`
 	}
+	api := demoClient(t, sys)
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err := http.Get(sys.URL() + "/api/v1/drones/" + drone.DroneID)
+		resp, err := api.Get(sys.URL() + "/api/v1/drones/" + drone.DroneID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -97,6 +97,8 @@ type system struct {
 	public *http.Server
 	ln     net.Listener
 	admin  func(context.Context) error
+	// demoLogin is the demo tenant owner's email and password.
+	demoLogin demoLogin
 
 	simCancel context.CancelFunc
 	simDone   chan struct{}
@@ -190,6 +192,9 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("seed demo data: %w", err)
 	}
+	if s.demoLogin, err = ensureDemoLogin(ctx, s.store, dir); err != nil {
+		return nil, err
+	}
 	if s.admin, err = serveAdmin(adm, dir); err != nil {
 		return nil, err
 	}
@@ -210,9 +215,8 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 
 	fmt.Fprintf(o.Out, "Dronetrack is up: open %s\n", s.URL())
 	fmt.Fprintf(o.Out, "  data dir %s (demo tenant %q, %d demo drones; keys in %s)\n", dir, demoTenantID, len(demo), filepath.Join(dir, demoKeysFile))
-	if login := demoLogin(); login != "" {
-		fmt.Fprintf(o.Out, "  demo login: %s\n", login)
-	}
+	fmt.Fprintf(o.Out, "  demo login: %s  (log in at %s/account/login.html; kept in %s)\n",
+		s.demoLogin, s.URL(), filepath.Join(dir, demoLoginFile))
 	fmt.Fprintf(o.Out, "  ingest: POST %s%s with Authorization: Bearer <drone key>\n", s.URL(), sim.IngestPath)
 	fmt.Fprintf(o.Out, "          also CloudEvents at POST %s%s, OsmAnd/Traccar Client at %s%s?id=<drone key>\n",
 		s.URL(), ingestfn.PathEvents, s.URL(), ingestfn.PathOsmAnd)
@@ -368,9 +372,6 @@ func ensureDemoDrones(ctx context.Context, adm admin, dir string, n int) ([]demo
 func isAlreadyExists(err error) bool {
 	return errors.Is(err, store.ErrAlreadyExists) || strings.Contains(err.Error(), "already exists")
 }
-
-// demoLogin is the seeded demo account, once accounts exist; empty until then.
-func demoLogin() string { return "" }
 
 // servePprof exposes the profiler for performance work; it lives until the
 // process exits.

@@ -30,11 +30,8 @@ func newFunction(name string) function {
 }
 
 // extraFunctionConfig is configuration beyond the shared keys that the
-// one-machine functions need: serve-map acts for the demo tenant until
-// accounts exist.
-func extraFunctionConfig(string) map[string]string {
-	return map[string]string{"DEMO_TENANT": demoTenantID}
-}
+// one-machine functions need: none since serve-map authenticates sessions.
+func extraFunctionConfig(string) map[string]string { return nil }
 
 // openStore opens a store URL through storeurl, which shares one handle per
 // bolt path inside the process (the functions open the same URL). A bolt
