@@ -61,8 +61,14 @@ function setConn(state, text) {
 }
 
 // ---------- API ----------
+class AuthError extends Error {}
+function csrfToken() {
+  const m = document.cookie.match(/(?:^|;\s*)(?:__Host-)?dt_csrf=([^;]+)/);
+  return m ? decodeURIComponent(m[1]) : app.csrf || '';
+}
 async function getJSON(url) {
-  const r = await fetch(url, { headers: { Accept: 'application/json' } });
+  const r = await fetch(url, { headers: { Accept: 'application/json' }, credentials: 'same-origin' });
+  if (r.status === 401) throw new AuthError('sign in needed');
   if (!r.ok) {
     let detail = '';
     try { detail = (await r.json()).detail || ''; } catch { /* not problem JSON */ }
@@ -93,7 +99,13 @@ function openStream(version) {
   const es = new EventSource(url);
   app.es = es;
   es.onopen = () => setConn('live', 'Live');
-  es.onerror = () => setConn('wait', es.readyState === EventSource.CLOSED ? 'Disconnected' : 'Reconnecting…');
+  es.onerror = () => {
+    if (es.readyState === EventSource.CLOSED) { // refused (e.g. the session ended): start over
+      es.close();
+      setConn('wait', 'Reconnecting…');
+      setTimeout(() => { if (app.es === es) loadFleet().catch(fail); }, 2000);
+    } else setConn('wait', 'Reconnecting…');
+  };
   es.addEventListener('drone', (e) => {
     app.events = (app.events || 0) + 1;
     try { fleet.apply(JSON.parse(e.data)); } catch (err) { console.warn('bad drone event', err); }
@@ -103,6 +115,7 @@ function openStream(version) {
 }
 
 function fail(err) {
+  if (err instanceof AuthError) { showSignIn(); return; }
   setConn('down', 'Server unreachable — retrying');
   console.warn(err);
   setTimeout(() => loadFleet().catch(fail), 5000);
@@ -425,18 +438,21 @@ $('h-play').addEventListener('click', () => {
 });
 
 // ---------- alerts ----------
+const KIND_LABEL = { 'battery.low': 'Battery low', 'battery.exhaustion': 'Battery nearly empty', 'geofence.breach': 'Geofence breach', 'link.lost': 'Link lost' };
 function alertItem(a, withJump) {
   const li = document.createElement('li');
-  li.className = `alert sev-${(a.severity || 'warning').toLowerCase()}`;
+  const acked = Boolean(a.acknowledgedAt || a.ackedAt);
+  const critical = a.kind === 'battery.exhaustion' || a.kind === 'link.lost' || a.kind === 'geofence.breach';
+  li.className = `alert ${critical ? 'sev-critical' : 'sev-warning'}${acked ? ' acked' : ''}`;
   li.dataset.id = a.id;
   const d = fleet.drones.get(a.droneId);
   const title = document.createElement('b');
-  title.textContent = a.kind || 'alert';
+  title.textContent = KIND_LABEL[a.kind] || a.kind || 'Alert';
   const msg = document.createElement('p');
   msg.textContent = a.message || '';
   const when = document.createElement('small');
   const opened = Date.parse(a.openedAt);
-  when.textContent = `${d ? d.name : a.droneId} · ${isFinite(opened) ? fmt.ago(Date.now() - opened) : ''}`;
+  when.textContent = `${d ? d.name : a.droneId} · opened ${isFinite(opened) ? fmt.ago(Date.now() - opened) : ''}${acked ? ` · acknowledged${a.acknowledgedBy ? ' by ' + a.acknowledgedBy : ''}` : ''}`;
   const actions = document.createElement('div');
   actions.className = 'actions';
   if (withJump) {
@@ -447,7 +463,7 @@ function alertItem(a, withJump) {
     jump.addEventListener('click', () => select(a.droneId, {}));
     actions.appendChild(jump);
   }
-  if (app.ackSupported && !a.acknowledgedAt && !a.ackedAt) {
+  if (app.ackSupported && !acked) {
     const ack = document.createElement('button');
     ack.type = 'button'; ack.className = 'btn primary ack'; ack.textContent = 'Acknowledge';
     ack.setAttribute('aria-label', `Acknowledge ${a.kind || 'alert'} on ${d ? d.name : a.droneId}`);
@@ -461,7 +477,9 @@ function alertItem(a, withJump) {
 async function acknowledge(a, btn) {
   btn.disabled = true;
   try {
-    const r = await fetch(`/api/v1/alerts/${encodeURIComponent(a.id)}/ack`, { method: 'POST', headers: { Accept: 'application/json' } });
+    const r = await fetch(`/api/v1/alerts/${encodeURIComponent(a.id)}/ack`, {
+      method: 'POST', credentials: 'same-origin', headers: { Accept: 'application/json', 'X-CSRF-Token': csrfToken() },
+    });
     if (!r.ok) throw new Error(`ack ${a.id}: HTTP ${r.status}`);
     app.acked = (app.acked || 0) + 1;
     await loadAlerts();
@@ -479,6 +497,7 @@ async function loadOpenAPI() {
     const doc = await (await getJSON('/api/v1/openapi.json')).json();
     const paths = doc.paths || {};
     app.ackSupported = Boolean(paths['/api/v1/alerts/{id}/ack']?.post);
+    app.authEnabled = Boolean(paths['/api/v1/auth/login']?.post);
     let schema = paths['/api/v1/alerts']?.get?.responses?.['200']?.content?.['application/json']?.schema;
     if (schema?.$ref) schema = schema.$ref.split('/').slice(1).reduce((o, k) => o?.[k], doc);
     if (schema?.type === 'array') app.alertsKey = '';
@@ -492,8 +511,9 @@ async function loadAlerts() {
   try {
     const body = await (await getJSON('/api/v1/alerts')).json();
     const all = (app.alertsKey ? body[app.alertsKey] : body) || [];
-    app.alerts = all.filter((a) => !a.resolvedAt);
+    app.alerts = all.filter((a) => !a.closedAt && !a.resolvedAt);
   } catch (err) {
+    if (err instanceof AuthError) return;
     console.warn(err);
     $('alerts-note').textContent = 'Alerts unavailable.';
     return;
@@ -506,7 +526,10 @@ function renderAlerts() {
   ul.replaceChildren(...app.alerts.map((a) => alertItem(a, true)));
   $('alert-count').textContent = app.alerts.length;
   $('alert-count').classList.toggle('hot', app.alerts.length > 0);
-  $('alerts-note').textContent = app.alerts.length ? `${app.alerts.length} open` : 'No open alerts. All clear.';
+  const unacked = app.alerts.filter((a) => !a.acknowledgedAt && !a.ackedAt).length;
+  $('alert-count').textContent = unacked;
+  $('alert-count').classList.toggle('hot', unacked > 0);
+  $('alerts-note').textContent = app.alerts.length ? `${app.alerts.length} open, ${unacked} not acknowledged` : 'No open alerts. All clear.';
 }
 $('alerts-refresh').addEventListener('click', () => loadAlerts());
 
@@ -538,11 +561,54 @@ $('toggle-side').addEventListener('click', () => {
 });
 if (matchMedia('(max-width: 720px)').matches) { document.body.classList.add('side-hidden'); $('toggle-side').setAttribute('aria-expanded', 'false'); }
 
+// ---------- sign-in (when the API answers 401) ----------
+function showSignIn() {
+  if (app.es) { app.es.close(); app.es = null; }
+  setConn('down', 'Signed out');
+  $('signout').hidden = true;
+  $('signin').hidden = false;
+  $('si-email').focus();
+}
+$('signin-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('si-submit').disabled = true;
+  $('si-error').textContent = '';
+  try {
+    const r = await fetch('/api/v1/auth/login', {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ email: $('si-email').value, password: $('si-password').value }),
+    });
+    if (!r.ok) {
+      $('si-error').textContent = r.status === 429 ? 'Too many attempts; wait a minute.' : 'Wrong email or password.';
+      return;
+    }
+    app.csrf = (await r.json()).csrfToken || '';
+    $('si-password').value = '';
+    $('signin').hidden = true;
+    start();
+  } catch (err) {
+    console.warn(err);
+    $('si-error').textContent = 'Server unreachable.';
+  } finally {
+    $('si-submit').disabled = false;
+  }
+});
+$('signout').addEventListener('click', async () => {
+  try { await fetch('/api/v1/auth/logout', { method: 'POST', credentials: 'same-origin', headers: { 'X-CSRF-Token': csrfToken() } }); } catch { /* signed out anyway */ }
+  location.reload();
+});
+
 // ---------- start ----------
-(async () => {
-  await loadOpenAPI();
-  loadAlerts();
+async function start() {
+  if (!app.openapi) { await loadOpenAPI(); app.openapi = true; }
+  // With accounts on, a signed-in browser holds the (readable) CSRF cookie
+  // next to its session: without it, ask to sign in instead of provoking a 401.
+  if (app.authEnabled && !csrfToken()) throw new AuthError('sign in needed');
   await loadFleet();
+  $('signout').hidden = !app.authEnabled;
+  loadAlerts();
   refreshUI();
   app.ready = true;
-})().catch(fail);
+}
+start().catch(fail);
