@@ -22,6 +22,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/ratelimit"
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/tracing"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -148,6 +149,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.m.request(code)
 			return
 		}
+		// The drone's traceparent (or a new trace) follows the reports
+		// into the event's distributed tracing extension.
+		r = r.WithContext(tracing.NewContext(r.Context(), tracing.FromHeader(r.Header)))
 	}
 	switch r.URL.Path {
 	case PathTelemetry:
@@ -230,16 +234,20 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) int {
 	// (published, or 503 and the drone resends the same event id) beats a
 	// half-sent request. The Publisher bounds its own time (core/publish:
 	// publish.Timeout).
+	tc := traceOf(r.Context())
+	tc.Inject(&e)
 	start := time.Now()
 	err = h.publisher.Publish(context.WithoutCancel(r.Context()), e)
 	h.m.publishSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
-		h.log.Warn("publish failed; drone told to retry", "drone", id.DroneID, "tenant", id.TenantID,
+		h.log.With(tc.LogAttrs()...).Warn("publish failed; drone told to retry", "drone", id.DroneID, "tenant", id.TenantID,
 			"event", e.ID(), "reports", len(reps), "err", err)
 		return unavailable(w, "the event broker did not take the reports; nothing was accepted, resend later")
 	}
 	h.m.reports.Add(float64(len(reps)))
-	h.log.Debug("accepted", "drone", id.DroneID, "tenant", id.TenantID, "event", e.ID(), "reports", len(reps))
+	if h.log.Enabled(r.Context(), slog.LevelDebug) {
+		h.log.With(tc.LogAttrs()...).Debug("accepted", "drone", id.DroneID, "tenant", id.TenantID, "event", e.ID(), "reports", len(reps))
+	}
 
 	w.Header()["Content-Type"] = contentTypeJSON
 	w.WriteHeader(http.StatusAccepted)

@@ -218,11 +218,13 @@ func (h *Handler) publishReports(ctx context.Context, w http.ResponseWriter, id 
 		h.log.Error("build telemetry event", "drone", id.DroneID, "tenant", id.TenantID, "err", err)
 		return "", fail(w, http.StatusInternalServerError, "", "could not build the event")
 	}
+	tc := traceOf(ctx)
+	tc.Inject(&e)
 	start := time.Now()
 	err = h.publisher.Publish(context.WithoutCancel(ctx), e)
 	h.m.publishSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
-		h.log.Warn("publish failed; drone told to retry", "drone", id.DroneID, "tenant", id.TenantID,
+		h.log.With(tc.LogAttrs()...).Warn("publish failed; drone told to retry", "drone", id.DroneID, "tenant", id.TenantID,
 			"event", e.ID(), "reports", len(reps), "err", err)
 		return "", unavailable(w, "the event broker did not take the reports; nothing was accepted, resend later")
 	}
