@@ -20,6 +20,10 @@ apt_install() {
 # Redis: the tests use REDIS_ADDR when set; testenv starts its own
 # redis-server when nothing answers, so only the binary must exist.
 need_cmd redis-server || apt_install redis-server
+
+# The browser tests (cmd/dronetrack/browser_test.go) drive Debian's chromium;
+# a browser is never downloaded from npm.
+[ -x /usr/bin/chromium ] || apt_install chromium
 if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 	export REDIS_ADDR=${REDIS_ADDR:-127.0.0.1:6379}
 fi
@@ -53,6 +57,21 @@ modules=()
 for m in $(go list -m -f '{{.Dir}}'); do
 	[ -n "$(cd "$m" && go list ./... 2>/dev/null)" ] && modules+=("$m")
 done
+
+# The front end (frontend/) is built into functions/serve-map/web, which is
+# committed and embedded; rebuilding from source must change nothing.
+if [ -f frontend/package-lock.json ]; then
+	log "front end: npm ci + build, compared with the committed build"
+	need_cmd npm || apt_install nodejs npm
+	webhash() { (cd functions/serve-map/web && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum); }
+	before=$(webhash)
+	(cd frontend && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run --silent build >/dev/null)
+	if [ "$before" != "$(webhash)" ]; then
+		echo "FAIL: stale front-end build: functions/serve-map/web differs from a build of frontend/ (now rebuilt; commit it)"
+		git status --short -- functions/serve-map/web
+		exit 1
+	fi
+fi
 
 log "gofmt + go vet"
 unformatted=$(gofmt -l "${modules[@]}")
