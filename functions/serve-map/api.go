@@ -99,6 +99,7 @@ func (s *server) routes() chi.Router {
 	})
 	r.Get("/", s.serveIndex)
 	r.Get("/assets/{name}", s.serveAsset)
+	r.Get("/account/{page}", s.serveAccount)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	r.Get("/api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

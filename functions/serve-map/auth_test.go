@@ -260,7 +260,7 @@ func TestTenantIsolation(t *testing.T) {
 			{"POST", "/api/v1/auth/logout", "", nil, nil}, // last
 		}
 		covered := map[string]bool{"GET /": true, "GET /assets/{name}": true, "GET /metrics": true,
-			"GET /api/v1/openapi.json": true, "GET /account/*": true}
+			"GET /api/v1/openapi.json": true, "GET /account/{page}": true}
 		for _, r := range rows {
 			covered[r.method+" "+r.route] = true
 		}
@@ -474,5 +474,35 @@ func TestSecureCookies(t *testing.T) {
 	s, c := names[sessionCookieSecure], names[csrfCookieSecure]
 	if s == nil || c == nil || !s.Secure || !c.Secure || !s.HttpOnly || c.HttpOnly || s.Path != "/" || s.Domain != "" {
 		t.Errorf("cookies over https: %v", r.header["Set-Cookie"])
+	}
+}
+
+// TestAccountPages: every page is served, links only its own script and
+// stylesheet (the CSP allows 'self' only), and labels every input.
+func TestAccountPages(t *testing.T) {
+	e := newAuthEnv(t, "local://"+uniq("pages"), nil)
+	for _, p := range []string{"signup.html", "login.html", "drones.html", "settings.html", "invite.html"} {
+		r := e.do(t, nil, http.MethodGet, "/account/"+p, nil)
+		body := string(r.body)
+		if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
+			t.Errorf("%s: %d %s", p, r.status, r.header.Get("Content-Type"))
+		}
+		if !strings.Contains(body, `src="/account/account.js"`) || strings.Contains(body, "<script>") || strings.Contains(body, "style=") {
+			t.Errorf("%s: want only the external script and no inline script/style", p)
+		}
+		for _, in := range strings.Split(body, "<input id=\"")[1:] {
+			id := in[:strings.Index(in, `"`)]
+			if !strings.Contains(body, `<label for="`+id+`"`) {
+				t.Errorf("%s: input %s has no label", p, id)
+			}
+		}
+	}
+	for _, p := range []string{"account.js", "account.css"} {
+		if r := e.do(t, nil, http.MethodGet, "/account/"+p, nil); r.status != 200 {
+			t.Errorf("%s: %d", p, r.status)
+		}
+	}
+	if r := e.do(t, nil, http.MethodGet, "/account/nope.html", nil); r.status != 404 {
+		t.Errorf("missing page: %d", r.status)
 	}
 }

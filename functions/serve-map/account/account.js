@@ -1,0 +1,155 @@
+// Account pages: plain forms over the JSON API. State-changing requests
+// send the CSRF cookie's value in X-CSRF-Token (the server checks it
+// against the session).
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+
+function csrf() {
+  const m = document.cookie.match(/(?:^|;\s*)(?:__Host-)?dt_csrf=([^;]+)/);
+  return m ? decodeURIComponent(m[1]) : '';
+}
+
+async function api(method, path, body) {
+  const opts = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+  if (method !== 'GET') opts.headers['X-CSRF-Token'] = csrf();
+  if (body !== undefined) {
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  const r = await fetch(path, opts);
+  let data = null;
+  if (r.status !== 204) { try { data = await r.json(); } catch { data = null; } }
+  if (r.status === 401 && !path.startsWith('/api/v1/auth/') && !path.includes('/accept')) {
+    location.href = '/account/login.html';
+    throw new Error('log in first');
+  }
+  if (!r.ok) {
+    let msg = (data && data.detail) || `HTTP ${r.status}`;
+    if (data && data.errors) msg += ': ' + data.errors.map((e) => `${e.field} ${e.detail}`).join('; ');
+    if (r.status === 429) msg = 'Too many attempts; try again in ' + (r.headers.get('Retry-After') || 'a few') + ' s.';
+    throw new Error(msg);
+  }
+  return data;
+}
+
+function showError(err) { $('error').textContent = err ? err.message : ''; }
+
+function onSubmit(form, fn) {
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    showError(null);
+    const btn = form.querySelector('button[type=submit]');
+    btn.disabled = true;
+    try { await fn(); } catch (err) { showError(err); } finally { btn.disabled = false; }
+  });
+}
+
+async function who() {
+  const me = await api('GET', '/api/v1/me');
+  $('who').textContent = `Logged in as ${me.user.email} (${me.user.role})` + (me.tenant ? ` of ${me.tenant.name}.` : '.');
+  return me;
+}
+
+function showKey(drone, key) {
+  $('secret-drone').textContent = drone.name;
+  $('secret-key').textContent = key;
+  $('secret').hidden = false;
+  $('copy').focus();
+}
+
+async function loadDrones(canManage) {
+  const { drones } = await api('GET', '/api/v1/drones');
+  const tbody = $('list');
+  tbody.replaceChildren();
+  for (const d of drones) {
+    const tr = document.createElement('tr');
+    tr.dataset.id = d.id;
+    const name = document.createElement('td'); name.textContent = d.name || d.id;
+    const id = document.createElement('td'); const code = document.createElement('code'); code.textContent = d.id; id.append(code);
+    const act = document.createElement('td');
+    const button = (label, fn) => {
+      const b = document.createElement('button'); b.type = 'button'; b.textContent = label;
+      b.setAttribute('aria-label', `${label} ${d.name || d.id}`);
+      b.addEventListener('click', async () => { showError(null); try { await fn(); } catch (err) { showError(err); } });
+      act.append(b);
+    };
+    if (canManage) {
+      button('Rename', async () => {
+        const n = prompt('New name', d.name || '');
+        if (n) { await api('PATCH', `/api/v1/drones/${encodeURIComponent(d.id)}`, { name: n }); await loadDrones(canManage); }
+      });
+      button('Rotate key', async () => {
+        if (!confirm('Make a new key? The old key stops working within 30 s.')) return;
+        const r = await api('POST', `/api/v1/drones/${encodeURIComponent(d.id)}/key`);
+        showKey(r.drone, r.key);
+      });
+      button('Revoke key', async () => {
+        if (confirm('Revoke the key? The drone cannot report until you rotate.')) await api('DELETE', `/api/v1/drones/${encodeURIComponent(d.id)}/key`);
+      });
+      button('Retire', async () => {
+        if (confirm(`Retire ${d.name || d.id}? It leaves the fleet and its key stops working.`)) {
+          await api('DELETE', `/api/v1/drones/${encodeURIComponent(d.id)}`); await loadDrones(canManage);
+        }
+      });
+    }
+    tr.append(name, id, act);
+    tbody.append(tr);
+  }
+}
+
+const pages = {
+  async signup() {
+    onSubmit($('form'), async () => {
+      await api('POST', '/api/v1/auth/signup', { organisation: $('organisation').value, email: $('email').value, password: $('password').value });
+      location.href = '/account/drones.html';
+    });
+  },
+  async login() {
+    onSubmit($('form'), async () => {
+      await api('POST', '/api/v1/auth/login', { email: $('email').value, password: $('password').value });
+      location.href = '/';
+    });
+  },
+  async invite() {
+    const token = location.hash.slice(1);
+    onSubmit($('form'), async () => {
+      await api('POST', `/api/v1/invites/${encodeURIComponent(token)}/accept`, { email: $('email').value, password: $('password').value });
+      location.href = '/';
+    });
+  },
+  async drones() {
+    const me = await who();
+    const canManage = me.user.role !== 'viewer';
+    $('add').hidden = !canManage;
+    $('copy').addEventListener('click', () => navigator.clipboard?.writeText($('secret-key').textContent));
+    $('hide').addEventListener('click', () => { $('secret').hidden = true; $('secret-key').textContent = ''; });
+    onSubmit($('add'), async () => {
+      const r = await api('POST', '/api/v1/drones', { name: $('name').value });
+      $('name').value = '';
+      showKey(r.drone, r.key);
+      await loadDrones(canManage);
+    });
+    await loadDrones(canManage);
+  },
+  async settings() {
+    const me = await who();
+    $('invite-form').hidden = me.user.role === 'viewer';
+    onSubmit($('password-form'), async () => {
+      await api('POST', '/api/v1/me/password', { current: $('current').value, password: $('new-password').value });
+      $('current').value = ''; $('new-password').value = '';
+      $('password-done').textContent = 'Password changed; other sessions were logged out.';
+    });
+    onSubmit($('invite-form'), async () => {
+      const r = await api('POST', '/api/v1/invites', { role: $('role').value });
+      $('invite-link').textContent = location.origin + r.path;
+      $('invite').hidden = false;
+    });
+    $('logout').addEventListener('click', async () => {
+      try { await api('POST', '/api/v1/auth/logout'); } catch (err) { showError(err); return; }
+      location.href = '/account/login.html';
+    });
+  },
+};
+
+pages[document.body.dataset.page]().catch(showError);
