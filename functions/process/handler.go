@@ -15,6 +15,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/telemetry"
+	"github.com/dronetrack/dronetrack/core/tracing"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -83,7 +84,8 @@ func NewHandler(st store.Store, opts Options) *Handler {
 		flushSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "dronetrack_process_history_flush_points",
 			Help: "history points per store write", Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
 	}
-	reg.MustRegister(h.m.events, h.m.reports, h.m.stateWrites, h.m.flushSize)
+	reg.MustRegister(h.m.events, h.m.reports, h.m.stateWrites, h.m.flushSize,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 
 	h.history = newGroupCommit(func(ctx context.Context, pts []store.TrackPoint) error {
 		h.m.flushSize.Observe(float64(len(pts)))
@@ -119,7 +121,10 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, "", "not a CloudEvent: "+err.Error(), nil)
 		return
 	}
-	log := h.log.With("event_id", ev.ID())
+	// process's span is a child of ingest's (the event's traceparent); it
+	// goes on the state.updated reply, which Knative does not copy it to.
+	tc, _ := tracing.FromEvent(*ev)
+	log := h.log.With(append([]any{"event_id", ev.ID()}, tc.LogAttrs()...)...)
 	if h.recent.Seen(ev.ID()) {
 		h.m.events.WithLabelValues("duplicate").Inc()
 		w.WriteHeader(http.StatusAccepted)
@@ -173,6 +178,10 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.transient(w, log, "build state event", err)
 		return
+	}
+	tc.Inject(&reply)
+	if log.Enabled(r.Context(), slog.LevelDebug) {
+		log.Debug("state updated", "reply_id", reply.ID(), "reports", len(data.Reports))
 	}
 	h.recent.Add(ev.ID())
 	h.m.events.WithLabelValues("state_updated").Inc()
