@@ -110,6 +110,25 @@ if [ "$fails" -gt 0 ] || [ "$status" -ne 0 ]; then
 		jq -r --arg p "$pkg" 'select(.Action=="output" and .Package==$p) | .Output' "$out/go-test.json" | tail -80
 	done
 fi
+# Every fuzz target (func FuzzX in a _test.go file) runs for a bounded time
+# on top of its committed seed corpus (testdata/fuzz); a crasher is written
+# to testdata/fuzz/FuzzX/ in its package: commit it with the fix.
+log "fuzz (${FUZZ_TIME:=8s} per target)"
+fuzz_fail=0
+while IFS=: read -r file name; do
+	dir=$(dirname "$file")
+	echo "-- ${dir#./} $name"
+	if ! (cd "$dir" && go test -count=1 -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZ_TIME" -parallel 2 . >"$out/fuzz-$name.log" 2>&1); then
+		echo "FAIL: fuzz $dir $name"; tail -30 "$out/fuzz-$name.log"; fuzz_fail=$((fuzz_fail + 1))
+	fi
+done < <(grep -rHoE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' "${modules[@]}" | sed 's/func //' | sort)
+if [ "$fuzz_fail" -gt 0 ]; then status=1; fails=$((fails + fuzz_fail)); fi
+
+# Known-vulnerable code reachable from our packages (the Go vulnerability
+# database, through govulncheck from the module proxy at a pinned version).
+log "govulncheck"
+if ! ./test/govulncheck.sh "${modules[@]}"; then status=1; fails=$((fails + 1)); echo "FAIL: govulncheck"; fi
+
 passed=$(jq -r 'select(.Action=="pass" and .Test!=null) | .Test' "$out/go-test.json" | wc -l)
 skipped=$(jq -r 'select(.Action=="skip" and .Test!=null) | .Test' "$out/go-test.json" | wc -l)
 echo

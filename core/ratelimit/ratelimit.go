@@ -50,7 +50,7 @@ func ParseLimit(s string) (Limit, error) {
 	rs, bs, hasBurst := strings.Cut(s, ":")
 	rs = strings.TrimSuffix(rs, "/s")
 	r, err := strconv.ParseFloat(rs, 64)
-	if err != nil || r <= 0 || math.IsInf(r, 0) || math.IsNaN(r) {
+	if err != nil || r <= 0 || r > maxRate || math.IsNaN(r) {
 		return Limit{}, fmt.Errorf("rate limit %q: want RATE/s:BURST such as 50/s:100, or off", s)
 	}
 	l := Limit{Rate: r, Burst: int(math.Ceil(2 * r))}
@@ -65,6 +65,10 @@ func ParseLimit(s string) (Limit, error) {
 }
 
 const shards = 32
+
+// maxRate bounds a configured rate; beyond it a limit means nothing and its
+// default burst would overflow.
+const maxRate = 1e9
 
 // Limiter is a set of token buckets, one per key, all with the same Limit.
 // It is safe for concurrent use. The zero value is not usable; call New.
