@@ -47,6 +47,7 @@ const usage = `usage: dronetrack <command> [flags]
 commands:
   up            run the whole system on this machine (broker, every function, store, cache)
   sim           fly simulated drones against an ingest URL and report rates and latency
+  load          run up in this process and drive it at a ramp of rates; measure loss, latency, RSS, CPU
   bridge        forward a drone's MAVLink (UDP/serial) to ingest, spooling on disk while offline
   tenant create create a tenant
   drone add     register a drone and print its key (once)
@@ -69,9 +70,11 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return upCmd(ctx, rest, stdout, stderr)
 	case "sim":
 		return simCmd(ctx, rest, stdout, stderr)
+	case "load":
+		return loadCmd(ctx, rest, stdout, stderr)
 	case "bridge":
 		return bridgeCmd(ctx, rest, stdout, stderr)
-	case "tenant", "drone", "dlq":
+	case "tenant", "drone", "dlq", "user":
 		if len(rest) == 0 {
 			fmt.Fprint(stderr, usage)
 			return fmt.Errorf("%s: missing subcommand", cmd)
