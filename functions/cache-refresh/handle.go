@@ -18,11 +18,13 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/dronetrack/dronetrack/core/cache"
 	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/tracing"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -31,11 +33,12 @@ type Function struct {
 	ready atomic.Bool
 	c     *cache.Cache
 	log   *slog.Logger
+	m     *metrics
 }
 
 // New returns an instance that answers 503 until Start has run.
 func New() *Function {
-	return &Function{log: slog.New(slog.NewJSONHandler(os.Stderr, nil))}
+	return &Function{log: slog.New(slog.NewJSONHandler(os.Stderr, nil)), m: newMetrics()}
 }
 
 // Start opens the cache named by CACHE_URL (redis://host:port/db or
@@ -83,6 +86,10 @@ func (f *Function) Alive(context.Context) (bool, error) { return true, nil }
 
 // Handle applies one state.updated event.
 func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == PathMetrics {
+		f.m.serveMetrics(w, r)
+		return
+	}
 	if !f.ready.Load() {
 		w.Header().Set("Retry-After", "1")
 		problem.Write(w, http.StatusServiceUnavailable, "", "starting")
@@ -95,33 +102,47 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
 	}
 	ev, err := cehttp.NewEventFromHTTPRequest(r)
 	if err != nil {
+		f.m.outcome(outcomeRejected)
 		problem.Write(w, http.StatusBadRequest, "Not a CloudEvent", err.Error())
 		return
 	}
-	log := f.log.With("event", ev.ID(), "type", ev.Type())
+	// cache-refresh's span is a child of process's (the reply's traceparent).
+	tc, _ := tracing.FromEvent(*ev)
+	log := f.log.With(append([]any{"event", ev.ID(), "type", ev.Type()}, tc.LogAttrs()...)...)
 	su, err := events.Decode[events.StateUpdated](*ev, events.TypeStateUpdated)
 	if err != nil {
+		f.m.outcome(outcomeRejected)
 		log.WarnContext(r.Context(), "rejected event", "err", err)
 		problem.Write(w, http.StatusBadRequest, "Undecodable event", err.Error())
 		return
 	}
 	log = log.With("tenant", su.TenantID, "drone", su.DroneID)
 	if fe := check(su, ev.Extensions()[events.ExtTenantID]); len(fe) > 0 {
+		f.m.outcome(outcomeRejected)
 		log.WarnContext(r.Context(), "rejected event", "err", events.ValidationError(fe))
 		problem.Write(w, http.StatusBadRequest, "Invalid state.updated event", "", problem.WithErrors(fe))
 		return
 	}
+	start := time.Now()
 	applied, err := f.c.Put(r.Context(), su.TenantID, su.DroneID, su.State)
+	f.m.observePut(start)
 	switch {
 	case errors.Is(err, cache.ErrInvalid):
+		f.m.outcome(outcomeRejected)
 		log.WarnContext(r.Context(), "rejected event", "err", err)
 		problem.Write(w, http.StatusBadRequest, "Invalid state.updated event", err.Error())
 		return
 	case err != nil:
+		f.m.outcome(outcomeRetry)
 		log.WarnContext(r.Context(), "cache unavailable; broker will redeliver", "err", err)
 		w.Header().Set("Retry-After", "1")
 		problem.Write(w, http.StatusServiceUnavailable, "", "cache unavailable")
 		return
+	}
+	if applied {
+		f.m.outcome(outcomeApplied)
+	} else {
+		f.m.outcome(outcomeStale)
 	}
 	log.DebugContext(r.Context(), "state cached", "applied", applied, "ts", su.State.TS)
 	w.WriteHeader(http.StatusNoContent)
