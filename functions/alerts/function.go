@@ -50,10 +50,11 @@ const (
 type Function struct {
 	handler atomic.Pointer[Handler]
 	store   store.Store
+	m       *metrics
 }
 
 // New returns an instance configured by Start.
-func New() *Function { return &Function{} }
+func New() *Function { return &Function{m: newMetrics()} }
 
 // Start opens the store and the publisher. func-go already serves while
 // Start runs; Handle answers 503 until it returns.
@@ -116,6 +117,14 @@ func (f *Function) Alive(ctx context.Context) (bool, error) { return true, nil }
 
 // Handle serves a request, or 503 while Start has not finished.
 func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == PathMetrics {
+		f.m.serveMetrics(w, r)
+		return
+	}
+	f.m.instrument(w, r, f.handle)
+}
+
+func (f *Function) handle(w http.ResponseWriter, r *http.Request) {
 	h := f.handler.Load()
 	if h == nil {
 		w.Header().Set("Retry-After", "1")

@@ -1,0 +1,96 @@
+package function
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// PathMetrics serves Prometheus metrics (GET), from New on, so a scrape
+// works while Start is still opening the store.
+const PathMetrics = "/metrics"
+
+// metrics are the alerts function's Prometheus series, counted around the
+// handler (by event type and status), on a registry of its own: several
+// functions share one process in one-machine mode.
+type metrics struct {
+	events  *prometheus.CounterVec
+	seconds *prometheus.HistogramVec
+	handler http.Handler
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dronetrack_alerts_events_total",
+			Help: "Events delivered to alerts, by CloudEvent type (state_updated, link_check, other) and status code.",
+		}, []string{"type", "code"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dronetrack_alerts_event_duration_seconds",
+			Help:    "Time to evaluate one event (rules, store transaction, outbox publish).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}, []string{"type"}),
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.events, m.seconds,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return m
+}
+
+// eventLabel bounds the type label to the types alerts subscribes to.
+func eventLabel(r *http.Request) string {
+	switch r.Header.Get("Ce-Type") {
+	case events.TypeStateUpdated:
+		return "state_updated"
+	case events.TypeLinkCheck, TypePing:
+		return "link_check"
+	}
+	return "other"
+}
+
+// instrument serves r with next and counts it.
+func (m *metrics) instrument(w http.ResponseWriter, r *http.Request, next func(http.ResponseWriter, *http.Request)) {
+	typ := eventLabel(r)
+	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	start := time.Now()
+	next(sw, r)
+	m.seconds.WithLabelValues(typ).Observe(time.Since(start).Seconds())
+	m.events.WithLabelValues(typ, strconv.Itoa(sw.code)).Inc()
+}
+
+// serveMetrics answers PathMetrics; only GET and HEAD.
+func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	m.handler.ServeHTTP(w, r)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wrote {
+		s.code, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
