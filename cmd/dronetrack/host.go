@@ -48,10 +48,10 @@ func listen(name string, fn function, log *slog.Logger) (*hosted, error) {
 	})
 	mux.HandleFunc("/", fn.Handle)
 	h.srv = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.With("function", name).Handler(), slog.LevelWarn),
+		Handler:  mux,
+		ErrorLog: slog.NewLogLogger(log.With("function", name).Handler(), slog.LevelWarn),
 	}
+	limitServer(h.srv)
 	go func() { h.done <- h.srv.Serve(ln) }()
 	return h, nil
 }
@@ -68,6 +68,27 @@ func (h *hosted) shutdown(ctx context.Context) error {
 		_ = h.srv.Close()
 	}
 	return errors.Join(err, h.fn.Stop(ctx))
+}
+
+// Server limits against hostile clients, for every listener `up` opens. No
+// ReadTimeout or WriteTimeout: they would cut the SSE stream; bodies are
+// bounded by the handlers (ingest's MaxBodyBytes).
+const (
+	// ReadHeaderTimeout closes a connection whose request headers dribble in
+	// (slow loris).
+	ReadHeaderTimeout = 10 * time.Second
+	// IdleTimeout closes keep-alive connections nobody uses.
+	IdleTimeout = 120 * time.Second
+	// MaxHeaderBytes answers 431 to header floods; a drone's headers are
+	// well under 1 KiB, a browser's under 8 KiB.
+	MaxHeaderBytes = 64 << 10
+)
+
+// limitServer applies the limits above to srv.
+func limitServer(srv *http.Server) {
+	srv.ReadHeaderTimeout = ReadHeaderTimeout
+	srv.IdleTimeout = IdleTimeout
+	srv.MaxHeaderBytes = MaxHeaderBytes
 }
 
 func health(w http.ResponseWriter, r *http.Request, check func(context.Context) (bool, error), ok, notOK string) {
