@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/dronetrack/dronetrack/core/keys"
 )
 
 // loginClient logs in to a running system and returns a client carrying
@@ -76,5 +80,68 @@ func TestUpSeedsDemoLogin(t *testing.T) {
 		if err := sys.Shutdown(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestAccountAdminCommands runs user add, drone rotate-key and drone
+// revoke-key against a running up (through its admin endpoint).
+func TestAccountAdminCommands(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	sys, err := startSystem(ctx, upOptions{DataDir: dir, HTTPAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Shutdown()
+	run := func(args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := realMain(ctx, append(args, "--data", dir), &out, &errOut); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, errOut.String())
+		}
+		return out.String()
+	}
+	out := run("user", "add", "--tenant", demoTenantID, "--email", "Viewer@Example.test", "--role", "viewer")
+	_, pw, ok := strings.Cut(out, "password (shown once, store it now): ")
+	pw = strings.TrimSpace(pw)
+	if !ok || len(pw) < 16 {
+		t.Fatalf("user add printed no password: %q", out)
+	}
+	c, csrf := loginClient(t, sys.URL(), "viewer@example.test", pw)
+	req, _ := http.NewRequest(http.MethodPost, sys.URL()+"/api/v1/drones", strings.NewReader(`{"name":"x"}`))
+	req.Header.Set("X-CSRF-Token", csrf)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("viewer added a drone: %d", resp.StatusCode)
+	}
+
+	demo, err := readDemoKeys(filepath.Join(dir, demoKeysFile))
+	if err != nil || len(demo) == 0 {
+		t.Fatalf("demo keys: %v", err)
+	}
+	pepper, _ := loadPepper(dir)
+	out = run("drone", "rotate-key", "--tenant", demoTenantID, "--drone", demo[0].DroneID)
+	_, key, ok := strings.Cut(out, "key (shown once, store it now): ")
+	key = strings.TrimSpace(key)
+	if !ok || !keys.WellFormed(key) {
+		t.Fatalf("rotate-key printed no key: %q", out)
+	}
+	if _, err := sys.store.DroneByKeyHash(ctx, keys.Hash([]byte(pepper), demo[0].Key)); err == nil {
+		t.Error("the old key still resolves after rotate-key")
+	}
+	if d, err := sys.store.DroneByKeyHash(ctx, keys.Hash([]byte(pepper), key)); err != nil || d.ID != demo[0].DroneID {
+		t.Errorf("the new key: %+v %v", d, err)
+	}
+	run("drone", "revoke-key", "--tenant", demoTenantID, "--drone", demo[0].DroneID)
+	if _, err := sys.store.DroneByKeyHash(ctx, keys.Hash([]byte(pepper), key)); err == nil {
+		t.Error("the key still resolves after revoke-key")
+	}
+	var errOut bytes.Buffer
+	if err := realMain(ctx, []string{"drone", "revoke-key", "--data", dir, "--tenant", "other", "--drone", demo[1].DroneID}, io.Discard, &errOut); err == nil {
+		t.Error("revoke-key with the wrong tenant succeeded")
 	}
 }

@@ -62,6 +62,9 @@ type adminInfo struct {
 }
 
 func adminCmd(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
+	if accountCommands[cmd] {
+		return accountAdminCmd(ctx, cmd, args, os.Stdin, stdout, stderr)
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data", defaultDataDir(), "data dir of the local system")
@@ -261,6 +264,7 @@ func adminHandler(a admin, token string) http.Handler {
 		d, err := a.AddDrone(r.Context(), in.TenantID, in.Name)
 		reply(w, http.StatusCreated, d, err)
 	})
+	accountAdminRoutes(mux, a)
 	mux.HandleFunc("GET /admin/v1/dlq", func(w http.ResponseWriter, r *http.Request) {
 		dls, err := a.DeadLetters(r.Context())
 		if dls == nil {

@@ -51,6 +51,9 @@ commands:
   bridge        forward a drone's MAVLink (UDP/serial) to ingest, spooling on disk while offline
   tenant create create a tenant
   drone add     register a drone and print its key (once)
+  drone rotate-key  give a drone a new key (printed once); the old one stops working
+  drone revoke-key  remove a drone's key
+  user add      add a website user to a tenant (--password-stdin, or a generated password printed once)
   dlq list      list the local broker's dead-lettered events
   dlq replay ID deliver a dead-lettered event again
 
