@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/dronetrack/dronetrack/core v0.0.0
 	github.com/dronetrack/dronetrack/events v0.0.0
+	github.com/dronetrack/dronetrack/functions/alerts v0.0.0
 	github.com/dronetrack/dronetrack/functions/cache-refresh v0.0.0
 	github.com/dronetrack/dronetrack/functions/ingest v0.0.0
 	github.com/dronetrack/dronetrack/functions/process v0.0.0
@@ -15,6 +16,7 @@ require (
 replace (
 	github.com/dronetrack/dronetrack/core => ../../core
 	github.com/dronetrack/dronetrack/events => ../../events
+	github.com/dronetrack/dronetrack/functions/alerts => ../../functions/alerts
 	github.com/dronetrack/dronetrack/functions/cache-refresh => ../../functions/cache-refresh
 	github.com/dronetrack/dronetrack/functions/ingest => ../../functions/ingest
 	github.com/dronetrack/dronetrack/functions/process => ../../functions/process

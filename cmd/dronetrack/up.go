@@ -53,6 +53,9 @@ type upOptions struct {
 	PprofAddr string
 	// StopTimeout bounds the graceful shutdown before it gives up.
 	StopTimeout time.Duration
+	// LinkCheckEvery is the lost-link scheduler's period (default 30 s, as
+	// the cluster's PingSource).
+	LinkCheckEvery time.Duration
 }
 
 func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -97,6 +100,7 @@ type system struct {
 	public *http.Server
 	ln     net.Listener
 	admin  func(context.Context) error
+	sched  *scheduler // lost-link checks (the PingSource's stand-in)
 	// demoLogin is the demo tenant owner's email and password.
 	demoLogin demoLogin
 
@@ -144,7 +148,7 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 
 	// Bind every function first: the broker needs their URLs to resolve the
 	// Triggers' subscribers, and they need the broker's ingress as K_SINK.
-	for _, name := range []string{fnIngest, fnProcess, fnCacheRefresh, fnServeMap} {
+	for _, name := range []string{fnIngest, fnProcess, fnCacheRefresh, fnServeMap, fnAlerts} {
 		h, err := listen(name, newFunction(name), log)
 		if err != nil {
 			return nil, err
@@ -172,7 +176,7 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	}
 	// Start consumers before the producer so nothing published waits on a
 	// function that is not there yet (the broker would retry it anyway).
-	for _, name := range []string{fnProcess, fnCacheRefresh, fnServeMap, fnIngest} {
+	for _, name := range []string{fnProcess, fnCacheRefresh, fnAlerts, fnServeMap, fnIngest} {
 		h := s.byName[name]
 		if err := h.fn.Start(ctx, cfg); err != nil {
 			return nil, fmt.Errorf("start %s: %w", name, err)
@@ -184,6 +188,13 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 			return nil, err
 		}
 		log.Debug("function started", "function", name, "url", h.URL())
+	}
+
+	if o.LinkCheckEvery <= 0 {
+		o.LinkCheckEvery = defaultLinkCheckEvery
+	}
+	if s.sched, err = startScheduler(s.broker.IngressURL(), o.LinkCheckEvery, log); err != nil {
+		return nil, err
 	}
 
 	adm := &localAdmin{store: s.store, pepper: pepper, broker: s.broker}
@@ -318,10 +329,11 @@ func (s *system) closeAll(ctx context.Context) error {
 	if h := s.byName[fnIngest]; h != nil {
 		step("ingest", h.shutdown(ctx))
 	}
+	s.sched.stop()
 	if s.broker != nil {
 		step("broker", s.broker.Shutdown(ctx))
 	}
-	for _, name := range []string{fnProcess, fnCacheRefresh, fnServeMap} {
+	for _, name := range []string{fnProcess, fnCacheRefresh, fnAlerts, fnServeMap} {
 		if h := s.byName[name]; h != nil {
 			step(name, h.shutdown(ctx))
 		}

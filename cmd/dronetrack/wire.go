@@ -7,6 +7,7 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/store/storeurl"
+	alerts "github.com/dronetrack/dronetrack/functions/alerts"
 	cacherefresh "github.com/dronetrack/dronetrack/functions/cache-refresh"
 	ingest "github.com/dronetrack/dronetrack/functions/ingest"
 	process "github.com/dronetrack/dronetrack/functions/process"
@@ -25,6 +26,8 @@ func newFunction(name string) function {
 		return cacherefresh.New()
 	case fnServeMap:
 		return servemap.New()
+	case fnAlerts:
+		return alerts.New()
 	}
 	panic("unknown function " + name)
 }

@@ -111,6 +111,11 @@ type Tracker struct {
 	LinkLost bool             `json:"linkLost"` // a link.lost episode is open (the link check skips it)
 	Open     map[string]Alert `json:"open,omitempty"`
 	Outbox   []Transition     `json:"outbox,omitempty"`
+	// Claims lease outbox entries (by event id) to the one evaluator
+	// publishing them, so concurrent deliveries for the drone do not send
+	// (and call webhooks for) the same transition twice. A lease that
+	// expires (its holder crashed) lets the next evaluator take it over.
+	Claims map[string]time.Time `json:"claims,omitempty"`
 }
 
 // Key identifies an episode's condition within a drone.
@@ -241,13 +246,37 @@ func apply(tr *Tracker, conds []condition, inScope func(kind string) bool, at ti
 	return out
 }
 
-// Published removes transitions whose events are out from the outbox; it
-// returns false when none of them was there.
-func Published(tr Tracker, eventIDs []string) (Tracker, bool) {
+// Claim leases the outbox entries nobody holds (or whose lease ended) to
+// the caller until now+lease and returns them in outbox order; false when
+// there was nothing to claim.
+func Claim(tr Tracker, now time.Time, lease time.Duration) (Tracker, []Transition, bool) {
+	var free []Transition
+	for _, t := range tr.Outbox {
+		if until, held := tr.Claims[t.EventID()]; !held || !now.Before(until) {
+			free = append(free, t)
+		}
+	}
+	if len(free) == 0 {
+		return tr, nil, false
+	}
 	tr = clone(tr)
-	n := len(tr.Outbox)
+	for _, t := range free {
+		tr.Claims[t.EventID()] = now.Add(lease).UTC()
+	}
+	return tr, free, true
+}
+
+// Published removes the transitions whose events are out from the outbox
+// and releases the claims on those that failed (failed may be nil), so the
+// next evaluator retries them. It returns false when nothing changed.
+func Published(tr Tracker, eventIDs, failed []string) (Tracker, bool) {
+	tr = clone(tr)
+	n, c := len(tr.Outbox), len(tr.Claims)
 	tr.Outbox = slices.DeleteFunc(tr.Outbox, func(t Transition) bool { return slices.Contains(eventIDs, t.EventID()) })
-	return tr, len(tr.Outbox) != n
+	for _, id := range append(slices.Clone(eventIDs), failed...) {
+		delete(tr.Claims, id)
+	}
+	return tr, len(tr.Outbox) != n || len(tr.Claims) != c
 }
 
 func clone(tr Tracker) Tracker {
@@ -256,5 +285,9 @@ func clone(tr Tracker) Tracker {
 		tr.Open = map[string]Alert{}
 	}
 	tr.Outbox = slices.Clone(tr.Outbox)
+	tr.Claims = maps.Clone(tr.Claims)
+	if tr.Claims == nil {
+		tr.Claims = map[string]time.Time{}
+	}
 	return tr
 }

@@ -181,11 +181,28 @@ func TestOutboxAndIDs(t *testing.T) {
 	if len(tr.Outbox) != 1 || tr.Outbox[0].EventID() != ts[0].Alert.ID+"/raised" {
 		t.Fatalf("outbox = %+v", tr.Outbox)
 	}
-	tr, changed := Published(tr, []string{ts[0].EventID()})
-	if !changed || len(tr.Outbox) != 0 {
-		t.Errorf("Published left %+v", tr.Outbox)
+	// Two concurrent evaluators: only the first gets the transition.
+	tr, claimed, ok := Claim(tr, t0, 30*time.Second)
+	if !ok || len(claimed) != 1 {
+		t.Fatalf("first Claim = %+v, %v", claimed, ok)
 	}
-	if _, changed := Published(tr, []string{"x"}); changed {
+	if _, again, ok := Claim(tr, t0.Add(time.Second), 30*time.Second); ok || len(again) != 0 {
+		t.Errorf("second Claim within the lease got %+v", again)
+	}
+	// A holder that crashed: after the lease another evaluator takes over.
+	if _, again, ok := Claim(tr, t0.Add(31*time.Second), 30*time.Second); !ok || len(again) != 1 {
+		t.Errorf("Claim after the lease got %+v", again)
+	}
+	// A failed publish releases the claim at once.
+	released, _ := Published(tr, nil, []string{ts[0].EventID()})
+	if _, again, ok := Claim(released, t0.Add(time.Second), 30*time.Second); !ok || len(again) != 1 {
+		t.Errorf("Claim after release got %+v", again)
+	}
+	tr, changed := Published(tr, []string{ts[0].EventID()}, nil)
+	if !changed || len(tr.Outbox) != 0 || len(tr.Claims) != 0 {
+		t.Errorf("Published left %+v %+v", tr.Outbox, tr.Claims)
+	}
+	if _, changed := Published(tr, []string{"x"}, nil); changed {
 		t.Error("Published of an unknown id changed the tracker")
 	}
 	ev, err := events.NewAlert(ts[0].Type, ts[0].Alert.Event())

@@ -24,6 +24,9 @@ const (
 	TypePing             = "dev.knative.sources.ping"
 	ExtDronetrackType    = "dronetracktype"
 	minLostLinkThreshold = time.Second // alerting.Settings.Validate's lower bound for LostLinkSecs
+	// claimLease is how long an evaluator holds outbox entries it is
+	// publishing before another may take them over (it crashed).
+	claimLease = 30 * time.Second
 )
 
 // Publisher sends a CloudEvent to the broker (core/publish.Publisher).
@@ -121,15 +124,19 @@ func (h *Handler) serveState(w http.ResponseWriter, r *http.Request, ev cloudeve
 		return
 	}
 	now := h.opts.Now()
+	var claimed []alerting.Transition
 	tr, err := h.st.EvaluateAlerts(ctx, data.TenantID, data.DroneID,
 		func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
-			return alerting.EvaluateState(prev, data.State, settings, fences, now)
+			next, ts, changed := alerting.EvaluateState(prev, data.State, settings, fences, now)
+			var claimedAny bool
+			next, claimed, claimedAny = alerting.Claim(next, now, claimLease)
+			return next, ts, changed || claimedAny
 		})
 	if err != nil {
 		h.transient(w, log, "evaluate alerts", err)
 		return
 	}
-	if err := h.flush(ctx, log, tr); err != nil {
+	if err := h.flush(ctx, log, tr, claimed); err != nil {
 		h.transient(w, log, "publish alerts", err)
 		return
 	}
@@ -155,16 +162,20 @@ func (h *Handler) serveLinkCheck(w http.ResponseWriter, r *http.Request) {
 			failed = err
 			continue
 		}
+		var claimed []alerting.Transition
 		tr, err := h.st.EvaluateAlerts(ctx, cand.TenantID, cand.DroneID,
 			func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
-				return alerting.EvaluateLink(prev, settings, now)
+				next, ts, changed := alerting.EvaluateLink(prev, settings, now)
+				var claimedAny bool
+				next, claimed, claimedAny = alerting.Claim(next, now, claimLease)
+				return next, ts, changed || claimedAny
 			})
 		if err != nil {
 			log.Error("evaluate link", "err", err)
 			failed = err
 			continue
 		}
-		if err := h.flush(ctx, log, tr); err != nil {
+		if err := h.flush(ctx, log, tr, claimed); err != nil {
 			log.Error("publish link alert", "err", err)
 			failed = err
 		}
@@ -176,39 +187,40 @@ func (h *Handler) serveLinkCheck(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// flush publishes the tracker's outbox, hands each published transition to
-// the webhook deliverer and removes it from the outbox.
-func (h *Handler) flush(ctx context.Context, log *slog.Logger, tr alerting.Tracker) error {
-	if len(tr.Outbox) == 0 {
+// flush publishes the transitions this evaluator claimed from the
+// tracker's outbox, in order, hands each published one to the webhook
+// deliverer, then removes them from the outbox and releases the claims on
+// any it could not publish (a later delivery for the drone retries them).
+func (h *Handler) flush(ctx context.Context, log *slog.Logger, tr alerting.Tracker, claimed []alerting.Transition) error {
+	if len(claimed) == 0 {
 		return nil
 	}
-	var done []string
+	var done, failed []string
 	var pubErr error
-	for _, t := range tr.Outbox {
+	for _, t := range claimed {
+		if pubErr != nil {
+			failed = append(failed, t.EventID())
+			continue
+		}
 		ev, err := events.NewAlert(t.Type, t.Alert.Event())
+		if err == nil {
+			err = h.pub.Publish(ctx, ev)
+		}
 		if err != nil {
 			pubErr = err
-			break
-		}
-		if err := h.pub.Publish(ctx, ev); err != nil {
-			pubErr = err
-			break
+			failed = append(failed, t.EventID())
+			continue
 		}
 		log.Info("alert event published", "alert_id", t.Alert.ID, "kind", t.Alert.Kind, "type", t.Type)
 		h.hooks.enqueue(ctx, ev)
 		done = append(done, t.EventID())
 	}
-	if len(done) > 0 {
-		_, err := h.st.EvaluateAlerts(ctx, tr.TenantID, tr.DroneID,
-			func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
-				next, changed := alerting.Published(prev, done)
-				return next, nil, changed
-			})
-		if err != nil {
-			return errors.Join(pubErr, err)
-		}
-	}
-	return pubErr
+	_, err := h.st.EvaluateAlerts(context.WithoutCancel(ctx), tr.TenantID, tr.DroneID,
+		func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
+			next, changed := alerting.Published(prev, done, failed)
+			return next, nil, changed
+		})
+	return errors.Join(pubErr, err)
 }
 
 func (h *Handler) reject(w http.ResponseWriter, detail string) {

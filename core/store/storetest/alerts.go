@@ -78,7 +78,7 @@ func testAlertsEvaluate(t *testing.T, s store.Store) {
 
 	// Clearing the outbox, then closing the alert.
 	_, err = s.EvaluateAlerts(ctx, "acme", "d1", func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
-		next, ok := alerting.Published(prev, []string{prev.Outbox[0].EventID()})
+		next, ok := alerting.Published(prev, []string{prev.Outbox[0].EventID()}, nil)
 		return next, nil, ok
 	})
 	must(t, "EvaluateAlerts publish", err)
