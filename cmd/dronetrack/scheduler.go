@@ -10,8 +10,8 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/dronetrack/dronetrack/core/publish"
-	alertsfn "github.com/dronetrack/dronetrack/functions/alerts"
 	"github.com/dronetrack/dronetrack/events"
+	alertsfn "github.com/dronetrack/dronetrack/functions/alerts"
 )
 
 // fnAlerts is the alerts function (Trigger subscriber for state.updated and
