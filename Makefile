@@ -4,7 +4,7 @@ SHELL := /bin/bash
 GO ?= go
 MODULES := events core functions/ingest functions/process functions/cache-refresh functions/serve-map infra
 
-.PHONY: run test test-go lint bench tidy soak
+.PHONY: run test test-go lint bench load tidy soak
 
 run:
 	$(GO) run ./cmd/dronetrack up --simulate 50
@@ -16,8 +16,16 @@ lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 
+# Benchmarks that bound the speed, -count 5 into test/results/bench.txt
+# (benchstat-ready), with medians and goal ratios (docs/performance.md).
 bench:
-	for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...) || exit 1; done
+	./test/bench.sh
+
+# One-machine load test: `up` in-process at a ramp of rates; table, JSON and
+# chart in test/results/load.{md,json,png}. LOAD_FLAGS overrides the ramp.
+LOAD_FLAGS ?= --drones 10000 --rates 1000,2500,5000,10000 --step 15s --poll 250ms
+load:
+	cd cmd/dronetrack && $(GO) run . load --out $(CURDIR)/test/results $(LOAD_FLAGS)
 
 tidy:
 	for m in $(MODULES); do (cd $$m && $(GO) mod tidy) || exit 1; done

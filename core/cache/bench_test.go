@@ -56,14 +56,20 @@ func timed(b *testing.B, op func() int) {
 
 var benchBox = cache.BBox{MinLon: 8, MinLat: 47, MaxLon: 9, MaxLat: 48}
 
-func BenchmarkFleet10k(b *testing.B) {
+func BenchmarkFleet10k(b *testing.B) { benchFleetRead(b, 10_000) }
+
+func BenchmarkFleet1k(b *testing.B) { benchFleetRead(b, 1_000) }
+
+// benchFleetRead reads a fleet of n drones from the cache, unchanged and
+// after one drone moved.
+func benchFleetRead(b *testing.B, n int) {
 	for _, mode := range []string{"redis", "local"} {
 		url := "local://" + uniq("bench")
 		if mode == "redis" {
 			url = "redis://" + redisAddr(b) + "/0"
 		}
 		ctx := context.Background()
-		c, tenant := benchFleet(b, url, 10_000, 1000, benchBox)
+		c, tenant := benchFleet(b, url, n, n/10, benchBox)
 		// unchanged: the list version did not move; served from the rendered list.
 		b.Run(mode+"/unchanged", func(b *testing.B) {
 			timed(b, func() int {
