@@ -36,6 +36,9 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"type"}),
 	}
+	for _, typ := range []string{"state_updated", "link_check"} {
+		m.seconds.WithLabelValues(typ) // export from the first scrape, before any event
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m.events, m.seconds,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
