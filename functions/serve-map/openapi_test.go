@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/dronetrack/dronetrack/core/alerting"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
 )
@@ -92,6 +93,38 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	from, to := t0.Add(-time.Minute).Format(time.RFC3339), t0.Add(time.Minute).Format(time.RFC3339)
+	// An open and a closed alert, a polygon and a circle fence, a webhook
+	// with a failed and a successful delivery: every optional field shows.
+	ctx := context.Background()
+	for i, batt := range []float64{5, 90, 4} {
+		st := state(10+i, 8, 47)
+		st.Battery, st.UpdatedAt = ptr(batt), time.Now().UTC()
+		if _, err := fx.st.EvaluateAlerts(ctx, fx.tenant, drone, func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
+			return alerting.EvaluateState(prev, st, alerting.DefaultSettings(), nil, st.UpdatedAt)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []alerting.Fence{
+		{ID: "gf1", TenantID: fx.tenant, Name: "yard", Mode: alerting.ModeKeepIn, CreatedAt: t0, UpdatedAt: t0,
+			Polygon: []alerting.Point{{Lat: 1, Lon: 179}, {Lat: 1, Lon: -179}, {Lat: 2, Lon: -179}}},
+		{ID: "gf2", TenantID: fx.tenant, Name: "airport", Mode: alerting.ModeKeepOut, CreatedAt: t0, UpdatedAt: t0,
+			Center: &alerting.Point{Lat: 47, Lon: 8}, RadiusM: 500},
+	} {
+		if err := fx.st.CreateGeofence(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fx.st.CreateWebhook(ctx, store.Webhook{ID: "wh1", TenantID: fx.tenant, URL: "https://example.test/h", Secret: "s", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for i, code := range []int{500, 204} {
+		if err := fx.st.AddDelivery(ctx, store.Delivery{ID: "d" + strconv.Itoa(i), TenantID: fx.tenant, WebhookID: "wh1",
+			EventID: "e/raised", EventType: events.TypeAlertRaised, Attempt: i + 1, At: t0.Add(time.Duration(i) * time.Second),
+			StatusCode: code, Error: map[bool]string{true: "receiver answered 500"}[code == 500], OK: code == 204}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		route, url string
 		status     int
@@ -105,6 +138,14 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 		{"/api/v1/drones/{id}/track", "/api/v1/drones/" + drone + "/track?limit=x", 400},
 		{"/api/v1/drones/{id}/track", "/api/v1/drones/nope/track", 404},
 		{"/api/v1/alerts", "/api/v1/alerts", 200},
+		{"/api/v1/alerts", "/api/v1/alerts?closedWithin=forever", 400},
+		{"/api/v1/alert-settings", "/api/v1/alert-settings", 200},
+		{"/api/v1/geofences", "/api/v1/geofences", 200},
+		{"/api/v1/geofences/{id}", "/api/v1/geofences/gf1", 200},
+		{"/api/v1/geofences/{id}", "/api/v1/geofences/gf-none", 404},
+		{"/api/v1/webhooks", "/api/v1/webhooks", 200},
+		{"/api/v1/webhooks/{id}/deliveries", "/api/v1/webhooks/wh1/deliveries", 200},
+		{"/api/v1/webhooks/{id}/deliveries", "/api/v1/webhooks/nope/deliveries", 404},
 		{"/api/v1/openapi.json", "/api/v1/openapi.json", 200},
 		{"/", "/", 200},
 		{"/metrics", "/metrics", 200},
