@@ -9,7 +9,10 @@
 #
 # Why these settings (see docs/deploy.md, "Firestore"):
 # - Queries run on document ids (track ranges) or on equality plus document
-#   id (drones of a tenant), so no composite index is needed today.
+#   id (drones, geofences, webhooks of a tenant), which need no composite
+#   index; the alert queries (tenantId + closedAt/updatedAt, linkLost +
+#   lastSeen) have composite indexes in the JSON. Alert records keep their
+#   body in an unindexed `data` field.
 # - track.ts and track.expireAt are sequential values: indexed, they cap a
 #   collection at ~500 writes/s (hotspot). Nothing queries them, nor the
 #   other telemetry fields, nor drones.state (rewritten ~1/s per drone), so
@@ -52,7 +55,7 @@ while IFS=$'\t' read -r group field ttl nindexes; do
 	fi
 done < <(jq -r '.fieldOverrides[] | [.collectionGroup, .fieldPath, (.ttl // false), (.indexes | length)] | @tsv' "$spec")
 
-# Composite indexes (none today; kept so adding one to the JSON is enough).
+# Composite indexes (the alert queries: core/store/firestore/alerts.go).
 while IFS=$'\t' read -r group scope fields; do
 	read -r -a configs <<<"$fields"
 	run gcloud firestore indexes composite create --collection-group="$group" --query-scope="$scope" \
