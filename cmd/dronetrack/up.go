@@ -66,6 +66,7 @@ func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.HTTPAddr, "http", "127.0.0.1:8080", "address for the website and the ingest API")
 	fs.IntVar(&o.Simulate, "simulate", 0, "fly N simulated demo drones against this system (0: none)")
 	fs.StringVar(&o.PprofAddr, "pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060)")
+	fs.DurationVar(&o.LinkCheckEvery, "link-check", defaultLinkCheckEvery, "period of the lost-link check (the cluster's PingSource runs every 30 s)")
 	level := fs.String("log-level", "warn", "debug, info, warn or error (functions and broker)")
 	o.Sim.register(fs, 0)
 	fs.Usage = func() {
