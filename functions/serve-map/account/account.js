@@ -58,11 +58,22 @@ function showKey(drone, key) {
   $('copy').focus();
 }
 
+// The fleet list may lag a change by up to a second (serve-map's
+// FLEET_LIST_MAX_AGE), so the page applies its own changes to what it
+// loaded instead of reloading.
+const fleet = new Map();
+
 async function loadDrones(canManage) {
   const { drones } = await api('GET', '/api/v1/drones');
+  fleet.clear();
+  for (const d of drones) fleet.set(d.id, { id: d.id, name: d.name });
+  renderDrones(canManage);
+}
+
+function renderDrones(canManage) {
   const tbody = $('list');
   tbody.replaceChildren();
-  for (const d of drones) {
+  for (const d of [...fleet.values()].sort((a, b) => a.id.localeCompare(b.id))) {
     const tr = document.createElement('tr');
     tr.dataset.id = d.id;
     const name = document.createElement('td'); name.textContent = d.name || d.id;
@@ -74,23 +85,28 @@ async function loadDrones(canManage) {
       b.addEventListener('click', async () => { showError(null); try { await fn(); } catch (err) { showError(err); } });
       act.append(b);
     };
+    const path = `/api/v1/drones/${encodeURIComponent(d.id)}`;
     if (canManage) {
       button('Rename', async () => {
         const n = prompt('New name', d.name || '');
-        if (n) { await api('PATCH', `/api/v1/drones/${encodeURIComponent(d.id)}`, { name: n }); await loadDrones(canManage); }
+        if (!n) return;
+        const r = await api('PATCH', path, { name: n });
+        fleet.set(d.id, { id: d.id, name: r.name });
+        renderDrones(canManage);
       });
       button('Rotate key', async () => {
         if (!confirm('Make a new key? The old key stops working within 30 s.')) return;
-        const r = await api('POST', `/api/v1/drones/${encodeURIComponent(d.id)}/key`);
+        const r = await api('POST', `${path}/key`);
         showKey(r.drone, r.key);
       });
       button('Revoke key', async () => {
-        if (confirm('Revoke the key? The drone cannot report until you rotate.')) await api('DELETE', `/api/v1/drones/${encodeURIComponent(d.id)}/key`);
+        if (confirm('Revoke the key? The drone cannot report until you rotate.')) await api('DELETE', `${path}/key`);
       });
       button('Retire', async () => {
-        if (confirm(`Retire ${d.name || d.id}? It leaves the fleet and its key stops working.`)) {
-          await api('DELETE', `/api/v1/drones/${encodeURIComponent(d.id)}`); await loadDrones(canManage);
-        }
+        if (!confirm(`Retire ${d.name || d.id}? It leaves the fleet and its key stops working.`)) return;
+        await api('DELETE', path);
+        fleet.delete(d.id);
+        renderDrones(canManage);
       });
     }
     tr.append(name, id, act);
@@ -127,8 +143,9 @@ const pages = {
     onSubmit($('add'), async () => {
       const r = await api('POST', '/api/v1/drones', { name: $('name').value });
       $('name').value = '';
+      fleet.set(r.drone.id, { id: r.drone.id, name: r.drone.name });
+      renderDrones(canManage);
       showKey(r.drone, r.key);
-      await loadDrones(canManage);
     });
     await loadDrones(canManage);
   },
