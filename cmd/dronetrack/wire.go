@@ -33,8 +33,11 @@ func newFunction(name string) function {
 }
 
 // extraFunctionConfig is configuration beyond the shared keys that the
-// one-machine functions need: none since serve-map authenticates sessions.
-func extraFunctionConfig(string) map[string]string { return nil }
+// one-machine functions need: alerts may call webhooks on this machine or
+// the LAN (the cluster refuses private addresses).
+func extraFunctionConfig(string) map[string]string {
+	return map[string]string{"WEBHOOK_ALLOW_PRIVATE": "true"}
+}
 
 // openStore opens a store URL through storeurl, which shares one handle per
 // bolt path inside the process (the functions open the same URL). A bolt

@@ -44,6 +44,10 @@ const (
 	EnvWebhookAttempts = "WEBHOOK_ATTEMPTS" // default 8
 	EnvWebhookBackoff  = "WEBHOOK_BACKOFF"  // first retry delay, doubling; default 1s
 	EnvRulesTTL        = "RULES_TTL"        // how long a tenant's settings and fences are cached; default 5s
+	// EnvWebhookAllowPrivate ("true") lets webhooks reach loopback, private
+	// and link-local addresses: one-machine mode and tests. In the cluster
+	// they are refused, or a tenant could make alerts call internal services.
+	EnvWebhookAllowPrivate = "WEBHOOK_ALLOW_PRIVATE"
 )
 
 // Function is the alerts function instance.
@@ -81,6 +85,7 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 			*dst = d
 		}
 	}
+	opts.WebhookClient = webhookClient(cfg[EnvWebhookAllowPrivate] == "true")
 	pub, err := publish.New(cfg[EnvSink], publish.NewClient())
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)

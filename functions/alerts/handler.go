@@ -162,6 +162,11 @@ func (h *Handler) serveLinkCheck(w http.ResponseWriter, r *http.Request) {
 			failed = err
 			continue
 		}
+		// Most candidates are merely between reports: only those past their
+		// tenant's threshold need a transaction (which checks again).
+		if _, _, changed := alerting.EvaluateLink(cand, settings, now); !changed {
+			continue
+		}
 		var claimed []alerting.Transition
 		tr, err := h.st.EvaluateAlerts(ctx, cand.TenantID, cand.DroneID,
 			func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {

@@ -293,3 +293,16 @@ func TestFunctionLifecycle(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestWebhookClientRefusesPrivateAddresses(t *testing.T) {
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer recv.Close()
+	if _, err := webhookClient(false).Get(recv.URL); err == nil || !strings.Contains(err.Error(), "not public") {
+		t.Errorf("loopback webhook: %v; want refused as not public", err)
+	}
+	resp, err := webhookClient(true).Get(recv.URL)
+	if err != nil {
+		t.Fatalf("loopback allowed: %v", err)
+	}
+	resp.Body.Close()
+}

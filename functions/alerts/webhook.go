@@ -11,9 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
@@ -140,6 +143,37 @@ func (d *deliverer) close(ctx context.Context) {
 		<-done
 	}
 	d.cancel()
+}
+
+// webhookClient is the HTTP client for deliveries. Unless allowPrivate, its
+// dialer refuses loopback, private, link-local and unspecified addresses
+// after DNS resolution (so a name that resolves inside the cluster is
+// refused too), and it follows no redirects.
+func webhookClient(allowPrivate bool) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if !allowPrivate {
+		d.Control = func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			ip, err := netip.ParseAddr(host)
+			if err != nil {
+				return err
+			}
+			ip = ip.Unmap()
+			if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+				ip.IsUnspecified() || ip.IsMulticast() || !ip.IsGlobalUnicast() {
+				return fmt.Errorf("webhook address %s is not public", ip)
+			}
+			return nil
+		}
+	}
+	return &http.Client{
+		Timeout:       10 * time.Second,
+		Transport:     &http.Transport{DialContext: d.DialContext, Proxy: nil, MaxIdleConnsPerHost: 4},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 func newID() string {
