@@ -25,8 +25,8 @@ package tracing
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 
@@ -73,11 +73,9 @@ func Parse(traceparent string) (Context, bool) {
 	if !ok || version == 0xff || (version == 0 && len(s) != 55) || (version > 0 && len(s) > 55 && s[55] != '-') {
 		return c, false
 	}
-	if !lowerHex(s[3:35]) || !lowerHex(s[36:52]) {
-		return c, false
+	if !decodeHex(c.TraceID[:], s[3:35]) || !decodeHex(c.SpanID[:], s[36:52]) {
+		return Context{}, false
 	}
-	_, _ = hex.Decode(c.TraceID[:], []byte(s[3:35]))
-	_, _ = hex.Decode(c.SpanID[:], []byte(s[36:52]))
 	if c.TraceID == [16]byte{} || c.SpanID == [8]byte{} {
 		return Context{}, false
 	}
@@ -151,11 +149,17 @@ func (c Context) LogAttrs() []any {
 // tracestate headers: the returned span is a child of the caller's. With no
 // valid traceparent it starts a new trace, so every request has one.
 func FromHeader(h http.Header) Context {
-	parent, ok := Parse(h.Get(HeaderParent))
+	// Canonical keys looked up directly: Get would canonicalize (and
+	// allocate) on every request.
+	var tp string
+	if v := h["Traceparent"]; len(v) > 0 {
+		tp = v[0]
+	}
+	parent, ok := Parse(tp)
 	if !ok {
 		return New()
 	}
-	parent.State = cleanState(h.Values(HeaderState))
+	parent.State = cleanState(h["Tracestate"])
 	return parent.Child()
 }
 
@@ -181,6 +185,21 @@ func (c Context) Inject(e *event.Event) {
 	if !c.Valid() {
 		e.SetExtension(ExtTraceParent, nil)
 		e.SetExtension(ExtTraceState, nil)
+		return
+	}
+	// Fast path for the v1 context every Dronetrack event has: the names
+	// are valid constants and the values strings, so SetExtension's
+	// validation (most of Inject's cost) is skipped.
+	if ec, ok := e.Context.(*event.EventContextV1); ok {
+		if ec.Extensions == nil {
+			ec.Extensions = make(map[string]any, 2)
+		}
+		ec.Extensions[ExtTraceParent] = c.TraceParent()
+		if c.State != "" {
+			ec.Extensions[ExtTraceState] = c.State
+		} else {
+			delete(ec.Extensions, ExtTraceState)
+		}
 		return
 	}
 	e.SetExtension(ExtTraceParent, c.TraceParent())
@@ -220,7 +239,12 @@ func FromContext(ctx context.Context) Context {
 // cleanState joins tracestate header lines and drops the lot when it is
 // too long or holds characters a header may not (W3C: drop, don't mend).
 func cleanState(lines []string) string {
-	s := strings.TrimSpace(strings.Join(lines, ","))
+	var s string
+	if len(lines) == 1 {
+		s = strings.TrimSpace(lines[0])
+	} else {
+		s = strings.TrimSpace(strings.Join(lines, ","))
+	}
 	if len(s) > maxState {
 		return ""
 	}
@@ -232,34 +256,55 @@ func cleanState(lines []string) string {
 	return s
 }
 
-func lowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+// nibble is the value of a lower-case hex digit, or -1 (W3C allows no
+// upper case).
+func nibble(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'a' <= c && c <= 'f':
+		return int(c-'a') + 10
+	}
+	return -1
+}
+
+// decodeHex fills dst from exactly 2*len(dst) lower-case hex digits,
+// without allocating (it runs on every ingest request).
+func decodeHex(dst []byte, s string) bool {
+	if len(s) != 2*len(dst) {
+		return false
+	}
+	for i := range dst {
+		hi, lo := nibble(s[2*i]), nibble(s[2*i+1])
+		if hi < 0 || lo < 0 {
 			return false
 		}
+		dst[i] = byte(hi<<4 | lo)
 	}
 	return true
 }
 
 func hexByte(s string) (byte, bool) {
-	if len(s) != 2 || !lowerHex(s) {
-		return 0, false
-	}
 	var b [1]byte
-	_, _ = hex.Decode(b[:], []byte(s))
-	return b[0], true
+	return b[0], decodeHex(b[:], s)
 }
 
-// fill reads random bytes; crypto/rand.Read never fails (Go 1.24+), and an
-// all-zero id, which is invalid, is re-drawn.
+// fill draws random id bytes from math/rand/v2's runtime generator
+// (ChaCha8, randomly seeded): ids must be unique and unguessable enough to
+// not collide, not secret, and crypto/rand's system call was the larger
+// part of a hop's cost. An all-zero id, which is invalid, is re-drawn.
 func fill(b []byte) {
 	for {
-		_, _ = rand.Read(b)
-		for _, x := range b {
-			if x != 0 {
-				return
+		var nonzero bool
+		for i := 0; i < len(b); i += 8 {
+			v := rand.Uint64()
+			for j := 0; j < 8 && i+j < len(b); j++ {
+				b[i+j] = byte(v >> (8 * j))
+				nonzero = nonzero || b[i+j] != 0
 			}
+		}
+		if nonzero {
+			return
 		}
 	}
 }
