@@ -45,7 +45,7 @@ func NewAlert(typ string, data Alert) (cloudevents.Event, error) {
 	if data.ResolvedAt != nil {
 		at, suffix = *data.ResolvedAt, "/resolved"
 	}
-	return newEvent(data.ID+suffix, typ, SourceProcess, data.TenantID, data.DroneID, at, data)
+	return newEvent(data.ID+suffix, typ, SourceAlerts, data.TenantID, data.DroneID, at, data)
 }
 
 func newEvent(id, typ, source, tenantID, droneID string, at time.Time, data any) (cloudevents.Event, error) {

@@ -18,6 +18,7 @@ const (
 const (
 	SourceIngest  = "/dronetrack/ingest"
 	SourceProcess = "/dronetrack/process"
+	SourceAlerts  = "/dronetrack/alerts"
 )
 
 // Extension attribute names carried on every Dronetrack event. Triggers can

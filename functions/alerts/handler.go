@@ -167,6 +167,13 @@ func (h *Handler) serveLinkCheck(w http.ResponseWriter, r *http.Request) {
 		if _, _, changed := alerting.EvaluateLink(cand, settings, now); !changed {
 			continue
 		}
+		// A retired drone is silent for good: no alert for it.
+		if _, err := h.st.Drone(ctx, cand.TenantID, cand.DroneID); errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			failed = err
+			continue
+		}
 		var claimed []alerting.Transition
 		tr, err := h.st.EvaluateAlerts(ctx, cand.TenantID, cand.DroneID,
 			func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {

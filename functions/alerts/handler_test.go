@@ -84,6 +84,15 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	if err := st.CreateTenant(ctx, store.Tenant{ID: "acme", Name: "Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"d1", "d2"} {
+		if err := st.CreateDrone(ctx, store.Drone{ID: id, TenantID: "acme", Name: id, KeyHash: "h-" + id}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	fx := &fixture{st: st, sink: &sink{}, hooks: make(chan *http.Request, 100), body: make(chan []byte, 100)}
 	now := t0
 	fx.now.Store(&now)
@@ -118,9 +127,13 @@ func (fx *fixture) send(t *testing.T, ev cloudevents.Event) int {
 }
 
 func stateEvent(t *testing.T, sec int, lat, lon, batt float64) cloudevents.Event {
+	return droneStateEvent(t, "d1", sec, lat, lon, batt)
+}
+
+func droneStateEvent(t *testing.T, droneID string, sec int, lat, lon, batt float64) cloudevents.Event {
 	t.Helper()
 	ts := t0.Add(time.Duration(sec) * time.Second)
-	ev, err := events.NewStateUpdated(events.StateUpdated{TenantID: "acme", DroneID: "d1",
+	ev, err := events.NewStateUpdated(events.StateUpdated{TenantID: "acme", DroneID: droneID,
 		State: events.DroneState{TS: ts, UpdatedAt: ts, Lat: lat, Lon: lon, Battery: &batt}})
 	if err != nil {
 		t.Fatal(err)
@@ -305,4 +318,21 @@ func TestWebhookClientRefusesPrivateAddresses(t *testing.T) {
 		t.Fatalf("loopback allowed: %v", err)
 	}
 	resp.Body.Close()
+}
+
+func TestRetiredDroneLosesNoLink(t *testing.T) {
+	fx := newFixture(t)
+	if code := fx.send(t, droneStateEvent(t, "d2", 0, 0, 0, 90)); code != http.StatusAccepted {
+		t.Fatalf("state: %d", code)
+	}
+	if err := fx.st.RetireDrone(context.Background(), "acme", "d2"); err != nil {
+		t.Fatal(err)
+	}
+	fx.setNow(t0.Add(time.Hour))
+	if code := fx.send(t, pingEvent()); code != http.StatusAccepted {
+		t.Fatalf("link check: %d", code)
+	}
+	if got := fx.sink.got(); len(got) != 0 {
+		t.Errorf("published %v for a retired drone; want nothing", got)
+	}
 }
