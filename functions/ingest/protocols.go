@@ -196,7 +196,7 @@ func (h *Handler) cloudEvents(w http.ResponseWriter, r *http.Request) int {
 		return fail(w, http.StatusBadRequest, "Invalid telemetry",
 			fmt.Sprintf("%d problem(s) in the request; nothing was accepted", len(bad)), problem.WithErrors(bad))
 	}
-	eventID, status := h.publishReports(r.Context(), w, id, reps, now)
+	eventID, status := h.publishReports(continueEventTrace(r.Context(), evs[0]), w, id, reps, now)
 	if status != 0 {
 		return status
 	}

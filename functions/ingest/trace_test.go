@@ -1,14 +1,17 @@
 package function_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dronetrack/dronetrack/core/tracing"
+	"github.com/dronetrack/dronetrack/events"
 	function "github.com/dronetrack/dronetrack/functions/ingest"
 )
 
@@ -100,5 +103,35 @@ func TestMetricsIncludeRuntime(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string(nil), missing); diff != "" {
 		t.Errorf("/metrics lacks series (-want +got):\n%s", diff)
+	}
+}
+
+// A drone speaking CloudEvents may carry its trace as the event's own
+// traceparent extension; without a header, ingest continues that trace.
+func TestCloudEventTraceExtensionContinued(t *testing.T) {
+	e := newEnv(t)
+	in := reportEvent(t, "c1", events.Report{TS: t0.Add(-time.Second), Lat: 47.1, Lon: 8.1})
+	in.SetExtension(tracing.ExtTraceParent, droneTraceParent)
+	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), e.url+function.PathEvents, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status %d, want 202", resp.StatusCode)
+	}
+	evs := e.sink.got()
+	if len(evs) != 1 {
+		t.Fatalf("sink got %d events, want 1", len(evs))
+	}
+	tp, _ := evs[0].Extensions()[tracing.ExtTraceParent].(string)
+	got, ok := tracing.Parse(tp)
+	if !ok || got.TraceIDString() != "4bf92f3577b34da6a3ce929d0e0e4736" || got.SpanIDString() == "00f067aa0ba902b7" {
+		t.Errorf("event traceparent %q: want the drone event's trace id with ingest's own span id", tp)
 	}
 }
