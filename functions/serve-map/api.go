@@ -54,7 +54,9 @@ type server struct {
 	accounts     *accounts.Service
 	cookieSecure bool
 	sessionTTL   time.Duration
-	ipHops       int
+	// sessionRecheck is how often an open stream re-checks its session.
+	sessionRecheck time.Duration
+	ipHops         int
 }
 
 type metrics struct {
@@ -114,7 +116,7 @@ func (s *server) routes() chi.Router {
 		r.Get("/api/v1/drones/{id}", s.getDrone)
 		r.Get("/api/v1/drones/{id}/track", s.getTrack)
 		s.alertRoutes(r)
-		r.Get("/api/v1/stream", s.serveStream)
+		r.Get("/api/v1/stream", s.sessionBound(s.serveStream))
 	})
 	return r
 }

@@ -446,3 +446,38 @@ func (s *server) fleetChanged(r *http.Request, d *store.Drone) {
 func badBody(w http.ResponseWriter, fe ...events.FieldError) {
 	problem.Write(w, http.StatusBadRequest, "Invalid input", "fix the named fields", problem.WithErrors(fe))
 }
+
+// sessionBound ends a long-lived request (the SSE stream) soon after its
+// session does: every sessionRecheck (SESSION_RECHECK, default 30s) the
+// session is looked up again, and when it is gone (log-out, password
+// change, expiry, disabled user) the request's context is cancelled, so the
+// stream closes instead of serving a logged-out browser until it reconnects.
+func (s *server) sessionBound(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name, _ := s.cookieNames(r)
+		c, err := r.Cookie(name)
+		if err != nil || s.sessionRecheck <= 0 {
+			next(w, r)
+			return
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		go func() {
+			t := time.NewTicker(s.sessionRecheck)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if _, err := s.accounts.Authenticate(ctx, c.Value); errors.Is(err, accounts.ErrUnauthenticated) {
+						s.log.InfoContext(ctx, "stream closed: session ended", "tenant", TenantFrom(ctx))
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+		next(w, r.WithContext(ctx))
+	}
+}

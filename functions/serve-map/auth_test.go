@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -504,5 +505,26 @@ func TestAccountPages(t *testing.T) {
 	}
 	if r := e.do(t, nil, http.MethodGet, "/account/nope.html", nil); r.status != 404 {
 		t.Errorf("missing page: %d", r.status)
+	}
+}
+
+// TestStreamEndsWithItsSession: an open stream closes once its session is
+// logged out (checked every SESSION_RECHECK).
+func TestStreamEndsWithItsSession(t *testing.T) {
+	e := newAuthEnv(t, "local://"+uniq("auth"), map[string]string{"SESSION_RECHECK": "20ms"})
+	a := signUp(t, e, "Alpha Org", "ann@alpha.test", pwA)
+	ch := openStream(t, e.url+"/api/v1/stream", "Cookie", a.session.String())
+	if got := e.do(t, a, http.MethodPost, "/api/v1/auth/logout", nil); got.status != http.StatusNoContent {
+		t.Fatalf("logout: %d", got.status)
+	}
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return // closed
+			}
+		case <-time.After(10 * time.Second): // generous: not a timing assertion
+			t.Fatal("the stream stayed open after log-out")
+		}
 	}
 }

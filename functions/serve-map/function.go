@@ -19,7 +19,8 @@
 //
 // Config (environment): STORE_URL (required), CACHE_URL (default
 // local://dronetrack), DRONE_KEY_PEPPER (to add drones and rotate keys),
-// SESSION_TTL (idle expiry, default 12h), COOKIE_SECURE (auto|always),
+// SESSION_TTL (idle expiry, default 12h), SESSION_RECHECK (how often an open
+// stream re-checks its session, default 30s), COOKIE_SECURE (auto|always),
 // RATE_LIMIT_IP_HOPS (trusted X-Forwarded-For hops for the log-in limit), LOG_LEVEL, SSE_HEARTBEAT (default 15s),
 // SSE_RING (notices kept per tenant for resume, default 1024),
 // CACHE_RETRY_AFTER (default 1s), FLEET_LIST_MAX_AGE (default 1s: how stale a

@@ -51,6 +51,14 @@ func (s *server) configureAccounts(cfg map[string]string, st store.Store) error 
 	if s.sessionTTL == 0 {
 		s.sessionTTL = 12 * time.Hour
 	}
+	s.sessionRecheck = 30 * time.Second
+	if v := cfg["SESSION_RECHECK"]; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("serve-map: SESSION_RECHECK=%q: want a duration such as 30s", v)
+		}
+		s.sessionRecheck = d
+	}
 	switch v := cfg["COOKIE_SECURE"]; v {
 	case "", "auto":
 	case "always":
