@@ -336,3 +336,36 @@ func TestRetiredDroneLosesNoLink(t *testing.T) {
 		t.Errorf("published %v for a retired drone; want nothing", got)
 	}
 }
+
+// TestConcurrentDeliveriesPublishOnce: the broker delivers a drone's events
+// concurrently and redelivers; whatever interleaving, each transition is
+// published once.
+func TestConcurrentDeliveriesPublishOnce(t *testing.T) {
+	fx := newFixture(t)
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// States 0..3 (battery 90, 10, 10, 10), each delivered four times.
+			batt := 10.0
+			if i%4 == 0 {
+				batt = 90
+			}
+			if code := fx.send(t, stateEvent(t, i%4, 0, 0, batt)); code != http.StatusAccepted {
+				t.Errorf("status %d", code)
+			}
+		}()
+	}
+	wg.Wait()
+	got := fx.sink.got()
+	// Whether the 90% state came first or late (then ignored), the battery
+	// is low from state 1 on: one alert, published once.
+	list, err := fx.st.ListAlerts(context.Background(), "acme", time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"raised battery.low"}, got); diff != "" || len(list) != 1 {
+		t.Errorf("published (-want +got):\n%s\nstored %d alerts; want 1", diff, len(list))
+	}
+}
