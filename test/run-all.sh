@@ -113,7 +113,7 @@ fi
 # Every fuzz target (func FuzzX in a _test.go file) runs for a bounded time
 # on top of its committed seed corpus (testdata/fuzz); a crasher is written
 # to testdata/fuzz/FuzzX/ in its package: commit it with the fix.
-log "fuzz (${FUZZ_TIME:=8s} per target)"
+log "fuzz (${FUZZ_TIME:=5s} per target)"
 fuzz_fail=0
 while IFS=: read -r file name; do
 	dir=$(dirname "$file")
