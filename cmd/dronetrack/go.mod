@@ -13,6 +13,13 @@ require (
 	github.com/dronetrack/dronetrack/infra v0.0.0
 )
 
+require (
+	github.com/chromedp/cdproto v0.159.0
+	github.com/chromedp/chromedp v0.23.0
+)
+
+require github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+
 replace (
 	github.com/dronetrack/dronetrack/core => ../../core
 	github.com/dronetrack/dronetrack/events => ../../events
