@@ -315,6 +315,14 @@ func TestAlertsEndToEnd(t *testing.T) {
 		}
 	}
 
+	// The closed lost-link alert keeps its acknowledgement.
+	_ = json.Unmarshal(call("GET", "/api/v1/alerts", nil, 200), &l)
+	for _, a := range l.Alerts {
+		if a.ID == lost.ID && (a.ClosedAt == nil || a.AcknowledgedBy != sys.demoLogin.Email) {
+			t.Errorf("closed link.lost alert %+v; want closed, acknowledged by %s", a, sys.demoLogin.Email)
+		}
+	}
+
 	// The delivery log shows one successful attempt per event.
 	var dl struct {
 		Deliveries []struct {

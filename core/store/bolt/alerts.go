@@ -51,7 +51,16 @@ func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
 		cur = next
 		alerts := tx.Bucket(bucketAlerts)
 		for _, t := range ts {
-			if err := putJSON(alerts, tkey(tenantID, t.Alert.ID), t.Alert); err != nil {
+			a := t.Alert
+			// The tracker's copy does not know of acknowledgements: keep them.
+			var old alerting.Alert
+			if alerts.Get(tkey(tenantID, a.ID)) != nil {
+				if err := getJSON(alerts, tkey(tenantID, a.ID), &old, "alert "+a.ID); err != nil {
+					return err
+				}
+				a.AcknowledgedBy, a.AcknowledgedAt = old.AcknowledgedBy, old.AcknowledgedAt
+			}
+			if err := putJSON(alerts, tkey(tenantID, a.ID), a); err != nil {
 				return err
 			}
 		}

@@ -126,12 +126,30 @@ func (s *Store) EvaluateAlerts(ctx context.Context, tenantID, droneID string,
 			return nil
 		}
 		cur = next
-		for _, t := range ts {
-			d, err := alertDoc(t.Alert)
+		// The tracker's copy does not know of acknowledgements: read the
+		// stored alerts (all reads before the writes) and keep them.
+		out := make([]alerting.Alert, len(ts))
+		for i, t := range ts {
+			out[i] = t.Alert
+			snap, err := tx.Get(s.coll("alerts").Doc(t.Alert.ID))
+			switch {
+			case status.Code(err) == codes.NotFound:
+			case err != nil:
+				return err
+			default:
+				old, err := decodeSnap[alerting.Alert](snap, nil, tenantID, what)
+				if err != nil {
+					return err
+				}
+				out[i].AcknowledgedBy, out[i].AcknowledgedAt = old.AcknowledgedBy, old.AcknowledgedAt
+			}
+		}
+		for _, a := range out {
+			d, err := alertDoc(a)
 			if err != nil {
 				return err
 			}
-			if err := tx.Set(s.coll("alerts").Doc(t.Alert.ID), d); err != nil {
+			if err := tx.Set(s.coll("alerts").Doc(a.ID), d); err != nil {
 				return err
 			}
 		}

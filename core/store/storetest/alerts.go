@@ -185,6 +185,14 @@ func testAlertsListAndAck(t *testing.T, s store.Store) {
 	if a.AcknowledgedBy != "ops@acme" {
 		t.Errorf("second ack replaced the first: %+v", a)
 	}
+	// Closing an acknowledged alert keeps the acknowledgement.
+	_, err = s.EvaluateAlerts(ctx, "acme", "d2", evaluate(lowBattery(20, 99)))
+	must(t, "close d2", err)
+	a, err = s.Alert(ctx, "acme", id)
+	must(t, "Alert after close", err)
+	if a.ClosedAt == nil || a.AcknowledgedBy != "ops@acme" || a.AcknowledgedAt == nil {
+		t.Errorf("closed acknowledged alert = %+v; want closed and still acknowledged", a)
+	}
 	_, err = s.AcknowledgeAlert(ctx, "other", id, "x", at(12))
 	wantErr(t, "AcknowledgeAlert of another tenant", err, store.ErrNotFound)
 	_, err = s.AcknowledgeAlert(ctx, "acme", "missing", "x", at(12))
