@@ -219,6 +219,7 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	limitServer(s.public) // slow loris, header floods, idle connections
 	go func() {
 		if err := s.public.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("public listener stopped", "err", err)
