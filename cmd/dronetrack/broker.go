@@ -46,9 +46,16 @@ func openBroker(ctx context.Context, dir string, subscribers map[string]string, 
 		return nil, fmt.Errorf("embedded manifests: %w", err)
 	}
 	cfg := broker.Config{
-		DataDir:  dir,
-		Triggers: m.Triggers,
-		Logger:   log,
+		DataDir:    dir,
+		Triggers:   m.Triggers,
+		Logger:     log,
+		HTTPClient: deliveryClient(),
+		// Measured (docs/performance.md): process holds a delivery up to
+		// its STATE_INTERVAL (1 s) when a drone's reports come closer than
+		// that, which they do whenever a backlog forms, so the broker's
+		// default 64 deliveries in flight capped the pipeline at ~64
+		// events/s under load. Deliveries are goroutines; 1024 is cheap.
+		MaxInFlight: maxInFlight(),
 		Resolve: func(ref broker.Reference) (string, error) {
 			if ref.Kind != "Service" {
 				return "", fmt.Errorf("cannot resolve %s on one machine", ref)

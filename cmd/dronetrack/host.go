@@ -52,6 +52,7 @@ func listen(name string, fn function, log *slog.Logger) (*hosted, error) {
 		ErrorLog: slog.NewLogLogger(log.With("function", name).Handler(), slog.LevelWarn),
 	}
 	limitServer(h.srv)
+	inprocHandlers.Store(ln.Addr().String(), h.srv.Handler)
 	go func() { h.done <- h.srv.Serve(ln) }()
 	return h, nil
 }
@@ -63,6 +64,7 @@ func (h *hosted) URL() string { return "http://" + h.ln.Addr().String() }
 // shutdown stops accepting, waits for requests in flight, then calls Stop so
 // the function flushes what it buffered.
 func (h *hosted) shutdown(ctx context.Context) error {
+	inprocHandlers.Delete(h.ln.Addr().String())
 	err := h.srv.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		_ = h.srv.Close()

@@ -88,6 +88,10 @@ type Broker struct {
 	delivery  context.Context // cancelled to abandon deliveries
 	abandon   context.CancelFunc
 	consumers []jetstream.ConsumeContext
+	// subConns carry the Triggers' fetches and acks, one connection each,
+	// so they do not queue behind the ingress's publishes on nc (the
+	// server reads each connection in one loop).
+	subConns []*nats.Conn
 	shutOnce  sync.Once
 	shutErr   error
 }
@@ -343,6 +347,19 @@ func (b *Broker) setup(ctx context.Context) error {
 	}
 
 	for _, r := range b.triggers {
+		nc, err := nats.Connect("", nats.InProcessServer(b.ns), nats.Name("broker-"+r.name), nats.MaxReconnects(-1))
+		if err != nil {
+			return fmt.Errorf("broker: connect for trigger %q: %w", r.trigger.Metadata.Name, err)
+		}
+		b.subConns = append(b.subConns, nc)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return fmt.Errorf("broker: jetstream for trigger %q: %w", r.trigger.Metadata.Name, err)
+		}
+		st, err := js.Stream(ctx, b.stream)
+		if err != nil {
+			return fmt.Errorf("broker: events stream: %w", err)
+		}
 		c, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 			Durable:        r.name,
 			Description:    "trigger " + r.trigger.Metadata.Name,
@@ -428,8 +445,10 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			b.shutErr = fmt.Errorf("broker: shutdown: %w", ctx.Err())
 		}
 		b.abandon()
-		if err := b.nc.Flush(); err != nil && b.shutErr == nil {
-			b.shutErr = fmt.Errorf("broker: flush acks: %w", err)
+		for _, nc := range append([]*nats.Conn{b.nc}, b.subConns...) {
+			if err := nc.Flush(); err != nil && b.shutErr == nil {
+				b.shutErr = fmt.Errorf("broker: flush acks: %w", err)
+			}
 		}
 		b.stopNATS()
 	})
@@ -437,6 +456,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 }
 
 func (b *Broker) stopNATS() {
+	for _, nc := range b.subConns {
+		nc.Close()
+	}
 	b.nc.Close()
 	b.ns.Shutdown()
 	b.ns.WaitForShutdown()

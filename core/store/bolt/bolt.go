@@ -33,8 +33,9 @@ const lockTimeout = 2 * time.Second
 
 // Store is a store.Store on one bbolt file.
 type Store struct {
-	db  *bbolt.DB
-	now func() time.Time
+	db    *bbolt.DB
+	now   func() time.Time
+	group *groupCommit
 }
 
 var _ store.Store = (*Store)(nil)
@@ -63,7 +64,7 @@ func Open(path string) (*Store, error) {
 	// Batch waits this long for company: short, so a lone write is not
 	// held back noticeably, long enough to merge a burst.
 	db.MaxBatchDelay = 2 * time.Millisecond
-	return &Store{db: db, now: time.Now}, nil
+	return &Store{db: db, now: time.Now, group: &groupCommit{db: db}}, nil
 }
 
 // Close releases the file.
@@ -313,11 +314,11 @@ func (s *Store) update(what string, fn func(*bbolt.Tx) error) error {
 	return nil
 }
 
-// batch is update for the hot writes (history, latest state): bbolt merges
-// concurrent calls into one transaction and one fsync, which is most of the
-// embedded store's write throughput. fn may run more than once.
+// batch is update for the hot writes (history, latest state, alerts):
+// concurrent calls share one transaction and one fsync (groupCommit), which
+// is most of the embedded store's write throughput. fn may run more than once.
 func (s *Store) batch(what string, fn func(*bbolt.Tx) error) error {
-	if err := s.db.Batch(fn); err != nil {
+	if err := s.group.do(fn); err != nil {
 		return fmt.Errorf("%s: %w", what, mapErr(err))
 	}
 	return nil
