@@ -92,8 +92,8 @@ type Broker struct {
 	// so they do not queue behind the ingress's publishes on nc (the
 	// server reads each connection in one loop).
 	subConns []*nats.Conn
-	shutOnce  sync.Once
-	shutErr   error
+	shutOnce sync.Once
+	shutErr  error
 }
 
 // route is a Trigger ready to dispatch: its resolved addresses and policy.
