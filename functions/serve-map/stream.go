@@ -167,11 +167,10 @@ func (s *server) serveStream(w http.ResponseWriter, r *http.Request) {
 			resume, lastID = true, 0 // unknown id: start over with a resync
 		}
 	}
+	// Fleet updates come from the cache; a store outage only delays alerts.
 	alerts, err := s.newAlertCursor(r)
 	if err != nil {
-		s.log.WarnContext(r.Context(), "stream unavailable", "tenant", tenantID, "err", err)
-		unavailable(w, "live updates are unavailable")
-		return
+		s.log.WarnContext(r.Context(), "stream alert cursor", "tenant", tenantID, "err", err)
 	}
 	cl, replay, resync := th.join(lastID, resume)
 	defer th.leave(cl)
