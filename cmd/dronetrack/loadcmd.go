@@ -43,6 +43,7 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	out := fs.String("out", "test/results", "directory for load.md, load.json and load.png")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address during the run")
 	concurrency := fs.Int("concurrency", 0, "max requests in flight (0: the simulator's default)")
+	drain := fs.Duration("drain", 2*time.Minute, "after the ramp, how long to wait for the backlog to be stored before counting loss")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -121,9 +122,12 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	t.setTarget(0)
 	// Let the pipeline drain: wait until everything acked is stored and
 	// visible, or 60 s.
-	deadline := time.Now().Add(60 * time.Second)
+	drainStart := time.Now()
+	deadline := drainStart.Add(*drain)
+	drained := false
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if a, s, v := t.counts(); s >= a && v >= a {
+			drained = true
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -137,6 +141,7 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	res := t.result(sums, stored, rates, *step, *drones, *batch, *poll)
+	res.Drained, res.DrainSeconds = drained, time.Since(drainStart).Seconds()
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
@@ -440,15 +445,19 @@ func maxTime(a, b time.Time) time.Time {
 
 // loadResult is what a load run measured, per ramp step and per second.
 type loadResult struct {
-	Drones  int           `json:"drones"`
-	Batch   int           `json:"batch"`
-	PollMS  float64       `json:"pollMs"`
-	Steps   []stepResult  `json:"steps"`
-	Acked   int           `json:"acked"`
-	Stored  int           `json:"stored"`
-	Lost    int           `json:"lost"`
-	Failed  int           `json:"failed"`
-	Seconds []secondStats `json:"seconds"`
+	Drones int          `json:"drones"`
+	Batch  int          `json:"batch"`
+	PollMS float64      `json:"pollMs"`
+	Steps  []stepResult `json:"steps"`
+	Acked  int          `json:"acked"`
+	Stored int          `json:"stored"`
+	Lost   int          `json:"lost"`
+	// Drained reports whether everything acked was stored and visible
+	// within the drain time; when not, Lost counts the backlog too.
+	Drained      bool          `json:"drained"`
+	DrainSeconds float64       `json:"drainSeconds"`
+	Failed       int           `json:"failed"`
+	Seconds      []secondStats `json:"seconds"`
 }
 
 type stepResult struct {
@@ -523,6 +532,11 @@ func (r loadResult) markdown() string {
 			s.VisibleP50, s.VisibleP95, s.VisibleP99, s.MaxRSSMB, s.MeanCPU)
 	}
 	fmt.Fprintf(&b, "\nacked %d, stored (in history) %d, lost %d, not acked (failed/rejected) %d\n", r.Acked, r.Stored, r.Lost, r.Failed)
+	if r.Drained {
+		fmt.Fprintf(&b, "backlog drained %.1f s after the ramp ended\n", r.DrainSeconds)
+	} else {
+		fmt.Fprintf(&b, "backlog NOT drained within %.0f s: 'lost' includes reports still queued\n", r.DrainSeconds)
+	}
 	return b.String()
 }
 
