@@ -252,8 +252,9 @@ func TestBrowserFleetMap(t *testing.T) {
 	waitJS(t, ctx, "markers appear", `window.dronetrack && window.dronetrack.ready && document.querySelectorAll('.leaflet-marker-icon.drone-icon').length >= 20`, 20*time.Second)
 	waitJS(t, ctx, "the offline basemap is drawn", `window.dronetrack.basemapReady === true`, 10*time.Second)
 
-	// Markers move: the screen positions of the same drones change.
-	const snap = `Object.fromEntries([...document.querySelectorAll('.leaflet-marker-icon.drone-icon')].map(e => [e.dataset.id, e.style.transform]))`
+	// Markers move: the positions of the same drones' markers change (read
+	// from the markers themselves, so a map pan does not count as movement).
+	const snap = `Object.fromEntries([...window.dronetrack.layer.single].map(([id, m]) => [id, m.getLatLng().lat.toFixed(7) + ',' + m.getLatLng().lng.toFixed(7)]))`
 	first := evalJS[map[string]string](t, ctx, snap)
 	evalJS[bool](t, ctx, `window.__first = `+snap+`; true`)
 	waitJS(t, ctx, "markers move", `(() => { const now = `+snap+`; let moved = 0; for (const id in now) if (window.__first[id] && window.__first[id] !== now[id]) moved++; return moved >= 5; })()`, 15*time.Second)

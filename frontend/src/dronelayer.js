@@ -78,11 +78,12 @@ export class DroneLayer {
     this.stats.fullRenders++;
     const map = this.map;
     const zoom = map.getZoom();
-    const bounds = map.getBounds().pad(0.25);
+    const b = map.getBounds().pad(0.25);
+    const south = b.getSouth(), north = b.getNorth(), west = b.getWest(), east = b.getEast();
     const visible = [];
     for (const d of this.fleet.drones.values()) {
       const s = d.state;
-      if (s && bounds.contains([s.lat, s.lon])) visible.push(d);
+      if (s && s.lat >= south && s.lat <= north && s.lon >= west && s.lon <= east) visible.push(d);
     }
     const wantSingle = new Set();
     const groups = [];
@@ -90,10 +91,14 @@ export class DroneLayer {
       for (const d of visible) wantSingle.add(d.id);
     } else {
       const cells = new Map();
+      const scale = 256 * Math.pow(2, zoom);
       for (const d of visible) {
         if (d.id === this.selected) { wantSingle.add(d.id); continue; }
-        const p = map.project([d.state.lat, d.state.lon], zoom);
-        const key = Math.floor(p.x / CELL) * 100003 + Math.floor(p.y / CELL);
+        // Web Mercator pixels at this zoom, without allocating a Point per drone.
+        const sin = Math.sin((d.state.lat * Math.PI) / 180);
+        const px = ((d.state.lon + 180) / 360) * scale;
+        const py = (0.5 - Math.log((1 + sin) / (1 - sin)) / (4 * Math.PI)) * scale;
+        const key = Math.floor(px / CELL) * 1048583 + Math.floor(py / CELL);
         let g = cells.get(key);
         if (!g) { g = []; cells.set(key, g); }
         g.push(d);

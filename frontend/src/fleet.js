@@ -25,6 +25,7 @@ export class Fleet {
 
   /** replace loads a full list (first load or resync). */
   replace(views) {
+    this.renamed = true; // membership may change: the list rebuilds its name order
     const seen = new Set();
     for (const v of views) {
       seen.add(v.id);
@@ -45,7 +46,7 @@ export class Fleet {
   put(v) {
     const t = v.state && v.state.ts ? Date.parse(v.state.ts) : 0;
     const cur = this.drones.get(v.id);
-    if (cur) { cur.name = v.name; cur.state = v.state; cur.t = t; } else this.drones.set(v.id, { id: v.id, name: v.name, state: v.state, t });
+    if (cur) { if (cur.name !== v.name) this.renamed = true; cur.name = v.name; cur.state = v.state; cur.t = t; } else this.drones.set(v.id, { id: v.id, name: v.name, state: v.state, t });
     this.dirty.add(v.id);
   }
 

@@ -90,7 +90,7 @@ async function loadFleet() {
 function fitFleet() {
   const pts = [];
   for (const d of fleet.drones.values()) if (d.state) pts.push([d.state.lat, d.state.lon]);
-  if (pts.length) map.fitBounds(L.latLngBounds(pts).pad(0.05), { maxZoom: 15 });
+  if (pts.length) map.fitBounds(L.latLngBounds(pts).pad(0.05), { maxZoom: 15, animate: false });
 }
 
 function openStream(version) {
@@ -155,14 +155,20 @@ const list = {
     const now = Date.now();
     const q = $('q').value.trim().toLowerCase();
     const f = $('filter').value;
+    const by = $('sort').value;
+    // Names rarely change: keep the name order and re-sort only when the fleet does.
+    if (this.orderSize !== fleet.drones.size || fleet.renamed) {
+      this.order = [...fleet.drones.values()].sort((a, b) => collator.compare(a.name, b.name));
+      this.orderSize = fleet.drones.size;
+      fleet.renamed = false;
+    }
     const rows = [];
-    for (const d of fleet.drones.values()) {
+    for (const d of this.order) {
       const st = status(d, now);
       if (f !== 'all' && st !== f) continue;
       if (q && !d.name.toLowerCase().includes(q) && !d.id.toLowerCase().includes(q)) continue;
       rows.push({ d, st });
     }
-    const by = $('sort').value;
     const order = { low: 0, silent: 1, ok: 2 };
     const batt = (r) => (typeof r.d.state?.battery === 'number' ? r.d.state.battery : 1e9);
     const cmp = {
@@ -172,7 +178,7 @@ const list = {
       status: (a, b) => order[a.st] - order[b.st] || collator.compare(a.d.name, b.d.name),
       speed: (a, b) => (speedOf(b.d.state) ?? -1) - (speedOf(a.d.state) ?? -1),
     }[by];
-    rows.sort(cmp);
+    if (by !== 'name') rows.sort(cmp);
     this.rows = rows;
     this.inner.style.height = `${rows.length * ROW}px`;
     $('shown').textContent = rows.length === fleet.drones.size ? `${rows.length} drones` : `${rows.length} of ${fleet.drones.size} drones`;
