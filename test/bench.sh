@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 out=${TEST_OUTPUT_DIR:-$root/test/results}
 mkdir -p "$out"
-count=${COUNT:-5}
+count=${COUNT:-6} # benchstat needs >= 6 for a confidence interval
 benchtime=${BENCHTIME:-1s}
 BENCHSTAT=golang.org/x/perf/cmd/benchstat@v0.0.0-20250813145418-2f7363a06fe1
 
