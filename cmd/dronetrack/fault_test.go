@@ -343,7 +343,8 @@ func cachedTS(ctx context.Context, c *cache.Cache, tenantID, droneID string) tim
 // the same address after down.
 func restartListener(t *testing.T, h *hosted, down time.Duration) {
 	addr := h.ln.Addr().String()
-	_ = h.srv.Close() // abrupt: open connections are closed, not drained
+	inprocHandlers.Delete(addr) // with in-process delivery on, deliveries now fail too
+	_ = h.srv.Close()           // abrupt: open connections are closed, not drained
 	<-h.done
 	time.Sleep(down)
 	var ln net.Listener
@@ -361,6 +362,7 @@ func restartListener(t *testing.T, h *hosted, down time.Duration) {
 	srv := &http.Server{Handler: h.srv.Handler, ErrorLog: h.srv.ErrorLog}
 	limitServer(srv)
 	h.ln, h.srv = ln, srv
+	inprocHandlers.Store(addr, srv.Handler)
 	go func() { h.done <- srv.Serve(ln) }()
 }
 
