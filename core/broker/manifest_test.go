@@ -38,6 +38,8 @@ func TestInfraTriggers(t *testing.T) {
 	want := []row{
 		{"process", "default", "process", 5, false, 200 * time.Millisecond, "dead-letter"},
 		{"cache-refresh", "default", "cache-refresh", 5, false, 200 * time.Millisecond, "dead-letter"},
+		{"alerts-state", "default", "alerts", 5, false, 200 * time.Millisecond, "dead-letter"},
+		{"alerts-link-check", "default", "alerts", 2, false, 500 * time.Millisecond, "dead-letter"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("infra triggers (-want +got):\n%s", diff)
@@ -130,7 +132,7 @@ func TestTriggerFilters(t *testing.T) {
 		{"telemetry without tenant extension", ev(events.TypeTelemetryReceived, "/elsewhere", "", ""),
 			[]string{"process", "everything"}},
 		{"state updated", ev(events.TypeStateUpdated, events.SourceProcess, "drone-7", "tenant-a"),
-			[]string{"cache-refresh", "everything", "by-subject"}},
+			[]string{"cache-refresh", "alerts-state", "everything", "by-subject"}},
 		{"link check", ev(events.TypeLinkCheck, "/ping", "", ""),
 			[]string{"everything"}},
 		{"type differs only in version", ev("dev.dronetrack.telemetry.received.v2", events.SourceIngest, "", "tenant-a"),
