@@ -750,7 +750,9 @@ func TestNewHandlerRejectsMissingDeps(t *testing.T) {
 func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339) }
 
 func TestConcurrentSendersAllAccepted(t *testing.T) {
-	e := newEnv(t)
+	// One drone sends 320 requests at once: this tests the receive path under
+	// parallel senders, not the per-drone rate limit (tested on its own).
+	e := newEnvDeps(t, func(d *function.Deps) { d.RateLimits = benchLimits })
 	const senders, each = 32, 10
 	var wg sync.WaitGroup
 	errs := make(chan string, senders*each)

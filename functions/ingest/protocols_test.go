@@ -378,7 +378,9 @@ func TestCloudEventsRejections(t *testing.T) {
 // sdk-go's receive handler was seen to hang with 32 parallel senders. Ingest
 // decodes with the HTTP binding in a plain handler; every send must finish.
 func TestCloudEventsParallelSenders(t *testing.T) {
-	e := newEnv(t)
+	// One drone sends 320 requests at once: this tests the receive path under
+	// parallel senders, not the per-drone rate limit (tested on its own).
+	e := newEnvDeps(t, func(d *function.Deps) { d.RateLimits = benchLimits })
 	c, err := cloudevents.NewClientHTTP(cehttp.WithTarget(e.url+function.PathEvents),
 		cehttp.WithHeader("Authorization", "Bearer "+e.key))
 	if err != nil {
