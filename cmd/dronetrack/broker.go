@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/broker"
@@ -56,6 +57,13 @@ func openBroker(ctx context.Context, dir string, subscribers map[string]string, 
 		// default 64 deliveries in flight capped the pipeline at ~64
 		// events/s under load. Deliveries are goroutines; 1024 is cheap.
 		MaxInFlight: maxInFlight(),
+		// Measured (TestKillUpMidStream): without it, embedded JetStream
+		// acknowledges a publish while the event is still buffered inside
+		// this process, and a kill -9 lost the last acknowledged report of
+		// most drones. A 202 must mean stored, so every event is synced
+		// before ingress answers. DRONETRACK_BROKER_NOSYNC=1 trades that
+		// away for throughput experiments only.
+		SyncAlways: os.Getenv("DRONETRACK_BROKER_NOSYNC") == "",
 		Resolve: func(ref broker.Reference) (string, error) {
 			if ref.Kind != "Service" {
 				return "", fmt.Errorf("cannot resolve %s on one machine", ref)

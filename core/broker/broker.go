@@ -58,8 +58,10 @@ type Config struct {
 	// MaxInFlight bounds concurrent deliveries per Trigger (default 64).
 	MaxInFlight int
 	// SyncAlways fsyncs every stored event before the ingress answers 202.
-	// Off, an accepted event survives a process crash (it is in the OS page
-	// cache) but not a power loss within JetStream's sync interval.
+	// Off, embedded JetStream acknowledges while the event may still be
+	// buffered inside this process: a kill -9 was measured to lose the last
+	// acknowledged events (cmd/dronetrack TestKillUpMidStream). Turn it on
+	// wherever a 202 must mean stored; `dronetrack up` does.
 	SyncAlways bool
 	// HTTPClient sends deliveries; a pooled client when nil.
 	HTTPClient *http.Client
