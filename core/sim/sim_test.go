@@ -223,8 +223,19 @@ func TestRunIsDeterministicInSeed(t *testing.T) {
 		}
 		return fake.accepted
 	}
-	if diff := cmp.Diff(run(9), run(9)); diff != "" {
-		t.Errorf("same seed, different reports (-first +second):\n%s", diff)
+	// Count bounds the reports of all drones together, so how many each
+	// drone sent depends on scheduling; its route must not: the shorter of
+	// two runs' sequences is a prefix of the longer.
+	first, second := run(9), run(9)
+	for k, a := range first {
+		b := second[k]
+		n := min(len(a), len(b))
+		if n == 0 {
+			continue
+		}
+		if diff := cmp.Diff(a[:n], b[:n]); diff != "" {
+			t.Errorf("%s: same seed, different route (-first +second):\n%s", k, diff)
+		}
 	}
 	if cmp.Equal(run(9), run(10)) {
 		t.Error("different seeds flew the same routes")
