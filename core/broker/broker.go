@@ -58,10 +58,9 @@ type Config struct {
 	// MaxInFlight bounds concurrent deliveries per Trigger (default 64).
 	MaxInFlight int
 	// SyncAlways fsyncs every stored event before the ingress answers 202.
-	// Off, embedded JetStream acknowledges while the event may still be
-	// buffered inside this process: a kill -9 was measured to lose the last
-	// acknowledged events (cmd/dronetrack TestKillUpMidStream). Turn it on
-	// wherever a 202 must mean stored; `dronetrack up` does.
+	// Off, an accepted event survives a process crash (written to the OS
+	// before the ack; cmd/dronetrack TestKillUpMidStream kills a whole up)
+	// but not a power loss within JetStream's sync interval.
 	SyncAlways bool
 	// HTTPClient sends deliveries; a pooled client when nil.
 	HTTPClient *http.Client
