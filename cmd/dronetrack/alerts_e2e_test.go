@@ -8,10 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,24 +58,7 @@ func (a *alertSeen) counts() map[string]int {
 func TestAlertsEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dir := t.TempDir()
-	logs := &lockedBuffer{}
-	sys, err := startSystem(ctx, upOptions{DataDir: dir, HTTPAddr: "127.0.0.1:0", DemoDrones: 1,
-		LogLevel: slog.LevelWarn, Log: logs, Out: logs, StopTimeout: 30 * time.Second,
-		LinkCheckEvery: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatalf("start system: %v", err)
-	}
-	defer func() {
-		_ = sys.Shutdown()
-		if t.Failed() {
-			t.Logf("system output:\n%s", logs.String())
-		}
-	}()
-	demo, err := readDemoKeys(filepath.Join(dir, demoKeysFile))
-	if err != nil || len(demo) == 0 {
-		t.Fatalf("demo keys: %v", err)
-	}
+	sys, demo := startTestSystem(t, upOptions{DemoDrones: 1, LinkCheckEvery: 200 * time.Millisecond})
 	drone := demo[0]
 	api, csrf := loginClient(t, sys.URL(), sys.demoLogin.Email, sys.demoLogin.Password)
 	call := func(method, path string, body any, want int) []byte {

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,23 +23,7 @@ import (
 // the API shows.
 func TestSpineExactlyOnceInEffect(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	logs := &lockedBuffer{}
-	sys, err := startSystem(ctx, upOptions{DataDir: dir, HTTPAddr: "127.0.0.1:0", DemoDrones: 2,
-		LogLevel: slog.LevelWarn, Log: logs, Out: logs, StopTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatalf("start system: %v", err)
-	}
-	defer func() {
-		_ = sys.Shutdown()
-		if t.Failed() {
-			t.Logf("system output:\n%s", logs.String())
-		}
-	}()
-	demo, err := readDemoKeys(filepath.Join(dir, demoKeysFile))
-	if err != nil || len(demo) < 2 {
-		t.Fatalf("demo keys: %v", err)
-	}
+	sys, demo := startTestSystem(t, upOptions{DemoDrones: 2})
 	drone, other := demo[0], demo[1]
 	base := time.Now().UTC().Truncate(time.Second).Add(-10 * time.Minute)
 	at := func(sec int) string { return base.Add(time.Duration(sec) * time.Second).Format(time.RFC3339) }

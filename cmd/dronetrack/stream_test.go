@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -24,23 +22,7 @@ import (
 func TestStreamShowsIngestedReports(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dir := t.TempDir()
-	logs := &lockedBuffer{}
-	sys, err := startSystem(ctx, upOptions{DataDir: dir, HTTPAddr: "127.0.0.1:0", DemoDrones: 1,
-		LogLevel: slog.LevelWarn, Log: logs, Out: logs, StopTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatalf("start system: %v", err)
-	}
-	defer func() {
-		_ = sys.Shutdown()
-		if t.Failed() {
-			t.Logf("system output:\n%s", logs.String())
-		}
-	}()
-	demo, err := readDemoKeys(filepath.Join(dir, demoKeysFile))
-	if err != nil || len(demo) == 0 {
-		t.Fatalf("demo keys: %v", err)
-	}
+	sys, demo := startTestSystem(t, upOptions{DemoDrones: 1})
 	drone := demo[0]
 
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sys.URL()+"/api/v1/stream", nil)

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// startTestSystem starts the whole one-machine system in-process on a fresh
+// data dir and loopback port, shuts it down when the test ends (printing its
+// output if the test failed), and returns it with its demo drones' keys.
+// Fields set in o win over these defaults.
+func startTestSystem(t *testing.T, o upOptions) (*system, []demoKey) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	if o.DataDir == "" {
+		o.DataDir = t.TempDir()
+	}
+	if o.HTTPAddr == "" {
+		o.HTTPAddr = "127.0.0.1:0"
+	}
+	if o.LogLevel == 0 {
+		o.LogLevel = slog.LevelWarn
+	}
+	if o.Log == nil {
+		o.Log, o.Out = logs, logs
+	}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = 30 * time.Second
+	}
+	sys, err := startSystem(context.Background(), o)
+	if err != nil {
+		t.Fatalf("start system: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = sys.Shutdown()
+		if t.Failed() {
+			t.Logf("system output:\n%s", logs.String())
+		}
+	})
+	demo, err := readDemoKeys(filepath.Join(o.DataDir, demoKeysFile))
+	if err != nil || len(demo) == 0 {
+		t.Fatalf("demo keys: %d, %v", len(demo), err)
+	}
+	return sys, demo
+}
