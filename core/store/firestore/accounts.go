@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
 	fs "cloud.google.com/go/firestore"
 	"github.com/dronetrack/dronetrack/core/store"
-	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -133,23 +131,7 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (store.User, erro
 // Users implements store.Accounts.
 func (s *Store) Users(ctx context.Context, tenantID string) ([]store.User, error) {
 	what := "list users of tenant " + tenantID
-	it := s.users().Where("tenantId", "==", tenantID).OrderBy(fs.DocumentID, fs.Asc).Documents(ctx)
-	defer it.Stop()
-	var out []store.User
-	for {
-		snap, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, mapErr(what, err)
-		}
-		var d userDoc
-		if err := snap.DataTo(&d); err != nil {
-			return nil, fmt.Errorf("%s: decode %s: %w", what, snap.Ref.ID, err)
-		}
-		out = append(out, d.user(snap.Ref.ID))
-	}
+	return listDocs(ctx, s.users().Where("tenantId", "==", tenantID).OrderBy(fs.DocumentID, fs.Asc), what, userDoc.user)
 }
 
 // SetPasswordHash implements store.Accounts.

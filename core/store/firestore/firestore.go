@@ -239,23 +239,7 @@ func (s *Store) DroneByKeyHash(ctx context.Context, keyHash string) (store.Drone
 // needs no composite index.
 func (s *Store) Drones(ctx context.Context, tenantID string) ([]store.Drone, error) {
 	what := "list drones of tenant " + tenantID
-	it := s.drones().Where("tenantId", "==", tenantID).OrderBy(fs.DocumentID, fs.Asc).Documents(ctx)
-	defer it.Stop()
-	var out []store.Drone
-	for {
-		snap, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, mapErr(what, err)
-		}
-		var d droneDoc
-		if err := snap.DataTo(&d); err != nil {
-			return nil, fmt.Errorf("%s: decode %s: %w", what, snap.Ref.ID, err)
-		}
-		out = append(out, d.drone(snap.Ref.ID))
-	}
+	return listDocs(ctx, s.drones().Where("tenantId", "==", tenantID).OrderBy(fs.DocumentID, fs.Asc), what, droneDoc.drone)
 }
 
 // LatestState implements store.Store.
@@ -450,5 +434,27 @@ func (s *Store) Track(ctx context.Context, q store.TrackQuery) ([]store.TrackPoi
 			return out, nil
 		}
 		last = snaps[len(snaps)-1]
+	}
+}
+
+// listDocs reads every document q selects, decoding each into a D and
+// converting it with conv (which gets the document id), in query order.
+func listDocs[D, T any](ctx context.Context, q fs.Query, what string, conv func(D, string) T) ([]T, error) {
+	it := q.Documents(ctx)
+	defer it.Stop()
+	var out []T
+	for {
+		snap, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, mapErr(what, err)
+		}
+		var d D
+		if err := snap.DataTo(&d); err != nil {
+			return nil, fmt.Errorf("%s: decode %s: %w", what, snap.Ref.ID, err)
+		}
+		out = append(out, conv(d, snap.Ref.ID))
 	}
 }
