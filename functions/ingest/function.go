@@ -32,12 +32,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/publish"
 )
@@ -149,11 +149,7 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
 func (f *Function) Handler() *Handler { return f.handler.Load() }
 
 func newLogger(level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil || level == "" {
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})).With("function", "ingest")
+	return logging.New(nil, "ingest", level)
 }
 
 // parseDuration reads a Go duration or plain seconds.

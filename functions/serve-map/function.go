@@ -37,7 +37,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +44,7 @@ import (
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/cache"
+	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/secheaders"
 	"github.com/dronetrack/dronetrack/core/store"
@@ -188,14 +188,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
-	if w == nil {
-		w = os.Stderr
-	}
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return logging.New(w, "serve-map", level)
 }
 
 // redact drops credentials from a URL before it is logged.
