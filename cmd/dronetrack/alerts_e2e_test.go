@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -140,25 +139,17 @@ func TestAlertsEndToEnd(t *testing.T) {
 		t.Fatalf("stream: %v %v", resp, err)
 	}
 	defer resp.Body.Close()
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		kind := ""
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, "event: "):
-				kind = line[7:]
-			case strings.HasPrefix(line, "data: ") && kind == "alert":
-				var a alerting.Alert
-				if err := json.Unmarshal([]byte(line[6:]), &a); err != nil {
-					t.Errorf("alert event %s: %v", line, err)
-					continue
-				}
-				streamed.add(a.Kind, a.ClosedAt != nil, a.ID)
-			}
+	go readSSE(resp.Body, func(kind, data string) {
+		if kind != "alert" {
+			return
 		}
-	}()
+		var a alerting.Alert
+		if err := json.Unmarshal([]byte(data), &a); err != nil {
+			t.Errorf("alert event %s: %v", data, err)
+			return
+		}
+		streamed.add(a.Kind, a.ClosedAt != nil, a.ID)
+	})
 
 	base := time.Now().UTC().Add(-time.Minute)
 	seq := 0

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -35,26 +34,15 @@ func TestStreamShowsIngestedReports(t *testing.T) {
 		t.Fatalf("stream: %d", resp.StatusCode)
 	}
 	seen := make(chan events.DroneState, 64)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		kind := ""
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, "event: "):
-				kind = line[7:]
-			case strings.HasPrefix(line, "data: ") && kind == "drone":
-				var v struct {
-					ID    string             `json:"id"`
-					State *events.DroneState `json:"state"`
-				}
-				if json.Unmarshal([]byte(line[6:]), &v) == nil && v.ID == drone.DroneID && v.State != nil {
-					seen <- *v.State
-				}
-			}
+	go readSSE(resp.Body, func(kind, data string) {
+		var v struct {
+			ID    string             `json:"id"`
+			State *events.DroneState `json:"state"`
 		}
-	}()
+		if kind == "drone" && json.Unmarshal([]byte(data), &v) == nil && v.ID == drone.DroneID && v.State != nil {
+			seen <- *v.State
+		}
+	})
 
 	const reports = 10
 	base := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)

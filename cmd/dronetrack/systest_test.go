@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,4 +48,21 @@ func startTestSystem(t *testing.T, o upOptions) (*system, []demoKey) {
 		t.Fatalf("demo keys: %d, %v", len(demo), err)
 	}
 	return sys, demo
+}
+
+// readSSE parses a Server-Sent Events body until it ends, calling on with
+// each data line and the event type it belongs to.
+func readSSE(body io.Reader, on func(kind, data string)) {
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	kind := ""
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			kind = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			on(kind, line[6:])
+		}
+	}
 }
