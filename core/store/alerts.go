@@ -58,6 +58,10 @@ type Alerts interface {
 	AddDelivery(ctx context.Context, d Delivery) error
 	// Deliveries returns a webhook's log, newest first, at most limit.
 	Deliveries(ctx context.Context, tenantID, webhookID string, limit int) ([]Delivery, error)
+	// EventDeliveries returns a webhook's attempts for one event, oldest
+	// first: the deliverer reads it on each broker (re)delivery to skip a
+	// webhook that already has the event and to number the next attempt.
+	EventDeliveries(ctx context.Context, tenantID, webhookID, eventID string) ([]Delivery, error)
 }
 
 // Webhook is a tenant's receiver of alert events. Secret keys the HMAC

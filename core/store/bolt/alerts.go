@@ -23,10 +23,14 @@ var (
 	bucketAlertSettings = []byte("alertSettings") // tenant -> alerting.Settings
 	bucketWebhooks      = []byte("webhooks")      // tenant\0id -> store.Webhook
 	bucketDeliveries    = []byte("deliveries")    // tenant\0webhook\0time\0id -> store.Delivery
+	// bucketEventDeliveries indexes the log by event: the deliverer looks
+	// up one event's attempts on every broker delivery, and the log grows
+	// without bound. Attempts logged before the index existed are not in it.
+	bucketEventDeliveries = []byte("eventDeliveries") // tenant\0webhook\0event\0time\0id -> key in deliveries
 )
 
 var alertBuckets = [][]byte{bucketAlertTrackers, bucketAlerts, bucketGeofences, bucketAlertSettings,
-	bucketWebhooks, bucketDeliveries}
+	bucketWebhooks, bucketDeliveries, bucketEventDeliveries}
 
 func tkey(parts ...string) []byte { return []byte(strings.Join(parts, "\x00") + "\x00") }
 
@@ -280,15 +284,8 @@ func (s *Store) DeleteWebhook(_ context.Context, tenantID, id string) error {
 		if b.Get(tkey(tenantID, id)) == nil {
 			return fmt.Errorf("webhook %s: %w", id, store.ErrNotFound)
 		}
-		d := tx.Bucket(bucketDeliveries)
-		prefix := tkey(tenantID, id)
-		var ks [][]byte
-		c := d.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			ks = append(ks, slices.Clone(k))
-		}
-		for _, k := range ks {
-			if err := d.Delete(k); err != nil {
+		for _, name := range [][]byte{bucketDeliveries, bucketEventDeliveries} {
+			if err := deletePrefix(tx.Bucket(name), tkey(tenantID, id)); err != nil {
 				return err
 			}
 		}
@@ -296,14 +293,54 @@ func (s *Store) DeleteWebhook(_ context.Context, tenantID, id string) error {
 	})
 }
 
-// AddDelivery implements store.Alerts.
+func deletePrefix(b *bbolt.Bucket, prefix []byte) error {
+	var ks [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		ks = append(ks, slices.Clone(k))
+	}
+	for _, k := range ks {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AddDelivery implements store.Alerts: the attempt and its event index
+// entry in one transaction.
 func (s *Store) AddDelivery(_ context.Context, d store.Delivery) error {
 	return s.batch("add delivery", func(tx *bbolt.Tx) error {
 		ts := tsKey(d.At)
-		k := append(tkey(d.TenantID, d.WebhookID), ts[:]...)
-		k = append(k, []byte("\x00"+d.ID)...)
-		return putJSON(tx.Bucket(bucketDeliveries), k, d)
+		suffix := append(ts[:], []byte("\x00"+d.ID)...)
+		k := append(tkey(d.TenantID, d.WebhookID), suffix...)
+		if err := putJSON(tx.Bucket(bucketDeliveries), k, d); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketEventDeliveries).Put(append(tkey(d.TenantID, d.WebhookID, d.EventID), suffix...), k)
 	})
+}
+
+// EventDeliveries implements store.Alerts through the event index.
+func (s *Store) EventDeliveries(_ context.Context, tenantID, webhookID, eventID string) ([]store.Delivery, error) {
+	var out []store.Delivery
+	err := s.view("list deliveries of event "+eventID, func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketWebhooks).Get(tkey(tenantID, webhookID)) == nil {
+			return fmt.Errorf("webhook %s: %w", webhookID, store.ErrNotFound)
+		}
+		log := tx.Bucket(bucketDeliveries)
+		prefix := tkey(tenantID, webhookID, eventID)
+		c := tx.Bucket(bucketEventDeliveries).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var d store.Delivery
+			if err := getJSON(log, v, &d, "delivery of event "+eventID); err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Deliveries implements store.Alerts.

@@ -13,6 +13,7 @@ package firestore
 // (tenantId, updatedAt), alertTrackers (linkLost, lastSeen).
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -35,6 +36,7 @@ type recordDoc struct {
 	UpdatedAt time.Time  `firestore:"updatedAt,omitempty"`
 	ClosedAt  *time.Time `firestore:"closedAt,omitempty"`
 	LastSeen  time.Time  `firestore:"lastSeen,omitempty"`
+	EventID   string     `firestore:"eventId,omitempty"` // deliveries: EventDeliveries queries it
 	Data      string     `firestore:"data"`
 }
 
@@ -392,7 +394,7 @@ func (s *Store) AddDelivery(ctx context.Context, d store.Delivery) error {
 	if err != nil {
 		return err
 	}
-	doc.UpdatedAt = d.At
+	doc.UpdatedAt, doc.EventID = d.At, d.EventID
 	_, err = s.coll("webhooks").Doc(d.WebhookID).Collection("deliveries").Doc(d.ID).Set(ctx, doc)
 	return mapErr(what, err)
 }
@@ -407,4 +409,22 @@ func (s *Store) Deliveries(ctx context.Context, tenantID, webhookID string, limi
 		q = q.Limit(limit)
 	}
 	return queryAll[store.Delivery](ctx, q, "list deliveries of webhook "+webhookID)
+}
+
+// EventDeliveries implements store.Alerts with an equality query on the
+// copied eventId (a single-field index, no composite needed); a webhook
+// has a handful of attempts per event, so they are ordered here.
+func (s *Store) EventDeliveries(ctx context.Context, tenantID, webhookID, eventID string) ([]store.Delivery, error) {
+	if _, err := s.Webhook(ctx, tenantID, webhookID); err != nil {
+		return nil, err
+	}
+	q := s.coll("webhooks").Doc(webhookID).Collection("deliveries").Where("eventId", "==", eventID)
+	out, err := queryAll[store.Delivery](ctx, q, "list deliveries of event "+eventID)
+	slices.SortStableFunc(out, func(a, b store.Delivery) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Attempt, b.Attempt)
+	})
+	return out, err
 }

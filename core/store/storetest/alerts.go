@@ -21,7 +21,9 @@ import (
 //     most recently updated first; AlertsUpdatedSince is inclusive.
 //   - Acknowledging twice keeps the first acknowledgement.
 //   - Fences, webhooks and alerts of another tenant are ErrNotFound.
-//   - Deliveries come back newest first.
+//   - Deliveries come back newest first; EventDeliveries returns one
+//     event's attempts on one webhook, oldest first, and nothing of other
+//     events, webhooks or tenants.
 var alertTests = []struct {
 	name string
 	fn   func(t *testing.T, s store.Store)
@@ -32,6 +34,7 @@ var alertTests = []struct {
 	{"AlertSettings", testAlertSettings},
 	{"Geofences", testGeofences},
 	{"Webhooks", testWebhooks},
+	{"WebhookEventDeliveries", testWebhookEventDeliveries},
 }
 
 func lowBattery(i int, batt float64) events.DroneState {
@@ -283,4 +286,48 @@ func testWebhooks(t *testing.T, s store.Store) {
 	must(t, "DeleteWebhook", s.DeleteWebhook(ctx, "acme", "w1"))
 	_, err = s.Webhook(ctx, "acme", "w1")
 	wantErr(t, "Webhook after delete", err, store.ErrNotFound)
+}
+
+func testWebhookEventDeliveries(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for _, w := range []store.Webhook{
+		{ID: "wa", TenantID: "acme", URL: "https://example.test/a", Secret: "s", CreatedAt: at(1)},
+		{ID: "wb", TenantID: "acme", URL: "https://example.test/b", Secret: "s", CreatedAt: at(1)},
+	} {
+		must(t, "CreateWebhook", s.CreateWebhook(ctx, w))
+	}
+	// Event ids look like alert event ids ("<alert>/raised"); "a1/raised"
+	// must not match a prefix of it, nor "a1/raised" on the other webhook.
+	add := func(id, hook, event string, attempt, sec int, ok bool) store.Delivery {
+		d := store.Delivery{ID: id, TenantID: "acme", WebhookID: hook, EventID: event, EventType: events.TypeAlertRaised,
+			Attempt: attempt, At: at(sec), StatusCode: 503, Error: "receiver answered 503", OK: ok}
+		if ok {
+			d.StatusCode, d.Error = 204, ""
+		}
+		must(t, "AddDelivery", s.AddDelivery(ctx, d))
+		return d
+	}
+	want := []store.Delivery{
+		add("d1", "wa", "a1/raised", 1, 10, false),
+		add("d2", "wa", "a1/raised", 2, 12, false),
+	}
+	add("d3", "wa", "a1/raised2", 1, 11, true)
+	add("d4", "wb", "a1/raised", 1, 11, true)
+	add("d5", "wa", "a2/raised", 1, 13, true)
+	want = append(want, add("d6", "wa", "a1/raised", 3, 16, true))
+
+	got, err := s.EventDeliveries(ctx, "acme", "wa", "a1/raised")
+	must(t, "EventDeliveries", err)
+	if diff := cmp.Diff(want, got, opts); diff != "" {
+		t.Errorf("EventDeliveries of a1/raised on wa, oldest first (-want +got):\n%s", diff)
+	}
+	got, err = s.EventDeliveries(ctx, "acme", "wa", "a3/raised")
+	must(t, "EventDeliveries", err)
+	if len(got) != 0 {
+		t.Errorf("EventDeliveries of an event never delivered = %+v; want none", got)
+	}
+	_, err = s.EventDeliveries(ctx, "other", "wa", "a1/raised")
+	wantErr(t, "EventDeliveries of another tenant", err, store.ErrNotFound)
+	_, err = s.EventDeliveries(ctx, "acme", "nope", "a1/raised")
+	wantErr(t, "EventDeliveries of an unknown webhook", err, store.ErrNotFound)
 }
