@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -76,17 +75,9 @@ func firestoreOK(host string) bool {
 }
 
 func startFirestore() (string, error) {
-	jar := os.Getenv("FIRESTORE_EMULATOR_JAR")
-	if jar == "" {
-		jar = DefaultFirestoreJar
-	}
-	if _, err := os.Stat(jar); err != nil {
-		return "", fmt.Errorf("emulator jar not found (%v): install the Cloud SDK component cloud-firestore-emulator, "+
-			"set FIRESTORE_EMULATOR_JAR to the jar, or run an emulator and set FIRESTORE_EMULATOR_HOST", err)
-	}
-	java, err := exec.LookPath("java")
+	java, jar, err := emulatorCommand()
 	if err != nil {
-		return "", fmt.Errorf("java not found on PATH (%v): the Firestore emulator needs a JRE 11+", err)
+		return "", err
 	}
 	dir, err := os.MkdirTemp("", "testenv-firestore-")
 	if err != nil {
