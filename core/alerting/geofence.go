@@ -137,14 +137,11 @@ func polygonContains(ring []Point, lat, lon float64) bool {
 		end := x + wrap180(ring[0].Lon-ring[len(ring)-1].Lon)
 		xs = append(xs, end, end, xs[0])
 		ys = append(ys, ring[0].Lat, pole, pole)
-		// The point may sit a turn away from where the ring starts.
-		lo, hi := math.Min(xs[0], end), math.Max(xs[0], end)
-		for lon < lo {
-			lon += 360
-		}
-		for lon > hi {
-			lon -= 360
-		}
+		// The point may sit turns away from where the ring starts: bring it
+		// into [lo, lo+360) arithmetically (a loop adding 360 never ends
+		// for ±Inf or a longitude so large that 360 is below its precision).
+		lo := math.Min(xs[0], end)
+		lon = lo + math.Mod(math.Mod(lon-lo, 360)+360, 360)
 		return pip(xs, ys, lon, lat)
 	}
 	if math.Abs(lat) == 90 { // a ring that does not circle a pole cannot hold it

@@ -143,13 +143,13 @@ type env struct {
 // newEnv runs the real handler on a real listener, authenticating against a
 // real embedded (bolt) store and publishing through core/publish to an
 // httptest sink.
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	return newEnvDeps(t, nil)
 }
 
 // newEnvDeps is newEnv with deps adjusted by tune before the handler is built.
-func newEnvDeps(t *testing.T, tune func(*function.Deps)) *env {
+func newEnvDeps(t testing.TB, tune func(*function.Deps)) *env {
 	t.Helper()
 	key, err := keys.Generate()
 	if err != nil {
