@@ -2,7 +2,7 @@
 # `make test` runs every test, starting the services they need.
 SHELL := /bin/bash
 GO ?= go
-MODULES := events core functions/ingest functions/process functions/cache-refresh functions/serve-map infra
+MODULES := events core functions/ingest functions/process functions/cache-refresh functions/alerts functions/serve-map infra cmd/dronetrack
 
 .PHONY: run test test-go lint bench load tidy soak
 
