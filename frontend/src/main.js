@@ -1,12 +1,13 @@
 // Dronetrack's live fleet page: the map, the fleet list, a drone's detail and
-// history, and open alerts. Data comes from serve-map's API: the fleet list
+// history, open alerts and the geofence editor. Data comes from serve-map's API: the fleet list
 // once (and on resync), then every change from the SSE stream.
 import 'leaflet/dist/leaflet.css';
 import './style.css';
-import L from 'leaflet';
+import L from './leaflet-global.js';
 import { feature } from 'topojson-client';
 import { Fleet, status, fmt, STATUS_LABEL, headingOf, speedOf, LOW_BATTERY } from './fleet.js';
 import { DroneLayer } from './dronelayer.js';
+import { Geofences } from './geofences.js';
 
 const $ = (id) => document.getElementById(id);
 const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.getAttribute('content') ?? '';
@@ -18,7 +19,8 @@ window.dronetrack = app; // for operators' console and the browser tests
 app.fleet = fleet;
 
 // ---------- map ----------
-const map = L.map('map', { zoomControl: true, attributionControl: true, worldCopyJump: true, minZoom: 2, maxZoom: 19 })
+// pmIgnore: false lets the geofence editor (leaflet-geoman, opt-in) draw on the map.
+const map = L.map('map', { pmIgnore: false, zoomControl: true, attributionControl: true, worldCopyJump: true, minZoom: 2, maxZoom: 19 })
   .setView([47.3769, 8.5417], 12);
 map.attributionControl.setPrefix(false);
 map.createPane('basemap').style.zIndex = 150; // under the tiles: shows through when tiles can't load
@@ -50,6 +52,8 @@ L.control.scale({ imperial: false }).addTo(map);
 
 const layer = new DroneLayer(map, fleet, (id) => select(id, { fromMap: true }));
 app.layer = layer;
+const fences = new Geofences(map, { csrf: () => csrfToken(), onCount: (n) => { $('fence-count').textContent = n; } });
+app.geofences = fences;
 map.on('dragstart', () => { if (app.selected && app.follow) { app.follow = false; $('d-follow').checked = false; } });
 
 // ---------- connection status ----------
@@ -544,7 +548,7 @@ function renderAlerts() {
 $('alerts-refresh').addEventListener('click', () => loadAlerts());
 
 // ---------- tabs + side panel ----------
-const tabs = [$('tab-fleet'), $('tab-alerts')];
+const tabs = [$('tab-fleet'), $('tab-alerts'), $('tab-fences')];
 function showTab(t) {
   for (const x of tabs) {
     const on = x === t;
@@ -558,11 +562,11 @@ for (const t of tabs) {
   t.addEventListener('click', () => showTab(t));
   t.addEventListener('keydown', (e) => {
     if (e.key !== 'ArrowLeft' && e.key !== 'ArrowRight') return;
-    const n = tabs[(tabs.indexOf(t) + 1) % 2];
+    const n = tabs[(tabs.indexOf(t) + (e.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length];
     showTab(n); n.focus();
   });
 }
-app.showTab = (name) => showTab(name === 'alerts' ? tabs[1] : tabs[0]);
+app.showTab = (name) => showTab(tabs.find((t) => t.id === `tab-${name}`) || tabs[0]);
 $('toggle-side').addEventListener('click', () => {
   const hide = !document.body.classList.contains('side-hidden');
   document.body.classList.toggle('side-hidden', hide);
@@ -609,6 +613,20 @@ $('signout').addEventListener('click', async () => {
   location.reload();
 });
 
+// loadRole says whether the user may change geofences: owners and admins
+// may, viewers see them read-only. Without accounts everyone manages.
+async function loadRole() {
+  if (!app.authEnabled) return true;
+  try {
+    const me = await (await getJSON('/api/v1/me')).json();
+    app.role = me.user?.role || 'viewer';
+  } catch (err) {
+    console.warn('role', err);
+    app.role = 'viewer';
+  }
+  return app.role !== 'viewer';
+}
+
 // ---------- start ----------
 async function start() {
   if (!app.openapi) { await loadOpenAPI(); app.openapi = true; }
@@ -618,6 +636,7 @@ async function start() {
   await loadFleet();
   $('signout').hidden = !app.authEnabled;
   loadAlerts();
+  loadRole().then((canEdit) => fences.load(canEdit));
   refreshUI();
   app.ready = true;
 }

@@ -28,7 +28,10 @@ async function api(method, path, body) {
     let msg = (data && data.detail) || `HTTP ${r.status}`;
     if (data && data.errors) msg += ': ' + data.errors.map((e) => `${e.field} ${e.detail}`).join('; ');
     if (r.status === 429) msg = 'Too many attempts; try again in ' + (r.headers.get('Retry-After') || 'a few') + ' s.';
-    throw new Error(msg);
+    const err = new Error(msg);
+    err.status = r.status;
+    err.field = data && data.errors && data.errors[0] ? data.errors[0].field : '';
+    throw err;
   }
   return data;
 }
@@ -114,6 +117,90 @@ function renderDrones(canManage) {
   }
 }
 
+// The alert settings' fields, as GET/PUT /api/v1/alert-settings name them.
+const SETTINGS = ['lowBatteryPct', 'hysteresisPct', 'minTimeToEmptySecs', 'lostLinkSecs'];
+
+// showFieldError marks the input a problem reply names (its errors[].field)
+// and moves the focus there.
+function showFieldError(err) {
+  for (const el of document.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+  const el = err && err.field && $(err.field);
+  if (el) { el.setAttribute('aria-invalid', 'true'); el.focus(); }
+}
+
+const fmtTime = (s) => { const d = new Date(s); return isNaN(d) ? '' : d.toLocaleString(); };
+
+// Webhooks: the list, the secret of a new one (shown once), and the
+// delivery log of the one selected.
+const hooks = { list: [], selected: null };
+
+async function loadHooks(canManage) {
+  const { webhooks } = await api('GET', '/api/v1/webhooks');
+  hooks.list = webhooks || [];
+  renderHooks(canManage);
+}
+
+function renderHooks(canManage) {
+  const tbody = $('hooks');
+  tbody.replaceChildren();
+  $('hooks-empty').hidden = hooks.list.length > 0;
+  for (const h of hooks.list) {
+    const tr = document.createElement('tr');
+    tr.dataset.id = h.id;
+    if (hooks.selected === h.id) tr.className = 'selected';
+    const url = document.createElement('td'); const code = document.createElement('code'); code.textContent = h.url; url.append(code);
+    const created = document.createElement('td'); created.textContent = fmtTime(h.createdAt);
+    const act = document.createElement('td');
+    const button = (label, cls, fn) => {
+      const b = document.createElement('button'); b.type = 'button'; b.textContent = label; b.className = cls;
+      b.setAttribute('aria-label', `${label} ${h.url}`);
+      b.addEventListener('click', async () => { showError(null); try { await fn(); } catch (err) { showError(err); } });
+      act.append(b);
+    };
+    button('Deliveries', 'hook-deliveries', async () => {
+      hooks.selected = h.id;
+      renderHooks(canManage);
+      await loadDeliveries();
+      $('deliveries-title').focus();
+    });
+    if (canManage) {
+      button('Delete', 'hook-delete', async () => {
+        if (!confirm(`Delete the webhook ${h.url}? Alerts stop being posted to it.`)) return;
+        await api('DELETE', `/api/v1/webhooks/${encodeURIComponent(h.id)}`);
+        hooks.list = hooks.list.filter((x) => x.id !== h.id);
+        if (hooks.selected === h.id) { hooks.selected = null; $('deliveries').hidden = true; }
+        renderHooks(canManage);
+      });
+    }
+    tr.append(url, created, act);
+    tbody.append(tr);
+  }
+}
+
+async function loadDeliveries() {
+  const h = hooks.list.find((x) => x.id === hooks.selected);
+  if (!h) return;
+  const { deliveries } = await api('GET', `/api/v1/webhooks/${encodeURIComponent(h.id)}/deliveries`);
+  $('deliveries-title').textContent = `Deliveries to ${h.url}`;
+  $('deliveries-title').tabIndex = -1;
+  const tbody = $('deliveries-list');
+  tbody.replaceChildren();
+  const list = [...(deliveries || [])].sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
+  for (const d of list) {
+    const tr = document.createElement('tr');
+    tr.dataset.id = d.id;
+    const cell = (text, cls) => { const td = document.createElement('td'); td.textContent = text; if (cls) td.className = cls; tr.append(td); };
+    cell(fmtTime(d.at));
+    cell(d.eventType || '');
+    cell(String(d.attempt));
+    cell(d.ok ? `OK ${d.statusCode || ''}`.trim() : (d.statusCode ? `Failed ${d.statusCode}` : 'Failed'), d.ok ? 'ok' : 'failed');
+    cell(d.error || '');
+    tbody.append(tr);
+  }
+  $('deliveries-empty').hidden = list.length > 0;
+  $('deliveries').hidden = false;
+}
+
 const pages = {
   async signup() {
     onSubmit($('form'), async () => {
@@ -148,6 +235,48 @@ const pages = {
       showKey(r.drone, r.key);
     });
     await loadDrones(canManage);
+  },
+  async alerts() {
+    const me = await who();
+    const canManage = me.user.role !== 'viewer';
+    // Viewers see the thresholds and webhooks but cannot change them.
+    $('settings-fields').disabled = !canManage;
+    $('settings-save').hidden = !canManage;
+    $('hook-form').hidden = !canManage;
+    const st = await api('GET', '/api/v1/alert-settings');
+    for (const k of SETTINGS) $(k).value = st[k];
+    onSubmit($('settings-form'), async () => {
+      $('settings-done').textContent = '';
+      const body = {};
+      for (const k of SETTINGS) body[k] = $(k).value === '' ? NaN : Number($(k).value);
+      const bad = SETTINGS.find((k) => !Number.isFinite(body[k]));
+      if (bad) { showFieldError({ field: bad }); throw new Error(`${bad}: enter a number`); }
+      try {
+        const saved = await api('PUT', '/api/v1/alert-settings', body);
+        for (const k of SETTINGS) $(k).value = saved[k];
+        showFieldError(null);
+        $('settings-done').textContent = 'Thresholds saved.';
+      } catch (err) { showFieldError(err); throw err; }
+    });
+    onSubmit($('hook-form'), async () => {
+      let h;
+      try { h = await api('POST', '/api/v1/webhooks', { url: $('hook-url').value.trim() }); } catch (err) {
+        if (err.field === 'url') showFieldError({ field: 'hook-url' });
+        throw err;
+      }
+      showFieldError(null);
+      $('hook-url').value = '';
+      $('hook-secret-url').textContent = h.url;
+      $('hook-secret-value').textContent = h.secret;
+      $('hook-secret').hidden = false;
+      $('hook-copy').focus();
+      hooks.list.push({ id: h.id, url: h.url, createdAt: h.createdAt });
+      renderHooks(canManage);
+    });
+    $('hook-copy').addEventListener('click', () => navigator.clipboard?.writeText($('hook-secret-value').textContent));
+    $('hook-hide').addEventListener('click', () => { $('hook-secret').hidden = true; $('hook-secret-value').textContent = ''; });
+    $('deliveries-refresh').addEventListener('click', () => loadDeliveries().catch(showError));
+    await loadHooks(canManage);
   },
   async settings() {
     const me = await who();
