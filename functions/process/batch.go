@@ -22,6 +22,7 @@ type groupCommit struct {
 	write    TrackAppender
 	maxBatch int
 	linger   time.Duration // extra wait for company after the first request; 0 = natural batching only
+	timeout  time.Duration // bound of one store write
 
 	in   chan batchReq
 	done chan struct{}
@@ -33,8 +34,8 @@ type batchReq struct {
 	result chan error
 }
 
-func newGroupCommit(write TrackAppender, maxBatch int, linger time.Duration) *groupCommit {
-	g := &groupCommit{write: write, maxBatch: maxBatch, linger: linger,
+func newGroupCommit(write TrackAppender, maxBatch int, linger, timeout time.Duration) *groupCommit {
+	g := &groupCommit{write: write, maxBatch: maxBatch, linger: linger, timeout: timeout,
 		in: make(chan batchReq), done: make(chan struct{})}
 	go g.loop()
 	return g
@@ -107,7 +108,7 @@ func (g *groupCommit) loop() {
 			points = append(points, r.points...)
 		}
 		err := g.writeOnce(points)
-		if err != nil && len(reqs) > 1 && !errors.Is(err, store.ErrUnavailable) {
+		if err != nil && len(reqs) > 1 && !outage(err) {
 			// Not an outage, so maybe one request's points are bad (an id the
 			// backend refuses): write each request alone so the bad one
 			// fails by itself instead of failing, and being retried with,
@@ -123,8 +124,18 @@ func (g *groupCommit) loop() {
 	}
 }
 
+// outage reports whether err says the store is down or hung rather than
+// refusing these points: writing each request alone would then only repeat
+// the wait once per request.
+func outage(err error) bool {
+	return errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// writeOnce writes detached from any caller (a caller that gave up must not
+// cancel a write others wait on), bounded by the store timeout so a hung
+// store holds the loop for one timeout, not indefinitely.
 func (g *groupCommit) writeOnce(points []store.TrackPoint) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
 	defer cancel()
 	return g.write(ctx, points)
 }

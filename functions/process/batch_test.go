@@ -42,7 +42,7 @@ func TestGroupCommitIsolatesABadRequest(t *testing.T) {
 	drones := []string{"a", "b", "bad/id", "c", "d", "e", "f", "g"}
 	// A batch closes at len(drones) points; the long linger makes sure all
 	// eight requests share the first batch.
-	g := newGroupCommit(write, len(drones), time.Hour)
+	g := newGroupCommit(write, len(drones), time.Hour, 30*time.Second)
 	defer g.Close()
 	errs := make([]error, len(drones))
 	var wg sync.WaitGroup
@@ -65,7 +65,7 @@ func TestGroupCommitIsolatesABadRequest(t *testing.T) {
 	mu.Lock()
 	outage = true
 	mu.Unlock()
-	g2 := newGroupCommit(write, 500, 0)
+	g2 := newGroupCommit(write, 500, 0, 30*time.Second)
 	defer g2.Close()
 	if err := g2.Append(context.Background(), []store.TrackPoint{{DroneID: "h"}}); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("during an outage: %v, want ErrUnavailable", err)

@@ -31,6 +31,7 @@ type stateResult struct {
 type coalescer struct {
 	write    StateWriter
 	interval time.Duration
+	timeout  time.Duration // bound of one store write
 
 	flushes sync.WaitGroup // scheduled or running flushes, awaited by Close
 
@@ -50,8 +51,8 @@ type pending struct {
 	waiters   []chan stateResult
 }
 
-func newCoalescer(write StateWriter, interval time.Duration) *coalescer {
-	return &coalescer{write: write, interval: interval, drones: map[droneKey]*pending{}}
+func newCoalescer(write StateWriter, interval, timeout time.Duration) *coalescer {
+	return &coalescer{write: write, interval: interval, timeout: timeout, drones: map[droneKey]*pending{}}
 }
 
 // Submit queues reports for the drone's state and waits for the write that
@@ -103,8 +104,9 @@ func (c *coalescer) flush(k droneKey, p *pending) {
 		return
 	}
 	// Detached from any caller: a waiter that gave up must not cancel a write
-	// others wait on. The store's own timeouts bound it.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// others wait on. The store timeout bounds it, so a hung store holds
+	// this drone's writes for one timeout, not indefinitely.
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	st, wrote, err := c.write(ctx, k.tenant, k.drone, reports)
 	cancel()
 	// Unlock before answering: a waiter that returns sees the drone idle.

@@ -31,7 +31,7 @@ func TestCoalescerSpacesWritesPerDrone(t *testing.T) {
 			}
 		}
 		return events.DroneState{TS: newest}, true, nil
-	}, 200*time.Millisecond)
+	}, 200*time.Millisecond, 30*time.Second)
 	defer c.Close()
 
 	var wg sync.WaitGroup
@@ -63,7 +63,7 @@ func TestCoalescerSpacesWritesPerDrone(t *testing.T) {
 func TestCoalescerRefusesAfterClose(t *testing.T) {
 	c := newCoalescer(func(context.Context, string, string, []events.Report) (events.DroneState, bool, error) {
 		return events.DroneState{}, false, nil
-	}, time.Millisecond)
+	}, time.Millisecond, 30*time.Second)
 	c.Close()
 	if _, _, err := c.Submit(context.Background(), "t", "d", []events.Report{{TS: base}}); err != errClosed {
 		t.Errorf("Submit after Close: %v, want errClosed", err)
@@ -86,7 +86,7 @@ func TestRecentIDsEvictsOldest(t *testing.T) {
 func TestCoalescerForgetsIdleDrones(t *testing.T) {
 	c := newCoalescer(func(context.Context, string, string, []events.Report) (events.DroneState, bool, error) {
 		return events.DroneState{}, true, nil
-	}, time.Second)
+	}, time.Second, 30*time.Second)
 	defer c.Close()
 	for i := range 100 {
 		if _, _, err := c.Submit(context.Background(), "t1", fmt.Sprint("d", i), []events.Report{{TS: base}}); err != nil {

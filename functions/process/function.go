@@ -11,7 +11,8 @@
 // one clean delivery would. Status codes: 200 with a reply event when the
 // state advanced, 202 when it did not (duplicate, older report, unknown
 // drone), 400 for events that can never succeed (the broker dead-letters
-// them without retrying), 503 when the store is unavailable (retried).
+// them without retrying), 503 when the store is unavailable or does not answer
+// within STORE_TIMEOUT (retried; never a 2xx for a report not written).
 //
 // Writes are batched: concurrent events' history points share one store
 // write (group commit), and a drone's latest-state document is written at
@@ -22,6 +23,7 @@
 package function
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -41,6 +43,10 @@ const (
 	EnvLogLevel      = "LOG_LEVEL"
 	EnvHistoryTTL    = "HISTORY_TTL"    // Go duration; default 720h
 	EnvStateInterval = "STATE_INTERVAL" // Go duration; default 1s
+	// EnvStoreTimeout bounds each store call and each delivery's wait for
+	// its writes (Go duration; default 5s, more than STATE_INTERVAL). Past
+	// it a delivery answers 503 and the broker redelivers.
+	EnvStoreTimeout = "STORE_TIMEOUT"
 )
 
 // Function is the process function instance.
@@ -59,7 +65,8 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 		return fmt.Errorf("process: missing config %s", EnvStoreURL)
 	}
 	opts := Options{Logger: newLogger(cfg[EnvLogLevel])}
-	for key, dst := range map[string]*time.Duration{EnvHistoryTTL: &opts.HistoryTTL, EnvStateInterval: &opts.StateInterval} {
+	for key, dst := range map[string]*time.Duration{EnvHistoryTTL: &opts.HistoryTTL, EnvStateInterval: &opts.StateInterval,
+		EnvStoreTimeout: &opts.StoreTimeout} {
 		if s := cfg[key]; s != "" {
 			d, err := time.ParseDuration(s)
 			if err != nil || d <= 0 {
@@ -67,6 +74,12 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 			}
 			*dst = d
 		}
+	}
+	// A state write may wait out STATE_INTERVAL before it starts: a store
+	// timeout no longer than that would time out every busy drone.
+	interval, timeout := cmp.Or(opts.StateInterval, defaultStateInterval), cmp.Or(opts.StoreTimeout, defaultStoreTimeout)
+	if timeout <= interval {
+		return fmt.Errorf("process: %s=%v must exceed %s=%v", EnvStoreTimeout, timeout, EnvStateInterval, interval)
 	}
 	st, err := storeurl.Open(ctx, cfg[EnvStoreURL])
 	if err != nil {

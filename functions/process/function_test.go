@@ -64,12 +64,17 @@ func TestFunctionLifecycle(t *testing.T) {
 		{},
 		{EnvStoreURL: "bolt://" + path, EnvStateInterval: "soon"},
 		{EnvStoreURL: "nosuch://x"},
+		{EnvStoreURL: "bolt://" + path, EnvStoreTimeout: "0s"},
+		// A state write may wait out the interval: a store timeout not
+		// longer than it would time out every busy drone.
+		{EnvStoreURL: "bolt://" + path, EnvStateInterval: "5s", EnvStoreTimeout: "5s"},
+		{EnvStoreURL: "bolt://" + path, EnvStateInterval: "1h"},
 	} {
 		if err := New().Start(ctx, bad); err == nil {
 			t.Errorf("Start(%v) succeeded, want a config error", bad)
 		}
 	}
-	if err := f.Start(ctx, map[string]string{EnvStoreURL: "bolt://" + path, EnvStateInterval: "1h"}); err != nil {
+	if err := f.Start(ctx, map[string]string{EnvStoreURL: "bolt://" + path, EnvStateInterval: "1h", EnvStoreTimeout: "2h"}); err != nil {
 		t.Fatal(err)
 	}
 	if ready, _ := f.Ready(ctx); !ready {

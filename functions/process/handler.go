@@ -19,6 +19,12 @@ import (
 	"github.com/dronetrack/dronetrack/events"
 )
 
+// Defaults of Options.
+const (
+	defaultStateInterval = time.Second
+	defaultStoreTimeout  = 5 * time.Second
+)
+
 // Options tune the handler; zero values take the defaults.
 type Options struct {
 	HistoryTTL    time.Duration // how long history points live (expireAt); default 30 days
@@ -29,8 +35,14 @@ type Options struct {
 	// write: measured best with bbolt (see BenchmarkProcessReport).
 	BatchWait time.Duration
 	RecentIDs int // completed event ids remembered; default 100,000
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// StoreTimeout bounds each store call and how long a delivery waits for
+	// the writes holding its reports; default 5 s. A delivery that runs out
+	// answers 503 with Retry-After, so a hung store costs the broker one
+	// timeout per attempt, not a delivery stuck until the broker gives up.
+	// It must exceed StateInterval, which a state write may wait out first.
+	StoreTimeout time.Duration
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // Handler is process's HTTP handler: the subscriber of the Trigger on
@@ -58,10 +70,13 @@ func NewHandler(st store.Store, opts Options) *Handler {
 		opts.HistoryTTL = 30 * 24 * time.Hour
 	}
 	if opts.StateInterval == 0 {
-		opts.StateInterval = time.Second
+		opts.StateInterval = defaultStateInterval
 	}
 	if opts.BatchMax == 0 {
 		opts.BatchMax = 500
+	}
+	if opts.StoreTimeout == 0 {
+		opts.StoreTimeout = defaultStoreTimeout
 	}
 	if opts.RecentIDs == 0 {
 		opts.RecentIDs = 100_000
@@ -90,14 +105,14 @@ func NewHandler(st store.Store, opts Options) *Handler {
 	h.history = newGroupCommit(func(ctx context.Context, pts []store.TrackPoint) error {
 		h.m.flushSize.Observe(float64(len(pts)))
 		return st.AppendTrack(ctx, pts)
-	}, opts.BatchMax, opts.BatchWait)
+	}, opts.BatchMax, opts.BatchWait, opts.StoreTimeout)
 	h.states = newCoalescer(func(ctx context.Context, tenantID, droneID string, reports []events.Report) (events.DroneState, bool, error) {
 		h.m.stateWrites.Inc()
 		now := h.opts.Now()
 		return st.UpdateState(ctx, tenantID, droneID, func(prev *events.DroneState) (events.DroneState, bool) {
 			return telemetry.Fold(prev, reports, now)
 		})
-	}, opts.StateInterval)
+	}, opts.StateInterval, opts.StoreTimeout)
 
 	h.mux.HandleFunc("POST /{$}", h.serveEvent)
 	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -146,17 +161,22 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 	// History first, then the latest state; acknowledge only when both are
 	// durable. Both writes are idempotent, so a redelivery after a crash
 	// between them rewrites the same points and skips a state not newer.
+	// One deadline covers both waits: past it the answer is 503 whatever
+	// the store does later (a write that lands late is repeated harmlessly
+	// by the redelivery).
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.StoreTimeout)
+	defer cancel()
 	points := make([]store.TrackPoint, len(data.Reports))
 	for i, rep := range data.Reports {
 		points[i] = store.TrackPoint{TenantID: data.TenantID, DroneID: data.DroneID, Report: rep,
 			ExpireAt: rep.TS.Add(h.opts.HistoryTTL)}
 	}
-	if err := h.history.Append(r.Context(), points); err != nil {
+	if err := h.history.Append(ctx, points); err != nil {
 		h.transient(w, log, "write history", err)
 		return
 	}
 	h.m.reports.Add(float64(len(points)))
-	st, wrote, err := h.states.Submit(r.Context(), data.TenantID, data.DroneID, data.Reports)
+	st, wrote, err := h.states.Submit(ctx, data.TenantID, data.DroneID, data.Reports)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// The drone was deleted after ingest accepted its reports. Retrying
