@@ -190,6 +190,25 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 		t.Fatalf("fences after deleting: %+v; want none", got)
 	}
 
+	// From the keyboard alone: a circle typed in, saved with Enter.
+	run("keyboard: start a circle",
+		chromedp.Focus(chromedp.CSS(`#gf-new-circle`)),
+		chromedp.KeyEvent("\r"),
+	)
+	waitGF("the circle form opens", `window.dronetrack.geofences.edit?.kind === 'circle' && !document.getElementById('gf-circle').hidden && document.activeElement.id === 'gf-name'`)
+	run("keyboard: type the circle",
+		chromedp.KeyEvent("Depot"),
+		chromedp.SendKeys(chromedp.CSS(`#gf-lat`), "47.3769"),
+		chromedp.SendKeys(chromedp.CSS(`#gf-lon`), "8.5417"),
+		chromedp.SendKeys(chromedp.CSS(`#gf-radius`), "800"),
+		chromedp.KeyEvent("\r"),
+	)
+	waitGF("the circle saved", `!window.dronetrack.geofences.edit && window.dronetrack.geofences.list.some(f => f.name === 'Depot')`)
+	got = fences()
+	if len(got) != 1 || got[0].Name != "Depot" || got[0].Center == nil || *got[0].Center != (alerting.Point{Lat: 47.3769, Lon: 8.5417}) || got[0].RadiusM != 800 || len(got[0].Polygon) != 0 {
+		t.Fatalf("fences after typing a circle: %+v; want Depot, centre 47.3769/8.5417, radius 800 m", got)
+	}
+
 	// Alert thresholds: an out-of-range value is refused naming the field,
 	// a good one saved.
 	run("open the alerts page",
@@ -285,12 +304,8 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 	t.Logf("delivery log: %s", evalJS[string](t, ctx, `[...document.querySelectorAll('#deliveries-list tr')].map(tr => [...tr.cells].map(c => c.textContent).join(' | ')).join('; ')`))
 	screenshot(t, ctx, "geofence-6-deliveries.png")
 
-	// A viewer: the fence (made through the API) and the webhook are shown
-	// without any editing control.
-	if code := call("POST", "/api/v1/geofences", map[string]any{"name": "Depot", "mode": "keep-in",
-		"center": map[string]float64{"lat": 47.3769, "lon": 8.5417}, "radiusM": 800}, nil); code != http.StatusCreated {
-		t.Fatalf("create a fence through the API: %d", code)
-	}
+	// A viewer: the fence and the webhook are shown without any editing
+	// control.
 	var out, errOut bytes.Buffer
 	if err := realMain(ctx, []string{"user", "add", "--tenant", demoTenantID, "--email", "viewer@geofence.test", "--role", "viewer", "--data", dir}, &out, &errOut); err != nil {
 		t.Fatalf("user add: %v\n%s", err, errOut.String())
