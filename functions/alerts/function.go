@@ -12,9 +12,19 @@
 // the tracker's outbox until their CloudEvents (events.NewAlert, ids
 // "<alert>/raised" and "<alert>/resolved") are accepted by K_SINK; a publish
 // failure answers 503, and the broker's redelivery publishes the outbox
-// again. Each published transition is then delivered to the tenant's
-// webhooks (webhook.go): HMAC-SHA256 signed, retried with exponential
-// backoff, every attempt in the delivery log.
+// again.
+//
+// Webhooks are delivered durably, the Knative way (webhook.go): the
+// published alert events come back through two more Triggers
+// (alerts-webhooks-raised and alerts-webhooks-resolved, subscriber uri
+// PathWebhooks), and each delivery POSTs the event, HMAC-SHA256 signed, to
+// every webhook of the tenant whose delivery log has no successful attempt
+// for it yet, logging each attempt. A failed webhook answers 503, so the
+// broker retries with the Trigger's exponential backoff and dead-letters
+// the event when retries run out; nothing waits in memory, so a function
+// that scales to zero or crashes loses no retry. Alert events carry the
+// W3C trace context of the state.updated that raised them (core/tracing),
+// and the webhook POSTs continue it in their traceparent header.
 //
 // It follows the knative func-go http contract: New, Start (config from
 // env), Stop, Ready, Alive and Handle.
@@ -25,7 +35,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -38,12 +47,10 @@ import (
 
 // Config keys read by Start.
 const (
-	EnvStoreURL        = "STORE_URL"
-	EnvSink            = "K_SINK"
-	EnvLogLevel        = "LOG_LEVEL"
-	EnvWebhookAttempts = "WEBHOOK_ATTEMPTS" // default 8
-	EnvWebhookBackoff  = "WEBHOOK_BACKOFF"  // first retry delay, doubling; default 1s
-	EnvRulesTTL        = "RULES_TTL"        // how long a tenant's settings and fences are cached; default 5s
+	EnvStoreURL = "STORE_URL"
+	EnvSink     = "K_SINK"
+	EnvLogLevel = "LOG_LEVEL"
+	EnvRulesTTL = "RULES_TTL" // how long a tenant's settings and fences are cached; default 5s
 	// EnvWebhookAllowPrivate ("true") lets webhooks reach loopback, private
 	// and link-local addresses: one-machine mode and tests. In the cluster
 	// they are refused, or a tenant could make alerts call internal services.
@@ -69,21 +76,12 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 		}
 	}
 	opts := Options{Logger: newLogger(cfg[EnvLogLevel])}
-	if s := cfg[EnvWebhookAttempts]; s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return fmt.Errorf("alerts: %s=%q: want a positive integer", EnvWebhookAttempts, s)
+	if s := cfg[EnvRulesTTL]; s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return fmt.Errorf("alerts: %s=%q: want a Go duration", EnvRulesTTL, s)
 		}
-		opts.WebhookAttempts = n
-	}
-	for key, dst := range map[string]*time.Duration{EnvWebhookBackoff: &opts.WebhookBackoff, EnvRulesTTL: &opts.RulesTTL} {
-		if s := cfg[key]; s != "" {
-			d, err := time.ParseDuration(s)
-			if err != nil || d < 0 {
-				return fmt.Errorf("alerts: %s=%q: want a Go duration", key, s)
-			}
-			*dst = d
-		}
+		opts.RulesTTL = d
 	}
 	opts.WebhookClient = webhookClient(cfg[EnvWebhookAllowPrivate] == "true")
 	pub, err := publish.New(cfg[EnvSink], publish.NewClient())
@@ -100,12 +98,10 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	return nil
 }
 
-// Stop waits (bounded by ctx) for webhook deliveries in flight, then closes
-// the store.
+// Stop closes the store. No delivery waits in memory: an event whose
+// webhooks were not all reached is the broker's to redeliver.
 func (f *Function) Stop(ctx context.Context) error {
-	if h := f.handler.Swap(nil); h != nil {
-		h.Close(ctx)
-	}
+	f.handler.Store(nil)
 	if f.store != nil {
 		if err := f.store.Close(); err != nil {
 			return fmt.Errorf("alerts: close store: %w", err)

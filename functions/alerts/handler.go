@@ -14,6 +14,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/alerting"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/tracing"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -34,14 +35,14 @@ type Publisher interface {
 	Publish(ctx context.Context, e cloudevents.Event) error
 }
 
-// Options tune the handler; zero values take the defaults.
+// Options tune the handler; zero values take the defaults. Webhook retries
+// are not among them: the alerts-webhooks-* Triggers' delivery specs are
+// the retry policy.
 type Options struct {
-	WebhookAttempts int           // delivery attempts per event and webhook; default 8
-	WebhookBackoff  time.Duration // delay before the first retry, doubling after; default 1 s
-	RulesTTL        time.Duration // settings/fences cache per tenant; default 5 s (0 here means default; negative: no cache)
-	WebhookClient   *http.Client  // default: 10 s timeout
-	Logger          *slog.Logger
-	Now             func() time.Time
+	RulesTTL      time.Duration // settings/fences cache per tenant; default 5 s (0 here means default; negative: no cache)
+	WebhookClient *http.Client  // default: 10 s timeout
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
 // Handler is the alerts function's HTTP handler.
@@ -52,17 +53,10 @@ type Handler struct {
 	log   *slog.Logger
 	mux   *http.ServeMux
 	rules *rulesCache
-	hooks *deliverer
 }
 
-// NewHandler builds the handler. Close it to wait for webhook deliveries.
+// NewHandler builds the handler.
 func NewHandler(st store.Store, pub Publisher, opts Options) *Handler {
-	if opts.WebhookAttempts == 0 {
-		opts.WebhookAttempts = 8
-	}
-	if opts.WebhookBackoff == 0 {
-		opts.WebhookBackoff = time.Second
-	}
 	if opts.RulesTTL == 0 {
 		opts.RulesTTL = 5 * time.Second
 	}
@@ -77,16 +71,12 @@ func NewHandler(st store.Store, pub Publisher, opts Options) *Handler {
 	}
 	h := &Handler{st: st, pub: pub, opts: opts, log: opts.Logger, mux: http.NewServeMux(),
 		rules: &rulesCache{st: st, ttl: opts.RulesTTL, now: opts.Now, m: map[string]rulesEntry{}}}
-	h.hooks = newDeliverer(st, opts)
 	h.mux.HandleFunc("POST /{$}", h.serveEvent)
+	h.mux.HandleFunc("POST "+PathWebhooks, h.serveWebhooks)
 	return h
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
-
-// Close waits for webhook deliveries in flight, or until ctx ends (their
-// remaining retries are then lost; the delivery log shows how far they got).
-func (h *Handler) Close(ctx context.Context) { h.hooks.close(ctx) }
 
 // serveEvent: 2xx done; 400 permanent (dead-letter); 503 retry.
 func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
@@ -95,11 +85,15 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, "not a CloudEvent: "+err.Error())
 		return
 	}
+	// alerts' span is a child of the event's sender (process for
+	// state.updated); it goes on the alert events published here, which
+	// the webhook POSTs then continue.
+	tc, _ := tracing.FromEvent(*ev)
 	switch {
 	case ev.Type() == events.TypeStateUpdated:
-		h.serveState(w, r, *ev)
+		h.serveState(w, r, *ev, tc)
 	case ev.Type() == events.TypeLinkCheck || (ev.Type() == TypePing && extension(*ev, ExtDronetrackType) == events.TypeLinkCheck):
-		h.serveLinkCheck(w, r)
+		h.serveLinkCheck(w, r, tc)
 	default:
 		h.reject(w, "unexpected event type "+ev.Type())
 	}
@@ -110,13 +104,13 @@ func extension(ev cloudevents.Event, name string) string {
 	return v
 }
 
-func (h *Handler) serveState(w http.ResponseWriter, r *http.Request, ev cloudevents.Event) {
+func (h *Handler) serveState(w http.ResponseWriter, r *http.Request, ev cloudevents.Event, tc tracing.Context) {
 	data, err := events.Decode[events.StateUpdated](ev, events.TypeStateUpdated)
 	if err != nil || data.TenantID == "" || data.DroneID == "" {
 		h.reject(w, "invalid state.updated event")
 		return
 	}
-	log := h.log.With("event_id", ev.ID(), "tenant_id", data.TenantID, "drone_id", data.DroneID)
+	log := h.log.With(append([]any{"event_id", ev.ID(), "tenant_id", data.TenantID, "drone_id", data.DroneID}, tc.LogAttrs()...)...)
 	ctx := r.Context()
 	settings, fences, err := h.rules.get(ctx, data.TenantID)
 	if err != nil {
@@ -136,7 +130,7 @@ func (h *Handler) serveState(w http.ResponseWriter, r *http.Request, ev cloudeve
 		h.transient(w, log, "evaluate alerts", err)
 		return
 	}
-	if err := h.flush(ctx, log, tr, claimed); err != nil {
+	if err := h.flush(ctx, log, tc, tr, claimed); err != nil {
 		h.transient(w, log, "publish alerts", err)
 		return
 	}
@@ -146,7 +140,7 @@ func (h *Handler) serveState(w http.ResponseWriter, r *http.Request, ev cloudeve
 // serveLinkCheck evaluates link.lost for every drone not heard from for at
 // least the smallest threshold a tenant may set; each drone's own tenant
 // threshold then decides.
-func (h *Handler) serveLinkCheck(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveLinkCheck(w http.ResponseWriter, r *http.Request, tc tracing.Context) {
 	ctx := r.Context()
 	now := h.opts.Now()
 	stale, err := h.st.StaleTrackers(ctx, now.Add(-minLostLinkThreshold))
@@ -187,7 +181,7 @@ func (h *Handler) serveLinkCheck(w http.ResponseWriter, r *http.Request) {
 			failed = err
 			continue
 		}
-		if err := h.flush(ctx, log, tr, claimed); err != nil {
+		if err := h.flush(ctx, log, tc, tr, claimed); err != nil {
 			log.Error("publish link alert", "err", err)
 			failed = err
 		}
@@ -200,10 +194,12 @@ func (h *Handler) serveLinkCheck(w http.ResponseWriter, r *http.Request) {
 }
 
 // flush publishes the transitions this evaluator claimed from the
-// tracker's outbox, in order, hands each published one to the webhook
-// deliverer, then removes them from the outbox and releases the claims on
-// any it could not publish (a later delivery for the drone retries them).
-func (h *Handler) flush(ctx context.Context, log *slog.Logger, tr alerting.Tracker, claimed []alerting.Transition) error {
+// tracker's outbox, in order, each stamped with the trace context of the
+// event being handled, then removes them from the outbox and releases the
+// claims on any it could not publish (a later delivery for the drone
+// retries them). The broker routes each published event back to
+// PathWebhooks for the tenant's webhooks.
+func (h *Handler) flush(ctx context.Context, log *slog.Logger, tc tracing.Context, tr alerting.Tracker, claimed []alerting.Transition) error {
 	if len(claimed) == 0 {
 		return nil
 	}
@@ -216,6 +212,7 @@ func (h *Handler) flush(ctx context.Context, log *slog.Logger, tr alerting.Track
 		}
 		ev, err := events.NewAlert(t.Type, t.Alert.Event())
 		if err == nil {
+			tc.Inject(&ev)
 			err = h.pub.Publish(ctx, ev)
 		}
 		if err != nil {
@@ -224,7 +221,6 @@ func (h *Handler) flush(ctx context.Context, log *slog.Logger, tr alerting.Track
 			continue
 		}
 		log.Info("alert event published", "alert_id", t.Alert.ID, "kind", t.Alert.Kind, "type", t.Type)
-		h.hooks.enqueue(ctx, ev)
 		done = append(done, t.EventID())
 	}
 	_, err := h.st.EvaluateAlerts(context.WithoutCancel(ctx), tr.TenantID, tr.DroneID,

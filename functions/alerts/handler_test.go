@@ -2,13 +2,9 @@ package function
 
 import (
 	"context"
-	"crypto/hmac"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,13 +64,11 @@ func (s *sink) got() []string {
 }
 
 type fixture struct {
-	st    store.Store
-	sink  *sink
-	srv   *httptest.Server
-	h     *Handler
-	now   atomic.Pointer[time.Time]
-	hooks chan *http.Request
-	body  chan []byte
+	st   store.Store
+	sink *sink
+	srv  *httptest.Server
+	h    *Handler
+	now  atomic.Pointer[time.Time]
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -93,7 +87,7 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	fx := &fixture{st: st, sink: &sink{}, hooks: make(chan *http.Request, 100), body: make(chan []byte, 100)}
+	fx := &fixture{st: st, sink: &sink{}}
 	now := t0
 	fx.now.Store(&now)
 	sinkSrv := httptest.NewServer(fx.sink)
@@ -102,9 +96,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx.h = NewHandler(st, pub, Options{RulesTTL: -1, WebhookBackoff: time.Millisecond,
-		Now: func() time.Time { return *fx.now.Load() }})
-	t.Cleanup(func() { fx.h.Close(context.Background()) })
+	fx.h = NewHandler(st, pub, Options{RulesTTL: -1, Now: func() time.Time { return *fx.now.Load() }})
 	fx.srv = httptest.NewServer(fx.h)
 	t.Cleanup(fx.srv.Close)
 	return fx
@@ -114,7 +106,13 @@ func (fx *fixture) setNow(t time.Time) { fx.now.Store(&t) }
 
 func (fx *fixture) send(t *testing.T, ev cloudevents.Event) int {
 	t.Helper()
-	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), fx.srv.URL+"/", ev)
+	return fx.sendTo(t, "/", ev)
+}
+
+// sendTo delivers ev to path in binary mode, as the broker does.
+func (fx *fixture) sendTo(t *testing.T, path string, ev cloudevents.Event) int {
+	t.Helper()
+	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), fx.srv.URL+path, ev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,63 +206,6 @@ func TestPublishFailureRetriesFromOutbox(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"raised battery.low"}, fx.sink.got()); diff != "" {
 		t.Errorf("published (-want +got):\n%s", diff)
-	}
-}
-
-func TestWebhookSignedRetriedLogged(t *testing.T) {
-	fx := newFixture(t)
-	fx.h.hooks.opts.Now = time.Now // attempts get distinct times, so the log has an order
-	ctx := context.Background()
-	var calls atomic.Int32
-	got := make(chan []byte, 10)
-	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if calls.Add(1) < 3 { // fail twice
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		sig := r.Header.Get(SignatureHeader)
-		parts := strings.Split(sig, ",")
-		if len(parts) != 2 || !strings.HasPrefix(parts[0], "t=") {
-			t.Errorf("signature header %q", sig)
-		}
-		sec, _ := strconv.ParseInt(strings.TrimPrefix(parts[0], "t="), 10, 64)
-		want := Sign("topsecret", time.Unix(sec, 0), body)
-		if !hmac.Equal([]byte(want), []byte(sig)) {
-			t.Errorf("signature %q; want %q", sig, want)
-		}
-		got <- body
-	}))
-	defer recv.Close()
-	if err := fx.st.CreateWebhook(ctx, store.Webhook{ID: "w1", TenantID: "acme", URL: recv.URL, Secret: "topsecret"}); err != nil {
-		t.Fatal(err)
-	}
-	if code := fx.send(t, stateEvent(t, 0, 0, 0, 5)); code != http.StatusAccepted {
-		t.Fatalf("status %d", code)
-	}
-	body := <-got
-	var ce struct {
-		ID   string       `json:"id"`
-		Type string       `json:"type"`
-		Data events.Alert `json:"data"`
-	}
-	if err := json.Unmarshal(body, &ce); err != nil || ce.Type != events.TypeAlertRaised || ce.Data.Kind != alerting.KindBatteryLow {
-		t.Fatalf("webhook body %s (%v)", body, err)
-	}
-	fx.h.Close(ctx)
-	ds, err := fx.st.Deliveries(ctx, "acme", "w1", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var attempts []int
-	for _, d := range ds {
-		attempts = append(attempts, d.Attempt)
-		if d.EventID != ce.ID || d.OK != (d.Attempt == 3) {
-			t.Errorf("delivery %+v", d)
-		}
-	}
-	if diff := cmp.Diff([]int{3, 2, 1}, attempts); diff != "" {
-		t.Errorf("delivery log attempts, newest first (-want +got):\n%s", diff)
 	}
 }
 

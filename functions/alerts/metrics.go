@@ -28,15 +28,15 @@ func newMetrics() *metrics {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dronetrack_alerts_events_total",
-			Help: "Events delivered to alerts, by CloudEvent type (state_updated, link_check, other) and status code.",
+			Help: "Events delivered to alerts, by CloudEvent type (state_updated, link_check, alert for webhook delivery, other) and status code (503 on alert: a webhook failed, the broker retries).",
 		}, []string{"type", "code"}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dronetrack_alerts_event_duration_seconds",
-			Help:    "Time to evaluate one event (rules, store transaction, outbox publish).",
+			Help:    "Time to handle one event (state_updated, link_check: rules, store transaction, outbox publish; alert: the webhook POSTs).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"type"}),
 	}
-	for _, typ := range []string{"state_updated", "link_check"} {
+	for _, typ := range []string{"state_updated", "link_check", "alert"} {
 		m.seconds.WithLabelValues(typ) // export from the first scrape, before any event
 	}
 	reg := prometheus.NewRegistry()
@@ -53,6 +53,8 @@ func eventLabel(r *http.Request) string {
 		return "state_updated"
 	case events.TypeLinkCheck, TypePing:
 		return "link_check"
+	case events.TypeAlertRaised, events.TypeAlertResolved:
+		return "alert"
 	}
 	return "other"
 }

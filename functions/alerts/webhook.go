@@ -15,14 +15,27 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
+	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/tracing"
+	"github.com/dronetrack/dronetrack/events"
 )
+
+// PathWebhooks is where the alerts-webhooks-raised and
+// alerts-webhooks-resolved Triggers (infra/base/triggers.yaml) deliver the
+// alert events this function published, for delivery to the tenant's
+// webhooks. The Trigger's delivery spec is the retry policy: a 503 here is
+// retried by the broker with exponential backoff, a 400 goes to the
+// dead-letter sink.
+const PathWebhooks = "/webhooks"
 
 // SignatureHeader carries a delivery's signature: "t=<unix seconds>,v1=<hex
 // HMAC-SHA256 of "<t>.<body>" keyed by the webhook secret>". Receivers
@@ -39,92 +52,134 @@ func Sign(secret string, t time.Time, body []byte) string {
 	return "t=" + ts + ",v1=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// deliverer sends alert events to the tenant's webhooks in the background:
-// structured-mode CloudEvent JSON, signed, retried with exponential backoff
-// (WebhookBackoff, doubling, WebhookAttempts in all) until a 2xx; each
-// attempt is appended to the delivery log. Receivers should dedupe by the
-// CloudEvent id: a crash between delivery and the outbox update resends.
-type deliverer struct {
-	st     store.Store
-	opts   Options
-	log    *slog.Logger
-	wg     sync.WaitGroup
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
-func newDeliverer(st store.Store, opts Options) *deliverer {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &deliverer{st: st, opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel}
-}
-
-func (d *deliverer) enqueue(ctx context.Context, ev cloudevents.Event) {
-	tenantID, _ := ev.Extensions()["tenantid"].(string)
-	hooks, err := d.st.Webhooks(ctx, tenantID)
+// serveWebhooks handles one broker delivery of an alert event: each of the
+// tenant's webhooks whose delivery log has no successful attempt for the
+// event gets one signed POST, logged with its attempt number (attempts
+// logged so far + 1). A redelivery therefore never re-posts to a webhook
+// that already has the event, and the broker's retries are the webhook
+// retries: 2xx when every webhook has the event, 503 when one still fails
+// (the broker retries with backoff, then dead-letters), 400 for an event
+// that is not an alert (dead-letter at once).
+//
+// Webhooks are posted in parallel, so one delivery lasts at most the
+// webhook client's timeout (10 s) however many webhooks a tenant has.
+//
+// Exactly once per webhook holds as long as the log write after a 2xx
+// succeeds: when it fails, the webhook counts as delivered for this
+// delivery (no 503, which would re-post at once), but a later redelivery
+// caused by another webhook's failure posts again. Receivers should dedupe
+// by the CloudEvent id.
+func (h *Handler) serveWebhooks(w http.ResponseWriter, r *http.Request) {
+	ev, err := cehttp.NewEventFromHTTPRequest(r)
 	if err != nil {
-		d.log.Error("list webhooks; event not delivered to them", "tenant_id", tenantID, "event_id", ev.ID(), "err", err)
+		h.reject(w, "not a CloudEvent: "+err.Error())
+		return
+	}
+	if ev.Type() != events.TypeAlertRaised && ev.Type() != events.TypeAlertResolved {
+		h.reject(w, "unexpected event type "+ev.Type()+" for webhooks")
+		return
+	}
+	a, err := events.Decode[events.Alert](*ev, ev.Type())
+	if err != nil || a.ID == "" || a.TenantID == "" || extension(*ev, events.ExtTenantID) != a.TenantID {
+		h.reject(w, "invalid alert event "+ev.ID())
+		return
+	}
+	// The webhook POSTs are this span's children: the receiver's trace
+	// continues the one of the state.updated that raised the alert.
+	tc, _ := tracing.FromEvent(*ev)
+	log := h.log.With(append([]any{"event_id", ev.ID(), "tenant_id", a.TenantID, "alert_id", a.ID}, tc.LogAttrs()...)...)
+	ctx := r.Context()
+	hooks, err := h.st.Webhooks(ctx, a.TenantID)
+	if err != nil {
+		h.transient(w, log, "list webhooks", err)
 		return
 	}
 	if len(hooks) == 0 {
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	body, err := json.Marshal(ev)
+	body, err := webhookBody(*ev)
 	if err != nil {
-		d.log.Error("encode webhook body", "event_id", ev.ID(), "err", err)
+		h.reject(w, "encode webhook body of "+ev.ID()+": "+err.Error())
 		return
 	}
-	for _, hook := range hooks {
-		d.wg.Add(1)
+	errs := make([]error, len(hooks))
+	var wg sync.WaitGroup
+	for i, hook := range hooks {
+		wg.Add(1)
 		go func() {
-			defer d.wg.Done()
-			d.deliver(hook, ev, body)
+			defer wg.Done()
+			errs[i] = h.deliver(ctx, log.With("webhook_id", hook.ID), hook, *ev, body, tc)
 		}()
 	}
-}
-
-func (d *deliverer) deliver(hook store.Webhook, ev cloudevents.Event, body []byte) {
-	log := d.log.With("tenant_id", hook.TenantID, "webhook_id", hook.ID, "event_id", ev.ID())
-	wait := d.opts.WebhookBackoff
-	for attempt := 1; attempt <= d.opts.WebhookAttempts; attempt++ {
-		if attempt > 1 {
-			select {
-			case <-d.ctx.Done():
-				log.Warn("webhook retries abandoned at shutdown", "attempt", attempt)
-				return
-			case <-time.After(wait):
-			}
-			wait *= 2
-		}
-		code, err := d.post(hook, ev, body)
-		rec := store.Delivery{ID: newID(), TenantID: hook.TenantID, WebhookID: hook.ID, EventID: ev.ID(),
-			EventType: ev.Type(), Attempt: attempt, At: d.opts.Now().UTC(), StatusCode: code,
-			OK: err == nil && code >= 200 && code < 300}
+	wg.Wait()
+	var failed []string
+	for i, err := range errs {
 		if err != nil {
-			rec.Error = err.Error()
-		} else if !rec.OK {
-			rec.Error = fmt.Sprintf("receiver answered %d", code)
+			failed = append(failed, hooks[i].ID)
 		}
-		if lerr := d.st.AddDelivery(context.WithoutCancel(d.ctx), rec); lerr != nil {
-			log.Error("write delivery log", "err", lerr)
-		}
-		if rec.OK {
-			log.Info("webhook delivered", "attempt", attempt)
-			return
-		}
-		log.Warn("webhook delivery failed", "attempt", attempt, "status", code, "err", err)
 	}
+	if len(failed) > 0 {
+		log.Warn("webhook delivery incomplete; the broker retries", "failed_webhooks", failed)
+		w.Header().Set("Retry-After", "1")
+		problem.Write(w, http.StatusServiceUnavailable, "", fmt.Sprintf("%d of %d webhooks failed; retry", len(failed), len(hooks)))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
-func (d *deliverer) post(hook store.Webhook, ev cloudevents.Event, body []byte) (int, error) {
-	req, err := http.NewRequestWithContext(d.ctx, http.MethodPost, hook.URL, bytes.NewReader(body))
+// deliver posts the event to one webhook unless its log shows it delivered,
+// and logs the attempt. nil means the webhook has the event.
+func (h *Handler) deliver(ctx context.Context, log *slog.Logger, hook store.Webhook, ev cloudevents.Event,
+	body []byte, tc tracing.Context) error {
+	prev, err := h.st.EventDeliveries(ctx, hook.TenantID, hook.ID, ev.ID())
+	if err != nil {
+		log.Error("read delivery log", "err", err)
+		return fmt.Errorf("read delivery log: %w", err)
+	}
+	for _, d := range prev {
+		if d.OK {
+			log.Debug("webhook already has the event", "attempt", d.Attempt)
+			return nil
+		}
+	}
+	attempt := len(prev) + 1
+	code, postErr := h.post(ctx, hook, ev.ID(), body, tc)
+	rec := store.Delivery{ID: newID(), TenantID: hook.TenantID, WebhookID: hook.ID, EventID: ev.ID(),
+		EventType: ev.Type(), Attempt: attempt, At: h.opts.Now().UTC(), StatusCode: code,
+		OK: postErr == nil && code >= 200 && code < 300}
+	switch {
+	case postErr != nil:
+		rec.Error = postErr.Error()
+	case !rec.OK:
+		rec.Error = fmt.Sprintf("receiver answered %d", code)
+	}
+	// The log write outlives a cancelled request: the POST happened.
+	if err := h.st.AddDelivery(context.WithoutCancel(ctx), rec); err != nil {
+		log.Error("write delivery log", "attempt", attempt, "ok", rec.OK, "err", err)
+		if !rec.OK {
+			return fmt.Errorf("write delivery log: %w", err)
+		}
+	}
+	if !rec.OK {
+		log.Warn("webhook delivery failed", "attempt", attempt, "status", code, "err", postErr)
+		return fmt.Errorf("webhook %s attempt %d: %s", hook.ID, attempt, rec.Error)
+	}
+	log.Info("webhook delivered", "attempt", attempt, "status", code)
+	return nil
+}
+
+func (h *Handler) post(ctx context.Context, hook store.Webhook, eventID string, body []byte, tc tracing.Context) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.URL, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/cloudevents+json")
 	req.Header.Set("User-Agent", "Dronetrack-Webhook/1")
-	req.Header.Set("X-Dronetrack-Event-Id", ev.ID())
-	req.Header.Set(SignatureHeader, Sign(hook.Secret, d.opts.Now(), body))
-	resp, err := d.opts.WebhookClient.Do(req)
+	req.Header.Set("X-Dronetrack-Event-Id", eventID)
+	req.Header.Set(SignatureHeader, Sign(hook.Secret, h.opts.Now(), body))
+	tc.SetHeader(req.Header)
+	resp, err := h.opts.WebhookClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -133,16 +188,17 @@ func (d *deliverer) post(hook store.Webhook, ev cloudevents.Event, body []byte) 
 	return resp.StatusCode, nil
 }
 
-func (d *deliverer) close(ctx context.Context) {
-	done := make(chan struct{})
-	go func() { d.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		d.cancel()
-		<-done
+// webhookBody is the event in structured-mode JSON as alerts published it:
+// extensions a Knative broker adds on the way (knativearrivaltime and the
+// like) are the cluster's business, not the receiver's.
+func webhookBody(ev cloudevents.Event) ([]byte, error) {
+	ev = ev.Clone()
+	for name := range ev.Extensions() {
+		if strings.HasPrefix(name, "knative") {
+			ev.SetExtension(name, nil)
+		}
 	}
-	d.cancel()
+	return json.Marshal(ev)
 }
 
 // webhookClient is the HTTP client for deliveries. Unless allowPrivate, its
