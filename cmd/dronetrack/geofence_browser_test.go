@@ -152,7 +152,6 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 	// Edit: drag the second vertex 60 px right and 40 px down, rename.
 	run("edit the fence", chromedp.Click(chromedp.CSS(`#gf-list .gf-edit`)))
 	waitGF("vertex handles shown", `window.dronetrack.geofences.edit && document.querySelectorAll('.leaflet-marker-pane .marker-icon:not(.marker-icon-middle)').length === 4`)
-	time.Sleep(400 * time.Millisecond) // the Show step's fitBounds pans the map
 	from := evalJS[[]float64](t, ctx, `(() => { const g = window.dronetrack.geofences, m = g.map; const r = m.getContainer().getBoundingClientRect(); const p = m.latLngToContainerPoint(g.edit.layer.getLatLngs()[0][1]); return [p.x + r.left, p.y + r.top]; })()`)
 	to := []float64{from[0] + 60, from[1] + 40}
 	run("drag vertex 2", chromedp.DragAndDropXY(from[0], from[1], to[0], to[1]))

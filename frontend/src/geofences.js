@@ -182,12 +182,13 @@ export class Geofences {
     if (!this.edit) this.$('gf-note').textContent = this.list.length ? `${this.list.length} geofence${this.list.length === 1 ? '' : 's'}` : 'No geofences yet.';
   }
 
-  show(f) {
+  // show fits the map to a fence (a circle knows its bounds only on a map).
+  show(f, animate = true) {
     const l = this.layerOf(f, {}, false);
     l.addTo(this.map);
     const b = l.getBounds();
     l.remove();
-    this.map.fitBounds(b.pad(0.2), { maxZoom: 17 });
+    this.map.fitBounds(b.pad(0.2), { maxZoom: 17, animate });
   }
 
   // ---------- editing ----------
@@ -258,7 +259,7 @@ export class Geofences {
     this.renderLayers();
     this.renderList();
     this.$('gf-note').textContent = `Editing ${f.name}.`;
-    this.show(f);
+    this.show(f, false); // at once: the vertex handles are where they will stay
     this.$('gf-name').focus();
   }
 
