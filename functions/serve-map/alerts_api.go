@@ -33,21 +33,27 @@ const (
 )
 
 // alertRoutes are the tenant-scoped alert, geofence, settings and webhook
-// endpoints; the caller's tenant comes from the request context.
+// endpoints; the caller's tenant comes from the request context. Every
+// member reads them and may acknowledge an alert (the person watching the
+// map); changing the rules, fences and webhooks needs a manager role, as
+// changing the fleet does.
 func (s *server) alertRoutes(r chi.Router) {
 	r.Get("/api/v1/alerts", s.listAlerts)
 	r.Post("/api/v1/alerts/{id}/ack", s.ackAlert)
 	r.Get("/api/v1/alert-settings", s.getAlertSettings)
-	r.Put("/api/v1/alert-settings", s.putAlertSettings)
 	r.Get("/api/v1/geofences", s.listGeofences)
-	r.Post("/api/v1/geofences", s.createGeofence)
 	r.Get("/api/v1/geofences/{id}", s.getGeofence)
-	r.Put("/api/v1/geofences/{id}", s.updateGeofence)
-	r.Delete("/api/v1/geofences/{id}", s.deleteGeofence)
 	r.Get("/api/v1/webhooks", s.listWebhooks)
-	r.Post("/api/v1/webhooks", s.createWebhook)
-	r.Delete("/api/v1/webhooks/{id}", s.deleteWebhook)
 	r.Get("/api/v1/webhooks/{id}/deliveries", s.listDeliveries)
+	r.Group(func(r chi.Router) {
+		r.Use(requireManager)
+		r.Put("/api/v1/alert-settings", s.putAlertSettings)
+		r.Post("/api/v1/geofences", s.createGeofence)
+		r.Put("/api/v1/geofences/{id}", s.updateGeofence)
+		r.Delete("/api/v1/geofences/{id}", s.deleteGeofence)
+		r.Post("/api/v1/webhooks", s.createWebhook)
+		r.Delete("/api/v1/webhooks/{id}", s.deleteWebhook)
+	})
 }
 
 // listAlerts is GET /api/v1/alerts[?closedWithin=24h]: open alerts and

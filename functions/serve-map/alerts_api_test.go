@@ -1,6 +1,7 @@
 package function
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dronetrack/dronetrack/core/alerting"
+	"github.com/dronetrack/dronetrack/events"
 )
 
 // TestGeofenceWebhookSettingsWrites runs the write side of the alert API
@@ -93,5 +95,93 @@ func TestGeofenceWebhookSettingsWrites(t *testing.T) {
 	}
 	if r := e.do(t, a, http.MethodDelete, "/api/v1/webhooks/"+hook.ID, nil); r.status != http.StatusNoContent {
 		t.Errorf("delete webhook: %d", r.status)
+	}
+}
+
+// TestAlertWritesNeedManager: viewers read the alerting setup and
+// acknowledge alerts, but every change to it (settings, geofences,
+// webhooks) is 403 for them, documented as such, and leaves it unchanged;
+// an admin (not only the owner) makes the same changes.
+func TestAlertWritesNeedManager(t *testing.T) {
+	e := newAuthEnv(t, "local://"+uniq("role"), nil)
+	o := newOpenAPIReplies(t)
+	owner := signUp(t, e, "Alpha Org", "ann@alpha.test", pwA)
+	join := func(role, email string) *browser {
+		t.Helper()
+		inv := decode[struct{ Token string }](t, e.do(t, owner, http.MethodPost, "/api/v1/invites", map[string]string{"role": role}))
+		return login(t, e.do(t, nil, http.MethodPost, "/api/v1/invites/"+inv.Token+"/accept",
+			map[string]string{"email": email, "password": pwB}))
+	}
+	admin, viewer := join("admin", "ada@alpha.test"), join("viewer", "vic@alpha.test")
+	tenant := decode[struct{ User userJSON }](t, e.do(t, owner, http.MethodGet, "/api/v1/me", nil)).User.TenantID
+
+	fenceBody := map[string]any{"name": "yard", "mode": "keep-out", "center": map[string]float64{"lat": 47, "lon": 8}, "radiusM": 50}
+	r := e.do(t, admin, http.MethodPost, "/api/v1/geofences", fenceBody)
+	o.check(t, http.MethodPost, "/api/v1/geofences", r)
+	fence := decode[alerting.Fence](t, r)
+	r = e.do(t, admin, http.MethodPost, "/api/v1/webhooks", map[string]string{"url": "https://hooks.example.test/a"})
+	o.check(t, http.MethodPost, "/api/v1/webhooks", r)
+	hook := decode[webhookView](t, r)
+	if fence.ID == "" || hook.ID == "" {
+		t.Fatalf("admin could not create a fence (%+v) or a webhook (%+v)", fence, hook)
+	}
+	settings := alerting.Settings{LowBatteryPct: 25, HysteresisPct: 5, LostLinkSecs: 60}
+	if r := e.do(t, admin, http.MethodPut, "/api/v1/alert-settings", settings); r.status != http.StatusOK {
+		t.Fatalf("admin PUT alert-settings: %d %s", r.status, r.body)
+	}
+
+	writes := []struct {
+		method, route, path string
+		body                any
+		manager             int // the admin's status, after the viewer's 403
+	}{
+		{"PUT", "/api/v1/alert-settings", "/api/v1/alert-settings", alerting.Settings{LowBatteryPct: 50, LostLinkSecs: 10}, 200},
+		{"POST", "/api/v1/geofences", "/api/v1/geofences", fenceBody, 201},
+		{"PUT", "/api/v1/geofences/{id}", "/api/v1/geofences/" + fence.ID, fenceBody, 200},
+		{"DELETE", "/api/v1/geofences/{id}", "/api/v1/geofences/" + fence.ID, nil, 204},
+		{"POST", "/api/v1/webhooks", "/api/v1/webhooks", map[string]string{"url": "https://evil.example.test/"}, 201},
+		{"DELETE", "/api/v1/webhooks/{id}", "/api/v1/webhooks/" + hook.ID, nil, 204},
+	}
+	for _, w := range writes {
+		r := e.do(t, viewer, w.method, w.path, w.body)
+		if r.status != http.StatusForbidden {
+			t.Errorf("viewer %s %s = %d %s; want 403", w.method, w.path, r.status, r.body)
+		}
+		o.check(t, w.method, w.route, r)
+	}
+	// Nothing changed.
+	if got := decode[alerting.Settings](t, e.do(t, viewer, http.MethodGet, "/api/v1/alert-settings", nil)); got != settings {
+		t.Errorf("settings after the viewer's PUT = %+v; want %+v", got, settings)
+	}
+	if fences := decode[struct{ Geofences []alerting.Fence }](t, e.do(t, viewer, http.MethodGet, "/api/v1/geofences", nil)); len(fences.Geofences) != 1 {
+		t.Errorf("fences after the viewer's writes = %+v; want the admin's one", fences)
+	}
+	if hooks := decode[struct{ Webhooks []webhookView }](t, e.do(t, viewer, http.MethodGet, "/api/v1/webhooks", nil)); len(hooks.Webhooks) != 1 {
+		t.Errorf("webhooks after the viewer's writes = %+v; want the admin's one", hooks)
+	}
+	if r := e.do(t, viewer, http.MethodGet, "/api/v1/webhooks/"+hook.ID+"/deliveries", nil); r.status != http.StatusOK {
+		t.Errorf("viewer GET deliveries = %d", r.status)
+	}
+
+	// The viewer acknowledges an alert.
+	low := events.DroneState{TS: t0, Lat: 47, Lon: 8, UpdatedAt: t0, Battery: ptr(3.0)}
+	tr, err := e.st.EvaluateAlerts(context.Background(), tenant, "d1", func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
+		return alerting.EvaluateState(prev, low, alerting.DefaultSettings(), nil, t0)
+	})
+	if err != nil || len(tr.Open) != 1 {
+		t.Fatalf("seed an alert: %+v, %v", tr, err)
+	}
+	r = e.do(t, viewer, http.MethodPost, "/api/v1/alerts/"+tr.Open[alerting.KindBatteryLow].ID+"/ack", nil)
+	if a := decode[alerting.Alert](t, r); r.status != http.StatusOK || a.AcknowledgedBy != "vic@alpha.test" {
+		t.Errorf("viewer ack: %d %s; want 200 acknowledged by vic@alpha.test", r.status, r.body)
+	}
+	o.check(t, http.MethodPost, "/api/v1/alerts/{id}/ack", r)
+
+	for _, w := range writes {
+		r := e.do(t, admin, w.method, w.path, w.body)
+		if r.status != w.manager {
+			t.Errorf("admin %s %s = %d %s; want %d", w.method, w.path, r.status, r.body, w.manager)
+		}
+		o.check(t, w.method, w.route, r)
 	}
 }

@@ -133,11 +133,13 @@ func (s *server) csrf(next http.Handler) http.Handler {
 	})
 }
 
-// requireManager refuses viewers.
+// requireManager refuses viewers: changes to the fleet (drones, keys,
+// invites) and to its alerting (settings, geofences, webhooks) are for
+// owners and admins.
 func requireManager(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p, _ := principalFrom(r.Context()); !p.User.Role.CanManage() {
-			problem.Write(w, http.StatusForbidden, "", "your role may not change the fleet")
+			problem.Write(w, http.StatusForbidden, "", "your role may not change the fleet or its alerting; ask an owner or admin")
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -70,21 +70,71 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 	}
 }
 
-// TestRepliesMatchOpenAPI sends real requests and checks each reply's status
-// is documented for its route and its body validates against the schema the
-// document gives for that status and media type.
-func TestRepliesMatchOpenAPI(t *testing.T) {
-	doc := loadOpenAPI(t)
+// openAPIReplies checks real replies against openapi.json: the status is
+// documented for the operation, the content type for the status, and a
+// JSON body validates against the schema given for both.
+type openAPIReplies struct {
+	doc      openAPI
+	compiler *jsonschema.Compiler
+}
+
+const openAPIBase = "mem://dronetrack/openapi.json"
+
+func newOpenAPIReplies(t *testing.T) *openAPIReplies {
+	t.Helper()
 	c := jsonschema.NewCompiler()
 	root, err := jsonschema.UnmarshalJSON(bytes.NewReader(openAPIDoc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	const base = "mem://dronetrack/openapi.json"
-	if err := c.AddResource(base, root); err != nil {
+	if err := c.AddResource(openAPIBase, root); err != nil {
 		t.Fatal(err)
 	}
 	c.AssertFormat()
+	return &openAPIReplies{doc: loadOpenAPI(t), compiler: c}
+}
+
+// check reports (t.Errorf) how r, the reply to method on the documented
+// route, departs from the document.
+func (o *openAPIReplies) check(t *testing.T, method, route string, r reply) {
+	t.Helper()
+	op := strings.ToLower(method)
+	resp, ok := o.doc.Paths[route][op].Responses[strconv.Itoa(r.status)]
+	if !ok {
+		t.Errorf("%s %s: status %d is not documented", method, route, r.status)
+		return
+	}
+	ct, _, _ := mime.ParseMediaType(r.header.Get("Content-Type"))
+	if len(resp.Content) == 0 && len(r.body) == 0 {
+		return
+	}
+	if _, ok := resp.Content[ct]; !ok {
+		t.Errorf("%s %s: %d with content type %q is not documented (%v)", method, route, r.status, ct, keys(resp.Content))
+		return
+	}
+	if !strings.HasSuffix(ct, "json") {
+		return
+	}
+	ptr := "#/paths/" + escape(route) + "/" + op + "/responses/" + strconv.Itoa(r.status) + "/content/" + escape(ct) + "/schema"
+	sch, err := o.compiler.Compile(openAPIBase + ptr)
+	if err != nil {
+		t.Fatalf("compile %s: %v", ptr, err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(r.body))
+	if err != nil {
+		t.Errorf("%s %s: body is not JSON: %v", method, route, err)
+		return
+	}
+	if err := sch.Validate(inst); err != nil {
+		t.Errorf("%s %s: reply does not match the document: %v\n%s", method, route, err, r.body)
+	}
+}
+
+// TestRepliesMatchOpenAPI sends real requests and checks each reply's status
+// is documented for its route and its body validates against the schema the
+// document gives for that status and media type.
+func TestRepliesMatchOpenAPI(t *testing.T) {
+	o := newOpenAPIReplies(t)
 
 	fx := newFixture(t, "local://"+uniq("sm"), nil)
 	drone := fx.tenant + "-a"
@@ -155,31 +205,7 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 			t.Errorf("GET %s: %d, want %d", tc.url, r.status, tc.status)
 			continue
 		}
-		resp, ok := doc.Paths[tc.route]["get"].Responses[strconv.Itoa(r.status)]
-		if !ok {
-			t.Errorf("GET %s: status %d is not documented for %s", tc.url, r.status, tc.route)
-			continue
-		}
-		ct, _, _ := mime.ParseMediaType(r.header.Get("Content-Type"))
-		if _, ok := resp.Content[ct]; !ok {
-			t.Errorf("GET %s: content type %q is not documented (%v)", tc.url, ct, keys(resp.Content))
-			continue
-		}
-		if !strings.HasSuffix(ct, "json") {
-			continue
-		}
-		ptr := "#/paths/" + escape(tc.route) + "/get/responses/" + strconv.Itoa(r.status) + "/content/" + escape(ct) + "/schema"
-		sch, err := c.Compile(base + ptr)
-		if err != nil {
-			t.Fatalf("compile %s: %v", ptr, err)
-		}
-		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(r.body))
-		if err != nil {
-			t.Fatalf("GET %s: body is not JSON: %v", tc.url, err)
-		}
-		if err := sch.Validate(inst); err != nil {
-			t.Errorf("GET %s: reply does not match the document: %v\n%s", tc.url, err, r.body)
-		}
+		o.check(t, http.MethodGet, tc.route, r)
 	}
 }
 
