@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +21,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dronetrack/dronetrack/core/alerting"
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/tracing"
 	alertsfn "github.com/dronetrack/dronetrack/functions/alerts"
 )
 
@@ -49,38 +53,174 @@ func (a *alertSeen) counts() map[string]int {
 	return out
 }
 
+// alertsAPI calls the session API of a system under test as its demo user.
+type alertsAPI struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+	c    *http.Client
+	csrf string
+}
+
+func newAlertsAPI(t *testing.T, ctx context.Context, sys *system) *alertsAPI {
+	c, csrf := loginClient(t, sys.URL(), sys.demoLogin.Email, sys.demoLogin.Password)
+	return &alertsAPI{t: t, ctx: ctx, base: sys.URL(), c: c, csrf: csrf}
+}
+
+// call sends body as JSON and fails the test unless the status is want.
+func (a *alertsAPI) call(method, path string, body any, want int) []byte {
+	a.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequestWithContext(a.ctx, method, a.base+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-CSRF-Token", a.csrf)
+	resp, err := a.c.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		a.t.Fatalf("%s %s: %d %s; want %d", method, path, resp.StatusCode, out, want)
+	}
+	return out
+}
+
+// reporter posts a drone's reports, one second apart, each with a
+// traceparent of the trace traceID (a fresh span per report).
+type reporter struct {
+	t       *testing.T
+	ctx     context.Context
+	url     string
+	key     string
+	base    time.Time
+	seq     int
+	traceID string
+}
+
+func newReporter(t *testing.T, ctx context.Context, sys *system, drone demoKey) *reporter {
+	return &reporter{t: t, ctx: ctx, url: sys.URL() + "/v1/telemetry", key: drone.Key,
+		base: time.Now().UTC().Add(-time.Minute), traceID: tracing.New().TraceIDString()}
+}
+
+func (r *reporter) post(lat, battery float64) {
+	r.t.Helper()
+	r.seq++
+	body := fmt.Sprintf(`{"ts":%q,"lat":%g,"lon":8.5,"battery":%g}`,
+		r.base.Add(time.Duration(r.seq)*time.Second).Format(time.RFC3339Nano), lat, battery)
+	req, _ := http.NewRequestWithContext(r.ctx, http.MethodPost, r.url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+r.key)
+	req.Header.Set(tracing.HeaderParent, "00-"+r.traceID+"-"+tracing.New().SpanIDString()+"-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		r.t.Fatalf("report: %d", resp.StatusCode)
+	}
+}
+
+// hookReceiver is a tenant's webhook endpoint: it checks every signature,
+// answers 503 to the first failFirst POSTs of each event, and records the
+// accepted ones (by "kind raised|resolved") with their trace ids.
+type hookReceiver struct {
+	t         *testing.T
+	failFirst int
+	srv       *httptest.Server
+
+	mu      sync.Mutex
+	secret  string
+	posts   map[string]int // event id -> POSTs
+	seen    *alertSeen
+	traces  map[string][]string // "kind raised|resolved" -> traceparent trace ids
+	eventOf map[string]string   // "kind raised|resolved" -> event id
+}
+
+func newHookReceiver(t *testing.T, failFirst int) *hookReceiver {
+	h := &hookReceiver{t: t, failFirst: failFirst, posts: map[string]int{}, seen: &alertSeen{got: map[string][]string{}},
+		traces: map[string][]string{}, eventOf: map[string]string{}}
+	h.srv = httptest.NewServer(http.HandlerFunc(h.serve))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+// register creates the webhook through the API and keeps its secret.
+func (h *hookReceiver) register(api *alertsAPI) string {
+	var hook struct{ ID, Secret string }
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_ = json.Unmarshal(api.call("POST", "/api/v1/webhooks", map[string]string{"url": h.srv.URL}, 201), &hook)
+	h.secret = hook.Secret
+	return hook.ID
+}
+
+func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	sig := r.Header.Get(alertsfn.SignatureHeader)
+	ts, _, _ := strings.Cut(strings.TrimPrefix(sig, "t="), ",")
+	sec, _ := strconv.ParseInt(ts, 10, 64)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if want := alertsfn.Sign(h.secret, time.Unix(sec, 0), body); !hmac.Equal([]byte(sig), []byte(want)) {
+		h.t.Errorf("webhook signature %q; want %q", sig, want)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var ce struct {
+		ID   string `json:"id"`
+		Data struct {
+			ID         string     `json:"id"`
+			Kind       string     `json:"kind"`
+			ResolvedAt *time.Time `json:"resolvedAt"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &ce); err != nil {
+		h.t.Errorf("webhook body %s: %v", body, err)
+	}
+	h.posts[ce.ID]++
+	if h.posts[ce.ID] <= h.failFirst {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	h.seen.add(ce.Data.Kind, ce.Data.ResolvedAt != nil, ce.Data.ID)
+	key := ce.Data.Kind + " raised"
+	if ce.Data.ResolvedAt != nil {
+		key = ce.Data.Kind + " resolved"
+	}
+	tc, _ := tracing.Parse(r.Header.Get(tracing.HeaderParent))
+	h.traces[key] = append(h.traces[key], tc.TraceIDString())
+	h.eventOf[key] = ce.ID
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// postsPerEvent is how often each event was POSTed.
+func (h *hookReceiver) postsPerEvent() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.posts)
+}
+
 // TestAlertsEndToEnd flies one drone through `up`: it leaves its keep-in
 // geofence, runs low and goes silent; the three alerts must appear in the
 // API, the SSE stream and a webhook receiver exactly once each, then resolve
-// when it re-enters, gets a fresh battery and reports again. The lost-link
-// threshold (2 s) and the link-check scheduler (200 ms) are short for the test.
+// when it re-enters, gets a fresh battery and reports again. Webhooks are
+// delivered by the broker (alerts-webhooks-* Triggers), and each POST
+// continues the trace of the drone's reports (the lost-link raise, caused
+// by the link check, has a trace of its own). The lost-link threshold (2 s)
+// and the link-check scheduler (200 ms) are short for the test.
 func TestAlertsEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sys, demo := startTestSystem(t, upOptions{DemoDrones: 1, LinkCheckEvery: 200 * time.Millisecond})
 	drone := demo[0]
-	api, csrf := loginClient(t, sys.URL(), sys.demoLogin.Email, sys.demoLogin.Password)
-	call := func(method, path string, body any, want int) []byte {
-		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequestWithContext(ctx, method, sys.URL()+path, rd)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-CSRF-Token", csrf)
-		resp, err := api.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s: %d %s; want %d", method, path, resp.StatusCode, out, want)
-		}
-		return out
-	}
+	api := newAlertsAPI(t, ctx, sys)
+	call := api.call
 
 	// Rules: exhaustion off so the three alerts under test are the only ones.
 	call("PUT", "/api/v1/alert-settings", alerting.Settings{LowBatteryPct: 20, HysteresisPct: 5, LostLinkSecs: 2}, 200)
@@ -95,46 +235,14 @@ func TestAlertsEndToEnd(t *testing.T) {
 	}
 
 	// The webhook receiver checks every signature.
-	hooks := &alertSeen{got: map[string][]string{}}
-	var secret string
-	var secretMu sync.Mutex
-	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		sig := r.Header.Get(alertsfn.SignatureHeader)
-		ts, _, _ := strings.Cut(strings.TrimPrefix(sig, "t="), ",")
-		sec, _ := strconv.ParseInt(ts, 10, 64)
-		secretMu.Lock()
-		want := alertsfn.Sign(secret, time.Unix(sec, 0), body)
-		secretMu.Unlock()
-		if !hmac.Equal([]byte(sig), []byte(want)) {
-			t.Errorf("webhook signature %q; want %q", sig, want)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		var ce struct {
-			ID   string `json:"id"`
-			Data struct {
-				ID         string     `json:"id"`
-				Kind       string     `json:"kind"`
-				ResolvedAt *time.Time `json:"resolvedAt"`
-			} `json:"data"`
-		}
-		if err := json.Unmarshal(body, &ce); err != nil {
-			t.Errorf("webhook body %s: %v", body, err)
-		}
-		hooks.add(ce.Data.Kind, ce.Data.ResolvedAt != nil, ce.Data.ID)
-	}))
-	defer recv.Close()
-	var hook struct{ ID, Secret string }
-	secretMu.Lock()
-	_ = json.Unmarshal(call("POST", "/api/v1/webhooks", map[string]string{"url": recv.URL}, 201), &hook)
-	secret = hook.Secret
-	secretMu.Unlock()
+	recv := newHookReceiver(t, 0)
+	hooks := recv.seen
+	hookID := recv.register(api)
 
 	// The live stream.
 	streamed := &alertSeen{got: map[string][]string{}}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sys.URL()+"/api/v1/stream", nil)
-	resp, err := api.Do(req)
+	resp, err := api.c.Do(req)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("stream: %v %v", resp, err)
 	}
@@ -151,25 +259,8 @@ func TestAlertsEndToEnd(t *testing.T) {
 		streamed.add(a.Kind, a.ClosedAt != nil, a.ID)
 	})
 
-	base := time.Now().UTC().Add(-time.Minute)
-	seq := 0
-	post := func(lat, battery float64) {
-		t.Helper()
-		seq++
-		body := fmt.Sprintf(`{"ts":%q,"lat":%g,"lon":8.5,"battery":%g}`,
-			base.Add(time.Duration(seq)*time.Second).Format(time.RFC3339Nano), lat, battery)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, sys.URL()+"/v1/telemetry", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+drone.Key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("report: %d", resp.StatusCode)
-		}
-	}
+	rep := newReporter(t, ctx, sys, drone)
+	post := rep.post
 	listed := func() map[string]int {
 		var l struct{ Alerts []alerting.Alert }
 		_ = json.Unmarshal(call("GET", "/api/v1/alerts", nil, 200), &l)
@@ -287,6 +378,26 @@ func TestAlertsEndToEnd(t *testing.T) {
 		}
 	}
 
+	// Each POST continues the trace of the report that caused the change;
+	// the lost-link raise comes from the link check, on a trace of its own.
+	recv.mu.Lock()
+	if len(recv.traces) != len(wantHooks) {
+		t.Errorf("webhook traces for %d changes; want %d", len(recv.traces), len(wantHooks))
+	}
+	for key, traces := range recv.traces {
+		want := []string{rep.traceID}
+		if key == "link.lost raised" {
+			if len(traces) != 1 || traces[0] == rep.traceID || traces[0] == strings.Repeat("0", 32) {
+				t.Errorf("%s webhook trace ids %v; want one valid trace, not the reports'", key, traces)
+			}
+			continue
+		}
+		if diff := cmp.Diff(want, traces); diff != "" {
+			t.Errorf("%s webhook traceparent trace ids (-want +got):\n%s", key, diff)
+		}
+	}
+	recv.mu.Unlock()
+
 	// The closed lost-link alert keeps its acknowledgement.
 	_ = json.Unmarshal(call("GET", "/api/v1/alerts", nil, 200), &l)
 	for _, a := range l.Alerts {
@@ -302,7 +413,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 			OK      bool
 		}
 	}
-	_ = json.Unmarshal(call("GET", "/api/v1/webhooks/"+hook.ID+"/deliveries", nil, 200), &dl)
+	_ = json.Unmarshal(call("GET", "/api/v1/webhooks/"+hookID+"/deliveries", nil, 200), &dl)
 	var ids []string
 	for _, d := range dl.Deliveries {
 		if !d.OK {
@@ -313,6 +424,66 @@ func TestAlertsEndToEnd(t *testing.T) {
 	sort.Strings(ids)
 	if len(ids) != 6 || len(compactStrings(ids)) != 6 {
 		t.Errorf("delivery log event ids %v; want 6 distinct", ids)
+	}
+}
+
+// TestAlertWebhookRetriedByBroker: a receiver that fails the first two
+// POSTs of every event gets each event exactly once with a 2xx, on the
+// broker's third delivery (its retries wait 1 s, then 2 s), and the
+// delivery log shows both failed attempts before the successful one. No
+// retry waits in alerts' memory: the broker redelivers the alert event.
+func TestAlertWebhookRetriedByBroker(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sys, demo := startTestSystem(t, upOptions{DemoDrones: 1})
+	api := newAlertsAPI(t, ctx, sys)
+	api.call("PUT", "/api/v1/alert-settings", alerting.Settings{LowBatteryPct: 20, HysteresisPct: 5, LostLinkSecs: 3600}, 200)
+	recv := newHookReceiver(t, 2)
+	hookID := recv.register(api)
+	rep := newReporter(t, ctx, sys, demo[0])
+
+	waitHook := func(key string) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); recv.seen.counts()[key] == 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("the webhook never accepted %s; POSTs per event %v", key, recv.postsPerEvent())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	rep.post(47.0, 90)
+	rep.post(47.0, 10)
+	waitHook("battery.low raised")
+	rep.post(47.0, 100)
+	waitHook("battery.low resolved")
+	// Another report and a moment for any stray redelivery: nothing more.
+	rep.post(47.0, 100)
+	time.Sleep(2 * time.Second)
+
+	recv.mu.Lock()
+	raisedID, resolvedID := recv.eventOf["battery.low raised"], recv.eventOf["battery.low resolved"]
+	recv.mu.Unlock()
+	if diff := cmp.Diff(map[string]int{"battery.low raised": 1, "battery.low resolved": 1}, recv.seen.counts()); diff != "" {
+		t.Errorf("events accepted by the webhook, each once (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]int{raisedID: 3, resolvedID: 3}, recv.postsPerEvent()); diff != "" {
+		t.Errorf("POSTs per event: two failures, then the accepted one (-want +got):\n%s", diff)
+	}
+
+	var dl struct {
+		Deliveries []store.Delivery
+	}
+	_ = json.Unmarshal(api.call("GET", "/api/v1/webhooks/"+hookID+"/deliveries", nil, 200), &dl)
+	got := map[string][]string{}
+	for _, d := range dl.Deliveries {
+		got[d.EventID] = append(got[d.EventID], fmt.Sprintf("attempt %d: %d ok=%v", d.Attempt, d.StatusCode, d.OK))
+	}
+	for id := range got {
+		slices.Sort(got[id])
+	}
+	log := []string{"attempt 1: 503 ok=false", "attempt 2: 503 ok=false", "attempt 3: 204 ok=true"}
+	if diff := cmp.Diff(map[string][]string{raisedID: log, resolvedID: log}, got); diff != "" {
+		t.Errorf("delivery log by event (-want +got):\n%s", diff)
 	}
 }
 
