@@ -27,11 +27,13 @@ import (
 // TestGeofenceEditorBrowser is an operator managing alerts from the
 // website: draw a polygon geofence on the live map with the mouse, see the
 // API refuse it unnamed (the error names the field), name and save it, move
-// a vertex and rename it, delete it; set an alert threshold, add a webhook
-// and see its secret once, then see a signed delivery (checked with that
-// secret) in the webhook's delivery log. A viewer sees fences and webhooks
-// but no editing controls. Every step is checked through the API, and the
-// page must not log a console error.
+// a vertex and rename it, delete it, type a circle from the keyboard alone;
+// set an alert threshold, add a webhook and see its secret once, see a
+// delivery signed with that secret in the webhook's delivery log, delete
+// the webhook. A viewer sees fences and webhooks but no editing controls,
+// and the API refuses the viewer's changes. Every step is checked through
+// the API, and the page must not log a console error (beyond the two
+// refusals the test provokes).
 func TestGeofenceEditorBrowser(t *testing.T) {
 	// Four demo drones, three flown: the fourth reports low battery later,
 	// which raises the alert the webhook delivers.
@@ -303,6 +305,18 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 	t.Logf("delivery log: %s", evalJS[string](t, ctx, `[...document.querySelectorAll('#deliveries-list tr')].map(tr => [...tr.cells].map(c => c.textContent).join(' | ')).join('; ')`))
 	screenshot(t, ctx, "geofence-6-deliveries.png")
 
+	// Delete the webhook (window.confirm, accepted above); a second one,
+	// added through the API, is for the viewer to see.
+	run("delete the webhook", chromedp.Click(chromedp.CSS(`#hooks .hook-delete`)))
+	waitAcross(t, ctx, "the webhook gone from the page", `document.querySelectorAll('#hooks tr').length === 0 && !document.getElementById('hooks-empty').hidden && document.getElementById('deliveries').hidden`, 10*time.Second)
+	if code := call("GET", "/api/v1/webhooks", nil, &hooks); code != http.StatusOK || len(hooks.Webhooks) != 0 {
+		t.Fatalf("webhooks after deleting: %d %+v; want none", code, hooks.Webhooks)
+	}
+	hookURL += "/viewer"
+	if code := call("POST", "/api/v1/webhooks", map[string]string{"url": hookURL}, nil); code != http.StatusCreated {
+		t.Fatalf("add a webhook through the API: %d", code)
+	}
+
 	// A viewer: the fence and the webhook are shown without any editing
 	// control.
 	var out, errOut bytes.Buffer
@@ -340,15 +354,33 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 	if !evalJS[bool](t, ctx, `document.getElementById('settings-fields').disabled && [...document.querySelectorAll('#hook-form, #settings-save, .hook-delete')].every(el => el.getClientRects().length === 0)`) {
 		t.Error("the viewer sees controls to change thresholds or webhooks")
 	}
-	// What the API answers a viewer is the server's business (requireManager
-	// on the write endpoints); logged, not asserted, here.
+	// Behind the hidden controls the API refuses a viewer's changes too.
 	viewer, vcsrf := loginClient(t, sys.URL(), "viewer@geofence.test", strings.TrimSpace(pw))
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, sys.URL()+"/api/v1/geofences", strings.NewReader(`{"name":"v","mode":"keep-in","center":{"lat":1,"lon":1},"radiusM":10}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-CSRF-Token", vcsrf)
-	if resp, err := viewer.Do(req); err == nil {
+	fenceID := "none"
+	if got := fences(); len(got) == 1 {
+		fenceID = got[0].ID
+	}
+	for _, w := range []struct{ method, path, body string }{
+		{"POST", "/api/v1/geofences", `{"name":"v","mode":"keep-in","center":{"lat":1,"lon":1},"radiusM":10}`},
+		{"PUT", "/api/v1/geofences/" + fenceID, `{"name":"v","mode":"keep-in","center":{"lat":1,"lon":1},"radiusM":10}`},
+		{"DELETE", "/api/v1/geofences/" + fenceID, ``},
+		{"PUT", "/api/v1/alert-settings", `{"lowBatteryPct":1,"hysteresisPct":1,"minTimeToEmptySecs":0,"lostLinkSecs":0}`},
+		{"POST", "/api/v1/webhooks", `{"url":"https://example.test/x"}`},
+	} {
+		req, _ := http.NewRequestWithContext(ctx, w.method, sys.URL()+w.path, strings.NewReader(w.body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-CSRF-Token", vcsrf)
+		resp, err := viewer.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
 		resp.Body.Close()
-		t.Logf("the API answers a viewer's POST /api/v1/geofences with %d", resp.StatusCode)
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("viewer %s %s: %d; want 403", w.method, w.path, resp.StatusCode)
+		}
+	}
+	if got := fences(); len(got) != 1 || got[0].Name != "Depot" {
+		t.Errorf("fences after the viewer's attempts: %+v; want Depot alone", got)
 	}
 	screenshot(t, ctx, "geofence-8-viewer-alerts.png")
 	// The two refusals above were provoked: the browser logs their 400s.
