@@ -100,6 +100,17 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 		}
 	}
 	openPage(t, ctx, sys.URL(), dir)
+	// The page links the licences of what it bundles (geoman among them).
+	notices := evalJS[string](t, ctx, `document.querySelector('link[rel=license]')?.href || ''`)
+	if resp, err := http.Get(notices); err != nil {
+		t.Errorf("third-party notices %q: %v", notices, err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte("@geoman-io/leaflet-geoman-free 2.20.2 (MIT)")) {
+			t.Errorf("third-party notices %s: %d, %d bytes; want geoman's licence in them", notices, resp.StatusCode, len(b))
+		}
+	}
 	run("open the fences tab", chromedp.Click(chromedp.CSS(`#tab-fences`)))
 	waitJS(t, ctx, "fences loaded, editing controls shown", `window.dronetrack.geofences.loaded && document.getElementById('gf-new-polygon').getClientRects().length > 0`, 10*time.Second)
 
