@@ -40,6 +40,8 @@ func TestInfraTriggers(t *testing.T) {
 		{"cache-refresh", "default", "cache-refresh", 5, false, 200 * time.Millisecond, "dead-letter"},
 		{"alerts-state", "default", "alerts", 5, false, 200 * time.Millisecond, "dead-letter"},
 		{"alerts-link-check", "default", "alerts", 2, false, 500 * time.Millisecond, "dead-letter"},
+		{"alerts-webhooks-raised", "default", "alerts", 8, false, 500 * time.Millisecond, "dead-letter"},
+		{"alerts-webhooks-resolved", "default", "alerts", 8, false, 500 * time.Millisecond, "dead-letter"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("infra triggers (-want +got):\n%s", diff)
