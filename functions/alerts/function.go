@@ -88,12 +88,16 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)
 	}
+	timeout, err := storeTimeout(cfg)
+	if err != nil {
+		return err
+	}
 	st, err := storeurl.Open(ctx, cfg[EnvStoreURL])
 	if err != nil {
 		return fmt.Errorf("alerts: open store: %w", err)
 	}
 	f.store = st
-	f.handler.Store(NewHandler(st, pub, opts))
+	f.handler.Store(NewHandler(withStoreDeadline(st, timeout), pub, opts))
 	opts.Logger.Info("alerts started")
 	return nil
 }

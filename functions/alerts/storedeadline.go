@@ -1,0 +1,108 @@
+package function
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/alerting"
+	"github.com/dronetrack/dronetrack/core/store"
+)
+
+// defaultStoreTimeout bounds each store call when STORE_TIMEOUT is unset.
+const defaultStoreTimeout = 5 * time.Second
+
+// deadlineStore bounds every store call alerts makes with its own timeout.
+// Without it a hung store (a stalled Firestore, a partition: connections
+// open, no answer) holds a delivery until the broker gives up on it, and
+// the link check's loop or the outbox cleanup, which run detached from the
+// request, could hang for good. With it the call fails with the store's
+// unavailable error and the delivery answers 503 with Retry-After, so the
+// broker redelivers. The bound is per call, not per delivery: a link check
+// makes a few calls per stale drone, and a long one is not a hung one.
+//
+// Methods alerts does not call pass through unbounded; bound any that it
+// starts calling here.
+type deadlineStore struct {
+	store.Store
+	timeout time.Duration
+}
+
+// withStoreDeadline wraps st so each call alerts makes gets timeout
+// (defaultStoreTimeout when 0).
+func withStoreDeadline(st store.Store, timeout time.Duration) store.Store {
+	if timeout <= 0 {
+		timeout = defaultStoreTimeout
+	}
+	return &deadlineStore{Store: st, timeout: timeout}
+}
+
+func (d *deadlineStore) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d.timeout)
+}
+
+func (d *deadlineStore) EvaluateAlerts(ctx context.Context, tenantID, droneID string,
+	fn func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool)) (alerting.Tracker, error) {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	return d.Store.EvaluateAlerts(ctx, tenantID, droneID, fn)
+}
+
+func (d *deadlineStore) StaleTrackers(ctx context.Context, seenBefore time.Time) ([]alerting.Tracker, error) {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	return d.Store.StaleTrackers(ctx, seenBefore)
+}
+
+func (d *deadlineStore) AlertSettings(ctx context.Context, tenantID string) (alerting.Settings, error) {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	return d.Store.AlertSettings(ctx, tenantID)
+}
+
+func (d *deadlineStore) Geofences(ctx context.Context, tenantID string) ([]alerting.Fence, error) {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	return d.Store.Geofences(ctx, tenantID)
+}
+
+func (d *deadlineStore) Drone(ctx context.Context, tenantID, droneID string) (store.Drone, error) {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	return d.Store.Drone(ctx, tenantID, droneID)
+}
+
+func (d *deadlineStore) Webhooks(ctx context.Context, tenantID string) ([]store.Webhook, error) {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	return d.Store.Webhooks(ctx, tenantID)
+}
+
+func (d *deadlineStore) AddDelivery(ctx context.Context, rec store.Delivery) error {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	return d.Store.AddDelivery(ctx, rec)
+}
+
+func (d *deadlineStore) EventDeliveries(ctx context.Context, tenantID, webhookID, eventID string) ([]store.Delivery, error) {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	return d.Store.EventDeliveries(ctx, tenantID, webhookID, eventID)
+}
+
+// EnvStoreTimeout bounds each store call (Go duration; default 5s): past it
+// a delivery answers 503 and the broker redelivers.
+const EnvStoreTimeout = "STORE_TIMEOUT"
+
+// storeTimeout reads STORE_TIMEOUT from Start's config (0: the default).
+func storeTimeout(cfg map[string]string) (time.Duration, error) {
+	s := cfg[EnvStoreTimeout]
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("alerts: %s=%q: want a positive Go duration", EnvStoreTimeout, s)
+	}
+	return d, nil
+}
