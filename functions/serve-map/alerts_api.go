@@ -34,19 +34,21 @@ const (
 
 // alertRoutes are the tenant-scoped alert, geofence, settings and webhook
 // endpoints; the caller's tenant comes from the request context. Every
-// member reads them and may acknowledge an alert (the person watching the
-// map); changing the rules, fences and webhooks needs a manager role, as
-// changing the fleet does.
+// member reads alerts, settings and fences and may acknowledge an alert (the
+// person watching the map); changing the rules, fences and webhooks, and
+// reading webhooks, needs a manager role, as changing the fleet does.
 func (s *server) alertRoutes(r chi.Router) {
 	r.Get("/api/v1/alerts", s.listAlerts)
 	r.Post("/api/v1/alerts/{id}/ack", s.ackAlert)
 	r.Get("/api/v1/alert-settings", s.getAlertSettings)
 	r.Get("/api/v1/geofences", s.listGeofences)
 	r.Get("/api/v1/geofences/{id}", s.getGeofence)
-	r.Get("/api/v1/webhooks", s.listWebhooks)
-	r.Get("/api/v1/webhooks/{id}/deliveries", s.listDeliveries)
 	r.Group(func(r chi.Router) {
 		r.Use(requireManager)
+		// Webhook URLs often carry the receiver's credential (a token in
+		// the path or query), so only managers may read them.
+		r.Get("/api/v1/webhooks", s.listWebhooks)
+		r.Get("/api/v1/webhooks/{id}/deliveries", s.listDeliveries)
 		r.Put("/api/v1/alert-settings", s.putAlertSettings)
 		r.Post("/api/v1/geofences", s.createGeofence)
 		r.Put("/api/v1/geofences/{id}", s.updateGeofence)

@@ -98,9 +98,9 @@ func TestGeofenceWebhookSettingsWrites(t *testing.T) {
 	}
 }
 
-// TestAlertWritesNeedManager: viewers read the alerting setup and
-// acknowledge alerts, but every change to it (settings, geofences,
-// webhooks) is 403 for them, documented as such, and leaves it unchanged;
+// TestAlertWritesNeedManager: viewers read the alerting setup (but not
+// webhooks) and acknowledge alerts, but every change to it (settings,
+// geofences, webhooks) is 403 for them, documented as such, and leaves it unchanged;
 // an admin (not only the owner) makes the same changes.
 func TestAlertWritesNeedManager(t *testing.T) {
 	e := newAuthEnv(t, "local://"+uniq("role"), nil)
@@ -156,11 +156,19 @@ func TestAlertWritesNeedManager(t *testing.T) {
 	if fences := decode[struct{ Geofences []alerting.Fence }](t, e.do(t, viewer, http.MethodGet, "/api/v1/geofences", nil)); len(fences.Geofences) != 1 {
 		t.Errorf("fences after the viewer's writes = %+v; want the admin's one", fences)
 	}
-	if hooks := decode[struct{ Webhooks []webhookView }](t, e.do(t, viewer, http.MethodGet, "/api/v1/webhooks", nil)); len(hooks.Webhooks) != 1 {
+	if hooks := decode[struct{ Webhooks []webhookView }](t, e.do(t, admin, http.MethodGet, "/api/v1/webhooks", nil)); len(hooks.Webhooks) != 1 {
 		t.Errorf("webhooks after the viewer's writes = %+v; want the admin's one", hooks)
 	}
-	if r := e.do(t, viewer, http.MethodGet, "/api/v1/webhooks/"+hook.ID+"/deliveries", nil); r.status != http.StatusOK {
-		t.Errorf("viewer GET deliveries = %d", r.status)
+	// Webhook URLs may carry the receiver's credential: viewers cannot read them.
+	for _, rd := range [][2]string{{"/api/v1/webhooks", "/api/v1/webhooks"}, {"/api/v1/webhooks/{id}/deliveries", "/api/v1/webhooks/" + hook.ID + "/deliveries"}} {
+		r := e.do(t, viewer, http.MethodGet, rd[1], nil)
+		if r.status != http.StatusForbidden || strings.Contains(string(r.body), "hooks.example.test") {
+			t.Errorf("viewer GET %s = %d %s; want 403 without the URL", rd[1], r.status, r.body)
+		}
+		o.check(t, http.MethodGet, rd[0], r)
+		if r := e.do(t, admin, http.MethodGet, rd[1], nil); r.status != http.StatusOK {
+			t.Errorf("admin GET %s = %d", rd[1], r.status)
+		}
 	}
 
 	// The viewer acknowledges an alert.
