@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -75,6 +76,7 @@ func StartRedis(t testing.TB) (addr string, stop func()) {
 		t.Fatalf("start private Redis: %v", err)
 	}
 	t.Cleanup(c.stop)
+	private.put(addr, c)
 	return addr, c.stop
 }
 
@@ -95,7 +97,49 @@ func RestartRedis(t testing.TB, addr string) (stop func()) {
 		t.Fatalf("restart Redis at %s: %v", addr, err)
 	}
 	t.Cleanup(c.stop)
+	private.put(addr, c)
 	return c.stop
+}
+
+// FreezeRedis stops the private redis-server at addr (from StartRedis or
+// RestartRedis) with SIGSTOP: connections stay open and commands never
+// answer, as in a partition or a stalled server. thaw resumes it (SIGCONT);
+// it also runs at the end of the test.
+func FreezeRedis(t testing.TB, addr string) (thaw func()) {
+	t.Helper()
+	c := private.get(addr)
+	if c == nil || !c.running() {
+		t.Fatalf("FreezeRedis %s: no running private redis-server there (StartRedis)", addr)
+	}
+	pgid := c.cmd.Process.Pid
+	if err := syscall.Kill(-pgid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("FreezeRedis %s: %v", addr, err)
+	}
+	var once sync.Once
+	thaw = func() { once.Do(func() { _ = syscall.Kill(-pgid, syscall.SIGCONT) }) }
+	t.Cleanup(thaw) // registered after stop's cleanup, so it runs first: a frozen process ignores SIGTERM
+	return thaw
+}
+
+// private maps the address of each private redis-server to its process,
+// for FreezeRedis.
+var private = &children{m: map[string]*child{}}
+
+type children struct {
+	mu sync.Mutex
+	m  map[string]*child
+}
+
+func (cs *children) put(addr string, c *child) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.m[addr] = c
+}
+
+func (cs *children) get(addr string) *child {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.m[addr]
 }
 
 // startRedis starts redis-server in dir on port (a free one when 0) and

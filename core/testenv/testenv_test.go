@@ -144,3 +144,15 @@ func TestStartFirestoreKillRestartKeepsData(t *testing.T) {
 		t.Fatalf("after thaw v = %q, want %q", got, "two")
 	}
 }
+
+func TestFreezeRedis(t *testing.T) {
+	addr, _ := StartRedis(t)
+	thaw := FreezeRedis(t, addr)
+	if err := redisPing(addr); err == nil {
+		t.Fatalf("frozen Redis %s answered PING", addr)
+	}
+	thaw()
+	if err := redisPing(addr); err != nil {
+		t.Fatalf("PING after thaw: %v", err)
+	}
+}

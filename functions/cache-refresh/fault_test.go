@@ -1,11 +1,15 @@
 package function
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/dronetrack/dronetrack/core/testenv"
 )
@@ -68,5 +72,54 @@ func TestFaultRedisRestart(t *testing.T) {
 		if got, want := cachedLat(t, url, "fault", drone), float64(perDrone)/1000; got != want {
 			t.Errorf("%s: cached lat %g, want the newest %g", drone, got, want)
 		}
+	}
+}
+
+// Redis hangs (SIGSTOP: connections open, no answer): a delivery gets 503
+// with Retry-After, so the broker redelivers, rather than waiting as long
+// as Redis does. cache-refresh needs no deadline of its own for this: the
+// cache's Redis client bounds every command (core/cache: 300 ms dial, 2 s
+// read and write, one retry) and then fails fast for a moment. After the
+// thaw the redelivered event is taken.
+func TestFaultRedisFrozenAnswers503(t *testing.T) {
+	addr, _ := testenv.StartRedis(t)
+	url := "redis://" + addr + "/0"
+	srv := start(t, url)
+	if code := send(t, srv.URL, stateEvent(t, "frozen", "d1", 1, 0.001)); code != http.StatusNoContent {
+		t.Fatalf("event 1 with Redis up: %d, want 204", code)
+	}
+	thaw := testenv.FreezeRedis(t, addr)
+	e2 := stateEvent(t, "frozen", "d1", 2, 0.002)
+	// The client waits as long as it takes: the test sees what
+	// cache-refresh answered, never a client-side timeout.
+	req, err := http.NewRequest(http.MethodPost, srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cehttp.WriteRequest(context.Background(), binding.ToMessage(&e2), req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	thaw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("event 2 with Redis frozen: %d, Retry-After %q; want 503 with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	for attempt := 0; ; attempt++ { // the broker's redelivery
+		code := send(t, srv.URL, e2)
+		if code == http.StatusNoContent {
+			break
+		}
+		if code != http.StatusServiceUnavailable || attempt > 500 {
+			t.Fatalf("event 2 after the thaw: %d after %d attempts", code, attempt+1)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := cachedLat(t, url, "frozen", "d1"); got != 0.002 {
+		t.Errorf("cached lat %g, want event 2's 0.002", got)
 	}
 }
