@@ -30,8 +30,8 @@ import (
 // a vertex and rename it, delete it, type a circle from the keyboard alone;
 // set an alert threshold, add a webhook and see its secret once, see a
 // delivery signed with that secret in the webhook's delivery log, delete
-// the webhook. A viewer sees fences and webhooks but no editing controls,
-// and the API refuses the viewer's changes. Every step is checked through
+// the webhook. A viewer sees fences and thresholds without editing
+// controls and no webhooks, and the API refuses the viewer's writes. Every step is checked through
 // the API, and the page must not log a console error (beyond the two
 // refusals the test provokes).
 func TestGeofenceEditorBrowser(t *testing.T) {
@@ -317,7 +317,7 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 	screenshot(t, ctx, "geofence-6-deliveries.png")
 
 	// Delete the webhook (window.confirm, accepted above); a second one,
-	// added through the API, is for the viewer to see.
+	// added through the API, is one the viewer must not see.
 	run("delete the webhook", chromedp.Click(chromedp.CSS(`#hooks .hook-delete`)))
 	waitAcross(t, ctx, "the webhook gone from the page", `document.querySelectorAll('#hooks tr').length === 0 && !document.getElementById('hooks-empty').hidden && document.getElementById('deliveries').hidden`, 10*time.Second)
 	if code := call("GET", "/api/v1/webhooks", nil, &hooks); code != http.StatusOK || len(hooks.Webhooks) != 0 {
@@ -328,8 +328,8 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 		t.Fatalf("add a webhook through the API: %d", code)
 	}
 
-	// A viewer: the fence and the webhook are shown without any editing
-	// control.
+	// A viewer: the fence and the thresholds are shown without any editing
+	// control; webhooks (their URLs may carry credentials) not at all.
 	var out, errOut bytes.Buffer
 	if err := realMain(ctx, []string{"user", "add", "--tenant", demoTenantID, "--email", "viewer@geofence.test", "--role", "viewer", "--data", dir}, &out, &errOut); err != nil {
 		t.Fatalf("user add: %v\n%s", err, errOut.String())
@@ -361,11 +361,17 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "geofence-7-viewer.png")
 	run("the alerts page as the viewer", chromedp.Navigate(sys.URL()+"/account/alerts.html"))
-	waitAcross(t, ctx, "viewer's alerts page", fmt.Sprintf(`document.getElementById('who').textContent.includes('viewer') && [...document.querySelectorAll('#hooks tr')].some(tr => tr.textContent.includes(%q))`, hookURL), 10*time.Second)
-	if !evalJS[bool](t, ctx, `document.getElementById('settings-fields').disabled && [...document.querySelectorAll('#hook-form, #settings-save, .hook-delete')].every(el => el.getClientRects().length === 0)`) {
-		t.Error("the viewer sees controls to change thresholds or webhooks")
+	waitAcross(t, ctx, "viewer's alerts page", `document.getElementById('who').textContent.includes('viewer') && document.getElementById('lowBatteryPct').value === '25'`, 10*time.Second)
+	if !evalJS[bool](t, ctx, `document.getElementById('settings-fields').disabled && [...document.querySelectorAll('#settings-save, #webhooks')].every(el => el.getClientRects().length === 0) && document.getElementById('hooks-viewer').getClientRects().length > 0`) {
+		t.Error("the viewer sees controls to change thresholds, or the webhooks")
 	}
-	// Behind the hidden controls the API refuses a viewer's changes too.
+	if evalJS[bool](t, ctx, fmt.Sprintf(`document.documentElement.outerHTML.includes(%q)`, hookURL)) {
+		t.Error("the viewer's page shows a webhook URL")
+	}
+	if msg := evalJS[string](t, ctx, `document.getElementById('error').textContent`); msg != "" {
+		t.Errorf("the viewer's alerts page shows an error: %q", msg)
+	}
+	// Behind the hidden controls the API refuses the viewer too.
 	viewer, vcsrf := loginClient(t, sys.URL(), "viewer@geofence.test", strings.TrimSpace(pw))
 	fenceID := "none"
 	if got := fences(); len(got) == 1 {
@@ -377,6 +383,7 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 		{"DELETE", "/api/v1/geofences/" + fenceID, ``},
 		{"PUT", "/api/v1/alert-settings", `{"lowBatteryPct":1,"hysteresisPct":1,"minTimeToEmptySecs":0,"lostLinkSecs":0}`},
 		{"POST", "/api/v1/webhooks", `{"url":"https://example.test/x"}`},
+		{"GET", "/api/v1/webhooks", ``},
 	} {
 		req, _ := http.NewRequestWithContext(ctx, w.method, sys.URL()+w.path, strings.NewReader(w.body))
 		req.Header.Set("Content-Type", "application/json")

@@ -130,17 +130,17 @@ function showFieldError(err) {
 
 const fmtTime = (s) => { const d = new Date(s); return isNaN(d) ? '' : d.toLocaleString(); };
 
-// Webhooks: the list, the secret of a new one (shown once), and the
-// delivery log of the one selected.
+// Webhooks (owners and admins only): the list, the secret of a new one
+// (shown once), and the delivery log of the one selected.
 const hooks = { list: [], selected: null };
 
-async function loadHooks(canManage) {
+async function loadHooks() {
   const { webhooks } = await api('GET', '/api/v1/webhooks');
   hooks.list = webhooks || [];
-  renderHooks(canManage);
+  renderHooks();
 }
 
-function renderHooks(canManage) {
+function renderHooks() {
   const tbody = $('hooks');
   tbody.replaceChildren();
   $('hooks-empty').hidden = hooks.list.length > 0;
@@ -159,19 +159,17 @@ function renderHooks(canManage) {
     };
     button('Deliveries', 'hook-deliveries', async () => {
       hooks.selected = h.id;
-      renderHooks(canManage);
+      renderHooks();
       await loadDeliveries();
       $('deliveries-title').focus();
     });
-    if (canManage) {
-      button('Delete', 'hook-delete', async () => {
-        if (!confirm(`Delete the webhook ${h.url}? Alerts stop being posted to it.`)) return;
-        await api('DELETE', `/api/v1/webhooks/${encodeURIComponent(h.id)}`);
-        hooks.list = hooks.list.filter((x) => x.id !== h.id);
-        if (hooks.selected === h.id) { hooks.selected = null; $('deliveries').hidden = true; }
-        renderHooks(canManage);
-      });
-    }
+    button('Delete', 'hook-delete', async () => {
+      if (!confirm(`Delete the webhook ${h.url}? Alerts stop being posted to it.`)) return;
+      await api('DELETE', `/api/v1/webhooks/${encodeURIComponent(h.id)}`);
+      hooks.list = hooks.list.filter((x) => x.id !== h.id);
+      if (hooks.selected === h.id) { hooks.selected = null; $('deliveries').hidden = true; }
+      renderHooks();
+    });
     tr.append(url, created, act);
     tbody.append(tr);
   }
@@ -239,12 +237,15 @@ const pages = {
   async alerts() {
     const me = await who();
     const canManage = me.user.role !== 'viewer';
-    // Viewers see the thresholds and webhooks but cannot change them.
+    // Viewers see the thresholds but cannot change them; webhooks (whose
+    // URLs may carry credentials) are for owners and admins only.
     $('settings-fields').disabled = !canManage;
     $('settings-save').hidden = !canManage;
-    $('hook-form').hidden = !canManage;
+    $('webhooks').hidden = !canManage;
+    $('hooks-viewer').hidden = canManage;
     const st = await api('GET', '/api/v1/alert-settings');
     for (const k of SETTINGS) $(k).value = st[k];
+    if (!canManage) return;
     onSubmit($('settings-form'), async () => {
       $('settings-done').textContent = '';
       const body = {};
@@ -271,12 +272,12 @@ const pages = {
       $('hook-secret').hidden = false;
       $('hook-copy').focus();
       hooks.list.push({ id: h.id, url: h.url, createdAt: h.createdAt });
-      renderHooks(canManage);
+      renderHooks();
     });
     $('hook-copy').addEventListener('click', () => navigator.clipboard?.writeText($('hook-secret-value').textContent));
     $('hook-hide').addEventListener('click', () => { $('hook-secret').hidden = true; $('hook-secret-value').textContent = ''; });
     $('deliveries-refresh').addEventListener('click', () => loadDeliveries().catch(showError));
-    await loadHooks(canManage);
+    await loadHooks();
   },
   async settings() {
     const me = await who();
