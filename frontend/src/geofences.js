@@ -84,7 +84,6 @@ export class Geofences {
     this.list = [];
     this.canEdit = false;
     this.edit = null; // { id (null for a new fence), kind: 'polygon'|'circle', layer }
-    this.saves = 0;
     this.group = L.featureGroup().addTo(map);
     this.$ = (id) => document.getElementById(id);
     this.bind();
@@ -334,7 +333,6 @@ export class Geofences {
       const saved = id
         ? await send('PUT', `/api/v1/geofences/${encodeURIComponent(id)}`, body, this.csrf)
         : await send('POST', '/api/v1/geofences', body, this.csrf);
-      this.saves++;
       this.cancel();
       this.$('gf-note').textContent = `Saved ${saved?.name || body.name}.`;
       await this.load();
