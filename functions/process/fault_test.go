@@ -121,11 +121,12 @@ func (e *faultEnv) audit(t *testing.T, drones, perDrone int) {
 // each redelivered until process answers 2xx (the broker's retry loop), and
 // runs outage once every drone has some reports acknowledged, so the fault
 // hits mid-stream. Any answer other than 2xx or 503 fails the test. It
-// returns the answers counted by status.
-func (e *faultEnv) traffic(t *testing.T, drones, perDrone int, outage func()) map[int]int {
+// returns the answers counted by status and the times of the 2xx answers.
+func (e *faultEnv) traffic(t *testing.T, drones, perDrone int, outage func()) (map[int]int, []time.Time) {
 	t.Helper()
 	var mu sync.Mutex
 	codes := map[int]int{}
+	var acks []time.Time
 	var acked atomic.Int64
 	var wg sync.WaitGroup
 	for d := range drones {
@@ -137,6 +138,9 @@ func (e *faultEnv) traffic(t *testing.T, drones, perDrone int, outage func()) ma
 					code, hdr := e.deliver(t, ev)
 					mu.Lock()
 					codes[code]++
+					if code/100 == 2 {
+						acks = append(acks, time.Now())
+					}
 					mu.Unlock()
 					if code/100 == 2 {
 						acked.Add(1)
@@ -164,7 +168,7 @@ func (e *faultEnv) traffic(t *testing.T, drones, perDrone int, outage func()) ma
 	}
 	outage()
 	wg.Wait()
-	return codes
+	return codes, acks
 }
 
 // A delivery while the store hangs (emulator frozen with SIGSTOP: its
@@ -231,7 +235,7 @@ func TestFaultFirestoreFrozenDeliveryAnswers503(t *testing.T) {
 func TestFaultFirestoreOutage(t *testing.T) {
 	const drones, perDrone = 5, 40
 	fe := newFaultEnv(t, drones, Options{StateInterval: 20 * time.Millisecond, StoreTimeout: 2 * time.Second})
-	codes := fe.traffic(t, drones, perDrone, func() {
+	codes, _ := fe.traffic(t, drones, perDrone, func() {
 		fe.fs.Freeze()
 		time.Sleep(3 * time.Second)
 		fe.fs.Thaw()
@@ -258,13 +262,24 @@ func TestFaultFirestoreOutage(t *testing.T) {
 func TestFaultFirestoreRestart(t *testing.T) {
 	const drones, perDrone = 5, 40
 	fe := newFaultEnv(t, drones, Options{StateInterval: 20 * time.Millisecond, StoreTimeout: 2 * time.Second})
-	codes := fe.traffic(t, drones, perDrone, func() {
+	var killed, restarted time.Time
+	codes, acks := fe.traffic(t, drones, perDrone, func() {
+		killed = time.Now()
 		fe.fs.Kill()
 		time.Sleep(2 * time.Second) // down: deliveries meet connection refused
 		fe.fs.Restart()
+		restarted = time.Now()
 	})
 	fe.h.Close() // flush coalesced state
-	t.Logf("answers by status: %v", codes)
+	firstAck := time.Time{}
+	for _, a := range acks {
+		if a.After(restarted) && (firstAck.IsZero() || a.Before(firstAck)) {
+			firstAck = a
+		}
+	}
+	// Figures for the record, not assertions.
+	t.Logf("answers by status: %v; database down %v (kill to restarted); first 2xx %v after the restart",
+		codes, restarted.Sub(killed).Round(time.Millisecond), firstAck.Sub(restarted).Round(time.Millisecond))
 	if codes[http.StatusServiceUnavailable] == 0 {
 		t.Error("no 503: the restart did not hit traffic")
 	}
