@@ -11,6 +11,11 @@
 // When a service can be neither found nor started the helper fails the test
 // with a message saying what is missing: a test that needs a service never
 // skips.
+//
+// Fault tests get services of their own, which they may break: StartRedis
+// and RestartRedis (killed and restarted empty), FreezeRedis (SIGSTOP), and
+// StartFirestore, an emulator that can be frozen, or killed and restarted
+// on the same address with the data it had committed.
 package testenv
 
 import (
