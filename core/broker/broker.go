@@ -88,13 +88,11 @@ type Broker struct {
 	inflight  sync.WaitGroup
 	delivery  context.Context // cancelled to abandon deliveries
 	abandon   context.CancelFunc
-	consumers []jetstream.ConsumeContext
-	// subConns carry the Triggers' fetches and acks, one connection each,
-	// so they do not queue behind the ingress's publishes on nc (the
-	// server reads each connection in one loop).
-	subConns []*nats.Conn
-	shutOnce sync.Once
-	shutErr  error
+	consumers []jetstream.ConsumeContext // guarded by mu: the store watch replaces them
+	subConns  []*nats.Conn               // one per Trigger (route.js)
+	health    storeHealth
+	shutOnce  sync.Once
+	shutErr   error
 }
 
 // route is a Trigger ready to dispatch: its resolved addresses and policy.
@@ -104,6 +102,10 @@ type route struct {
 	subscriber string
 	policy     retryPolicy
 	deadLetter string // "" when the policy has none or it resolves to ErrNoSink
+	// js carries the Trigger's fetches and acks on a connection of its
+	// own, so they do not queue behind the ingress's publishes (the server
+	// reads each connection in one loop).
+	js jetstream.JetStream
 }
 
 // Open starts the embedded NATS server on cfg.DataDir, creates the event and
@@ -188,11 +190,25 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	b.subject = b.prefix + ".events"
 	b.dlSubj = b.prefix + ".deadletter"
 	b.delivery, b.abandon = context.WithCancel(context.Background())
+	b.health.init()
 
+	for _, r := range b.triggers {
+		nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("broker-"+r.name), nats.MaxReconnects(-1))
+		if err != nil {
+			b.stopNATS()
+			return nil, fmt.Errorf("broker: connect for trigger %q: %w", r.trigger.Metadata.Name, err)
+		}
+		b.subConns = append(b.subConns, nc)
+		if r.js, err = jetstream.New(nc); err != nil {
+			b.stopNATS()
+			return nil, fmt.Errorf("broker: jetstream for trigger %q: %w", r.trigger.Metadata.Name, err)
+		}
+	}
 	if err := b.setup(ctx); err != nil {
 		b.stopNATS()
 		return nil, err
 	}
+	go b.watchStore()
 	return b, nil
 }
 
@@ -347,17 +363,17 @@ func (b *Broker) setup(ctx context.Context) error {
 		return fmt.Errorf("broker: list consumers: %w", err)
 	}
 
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, cc := range b.consumers { // left by a store restart
+		cc.Stop()
+	}
+	b.consumers = nil
+	if b.stopped { // a store restart during Shutdown: fetch nothing more
+		return nil
+	}
 	for _, r := range b.triggers {
-		nc, err := nats.Connect("", nats.InProcessServer(b.ns), nats.Name("broker-"+r.name), nats.MaxReconnects(-1))
-		if err != nil {
-			return fmt.Errorf("broker: connect for trigger %q: %w", r.trigger.Metadata.Name, err)
-		}
-		b.subConns = append(b.subConns, nc)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			return fmt.Errorf("broker: jetstream for trigger %q: %w", r.trigger.Metadata.Name, err)
-		}
-		st, err := js.Stream(ctx, b.stream)
+		st, err := r.js.Stream(ctx, b.stream)
 		if err != nil {
 			return fmt.Errorf("broker: events stream: %w", err)
 		}
@@ -388,7 +404,7 @@ func (b *Broker) setup(ctx context.Context) error {
 				b.dispatch(r, msg)
 			}()
 		}, jetstream.PullMaxMessages(b.cfg.MaxInFlight), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if !b.closing.Load() {
+			if !b.closing.Load() && b.health.err() == nil {
 				b.log.Warn("consume", "trigger", r.trigger.Metadata.Name, "err", err)
 			}
 		}))
@@ -416,8 +432,29 @@ func (b *Broker) publishTo(ctx context.Context, subject string, e event.Event) e
 	if err != nil {
 		return fmt.Errorf("broker: encode event %s: %w", e.ID(), err)
 	}
-	if _, err := b.js.Publish(ctx, subject, raw); err != nil {
+	if err := b.publishRaw(ctx, subject, raw); err != nil {
 		return fmt.Errorf("%w: store event %s (%d bytes): %w", ErrUnavailable, e.ID(), len(raw), err)
+	}
+	return nil
+}
+
+// publishRaw stores one message and returns once JetStream has acked it. It
+// fails at once while the store is down (see watchStore), and a publish
+// waiting for its ack when the store goes down fails then: the server never
+// answers a publish it could not write.
+func (b *Broker) publishRaw(ctx context.Context, subject string, raw []byte) error {
+	up, _ := b.health.state()
+	if up.Err() != nil {
+		return context.Cause(up)
+	}
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	defer context.AfterFunc(up, cancel)()
+	if _, err := b.js.Publish(ctx, subject, raw); err != nil {
+		if up.Err() != nil {
+			return context.Cause(up)
+		}
+		return err
 	}
 	return nil
 }
@@ -429,11 +466,13 @@ func (b *Broker) publishTo(ctx context.Context, subject string, e event.Event) e
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.shutOnce.Do(func() {
 		b.closing.Store(true)
+		close(b.health.quit) // deliveries waiting for a down store give up
+		b.mu.Lock()
+		b.stopped = true
 		for _, cc := range b.consumers {
 			cc.Stop()
 		}
-		b.mu.Lock()
-		b.stopped = true
+		b.consumers = nil
 		b.mu.Unlock()
 		done := make(chan struct{})
 		go func() { b.inflight.Wait(); close(done) }()
@@ -446,6 +485,8 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			b.shutErr = fmt.Errorf("broker: shutdown: %w", ctx.Err())
 		}
 		b.abandon()
+		close(b.health.stop) // the watch may still have restarted the store for the drain
+		<-b.health.done
 		for _, nc := range append([]*nats.Conn{b.nc}, b.subConns...) {
 			if err := nc.Flush(); err != nil && b.shutErr == nil {
 				b.shutErr = fmt.Errorf("broker: flush acks: %w", err)

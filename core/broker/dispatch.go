@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -119,8 +120,8 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 			log.Warn("reply dropped: broker TTL exhausted (reply loop?)", "reply_id", last.reply.ID(), "reply_type", last.reply.Type())
 		} else if last.ok() && last.reply != nil {
 			last.reply.SetExtension(ExtTTL, ttl-1)
-			if err := b.publishReply(ctx, *last.reply); err != nil {
-				last = outcome{code: last.code, err: fmt.Errorf("reply %s: %w", last.reply.ID(), err)}
+			if !b.storeReply(ctx, r, msg, *last.reply, log) {
+				return // abandoned: left unacked for redelivery
 			}
 		}
 		if last.ok() {
@@ -215,6 +216,46 @@ func (b *Broker) send(ctx context.Context, target string, e event.Event, wantRep
 	return o
 }
 
+// storeReply stores a subscriber's reply, trying again (with the Trigger's
+// backoff, or once a down store takes writes again) until it is stored: the
+// subscriber has done its work, and asked again it may rightly answer the
+// redelivery as a duplicate, without the reply (process does), which would
+// lose the reply. It reports false when the delivery is abandoned.
+func (b *Broker) storeReply(ctx context.Context, r *route, msg jetstream.Msg, reply event.Event, log *slog.Logger) bool {
+	// A down store is logged once by the store watch, not per reply.
+	level := slog.LevelWarn
+	for n := 1; ; n++ {
+		err := b.publishReply(ctx, reply)
+		if err == nil {
+			if n > 1 {
+				log.Log(ctx, level, "reply stored after retrying", "reply_id", reply.ID(), "tries", n)
+			}
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if n == 1 {
+			if errors.Is(err, errStoreDown) {
+				level = slog.LevelDebug
+			}
+			log.Log(ctx, level, "reply not stored; holding it and trying again", "reply_id", reply.ID(), "err", err)
+		}
+		if b.health.err() != nil {
+			if !b.awaitStore(ctx, msg) {
+				return false
+			}
+			continue
+		}
+		if !b.wait(ctx, msg, min(r.policy.backoff(n), maxHoldBackoff)) {
+			return false
+		}
+	}
+}
+
+// maxHoldBackoff bounds the wait between tries to store a held reply.
+const maxHoldBackoff = 30 * time.Second
+
 func (b *Broker) publishReply(ctx context.Context, e event.Event) error {
 	// Replies are accepted during shutdown: the event that caused them is
 	// being drained and must not be delivered twice for want of its reply.
@@ -284,10 +325,17 @@ func (b *Broker) deadLetter(ctx context.Context, r *route, msg jetstream.Msg, e 
 	if err != nil {
 		return fmt.Errorf("encode dead letter: %w", err)
 	}
-	if _, err := b.js.Publish(ctx, b.dlSubj, raw); err != nil {
-		return fmt.Errorf("record dead letter: %w", err)
+	for {
+		err := b.publishRaw(ctx, b.dlSubj, raw)
+		if err == nil {
+			return nil
+		}
+		// A store that is down is waited for: it is the broker's own
+		// failure, not the event's, and the sink is not asked again.
+		if b.health.err() == nil || !b.awaitStore(ctx, msg) {
+			return fmt.Errorf("record dead letter: %w", err)
+		}
 	}
-	return nil
 }
 
 // ListDeadLetters returns the recorded dead letters, oldest first.

@@ -26,7 +26,11 @@
 //     non-2xx answers are dead-lettered at once.
 //   - Replies: deliveries carry "Prefer: reply"; a CloudEvent in a 2xx answer
 //     other than 202 is published back into the broker (and routed like any
-//     event). A reply that cannot be stored counts as a failed attempt.
+//     event). A reply that cannot be stored is held and stored again (with
+//     the Trigger's backoff, or once the store takes writes again) before the
+//     event is acked; the subscriber is not asked again, as Knative would,
+//     since it did its work and may answer a repeat as a duplicate without
+//     the reply.
 //     The knativebrokerttl hop counter (255 when the ingress sees none) is
 //     removed before delivery and decremented on each reply; a reply with no
 //     hops left is dropped, so reply loops end.
@@ -44,4 +48,12 @@
 // filter miss, or once its dead letter is recorded, so after a crash every
 // unacked event is delivered again: delivery is at least once, and
 // subscribers must be idempotent (Knative promises no more).
+//
+// Disk full: nats-server keeps a stream's write error (ENOSPC) and from then
+// on neither stores nor answers publishes. The broker watches the server's
+// health report, answers 503 at once while the store cannot take writes
+// (the ingress says so; one error log), holds replies and dead letters of
+// deliveries in flight, and once a probe file fits under DataDir again
+// restarts JetStream on the same directory and resumes: no restart of the
+// process, nothing acknowledged lost (health.go, TestDiskFullRecovers).
 package broker

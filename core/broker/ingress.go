@@ -50,9 +50,16 @@ func (b *Broker) serveIngress(w http.ResponseWriter, r *http.Request) {
 		e.SetExtension(ExtTTL, defaultTTL)
 	}
 	if err := b.Publish(r.Context(), *e); err != nil {
-		b.log.Warn("ingress: event not stored", "event_id", e.ID(), "event_type", e.Type(), "err", err)
+		detail := "the event could not be stored; retry"
+		if errors.Is(err, errStoreDown) {
+			// Logged once by the store watch, not once per event.
+			b.log.Debug("ingress: event not stored", "event_id", e.ID(), "event_type", e.Type(), "err", err)
+			detail = "the broker's store cannot take writes (disk full?); retry later"
+		} else {
+			b.log.Warn("ingress: event not stored", "event_id", e.ID(), "event_type", e.Type(), "err", err)
+		}
 		w.Header().Set("Retry-After", "1")
-		problem(w, http.StatusServiceUnavailable, "broker unavailable", "the event could not be stored; retry", nil)
+		problem(w, http.StatusServiceUnavailable, "broker unavailable", detail, nil)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)

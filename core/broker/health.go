@@ -1,0 +1,241 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// When the disk under DataDir fills up, a standalone nats-server neither
+// answers the publish it failed to write nor disables JetStream: the
+// stream keeps the write error and refuses every later write, silently, until
+// JetStream is restarted. So the broker watches the server's own health
+// report (which names a stream's write error), answers publishes with
+// ErrUnavailable at once while the store is down, and restarts JetStream on
+// the same store directory once a probe file fits on the disk again. The
+// streams and consumers are recovered from disk by the restart; nothing
+// JetStream had acknowledged is lost, and what was delivered but not yet
+// acknowledged is delivered again.
+const (
+	// storeCheckEvery is how often the watch asks the server for its health
+	// (a read of the store directory listing; cheap).
+	storeCheckEvery = 500 * time.Millisecond
+	// publishTimeout bounds one publish when the caller gives no earlier
+	// deadline: the server does not answer a publish it failed to write.
+	publishTimeout = 10 * time.Second
+	// probeBytes must fit on the disk before JetStream is restarted. With
+	// less room the restart would only fail again; with this much, the
+	// restarted server's own storage limit (75% of the free space) turns
+	// further writes away before the disk is full again.
+	probeBytes = 4 << 20
+	// restartBackoffMax bounds the wait between failed restarts.
+	restartBackoffMax = 30 * time.Second
+)
+
+// storeHealth records whether the JetStream store takes writes.
+type storeHealth struct {
+	mu    sync.Mutex
+	up    context.Context // done while the store is down; context.Cause says why
+	down  context.CancelCauseFunc
+	back  chan struct{} // closed when a down store takes writes again
+	since time.Time     // when it went down
+
+	quit chan struct{} // closed by Shutdown: stop holding deliveries for the store
+	stop chan struct{} // closed by Shutdown once deliveries are drained
+	done chan struct{} // closed when watchStore returns
+}
+
+func (h *storeHealth) init() {
+	h.up, h.down = context.WithCancelCause(context.Background())
+	h.back = make(chan struct{})
+	h.quit = make(chan struct{})
+	h.stop = make(chan struct{})
+	h.done = make(chan struct{})
+}
+
+// state returns a context that is done while the store is down and a
+// channel closed once it is back.
+func (h *storeHealth) state() (context.Context, <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.up, h.back
+}
+
+// err is why the store is down, nil when it takes writes.
+func (h *storeHealth) err() error {
+	up, _ := h.state()
+	if up.Err() == nil {
+		return nil
+	}
+	return context.Cause(up)
+}
+
+// markDown reports whether the store was up until now.
+func (h *storeHealth) markDown(cause error) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.up.Err() != nil {
+		return false
+	}
+	h.down(cause)
+	h.since = time.Now()
+	return true
+}
+
+// markUp returns how long the store was down.
+func (h *storeHealth) markUp() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.up.Err() == nil {
+		return 0
+	}
+	close(h.back)
+	h.up, h.down = context.WithCancelCause(context.Background())
+	h.back = make(chan struct{})
+	return time.Since(h.since)
+}
+
+// errStoreDown wraps the server's health report while the store is down.
+var errStoreDown = errors.New("broker store cannot take writes")
+
+// watchStore checks the store every storeCheckEvery until Shutdown.
+func (b *Broker) watchStore() {
+	defer close(b.health.done)
+	t := time.NewTicker(storeCheckEvery)
+	defer t.Stop()
+	var (
+		nextTry time.Time
+		wait    = time.Second
+		probeOK = true // last probe's outcome, so each change is logged once
+	)
+	for {
+		select {
+		case <-b.health.stop:
+			return
+		case <-t.C:
+		}
+		if err := b.storeProblem(); err == nil {
+			continue
+		} else if b.health.markDown(err) {
+			b.log.Error("broker store cannot take writes (disk full?); the ingress answers 503 and deliveries hold their replies until it recovers; free space under the data dir",
+				"data_dir", b.cfg.DataDir, "err", err)
+			nextTry, wait = time.Time{}, time.Second
+		}
+		if time.Now().Before(nextTry) {
+			continue
+		}
+		if err := probeSpace(b.cfg.DataDir); err != nil {
+			if probeOK {
+				b.log.Warn("broker store: still no room on the disk; waiting", "data_dir", b.cfg.DataDir, "err", err)
+			}
+			probeOK = false
+			continue
+		}
+		probeOK = true
+		b.log.Info("broker store: room on the disk again; restarting JetStream", "data_dir", b.cfg.DataDir)
+		err := b.restartJetStream()
+		if err == nil {
+			err = b.storeProblem()
+		}
+		if err != nil {
+			b.log.Warn("broker store: restart did not recover it; trying again", "retry_in", wait, "err", err)
+			nextTry, wait = time.Now().Add(wait), min(2*wait, restartBackoffMax)
+			continue
+		}
+		d := b.health.markUp()
+		b.log.Warn("broker store takes writes again; JetStream restarted on its data dir", "down_for", d.Round(time.Millisecond))
+	}
+}
+
+// storeProblem is the embedded server's own health check: JetStream off, or
+// a stream that hit a write error (nats-server keeps that error on the
+// stream until it is reloaded).
+func (b *Broker) storeProblem() error {
+	h := b.ns.Healthz(&server.HealthzOptions{})
+	if h.Error == "" && len(h.Errors) == 0 && h.StatusCode < 300 {
+		return nil
+	}
+	return fmt.Errorf("%w: jetstream: %s (%d)", errStoreDown, h.Error, h.StatusCode)
+}
+
+// probeSpace writes and syncs probeBytes in dir, then removes them.
+func probeSpace(dir string) error {
+	f, err := os.CreateTemp(dir, ".space-probe-*")
+	if err != nil {
+		return fmt.Errorf("space probe: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(make([]byte, probeBytes))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("space probe: %w", err)
+	}
+	return nil
+}
+
+// restartJetStream stops JetStream and starts it again on the same store
+// directory, as nats-server does itself when a config reload re-enables it,
+// then re-creates what setup creates (idempotent: streams and consumers are
+// recovered from disk) and resumes consuming.
+func (b *Broker) restartJetStream() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b.mu.Lock()
+	for _, cc := range b.consumers {
+		cc.Stop()
+	}
+	b.consumers = nil
+	b.mu.Unlock()
+	if b.ns.JetStreamEnabled() {
+		if err := b.ns.ShutdownJetStream(); err != nil {
+			return fmt.Errorf("stop jetstream: %w", err)
+		}
+	}
+	// The same configuration server.Start builds from our Options.
+	err := b.ns.EnableJetStream(&server.JetStreamConfig{
+		StoreDir:   b.cfg.DataDir,
+		SyncAlways: b.cfg.SyncAlways,
+		Strict:     true,
+		CompressOK: true,
+	})
+	if err != nil {
+		return fmt.Errorf("start jetstream on %s: %w", b.cfg.DataDir, err)
+	}
+	return b.setup(ctx)
+}
+
+// awaitStore returns at once while the store takes writes; otherwise it
+// waits until it does, telling JetStream the message is still being worked
+// on. It reports false when the delivery is abandoned (Shutdown: the event
+// stays unacknowledged and is delivered again after the next Open).
+func (b *Broker) awaitStore(ctx context.Context, msg jetstream.Msg) bool {
+	up, back := b.health.state()
+	if up.Err() == nil {
+		return true
+	}
+	tick := time.NewTicker(min(b.cfg.SubscriberTimeout, 5*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-back:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-b.health.quit:
+			return false
+		case <-tick.C:
+			_ = msg.InProgress()
+		}
+	}
+}
