@@ -482,19 +482,29 @@ func TestSecureCookies(t *testing.T) {
 // stylesheet (the CSP allows 'self' only), and labels every input.
 func TestAccountPages(t *testing.T) {
 	e := newAuthEnv(t, "local://"+uniq("pages"), nil)
-	for _, p := range []string{"signup.html", "login.html", "drones.html", "settings.html", "invite.html"} {
+	for _, p := range []string{"signup.html", "login.html", "drones.html", "settings.html", "invite.html", "alerts.html"} {
 		r := e.do(t, nil, http.MethodGet, "/account/"+p, nil)
 		body := string(r.body)
 		if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
 			t.Errorf("%s: %d %s", p, r.status, r.header.Get("Content-Type"))
 		}
-		if !strings.Contains(body, `src="/account/account.js"`) || strings.Contains(body, "<script>") || strings.Contains(body, "style=") {
+		// One external script and no inline script or style: the pages run
+		// under the same strict CSP as the map.
+		if !strings.Contains(body, `<script src="/account/account.js"`) || strings.Count(body, "<script") != 1 || strings.Contains(body, "style=") || strings.Contains(body, "<style") {
 			t.Errorf("%s: want only the external script and no inline script/style", p)
 		}
-		for _, in := range strings.Split(body, "<input id=\"")[1:] {
-			id := in[:strings.Index(in, `"`)]
-			if !strings.Contains(body, `<label for="`+id+`"`) {
-				t.Errorf("%s: input %s has no label", p, id)
+		for _, tag := range []string{"<input", "<select", "<textarea"} {
+			for _, in := range strings.Split(body, tag)[1:] {
+				attrs := in[:strings.Index(in, ">")]
+				_, rest, ok := strings.Cut(attrs, ` id="`)
+				if !ok {
+					t.Errorf("%s: %s without an id (so no label can name it): %s%s>", p, tag, tag, attrs)
+					continue
+				}
+				id := rest[:strings.Index(rest, `"`)]
+				if !strings.Contains(body, `<label for="`+id+`"`) {
+					t.Errorf("%s: %s %s has no label", p, tag, id)
+				}
 			}
 		}
 	}
