@@ -19,6 +19,7 @@ func FuzzFence(f *testing.F) {
 		`{"name":"dateline","mode":"keep-out","polygon":[{"lat":-5,"lon":175},{"lat":-5,"lon":-175},{"lat":5,"lon":-175},{"lat":5,"lon":175}]}`,
 		`{"name":"arctic","mode":"keep-in","polygon":[{"lat":80,"lon":0},{"lat":80,"lon":90},{"lat":80,"lon":180},{"lat":80,"lon":-90}]}`,
 		`{"name":"pad","mode":"keep-out","center":{"lat":-89.9,"lon":179.9},"radiusM":5000}`,
+		`{"name":"bowtie","mode":"keep-out","polygon":[{"lat":0,"lon":0},{"lat":0,"lon":1},{"lat":1,"lon":0},{"lat":1,"lon":1}]}`,
 		`{"name":"","mode":"keep-in"}`,
 		`{"name":"both","mode":"keep-in","polygon":[{"lat":0,"lon":0}],"center":{"lat":0,"lon":0},"radiusM":1}`,
 		`{"name":"nan","mode":"keep-in","center":{"lat":1,"lon":2},"radiusM":1e999}`,
