@@ -20,6 +20,7 @@ const (
 	pepperFile   = "pepper"         // DRONE_KEY_PEPPER, generated on first run, 0600
 	demoKeysFile = "demo-keys.json" // the demo drones' keys, 0600 (see demoKey)
 	adminFile    = "admin.json"     // address and token of a running up's admin endpoint, 0600
+	storeURLFile = "store-url"      // the store up ran against when not the data dir's bolt file
 )
 
 // defaultDataDir is where `up` keeps its state unless --data says otherwise:
@@ -57,6 +58,48 @@ func absDataDir(dir string) (string, error) {
 
 // storeURL is the bbolt store inside a data dir.
 func storeURL(dir string) string { return "bolt://" + filepath.ToSlash(filepath.Join(dir, storeFile)) }
+
+// bindStore ties the data dir to the store url: the demo keys, the demo
+// login and the pepper it keeps are only good for the drones and users of
+// the store they were made in. A data dir first used with another store
+// records it in DIR/store-url (admin commands then default to it); one
+// already used (with demo keys) is refused with any store but its own.
+func bindStore(dir, url string) error {
+	recorded, err := recordedStore(dir)
+	if err != nil {
+		return err
+	}
+	if recorded == "" {
+		if _, err := os.Stat(filepath.Join(dir, demoKeysFile)); err == nil {
+			recorded = storeURL(dir) // used before, with its own bolt file
+		}
+	}
+	switch {
+	case recorded == url:
+		return nil
+	case recorded != "":
+		return fmt.Errorf("data dir %s belongs to store %s (its demo keys, login and pepper are that store's): "+
+			"pass --store %s, or another --data for %s", dir, recorded, recorded, url)
+	case url == storeURL(dir):
+		return nil // fresh dir, its own bolt file: nothing to record
+	}
+	if err := writeFileAtomic(filepath.Join(dir, storeURLFile), []byte(url+"\n"), 0o600); err != nil {
+		return fmt.Errorf("record the store of the data dir: %w", err)
+	}
+	return nil
+}
+
+// recordedStore is the store URL in DIR/store-url, "" when there is none.
+func recordedStore(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, storeURLFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the store of the data dir: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
 
 // loadPepper returns the data dir's key pepper, generating it on first use.
 // Drone keys are stored only as HMACs under it, so losing the file makes

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -100,17 +101,22 @@ func (a *localAdmin) Close() error {
 	return errors.Join(errs...)
 }
 
-// openLocalAdmin opens the data dir's store (or the one storeOverride
-// names) for an admin command run while no `up` serves this data dir.
+// openLocalAdmin opens the data dir's store (the one `up --store` recorded
+// there, else its bolt file; or the one storeOverride names) for an admin command run while no `up` serves this data dir.
 func openLocalAdmin(ctx context.Context, dir, storeOverride string) (*localAdmin, error) {
 	url := storeOverride
 	a := &localAdmin{owned: true}
 	if url == "" {
-		url = storeURL(dir)
 		a.dir = dir
 		if _, err := absDataDir(dir); err != nil {
 			return nil, err
 		}
+		// The store `up --store` ran this data dir against, else its own.
+		recorded, err := recordedStore(dir)
+		if err != nil {
+			return nil, err
+		}
+		url = cmp.Or(recorded, storeURL(dir))
 	}
 	// Drone keys must hash under the pepper ingest uses: the cluster's
 	// DRONE_KEY_PEPPER when given, else the data dir's.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,6 +30,9 @@ const (
 	fnServeMap     = "serve-map"
 )
 
+// defaultCacheURL is the in-process cache every function of one `up` shares.
+const defaultCacheURL = "local://dronetrack"
+
 // Demo data seeded on the first run.
 const (
 	demoTenantID   = "demo"
@@ -41,6 +45,12 @@ const (
 type upOptions struct {
 	DataDir  string
 	HTTPAddr string
+	// StoreURL is the store every function and the seeding use, as
+	// core/store/storeurl reads it; "" for the data dir's bolt file.
+	StoreURL string
+	// CacheURL is the fleet cache, as core/cache reads it; "" for the
+	// in-process local://dronetrack.
+	CacheURL string
 	LogLevel slog.Level
 	Log      io.Writer // structured logs (text)
 	Out      io.Writer // URL, demo login, simulator figures
@@ -64,13 +74,15 @@ func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o upOptions
 	fs.StringVar(&o.DataDir, "data", defaultDataDir(), "data dir: store, broker queue, key pepper, demo keys")
 	fs.StringVar(&o.HTTPAddr, "http", "127.0.0.1:8080", "address for the website and the ingest API")
+	fs.StringVar(&o.StoreURL, "store", "", "store URL: bolt:///abs/path.db, or firestore://PROJECT[?database=NAME] (the emulator when FIRESTORE_EMULATOR_HOST is set) (default bolt://DATA/store.db)")
+	fs.StringVar(&o.CacheURL, "cache", defaultCacheURL, "cache URL: local://NAME (in-process) or redis://[:PASSWORD@]HOST:PORT/DB")
 	fs.IntVar(&o.Simulate, "simulate", 0, "fly N simulated demo drones against this system (0: none)")
 	fs.StringVar(&o.PprofAddr, "pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060)")
 	fs.DurationVar(&o.LinkCheckEvery, "link-check", defaultLinkCheckEvery, "period of the lost-link check (the cluster's PingSource runs every 30 s)")
 	level := fs.String("log-level", "warn", "debug, info, warn or error (functions and broker)")
 	o.Sim.register(fs, 0)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: dronetrack up [--data DIR] [--http 127.0.0.1:8080] [--simulate N] [simulator flags]")
+		fmt.Fprintln(stderr, "usage: dronetrack up [--data DIR] [--http 127.0.0.1:8080] [--store URL] [--cache URL] [--simulate N] [simulator flags]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -102,6 +114,9 @@ type system struct {
 	ln     net.Listener
 	admin  func(context.Context) error
 	sched  *scheduler // lost-link checks (the PingSource's stand-in)
+	// storeURL and cacheURL are what every function got as STORE_URL and
+	// CACHE_URL.
+	storeURL, cacheURL string
 	// demoLogin is the demo tenant owner's email and password.
 	demoLogin demoLogin
 
@@ -139,11 +154,23 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 		}
 	}()
 
+	s.storeURL, s.cacheURL = o.StoreURL, o.CacheURL
+	if s.storeURL == "" {
+		s.storeURL = storeURL(dir)
+	}
+	if s.cacheURL == "" {
+		s.cacheURL = defaultCacheURL
+	}
+	// The demo keys, demo login and pepper in the data dir belong to the
+	// drones and users of one store: refuse to pair them with another.
+	if err := bindStore(dir, s.storeURL); err != nil {
+		return nil, err
+	}
 	pepper, err := loadPepper(dir)
 	if err != nil {
 		return nil, err
 	}
-	if s.store, err = openStore(ctx, storeURL(dir)); err != nil {
+	if s.store, err = openStore(ctx, s.storeURL); err != nil {
 		return nil, err
 	}
 
@@ -166,9 +193,9 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	}
 
 	cfg := map[string]string{
-		"STORE_URL":        storeURL(dir),
+		"STORE_URL":        s.storeURL,
 		"K_SINK":           s.broker.IngressURL(),
-		"CACHE_URL":        "local://dronetrack",
+		"CACHE_URL":        s.cacheURL,
 		"DRONE_KEY_PEPPER": pepper,
 		"LOG_LEVEL":        strings.ToLower(o.LogLevel.String()),
 	}
@@ -228,6 +255,7 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 
 	fmt.Fprintf(o.Out, "Dronetrack is up: open %s\n", s.URL())
 	fmt.Fprintf(o.Out, "  data dir %s (demo tenant %q, %d demo drones; keys in %s)\n", dir, demoTenantID, len(demo), filepath.Join(dir, demoKeysFile))
+	fmt.Fprintf(o.Out, "  store %s, cache %s\n", redactURL(s.storeURL), redactURL(s.cacheURL))
 	fmt.Fprintf(o.Out, "  demo login: %s  (log in at %s/account/login.html; kept in %s)\n",
 		s.demoLogin, s.URL(), filepath.Join(dir, demoLoginFile))
 	fmt.Fprintf(o.Out, "  ingest: POST %s%s with Authorization: Bearer <drone key>\n", s.URL(), sim.IngestPath)
@@ -381,6 +409,16 @@ func ensureDemoDrones(ctx context.Context, adm admin, dir string, n int) ([]demo
 		return nil, addErr
 	}
 	return dk, nil
+}
+
+// redactURL hides a password in a URL (redis://:secret@host) before it is
+// printed.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 func isAlreadyExists(err error) bool {
