@@ -120,9 +120,11 @@ func (b *Broker) watchStore() {
 			return
 		case <-t.C:
 		}
-		if err := b.storeProblem(); err == nil {
+		// Down stays down until a restart has recovered the store and its
+		// consumers, even if the server's report turns healthy before.
+		if err := b.storeProblem(); err == nil && b.health.err() == nil {
 			continue
-		} else if b.health.markDown(err) {
+		} else if err != nil && b.health.markDown(err) {
 			b.log.Error("broker store cannot take writes (disk full?); the ingress answers 503 and deliveries hold their replies until it recovers; free space under the data dir",
 				"data_dir", b.cfg.DataDir, "err", err)
 			nextTry, wait = time.Time{}, time.Second
