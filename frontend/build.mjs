@@ -55,29 +55,58 @@ const notices = [...found.keys()].sort().map((name) => {
 const noticesName = `third-party-licenses-${createHash('sha256').update(notices).digest('hex').slice(0, 10)}.txt`;
 writeFileSync(join(assets, noticesName), notices);
 
+const target = ['es2020', 'chrome100', 'firefox100', 'safari15'];
+const urlOf = (p) => '/' + relative(out, p).split('\\').join('/');
+
+// leaflet-geoman's stylesheet, a hashed asset of its own: the editor's
+// chunk (src/geoman.js) links it when it loads, as esbuild does not load
+// the CSS of a lazily imported chunk by itself.
+const gmCSS = await build({
+  entryPoints: { 'leaflet-geoman': require.resolve('@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css') },
+  bundle: true,
+  minify: true,
+  target,
+  outdir: out,
+  entryNames: 'assets/[name]-[hash]',
+  legalComments: 'eof',
+  metafile: true,
+  logLevel: 'warning',
+});
+const geomanCSS = urlOf(Object.keys(gmCSS.metafile.outputs).find((p) => p.endsWith('.css')));
+
+// The app, split (ESM): main.js and what it imports statically is the map's
+// first load; the geofence editor's leaflet-geoman (src/geoman.js, a
+// dynamic import) becomes a hashed chunk fetched only when a manager opens
+// the Fences tab. Chunks are named by content hash, as the entry is.
 const res = await build({
   entryPoints: [join(here, 'src', 'main.js')],
   bundle: true,
+  splitting: true,
   minify: true,
   format: 'esm',
-  target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
+  target,
   outdir: out,
   entryNames: 'assets/[name]-[hash]',
+  chunkNames: 'assets/[name]-[hash]',
   assetNames: 'assets/[name]-[hash]',
   loader: { '.png': 'file', '.svg': 'file' },
-  define: { __COUNTRIES_URL__: JSON.stringify(`/assets/${topoName}`) },
+  define: { __COUNTRIES_URL__: JSON.stringify(`/assets/${topoName}`), __GEOMAN_CSS_URL__: JSON.stringify(geomanCSS) },
   legalComments: 'eof',
   metafile: true,
   logLevel: 'warning',
 });
 
-const outputs = Object.keys(res.metafile.outputs).map((p) => '/' + relative(out, p).split('\\').join('/'));
-const js = outputs.find((p) => p.endsWith('.js'));
-const css = outputs.find((p) => p.endsWith('.css'));
-if (!js || !css) throw new Error(`build: missing js or css output in ${outputs.join(', ')}`);
+const outs = res.metafile.outputs;
+const entry = Object.keys(outs).find((p) => outs[p].entryPoint === 'src/main.js');
+if (!entry || !outs[entry].cssBundle) throw new Error(`build: missing the main js or css in ${Object.keys(outs).join(', ')}`);
+// The entry's static imports (none today: geoman.js shares no module with
+// main.js) are preloaded, so the first load has no waterfall.
+const preload = outs[entry].imports.filter((i) => i.kind === 'import-statement')
+  .map((i) => `<link rel="modulepreload" href="${urlOf(i.path)}">\n`).join('');
 const html = readFileSync(join(here, 'src', 'index.html'), 'utf8')
-  .replace('%CSS%', css)
-  .replace('%JS%', js)
+  .replace('%CSS%', urlOf(outs[entry].cssBundle))
+  .replace(/^(.*)%JS%(.*)$/m, (_, a, b) => `${preload}${a}${urlOf(entry)}${b}`)
   .replace('%LICENSES%', `/assets/${noticesName}`);
 writeFileSync(join(out, 'index.html'), html);
+const outputs = [...Object.keys(outs), ...Object.keys(gmCSS.metafile.outputs)].map(urlOf);
 console.log(`built ${[...outputs, '/assets/' + topoName, '/assets/' + noticesName, '/index.html'].join(' ')}`);

@@ -10,6 +10,9 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,12 +20,79 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/dronetrack/dronetrack/core/alerting"
+	"github.com/dronetrack/dronetrack/events"
 	alertsfn "github.com/dronetrack/dronetrack/functions/alerts"
 )
+
+// geomanAsset is the geofence editor's lazily loaded code and stylesheet
+// (frontend/src/geoman.js and leaflet-geoman's CSS, hashed by the build).
+var geomanAsset = regexp.MustCompile(`^/assets/(geoman|leaflet-geoman)-[A-Z0-9]+\.(js|css)$`)
+
+// requestLog records the paths of the page's requests (CDP network events),
+// to tell what the page downloaded and when.
+type requestLog struct {
+	mu    sync.Mutex
+	paths []string
+}
+
+func listenRequests(t *testing.T, ctx context.Context) *requestLog {
+	t.Helper()
+	l := &requestLog{}
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*network.EventRequestWillBeSent); ok {
+			if u, err := url.Parse(e.Request.URL); err == nil {
+				l.mu.Lock()
+				l.paths = append(l.paths, u.Path)
+				l.mu.Unlock()
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// matching answers the requested paths re matches, in order.
+func (l *requestLog) matching(re *regexp.Regexp) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, p := range l.paths {
+		if re.MatchString(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// geomanLoads checks the page has or has not fetched the editor's chunk and
+// stylesheet, and has or has not geoman on its global L.
+func (l *requestLog) geomanLoads(t *testing.T, ctx context.Context, when string, want bool) {
+	t.Helper()
+	got := l.matching(geomanAsset)
+	loaded := evalJS[bool](t, ctx, `!!(window.L && window.L.PM)`)
+	if !want && (len(got) != 0 || loaded) {
+		t.Errorf("%s: the page fetched %v (geoman on L: %v); want no geoman before a manager opens the editor", when, got, loaded)
+	}
+	if want {
+		js, css := 0, 0
+		for _, p := range got {
+			if strings.HasSuffix(p, ".js") {
+				js++
+			} else {
+				css++
+			}
+		}
+		if js != 1 || css != 1 || !loaded {
+			t.Errorf("%s: the page fetched %v (geoman on L: %v); want the editor's chunk and stylesheet once each", when, got, loaded)
+		}
+	}
+}
 
 // TestGeofenceEditorBrowser is an operator managing alerts from the
 // website: draw a polygon geofence on the live map with the mouse, see the
@@ -41,6 +111,7 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 	ctx, con := newBrowser(t, 1440, 900)
 	ctx, cancel := context.WithTimeout(ctx, 150*time.Second)
 	defer cancel()
+	requests := listenRequests(t, ctx)
 	// The webhook page confirms deletions with window.confirm: accept them.
 	if err := chromedp.Listen(ctx, func(ev any) {
 		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
@@ -111,8 +182,18 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 			t.Errorf("third-party notices %s: %d, %d bytes; want geoman's licence in them", notices, resp.StatusCode, len(b))
 		}
 	}
+	// The map's first load leaves the editor's geoman chunk alone (the
+	// fences themselves are drawn with plain Leaflet)...
+	if len(requests.matching(regexp.MustCompile(`^/assets/main-[A-Z0-9]+\.js$`))) != 1 {
+		t.Errorf("the page's requests %v lack its main script; is the request log working?", requests.matching(regexp.MustCompile(`^/assets/`)))
+	}
+	waitJS(t, ctx, "fences and role loaded", `window.dronetrack.geofences.loaded && window.dronetrack.geofences.canEdit`, 10*time.Second)
+	requests.geomanLoads(t, ctx, "the map loaded, Fences tab closed", false)
+	// ...which an owner's opening of the Fences tab fetches.
 	run("open the fences tab", chromedp.Click(chromedp.CSS(`#tab-fences`)))
 	waitJS(t, ctx, "fences loaded, editing controls shown", `window.dronetrack.geofences.loaded && document.getElementById('gf-new-polygon').getClientRects().length > 0`, 10*time.Second)
+	waitJS(t, ctx, "the editor loaded", `window.dronetrack.geofences.editorLoaded === true && !!window.dronetrack.layer.map.pm`, 10*time.Second)
+	requests.geomanLoads(t, ctx, "the Fences tab opened by the owner", true)
 
 	// Draw a four-vertex polygon around the middle of the map with real
 	// mouse clicks, closing it on the first vertex.
@@ -344,6 +425,9 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#logout`)),
 	)
 	waitAcross(t, ctx, "login page", `location.pathname === '/account/login.html'`, 10*time.Second)
+	requests.mu.Lock()
+	requests.paths = nil // from here on, the viewer's page
+	requests.mu.Unlock()
 	run("log in as the viewer",
 		chromedp.WaitVisible(chromedp.CSS(`#email`)),
 		chromedp.SendKeys(chromedp.CSS(`#email`), "viewer@geofence.test"),
@@ -359,6 +443,7 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 	if role := evalJS[string](t, ctx, `window.dronetrack.role`); role != "viewer" {
 		t.Errorf("the page thinks the role is %q", role)
 	}
+	requests.geomanLoads(t, ctx, "the viewer's Fences tab", false)
 	screenshot(t, ctx, "geofence-7-viewer.png")
 	run("the alerts page as the viewer", chromedp.Navigate(sys.URL()+"/account/alerts.html"))
 	waitAcross(t, ctx, "viewer's alerts page", `document.getElementById('who').textContent.includes('viewer') && document.getElementById('lowBatteryPct').value === '25'`, 10*time.Second)
@@ -422,4 +507,112 @@ func (c *browserConsole) expectRefused(t *testing.T, paths ...string) {
 		}
 		c.errors = slices.Delete(c.errors, i, i+1)
 	}
+}
+
+// TestGeofenceAcrossAntimeridianBrowser: a keep-out fence typed across the
+// date line (10° either side of it) saves, is drawn as one narrow shape
+// over the 180th meridian rather than a band the other way round the world,
+// and a drone reporting inside it (written at -175°) is alerted on.
+func TestGeofenceAcrossAntimeridianBrowser(t *testing.T) {
+	sys, dir := startBrowserSystem(t, 1, 0, 1)
+	ctx, con := newBrowser(t, 1440, 900)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	openPage(t, ctx, sys.URL(), dir)
+	run("open the fences tab", chromedp.Click(chromedp.CSS(`#tab-fences`)))
+	waitJS(t, ctx, "the editor loaded", `window.dronetrack.geofences.loaded && window.dronetrack.geofences.editorLoaded === true`, 10*time.Second)
+	run("type the fence",
+		chromedp.Click(chromedp.CSS(`#gf-new-polygon`)),
+		chromedp.SendKeys(chromedp.CSS(`#gf-name`), "Dateline"),
+		chromedp.SetValue(chromedp.CSS(`#gf-mode`), "keep-out"),
+		chromedp.SendKeys(chromedp.CSS(`#gf-vertices`), "0, 170\n0, -170\n10, -170\n10, 170"),
+		chromedp.Focus(chromedp.CSS(`#gf-name`)), // leaving the field draws it
+	)
+	waitJS(t, ctx, "the typed shape drawn", `!!window.dronetrack.geofences.edit?.layer`, 5*time.Second)
+	run("save", chromedp.Click(chromedp.CSS(`#gf-save`)))
+	waitJS(t, ctx, "the fence saved", `!window.dronetrack.geofences.edit && window.dronetrack.geofences.list.some(f => f.name === 'Dateline')`, 5*time.Second)
+	api, csrf := loginClient(t, sys.URL(), sys.demoLogin.Email, sys.demoLogin.Password)
+	get := func(path string, out any) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sys.URL()+path, nil)
+		req.Header.Set("X-CSRF-Token", csrf)
+		resp, err := api.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+		}
+	}
+	var fences struct{ Geofences []alerting.Fence }
+	get("/api/v1/geofences", &fences)
+	want := []alerting.Point{{Lat: 0, Lon: 170}, {Lat: 0, Lon: -170}, {Lat: 10, Lon: -170}, {Lat: 10, Lon: 170}}
+	if len(fences.Geofences) != 1 || !slices.Equal(fences.Geofences[0].Polygon, want) || fences.Geofences[0].Mode != alerting.ModeKeepOut {
+		t.Fatalf("fences %+v; want one keep-out with vertices %v", fences.Geofences, want)
+	}
+
+	// Seen at zoom 3 over the date line (a world 2048 px wide), the fence
+	// is 20° wide, about 114 px, and spans the 180th meridian; drawn the
+	// long way round it would cover the map.
+	run("look at the date line", chromedp.Evaluate[chromedp.Void](`window.dronetrack.layer.map.setView([5, 180], 3, {animate: false}); undefined`))
+	waitJS(t, ctx, "the fence drawn", `document.querySelectorAll('.leaflet-overlay-pane path.gf-shape').length === 1`, 5*time.Second)
+	var shape struct{ Left, Right, MapLeft, MapWidth, Meridian float64 }
+	if err := json.Unmarshal([]byte(evalJS[string](t, ctx, `(() => {
+		const m = window.dronetrack.layer.map, r = m.getContainer().getBoundingClientRect();
+		const b = document.querySelector('.leaflet-overlay-pane path.gf-shape').getBoundingClientRect();
+		return JSON.stringify({left: b.left, right: b.right, mapLeft: r.left, mapWidth: r.width, meridian: r.left + m.latLngToContainerPoint([5, 180]).x});
+	})()`)), &shape); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "geofence-dateline.png")
+	if w := shape.Right - shape.Left; w > shape.MapWidth/4 || w < 50 || shape.Left > shape.Meridian || shape.Right < shape.Meridian {
+		t.Errorf("the fence is drawn %.0f px wide from x=%.0f to %.0f on a %.0f px map, the date line at x=%.0f; want about 114 px across the date line",
+			w, shape.Left, shape.Right, shape.MapWidth, shape.Meridian)
+	}
+	// "Show" centres the map on it, at the date line.
+	run("show the fence", chromedp.Click(chromedp.CSS(`#gf-list .gf-show`)))
+	waitJS(t, ctx, "the map over the date line", `(() => { const c = window.dronetrack.layer.map.getCenter().wrap(); return Math.abs(c.lat - 5) < 1 && Math.abs(Math.abs(c.lng) - 180) < 1; })()`, 5*time.Second)
+
+	// A drone inside it, west of the date line, breaches the keep-out fence.
+	demo, err := readDemoKeys(filepath.Join(dir, demoKeysFile))
+	if err != nil || len(demo) == 0 {
+		t.Fatalf("demo keys: %v", err)
+	}
+	d := demo[0]
+	body, _ := json.Marshal(events.Report{TS: time.Now().UTC(), Lat: 5, Lon: -175, Alt: ptr(120), Battery: ptr(90)})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, sys.URL()+"/v1/telemetry", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+d.Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("report: %d", resp.StatusCode)
+	}
+	start := time.Now()
+	for {
+		var alerts struct{ Alerts []alerting.Alert }
+		get("/api/v1/alerts", &alerts)
+		i := slices.IndexFunc(alerts.Alerts, func(a alerting.Alert) bool {
+			return a.Kind == alerting.KindGeofence && a.DroneID == d.DroneID && a.FenceID == fences.Geofences[0].ID && a.Open()
+		})
+		if i >= 0 {
+			t.Logf("alert %q %.1f s after the report", alerts.Alerts[i].Message, time.Since(start).Seconds())
+			break
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("no open geofence.breach alert for %s within 20 s of its report inside the fence: %+v", d.DroneID, alerts.Alerts)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	con.check(t)
 }

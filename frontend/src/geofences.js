@@ -2,15 +2,11 @@
 // tab to draw, edit, rename and delete them through /api/v1/geofences.
 // Drawing and vertex editing use leaflet-geoman in opt-in mode, so only the
 // fence being edited is editable (the drone markers stay out of its
-// snapping and edit handlers). Every shape can also be typed (vertices;
-// centre and radius), so the editor works from the keyboard alone.
+// snapping and edit handlers). Geoman is a chunk of its own (./geoman.js),
+// imported when an owner or admin opens the Fences tab: viewers, and the
+// map's first load, never download it. Every shape can also be typed
+// (vertices; centre and radius), so the editor works from the keyboard alone.
 import L from './leaflet-global.js';
-import '@geoman-io/leaflet-geoman-free';
-import '@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css';
-
-// Opt-in: a layer is editable only when created with pmIgnore: false (the
-// map too: main.js creates it so).
-L.PM.setOptIn(true);
 
 const STYLE = {
   'keep-in': { color: '#38bdf8', weight: 2, dashArray: '6 4', fillColor: '#38bdf8', fillOpacity: 0.06 },
@@ -52,7 +48,45 @@ const num = (v, digits) => Number(v.toFixed(digits));
 function fieldLabel(field) {
   const m = /^polygon\[(\d+)\]\.(lat|lon)$/.exec(field);
   if (m) return `Vertex ${Number(m[1]) + 1} ${m[2] === 'lat' ? 'latitude' : 'longitude'}`;
+  const v = /^polygon\[(\d+)\]$/.exec(field);
+  if (v) return `Vertex ${Number(v[1]) + 1}`;
   return { name: 'Name', mode: 'Mode', polygon: 'Shape', center: 'Centre', 'center.lat': 'Centre latitude', 'center.lon': 'Centre longitude', radiusM: 'Radius' }[field] || field;
+}
+
+// vertexWords rewrites the API's "polygon[2]" as the form's "vertex 3".
+const vertexWords = (s) => String(s).replace(/polygon\[(\d+)\]/g, (_, i) => `vertex ${Number(i) + 1}`);
+
+// wrap180 brings a longitude difference into [-180, 180).
+const wrap180 = (d) => ((((d + 180) % 360) + 360) % 360) - 180;
+
+// ringLatLngs is a polygon fence as Leaflet should draw it: longitudes
+// unwrapped along the ring (each edge the short way, within ±180°), as the
+// server's containment test reads them, so a fence across the antimeridian
+// is one narrow shape (170° to 190°), not a band the other way round the
+// world. Leaflet draws no world copies of shapes, so the ring is moved by
+// whole turns to lie nearest the longitude lonNear (the map's centre). A
+// ring winding round a pole is closed over it when closePole is set (the
+// map clips the pole to its top or bottom edge); an edited ring is not, so
+// the handles are the fence's vertices only.
+export function ringLatLngs(pts, lonNear, closePole) {
+  if (!pts.length) return [];
+  const out = [];
+  let x = pts[0].lon, lo = x, hi = x, sumLat = 0;
+  pts.forEach((p, i) => {
+    if (i > 0) x += wrap180(p.lon - pts[i - 1].lon);
+    lo = Math.min(lo, x); hi = Math.max(hi, x);
+    sumLat += p.lat;
+    out.push([p.lat, x]);
+  });
+  const end = x + wrap180(pts[0].lon - pts[pts.length - 1].lon);
+  const turns = Math.round((end - pts[0].lon) / 360);
+  if (turns !== 0 && closePole) {
+    const pole = sumLat < 0 ? -90 : 90;
+    out.push([pts[0].lat, end], [pole, end], [pole, pts[0].lon]);
+  }
+  const mid = turns !== 0 ? (pts[0].lon + end) / 2 : (lo + hi) / 2;
+  const shift = 360 * Math.round((lonNear - mid) / 360);
+  return shift ? out.map(([lat, lon]) => [lat, lon + shift]) : out;
 }
 
 // parseVertices reads "lat, lon" lines (blank lines skipped).
@@ -84,6 +118,7 @@ export class Geofences {
     this.list = [];
     this.canEdit = false;
     this.edit = null; // { id (null for a new fence), kind: 'polygon'|'circle', layer }
+    this.geoman = null; // the promise of the loaded editor (see editor())
     this.group = L.featureGroup().addTo(map);
     this.$ = (id) => document.getElementById(id);
     this.bind();
@@ -98,6 +133,11 @@ export class Geofences {
     $('gf-vertices').addEventListener('change', () => this.typedShape());
     for (const id of ['gf-lat', 'gf-lon', 'gf-radius']) $(id).addEventListener('change', () => this.typedShape());
     this.map.on('pm:create', (e) => this.created(e.layer));
+    // Shapes are drawn near the map's centre (ringLatLngs): after a pan a
+    // good way round the world, draw them again where the user looks.
+    this.map.on('moveend', () => {
+      if (this.drawnNear !== undefined && Math.abs(this.map.getCenter().lng - this.drawnNear) > 90) this.renderLayers();
+    });
     this.$('gf-confirm-no').addEventListener('click', () => this.$('gf-confirm').close('no'));
     this.$('gf-confirm-yes').addEventListener('click', () => this.$('gf-confirm').close('yes'));
     document.addEventListener('keydown', (e) => {
@@ -108,11 +148,37 @@ export class Geofences {
     });
   }
 
+  // editor loads leaflet-geoman (its chunk and stylesheet) once and gives
+  // the map its handler; every use of layer.pm or map.pm waits for it.
+  editor() {
+    if (!this.geoman) {
+      this.geoman = import('./geoman.js').then(async (m) => {
+        await m.stylesheet();
+        m.attach(this.map);
+        this.editorLoaded = true;
+      });
+      this.geoman.catch((err) => {
+        console.warn('geofence editor', err);
+        this.geoman = null; // a later attempt may succeed
+        this.$('gf-note').textContent = 'The drawing tools did not load; reload the page to try again.';
+      });
+    }
+    return this.geoman;
+  }
+
+  // opened is the Fences tab being shown: a manager's editor loads now,
+  // so drawing starts without a wait.
+  opened() {
+    this.tabOpen = true;
+    if (this.canEdit) this.editor().catch(() => {});
+  }
+
   // load reads the tenant's fences; canEdit shows the editing controls
   // (owners and admins; viewers see the fences read-only).
   async load(canEdit) {
     if (canEdit !== undefined) this.canEdit = canEdit;
     this.$('gf-tools').hidden = !this.canEdit;
+    if (this.canEdit && this.tabOpen) this.editor().catch(() => {});
     try {
       const body = await send('GET', '/api/v1/geofences', undefined, this.csrf);
       this.list = body?.geofences || [];
@@ -133,12 +199,14 @@ export class Geofences {
 
   layerOf(f, style, editable) {
     const opts = { ...style, pmIgnore: !editable, className: editable ? 'gf-editing' : 'gf-shape' };
-    if (f.center) return L.circle([f.center.lat, f.center.lon], { ...opts, radius: f.radiusM });
-    return L.polygon((f.polygon || []).map((p) => [p.lat, p.lon]), opts);
+    const near = this.map.getCenter().lng;
+    if (f.center) return L.circle([f.center.lat, f.center.lon + 360 * Math.round((near - f.center.lon) / 360)], { ...opts, radius: f.radiusM });
+    return L.polygon(ringLatLngs(f.polygon || [], near, !editable), opts);
   }
 
   renderLayers() {
     this.group.clearLayers();
+    this.drawnNear = this.map.getCenter().lng;
     for (const f of this.list) {
       if (this.edit && this.edit.id === f.id) continue; // shown by its editable copy
       const l = this.layerOf(f, STYLE[f.mode] || STYLE['keep-out'], false);
@@ -206,14 +274,20 @@ export class Geofences {
     this.map.getContainer().classList.add('gf-drawing');
   }
 
-  startNew(kind) {
+  async startNew(kind) {
     if (!this.canEdit) return;
     this.cancel();
-    this.edit = { id: null, kind, layer: null };
+    const edit = { id: null, kind, layer: null };
+    this.edit = edit;
     this.openForm(kind === 'polygon' ? 'New polygon geofence' : 'New circle geofence', null, kind);
     this.$('gf-hint').textContent = kind === 'polygon'
       ? 'Click the map to place each vertex; click the first vertex to close the shape. Or type the vertices below.'
       : 'Click the map for the centre, move the mouse and click again for the radius. Or type them below.';
+    this.$('gf-note').textContent = `Drawing a new ${kind}.`;
+    this.renderList();
+    this.$('gf-name').focus();
+    try { await this.editor(); } catch { return; }
+    if (this.edit !== edit || edit.layer) return; // cancelled, or typed in meanwhile
     this.map.pm.enableDraw(kind === 'polygon' ? 'Polygon' : 'Circle', {
       snappable: false,
       allowSelfIntersection: false,
@@ -221,9 +295,6 @@ export class Geofences {
       templineStyle: { color: EDIT_STYLE.color },
       hintlineStyle: { color: EDIT_STYLE.color, dashArray: '5 5' },
     });
-    this.$('gf-note').textContent = `Drawing a new ${kind}.`;
-    this.renderList();
-    this.$('gf-name').focus();
   }
 
   // created adopts a shape geoman finished drawing.
@@ -245,15 +316,19 @@ export class Geofences {
     this.syncForm();
   }
 
-  startEdit(f) {
+  async startEdit(f) {
     if (!this.canEdit) return;
     this.cancel();
     const kind = f.center ? 'circle' : 'polygon';
-    this.edit = { id: f.id, kind, layer: null, original: f };
+    const edit = { id: f.id, kind, layer: null, original: f };
+    this.edit = edit;
     this.openForm(`Edit ${f.name}`, f, kind);
     this.$('gf-hint').textContent = kind === 'polygon'
       ? 'Drag a vertex to move it, a middle handle to add one; right-click a vertex to remove it. Or edit the vertices below.'
       : 'Drag the centre to move the circle, the edge handle to change its radius. Or edit the numbers below.';
+    try { await this.editor(); } catch { return; }
+    if (this.edit !== edit || edit.layer) return;
+    // Created after geoman loaded, so its init hook gives the layer .pm.
     this.adopt(this.layerOf(f, EDIT_STYLE, true).addTo(this.map));
     this.renderLayers();
     this.renderList();
@@ -277,7 +352,9 @@ export class Geofences {
   }
 
   // typedShape redraws the shape from the form after the user typed it.
-  typedShape() {
+  async typedShape() {
+    if (!this.edit) return;
+    try { await this.editor(); } catch { return; }
     if (!this.edit) return;
     this.clearError();
     let ll;
@@ -289,7 +366,7 @@ export class Geofences {
       } else {
         const pts = parseVertices(this.$('gf-vertices').value);
         if (pts.length < 3) return;
-        ll = pts.map((p) => [p.lat, p.lon]);
+        ll = ringLatLngs(pts, this.map.getCenter().lng, false);
       }
     } catch (err) {
       this.showError(err.message, 'gf-vertices');
@@ -357,7 +434,7 @@ export class Geofences {
     else if (f === 'center.lon') input = 'gf-lon';
     else if (f.startsWith('center')) input = 'gf-lat';
     else if (f === 'radiusM') input = 'gf-radius';
-    this.showError(`${fieldLabel(f)}: ${fe.detail}`, input);
+    this.showError(`${fieldLabel(f)}: ${vertexWords(fe.detail)}`, input);
   }
 
   showError(msg, inputId) {
@@ -377,9 +454,9 @@ export class Geofences {
   // cancel ends any drawing or editing without saving.
   cancel() {
     if (!this.edit) return;
-    this.map.pm.disableDraw();
+    this.map.pm?.disableDraw();
     const l = this.edit.layer;
-    if (l) { l.pm.disable(); l.remove(); }
+    if (l) { l.pm?.disable(); l.remove(); }
     this.edit = null;
     this.$('gf-form').hidden = true;
     this.map.getContainer().classList.remove('gf-drawing');

@@ -557,6 +557,7 @@ function showTab(t) {
     $(x.getAttribute('aria-controls')).hidden = !on;
   }
   if (t === tabs[0]) list.draw(true);
+  if (t === tabs[2]) fences.opened(); // a manager's drawing tools load now
 }
 for (const t of tabs) {
   t.addEventListener('click', () => showTab(t));
