@@ -512,7 +512,9 @@ func (c *browserConsole) expectRefused(t *testing.T, paths ...string) {
 // TestGeofenceAcrossAntimeridianBrowser: a keep-out fence typed across the
 // date line (10° either side of it) saves, is drawn as one narrow shape
 // over the 180th meridian rather than a band the other way round the world,
-// and a drone reporting inside it (written at -175°) is alerted on.
+// and a drone reporting inside it (written at -175°) is alerted on. Typed
+// as a bow tie (two vertices swapped), the API refuses it and the editor
+// says which edges cross.
 func TestGeofenceAcrossAntimeridianBrowser(t *testing.T) {
 	sys, dir := startBrowserSystem(t, 1, 0, 1)
 	ctx, con := newBrowser(t, 1440, 900)
@@ -527,6 +529,17 @@ func TestGeofenceAcrossAntimeridianBrowser(t *testing.T) {
 	openPage(t, ctx, sys.URL(), dir)
 	run("open the fences tab", chromedp.Click(chromedp.CSS(`#tab-fences`)))
 	waitJS(t, ctx, "the editor loaded", `window.dronetrack.geofences.loaded && window.dronetrack.geofences.editorLoaded === true`, 10*time.Second)
+	run("type a bow tie",
+		chromedp.Click(chromedp.CSS(`#gf-new-polygon`)),
+		chromedp.SendKeys(chromedp.CSS(`#gf-name`), "Bow tie"),
+		chromedp.SendKeys(chromedp.CSS(`#gf-vertices`), "0, 170\n0, -170\n10, 170\n10, -170"),
+		chromedp.Focus(chromedp.CSS(`#gf-name`)),
+	)
+	waitJS(t, ctx, "the bow tie drawn", `!!window.dronetrack.geofences.edit?.layer`, 5*time.Second)
+	run("save the bow tie", chromedp.Click(chromedp.CSS(`#gf-save`)))
+	waitJS(t, ctx, "the crossing refused", `document.getElementById('gf-error').textContent.includes('crosses') && document.getElementById('gf-vertices').getAttribute('aria-invalid') === 'true'`, 5*time.Second)
+	t.Logf("bow tie refused: %q", evalJS[string](t, ctx, `document.getElementById('gf-error').textContent`))
+	run("cancel it", chromedp.Click(chromedp.CSS(`#gf-cancel`)))
 	run("type the fence",
 		chromedp.Click(chromedp.CSS(`#gf-new-polygon`)),
 		chromedp.SendKeys(chromedp.CSS(`#gf-name`), "Dateline"),
@@ -555,7 +568,7 @@ func TestGeofenceAcrossAntimeridianBrowser(t *testing.T) {
 	get("/api/v1/geofences", &fences)
 	want := []alerting.Point{{Lat: 0, Lon: 170}, {Lat: 0, Lon: -170}, {Lat: 10, Lon: -170}, {Lat: 10, Lon: 170}}
 	if len(fences.Geofences) != 1 || !slices.Equal(fences.Geofences[0].Polygon, want) || fences.Geofences[0].Mode != alerting.ModeKeepOut {
-		t.Fatalf("fences %+v; want one keep-out with vertices %v", fences.Geofences, want)
+		t.Fatalf("fences %+v; want one keep-out with vertices %v (and no bow tie)", fences.Geofences, want)
 	}
 
 	// Seen at zoom 3 over the date line (a world 2048 px wide), the fence
@@ -614,5 +627,6 @@ func TestGeofenceAcrossAntimeridianBrowser(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	con.expectRefused(t, "/api/v1/geofences") // the bow tie
 	con.check(t)
 }
