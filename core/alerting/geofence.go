@@ -218,16 +218,18 @@ func unwrap(ring []Point) unwrappedRing {
 // 1000-vertex limit, a few milliseconds.
 func validateRing(ring []Point) error {
 	n := len(ring)
-	r := unwrap(ring)
 	for i := range n {
-		if r.xs[i+1]-r.xs[i] == 0 && r.ys[i+1] == r.ys[i] {
-			j := (i + 1) % n
+		// Compared as given, not unwrapped, where rounding along the ring
+		// could hide a repeat; 180 and -180 are one longitude.
+		j := (i + 1) % n
+		if ring[j].Lat == ring[i].Lat && wrap180(ring[j].Lon-ring[i].Lon) == 0 {
 			if j == 0 {
 				return &FieldError{"polygon[0]", fmt.Sprintf("is the same point as the last vertex, polygon[%d]: the ring closes by itself, do not repeat the first vertex", n-1)}
 			}
 			return &FieldError{fmt.Sprintf("polygon[%d]", j), fmt.Sprintf("is the same point as the vertex before it, polygon[%d]", i)}
 		}
 	}
+	r := unwrap(ring)
 	if r.flat() {
 		return &FieldError{"polygon", "has no area: its vertices lie on one line"}
 	}

@@ -78,6 +78,8 @@ func TestFenceValidateShape(t *testing.T) {
 		{"bow tie across the antimeridian", []Point{{0, 170}, {0, -170}, {10, 170}, {10, -170}}, "polygon[3]", "crosses"},
 		{"repeated vertex", []Point{{0, 0}, {0, 1}, {0, 1}, {1, 1}}, "polygon[2]", "same point as the vertex before it"},
 		{"first vertex repeated at the end", []Point{{0, 0}, {0, 1}, {1, 1}, {0, 0}}, "polygon[0]", "do not repeat the first vertex"},
+		{"first vertex repeated, fractional degrees", []Point{{47.1, 8.5417}, {47.1, 8.5533}, {47.2, 8.5533}, {47.1, 8.5417}}, "polygon[0]", "do not repeat the first vertex"},
+		{"first vertex repeated around the pole", []Point{{80, 0}, {80, 90}, {80, 180}, {80, -90}, {80, 0}}, "polygon[0]", "do not repeat the first vertex"},
 		{"180 and -180 are one point", []Point{{0, 180}, {0, -180}, {10, 170}}, "polygon[1]", "same point"},
 		{"all on one line", []Point{{0, 0}, {1, 1}, {2, 2}, {3, 3}}, "polygon", "no area"},
 		{"spike back along an edge", []Point{{0, 0}, {0, 2}, {0, 1}, {1, 1}}, "polygon[1]", "crosses or touches"},
