@@ -91,6 +91,7 @@ type Broker struct {
 	consumers []jetstream.ConsumeContext // guarded by mu: the store watch replaces them
 	subConns  []*nats.Conn               // one per Trigger (route.js)
 	health    storeHealth
+	jsConfig  server.JetStreamConfig // as started; restartJetStream reuses it
 	shutOnce  sync.Once
 	shutErr   error
 }
@@ -207,6 +208,9 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := b.setup(ctx); err != nil {
 		b.stopNATS()
 		return nil, err
+	}
+	if c := ns.JetStreamConfig(); c != nil {
+		b.jsConfig = *c
 	}
 	go b.watchStore()
 	return b, nil

@@ -29,10 +29,8 @@ const (
 	// publishTimeout bounds one publish when the caller gives no earlier
 	// deadline: the server does not answer a publish it failed to write.
 	publishTimeout = 10 * time.Second
-	// probeBytes must fit on the disk before JetStream is restarted. With
-	// less room the restart would only fail again; with this much, the
-	// restarted server's own storage limit (75% of the free space) turns
-	// further writes away before the disk is full again.
+	// probeBytes must fit on the disk before JetStream is restarted: with
+	// less room the restart would only fail again.
 	probeBytes = 4 << 20
 	// restartBackoffMax bounds the wait between failed restarts.
 	restartBackoffMax = 30 * time.Second
@@ -204,14 +202,14 @@ func (b *Broker) restartJetStream() error {
 			return fmt.Errorf("stop jetstream: %w", err)
 		}
 	}
-	// The same configuration server.Start builds from our Options.
-	err := b.ns.EnableJetStream(&server.JetStreamConfig{
-		StoreDir:   b.cfg.DataDir,
-		SyncAlways: b.cfg.SyncAlways,
-		Strict:     true,
-		CompressOK: true,
-	})
-	if err != nil {
+	// The configuration the server started with, limits included: left to
+	// itself EnableJetStream would size the store limit from the disk's
+	// free space now, which may be little, and keep that until the process
+	// restarts. StoreDir is the one we gave (EnableJetStream appends
+	// "jetstream" to it again).
+	cfg := b.jsConfig
+	cfg.StoreDir = b.cfg.DataDir
+	if err := b.ns.EnableJetStream(&cfg); err != nil {
 		return fmt.Errorf("start jetstream on %s: %w", b.cfg.DataDir, err)
 	}
 	return b.setup(ctx)
