@@ -140,10 +140,12 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 	// goes on the state.updated reply, which Knative does not copy it to.
 	tc, _ := tracing.FromEvent(*ev)
 	log := h.log.With(append([]any{"event_id", ev.ID()}, tc.LogAttrs()...)...)
+	// A redelivery is processed again, not dropped: both writes are
+	// idempotent, and its reply may be what was lost (a broker that could
+	// not store the state.updated redelivers the telemetry, as Knative's
+	// does). The counter shows how often the broker redelivers.
 	if h.recent.Seen(ev.ID()) {
 		h.m.events.WithLabelValues("duplicate").Inc()
-		w.WriteHeader(http.StatusAccepted)
-		return
 	}
 	data, err := events.Decode[events.TelemetryReceived](*ev, events.TypeTelemetryReceived)
 	if err != nil {
@@ -190,10 +192,16 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 		h.transient(w, log, "write state", err)
 		return
 	}
-	if !wrote {
+	if !wrote && !announces(st, data.Reports) {
+		// A late report: the newer state was announced by the event that
+		// wrote it (or will be, by that event's redelivery).
 		h.done(w, ev.ID(), "no_change")
 		return
 	}
+	// Written now, or written before and this event's newest report is
+	// the state: a redelivery after a crash between the state write and
+	// the reply. Announce it (again); the reply's id is the drone and state
+	// time, so consumers and a deduplicating broker see one event.
 	reply, err := events.NewStateUpdated(events.StateUpdated{TenantID: data.TenantID, DroneID: data.DroneID, State: st})
 	if err != nil {
 		h.transient(w, log, "build state event", err)
@@ -209,6 +217,18 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 	if err := cehttp.WriteResponseWriter(r.Context(), binding.ToMessage(&reply), http.StatusOK, w); err != nil {
 		log.Error("write reply event", "err", err)
 	}
+}
+
+// announces reports whether st is the newest of reports: the state this
+// event produces, whichever delivery of it wrote the state.
+func announces(st events.DroneState, reports []events.Report) bool {
+	var newest time.Time
+	for _, r := range reports {
+		if r.TS.After(newest) {
+			newest = r.TS
+		}
+	}
+	return !newest.IsZero() && st.TS.Equal(newest)
 }
 
 func (h *Handler) done(w http.ResponseWriter, id, outcome string) {

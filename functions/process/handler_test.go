@@ -155,9 +155,10 @@ func TestDuplicatesReplaysAndOutOfOrder(t *testing.T) {
 	if resp, _ := e.post(t, first); resp.StatusCode != http.StatusOK {
 		t.Fatalf("first: %d", resp.StatusCode)
 	}
-	// The same event again (broker redelivery): acknowledged, no new point.
-	if resp, su := e.post(t, first); resp.StatusCode != http.StatusAccepted || su != nil {
-		t.Errorf("duplicate: status %d reply %v, want 202 and no reply", resp.StatusCode, su)
+	// The same event again (broker redelivery): no new point, and the state
+	// it produced is announced again (its first reply may have been lost).
+	if resp, su := e.post(t, first); resp.StatusCode != http.StatusOK || su == nil || !su.State.TS.Equal(base.Add(10*time.Second)) {
+		t.Errorf("duplicate: status %d reply %v, want 200 and the state at 10 s again", resp.StatusCode, su)
 	}
 	// A late report (older than the state): history only, state unchanged.
 	if resp, su := e.post(t, received("d1", rep(5, 2, 2, 95))); resp.StatusCode != http.StatusAccepted || su != nil {
@@ -171,6 +172,38 @@ func TestDuplicatesReplaysAndOutOfOrder(t *testing.T) {
 		t.Errorf("state after batch = %v at %v, want the newest report", su.State.Lat, su.State.TS)
 	}
 	if diff := cmp.Diff(ts(5, 10, 20, 30), e.track(t, "d1")); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
+}
+
+// TestRedeliveryAfterRestartReannounces: process wrote a drone's state and
+// died before its reply (the state.updated) reached the broker. The broker
+// redelivers the telemetry to a new instance, which finds the state already
+// written; it must still reply with that state, or cache-refresh and alerts
+// never hear of it. A late report delivered to the new instance stays quiet.
+func TestRedeliveryAfterRestartReannounces(t *testing.T) {
+	e := newEnv(t, Options{}, "d1")
+	first := received("d1", rep(10, 1, 1, 90), rep(5, 0.5, 0.5, 92))
+	resp, want := e.post(t, first)
+	if resp.StatusCode != http.StatusOK || want == nil {
+		t.Fatalf("first delivery: status %d, reply %v", resp.StatusCode, want)
+	}
+	h2 := NewHandler(e.st, Options{StateInterval: 20 * time.Millisecond})
+	srv2 := httptest.NewServer(h2)
+	t.Cleanup(func() { srv2.Close(); h2.Close() })
+	restarted := &env{st: e.st, h: h2, srv: srv2}
+
+	resp, got := restarted.post(t, first)
+	if resp.StatusCode != http.StatusOK || got == nil {
+		t.Fatalf("redelivery to the new instance: status %d, reply %v; want 200 and the state again", resp.StatusCode, got)
+	}
+	if diff := cmp.Diff(want.State, got.State); diff != "" {
+		t.Errorf("re-announced state (-first reply +redelivery):\n%s", diff)
+	}
+	if resp, su := restarted.post(t, received("d1", rep(7, 2, 2, 91))); resp.StatusCode != http.StatusAccepted || su != nil {
+		t.Errorf("late report: status %d reply %v, want 202 and no reply", resp.StatusCode, su)
+	}
+	if diff := cmp.Diff(ts(5, 7, 10), e.track(t, "d1")); diff != "" {
 		t.Errorf("history (-want +got):\n%s", diff)
 	}
 }
