@@ -2,6 +2,11 @@
 # `make test` runs every test, starting the services they need.
 SHELL := /bin/bash
 GO ?= go
+# Build with the toolchain the go.mod files name (go1.26.10: it fixes
+# standard-library vulnerabilities reachable from our code in 1.26.8),
+# fetched once through the Go module proxy; a newer local Go is used as is.
+# A machine whose go env says GOTOOLCHAIN=local would otherwise ignore it.
+export GOTOOLCHAIN ?= auto
 MODULES := events core functions/ingest functions/process functions/cache-refresh functions/alerts functions/serve-map infra cmd/dronetrack
 
 .PHONY: run test test-go lint bench load tidy soak

@@ -2,6 +2,8 @@ module github.com/dronetrack/dronetrack/events
 
 go 1.26
 
+toolchain go1.26.10
+
 require (
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/google/go-cmp v0.7.0

@@ -52,6 +52,11 @@ if [ -z "${FIRESTORE_EMULATOR_HOST:-}" ]; then
 	export FIRESTORE_EMULATOR_HOST=127.0.0.1:$port
 fi
 
+# The toolchain the go.mod files name (see Makefile), not whatever the
+# machine's go env pins, so the tests and govulncheck see the Go that ships.
+export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
+log "$(go version)"
+
 # Workspace modules that hold Go packages (a module being scaffolded may not yet).
 modules=()
 for m in $(go list -m -f '{{.Dir}}'); do

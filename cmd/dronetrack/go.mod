@@ -2,6 +2,8 @@ module github.com/dronetrack/dronetrack/cmd/dronetrack
 
 go 1.26.0
 
+toolchain go1.26.10
+
 require (
 	github.com/dronetrack/dronetrack/core v0.0.0
 	github.com/dronetrack/dronetrack/events v0.0.0

@@ -2,6 +2,8 @@ module github.com/dronetrack/dronetrack/functions/alerts
 
 go 1.26.0
 
+toolchain go1.26.10
+
 require (
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/dronetrack/dronetrack/core v0.0.0
