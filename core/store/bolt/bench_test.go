@@ -34,8 +34,9 @@ func BenchmarkAppendTrack(b *testing.B) {
 			batch := func(n int) []store.TrackPoint {
 				pts := make([]store.TrackPoint, 100)
 				for j := range pts {
+					ts := base.Add(time.Duration(n*100+j) * time.Millisecond)
 					pts[j] = store.TrackPoint{TenantID: "t", DroneID: fmt.Sprintf("d%d", j%4),
-						Report: events.Report{TS: base.Add(time.Duration(n*100+j) * time.Millisecond), Lat: 1, Lon: 2}}
+						Report: events.Report{TS: ts, Lat: 1, Lon: 2}, ExpireAt: ts.Add(720 * time.Hour)}
 				}
 				return pts
 			}

@@ -1,6 +1,15 @@
 // Package bolt is the embedded store for one-machine mode: a single bbolt
 // file holding the same model as Firestore (tenants, drones with their latest
 // state, a key-hash index, per-drone history ordered by time).
+//
+// History points carry ExpireAt (process sets report time + HISTORY_TTL).
+// Reads hide expired points; a background sweeper started by Open deletes
+// them in bounded batches, through an index by expiry (prune.go), as
+// Firestore's TTL policy does in the cluster. bbolt reuses the freed pages,
+// so the file stops growing once the oldest history expires, but it never
+// shrinks: a file that grew before pruning keeps its size (its free pages
+// are reused first); compact it offline (`bbolt compact`) to give space
+// back.
 package bolt
 
 import (
@@ -10,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,13 +46,28 @@ type Store struct {
 	db    *bbolt.DB
 	now   func() time.Time
 	group *groupCommit
+	cfg   config
+
+	pruneMu   sync.Mutex // one sweep at a time
+	stopPrune context.CancelFunc
+	pruneDone chan struct{} // closed when the sweeper has returned
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ store.Store = (*Store)(nil)
 
-// Open opens (creating when missing) the store file at path.
-func Open(path string) (*Store, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout})
+// Open opens (creating when missing) the store file at path and starts the
+// sweeper that deletes expired history (see WithPruneEvery and Prune).
+// bbolt reuses the pages of deleted points, so under a steady load the
+// file stops growing once history older than its expiry is being deleted;
+// it does not shrink (bbolt never returns space to the file system).
+func Open(path string, opts ...Option) (*Store, error) {
+	cfg := config{pruneEvery: DefaultPruneEvery, pruneBatch: defaultPruneBatch}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout, InitialMmapSize: cfg.mmapSize})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open store %s: locked by another process (is `dronetrack up` running on this data dir?): %w", path, err)
@@ -50,12 +75,13 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range append([][]byte{bucketTenants, bucketDrones, bucketKeys, bucketTrack}, append(accountBuckets, alertBuckets...)...) {
+		for _, b := range append([][]byte{bucketTenants, bucketDrones, bucketKeys, bucketTrack, bucketTrackExpiry, bucketMeta},
+			append(accountBuckets, alertBuckets...)...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		return nil
+		return initExpiryIndex(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -64,11 +90,27 @@ func Open(path string) (*Store, error) {
 	// Batch waits this long for company: short, so a lone write is not
 	// held back noticeably, long enough to merge a burst.
 	db.MaxBatchDelay = 2 * time.Millisecond
-	return &Store{db: db, now: time.Now, group: &groupCommit{db: db}}, nil
+	s := &Store{db: db, now: time.Now, group: &groupCommit{db: db}, cfg: cfg, pruneDone: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopPrune = cancel
+	if cfg.pruneEvery > 0 {
+		go s.pruneLoop(ctx, cfg.pruneEvery)
+	} else {
+		close(s.pruneDone)
+	}
+	return s, nil
 }
 
-// Close releases the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close stops the sweeper (an interrupted sweep loses nothing: each batch
+// is its own transaction) and releases the file. Closing twice is a no-op.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.stopPrune()
+		<-s.pruneDone
+		s.closeErr = s.db.Close()
+	})
+	return s.closeErr
+}
 
 // CreateTenant implements store.Store.
 func (s *Store) CreateTenant(_ context.Context, t store.Tenant) error {
@@ -198,12 +240,13 @@ func (s *Store) UpdateState(_ context.Context, tenantID, droneID string,
 
 // AppendTrack implements store.Store: keys are the big-endian sample time,
 // so a duplicate overwrites itself and range scans come out in time order.
+// The expiry index the sweeper scans is written in the same transaction.
 func (s *Store) AppendTrack(_ context.Context, points []store.TrackPoint) error {
 	if len(points) == 0 {
 		return nil
 	}
 	return s.batch(fmt.Sprintf("append %d track points", len(points)), func(tx *bbolt.Tx) error {
-		track := tx.Bucket(bucketTrack)
+		track, idx := tx.Bucket(bucketTrack), tx.Bucket(bucketTrackExpiry)
 		var (
 			b      *bbolt.Bucket
 			lastID string
@@ -217,6 +260,9 @@ func (s *Store) AppendTrack(_ context.Context, points []store.TrackPoint) error 
 				lastID = p.DroneID
 			}
 			k := tsKey(p.Report.TS)
+			if err := reindexPoint(idx, b, k[:], p); err != nil {
+				return err
+			}
 			if err := putJSON(b, k[:], p); err != nil {
 				return err
 			}
