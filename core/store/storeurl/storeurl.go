@@ -2,6 +2,7 @@
 // configuration (STORE_URL) picks the backend and code never changes:
 //
 //	bolt:///var/lib/dronetrack/store.db      embedded bbolt file (one machine)
+//	bolt:///path/store.db?prune=10m          ...sweeping expired history every 10m (the default; 0 turns the sweeper off)
 //	firestore://PROJECT?database=NAME        Cloud Firestore (cluster; the emulator when FIRESTORE_EMULATOR_HOST is set)
 package storeurl
 
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/store/bolt"
@@ -32,7 +34,11 @@ func Open(ctx context.Context, rawURL string) (store.Store, error) {
 		if u.Host != "" || path == "" {
 			return nil, fmt.Errorf("store url %q: want bolt:///absolute/path.db", rawURL)
 		}
-		return openShared(path)
+		prune, err := boltPrune(u.Query())
+		if err != nil {
+			return nil, fmt.Errorf("store url %q: %w", rawURL, err)
+		}
+		return openShared(path, prune)
 	case "firestore":
 		if u.Host == "" {
 			return nil, fmt.Errorf("store url %q: want firestore://PROJECT[?database=NAME]", rawURL)
@@ -47,6 +53,24 @@ func Open(ctx context.Context, rawURL string) (store.Store, error) {
 	}
 }
 
+// boltPrune reads the bolt options of a URL query: prune, how often expired
+// history is deleted (a Go duration, 0 for never). Unknown options are
+// errors, so a typo does not silently leave the default.
+func boltPrune(q url.Values) (time.Duration, error) {
+	prune := bolt.DefaultPruneEvery
+	for k, v := range q {
+		if k != "prune" {
+			return 0, fmt.Errorf("unknown bolt option %q (want prune)", k)
+		}
+		d, err := time.ParseDuration(v[len(v)-1])
+		if err != nil || d < 0 {
+			return 0, fmt.Errorf("prune=%q: want a Go duration such as 10m, or 0 to turn pruning off", v[len(v)-1])
+		}
+		prune = d
+	}
+	return prune, nil
+}
+
 // One-machine mode runs every function in one process and bbolt takes an
 // exclusive lock per file, so opens of the same path share one handle,
 // counted, and the file closes with the last Close.
@@ -57,8 +81,9 @@ var (
 
 type sharedBolt struct {
 	*bolt.Store
-	path string
-	refs int
+	path  string
+	prune time.Duration
+	refs  int
 }
 
 type handle struct {
@@ -66,7 +91,9 @@ type handle struct {
 	once sync.Once
 }
 
-func openShared(path string) (store.Store, error) {
+// openShared opens path or shares its open handle; a handle already open
+// with another prune period is an error rather than a silent choice.
+func openShared(path string, prune time.Duration) (store.Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("store path %s: %w", path, err)
@@ -75,12 +102,14 @@ func openShared(path string) (store.Store, error) {
 	defer mu.Unlock()
 	sb, ok := shared[abs]
 	if !ok {
-		st, err := bolt.Open(abs)
+		st, err := bolt.Open(abs, bolt.WithPruneEvery(prune))
 		if err != nil {
 			return nil, err
 		}
-		sb = &sharedBolt{Store: st, path: abs}
+		sb = &sharedBolt{Store: st, path: abs, prune: prune}
 		shared[abs] = sb
+	} else if sb.prune != prune {
+		return nil, fmt.Errorf("store %s: already open in this process with prune=%s, not %s", abs, sb.prune, prune)
 	}
 	sb.refs++
 	return &handle{sharedBolt: sb}, nil

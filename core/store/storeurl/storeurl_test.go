@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,7 +51,9 @@ func TestBoltHandlesAreSharedInProcess(t *testing.T) {
 }
 
 func TestBadURLs(t *testing.T) {
-	for _, u := range []string{"mem://x", "bolt://host/path", "bolt://", "firestore://", "::"} {
+	dir := t.TempDir()
+	for _, u := range []string{"mem://x", "bolt://host/path", "bolt://", "firestore://", "::",
+		"bolt://" + dir + "/a.db?prune=soon", "bolt://" + dir + "/a.db?prune=-1m", "bolt://" + dir + "/a.db?prunne=1m"} {
 		if st, err := Open(context.Background(), u); err == nil {
 			st.Close()
 			t.Errorf("Open(%q) succeeded", u)
@@ -60,6 +63,29 @@ func TestBadURLs(t *testing.T) {
 	if err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown scheme: %v", err)
 	}
+}
+
+func TestBoltPruneOption(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	a, err := Open(ctx, "bolt://"+path+"?prune=0")
+	if err != nil {
+		t.Fatalf("prune=0 (sweeper off): %v", err)
+	}
+	defer a.Close()
+	if _, err := Open(ctx, "bolt://"+path+"?prune=1m"); err == nil || !strings.Contains(err.Error(), "prune=0s") {
+		t.Errorf("second open of a shared file with another prune period: %v, want an error naming the first", err)
+	}
+	b, err := Open(ctx, "bolt://"+path+"?prune=0s") // the same period, spelled differently
+	if err != nil {
+		t.Fatalf("second open with the same period: %v", err)
+	}
+	b.Close()
+	c, err := Open(ctx, "bolt://"+filepath.Join(t.TempDir(), "s.db")+"?prune=30s")
+	if err != nil {
+		t.Fatalf("prune=30s: %v", err)
+	}
+	c.Close()
 }
 
 func TestFirestoreURLReachesTheEmulator(t *testing.T) {
