@@ -1,6 +1,8 @@
 package bolt_test
 
 import (
+	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -18,4 +20,26 @@ func TestContract(t *testing.T) {
 		}
 		return s
 	})
+}
+
+// TestContractWithPruning runs the suite again with a sweep before every
+// history read, so what the sweeper deletes is checked against what reads
+// must return: it may only remove points reads would hide.
+func TestContractWithPruning(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"), bolt.WithPruneEvery(0))
+		if err != nil {
+			t.Fatalf("bolt.Open: %v", err)
+		}
+		return pruneBeforeRead{s}
+	})
+}
+
+type pruneBeforeRead struct{ *bolt.Store }
+
+func (s pruneBeforeRead) Track(ctx context.Context, q store.TrackQuery) ([]store.TrackPoint, error) {
+	if _, err := s.Prune(ctx); err != nil {
+		return nil, fmt.Errorf("prune before read: %w", err)
+	}
+	return s.Store.Track(ctx, q)
 }

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AppendTrackLargeBatch", testAppendTrackLargeBatch},
 		{"TrackRangeAndPages", testTrackRangeAndPages},
 		{"TrackExpiry", testTrackExpiry},
+		{"TrackExpiryRewrite", testTrackExpiryRewrite},
 		{"TrackIsolation", testTrackIsolation},
 	}
 	tests = append(tests, accountTests...)
@@ -585,6 +586,31 @@ func testTrackExpiry(t *testing.T, s store.Store) {
 	got = track(t, s, store.TrackQuery{TenantID: "acme", DroneID: "d", After: at(2), Limit: 1})
 	if diff := cmp.Diff([]store.TrackPoint{pts[5]}, got, opts); diff != "" {
 		t.Errorf("Track page over expired points (-want +got):\n%s", diff)
+	}
+}
+
+// testTrackExpiryRewrite pins down that expiry follows the last write of a
+// point, never an earlier one: an adapter that deletes expired points
+// (Firestore's TTL policy, bolt's sweeper) must not delete a point whose
+// rewrite moved its expiry later, and must hide one rewritten to expire.
+func testTrackExpiryRewrite(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mkTenant(t, s, "acme")
+	mkDrone(t, s, "acme", "d")
+	past := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
+	future := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Microsecond)
+	must(t, "AppendTrack", s.AppendTrack(ctx, []store.TrackPoint{
+		point("acme", "d", 0, past),
+		point("acme", "d", 1, future),
+		point("acme", "d", 2, past),
+		point("acme", "d", 3, future),
+	}))
+	revived, expired, forever := point("acme", "d", 0, future), point("acme", "d", 1, past), point("acme", "d", 2, time.Time{})
+	must(t, "AppendTrack rewrites", s.AppendTrack(ctx, []store.TrackPoint{revived, expired, forever}))
+	want := []store.TrackPoint{revived, forever, point("acme", "d", 3, future)}
+	got := track(t, s, store.TrackQuery{TenantID: "acme", DroneID: "d"})
+	if diff := cmp.Diff(want, got, opts); diff != "" {
+		t.Errorf("Track after rewriting expiries (-want +got):\n%s", diff)
 	}
 }
 
