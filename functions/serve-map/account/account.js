@@ -280,6 +280,12 @@ const pages = {
     await loadHooks();
   },
   async settings() {
+    // Log out works from the first paint, not only once /api/v1/me has
+    // answered: a click before that must not be lost.
+    $('logout').addEventListener('click', async () => {
+      try { await api('POST', '/api/v1/auth/logout'); } catch (err) { showError(err); return; }
+      location.href = '/account/login.html';
+    });
     const me = await who();
     $('invite-form').hidden = me.user.role === 'viewer';
     onSubmit($('password-form'), async () => {
@@ -291,10 +297,6 @@ const pages = {
       const r = await api('POST', '/api/v1/invites', { role: $('role').value });
       $('invite-link').textContent = location.origin + r.path;
       $('invite').hidden = false;
-    });
-    $('logout').addEventListener('click', async () => {
-      try { await api('POST', '/api/v1/auth/logout'); } catch (err) { showError(err); return; }
-      location.href = '/account/login.html';
     });
   },
 };
