@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -392,8 +393,17 @@ func (s *Store) view(what string, fn func(*bbolt.Tx) error) error {
 // retries; everything else (not found, duplicates, decode errors) passes.
 func mapErr(err error) error {
 	var errno syscall.Errno
-	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) || errors.Is(err, bolterrors.ErrTxClosed) || errors.As(err, &errno) {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) || errors.Is(err, bolterrors.ErrTxClosed) || errors.As(err, &errno) ||
+		growFailed(err) {
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err
+}
+
+// growFailed recognises bbolt's failures to extend the file, which it
+// formats with %s and so loses the errno (bbolt v1.5 DB.grow): a file
+// system refusing to grow or sync the file is the medium failing too.
+func growFailed(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "file resize error: ") || strings.HasPrefix(msg, "file sync error: ")
 }

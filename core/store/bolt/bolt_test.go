@@ -3,8 +3,11 @@ package bolt
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/dronetrack/dronetrack/core/store"
@@ -34,5 +37,21 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 	_, err = s.Tenant(context.Background(), "x")
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("read after close: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestMediumFailuresAreUnavailable(t *testing.T) {
+	for _, err := range []error{
+		&os.PathError{Op: "write", Path: "s.db", Err: syscall.ENOSPC},
+		// bbolt's DB.grow formats these with %s, losing the errno.
+		fmt.Errorf("file resize error: %s", syscall.ENOSPC),
+		fmt.Errorf("file sync error: %s", syscall.EIO),
+	} {
+		if got := mapErr(err); !errors.Is(got, store.ErrUnavailable) {
+			t.Errorf("mapErr(%v) = %v, want ErrUnavailable", err, got)
+		}
+	}
+	if got := mapErr(store.ErrNotFound); errors.Is(got, store.ErrUnavailable) {
+		t.Errorf("mapErr(ErrNotFound) = %v, want it passed through", got)
 	}
 }
