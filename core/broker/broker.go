@@ -51,10 +51,17 @@ type Config struct {
 	Resolve func(Reference) (string, error)
 	// Logger receives delivery and dead-letter logs; slog.Default if nil.
 	Logger *slog.Logger
-	// SubscriberTimeout bounds one delivery attempt (default 30 s). The
-	// JetStream ack wait is twice this, so a slow subscriber is never
-	// raced by a redelivery.
+	// SubscriberTimeout bounds one delivery attempt (default 30 s).
 	SubscriberTimeout time.Duration
+	// AckWait is how long JetStream waits for word from a delivery before
+	// it hands the event out again (default 5 s). While the broker works on
+	// an event (subscriber calls, backoff between retries, a held reply or
+	// dead letter) it reports progress every AckWait/4, so a slow
+	// subscriber is never raced by a redelivery; it is what bounds how soon
+	// events that were in flight when the process died are delivered
+	// after the next Open. Consumers on an existing data dir take the new
+	// value at Open.
+	AckWait time.Duration
 	// MaxInFlight bounds concurrent deliveries per Trigger (default 64).
 	MaxInFlight int
 	// SyncAlways fsyncs every stored event before the ingress answers 202.
@@ -125,6 +132,9 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if cfg.SubscriberTimeout <= 0 {
 		cfg.SubscriberTimeout = 30 * time.Second
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = defaultAckWait
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 64
@@ -382,11 +392,16 @@ func (b *Broker) setup(ctx context.Context) error {
 			return fmt.Errorf("broker: events stream: %w", err)
 		}
 		c, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-			Durable:        r.name,
-			Description:    "trigger " + r.trigger.Metadata.Name,
-			DeliverPolicy:  jetstream.DeliverNewPolicy, // as in Knative, a new Trigger sees only new events
-			AckPolicy:      jetstream.AckExplicitPolicy,
-			AckWait:        2 * b.cfg.SubscriberTimeout,
+			Durable:       r.name,
+			Description:   "trigger " + r.trigger.Metadata.Name,
+			DeliverPolicy: jetstream.DeliverNewPolicy, // as in Knative, a new Trigger sees only new events
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			// Short, and kept from expiring by lease heartbeats while a
+			// delivery runs: it is only ever reached by events whose
+			// dispatcher is gone (a crash, an abandoned Shutdown). An
+			// existing consumer (a data dir of an older version, whose ack
+			// wait was twice the subscriber timeout) is updated to it here.
+			AckWait:        b.cfg.AckWait,
 			MaxDeliver:     -1,
 			MaxAckPending:  b.cfg.MaxInFlight,
 			FilterSubjects: []string{b.subject, b.replaySubject(r.trigger.Metadata.Name)},

@@ -388,7 +388,7 @@ func TestShutdownDeadlineAbandonsAndRedelivers(t *testing.T) {
 		t.Error("Shutdown with an expired context and a stuck delivery returned nil, want the context error")
 	}
 	sub.setRespond(status(http.StatusAccepted))
-	cfg.SubscriberTimeout = 200 * time.Millisecond // short ack wait: the stuck one comes back quickly
+	cfg.AckWait = 200 * time.Millisecond // short ack wait: the stuck one comes back quickly
 	openBroker(t, cfg)
 	eventually(t, "abandoned event delivered after reopen", func() bool { return sub.delivered()["stuck"] == 1 })
 }

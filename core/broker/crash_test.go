@@ -35,6 +35,7 @@ func TestCrashChild(t *testing.T) {
 		Resolve:           resolver(map[string]string{"sub": os.Getenv("BROKER_CRASH_SUB")}),
 		Logger:            testLogger(t),
 		SubscriberTimeout: 500 * time.Millisecond,
+		AckWait:           time.Second,
 	})
 	if err != nil {
 		fmt.Println("ERR", err)
@@ -141,6 +142,7 @@ func TestKillMidStream(t *testing.T) {
 		Files:             []string{manifest},
 		Resolve:           resolver(map[string]string{"sub": sub.srv.URL}),
 		SubscriberTimeout: 500 * time.Millisecond,
+		AckWait:           time.Second,
 	})
 	eventually(t, "every accepted event delivered after restart", func() bool {
 		d := sub.delivered()

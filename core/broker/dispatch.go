@@ -80,8 +80,10 @@ func (o outcome) String() string {
 
 // dispatch delivers one stored event to one Trigger's subscriber with the
 // Trigger's retry policy, then acks it: delivered, filtered out, or dead
-// lettered. It returns without ack when the broker abandons deliveries, so
-// the event is delivered again after restart.
+// lettered. Retries wait out their backoff here, in process, under the
+// event's lease, so the Trigger's retry count and backoff are exact however
+// short the ack wait. It returns without ack when the broker abandons
+// deliveries, so the event is delivered again after restart.
 func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 	var e event.Event
 	if err := json.Unmarshal(msg.Data(), &e); err != nil {
@@ -93,6 +95,8 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 		_ = msg.Ack()
 		return
 	}
+	l := b.hold(msg)
+	defer l.release() // abandoned: no more progress, redelivered one ack wait later
 	log := b.log.With("trigger", r.trigger.Metadata.Name, "event_id", e.ID(), "event_type", e.Type())
 	if t, ok := e.Extensions()["tenantid"]; ok {
 		log = log.With("tenant_id", t)
@@ -106,11 +110,10 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 	attempts := 0
 	for n := 0; ; n++ {
 		if n > 0 {
-			if !b.wait(ctx, msg, r.policy.backoff(n)) {
+			if !b.wait(ctx, r.policy.backoff(n)) {
 				return // abandoned: left unacked for redelivery
 			}
 		}
-		_ = msg.InProgress()
 		attempts++
 		last = b.send(ctx, r.subscriber, e, true)
 		if ctx.Err() != nil {
@@ -120,11 +123,12 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 			log.Warn("reply dropped: broker TTL exhausted (reply loop?)", "reply_id", last.reply.ID(), "reply_type", last.reply.Type())
 		} else if last.ok() && last.reply != nil {
 			last.reply.SetExtension(ExtTTL, ttl-1)
-			if !b.storeReply(ctx, r, msg, *last.reply, log) {
+			if !b.storeReply(ctx, r, *last.reply, log) {
 				return // abandoned: left unacked for redelivery
 			}
 		}
 		if last.ok() {
+			l.release()
 			if err := msg.Ack(); err != nil {
 				log.Warn("ack after delivery failed; event may be delivered again", "err", err)
 			}
@@ -136,36 +140,30 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 		log.Debug("delivery failed; retrying", "attempt", attempts, "result", last.String())
 	}
 	log.Warn("delivery failed; dead-lettering", "attempts", attempts, "result", last.String())
-	if err := b.deadLetter(ctx, r, msg, e, last, attempts); err != nil {
+	if err := b.deadLetter(ctx, r, e, last, attempts); err != nil {
 		if ctx.Err() != nil {
 			return
 		}
 		// Not recorded: leave it for redelivery rather than lose it.
 		log.Error("dead letter not recorded; event will be redelivered", "err", err)
+		l.release()
 		_ = msg.NakWithDelay(r.policy.backoff(1))
 		return
 	}
+	l.release()
 	_ = msg.Ack()
 }
 
-// wait sleeps d, telling JetStream the message is still being worked on so
-// its ack wait does not expire during long backoffs. It reports false when
-// deliveries are abandoned.
-func (b *Broker) wait(ctx context.Context, msg jetstream.Msg, d time.Duration) bool {
-	_ = msg.InProgress()
+// wait sleeps d (the event's lease keeps it from being redelivered
+// meanwhile). It reports false when deliveries are abandoned.
+func (b *Broker) wait(ctx context.Context, d time.Duration) bool {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
-	tick := time.NewTicker(b.cfg.SubscriberTimeout)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-timer.C:
-			return true
-		case <-tick.C:
-			_ = msg.InProgress()
-		}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
 	}
 }
 
@@ -221,7 +219,7 @@ func (b *Broker) send(ctx context.Context, target string, e event.Event, wantRep
 // subscriber has done its work, and asked again it may rightly answer the
 // redelivery as a duplicate, without the reply (process does), which would
 // lose the reply. It reports false when the delivery is abandoned.
-func (b *Broker) storeReply(ctx context.Context, r *route, msg jetstream.Msg, reply event.Event, log *slog.Logger) bool {
+func (b *Broker) storeReply(ctx context.Context, r *route, reply event.Event, log *slog.Logger) bool {
 	// A down store is logged once by the store watch, not per reply.
 	level := slog.LevelWarn
 	for n := 1; ; n++ {
@@ -242,12 +240,12 @@ func (b *Broker) storeReply(ctx context.Context, r *route, msg jetstream.Msg, re
 			log.Log(ctx, level, "reply not stored; holding it and trying again", "reply_id", reply.ID(), "err", err)
 		}
 		if b.health.err() != nil {
-			if !b.awaitStore(ctx, msg) {
+			if !b.awaitStore(ctx) {
 				return false
 			}
 			continue
 		}
-		if !b.wait(ctx, msg, min(r.policy.backoff(n), maxHoldBackoff)) {
+		if !b.wait(ctx, min(r.policy.backoff(n), maxHoldBackoff)) {
 			return false
 		}
 	}
@@ -283,7 +281,7 @@ type DeadLetter struct {
 // deadLetter sends the event, with Knative's error extensions, to the
 // Trigger's dead-letter sink (retrying with the same policy) and records it
 // in the deadletter stream either way.
-func (b *Broker) deadLetter(ctx context.Context, r *route, msg jetstream.Msg, e event.Event, last outcome, attempts int) error {
+func (b *Broker) deadLetter(ctx context.Context, r *route, e event.Event, last outcome, attempts int) error {
 	dl := e.Clone()
 	dl.SetExtension(ExtErrorDest, r.subscriber)
 	if last.code != 0 {
@@ -299,10 +297,9 @@ func (b *Broker) deadLetter(ctx context.Context, r *route, msg jetstream.Msg, e 
 	rec := DeadLetter{Trigger: r.trigger.Metadata.Name, Attempts: attempts, Code: last.code, Reason: last.String(), At: time.Now().UTC(), Event: dl}
 	if r.deadLetter != "" {
 		for n := 0; ; n++ {
-			if n > 0 && !b.wait(ctx, msg, r.policy.backoff(n)) {
+			if n > 0 && !b.wait(ctx, r.policy.backoff(n)) {
 				return ctx.Err()
 			}
-			_ = msg.InProgress()
 			o := b.send(ctx, r.deadLetter, dl, false)
 			if o.ok() {
 				rec.SinkDelivered = true
@@ -332,7 +329,7 @@ func (b *Broker) deadLetter(ctx context.Context, r *route, msg jetstream.Msg, e 
 		}
 		// A store that is down is waited for: it is the broker's own
 		// failure, not the event's, and the sink is not asked again.
-		if b.health.err() == nil || !b.awaitStore(ctx, msg) {
+		if b.health.err() == nil || !b.awaitStore(ctx) {
 			return fmt.Errorf("record dead letter: %w", err)
 		}
 	}

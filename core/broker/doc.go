@@ -43,11 +43,21 @@
 //
 // Storage: one JetStream stream per broker with interest retention and one
 // durable, explicitly acked consumer per Trigger (MaxAckPending bounds the
-// concurrent deliveries per Trigger; ack wait is twice the subscriber
-// timeout and is extended during backoff). An event is acked after a 2xx, a
+// concurrent deliveries per Trigger). An event is acked after a 2xx, a
 // filter miss, or once its dead letter is recorded, so after a crash every
 // unacked event is delivered again: delivery is at least once, and
 // subscribers must be idempotent (Knative promises no more).
+//
+// Crash recovery: the consumers' ack wait is short (Config.AckWait, 5 s),
+// and the dispatcher holds a lease on each event it works on, reporting
+// progress to JetStream every quarter ack wait through subscriber calls,
+// retries and their backoff (slept in process, so retry counts and backoff
+// are the Trigger's exactly) and held replies (lease.go). A slow subscriber
+// is therefore never raced by a redelivery while the broker runs, and the
+// events that were in flight when the process died are delivered again
+// about one ack wait after their last progress report, i.e. seconds after
+// the next Open. Open updates the consumers of an existing data dir to the
+// configured ack wait.
 //
 // Disk full: nats-server keeps a stream's write error (ENOSPC) and from then
 // on neither stores nor answers publishes. The broker watches the server's

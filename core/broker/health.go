@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // When the disk under DataDir fills up, a standalone nats-server neither
@@ -216,26 +215,21 @@ func (b *Broker) restartJetStream() error {
 }
 
 // awaitStore returns at once while the store takes writes; otherwise it
-// waits until it does, telling JetStream the message is still being worked
-// on. It reports false when the delivery is abandoned (Shutdown: the event
-// stays unacknowledged and is delivered again after the next Open).
-func (b *Broker) awaitStore(ctx context.Context, msg jetstream.Msg) bool {
+// waits until it does (the event's lease keeps reporting progress, to the
+// restarted JetStream too). It reports false when the delivery is abandoned
+// (Shutdown: the event stays unacknowledged and is delivered again after
+// the next Open).
+func (b *Broker) awaitStore(ctx context.Context) bool {
 	up, back := b.health.state()
 	if up.Err() == nil {
 		return true
 	}
-	tick := time.NewTicker(min(b.cfg.SubscriberTimeout, 5*time.Second))
-	defer tick.Stop()
-	for {
-		select {
-		case <-back:
-			return true
-		case <-ctx.Done():
-			return false
-		case <-b.health.quit:
-			return false
-		case <-tick.C:
-			_ = msg.InProgress()
-		}
+	select {
+	case <-back:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-b.health.quit:
+		return false
 	}
 }
