@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -31,18 +32,65 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // After the drain every drone's cache entry is its newest state, or absent
 // (the restart lost it and no report came since) with serve-map's
 // read-through returning the store's state; an entry older than the store
-// fails the audit.
+// fails the audit. A drone added (through the running up's admin endpoint)
+// that reports once before the outage and never again shows the second
+// case: no entry after the restart, the read-through fills it.
 func TestFaultRedisRestart(t *testing.T) {
 	addr, stop := testenv.StartRedis(t)
+	cacheURL := "redis://" + addr + "/0"
+	dir := t.TempDir()
 	var downAt, upAt time.Time
 	fr := faultRun{Drones: 40, Rate: 4, Duration: 10 * time.Second, InjectAfter: 3 * time.Second, Drain: 45 * time.Second,
-		DataDir: t.TempDir(), CacheURL: "redis://" + addr + "/0",
+		DataDir: dir, CacheURL: cacheURL,
 		Inject: func(t *testing.T, sys *system) {
+			quiet, ts := reportOnce(t, sys, dir)
+			raw, err := cache.Open(context.Background(), cacheURL, cache.Options{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer raw.Close()
+			for deadline := time.Now().Add(10 * time.Second); !cachedTS(context.Background(), raw, demoTenantID, quiet).Equal(ts); time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Errorf("the quiet drone's report never reached Redis")
+					return
+				}
+			}
+
 			downAt = time.Now()
 			stop()
 			time.Sleep(3 * time.Second)
 			testenv.RestartRedis(t, addr)
 			upAt = time.Now()
+
+			// A miss (not "unavailable": the client may still be in its
+			// retry window) shows the restart emptied the cache.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				_, err := raw.Drone(context.Background(), demoTenantID, quiet)
+				if err == nil {
+					t.Error("the quiet drone still has a cache entry after Redis restarted empty")
+					break
+				}
+				if !errors.Is(err, cache.ErrUnavailable) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("the cache is still unavailable after Redis restarted: %v", err)
+					break
+				}
+			}
+			through, err := cache.Open(context.Background(), cacheURL, cache.Options{Loader: sys.store})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer through.Close()
+			if got := cachedTS(context.Background(), through, demoTenantID, quiet); !got.Equal(ts) {
+				t.Errorf("quiet drone after the restart, read through: state %s, want the store's %s", fmtTS(got), fmtTS(ts))
+			}
+			if got := cachedTS(context.Background(), raw, demoTenantID, quiet); !got.Equal(ts) {
+				t.Errorf("quiet drone after the read-through: cache entry %s, want %s", fmtTS(got), fmtTS(ts))
+			}
 		}}
 	res := fr.run(t)
 	t.Logf("Redis down %s (stopped to answering PING again)", upAt.Sub(downAt).Round(time.Millisecond))
@@ -128,6 +176,43 @@ func TestFaultFirestoreRestart(t *testing.T) {
 	if len(dl) > 0 {
 		t.Errorf("dead letters by trigger: %v; want none", dl)
 	}
+}
+
+// reportOnce adds a drone to the demo tenant through the running up's admin
+// endpoint (as `dronetrack drone add` does), posts one report for it and
+// returns its id and the report's time.
+func reportOnce(t *testing.T, sys *system, dir string) (string, time.Time) {
+	t.Helper()
+	var out strings.Builder
+	if err := realMain(context.Background(), []string{"drone", "add", "--data", dir, "--tenant", demoTenantID, "--name", "quiet"}, &out, io.Discard); err != nil {
+		t.Fatalf("drone add: %v", err)
+	}
+	var id, key string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if rest, ok := strings.CutPrefix(line, "drone "); ok {
+			id, _, _ = strings.Cut(rest, " ")
+		}
+		if i := strings.LastIndex(line, ": "); strings.HasPrefix(line, "key ") && i > 0 {
+			key = line[i+2:]
+		}
+	}
+	if id == "" || key == "" {
+		t.Fatalf("drone add printed %q", out.String())
+	}
+	ts := time.Now().UTC().Truncate(time.Millisecond)
+	body := fmt.Sprintf(`{"ts":%q,"lat":47.37,"lon":8.54}`, ts.Format(time.RFC3339Nano))
+	req, _ := http.NewRequest(http.MethodPost, sys.URL()+"/v1/telemetry", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("report of the quiet drone: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("report of the quiet drone: %d, want 202", resp.StatusCode)
+	}
+	return id, ts
 }
 
 // postReport posts one report (now) with key and returns ingest's status
