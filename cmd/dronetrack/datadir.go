@@ -59,15 +59,16 @@ func absDataDir(dir string) (string, error) {
 // storeURL is the bbolt store inside a data dir.
 func storeURL(dir string) string { return "bolt://" + filepath.ToSlash(filepath.Join(dir, storeFile)) }
 
-// bindStore ties the data dir to the store url: the demo keys, the demo
-// login and the pepper it keeps are only good for the drones and users of
-// the store they were made in. A data dir first used with another store
-// records it in DIR/store-url (admin commands then default to it); one
-// already used (with demo keys) is refused with any store but its own.
-func bindStore(dir, url string) error {
+// checkStore says whether the data dir may be used with the store url: the
+// demo keys, the demo login and the pepper it keeps are only good for the
+// drones and users of the store they were made in. A data dir already used
+// (with demo keys, or a DIR/store-url) is refused with any store but its
+// own. record is true for a fresh data dir and another store than its bolt
+// file: call recordStore once that store opened.
+func checkStore(dir, url string) (record bool, err error) {
 	recorded, err := recordedStore(dir)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if recorded == "" {
 		if _, err := os.Stat(filepath.Join(dir, demoKeysFile)); err == nil {
@@ -76,13 +77,17 @@ func bindStore(dir, url string) error {
 	}
 	switch {
 	case recorded == url:
-		return nil
+		return false, nil
 	case recorded != "":
-		return fmt.Errorf("data dir %s belongs to store %s (its demo keys, login and pepper are that store's): "+
+		return false, fmt.Errorf("data dir %s belongs to store %s (its demo keys, login and pepper are that store's): "+
 			"pass --store %s, or another --data for %s", dir, recorded, recorded, url)
-	case url == storeURL(dir):
-		return nil // fresh dir, its own bolt file: nothing to record
 	}
+	return url != storeURL(dir), nil
+}
+
+// recordStore writes url to DIR/store-url, so later runs and admin
+// commands know which store the data dir belongs to.
+func recordStore(dir, url string) error {
 	if err := writeFileAtomic(filepath.Join(dir, storeURLFile), []byte(url+"\n"), 0o600); err != nil {
 		return fmt.Errorf("record the store of the data dir: %w", err)
 	}

@@ -163,7 +163,8 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	}
 	// The demo keys, demo login and pepper in the data dir belong to the
 	// drones and users of one store: refuse to pair them with another.
-	if err := bindStore(dir, s.storeURL); err != nil {
+	record, err := checkStore(dir, s.storeURL)
+	if err != nil {
 		return nil, err
 	}
 	pepper, err := loadPepper(dir)
@@ -172,6 +173,11 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	}
 	if s.store, err = openStore(ctx, s.storeURL); err != nil {
 		return nil, err
+	}
+	if record { // only once it opened: an invalid URL does not bind the data dir
+		if err := recordStore(dir, s.storeURL); err != nil {
+			return nil, err
+		}
 	}
 
 	// Bind every function first: the broker needs their URLs to resolve the

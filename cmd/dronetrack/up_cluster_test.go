@@ -159,6 +159,14 @@ func TestUpFirestoreRedis(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), storeURL) {
 		t.Errorf("up with another store on this data dir: %v, want a refusal naming %s", err, storeURL)
 	}
+	// A store URL that does not open leaves a fresh data dir unbound.
+	fresh := t.TempDir()
+	if err := realMain(context.Background(), []string{"up", "--data", fresh, "--http", "127.0.0.1:0", "--store", "firestor://typo"}, io.Discard, io.Discard); err == nil {
+		t.Error("up with an invalid store URL started")
+	}
+	if rec, err := recordedStore(fresh); rec != "" || err != nil {
+		t.Errorf("an invalid store URL was recorded for the data dir: %q, %v", rec, err)
+	}
 }
 
 // waitForUp waits until a running `up` printed its URL and returns it.
