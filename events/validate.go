@@ -18,6 +18,13 @@ const (
 	// offline and resend later; older than this is almost surely a broken clock.
 	MaxAge = 30 * 24 * time.Hour
 
+	// TimePrecision is how finely report times are kept. Firestore stores
+	// timestamps to the microsecond, so ingest truncates every report's ts
+	// to it (TruncateTimes) before publishing: the event, the history point,
+	// the latest state and the cache then all hold the same instant, and
+	// newer-wins comparisons never flip on nanoseconds one copy lost.
+	TimePrecision = time.Microsecond
+
 	MinAlt, MaxAlt = -500.0, 20000.0 // metres above mean sea level
 	MaxSpeed       = 300.0           // m/s; faster than any multirotor or small fixed wing
 )
@@ -108,4 +115,11 @@ func (t TelemetryReceived) Validate(now time.Time) error {
 		return errs
 	}
 	return nil
+}
+
+// TruncateTimes truncates each report's ts to TimePrecision, in place.
+func TruncateTimes(reports []Report) {
+	for i := range reports {
+		reports[i].TS = reports[i].TS.Truncate(TimePrecision)
+	}
 }

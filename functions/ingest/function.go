@@ -49,6 +49,9 @@ const (
 	EnvPepper   = "DRONE_KEY_PEPPER"
 	EnvLogLevel = "LOG_LEVEL"
 	EnvKeyTTL   = "KEY_CACHE_TTL" // optional, Go duration, e.g. 30s
+	// EnvStoreTimeout bounds a drone key lookup in the store (Go duration,
+	// default 5s); past it the drone gets 503 with Retry-After.
+	EnvStoreTimeout = "STORE_TIMEOUT"
 )
 
 // StoreOpener opens the store named by STORE_URL and returns the part ingest
@@ -94,6 +97,11 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	if s := cfg[EnvKeyTTL]; s != "" {
 		if deps.KeyCacheTTL, err = parseDuration(s); err != nil {
 			return fmt.Errorf("ingest: %s: %w", EnvKeyTTL, err)
+		}
+	}
+	if s := cfg[EnvStoreTimeout]; s != "" {
+		if deps.StoreTimeout, err = parseDuration(s); err != nil {
+			return fmt.Errorf("ingest: %s: %w", EnvStoreTimeout, err)
 		}
 	}
 	drones, closer, err := f.open(ctx, cfg[EnvStoreURL])

@@ -53,6 +53,10 @@ const (
 	// unknown, so a drone retrying a bad key in a loop costs one store lookup
 	// per period. Short, so a key just registered works almost at once.
 	DefaultNegativeKeyCacheTTL = 5 * time.Second
+	// DefaultStoreTimeout bounds a key lookup (STORE_TIMEOUT): a drone whose
+	// key is not cached gets 503 and resends rather than waiting on a hung
+	// store longer than its own HTTP client would.
+	DefaultStoreTimeout = 5 * time.Second
 	// DefaultKeyCacheSize bounds the known-key cache (one entry per drone).
 	DefaultKeyCacheSize = 10000
 	// negativeCacheSize is separate and smaller so a flood of bad keys cannot
@@ -86,6 +90,8 @@ type Deps struct {
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
 
+	// StoreTimeout bounds a key lookup in the store (0: DefaultStoreTimeout).
+	StoreTimeout        time.Duration
 	KeyCacheTTL         time.Duration // 0: DefaultKeyCacheTTL; negative: no cache
 	NegativeKeyCacheTTL time.Duration // 0: DefaultNegativeKeyCacheTTL; negative: no cache
 	KeyCacheSize        int           // 0: DefaultKeyCacheSize
@@ -105,6 +111,8 @@ type Handler struct {
 	keyLimit  *ratelimit.Limiter // nil: unlimited
 	ipLimit   *ratelimit.Limiter
 	ipHops    int
+	// storeTimeout bounds a key lookup in the store.
+	storeTimeout time.Duration
 }
 
 // NewHandler checks deps and builds a handler with its own metrics registry.
@@ -135,6 +143,10 @@ func NewHandler(d Deps) (*Handler, error) {
 	h.known, h.unknown = newLRU(size, ttl), newLRU(negativeCacheSize, nttl)
 	h.keyLimit, h.ipLimit = d.RateLimits.limiters()
 	h.ipHops = d.RateLimits.IPHops
+	h.storeTimeout = d.StoreTimeout
+	if h.storeTimeout <= 0 {
+		h.storeTimeout = DefaultStoreTimeout
+	}
 	return h, nil
 }
 
@@ -221,6 +233,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) int {
 			fmt.Sprintf("%d problem(s) in the request; nothing was accepted", len(bad)), problem.WithErrors(bad))
 	}
 
+	events.TruncateTimes(reps)
 	e, data, err := newTelemetryEvent(events.TelemetryReceived{
 		TenantID: id.TenantID, DroneID: id.DroneID, ReceivedAt: now.UTC(), Reports: reps,
 	}, (*buf)[:0])
@@ -304,7 +317,11 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, key string) (
 		return identity{}, badKey(w)
 	}
 	h.m.keyMiss.Inc()
-	d, err := h.drones.DroneByKeyHash(r.Context(), keys.Hash(h.pepper, key))
+	// A hung store must not hold the drone: past storeTimeout it is told
+	// to resend (503), as when the store answers with an error.
+	ctx, cancel := context.WithTimeout(r.Context(), h.storeTimeout)
+	defer cancel()
+	d, err := h.drones.DroneByKeyHash(ctx, keys.Hash(h.pepper, key))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		h.unknown.put(ck, identity{}, now)

@@ -615,6 +615,75 @@ func TestStoreUnavailableIs503(t *testing.T) {
 	}
 }
 
+// hungFinder is a store that never answers until released: every lookup
+// waits for its context (as a Firestore call to a frozen server does).
+type hungFinder struct {
+	release chan struct{}
+	inner   function.DroneFinder
+}
+
+func (f *hungFinder) DroneByKeyHash(ctx context.Context, hash string) (store.Drone, error) {
+	select {
+	case <-f.release:
+		return f.inner.DroneByKeyHash(ctx, hash)
+	case <-ctx.Done():
+		return store.Drone{}, fmt.Errorf("drone by key hash: %w", ctx.Err())
+	}
+}
+
+// TestHungStoreIs503: a key lookup that hangs is cut at STORE_TIMEOUT and
+// the drone told to resend (503 + Retry-After), not held; nothing is
+// published; once the store answers the same key works.
+func TestHungStoreIs503(t *testing.T) {
+	hung := &hungFinder{release: make(chan struct{})}
+	e := newEnvDeps(t, func(d *function.Deps) {
+		hung.inner = d.Drones
+		d.Drones = hung
+		d.StoreTimeout = 50 * time.Millisecond
+	})
+	r := e.post(t, report(0, 1, 2))
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Fatalf("hung store: status %d, Retry-After %q; want 503 with Retry-After; body %s", r.status, r.header.Get("Retry-After"), r.body)
+	}
+	decodeProblem(t, r)
+	if n := len(e.sink.got()); n != 0 {
+		t.Fatalf("published %d events while the key could not be checked", n)
+	}
+	close(hung.release)
+	if r := e.post(t, report(0, 1, 2)); r.status != http.StatusAccepted {
+		t.Fatalf("after the store answers: status %d, want 202", r.status)
+	}
+}
+
+// TestReportTimesKeptToTheMicrosecond: ingest truncates report times to
+// events.TimePrecision (Firestore's), so every copy of a report holds the
+// same instant; the event id is derived from the truncated times, so a
+// resend with the same report is the same event.
+func TestReportTimesKeptToTheMicrosecond(t *testing.T) {
+	e := newEnv(t)
+	body := `{"ts":"2026-11-29T03:58:59.123456789Z","lat":1,"lon":2}`
+	for range 2 {
+		if r := e.post(t, body); r.status != http.StatusAccepted {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+	}
+	got := e.sink.got()
+	if len(got) != 2 || got[0].ID() != got[1].ID() {
+		t.Fatalf("events %v: want two copies of one event id", got)
+	}
+	data, err := events.Decode[events.TelemetryReceived](got[0], events.TypeTelemetryReceived)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := time.Date(2026, 11, 29, 3, 58, 59, 123456000, time.UTC)
+	if ts := data.Reports[0].TS; !ts.Equal(want) {
+		t.Errorf("published ts %s, want %s (truncated to the microsecond)", ts.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
+	}
+	if id := events.TelemetryEventID(e.drone.ID, data.Reports); got[0].ID() != id {
+		t.Errorf("event id %s, want the id of the truncated reports %s", got[0].ID(), id)
+	}
+}
+
 func TestKeyCache(t *testing.T) {
 	e := newEnv(t)
 	post := func() int { return e.post(t, report(0, 1, 2)).status }

@@ -211,6 +211,7 @@ func (h *Handler) cloudEvents(w http.ResponseWriter, r *http.Request) int {
 // deduplicates downstream). On failure it writes the reply (500 or 503)
 // and returns its status.
 func (h *Handler) publishReports(ctx context.Context, w http.ResponseWriter, id identity, reps []events.Report, now time.Time) (string, int) {
+	events.TruncateTimes(reps)
 	e, _, err := newTelemetryEvent(events.TelemetryReceived{
 		TenantID: id.TenantID, DroneID: id.DroneID, ReceivedAt: now.UTC(), Reports: reps,
 	}, nil)
