@@ -53,6 +53,9 @@ type Handler struct {
 	log   *slog.Logger
 	mux   *http.ServeMux
 	rules *rulesCache
+	// drones keeps this instance to one evaluation per drone at a time
+	// (dronelock.go).
+	drones *droneLocks
 }
 
 // NewHandler builds the handler.
@@ -70,7 +73,8 @@ func NewHandler(st store.Store, pub Publisher, opts Options) *Handler {
 		opts.Now = time.Now
 	}
 	h := &Handler{st: st, pub: pub, opts: opts, log: opts.Logger, mux: http.NewServeMux(),
-		rules: &rulesCache{st: st, ttl: opts.RulesTTL, now: opts.Now, m: map[string]rulesEntry{}}}
+		rules:  &rulesCache{st: st, ttl: opts.RulesTTL, now: opts.Now, m: map[string]rulesEntry{}},
+		drones: newDroneLocks()}
 	h.mux.HandleFunc("POST /{$}", h.serveEvent)
 	h.mux.HandleFunc("POST "+PathWebhooks, h.serveWebhooks)
 	return h
@@ -117,6 +121,21 @@ func (h *Handler) serveState(w http.ResponseWriter, r *http.Request, ev cloudeve
 		h.transient(w, log, "read alert rules", err)
 		return
 	}
+	lk, err := h.drones.lock(ctx, data.TenantID, data.DroneID)
+	if err != nil {
+		h.transient(w, log, "wait for the drone's previous evaluation", err)
+		return
+	}
+	defer h.drones.unlock(data.TenantID, data.DroneID, lk)
+	// An event queued behind a newer state of the drone that was
+	// evaluated and fully published: the transaction would ignore its
+	// state and find no outbox entry to publish, so it is not run.
+	if !lk.evaluated.IsZero() && !data.State.TS.After(lk.evaluated) {
+		log.Debug("state older than the one just evaluated: skipped", "ts", data.State.TS)
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	lk.evaluated = time.Time{} // unknown until this evaluation succeeds
 	now := h.opts.Now()
 	var claimed []alerting.Transition
 	tr, err := h.st.EvaluateAlerts(ctx, data.TenantID, data.DroneID,
@@ -130,10 +149,11 @@ func (h *Handler) serveState(w http.ResponseWriter, r *http.Request, ev cloudeve
 		h.transient(w, log, "evaluate alerts", err)
 		return
 	}
-	if err := h.flush(ctx, log, tc, tr, claimed); err != nil {
+	if tr, err = h.flush(ctx, log, tc, tr, claimed); err != nil {
 		h.transient(w, log, "publish alerts", err)
 		return
 	}
+	lk.evaluate(tr)
 	w.WriteHeader(http.StatusAccepted)
 }
 
@@ -168,22 +188,11 @@ func (h *Handler) serveLinkCheck(w http.ResponseWriter, r *http.Request, tc trac
 			failed = err
 			continue
 		}
-		var claimed []alerting.Transition
-		tr, err := h.st.EvaluateAlerts(ctx, cand.TenantID, cand.DroneID,
-			func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
-				next, ts, changed := alerting.EvaluateLink(prev, settings, now)
-				var claimedAny bool
-				next, claimed, claimedAny = alerting.Claim(next, now, claimLease)
-				return next, ts, changed || claimedAny
-			})
-		if err != nil {
-			log.Error("evaluate link", "err", err)
+		if err := h.evaluateLink(ctx, log, tc, cand, settings, now); err != nil {
 			failed = err
-			continue
-		}
-		if err := h.flush(ctx, log, tc, tr, claimed); err != nil {
-			log.Error("publish link alert", "err", err)
-			failed = err
+			if ctx.Err() != nil {
+				break // the delivery is over: the rest would only wait to fail
+			}
 		}
 	}
 	if failed != nil {
@@ -193,15 +202,48 @@ func (h *Handler) serveLinkCheck(w http.ResponseWriter, r *http.Request, tc trac
 	w.WriteHeader(http.StatusAccepted)
 }
 
+// evaluateLink runs the link rule on one stale drone under the drone's
+// lock, which it releases before the link check moves to the next drone:
+// it never holds two, so it cannot deadlock with serveState.
+func (h *Handler) evaluateLink(ctx context.Context, log *slog.Logger, tc tracing.Context,
+	cand alerting.Tracker, settings alerting.Settings, now time.Time) error {
+	lk, err := h.drones.lock(ctx, cand.TenantID, cand.DroneID)
+	if err != nil {
+		log.Error("wait for the drone's evaluation", "err", err)
+		return err
+	}
+	defer h.drones.unlock(cand.TenantID, cand.DroneID, lk)
+	lk.evaluated = time.Time{}
+	var claimed []alerting.Transition
+	tr, err := h.st.EvaluateAlerts(ctx, cand.TenantID, cand.DroneID,
+		func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
+			next, ts, changed := alerting.EvaluateLink(prev, settings, now)
+			var claimedAny bool
+			next, claimed, claimedAny = alerting.Claim(next, now, claimLease)
+			return next, ts, changed || claimedAny
+		})
+	if err != nil {
+		log.Error("evaluate link", "err", err)
+		return err
+	}
+	if tr, err = h.flush(ctx, log, tc, tr, claimed); err != nil {
+		log.Error("publish link alert", "err", err)
+		return err
+	}
+	lk.evaluate(tr)
+	return nil
+}
+
 // flush publishes the transitions this evaluator claimed from the
 // tracker's outbox, in order, each stamped with the trace context of the
 // event being handled, then removes them from the outbox and releases the
 // claims on any it could not publish (a later delivery for the drone
 // retries them). The broker routes each published event back to
-// PathWebhooks for the tenant's webhooks.
-func (h *Handler) flush(ctx context.Context, log *slog.Logger, tc tracing.Context, tr alerting.Tracker, claimed []alerting.Transition) error {
+// PathWebhooks for the tenant's webhooks. It returns the tracker now
+// stored.
+func (h *Handler) flush(ctx context.Context, log *slog.Logger, tc tracing.Context, tr alerting.Tracker, claimed []alerting.Transition) (alerting.Tracker, error) {
 	if len(claimed) == 0 {
-		return nil
+		return tr, nil
 	}
 	var done, failed []string
 	var pubErr error
@@ -223,12 +265,12 @@ func (h *Handler) flush(ctx context.Context, log *slog.Logger, tc tracing.Contex
 		log.Info("alert event published", "alert_id", t.Alert.ID, "kind", t.Alert.Kind, "type", t.Type)
 		done = append(done, t.EventID())
 	}
-	_, err := h.st.EvaluateAlerts(context.WithoutCancel(ctx), tr.TenantID, tr.DroneID,
+	tr, err := h.st.EvaluateAlerts(context.WithoutCancel(ctx), tr.TenantID, tr.DroneID,
 		func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
 			next, changed := alerting.Published(prev, done, failed)
 			return next, nil, changed
 		})
-	return errors.Join(pubErr, err)
+	return tr, errors.Join(pubErr, err)
 }
 
 func (h *Handler) reject(w http.ResponseWriter, detail string) {

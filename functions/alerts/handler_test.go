@@ -73,11 +73,24 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureOn(t, openBolt(t))
+}
+
+func openBolt(t *testing.T) store.Store {
+	t.Helper()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// newFixtureOn serves alerts on st, seeded with tenant acme and drones d1
+// and d2; each store call is bounded by the default STORE_TIMEOUT, as
+// Start does.
+func newFixtureOn(t *testing.T, st store.Store) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	if err := st.CreateTenant(ctx, store.Tenant{ID: "acme", Name: "Acme"}); err != nil {
 		t.Fatal(err)
@@ -96,7 +109,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx.h = NewHandler(st, pub, Options{RulesTTL: -1, Now: func() time.Time { return *fx.now.Load() }})
+	fx.h = NewHandler(withStoreDeadline(st, 0), pub, Options{RulesTTL: -1, Now: func() time.Time { return *fx.now.Load() }})
 	fx.srv = httptest.NewServer(fx.h)
 	t.Cleanup(fx.srv.Close)
 	return fx
