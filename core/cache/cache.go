@@ -134,6 +134,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Cache, error) {
 	}
 	switch u.Scheme {
 	case "redis", "rediss", "unix":
+		setRedisLogger(c.log)
 		c.b, err = openRedis(ctx, rawURL)
 	case "local":
 		name := u.Host + u.Path
