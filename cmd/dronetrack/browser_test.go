@@ -253,6 +253,11 @@ func TestBrowserFleetMap(t *testing.T) {
 	openPage(t, ctx, sys.URL(), dir)
 	waitJS(t, ctx, "markers appear", `window.dronetrack && window.dronetrack.ready && document.querySelectorAll('.leaflet-marker-icon.drone-icon').length >= 20`, 20*time.Second)
 	waitJS(t, ctx, "the offline basemap is drawn", `window.dronetrack.basemapReady === true`, 10*time.Second)
+	// Past the antimeridian too: Chukotka (66°N, 172°W) seen a turn east, at
+	// 188°, where a view near the date line or a fence across it looks.
+	if !evalJS[bool](t, ctx, `window.dronetrack.outlines.getLayers().some((copy) => copy.getLayers().some((c) => c.getBounds().contains([66, 188])))`) {
+		t.Error("the offline basemap has no outline past 180° (blank map east of the date line)")
+	}
 
 	// Markers move: the positions of the same drones' markers change (read
 	// from the markers themselves, so a map pan does not count as movement).

@@ -25,13 +25,24 @@ const map = L.map('map', { pmIgnore: false, zoomControl: true, attributionContro
 map.attributionControl.setPrefix(false);
 map.createPane('basemap').style.zIndex = 150; // under the tiles: shows through when tiles can't load
 
-const outlines = L.geoJSON(null, {
-  pane: 'basemap', interactive: false, renderer: L.canvas({ pane: 'basemap', padding: 0.5 }),
+// The outlines three times, a turn west and east as well: the view can
+// show longitudes past ±180 (near the date line, or a fence drawn across
+// it in unwrapped longitudes), and the basemap must not be blank there.
+const basemapRenderer = L.canvas({ pane: 'basemap', padding: 0.5 });
+const outlineCopies = [-360, 0, 360].map((dx) => L.geoJSON(null, {
+  pane: 'basemap', interactive: false, renderer: basemapRenderer,
   style: { color: '#4b5d78', weight: 1, fillColor: '#1c2738', fillOpacity: 1 },
-}).addTo(map);
+  coordsToLatLng: (c) => L.latLng(c[1], c[0] + dx),
+}));
+const outlines = L.layerGroup(outlineCopies).addTo(map);
+app.outlines = outlines;
 fetch(__COUNTRIES_URL__)
   .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`outlines: HTTP ${r.status}`))))
-  .then((topo) => { outlines.addData(feature(topo, topo.objects.countries)); app.basemapReady = true; })
+  .then((topo) => {
+    const countries = feature(topo, topo.objects.countries);
+    for (const copy of outlineCopies) copy.addData(countries);
+    app.basemapReady = true;
+  })
   .catch((err) => console.warn('offline basemap unavailable', err));
 
 const overlays = { 'Country outlines (offline)': outlines };
