@@ -20,12 +20,7 @@ func TestBrowserAccounts(t *testing.T) {
 	ctx, con := newBrowser(t, 1280, 800)
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	run := stepRunner(t, ctx)
 
 	run("sign up",
 		chromedp.Navigate(sys.URL()+"/account/signup.html"),

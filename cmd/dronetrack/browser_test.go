@@ -508,3 +508,14 @@ func reportLowBattery(t *testing.T, base, dir string) {
 		t.Fatalf("report low battery: status %d", resp.StatusCode)
 	}
 }
+
+// stepRunner returns run(what, actions...): it runs the chromedp actions on
+// ctx and fails the test naming the step when one fails.
+func stepRunner(t *testing.T, ctx context.Context) func(what string, actions ...chromedp.Action[chromedp.Void]) {
+	return func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+}

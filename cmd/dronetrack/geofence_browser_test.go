@@ -122,12 +122,7 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	run := stepRunner(t, ctx)
 	apiClient, csrf := loginClient(t, sys.URL(), sys.demoLogin.Email, sys.demoLogin.Password)
 	call := func(method, path string, body any, out any) int {
 		t.Helper()
@@ -517,12 +512,7 @@ func TestGeofenceAcrossAntimeridianBrowser(t *testing.T) {
 	ctx, con := newBrowser(t, 1440, 900)
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	run := stepRunner(t, ctx)
 	openPage(t, ctx, sys.URL(), dir)
 	run("open the fences tab", chromedp.Click(chromedp.CSS(`#tab-fences`)))
 	waitJS(t, ctx, "the editor loaded", `window.dronetrack.geofences.loaded && window.dronetrack.geofences.editorLoaded === true`, 10*time.Second)
