@@ -5,23 +5,21 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/cache"
 	"github.com/dronetrack/dronetrack/core/sim"
+	"github.com/dronetrack/dronetrack/core/testenv"
 )
 
 // faultRun is one fault-injection run: the whole one-machine system, the
@@ -409,18 +407,7 @@ func TestFaultCacheRefreshCrash(t *testing.T) {
 // It mounts a 256 MB tmpfs for the data dir, so it must run as root (CI and
 // the dev container do); it fails rather than skips otherwise.
 func TestFaultDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("TestFaultDiskFull mounts a 256 MB tmpfs to fill it and must run as root (CI and the dev container do)")
-	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Fatalf("TestFaultDiskFull: mount a tmpfs on %s: %v: %s", mnt, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
+	mnt := testenv.SmallDisk(t, 256<<20)
 	dir := filepath.Join(mnt, "data")
 	// 15 s of traffic leaves the simulator running well past the 3 s of
 	// full disk even when a loaded machine makes filling it slow.
@@ -428,27 +415,16 @@ func TestFaultDiskFull(t *testing.T) {
 		DataDir: dir,
 		Inject: func(t *testing.T, sys *system) {
 			fillStart := time.Now()
-			filler := filepath.Join(mnt, "filler")
-			f, err := os.Create(filler)
+			free, err := testenv.FillDisk(mnt)
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			buf := make([]byte, 1<<20)
-			for {
-				if _, err := f.Write(buf); err != nil {
-					if !errors.Is(err, syscall.ENOSPC) {
-						t.Errorf("filling the disk: %v", err)
-					}
-					break
-				}
-			}
-			f.Close()
 			full := time.Now()
 			t.Logf("disk filled in %s", full.Sub(fillStart).Round(time.Millisecond))
 			checkDiskFull503(t, sys.URL(), dir)
 			time.Sleep(3*time.Second - time.Since(full)) // traffic runs against the full disk
-			if err := os.Remove(filler); err != nil {
+			if err := free(); err != nil {
 				t.Error(err)
 			}
 		}}.run(t)

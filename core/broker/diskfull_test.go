@@ -2,22 +2,20 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/dronetrack/dronetrack/core/testenv"
 )
 
 // TestDiskFullRecovers fills the disk under the broker's store while events
@@ -28,7 +26,7 @@ import (
 // replies once, as process does, and answers a repeat as a duplicate) is
 // stored and delivered, including those given while the disk was full.
 func TestDiskFullRecovers(t *testing.T) {
-	mnt := mountTmpfs(t, "32m")
+	mnt := testenv.SmallDisk(t, 32<<20)
 	dir := filepath.Join(mnt, "broker")
 
 	// sub replies to an event's first delivery only; gate holds deliveries
@@ -86,7 +84,16 @@ func TestDiskFullRecovers(t *testing.T) {
 		return true
 	})
 
-	free := fillDisk(t, mnt)
+	freeDisk, err := testenv.FillDisk(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = freeDisk() })
+	free := func() {
+		if err := freeDisk(); err != nil {
+			t.Errorf("free the disk: %v", err)
+		}
+	}
 	// Events that still fit in the store's last page are accepted; the
 	// first write that does not fit turns the ingress to 503.
 	deadline := time.Now().Add(30 * time.Second)
@@ -161,57 +168,6 @@ func TestDiskFullRecovers(t *testing.T) {
 		return replies.delivered()["r-reopened"] > 0
 	})
 	t.Logf("%d events accepted and delivered, each reply stored once the disk had room", len(accepted))
-}
-
-// mountTmpfs mounts a tmpfs of the given size (mount(8) syntax) on a temp
-// dir, unmounted at cleanup. It needs root; without it the test fails, as
-// skipping would hide that the disk-full path is untested.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatalf("%s mounts a %s tmpfs to fill it and must run as root (CI and the dev container do)", t.Name(), size)
-	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Fatalf("%s: mount a tmpfs on %s: %v: %s", t.Name(), mnt, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
-	return mnt
-}
-
-// fillDisk writes a file in dir until the disk is full and returns the
-// function that removes it.
-func fillDisk(t *testing.T, dir string) (free func()) {
-	t.Helper()
-	name := filepath.Join(dir, "filler")
-	f, err := os.Create(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 1<<20)
-	for {
-		if _, err = f.Write(buf); err != nil {
-			break
-		}
-	}
-	f.Close()
-	if !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("filling the disk: %v; want ENOSPC", err)
-	}
-	var once sync.Once
-	free = func() {
-		once.Do(func() {
-			if err := os.Remove(name); err != nil {
-				t.Errorf("free the disk: %v", err)
-			}
-		})
-	}
-	t.Cleanup(free)
-	return free
 }
 
 type postResult struct {

@@ -3,58 +3,18 @@ package bolt
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	bbolt "go.etcd.io/bbolt"
 )
-
-// mountSmallDisk mounts a tmpfs of size bytes on a fresh directory and
-// unmounts it when the test ends. The test needs root (CAP_SYS_ADMIN), as
-// in CI and the dev container; without it the test fails rather than
-// skipping, so a disk-full regression cannot hide behind a skip.
-func mountSmallDisk(t *testing.T, size int) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
-		t.Fatalf("disk-full test: cannot mount a %d-byte tmpfs on %s (run as root or with CAP_SYS_ADMIN): %v", size, dir, err)
-	}
-	// Registered after TempDir's own cleanup, so it runs first.
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a file in dir until the file system refuses with ENOSPC.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 4096)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling the disk: %v, want ENOSPC", err)
-			}
-			return path
-		}
-	}
-}
 
 // TestDiskFull fills the file system under a store: writes that need space
 // fail with store.ErrUnavailable (ingest answers 503, the broker retries),
@@ -62,7 +22,7 @@ func fillDisk(t *testing.T, dir string) string {
 // everything acknowledged before is intact after a reopen.
 func TestDiskFull(t *testing.T) {
 	ctx := context.Background()
-	dir := mountSmallDisk(t, 4<<20)
+	dir := testenv.SmallDisk(t, 4<<20)
 	path := filepath.Join(dir, "store.db")
 	// A mapping larger than the disk: bbolt never needs to remap, which it
 	// could not do while the reader pinned below is open.
@@ -104,7 +64,10 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	filler := fillDisk(t, dir)
+	freeDisk, err := testenv.FillDisk(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// bbolt writes into pages freed by earlier commits before it grows the
 	// file, so a small write can still succeed on a full disk, which is
@@ -155,7 +118,7 @@ func TestDiskFull(t *testing.T) {
 	checkReads(s, "disk full")
 
 	// Space comes back: writes succeed again.
-	if err := os.Remove(filler); err != nil {
+	if err := freeDisk(); err != nil {
 		t.Fatal(err)
 	}
 	if err := appendPoints(5000, 500); err != nil {
