@@ -66,6 +66,10 @@ type upOptions struct {
 	// LinkCheckEvery is the lost-link scheduler's period (default 30 s, as
 	// the cluster's PingSource).
 	LinkCheckEvery time.Duration
+	// HistoryTTL is how long history is kept (process's HISTORY_TTL); 0
+	// for process's default. On one machine it sizes the store file: about
+	// drones x reports/s x HistoryTTL x 330 bytes.
+	HistoryTTL time.Duration
 }
 
 func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -79,6 +83,7 @@ func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Simulate, "simulate", 0, "fly N simulated demo drones against this system (0: none)")
 	fs.StringVar(&o.PprofAddr, "pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060)")
 	fs.DurationVar(&o.LinkCheckEvery, "link-check", defaultLinkCheckEvery, "period of the lost-link check (the cluster's PingSource runs every 30 s)")
+	fs.DurationVar(&o.HistoryTTL, "history-ttl", 0, "how long drone history is kept (default 720h; the store file holds about drones x reports/s x this x 330 bytes)")
 	level := fs.String("log-level", "warn", "debug, info, warn or error (functions and broker)")
 	o.Sim.register(fs, 0)
 	fs.Usage = func() {
@@ -204,6 +209,9 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 		"CACHE_URL":        s.cacheURL,
 		"DRONE_KEY_PEPPER": pepper,
 		"LOG_LEVEL":        strings.ToLower(o.LogLevel.String()),
+	}
+	if o.HistoryTTL > 0 {
+		cfg["HISTORY_TTL"] = o.HistoryTTL.String()
 	}
 	for k, v := range extraFunctionConfig(dir) {
 		cfg[k] = v

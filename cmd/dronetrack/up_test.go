@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -313,3 +314,38 @@ func (l *lockedBuffer) String() string {
 }
 
 var _ io.Writer = (*lockedBuffer)(nil)
+
+// TestUpHistoryTTL: --history-ttl reaches process as HISTORY_TTL, so each
+// history point expires that long after its report (the bolt store then
+// deletes it; docs/configuration.md sizes the file from it).
+func TestUpHistoryTTL(t *testing.T) {
+	const ttl = 90 * time.Minute
+	sys, demo := startTestSystem(t, upOptions{HistoryTTL: ttl})
+	d := demo[0]
+	ts := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	body := fmt.Sprintf(`{"ts":%q,"lat":47.1,"lon":8.5}`, ts.Format(time.RFC3339))
+	req, _ := http.NewRequest(http.MethodPost, sys.URL()+"/v1/telemetry", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+d.Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("post: %d", resp.StatusCode)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if pts := readTrack(t, sys.store, d.TenantID, d.DroneID); len(pts) > 0 {
+			if want := ts.Add(ttl); !pts[0].ExpireAt.Equal(want) {
+				t.Fatalf("history point expires at %s, want %s (ts + --history-ttl)", pts[0].ExpireAt, want)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the report never reached the history")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
