@@ -38,14 +38,24 @@ func NewStateUpdated(data StateUpdated) (cloudevents.Event, error) {
 	return newEvent(id, TypeStateUpdated, SourceProcess, data.TenantID, data.DroneID, data.State.UpdatedAt, data)
 }
 
+// AlertEventID is the CloudEvent id of an alert's raised event, or of its
+// resolved event: "<alert id>/raised" or "<alert id>/resolved". Fixed ids
+// let consumers dedupe, and let the webhook deliverer find the raised
+// event's deliveries when the resolved one comes.
+func AlertEventID(alertID string, resolved bool) string {
+	if resolved {
+		return alertID + "/resolved"
+	}
+	return alertID + "/raised"
+}
+
 // NewAlert builds an alert raised or resolved event (typ selects which).
 func NewAlert(typ string, data Alert) (cloudevents.Event, error) {
 	at := data.OpenedAt
-	suffix := "/raised"
 	if data.ResolvedAt != nil {
-		at, suffix = *data.ResolvedAt, "/resolved"
+		at = *data.ResolvedAt
 	}
-	return newEvent(data.ID+suffix, typ, SourceAlerts, data.TenantID, data.DroneID, at, data)
+	return newEvent(AlertEventID(data.ID, data.ResolvedAt != nil), typ, SourceAlerts, data.TenantID, data.DroneID, at, data)
 }
 
 func newEvent(id, typ, source, tenantID, droneID string, at time.Time, data any) (cloudevents.Event, error) {

@@ -93,10 +93,7 @@ type Transition struct {
 // EventID is the CloudEvent id of a raised or resolved transition
 // (events.NewAlert derives the same).
 func (t Transition) EventID() string {
-	if t.Alert.ClosedAt != nil {
-		return t.Alert.ID + "/resolved"
-	}
-	return t.Alert.ID + "/raised"
+	return events.AlertEventID(t.Alert.ID, t.Alert.ClosedAt != nil)
 }
 
 // Tracker is a drone's alert memory: the newest state evaluated, when it was

@@ -109,7 +109,7 @@ func (h *Handler) serveWebhooks(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = h.deliver(ctx, log.With("webhook_id", hook.ID), hook, *ev, body, tc)
+			errs[i] = h.deliver(ctx, log.With("webhook_id", hook.ID), hook, a, *ev, body, tc)
 		}()
 	}
 	wg.Wait()
@@ -130,17 +130,32 @@ func (h *Handler) serveWebhooks(w http.ResponseWriter, r *http.Request) {
 
 // deliver posts the event to one webhook unless its log shows it delivered,
 // and logs the attempt. nil means the webhook has the event.
-func (h *Handler) deliver(ctx context.Context, log *slog.Logger, hook store.Webhook, ev cloudevents.Event,
+//
+// A resolved event waits until the webhook has the alert's raised event:
+// the two travel on separate Triggers, and a raised one still being retried
+// must not be overtaken, or a receiver would see an alert close before it
+// opened. A webhook created after the alert opened may never get the raised
+// event, so it does not wait.
+func (h *Handler) deliver(ctx context.Context, log *slog.Logger, hook store.Webhook, a events.Alert, ev cloudevents.Event,
 	body []byte, tc tracing.Context) error {
 	prev, err := h.st.EventDeliveries(ctx, hook.TenantID, hook.ID, ev.ID())
 	if err != nil {
 		log.Error("read delivery log", "err", err)
 		return fmt.Errorf("read delivery log: %w", err)
 	}
-	for _, d := range prev {
-		if d.OK {
-			log.Debug("webhook already has the event", "attempt", d.Attempt)
-			return nil
+	if delivered(prev) {
+		log.Debug("webhook already has the event")
+		return nil
+	}
+	if ev.Type() == events.TypeAlertResolved && !hook.CreatedAt.After(a.OpenedAt) {
+		raised, err := h.st.EventDeliveries(ctx, hook.TenantID, hook.ID, events.AlertEventID(a.ID, false))
+		if err != nil {
+			log.Error("read delivery log", "err", err)
+			return fmt.Errorf("read delivery log: %w", err)
+		}
+		if !delivered(raised) {
+			log.Info("resolved event waits for the raised one to reach the webhook")
+			return fmt.Errorf("webhook %s does not have %s yet", hook.ID, events.AlertEventID(a.ID, false))
 		}
 	}
 	attempt := len(prev) + 1
@@ -167,6 +182,16 @@ func (h *Handler) deliver(ctx context.Context, log *slog.Logger, hook store.Webh
 	}
 	log.Info("webhook delivered", "attempt", attempt, "status", code)
 	return nil
+}
+
+// delivered reports whether a delivery log holds a successful attempt.
+func delivered(log []store.Delivery) bool {
+	for _, d := range log {
+		if d.OK {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *Handler) post(ctx context.Context, hook store.Webhook, eventID string, body []byte, tc tracing.Context) (int, error) {

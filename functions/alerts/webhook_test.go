@@ -225,3 +225,62 @@ func TestWebhookUnreachableLogsEachAttempt(t *testing.T) {
 		t.Errorf("log (-want +got):\n%s", diff)
 	}
 }
+
+// TestResolvedWaitsForRaised: raised and resolved travel on separate
+// Triggers, so a resolved event can reach /webhooks while its raised one is
+// still being retried. It is not posted to a webhook that lacks the raised
+// event (503: the broker retries it later), so a receiver never sees an
+// alert close before it opened; a webhook created after the alert opened
+// (which may never get the raised event) does not wait.
+func TestResolvedWaitsForRaised(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	early, late := newReceiver(t, "early-secret", 0), newReceiver(t, "late-secret", 0)
+	raised := raisedEvent(t, fx, "")
+	a, err := events.Decode[events.Alert](raised, events.TypeAlertRaised)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []store.Webhook{
+		{ID: "early", TenantID: "acme", URL: early.srv.URL, Secret: early.secret, CreatedAt: a.OpenedAt.Add(-time.Hour)},
+		{ID: "late", TenantID: "acme", URL: late.srv.URL, Secret: late.secret, CreatedAt: a.OpenedAt.Add(time.Minute)},
+	} {
+		if err := fx.st.CreateWebhook(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := a
+	at := a.OpenedAt.Add(2 * time.Minute)
+	closed.ResolvedAt = &at
+	resolved, err := events.NewAlert(events.TypeAlertResolved, closed)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if code := fx.sendTo(t, PathWebhooks, resolved); code != http.StatusServiceUnavailable {
+		t.Fatalf("resolved before raised: %d; want 503 (the early webhook lacks the raised event)", code)
+	}
+	if posts, _ := early.counts(); posts != 0 {
+		t.Errorf("early webhook got %d POSTs before its raised event; want none", posts)
+	}
+	if _, ok := late.counts(); ok != 1 {
+		t.Errorf("late webhook accepted %d POSTs; want the resolved one (it cannot wait for a raised it never gets)", ok)
+	}
+	for _, ev := range []cloudevents.Event{raised, resolved} {
+		if code := fx.sendTo(t, PathWebhooks, ev); code != http.StatusNoContent {
+			t.Fatalf("%s: %d; want 204", ev.Type(), code)
+		}
+	}
+	var types []string
+	for _, b := range early.bodies {
+		var ce struct{ Type string }
+		_ = json.Unmarshal(b, &ce)
+		types = append(types, ce.Type)
+	}
+	if diff := cmp.Diff([]string{events.TypeAlertRaised, events.TypeAlertResolved}, types); diff != "" {
+		t.Errorf("early webhook got (-want +got):\n%s", diff)
+	}
+	if posts, _ := late.counts(); posts != 2 {
+		t.Errorf("late webhook got %d POSTs; want 2 (resolved, then raised), none repeated", posts)
+	}
+}
