@@ -7,9 +7,14 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -362,4 +367,392 @@ func fmtTS(ts time.Time) string {
 		return "(none)"
 	}
 	return ts.Format(time.RFC3339Nano)
+}
+
+// TestFaultSoakCluster (make soak) is TestFaultSoak on the cluster's
+// adapters: `up` with the store on a private Firestore emulator and the
+// cache on a private Redis, 300 reports/s (60 drones at 5 Hz in batches of
+// 10; DRONETRACK_SOAK_DRONES to change: the Java emulator on a shared
+// machine is far slower than bolt) for 10 minutes
+// (DRONETRACK_SOAK_DURATION) with a fault every minute, in turn: process
+// cut 2 s, cache-refresh cut 2 s, Redis stopped 3 s and restarted empty,
+// the Firestore emulator killed and restarted with what it had committed.
+// Then faultRun's audit (every acknowledged report stored exactly once,
+// cache and store agree) and no dead letters. It logs loss, the 503s and
+// retries by fault (scraped from every function's /metrics each second),
+// ack latency, the history backlog each fault left and how long it took to
+// drain, and live-heap growth with the audit's own tracker taken out
+// (DRONETRACK_SOAK_HEAPPROFILE=dir also writes a heap profile there before
+// each fault and at the end of the traffic).
+func TestFaultSoakCluster(t *testing.T) {
+	if os.Getenv("DRONETRACK_SOAK") == "" {
+		t.Skip("soak test: run with make soak (DRONETRACK_SOAK=1)")
+	}
+	d := soakEnv(t, "DRONETRACK_SOAK_DURATION", 10*time.Minute, time.ParseDuration)
+	drones := soakEnv(t, "DRONETRACK_SOAK_DRONES", 60, strconv.Atoi)
+	const rate, lead = 5.0, 30 * time.Second // per drone; traffic before the first fault
+
+	redisAddr, stopRedis := testenv.StartRedis(t)
+	project := testenv.NewProjectID(t)
+	fs := testenv.StartFirestore(t, project)
+	t.Setenv("FIRESTORE_EMULATOR_HOST", fs.Host())
+
+	mon := &soakMonitor{}
+	monCtx, stopMon := context.WithCancel(context.Background())
+	monDone := make(chan struct{})
+	fr := faultRun{Drones: drones, Rate: rate, Batch: 10, Duration: d, Drain: 10 * time.Minute,
+		DataDir: t.TempDir(), StoreURL: "firestore://" + project, CacheURL: "redis://" + redisAddr + "/0",
+		Inject: func(t *testing.T, sys *system) {
+			// The functions' addresses stay the same across listener
+			// restarts, so the monitor reads them once, here.
+			var urls []string
+			for _, h := range sys.fns {
+				urls = append(urls, "http://"+h.ln.Addr().String()+"/metrics")
+			}
+			go func() { defer close(monDone); mon.run(monCtx, urls, time.Second) }()
+			start := time.Now()
+			time.Sleep(lead)
+			faults := []struct {
+				name string
+				do   func()
+			}{
+				{"process cut 2 s", func() { restartListener(t, sys.byName[fnProcess], 2*time.Second) }},
+				{"cache-refresh cut 2 s", func() { restartListener(t, sys.byName[fnCacheRefresh], 2*time.Second) }},
+				{"Redis stopped 3 s", func() {
+					stopRedis()
+					time.Sleep(3 * time.Second)
+					stopRedis = testenv.RestartRedis(t, redisAddr)
+				}},
+				{"Firestore killed", func() {
+					at := time.Now()
+					fs.Kill() // cuts clients, exports, SIGKILL
+					killed := time.Now()
+					time.Sleep(2 * time.Second)
+					fs.Restart()
+					t.Logf("Firestore down %s: cut and export %s, kill, 2 s, restart with the export %s",
+						time.Since(at).Round(time.Millisecond), killed.Sub(at).Round(time.Millisecond),
+						time.Since(killed.Add(2*time.Second)).Round(time.Millisecond))
+				}},
+			}
+			heap := func(when string) {
+				// The live heap (after a GC), before each fault: growth
+				// that keeps rising minute after minute is a leak, growth
+				// that levels off is caches and buffers warming up.
+				t.Logf("live heap %s: %.1f MiB", when, float64(liveHeap())/(1<<20))
+				if dir := os.Getenv("DRONETRACK_SOAK_HEAPPROFILE"); dir != "" {
+					writeHeapProfile(t, filepath.Join(dir, "heap-"+strings.ReplaceAll(when, " ", "-")+".pb.gz"))
+				}
+			}
+			for i := 0; lead+time.Duration(i)*time.Minute < d-10*time.Second; i++ {
+				f := faults[i%len(faults)]
+				time.Sleep(time.Until(start.Add(lead + time.Duration(i)*time.Minute)))
+				heap(fmt.Sprintf("at %s", time.Since(start).Round(time.Second)))
+				t.Logf("fault %d at %s: %s", i+1, time.Since(start).Round(time.Second), f.name)
+				mon.fault(f.name, f.do)
+			}
+			time.Sleep(time.Until(start.Add(d)))
+			heap("at the end of traffic")
+		}}
+	res := fr.run(t)
+	stopMon()
+	<-monDone
+
+	onlyAcceptedOrUnavailable(t, res)
+	dl := deadLetters(t, fr)
+	if len(dl) > 0 {
+		t.Errorf("dead letters by trigger: %v; want none (every outage is shorter than the retry budget)", dl)
+	}
+	mon.report(t)
+	trackerBytes := trackerSize(res.sum.Acked, drones)
+	growth := float64(res.heapEnd) - float64(res.heapStart)
+	failed := 0
+	for _, n := range res.sum.Errors {
+		failed += n
+	}
+	t.Logf("soak on the cluster adapters, %d drones at %.0f Hz in batches of 10 for %s: %.1f reports/s acked; "+
+		"lost %d of %d acknowledged; %d of %d requests answered with an error (%.3f%%): %v; ack latency p50 %s, p99 %s, max %s; "+
+		"dead letters %d; live heap %.1f -> %.1f MiB (%+.1f MiB, of which the audit's tracker about %.1f MiB: %+.1f MiB without it)",
+		drones, rate, d, res.sum.ReportsPerSecond(), res.lost, res.sum.Acked, failed, res.sum.Requests,
+		100*float64(failed)/float64(max(res.sum.Requests, 1)), res.sum.Errors,
+		res.sum.P50, res.sum.P99, res.sum.Max, len(dl),
+		float64(res.heapStart)/(1<<20), float64(res.heapEnd)/(1<<20), growth/(1<<20),
+		float64(trackerBytes)/(1<<20), (growth-float64(trackerBytes))/(1<<20))
+}
+
+// writeHeapProfile writes the live heap's profile to path (go tool pprof;
+// -base an earlier one shows what grew).
+func writeHeapProfile(t *testing.T, path string) {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Errorf("heap profile: %v", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		t.Errorf("heap profile %s: %v", path, err)
+	}
+}
+
+// soakEnv reads a soak parameter from the environment, def when unset.
+func soakEnv[T any](t *testing.T, name string, def T, parse func(string) (T, error)) T {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := parse(s)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, s, err)
+	}
+	return v
+}
+
+// trackerSize estimates the live heap faultRun's tracker holds after a run
+// that acknowledged acked reports from drones drones in batches of 10: a
+// copy is built the same way and measured. Every ack stays pending until
+// the drain after the run (the tracker polls the store only then), which
+// empties the pending maps but does not shrink them.
+func trackerSize(acked, drones int) uint64 {
+	demo := make([]demoKey, drones)
+	for i := range demo {
+		demo[i].DroneID = fmt.Sprintf("drone-%04d", i)
+	}
+	before := liveHeap()
+	tr := newTracker(demo)
+	const batch = 10
+	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	reps := make([]events.Report, batch)
+	for n := 0; n < acked; n += batch * drones {
+		for i := range drones {
+			for j := range reps {
+				reps[j].TS = ts.Add(time.Duration(n/drones+j) * 200 * time.Millisecond)
+			}
+			tr.acked(i, reps, ts, ts)
+		}
+	}
+	for _, m := range tr.pending {
+		for k := range m {
+			delete(m, k)
+		}
+	}
+	after := liveHeap()
+	runtime.KeepAlive(tr)
+	return after - min(after, before)
+}
+
+// soakMonitor scrapes every function's /metrics while a soak runs and
+// attributes what changed to the fault in effect (from its start until
+// soakTail after its repair) or to "no fault".
+type soakMonitor struct {
+	mu      sync.Mutex
+	samples []soakSample
+	faults  []soakFault
+	// series names the columns of every sample's values, in the order
+	// first seen. Values are kept by column, not in a map per sample, so
+	// the monitor adds little to the heap the soak measures.
+	series []string
+}
+
+type soakSample struct {
+	at time.Time
+	v  []float64 // by column of soakMonitor.series; a column added later is absent (0)
+}
+
+// value is the sample's value of the series in column i.
+func (s soakSample) value(i int) float64 {
+	if i < len(s.v) {
+		return s.v[i]
+	}
+	return 0
+}
+
+type soakFault struct {
+	name       string
+	start, end time.Time
+}
+
+// soakTail is how long after a fault's repair its effects (redeliveries,
+// the backlog) are still counted as its own.
+const soakTail = 30 * time.Second
+
+// soakSeries are the counters the monitor keeps: ingest's answers and key
+// lookups, what each subscriber did with its deliveries (503s, retries),
+// and the reports accepted and written, whose difference is the backlog.
+var soakSeries = []string{
+	"dronetrack_ingest_requests_total", "dronetrack_ingest_key_cache_total", "dronetrack_ingest_reports_accepted_total",
+	"dronetrack_process_events_total", "dronetrack_process_reports_total",
+	"dronetrack_cache_refresh_events_total", "dronetrack_alerts_events_total",
+}
+
+// fault runs do and records when it ran under name.
+func (m *soakMonitor) fault(name string, do func()) {
+	f := soakFault{name: name, start: time.Now()}
+	do()
+	f.end = time.Now()
+	m.mu.Lock()
+	m.faults = append(m.faults, f)
+	m.mu.Unlock()
+}
+
+// run scrapes urls every period until ctx ends. A function that does not
+// answer (its listener is cut) is left out of that sample; its counters
+// are cumulative, so the next sample has what it missed.
+func (m *soakMonitor) run(ctx context.Context, urls []string, period time.Duration) {
+	hc := &http.Client{Timeout: period}
+	column := map[string]int{}
+	var last []float64
+	for ctx.Err() == nil {
+		at := time.Now()
+		v := slices.Clone(last)
+		for _, u := range urls {
+			resp, err := hc.Get(u)
+			if err != nil {
+				continue
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK {
+				continue
+			}
+			for _, line := range strings.Split(string(body), "\n") {
+				series, value, ok := strings.Cut(line, " ")
+				if !ok || !slices.ContainsFunc(soakSeries, func(s string) bool {
+					return series == s || strings.HasPrefix(series, s+"{")
+				}) {
+					continue
+				}
+				f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+				if err != nil {
+					continue
+				}
+				i, ok := column[series]
+				if !ok {
+					i = len(column)
+					column[strings.Clone(series)] = i // not a slice of the whole body
+					m.mu.Lock()
+					m.series = append(m.series, strings.Clone(series))
+					m.mu.Unlock()
+				}
+				if i >= len(v) {
+					v = append(v, make([]float64, i+1-len(v))...)
+				}
+				v[i] = f
+			}
+		}
+		last = v
+		m.mu.Lock()
+		m.samples = append(m.samples, soakSample{at: at, v: v})
+		m.mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Until(at.Add(period))):
+		}
+	}
+}
+
+// report logs, per fault kind (and "no fault"), how the counters other
+// than the successes grew, and per fault the history backlog (reports
+// ingest accepted that process has not written) at its peak and how long
+// after the repair it was back to its level before the fault (or the
+// usual level without a fault, if higher).
+func (m *soakMonitor) report(t *testing.T) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.samples) < 2 {
+		t.Log("monitor: too few samples")
+		return
+	}
+	phase := func(at time.Time) string {
+		for _, f := range m.faults {
+			if !at.Before(f.start) && at.Before(f.end.Add(soakTail)) {
+				return f.name
+			}
+		}
+		return "no fault"
+	}
+	boring := func(series string) bool {
+		for _, s := range []string{`code="202"`, `result="hit"`, `outcome="applied"`, `outcome="state_updated"`, `code="200"`} {
+			if strings.Contains(series, s) {
+				return true
+			}
+		}
+		return !strings.Contains(series, "{")
+	}
+	by := map[string]map[string]float64{}
+	for i := 1; i < len(m.samples); i++ {
+		p := phase(m.samples[i].at)
+		for c, series := range m.series {
+			if d := m.samples[i].value(c) - m.samples[i-1].value(c); d != 0 && !boring(series) {
+				if by[p] == nil {
+					by[p] = map[string]float64{}
+				}
+				by[p][series] += d
+			}
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(by)) {
+		var parts []string
+		for _, s := range slices.Sorted(maps.Keys(by[p])) {
+			parts = append(parts, fmt.Sprintf("%s %.0f", strings.TrimPrefix(s, "dronetrack_"), by[p][s]))
+		}
+		t.Logf("by fault: %s: %s", p, strings.Join(parts, ", "))
+	}
+
+	accepted := slices.Index(m.series, "dronetrack_ingest_reports_accepted_total")
+	written := slices.Index(m.series, "dronetrack_process_reports_total")
+	backlog := func(s soakSample) float64 {
+		if accepted < 0 || written < 0 {
+			return 0
+		}
+		return max(s.value(accepted)-s.value(written), 0)
+	}
+	// The backlog in flight without a fault: what a fault's backlog must
+	// come back to.
+	var calm []float64
+	for _, s := range m.samples {
+		if phase(s.at) == "no fault" {
+			calm = append(calm, backlog(s))
+		}
+	}
+	slices.Sort(calm)
+	usual := 0.0
+	if len(calm) > 0 {
+		usual = calm[len(calm)*9/10]
+	}
+	t.Logf("backlog without a fault: p90 %.0f reports", usual)
+	for i, f := range m.faults {
+		// Until the next fault, at most two tails after the repair.
+		until := f.end.Add(2 * soakTail)
+		if i+1 < len(m.faults) && m.faults[i+1].start.Before(until) {
+			until = m.faults[i+1].start
+		}
+		before, peak, peakAt := 0.0, 0.0, f.start
+		var back time.Duration = -1
+		for _, s := range m.samples {
+			switch {
+			case s.at.Before(f.start):
+				before = backlog(s)
+			case s.at.Before(until):
+				if b := backlog(s); b > peak {
+					peak, peakAt = b, s.at
+				}
+				if back < 0 && s.at.After(f.end) && backlog(s) <= max(before, usual) {
+					back = s.at.Sub(f.end)
+				}
+			}
+		}
+		drained := "not before " + until.Sub(f.end).Round(time.Second).String() + " after the repair"
+		if back >= 0 {
+			drained = back.Round(time.Second).String() + " after the repair"
+		}
+		t.Logf("backlog: %s at %s (took %s): %.0f reports before, peak %.0f %s after the start, back to it %s",
+			f.name, f.start.Format("15:04:05"), f.end.Sub(f.start).Round(100*time.Millisecond),
+			before, peak, peakAt.Sub(f.start).Round(time.Second), drained)
+	}
+	var peak float64
+	for _, s := range m.samples {
+		peak = max(peak, backlog(s))
+	}
+	t.Logf("backlog: peak over the run %.0f reports (%d samples)", peak, len(m.samples))
 }
