@@ -42,11 +42,11 @@ tidy:
 # 2,000 reports/s through `up` for 10 min with a function cut every minute;
 # prints loss (must be 0), error rate and live-heap growth.
 # TestFaultSoakCluster: the same on the cluster's adapters (a private
-# Firestore emulator and Redis), 300 reports/s for 10 min with a fault every
+# Firestore emulator and Redis), 500 reports/s for 10 min with a fault every
 # minute in turn: process cut, cache-refresh cut, Redis restart, Firestore
 # kill and restart. DRONETRACK_SOAK_DURATION shortens both soaks.
 soak:
 	cd core && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 10m -run 'TestBridgeLinkCut' -v ./bridge
 	cd cmd/dronetrack && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 10m -run 'TestBridgeThroughUp' -v .
 	cd cmd/dronetrack && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 25m -run '^TestFaultSoak$$' -v .
-	cd cmd/dronetrack && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 35m -run '^TestFaultSoakCluster$$' -v .
+	cd cmd/dronetrack && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 45m -run '^TestFaultSoakCluster$$' -v .

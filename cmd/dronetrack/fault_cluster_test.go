@@ -371,9 +371,10 @@ func fmtTS(ts time.Time) string {
 
 // TestFaultSoakCluster (make soak) is TestFaultSoak on the cluster's
 // adapters: `up` with the store on a private Firestore emulator and the
-// cache on a private Redis, 300 reports/s (60 drones at 5 Hz in batches of
+// cache on a private Redis, 500 reports/s (100 drones at 5 Hz in batches of
 // 10; DRONETRACK_SOAK_DRONES to change: the Java emulator on a shared
-// machine is far slower than bolt) for 10 minutes
+// machine is far slower than bolt, and this is what it sustained with the
+// faults, docs/performance.md) for 10 minutes
 // (DRONETRACK_SOAK_DURATION) with a fault every minute, in turn: process
 // cut 2 s, cache-refresh cut 2 s, Redis stopped 3 s and restarted empty,
 // the Firestore emulator killed and restarted with what it had committed.
@@ -389,7 +390,7 @@ func TestFaultSoakCluster(t *testing.T) {
 		t.Skip("soak test: run with make soak (DRONETRACK_SOAK=1)")
 	}
 	d := soakEnv(t, "DRONETRACK_SOAK_DURATION", 10*time.Minute, time.ParseDuration)
-	drones := soakEnv(t, "DRONETRACK_SOAK_DRONES", 60, strconv.Atoi)
+	drones := soakEnv(t, "DRONETRACK_SOAK_DRONES", 100, strconv.Atoi)
 	const rate, lead = 5.0, 30 * time.Second // per drone; traffic before the first fault
 
 	redisAddr, stopRedis := testenv.StartRedis(t)
@@ -654,8 +655,7 @@ func (m *soakMonitor) run(ctx context.Context, urls []string, period time.Durati
 // report logs, per fault kind (and "no fault"), how the counters other
 // than the successes grew, and per fault the history backlog (reports
 // ingest accepted that process has not written) at its peak and how long
-// after the repair it was back to its level before the fault (or the
-// usual level without a fault, if higher).
+// after the repair it was back to its level before the fault.
 func (m *soakMonitor) report(t *testing.T) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -672,7 +672,7 @@ func (m *soakMonitor) report(t *testing.T) {
 		return "no fault"
 	}
 	boring := func(series string) bool {
-		for _, s := range []string{`code="202"`, `result="hit"`, `outcome="applied"`, `outcome="state_updated"`, `code="200"`} {
+		for _, s := range []string{`code="202"`, `result="hit"`, `outcome="applied"`, `outcome="state_updated"`, `code="200"`, `code="204"`} {
 			if strings.Contains(series, s) {
 				return true
 			}
@@ -701,26 +701,19 @@ func (m *soakMonitor) report(t *testing.T) {
 
 	accepted := slices.Index(m.series, "dronetrack_ingest_reports_accepted_total")
 	written := slices.Index(m.series, "dronetrack_process_reports_total")
-	backlog := func(s soakSample) float64 {
-		if accepted < 0 || written < 0 {
-			return 0
-		}
-		return max(s.value(accepted)-s.value(written), 0)
+	if accepted < 0 || written < 0 {
+		t.Log("backlog: ingest's or process's report counter never scraped")
+		return
 	}
-	// The backlog in flight without a fault: what a fault's backlog must
-	// come back to.
-	var calm []float64
-	for _, s := range m.samples {
-		if phase(s.at) == "no fault" {
-			calm = append(calm, backlog(s))
-		}
-	}
-	slices.Sort(calm)
-	usual := 0.0
-	if len(calm) > 0 {
-		usual = calm[len(calm)*9/10]
-	}
-	t.Logf("backlog without a fault: p90 %.0f reports", usual)
+	// Process counts a redelivered event's reports again (it writes them
+	// again, idempotently), so accepted - written drifts below the true
+	// backlog after each fault with redeliveries: a fault's backlog is the
+	// rise over the level just before it, and it has drained when it is
+	// back within one second of traffic (averaged over all samples, so
+	// the quiet drain after the run lowers it) of that level.
+	backlog := func(s soakSample) float64 { return s.value(accepted) - s.value(written) }
+	first, last := m.samples[0], m.samples[len(m.samples)-1]
+	perSecond := (last.value(accepted) - first.value(accepted)) / last.at.Sub(first.at).Seconds()
 	for i, f := range m.faults {
 		// Until the next fault, at most two tails after the repair.
 		until := f.end.Add(2 * soakTail)
@@ -734,10 +727,10 @@ func (m *soakMonitor) report(t *testing.T) {
 			case s.at.Before(f.start):
 				before = backlog(s)
 			case s.at.Before(until):
-				if b := backlog(s); b > peak {
+				if b := backlog(s) - before; b > peak {
 					peak, peakAt = b, s.at
 				}
-				if back < 0 && s.at.After(f.end) && backlog(s) <= max(before, usual) {
+				if back < 0 && s.at.After(f.end) && backlog(s)-before <= perSecond {
 					back = s.at.Sub(f.end)
 				}
 			}
@@ -746,13 +739,9 @@ func (m *soakMonitor) report(t *testing.T) {
 		if back >= 0 {
 			drained = back.Round(time.Second).String() + " after the repair"
 		}
-		t.Logf("backlog: %s at %s (took %s): %.0f reports before, peak %.0f %s after the start, back to it %s",
+		t.Logf("backlog: %s at %s (took %s): peak %.0f reports over the level before it, %s after the start; drained %s",
 			f.name, f.start.Format("15:04:05"), f.end.Sub(f.start).Round(100*time.Millisecond),
-			before, peak, peakAt.Sub(f.start).Round(time.Second), drained)
+			peak, peakAt.Sub(f.start).Round(time.Second), drained)
 	}
-	var peak float64
-	for _, s := range m.samples {
-		peak = max(peak, backlog(s))
-	}
-	t.Logf("backlog: peak over the run %.0f reports (%d samples)", peak, len(m.samples))
+	t.Logf("backlog: %d samples, %.0f reports/s accepted (averaged over the whole monitored time, drain included)", len(m.samples), perSecond)
 }
