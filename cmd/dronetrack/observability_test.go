@@ -182,19 +182,7 @@ func TestTraceContextFromDroneToCacheRefresh(t *testing.T) {
 	const traceID = "0af7651916cd43dd8448eb211c80319c"
 	const droneSpan = "b7ad6b7169203331"
 	body := fmt.Sprintf(`{"ts":%q,"lat":47.1,"lon":8.5}`, time.Now().UTC().Add(-time.Second).Format(time.RFC3339Nano))
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, sys.URL()+"/v1/telemetry", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+demo[0].Key)
-	req.Header.Set("traceparent", "00-"+traceID+"-"+droneSpan+"-01")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST /v1/telemetry: %d %s", resp.StatusCode, b)
-	}
+	mustPostReport(t, sys.URL(), demo[0].Key, body, "traceparent", "00-"+traceID+"-"+droneSpan+"-01")
 
 	// Wait (bounded by the test's deadline, not a timed assertion) for
 	// cache-refresh's line for this trace.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,5 +65,30 @@ func readSSE(body io.Reader, on func(kind, data string)) {
 		case strings.HasPrefix(line, "data: "):
 			on(kind, line[6:])
 		}
+	}
+}
+
+// mustPostReport posts a telemetry body to the system's ingest with a drone key
+// (and extra header name/value pairs) and fails the test unless it is
+// accepted (202).
+func mustPostReport(t *testing.T, baseURL, key, body string, header ...string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, baseURL+"/v1/telemetry", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req) // an ingest that never answers fails the test
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /v1/telemetry: %d %s, want 202", resp.StatusCode, b)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -70,18 +69,7 @@ func TestUpFirestoreRedis(t *testing.T) {
 	drone := demo[0]
 	ts := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
 	body := fmt.Sprintf(`{"ts":%q,"lat":47.3769,"lon":8.5417,"alt":120,"battery":88}`, ts.Format(time.RFC3339))
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/telemetry", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+drone.Key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("ingest: %d %s, want 202", resp.StatusCode, b)
-	}
+	mustPostReport(t, base, drone.Key, body)
 
 	// The API (serve-map, reading Redis) shows the report as the state.
 	var login demoLogin

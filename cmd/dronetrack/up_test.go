@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -324,17 +323,7 @@ func TestUpHistoryTTL(t *testing.T) {
 	d := demo[0]
 	ts := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
 	body := fmt.Sprintf(`{"ts":%q,"lat":47.1,"lon":8.5}`, ts.Format(time.RFC3339))
-	req, _ := http.NewRequest(http.MethodPost, sys.URL()+"/v1/telemetry", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+d.Key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("post: %d", resp.StatusCode)
-	}
+	mustPostReport(t, sys.URL(), d.Key, body)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if pts := readTrack(t, sys.store, d.TenantID, d.DroneID); len(pts) > 0 {
