@@ -131,6 +131,10 @@ func (f *Function) start(ctx context.Context, cfg map[string]string, st store.St
 		_ = c.Close()
 		return err
 	}
+	if err := s.configureLinks(cfg); err != nil {
+		_ = c.Close()
+		return err
+	}
 	if s.heartbeat <= 0 {
 		s.heartbeat = 15 * time.Second
 	}
