@@ -159,7 +159,7 @@ func (s *server) resolveLink(w http.ResponseWriter, r *http.Request) (store.Trac
 // linkGone answers a link that no longer shows anything: 410 with the
 // reason in the problem type.
 func linkGone(w http.ResponseWriter, status string) {
-	problem.Write(w, http.StatusGone, "", goneText[status].detail, problem.WithType("urn:dronetrack:link:"+status))
+	problem.Write(w, http.StatusGone, goneText[status].title, goneText[status].detail, problem.WithType("urn:dronetrack:link:"+status))
 }
 
 var goneText = map[string]struct{ title, detail string }{
