@@ -1,16 +1,25 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
+
+	"github.com/dronetrack/dronetrack/events"
 )
 
 // TestTrackLinkBrowser is a delivery shared with a customer, on phones
@@ -21,13 +30,16 @@ import (
 // and the customer's page ends its stream and says the link was revoked.
 // Screenshots: tracklink-*.png.
 func TestTrackLinkBrowser(t *testing.T) {
-	// Three demo drones, the first flown by the simulator at 2 reports/s.
+	// Three demo drones, the first flown by the simulator at 2 reports/s
+	// (a sibling whose positions the customer must never see); the test
+	// flies the second itself, through the ingest API, so its moves are
+	// known.
 	sys, dir := startBrowserSystem(t, 3, 1, 2)
 	demo, err := readDemoKeys(filepath.Join(dir, demoKeysFile))
 	if err != nil || len(demo) < 3 {
 		t.Fatalf("demo keys: %v", err)
 	}
-	flown := demo[0]
+	flown := demo[1]
 
 	owner, ownerCon := newBrowser(t, 390, 844)
 	run := stepRunner(t, owner)
@@ -55,22 +67,68 @@ func TestTrackLinkBrowser(t *testing.T) {
 	}
 	screenshot(t, owner, "tracklink-1-created.png")
 
+	// The drone leaves: north along 8.54° E, about 11 m every half second
+	// (80 km/h), until the test ends.
+	go func() {
+		for i := 0; t.Context().Err() == nil; i++ {
+			body, _ := json.Marshal(events.Report{TS: time.Now().UTC(), Lat: 47.37 + float64(i)*0.0001, Lon: 8.54, Alt: ptr(120)})
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, sys.URL()+"/v1/telemetry", bytes.NewReader(body))
+			if err != nil {
+				return
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+flown.Key)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+			select {
+			case <-t.Context().Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+
 	// The customer: another browser, no account, no cookies.
 	customer, con := newBrowser(t, 390, 844)
-	reqs := listenRequests(t, customer)
+	// Every request the page makes to our server (map tiles come from
+	// elsewhere).
+	var reqMu sync.Mutex
+	var ours []string
+	if err := chromedp.Listen(customer, func(ev any) {
+		if e, ok := ev.(*network.EventRequestWillBeSent); ok {
+			if u, err := url.Parse(e.Request.URL); err == nil && "http://"+u.Host == sys.URL() {
+				reqMu.Lock()
+				ours = append(ours, u.Path)
+				reqMu.Unlock()
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// waitPage is waitJS with the tracking page's state in the failure.
+	waitPage := func(what, expr string) {
+		t.Helper()
+		if _, err := chromedp.Run(customer, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+			state, _ := chromedp.Run(customer, chromedp.Evaluate[string](`JSON.stringify({...window.dronetrack, es: !!window.dronetrack?.es, track: window.dronetrack?.track?.length, conn: document.getElementById('conn-text')?.textContent, gone: document.getElementById('gone-title')?.textContent})`))
+			t.Fatalf("%s: %v (page: %s)", what, err, state)
+		}
+	}
 	if err := chromedp.Do(customer, chromedp.Navigate(linkURL)); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, customer, "the tracking page with a position", `window.dronetrack && window.dronetrack.ready && window.dronetrack.state !== null`, 20*time.Second)
+	waitPage("the tracking page with a position", `window.dronetrack && window.dronetrack.ready && window.dronetrack.state !== null`)
 	first := evalJS[[]float64](t, customer, `[window.dronetrack.state.lat, window.dronetrack.state.lon]`)
-	waitJS(t, customer, "the drone moves on the page", fmt.Sprintf(`window.dronetrack.positions >= 2 && (window.dronetrack.state.lat !== %v || window.dronetrack.state.lon !== %v) && window.dronetrack.track.length >= 2`, first[0], first[1]), 20*time.Second)
+	waitPage("the drone moves on the page", fmt.Sprintf(`window.dronetrack.positions >= 2 && (window.dronetrack.state.lat !== %v || window.dronetrack.state.lon !== %v) && window.dronetrack.track.length >= 2`, first[0], first[1]))
+	if lon := evalJS[float64](t, customer, `window.dronetrack.state.lon`); lon != 8.54 {
+		t.Errorf("the page shows a position at longitude %v; want the link's drone, at 8.54", lon)
+	}
 	if got := evalJS[string](t, customer, `document.getElementById('label').textContent`); got != flown.Name {
 		t.Errorf("label %q; want the drone's name %q", got, flown.Name)
 	}
 	if got := evalJS[string](t, customer, `document.getElementById('dest').textContent`); got != "Front door, 7 Lake Road" {
 		t.Errorf("destination %q", got)
 	}
-	waitJS(t, customer, "an arrival estimate", `/in about|under a minute|arriving/.test(document.getElementById('eta').textContent)`, 20*time.Second)
+	waitPage("an arrival estimate", `/in about|under a minute|arriving/.test(document.getElementById('eta').textContent)`)
 	// Fits a phone: nothing wider than the screen, the card on it.
 	if w := evalJS[int](t, customer, `document.documentElement.scrollWidth`); w > 390 {
 		t.Errorf("page is %d px wide on a 390 px screen", w)
@@ -88,21 +146,28 @@ func TestTrackLinkBrowser(t *testing.T) {
 	}
 	// Only the map's needs: the page, its bundle, the link's API.
 	allowed := regexp.MustCompile(`^(/t/[A-Za-z0-9_-]{43}|/assets/track-[A-Z0-9]+\.(js|css)|/api/v1/t/[A-Za-z0-9_-]{43}(/stream)?)$`)
-	for _, p := range reqs.matching(regexp.MustCompile(`^/`)) {
+	reqMu.Lock()
+	requested := slices.Clone(ours)
+	reqMu.Unlock()
+	bundle := 0
+	for _, p := range requested {
 		if !allowed.MatchString(p) {
 			t.Errorf("the tracking page requested %s from the server; want only its page, bundle and link API", p)
 		}
-	}
-	var bundle int64
-	for _, p := range reqs.matching(regexp.MustCompile(`^/assets/track-`)) {
-		resp, err := http.Get(sys.URL() + p)
-		if err != nil {
-			t.Fatal(err)
+		if strings.HasPrefix(p, "/assets/") {
+			resp, err := http.Get(sys.URL() + p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			bundle += len(b)
 		}
-		bundle += resp.ContentLength // gzip: net/http asks for and undoes it, so this is the raw size
-		resp.Body.Close()
 	}
-	t.Logf("tracking page bundle: %d bytes (JS + CSS, uncompressed)", bundle)
+	if !slices.ContainsFunc(requested, func(p string) bool { return strings.HasSuffix(p, ".js") }) {
+		t.Errorf("no bundle among the requests %v", requested)
+	}
+	t.Logf("the tracking page's requests: %v; its bundle: %d bytes (JS + CSS, uncompressed)", requested, bundle)
 
 	// The owner revokes; the customer's stream ends and the page says so.
 	run("revoke (two clicks)",
@@ -112,7 +177,7 @@ func TestTrackLinkBrowser(t *testing.T) {
 	)
 	revoked := time.Now()
 	waitAcross(t, owner, "the link listed as revoked", `document.querySelectorAll('#links tr[data-status=revoked]').length === 1`, 20*time.Second)
-	waitJS(t, customer, "the page says the link was revoked", `!document.getElementById('gone').hidden && document.getElementById('gone-title').textContent === 'This tracking link was revoked' && window.dronetrack.status === 'gone' && !window.dronetrack.es`, 20*time.Second)
+	waitPage("the page says the link was revoked", `!document.getElementById('gone').hidden && document.getElementById('gone-title').textContent === 'This tracking link was revoked' && window.dronetrack.status === 'gone' && !window.dronetrack.es`)
 	t.Logf("the customer's page said revoked %v after the owner's click (LINK_RECHECK 2s)", time.Since(revoked).Round(10*time.Millisecond))
 	positions := evalJS[int](t, customer, `window.dronetrack.positions`)
 	time.Sleep(1500 * time.Millisecond) // the drone keeps flying: nothing more may arrive
@@ -126,7 +191,7 @@ func TestTrackLinkBrowser(t *testing.T) {
 	if err := chromedp.Do(customer, chromedp.Reload()); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, customer, "the reloaded page says revoked", `!document.getElementById('gone').hidden && document.getElementById('gone-title').textContent === 'This tracking link was revoked'`, 20*time.Second)
+	waitPage("the reloaded page says revoked", `!document.getElementById('gone').hidden && document.getElementById('gone-title').textContent === 'This tracking link was revoked'`)
 	// The page's own 410s (the view after the end event, the reloaded
 	// page) are expected.
 	con.expectStatus(t, http.StatusGone, "/api/v1/t/"+token, "/t/"+token)
