@@ -396,3 +396,33 @@ func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestLinksPage: the tracking-links account page is served with only its
+// two scripts (account.js, then links.js, which adds the page to
+// account.js's table), no inline script or style, and a label for every
+// input.
+func TestLinksPage(t *testing.T) {
+	e := newAuthEnv(t, "local://"+uniq("pages"), nil)
+	r := e.do(t, nil, http.MethodGet, "/account/links.html", nil)
+	body := string(r.body)
+	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
+		t.Fatalf("links.html: %d %s", r.status, r.header.Get("Content-Type"))
+	}
+	a, l := strings.Index(body, `<script src="/account/account.js" defer>`), strings.Index(body, `<script src="/account/links.js" defer>`)
+	if a < 0 || l < a || strings.Count(body, "<script") != 2 || strings.Contains(body, "style=") || strings.Contains(body, "<style") {
+		t.Errorf("links.html: want account.js then links.js, deferred, and no inline script or style")
+	}
+	for _, in := range strings.Split(body, "<input")[1:] {
+		attrs := in[:strings.Index(in, ">")]
+		_, rest, ok := strings.Cut(attrs, ` id="`)
+		if !ok || !strings.Contains(body, `<label for="`+rest[:strings.Index(rest, `"`)]+`"`) {
+			t.Errorf("links.html: an input without a label: <input%s>", attrs)
+		}
+	}
+	if !strings.Contains(body, `<select id="drone">`) || !strings.Contains(body, `<label for="drone">`) {
+		t.Error("links.html: the drone selector has no label")
+	}
+	if r := e.do(t, nil, http.MethodGet, "/account/links.js", nil); r.status != http.StatusOK || !strings.Contains(string(r.body), "pages.links =") {
+		t.Errorf("links.js: %d", r.status)
+	}
+}
