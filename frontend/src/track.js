@@ -89,11 +89,15 @@ function renderView(v) {
   app.lastTS = v.track.length ? v.track[v.track.length - 1].ts : '';
   if (v.state) renderState(v.state, false);
   else setConn('wait', 'Waiting for the drone…');
+  // Frame the flight once; a reload after a reconnect keeps the view.
   const pts = [...app.track];
   if (v.state) pts.push([v.state.lat, v.state.lon]);
   if (v.destination) pts.push([v.destination.lat, v.destination.lon]);
-  if (pts.length > 1) map.fitBounds(L.latLngBounds(pts), { padding: [40, 40], maxZoom: 16 });
-  else if (pts.length === 1) map.setView(pts[0], 15);
+  if (!app.framed && pts.length > 0) {
+    app.framed = true;
+    if (pts.length > 1) map.fitBounds(L.latLngBounds(pts), { padding: [40, 40], maxZoom: 16 });
+    else map.setView(pts[0], 15);
+  }
   $('card').hidden = false;
 }
 

@@ -100,6 +100,22 @@ func TestTrackLinkLifecycle(t *testing.T) {
 	ctx := context.Background()
 	droneID := e.drone.Drone.ID
 
+	// Managing links needs a session, and changes need the CSRF token.
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+		path := "/api/v1/drones/" + droneID + "/links"
+		if m == http.MethodDelete {
+			path += "/lnone"
+		}
+		if r := e.do(t, nil, m, path, map[string]any{}); r.status != http.StatusUnauthorized {
+			t.Errorf("%s %s without a session: %d; want 401", m, path, r.status)
+		}
+		if m != http.MethodGet {
+			if r := e.do(t, &browser{session: e.owner.session}, m, path, map[string]any{}); r.status != http.StatusForbidden {
+				t.Errorf("%s %s without the CSRF token: %d; want 403", m, path, r.status)
+			}
+		}
+	}
+
 	// Bad input names the field.
 	for _, tc := range []struct {
 		body  any

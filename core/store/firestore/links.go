@@ -6,6 +6,7 @@ package firestore
 // finds it with one document read, no query. Links lists by tenantId and
 // droneId equality, which Firestore serves from the automatic single-field
 // indexes (no composite index), and orders in memory: a drone has few links.
+// The JSON in data is exempt from indexing (infra/firestore).
 
 import (
 	"cmp"
