@@ -119,6 +119,11 @@ func (s *server) limitLinkClients(next http.Handler) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		if ok, wait := s.links.perIP.Allow("ip|"+s.clientIP(r), s.now()); !ok {
+			if strings.HasPrefix(r.URL.Path, "/t/") { // a person at the page: say it there
+				w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+				s.writeLinkPage(w, http.StatusTooManyRequests, "Too many requests", "Please wait a moment and reload.")
+				return
+			}
 			tooMany(w, wait, "too many tracking-link requests from your address; try again later")
 			return
 		}
@@ -471,45 +476,49 @@ func appendLinkEvent(b []byte, event string, v any) []byte {
 // reason written in, and the status 404 or 410, so it reads clearly without
 // a script.
 func (s *server) serveLinkPage(w http.ResponseWriter, r *http.Request) {
+	tok := chi.URLParam(r, "token")
+	if !tracklink.WellFormed(tok) {
+		s.writeLinkPage(w, http.StatusNotFound, "", "")
+		return
+	}
+	l, err := s.store.LinkByTokenHash(r.Context(), accounts.HashToken(tok))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.writeLinkPage(w, http.StatusNotFound, "", "")
+	case err != nil:
+		s.log.WarnContext(r.Context(), "tracking link lookup failed", "err", err)
+		w.Header().Set("Retry-After", "2")
+		s.writeLinkPage(w, http.StatusServiceUnavailable, "Tracking is unavailable", "Please reload in a moment.")
+	default:
+		if ok, wait := s.links.perLink.Allow("link|"+l.ID, s.now()); !ok {
+			w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+			s.writeLinkPage(w, http.StatusTooManyRequests, "This tracking link is busy", "Please reload in a moment.")
+		} else if st := tracklink.StatusOf(l, s.now()); st != tracklink.Live {
+			s.writeLinkPage(w, http.StatusGone, goneText[st].title, goneText[st].detail)
+		} else {
+			s.writeLinkPage(w, http.StatusOK, "", "")
+		}
+	}
+}
+
+// writeLinkPage answers web/track.html: with status 200 the live page, else
+// the page showing title and text (404 has its own) and running no map.
+func (s *server) writeLinkPage(w http.ResponseWriter, status int, title, text string) {
 	b, err := fs.ReadFile(webFS, "web/track.html")
 	if err != nil {
 		problem.Write(w, http.StatusInternalServerError, "", "tracking page missing from the build")
 		return
 	}
-	page := string(b)
-	status, title, text := http.StatusOK, "", ""
-	tok := chi.URLParam(r, "token")
-	var l store.TrackLink
-	switch {
-	case !tracklink.WellFormed(tok):
-		status = http.StatusNotFound
-	default:
-		l, err = s.store.LinkByTokenHash(r.Context(), accounts.HashToken(tok))
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			status = http.StatusNotFound
-		case err != nil:
-			s.log.WarnContext(r.Context(), "tracking link lookup failed", "err", err)
-			status, title, text = http.StatusServiceUnavailable, "Tracking is unavailable", "Please try again in a moment."
-		default:
-			if ok, wait := s.links.perLink.Allow("link|"+l.ID, s.now()); !ok {
-				w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
-				status, title, text = http.StatusTooManyRequests, "This tracking link is busy", "Please try again in a moment."
-			} else if st := tracklink.StatusOf(l, s.now()); st != tracklink.Live {
-				status, title, text = http.StatusGone, goneText[st].title, goneText[st].detail
-			}
-		}
-	}
 	if status == http.StatusNotFound {
 		title, text = "No such tracking link", "Check that you copied the whole link, or ask the sender for a new one."
 	}
-	hidden := ""
+	hidden, linkStatus := "", "gone"
 	if status == http.StatusOK {
-		hidden = " hidden"
+		hidden, linkStatus = " hidden", "live"
 	}
-	page = strings.NewReplacer(builtTilesMeta, `<meta name="dronetrack:tiles" content="`+html.EscapeString(s.tiles)+`">`,
+	page := strings.NewReplacer(builtTilesMeta, `<meta name="dronetrack:tiles" content="`+html.EscapeString(s.tiles)+`">`,
 		"%GONE_HIDDEN%", hidden, "%GONE_TITLE%", html.EscapeString(title), "%GONE_TEXT%", html.EscapeString(text),
-		"%LINK_STATUS%", map[bool]string{true: "live", false: "gone"}[status == http.StatusOK]).Replace(page)
+		"%LINK_STATUS%", linkStatus).Replace(string(b))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(page))

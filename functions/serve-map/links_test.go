@@ -392,9 +392,12 @@ func TestTrackLinkRateLimits(t *testing.T) {
 	if jsonString(got) != jsonString(want) {
 		t.Errorf("statuses of 7 guesses: %v; want %v", got, want)
 	}
-	// The page counts against the same budget.
-	if r := get(t, e.url+"/t/"+strings.Repeat("z", 43)); r.status != http.StatusTooManyRequests {
-		t.Errorf("page after the budget: %d; want 429", r.status)
+	// The page counts against the same budget, and says so as a page.
+	if r := get(t, e.url+"/t/"+strings.Repeat("z", 43)); r.status != http.StatusTooManyRequests ||
+		!strings.HasPrefix(r.header.Get("Content-Type"), "text/html") || !strings.Contains(string(r.body), "Too many requests") || r.header.Get("Retry-After") == "" {
+		t.Errorf("page after the budget: %d %s; want a 429 page with Retry-After", r.status, r.header.Get("Content-Type"))
+	} else {
+		newOpenAPIReplies(t).check(t, http.MethodGet, "/t/{token}", r)
 	}
 
 	e2 := newLinkEnv(t, map[string]string{"LINK_RATE_IP": "off", "LINK_RATE_LINK": "0.5/s:3"})
