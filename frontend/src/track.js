@@ -50,8 +50,9 @@ function ago(ts) {
 let map = null, droneMark = null, line = null, destMark = null, follow = true;
 
 function initMap() {
-  map = L.map('map', { zoomControl: false, attributionControl: true, minZoom: 3, maxZoom: 19 }).setView([47.3769, 8.5417], 14);
-  map.attributionControl.setPrefix(false);
+  // Attribution on top: the card covers the bottom of a phone's screen.
+  map = L.map('map', { zoomControl: false, attributionControl: false, minZoom: 3, maxZoom: 19 }).setView([47.3769, 8.5417], 14);
+  L.control.attribution({ position: 'topleft', prefix: false }).addTo(map);
   L.control.zoom({ position: 'topright' }).addTo(map);
   const tileURL = meta('dronetrack:tiles');
   if (tileURL) L.tileLayer(tileURL, { maxZoom: 19, attribution: meta('dronetrack:tiles-attribution') }).addTo(map);
@@ -66,15 +67,25 @@ function setFollow(on) {
   $('follow').textContent = on ? 'Following the drone' : 'Follow the drone';
 }
 
-function centre() { if (app.state && map) map.panTo([app.state.lat, app.state.lon], { animate: false }); }
+// centre keeps the drone in view, and the destination with it, above the
+// card.
+function centre() {
+  if (!app.state || !map) return;
+  const here = L.latLng(app.state.lat, app.state.lon);
+  const pad = { paddingTopLeft: [30, 50], paddingBottomRight: [30, $('card').offsetHeight + 30], maxZoom: 16, animate: false };
+  if (app.dest) map.fitBounds(L.latLngBounds([here, app.dest]), pad);
+  else map.fitBounds(L.latLngBounds([here, here]), pad);
+}
 
 // ---------- rendering ----------
 function renderView(v) {
+  $('card').hidden = false; // first: the map frames the flight above it
   $('label').textContent = v.label;
   document.title = `${v.label} · live tracking`;
   if (v.destination) {
     $('f-dest').hidden = false;
     $('dest').textContent = v.destination.label || `${v.destination.lat.toFixed(5)}, ${v.destination.lon.toFixed(5)}`;
+    app.dest = L.latLng(v.destination.lat, v.destination.lon);
     if (!destMark) {
       destMark = L.circleMarker([v.destination.lat, v.destination.lon], { radius: 9, color: '#f59e0b', weight: 3, fillColor: '#0b1220', fillOpacity: 1 })
         .bindTooltip(v.destination.label || 'Destination', { permanent: false }).addTo(map);
@@ -95,10 +106,8 @@ function renderView(v) {
   if (v.destination) pts.push([v.destination.lat, v.destination.lon]);
   if (!app.framed && pts.length > 0) {
     app.framed = true;
-    if (pts.length > 1) map.fitBounds(L.latLngBounds(pts), { padding: [40, 40], maxZoom: 16 });
-    else map.setView(pts[0], 15);
+    map.fitBounds(L.latLngBounds(pts), { paddingTopLeft: [30, 50], paddingBottomRight: [30, $('card').offsetHeight + 30], maxZoom: 16, animate: false });
   }
-  $('card').hidden = false;
 }
 
 function renderState(st, addToTrack) {
