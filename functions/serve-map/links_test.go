@@ -293,13 +293,14 @@ func mustJSON(t *testing.T, v any) []byte {
 // TestTrackLinkExpiryEndsStream: a link that expires while its stream is
 // open ends the stream with "expired"; the page then says so.
 func TestTrackLinkExpiryEndsStream(t *testing.T) {
+	t.Parallel() // mostly waiting
 	e := newLinkEnv(t, nil)
 	ctx := context.Background()
 	l, tok, err := tracklink.New(tracklink.Request{Mode: tracklink.ModeDuration, Minutes: 1}, "lexp", e.tenant, e.drone.Drone.ID, "u", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.ExpiresAt = time.Now().Add(500 * time.Millisecond)
+	l.ExpiresAt = time.Now().Add(2 * time.Second)
 	if err := e.st.CreateLink(ctx, l); err != nil {
 		t.Fatal(err)
 	}
@@ -329,14 +330,15 @@ func TestTrackLinkExpiryEndsStream(t *testing.T) {
 // ends once it has stayed put for LINK_FLIGHT_IDLE; the end is stored, so
 // a later take-off does not revive the link.
 func TestTrackLinkFlightEnds(t *testing.T) {
-	e := newLinkEnv(t, map[string]string{"LINK_FLIGHT_IDLE": "1s"})
+	t.Parallel() // mostly waiting
+	e := newLinkEnv(t, map[string]string{"LINK_FLIGHT_IDLE": "2s"})
 	droneID := e.drone.Drone.ID
 	cr := e.createLink(t, droneID, map[string]any{"mode": "flight"})
 	stream := openStream(t, e.url+"/api/v1/t/"+cr.Token+"/stream")
-	// Fly north for 2.5 s (more than the idle time), 100 m a step.
+	// Fly north for 3 s (more than the idle time), 100 m a step.
 	start := time.Now()
 	var lastMove time.Time
-	for i := 0; time.Since(start) < 2500*time.Millisecond; i++ {
+	for i := 0; time.Since(start) < 3*time.Second; i++ {
 		lastMove = time.Now().UTC()
 		e.putState(t, droneID, events.DroneState{TS: lastMove, Lat: 47 + float64(i)*0.001, Lon: 8, UpdatedAt: lastMove})
 		time.Sleep(200 * time.Millisecond)
@@ -360,9 +362,9 @@ func TestTrackLinkFlightEnds(t *testing.T) {
 		t.Errorf("after landing: %+v; want end ended", last)
 	}
 	// The previous position (200 ms before the last) leaves the window
-	// 800 ms after the last move; rechecks are every 50 ms.
-	if took := time.Since(lastMove); took < 800*time.Millisecond || took > 5*time.Second {
-		t.Errorf("the flight counted as over %v after the last move; want about LINK_FLIGHT_IDLE (1s)", took)
+	// 1.8 s after the last move; rechecks are every 50 ms.
+	if took := time.Since(lastMove); took < 1700*time.Millisecond || took > 8*time.Second {
+		t.Errorf("the flight counted as over %v after the last move; want about LINK_FLIGHT_IDLE (2s)", took)
 	}
 	l, err := e.st.LinkByTokenHash(context.Background(), accounts.HashToken(cr.Token))
 	if err != nil || l.EndedAt == nil {
@@ -379,7 +381,7 @@ func TestTrackLinkFlightEnds(t *testing.T) {
 // Retry-After from one address, before any store lookup; one link is
 // limited across addresses too.
 func TestTrackLinkRateLimits(t *testing.T) {
-	e := newLinkEnv(t, map[string]string{"LINK_RATE_IP": "0.5/s:5", "LINK_RATE_LINK": "off"})
+	e := newLinkEnv(t, map[string]string{"LINK_RATE_IP": "0.01/s:5", "LINK_RATE_LINK": "off"})
 	var got []int
 	for i := range 7 {
 		r := get(t, e.url+"/api/v1/t/"+strings.Repeat(string(rune('a'+i)), 43))
@@ -400,7 +402,7 @@ func TestTrackLinkRateLimits(t *testing.T) {
 		newOpenAPIReplies(t).check(t, http.MethodGet, "/t/{token}", r)
 	}
 
-	e2 := newLinkEnv(t, map[string]string{"LINK_RATE_IP": "off", "LINK_RATE_LINK": "0.5/s:3"})
+	e2 := newLinkEnv(t, map[string]string{"LINK_RATE_IP": "off", "LINK_RATE_LINK": "0.01/s:3"})
 	cr := e2.createLink(t, e2.drone.Drone.ID, map[string]any{})
 	got = nil
 	for range 4 {
