@@ -16,6 +16,7 @@ const require = createRequire(import.meta.url);
 
 rmSync(assets, { recursive: true, force: true });
 rmSync(join(out, 'index.html'), { force: true });
+rmSync(join(out, 'track.html'), { force: true });
 mkdirSync(assets, { recursive: true });
 
 // The offline basemap: Natural Earth country outlines (world-atlas TopoJSON),
@@ -108,5 +109,31 @@ const html = readFileSync(join(here, 'src', 'index.html'), 'utf8')
   .replace(/^(.*)%JS%(.*)$/m, (_, a, b) => `${preload}${a}${urlOf(entry)}${b}`)
   .replace('%LICENSES%', `/assets/${noticesName}`);
 writeFileSync(join(out, 'index.html'), html);
-const outputs = [...Object.keys(outs), ...Object.keys(gmCSS.metafile.outputs)].map(urlOf);
-console.log(`built ${[...outputs, '/assets/' + topoName, '/assets/' + noticesName, '/index.html'].join(' ')}`);
+
+// The public tracking page (/t/TOKEN, src/track.js): a separate entry
+// built on its own, without splitting, so it shares no chunk with the
+// fleet app and a customer's phone loads only Leaflet and the page.
+const tr = await build({
+  entryPoints: [join(here, 'src', 'track.js')],
+  bundle: true,
+  minify: true,
+  format: 'esm',
+  target,
+  outdir: out,
+  entryNames: 'assets/[name]-[hash]',
+  assetNames: 'assets/[name]-[hash]',
+  loader: { '.png': 'file', '.svg': 'file' },
+  legalComments: 'eof',
+  metafile: true,
+  logLevel: 'warning',
+});
+const trOuts = tr.metafile.outputs;
+const trEntry = Object.keys(trOuts).find((p) => trOuts[p].entryPoint === 'src/track.js');
+if (!trEntry || !trOuts[trEntry].cssBundle) throw new Error(`build: missing the track js or css in ${Object.keys(trOuts).join(', ')}`);
+writeFileSync(join(out, 'track.html'), readFileSync(join(here, 'src', 'track.html'), 'utf8')
+  .replace('%CSS%', urlOf(trOuts[trEntry].cssBundle))
+  .replace('%JS%', urlOf(trEntry))
+  .replace('%LICENSES%', `/assets/${noticesName}`));
+
+const outputs = [...new Set([...Object.keys(outs), ...Object.keys(gmCSS.metafile.outputs), ...Object.keys(trOuts)])].map(urlOf);
+console.log(`built ${[...outputs, '/assets/' + topoName, '/assets/' + noticesName, '/index.html', '/track.html'].join(' ')}`);

@@ -487,11 +487,17 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 // browser logged for it; a provoked refusal that did not show fails.
 func (c *browserConsole) expectRefused(t *testing.T, paths ...string) {
 	t.Helper()
+	c.expectStatus(t, http.StatusBadRequest, paths...)
+}
+
+// expectStatus is expectRefused for another failed status.
+func (c *browserConsole) expectStatus(t *testing.T, status int, paths ...string) {
+	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range paths {
 		i := slices.IndexFunc(c.errors, func(e string) bool {
-			return strings.HasPrefix(e, "log network: ") && strings.Contains(e, "status of 400") && strings.HasSuffix(e, p)
+			return strings.HasPrefix(e, "log network: ") && strings.Contains(e, "status of "+strconv.Itoa(status)) && strings.HasSuffix(e, p)
 		})
 		if i < 0 {
 			t.Errorf("the browser logged no refused request to %s", p)

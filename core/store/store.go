@@ -101,6 +101,7 @@ type Store interface {
 	Track(ctx context.Context, q TrackQuery) ([]TrackPoint, error)
 
 	Alerts // alerts.go
+	Links  // links.go: public tracking links
 
 	Close() error
 }

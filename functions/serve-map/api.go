@@ -57,6 +57,8 @@ type server struct {
 	// sessionRecheck is how often an open stream re-checks its session.
 	sessionRecheck time.Duration
 	ipHops         int
+	// links configures the public tracking links (links.go).
+	links linkSettings
 }
 
 type metrics struct {
@@ -109,6 +111,7 @@ func (s *server) routes() chi.Router {
 		_, _ = w.Write(openAPIDoc)
 	})
 	s.publicAccountRoutes(r)
+	s.publicLinkRoutes(r)
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate, requireTenant, s.csrf)
 		s.sessionAccountRoutes(r)
@@ -116,6 +119,7 @@ func (s *server) routes() chi.Router {
 		r.Get("/api/v1/drones/{id}", s.getDrone)
 		r.Get("/api/v1/drones/{id}/track", s.getTrack)
 		s.alertRoutes(r)
+		s.sessionLinkRoutes(r)
 		r.Get("/api/v1/stream", s.sessionBound(s.serveStream))
 	})
 	return r
@@ -131,7 +135,7 @@ func (s *server) instrument(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
-		if route != "/api/v1/stream" {
+		if !strings.HasSuffix(route, "/stream") { // streams last as long as they are open
 			s.metrics.seconds.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		}
 	})

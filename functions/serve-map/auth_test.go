@@ -18,6 +18,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/alerting"
 	"github.com/dronetrack/dronetrack/core/cache"
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/tracklink"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -191,9 +192,13 @@ func TestTenantIsolation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A's tracking link (links.go): B reaches it through no route of B's.
+		aLink := decode[linkCreated](t, e.do(t, a, http.MethodPost, "/api/v1/drones/"+aID+"/links",
+			map[string]any{"destination": map[string]any{"lat": 1, "lon": 2, "label": "Alpha-Secret-Door"}}))
+		guess, _, _ := tracklink.NewToken()
 		// Whatever B receives must not mention any of these.
 		secrets := []string{aTenant, aID, aDrones[1].Drone.ID, "Alpha-Secret", "ann@alpha.test", "47.123456",
-			aDrones[0].Key, aDrones[1].Key}
+			aDrones[0].Key, aDrones[1].Key, aLink.Token}
 
 		// B's stream is open while A's drone changes.
 		bStream := openStream(t, e.url+"/api/v1/stream", "Cookie", b.session.String())
@@ -257,6 +262,12 @@ func TestTenantIsolation(t *testing.T) {
 			{"POST", "/api/v1/webhooks", "/api/v1/webhooks", map[string]string{"url": "https://bravo.test/hook"}, []int{201}},
 			{"DELETE", "/api/v1/webhooks/{id}", "/api/v1/webhooks/wh_alpha", nil, []int{404}},
 			{"GET", "/api/v1/webhooks/{id}/deliveries", "/api/v1/webhooks/wh_alpha/deliveries", nil, []int{404}},
+			{"GET", "/api/v1/drones/{id}/links", drone + "/links", nil, []int{404}},
+			{"POST", "/api/v1/drones/{id}/links", drone + "/links", map[string]any{}, []int{404}},
+			{"DELETE", "/api/v1/drones/{id}/links/{linkId}", drone + "/links/" + aLink.Link.ID, nil, []int{404}},
+			{"GET", "/t/{token}", "/t/" + guess, nil, []int{404}},
+			{"GET", "/api/v1/t/{token}", "/api/v1/t/" + guess, nil, []int{404}},
+			{"GET", "/api/v1/t/{token}/stream", "/api/v1/t/" + guess + "/stream", nil, []int{404}},
 			{"GET", "/api/v1/stream", "", nil, nil},       // below
 			{"POST", "/api/v1/auth/logout", "", nil, nil}, // last
 		}
@@ -319,6 +330,14 @@ func TestTenantIsolation(t *testing.T) {
 			if strings.Contains(ev.data, bList.Drones[0].ID) {
 				break
 			}
+		}
+
+		// A's link id on B's own drone is no link of B's; A's link lives on.
+		if got := e.do(t, b, http.MethodDelete, "/api/v1/drones/"+bList.Drones[0].ID+"/links/"+aLink.Link.ID, nil); got.status != http.StatusNotFound {
+			t.Errorf("B revokes A's link through B's drone: %d %s", got.status, got.body)
+		}
+		if got := e.do(t, nil, http.MethodGet, "/api/v1/t/"+aLink.Token, nil); got.status != http.StatusOK {
+			t.Errorf("A's link after B's attempts: %d %s", got.status, got.body)
 		}
 
 		// A's fleet is as it was.

@@ -11,6 +11,8 @@
 //	GET /api/v1/alerts                    open alerts (empty until alerting lands)
 //	GET /api/v1/stream                    SSE: drone changes, Last-Event-ID resume
 //	GET /api/v1/openapi.json, /metrics
+//	/api/v1/drones/{id}/links, /t/{token}, /api/v1/t/{token}[/stream]
+//	                                      tracking links (links.go)
 //
 // The caller's tenant comes from the session (auth.go), never from a
 // parameter. When
@@ -27,7 +29,9 @@
 // rendered fleet list may be under constant updates; live changes arrive by
 // SSE anyway), TILES_URL (the map's {z}/{x}/{y} tile template: its origin is
 // the only image source the Content-Security-Policy allows besides our own;
-// empty for the offline basemap; default secheaders.DefaultTilesURL).
+// empty for the offline basemap; default secheaders.DefaultTilesURL),
+// LINK_RATE_IP, LINK_RATE_LINK, LINK_RECHECK, LINK_FLIGHT_IDLE (tracking
+// links, see links.go).
 package function
 
 import (
@@ -128,6 +132,10 @@ func (f *Function) start(ctx context.Context, cfg map[string]string, st store.St
 		metrics: m, tiles: tilesURL,
 	}
 	if err := s.configureAccounts(cfg, st); err != nil {
+		_ = c.Close()
+		return err
+	}
+	if err := s.configureLinks(cfg); err != nil {
 		_ = c.Close()
 		return err
 	}

@@ -112,6 +112,11 @@ function renderDrones(canManage) {
         renderDrones(canManage);
       });
     }
+    const links = document.createElement('a');
+    links.href = `/account/links.html?drone=${encodeURIComponent(d.id)}`;
+    links.textContent = 'Tracking links';
+    links.className = 'links';
+    act.append(links);
     tr.append(name, id, act);
     tbody.append(tr);
   }
@@ -301,4 +306,6 @@ const pages = {
   },
 };
 
-pages[document.body.dataset.page]().catch(showError);
+// After every deferred script: a page's own script (links.js) adds its
+// entry to pages first.
+document.addEventListener('DOMContentLoaded', () => pages[document.body.dataset.page]().catch(showError));
