@@ -30,6 +30,10 @@ type Settings struct {
 	HysteresisPct      float64 `json:"hysteresisPct"`
 	MinTimeToEmptySecs float64 `json:"minTimeToEmptySecs"` // 0 disables battery.exhaustion
 	LostLinkSecs       float64 `json:"lostLinkSecs"`       // 0 disables link.lost
+	// NotifyStaleSecs is the staleness limit of notifications (core/notify):
+	// a transition older than this is not emailed or posted to chat. 0 is
+	// notify.DefaultStaleAfter (15 min).
+	NotifyStaleSecs float64 `json:"notifyStaleSecs,omitempty"`
 }
 
 // DefaultSettings apply to a tenant that saved none.
@@ -55,6 +59,8 @@ func (s Settings) Validate() error {
 		return &FieldError{"minTimeToEmptySecs", "must not be negative"}
 	case s.LostLinkSecs != 0 && s.LostLinkSecs < 1:
 		return &FieldError{"lostLinkSecs", "must be 0 (off) or at least 1"}
+	case s.NotifyStaleSecs != 0 && (s.NotifyStaleSecs < 10 || s.NotifyStaleSecs > 86400):
+		return &FieldError{"notifyStaleSecs", "must be 0 (default, 15 min) or within [10, 86400]"}
 	}
 	return nil
 }

@@ -100,7 +100,8 @@ type Store interface {
 	// not exist, or belongs to another tenant, is ErrNotFound.
 	Track(ctx context.Context, q TrackQuery) ([]TrackPoint, error)
 
-	Alerts // alerts.go
+	Alerts   // alerts.go
+	Channels // channels.go
 
 	Close() error
 }
