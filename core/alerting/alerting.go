@@ -78,6 +78,12 @@ type Alert struct {
 	ClosedAt       *time.Time `json:"closedAt,omitempty"`
 	AcknowledgedBy string     `json:"acknowledgedBy,omitempty"`
 	AcknowledgedAt *time.Time `json:"acknowledgedAt,omitempty"`
+	// Battery and TimeToEmptySecs are the drone's readings in the state
+	// that opened or, once closed, closed the episode (absent when it had
+	// none, and for link checks): notifications quote them as they were,
+	// however late they are sent.
+	Battery         *float64 `json:"battery,omitempty"`
+	TimeToEmptySecs *float64 `json:"timeToEmptySecs,omitempty"`
 }
 
 // Open reports whether the episode is still going on.
@@ -86,7 +92,8 @@ func (a Alert) Open() bool { return a.ClosedAt == nil }
 // Event is the CloudEvent data of the alert's raised or resolved event.
 func (a Alert) Event() events.Alert {
 	return events.Alert{ID: a.ID, TenantID: a.TenantID, DroneID: a.DroneID, Kind: a.Kind, FenceID: a.FenceID,
-		Message: a.Message, OpenedAt: a.OpenedAt, ResolvedAt: a.ClosedAt}
+		Message: a.Message, OpenedAt: a.OpenedAt, ResolvedAt: a.ClosedAt, Battery: a.Battery,
+		TimeToEmptySecs: a.TimeToEmptySecs}
 }
 
 // Transition is a change to one alert. Type is events.TypeAlertRaised or
@@ -185,7 +192,7 @@ func EvaluateState(tr Tracker, st events.DroneState, s Settings, fences []Fence,
 		}
 	}
 	// A newer state is a sign of life: any lost-link episode ends here.
-	ts := apply(&tr, conds, func(string) bool { return true }, at)
+	ts := apply(&tr, conds, func(string) bool { return true }, at, &st)
 	return tr, ts, true
 }
 
@@ -205,13 +212,28 @@ func EvaluateLink(tr Tracker, s Settings, now time.Time) (Tracker, []Transition,
 	if lost {
 		conds = append(conds, condition{KindLinkLost, "", fmt.Sprintf("no report for more than %g s", s.LostLinkSecs)})
 	}
-	ts := apply(&tr, conds, func(kind string) bool { return kind == KindLinkLost }, now.UTC())
+	ts := apply(&tr, conds, func(kind string) bool { return kind == KindLinkLost }, now.UTC(), nil)
 	return tr, ts, len(ts) > 0
 }
 
 // apply opens, updates and closes episodes so the open set matches conds
-// for the kinds in scope.
-func apply(tr *Tracker, conds []condition, inScope func(kind string) bool, at time.Time) []Transition {
+// for the kinds in scope. Episodes opened or closed carry st's readings
+// (nil: none).
+func apply(tr *Tracker, conds []condition, inScope func(kind string) bool, at time.Time, st *events.DroneState) []Transition {
+	reading := func(a *Alert) {
+		a.Battery, a.TimeToEmptySecs = nil, nil
+		if st == nil {
+			return
+		}
+		if st.Battery != nil {
+			v := *st.Battery
+			a.Battery = &v
+		}
+		if st.TimeToEmptySecs != nil {
+			v := *st.TimeToEmptySecs
+			a.TimeToEmptySecs = &v
+		}
+	}
 	var out []Transition
 	seen := map[string]bool{}
 	for _, c := range conds {
@@ -227,6 +249,7 @@ func apply(tr *Tracker, conds []condition, inScope func(kind string) bool, at ti
 		}
 		a := Alert{ID: AlertID(tr.TenantID, tr.DroneID, c.kind, c.fenceID, at), TenantID: tr.TenantID,
 			DroneID: tr.DroneID, Kind: c.kind, FenceID: c.fenceID, Message: c.message, OpenedAt: at, UpdatedAt: at}
+		reading(&a)
 		tr.Open[k] = a
 		out = append(out, Transition{Type: events.TypeAlertRaised, Alert: a})
 	}
@@ -237,6 +260,7 @@ func apply(tr *Tracker, conds []condition, inScope func(kind string) bool, at ti
 		}
 		closed := at
 		a.ClosedAt, a.UpdatedAt = &closed, at
+		reading(&a)
 		delete(tr.Open, k)
 		out = append(out, Transition{Type: events.TypeAlertResolved, Alert: a})
 	}

@@ -14,15 +14,16 @@ import (
 	"github.com/dronetrack/dronetrack/events"
 )
 
-// Input is what a notification is made of: the alert transition, the
-// drone's name and newest state (battery, time to empty, position; nil when
-// unknown) and the website's base URL for the link.
+// Input is what a notification is made of: the alert transition (with the
+// battery readings of the state that caused it), the drone's name and last
+// known position (nil when unknown), and the website's base URL for the
+// link.
 type Input struct {
 	Alert     events.Alert
 	Resolved  bool
 	DroneName string
-	State     *events.DroneState
-	SiteURL   string // e.g. https://track.example.com; empty: no link
+	Position  *[2]float64 // lat, lon of the drone's newest state
+	SiteURL   string      // e.g. https://track.example.com; empty: no link
 }
 
 // Message is one notification, ready for any channel kind.
@@ -52,10 +53,10 @@ func Compose(in Input) Message {
 		name = a.DroneID
 	}
 	m := Message{Link: DroneLink(in.SiteURL, a.DroneID), Input: in}
-	what := summary(a, in.State)
+	what := summary(a)
 	if in.Resolved {
 		m.Subject = name + ": resolved: " + a.Message
-		if b := battery(in.State); b != "" && isBattery(a.Kind) {
+		if b := battery(a); b != "" && isBattery(a.Kind) {
 			m.Subject += " (now " + b + ")"
 		}
 	} else {
@@ -73,23 +74,23 @@ func isBattery(kind string) bool {
 // summary is the raised subject after the drone's name: for battery alerts
 // the charge and the predicted time to empty when known, else the alert's
 // own message.
-func summary(a events.Alert, st *events.DroneState) string {
-	b := battery(st)
+func summary(a events.Alert) string {
+	b := battery(a)
 	if !isBattery(a.Kind) || b == "" {
 		return a.Message
 	}
 	s := "battery " + b
-	if st.TimeToEmptySecs != nil && *st.TimeToEmptySecs >= 0 {
-		s += ", predicted empty in " + duration(*st.TimeToEmptySecs)
+	if a.TimeToEmptySecs != nil && *a.TimeToEmptySecs >= 0 {
+		s += ", predicted empty in " + duration(*a.TimeToEmptySecs)
 	}
 	return s
 }
 
-func battery(st *events.DroneState) string {
-	if st == nil || st.Battery == nil {
+func battery(a events.Alert) string {
+	if a.Battery == nil {
 		return ""
 	}
-	return fmt.Sprintf("%.0f %%", *st.Battery)
+	return fmt.Sprintf("%.0f %%", *a.Battery)
 }
 
 // duration says a time to empty the way a person would: "45 s", "4 min",
@@ -123,7 +124,7 @@ func kindLabel(kind string) string {
 
 // facts are the label/value lines every body shows, in order.
 func facts(m Message, name string) [][2]string {
-	a, st := m.Input.Alert, m.Input.State
+	a := m.Input.Alert
 	status := "raised"
 	if m.Input.Resolved {
 		status = "resolved"
@@ -137,11 +138,14 @@ func facts(m Message, name string) [][2]string {
 	if a.ResolvedAt != nil {
 		out = append(out, [2]string{"Resolved", a.ResolvedAt.UTC().Format(time.RFC1123)})
 	}
-	if b := battery(st); b != "" {
+	if b := battery(a); b != "" {
 		out = append(out, [2]string{"Battery", b})
 	}
-	if st != nil {
-		out = append(out, [2]string{"Position", fmt.Sprintf("%.5f, %.5f", st.Lat, st.Lon)})
+	if a.TimeToEmptySecs != nil && *a.TimeToEmptySecs >= 0 {
+		out = append(out, [2]string{"Predicted empty in", duration(*a.TimeToEmptySecs)})
+	}
+	if p := m.Input.Position; p != nil {
+		out = append(out, [2]string{"Last position", fmt.Sprintf("%.5f, %.5f", p[0], p[1])})
 	}
 	return out
 }

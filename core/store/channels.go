@@ -63,13 +63,13 @@ type ChannelStatus struct {
 func (s ChannelStatus) Record(d Delivery) ChannelStatus {
 	at := d.At
 	if d.OK {
-		if s.LastSuccessAt == nil || at.After(*s.LastSuccessAt) {
+		if s.LastSuccessAt == nil || !at.Before(*s.LastSuccessAt) {
 			s.LastSuccessAt = &at
 			s.LastEventID = d.EventID
 		}
 		return s
 	}
-	if s.LastErrorAt == nil || at.After(*s.LastErrorAt) {
+	if s.LastErrorAt == nil || !at.Before(*s.LastErrorAt) {
 		s.LastErrorAt, s.LastError = &at, d.Error
 		s.LastEventID = d.EventID
 	}

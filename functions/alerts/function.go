@@ -76,6 +76,7 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 		}
 	}
 	opts := Options{Logger: newLogger(cfg[EnvLogLevel])}
+	var err error
 	if s := cfg[EnvRulesTTL]; s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 {
@@ -84,6 +85,10 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 		opts.RulesTTL = d
 	}
 	opts.WebhookClient = webhookClient(cfg[EnvWebhookAllowPrivate] == "true")
+	if opts.SMTP, err = smtpFromEnv(cfg); err != nil {
+		return err
+	}
+	opts.SiteURL = cfg[EnvSiteURL]
 	pub, err := publish.New(cfg[EnvSink], publish.NewClient())
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)
