@@ -129,4 +129,3 @@ func (s *Store) ChannelEventDeliveries(ctx context.Context, tenantID, channelID,
 	})
 	return out, err
 }
-
