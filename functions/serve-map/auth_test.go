@@ -208,6 +208,10 @@ func TestTenantIsolation(t *testing.T) {
 			URL: "https://alpha.test/Alpha-Secret-hook", Secret: "Alpha-Secret-key"}); err != nil {
 			t.Fatal(err)
 		}
+		if err := e.st.CreateChannel(ctx, store.Channel{ID: "ch_alpha", TenantID: aTenant, Name: "Alpha-Secret-chat",
+			Kind: "slack", URL: "https://alpha.test/Alpha-Secret-chat-url"}); err != nil {
+			t.Fatal(err)
+		}
 		low := st
 		low.Battery = ptr(3.0)
 		tr, err := e.st.EvaluateAlerts(ctx, aTenant, aID, func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
@@ -257,6 +261,12 @@ func TestTenantIsolation(t *testing.T) {
 			{"POST", "/api/v1/webhooks", "/api/v1/webhooks", map[string]string{"url": "https://bravo.test/hook"}, []int{201}},
 			{"DELETE", "/api/v1/webhooks/{id}", "/api/v1/webhooks/wh_alpha", nil, []int{404}},
 			{"GET", "/api/v1/webhooks/{id}/deliveries", "/api/v1/webhooks/wh_alpha/deliveries", nil, []int{404}},
+			{"GET", "/api/v1/channels", "/api/v1/channels", nil, []int{200}},
+			{"POST", "/api/v1/channels", "/api/v1/channels", map[string]any{"kind": "email", "recipients": []string{"bob@bravo.test"}}, []int{201}},
+			{"GET", "/api/v1/channels/{id}", "/api/v1/channels/ch_alpha", nil, []int{404}},
+			{"PUT", "/api/v1/channels/{id}", "/api/v1/channels/ch_alpha", map[string]any{"kind": "slack", "url": "https://bravo.test/x"}, []int{404}},
+			{"GET", "/api/v1/channels/{id}/deliveries", "/api/v1/channels/ch_alpha/deliveries", nil, []int{404}},
+			{"DELETE", "/api/v1/channels/{id}", "/api/v1/channels/ch_alpha", nil, []int{404}},
 			{"GET", "/api/v1/stream", "", nil, nil},       // below
 			{"POST", "/api/v1/auth/logout", "", nil, nil}, // last
 		}
@@ -330,6 +340,9 @@ func TestTenantIsolation(t *testing.T) {
 		}
 		if _, err := e.st.Webhook(ctx, aTenant, "wh_alpha"); err != nil {
 			t.Errorf("A's webhook: %v", err)
+		}
+		if ch, err := e.st.Channel(ctx, aTenant, "ch_alpha"); err != nil || ch.URL != "https://alpha.test/Alpha-Secret-chat-url" {
+			t.Errorf("A's channel changed: %+v, %v", ch, err)
 		}
 		after, err := e.st.Drones(ctx, aTenant)
 		if err != nil {
