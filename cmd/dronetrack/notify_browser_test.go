@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/dronetrack/dronetrack/core/alerting"
+)
+
+// wrapNotification runs before the page's scripts: it records every
+// Notification the page creates (title, body, tag) in window.__notes and
+// then creates it for real.
+const wrapNotification = `(() => {
+  const Real = window.Notification;
+  window.__notes = [];
+  if (typeof Real !== 'function') return;
+  window.Notification = class extends Real {
+    constructor(title, options) {
+      window.__notes.push({ title, body: options && options.body, tag: options && options.tag });
+      super(title, options);
+    }
+  };
+})();`
+
+// TestNotifyBrowser: with notification permission granted to the site, an
+// operator turns desktop notifications on in the Alerts tab (one click),
+// keeps geofence breaches among the kinds and turns link.lost off; a keep-out
+// fence laid over the flying drones raises geofence.breach alerts, and each
+// shows one desktop notification (observed through the page's Notification
+// calls) naming the drone and the breach, while the Alerts tab badge
+// counts them as before. A reload keeps the choice (stored in the browser).
+func TestNotifyBrowser(t *testing.T) {
+	sys, dir := startBrowserSystem(t, 3, 2, 1)
+	ctx, con := newBrowser(t, 1280, 800)
+	ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument,
+		page.AddScriptToEvaluateOnNewDocumentParams{Source: wrapNotification}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+		Permission: &browser.PermissionDescriptor{Name: "notifications"}, Setting: browser.PermissionSettingGranted,
+		Origin: sys.URL()}); err != nil {
+		t.Fatalf("grant notifications: %v", err)
+	}
+	run := stepRunner(t, ctx)
+	openPage(t, ctx, sys.URL(), dir)
+	if got := evalJS[string](t, ctx, `Notification.permission`); got != "granted" {
+		t.Fatalf("Notification.permission = %q; want granted", got)
+	}
+
+	run("open the alerts tab", chromedp.Click(chromedp.CSS(`#tab-alerts`)))
+	waitJS(t, ctx, "the notification controls shown", `document.getElementById('notify-toggle').getClientRects().length > 0`, 5*time.Second)
+	if evalJS[bool](t, ctx, `window.dronetrack.notifier.active`) {
+		t.Fatal("notifications on before the operator turned them on")
+	}
+	run("turn notifications on", chromedp.Click(chromedp.CSS(`#notify-toggle`)))
+	waitJS(t, ctx, "notifications on", `window.dronetrack.notifier.active && document.getElementById('notify-toggle').getAttribute('aria-pressed') === 'true'`, 5*time.Second)
+	run("no link.lost notifications", chromedp.Click(chromedp.CSS(`#notify input[value="link.lost"]`)))
+	waitJS(t, ctx, "kinds saved", `!JSON.parse(localStorage.getItem('dronetrack.notify')).kinds.includes('link.lost')`, 5*time.Second)
+
+	// A keep-out circle over the flying drones.
+	waitJS(t, ctx, "a flying drone", `[...window.dronetrack.fleet.drones.values()].some((d) => d.state)`, 20*time.Second)
+	var at struct{ Lat, Lon float64 }
+	if err := json.Unmarshal([]byte(evalJS[string](t, ctx,
+		`JSON.stringify([...window.dronetrack.fleet.drones.values()].filter((d) => d.state).map((d) => ({lat: d.state.lat, lon: d.state.lon}))[0])`)), &at); err != nil {
+		t.Fatal(err)
+	}
+	api := newAlertsAPI(t, ctx, sys)
+	api.call(http.MethodPost, "/api/v1/geofences", map[string]any{"name": "No-fly zone", "mode": alerting.ModeKeepOut,
+		"center": map[string]float64{"lat": at.Lat, "lon": at.Lon}, "radiusM": 100000}, http.StatusCreated)
+
+	waitJS(t, ctx, "a geofence notification", `window.__notes.some((n) => n.title.endsWith(': Geofence breach'))`, 40*time.Second)
+	time.Sleep(3 * time.Second) // further stream polls: an alert must not notify twice
+	var notes []struct{ Title, Body, Tag string }
+	if err := json.Unmarshal([]byte(evalJS[string](t, ctx, `JSON.stringify(window.__notes)`)), &notes); err != nil {
+		t.Fatal(err)
+	}
+	var alerts struct{ Alerts []alerting.Alert }
+	if err := json.Unmarshal(api.call(http.MethodGet, "/api/v1/alerts", nil, http.StatusOK), &alerts); err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]alerting.Alert{}
+	for _, a := range alerts.Alerts {
+		byID[a.ID] = a
+	}
+	names := evalJS[map[string]string](t, ctx, `Object.fromEntries([...window.dronetrack.fleet.drones.values()].map((d) => [d.id, d.name]))`)
+	tags := map[string]int{}
+	for _, n := range notes {
+		tags[n.Tag]++
+		a, ok := byID[n.Tag]
+		if !ok {
+			t.Errorf("notification %+v: its tag is no alert of the tenant", n)
+			continue
+		}
+		if a.Kind == alerting.KindLinkLost {
+			t.Errorf("notification %+v for link.lost, which the operator turned off", n)
+		}
+		if a.Kind == alerting.KindGeofence && (n.Title != names[a.DroneID]+": Geofence breach" || !strings.Contains(n.Body, "No-fly zone")) {
+			t.Errorf("notification %+v; want %q naming the fence", n, names[a.DroneID]+": Geofence breach")
+		}
+	}
+	for tag, c := range tags {
+		if c != 1 {
+			t.Errorf("alert %s notified %d times; want once", tag, c)
+		}
+	}
+	breaches := 0
+	for _, a := range byID {
+		if a.Kind == alerting.KindGeofence && a.Open() {
+			breaches++
+		}
+	}
+	if breaches == 0 {
+		t.Errorf("no open geofence alert in the API although the page notified one")
+	}
+	badge := evalJS[string](t, ctx, `document.getElementById('alert-count').textContent`)
+	if badge == "" || badge == "0" {
+		t.Errorf("Alerts tab badge %q; want the open alerts counted", badge)
+	}
+	t.Logf("%d notifications: %v; badge %s", len(notes), notes, badge)
+	screenshot(t, ctx, "notify-1-on.png")
+
+	// The choice is this browser's: a reload keeps it.
+	run("reload", chromedp.Reload())
+	waitJS(t, ctx, "page back", `!!(window.dronetrack && window.dronetrack.ready && window.dronetrack.notifier)`, 20*time.Second)
+	if !evalJS[bool](t, ctx, `window.dronetrack.notifier.active && !window.dronetrack.notifier.prefs.kinds.includes('link.lost')`) {
+		t.Errorf("after a reload the notifier is %s; want on, without link.lost",
+			evalJS[string](t, ctx, `JSON.stringify(window.dronetrack.notifier.prefs)`))
+	}
+	con.check(t)
+}
