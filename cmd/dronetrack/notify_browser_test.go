@@ -136,5 +136,58 @@ func TestNotifyBrowser(t *testing.T) {
 		t.Errorf("after a reload the notifier is %s; want on, without link.lost",
 			evalJS[string](t, ctx, `JSON.stringify(window.dronetrack.notifier.prefs)`))
 	}
+
+	// The alerts page: the staleness limit shows its default; channels are
+	// added with the form, a bad address refused naming the field, and a
+	// chat URL never shown again.
+	run("open the alerts page", chromedp.Navigate(sys.URL()+"/account/alerts.html"), chromedp.WaitVisible(chromedp.CSS(`#channel-form`)))
+	waitJS(t, ctx, "channel form ready", `document.getElementById('ch-drones').options.length > 0 && document.getElementById('notifyStaleSecs').value === '900'`, 10*time.Second)
+	run("a bad recipient",
+		chromedp.SendKeys(chromedp.CSS(`#ch-name`), "Ops mail"),
+		chromedp.SendKeys(chromedp.CSS(`#ch-recipients`), "ops@example.test, not-an-address"),
+		chromedp.Click(chromedp.CSS(`#ch-kinds input[value="geofence.breach"]`)),
+		chromedp.Click(chromedp.CSS(`#channel-form button[type=submit]`)),
+	)
+	waitJS(t, ctx, "the recipient error shown", `document.getElementById('error').textContent.includes('recipients[1]') && document.getElementById('ch-recipients').getAttribute('aria-invalid') === 'true'`, 5*time.Second)
+	run("a good recipient",
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#ch-recipients").value = ""; undefined`),
+		chromedp.SendKeys(chromedp.CSS(`#ch-recipients`), "ops@example.test"),
+		chromedp.Click(chromedp.CSS(`#channel-form button[type=submit]`)),
+	)
+	waitJS(t, ctx, "the email channel listed", `document.querySelectorAll('#channels-list tr').length === 1`, 5*time.Second)
+	run("a Slack channel",
+		chromedp.SetValue(chromedp.CSS(`#ch-kind`), "slack"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('ch-kind').dispatchEvent(new Event('change')); undefined`),
+		chromedp.SendKeys(chromedp.CSS(`#ch-name`), "Ops chat"),
+		chromedp.SendKeys(chromedp.CSS(`#ch-url`), "https://hooks.slack.test/services/T1/B2/xyzzy-secret"),
+		chromedp.Click(chromedp.CSS(`#channel-form button[type=submit]`)),
+	)
+	waitJS(t, ctx, "the slack channel listed", `document.querySelectorAll('#channels-list tr').length === 2`, 5*time.Second)
+	if html := evalJS[string](t, ctx, `document.body.innerHTML`); strings.Contains(html, "xyzzy-secret") || !strings.Contains(html, "hooks.slack.test") {
+		t.Error("the channel list shows the chat URL's secret, or not its host")
+	}
+	var chans struct {
+		Channels []struct {
+			Name, Kind string
+			Recipients []string
+			AlertKinds []string
+			URLSet     bool
+		}
+	}
+	if err := json.Unmarshal(api.call(http.MethodGet, "/api/v1/channels", nil, http.StatusOK), &chans); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]string{}
+	for _, c := range chans.Channels {
+		kinds[c.Name] = c.Kind + " " + strings.Join(c.Recipients, ",") + " " + strings.Join(c.AlertKinds, ",")
+		if c.Kind == "slack" && !c.URLSet {
+			t.Errorf("slack channel %+v without its URL", c)
+		}
+	}
+	if kinds["Ops mail"] != "email ops@example.test geofence.breach" || kinds["Ops chat"] != "slack  geofence.breach" {
+		t.Errorf("channels %+v; want the email channel for geofence breaches and the slack one", kinds)
+	}
+	screenshot(t, ctx, "notify-2-channels.png")
+	con.expectRefused(t, "/api/v1/channels") // the bad recipient
 	con.check(t)
 }
