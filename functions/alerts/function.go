@@ -26,6 +26,11 @@
 // W3C trace context of the state.updated that raised them (core/tracing),
 // and the webhook POSTs continue it in their traceparent header.
 //
+// Notification channels (email over SMTP, Slack, Teams; notify.go) are
+// delivery targets on the same path: each channel that wants the alert gets
+// it once, logged and retried the same way, unless it is older than the
+// tenant's staleness limit or falls in the channel's quiet hours.
+//
 // It follows the knative func-go http contract: New, Start (config from
 // env), Stop, Ready, Alive and Handle.
 package function
