@@ -62,6 +62,14 @@ func Compose(in Input) Message {
 	} else {
 		m.Subject = name + ": " + what
 	}
+	// Names and messages come from tenants: no line breaks or other
+	// control characters in a header line.
+	m.Subject = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, m.Subject)
 	m.Text = textBody(m, name)
 	m.HTML = htmlBody(m, name)
 	return m

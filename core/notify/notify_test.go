@@ -142,6 +142,10 @@ func TestCompose(t *testing.T) {
 		t.Errorf("resolved subject %q", s)
 	}
 
+	if s := Compose(Input{Alert: geo, DroneName: "evil\r\nBcc: all@example.com"}).Subject; strings.ContainsAny(s, "\r\n") {
+		t.Errorf("subject %q carries a line break from the drone's name", s)
+	}
+
 	var slack struct {
 		Text   string
 		Blocks []struct{ Type string }
