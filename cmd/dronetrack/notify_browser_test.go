@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -50,6 +51,16 @@ func TestNotifyBrowser(t *testing.T) {
 		Permission: &browser.PermissionDescriptor{Name: "notifications"}, Setting: browser.PermissionSettingGranted,
 		Origin: sys.URL()}); err != nil {
 		t.Fatalf("grant notifications: %v", err)
+	}
+	// The page confirms deletions with window.confirm: accept them.
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			go func() {
+				_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+			}()
+		}
+	}); err != nil {
+		t.Fatal(err)
 	}
 	run := stepRunner(t, ctx)
 	openPage(t, ctx, sys.URL(), dir)
@@ -160,6 +171,7 @@ func TestNotifyBrowser(t *testing.T) {
 		chromedp.Evaluate[chromedp.Void](`document.getElementById('ch-kind').dispatchEvent(new Event('change')); undefined`),
 		chromedp.SendKeys(chromedp.CSS(`#ch-name`), "Ops chat"),
 		chromedp.SendKeys(chromedp.CSS(`#ch-url`), "https://hooks.slack.test/services/T1/B2/xyzzy-secret"),
+		chromedp.Click(chromedp.CSS(`#ch-kinds input[value="geofence.breach"]`)),
 		chromedp.Click(chromedp.CSS(`#channel-form button[type=submit]`)),
 	)
 	waitJS(t, ctx, "the slack channel listed", `document.querySelectorAll('#channels-list tr').length === 2`, 5*time.Second)
@@ -187,7 +199,64 @@ func TestNotifyBrowser(t *testing.T) {
 	if kinds["Ops mail"] != "email ops@example.test geofence.breach" || kinds["Ops chat"] != "slack  geofence.breach" {
 		t.Errorf("channels %+v; want the email channel for geofence breaches and the slack one", kinds)
 	}
+
+	// Edit: rename the email channel and give it quiet hours away from now;
+	// rename the Slack one without retyping its URL (the stored one stays).
+	quietFrom, quietTo := time.Now().UTC().Add(2*time.Hour).Format("15:04"), time.Now().UTC().Add(3*time.Hour).Format("15:04")
+	run("edit the email channel", chromedp.Click(chromedp.CSS(`#channels-list tr:nth-child(1) .ch-edit`)))
+	waitJS(t, ctx, "the form holds the channel", `document.getElementById('ch-recipients').value === 'ops@example.test' && document.getElementById('ch-kind').disabled`, 5*time.Second)
+	run("rename, quiet hours, save",
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#ch-name").value = ""; undefined`),
+		chromedp.SendKeys(chromedp.CSS(`#ch-name`), "Night mail"),
+		chromedp.SetValue(chromedp.CSS(`#ch-quiet-start`), quietFrom),
+		chromedp.SetValue(chromedp.CSS(`#ch-quiet-end`), quietTo),
+		chromedp.SetValue(chromedp.CSS(`#ch-quiet-tz`), "UTC"),
+		chromedp.Click(chromedp.CSS(`#ch-submit`)),
+	)
+	waitJS(t, ctx, "the edit saved", fmt.Sprintf(`document.getElementById('channels-list').textContent.includes('Night mail') && document.getElementById('channels-list').textContent.includes('%s–%s UTC') && !document.getElementById('ch-kind').disabled`, quietFrom, quietTo), 5*time.Second)
+	run("edit the slack channel", chromedp.Click(chromedp.CSS(`#channels-list tr:nth-child(2) .ch-edit`)))
+	waitJS(t, ctx, "the form holds the slack channel", `document.getElementById('ch-kind').value === 'slack' && document.getElementById('ch-url').value === ''`, 5*time.Second)
+	run("rename it, save",
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#ch-name").value = ""; undefined`),
+		chromedp.SendKeys(chromedp.CSS(`#ch-name`), "Night chat"),
+		chromedp.Click(chromedp.CSS(`#ch-submit`)),
+	)
+	waitJS(t, ctx, "the slack edit saved", `document.getElementById('channels-list').textContent.includes('Night chat')`, 5*time.Second)
+	stored, err := sys.store.Channels(ctx, demoTenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range stored {
+		if c.Kind == "slack" && (c.Name != "Night chat" || c.URL != "https://hooks.slack.test/services/T1/B2/xyzzy-secret") {
+			t.Errorf("slack channel after the edit %+v; want renamed with its URL kept", c)
+		}
+		if c.Kind == "email" && (c.QuietHours == nil || c.QuietHours.Start != quietFrom || c.Name != "Night mail") {
+			t.Errorf("email channel after the edit %+v; want renamed with quiet hours %s-%s", c, quietFrom, quietTo)
+		}
+	}
+
+	// A failing channel shows on the page: this machine has no mail server,
+	// so a new breach's email fails and the channel says why.
+	api.call(http.MethodPost, "/api/v1/geofences", map[string]any{"name": "Second zone", "mode": alerting.ModeKeepOut,
+		"center": map[string]float64{"lat": at.Lat, "lon": at.Lon}, "radiusM": 100000}, http.StatusCreated)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		run("refresh status", chromedp.Click(chromedp.CSS(`#channels-refresh`)))
+		time.Sleep(500 * time.Millisecond)
+		if evalJS[bool](t, ctx, `[...document.querySelectorAll('#channels-list tr')].some((tr) => tr.textContent.includes('Night mail') && tr.querySelector('.ch-error.failed')?.textContent.includes('email is not configured'))`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the email channel's failure never showed: %s", evalJS[string](t, ctx, `document.getElementById('channels-list').textContent`))
+		}
+	}
 	screenshot(t, ctx, "notify-2-channels.png")
+	// Delete the Slack channel (its host does not resolve here, so the
+	// broker keeps retrying it): confirmed in the page's dialog.
+	run("delete the slack channel", chromedp.Click(chromedp.CSS(`#channels-list tr:nth-child(2) .ch-delete`)))
+	waitJS(t, ctx, "the slack channel gone", `document.querySelectorAll('#channels-list tr').length === 1`, 5*time.Second)
+	if left, err := sys.store.Channels(ctx, demoTenantID); err != nil || len(left) != 1 || left[0].Kind != "email" {
+		t.Errorf("channels after deleting the slack one: %+v, %v", left, err)
+	}
 	con.expectRefused(t, "/api/v1/channels") // the bad recipient
 	con.check(t)
 }

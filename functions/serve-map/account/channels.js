@@ -42,6 +42,13 @@
       const failedLast = st.lastErrorAt && (!st.lastSuccessAt || Date.parse(st.lastErrorAt) >= Date.parse(st.lastSuccessAt));
       cell(tr, st.lastErrorAt ? `${fmtTime(st.lastErrorAt)}: ${st.lastError || ''}` : '—', failedLast ? 'failed ch-error' : 'ch-error');
       const act = cell(tr, '');
+      const edit = document.createElement('button');
+      edit.type = 'button';
+      edit.className = 'ch-edit';
+      edit.textContent = 'Edit';
+      edit.setAttribute('aria-label', `Edit the channel ${c.name}`);
+      edit.addEventListener('click', () => startEdit(c));
+      act.append(edit, ' ');
       const del = document.createElement('button');
       del.type = 'button';
       del.className = 'ch-delete';
@@ -77,6 +84,41 @@
     $('ch-chat-fields').hidden = email;
   }
 
+  // startEdit fills the form with a channel; saving then replaces it (PUT).
+  // Its kind stays; an empty URL field keeps the stored URL, never shown.
+  function startEdit(c) {
+    const form = $('channel-form');
+    form.dataset.editing = c.id;
+    $('ch-kind').value = c.kind;
+    $('ch-kind').disabled = true;
+    showKindFields();
+    $('ch-name').value = c.name || '';
+    $('ch-recipients').value = (c.recipients || []).join(', ');
+    $('ch-url').value = '';
+    $('ch-url').placeholder = c.urlSet ? `set (${c.urlHost || 'hidden'}); leave empty to keep it` : '';
+    for (const cb of document.querySelectorAll('#ch-kinds input')) cb.checked = (c.alertKinds || []).includes(cb.value);
+    for (const o of $('ch-drones').options) o.selected = (c.droneIds || []).includes(o.value);
+    for (const o of $('ch-fences').options) o.selected = (c.fenceIds || []).includes(o.value);
+    $('ch-quiet-start').value = c.quietHours ? c.quietHours.start : '';
+    $('ch-quiet-end').value = c.quietHours ? c.quietHours.end : '';
+    if (c.quietHours) $('ch-quiet-tz').value = c.quietHours.timeZone || 'UTC';
+    $('ch-submit').textContent = 'Save channel';
+    $('ch-cancel').hidden = false;
+    $('ch-name').focus();
+  }
+
+  function resetForm() {
+    const form = $('channel-form');
+    delete form.dataset.editing;
+    $('ch-kind').disabled = false;
+    for (const id of ['ch-name', 'ch-recipients', 'ch-url', 'ch-quiet-start', 'ch-quiet-end']) $(id).value = '';
+    $('ch-url').placeholder = 'https://hooks.slack.com/services/…';
+    for (const cb of document.querySelectorAll('#ch-kinds input')) cb.checked = false;
+    for (const o of [...$('ch-drones').options, ...$('ch-fences').options]) o.selected = false;
+    $('ch-submit').textContent = 'Add channel';
+    $('ch-cancel').hidden = true;
+  }
+
   function input() {
     const kind = $('ch-kind').value;
     const body = { kind, name: $('ch-name').value.trim() };
@@ -105,15 +147,21 @@
     const [drones, fences] = await Promise.all([api('GET', '/api/v1/drones'), api('GET', '/api/v1/geofences')]);
     options($('ch-drones'), (drones.drones || []).map((d) => [d.id, d.name || d.id]));
     options($('ch-fences'), (fences.geofences || []).map((f) => [f.id, f.name || f.id]));
+    $('ch-cancel').addEventListener('click', resetForm);
     onSubmit($('channel-form'), async () => {
+      const editing = $('channel-form').dataset.editing;
       let c;
-      try { c = await api('POST', '/api/v1/channels', input()); } catch (err) {
+      try {
+        c = editing
+          ? await api('PUT', `/api/v1/channels/${encodeURIComponent(editing)}`, input())
+          : await api('POST', '/api/v1/channels', input());
+      } catch (err) {
         showFieldError(err && err.field ? { field: FIELD_INPUT[err.field] || (err.field.startsWith('recipients') ? 'ch-recipients' : '') } : null);
         throw err;
       }
       showFieldError(null);
-      $('ch-name').value = ''; $('ch-recipients').value = ''; $('ch-url').value = '';
-      list.push(c);
+      list = editing ? list.map((x) => (x.id === c.id ? c : x)) : [...list, c];
+      resetForm();
       render();
     });
     $('channels-refresh').addEventListener('click', () => load().catch(showError));
