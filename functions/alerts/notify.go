@@ -64,7 +64,10 @@ func (h *Handler) notifyChannel(ctx context.Context, log *slog.Logger, ch store.
 	// As for webhooks, a resolved event waits for its raised one when the
 	// channel would have been sent it: people should not read "resolved"
 	// before the alert.
-	if resolved && !ch.CreatedAt.After(a.OpenedAt) && ch.Wants(a, a.OpenedAt) && !notify.Stale(a.OpenedAt, now, limit) {
+	// An email channel on a deployment without a mail server never gets
+	// the raised one: it does not wait (nor would it get this one).
+	sendable := ch.Kind != notify.KindEmail || h.opts.SMTP.Host != ""
+	if resolved && sendable && !ch.CreatedAt.After(a.OpenedAt) && ch.Wants(a, a.OpenedAt) && !notify.Stale(a.OpenedAt, now, limit) {
 		raised, err := h.st.ChannelEventDeliveries(ctx, ch.TenantID, ch.ID, events.AlertEventID(a.ID, false))
 		if err != nil {
 			log.Error("read channel delivery log", "err", err)

@@ -469,7 +469,7 @@ func TestNotifyStaleAndFiltered(t *testing.T) {
 	// t0 is 12:00 UTC = 13:00 in Berlin: inside 12:30-14:00 there.
 	createChannel(t, fx.st, store.Channel{ID: "ch_quiet", Kind: notify.KindEmail, Recipients: []string{"q@example.test"},
 		Rules: notify.Rules{QuietHours: &notify.QuietHours{Start: "12:30", End: "14:00", TimeZone: "Europe/Berlin"}}})
-	raised, _ := alertEvents(t, fx)
+	raised, resolved := alertEvents(t, fx)
 
 	fx.h.opts.Now = func() time.Time { return t0.Add(time.Minute) }
 	if code := fx.sendTo(t, PathWebhooks, raised); code != http.StatusNoContent {
@@ -508,6 +508,11 @@ func TestNotifyStaleAndFiltered(t *testing.T) {
 	ch, _ := fx.st.Channel(ctx, "acme", "ch_nosmtp")
 	if !strings.Contains(ch.Status.LastError, "SMTP_HOST") {
 		t.Errorf("status %+v; want the missing mail server named", ch.Status)
+	}
+	// Its resolved event does not wait for a raised one it can never get.
+	fx.h.opts.Now = func() time.Time { return t0.Add(101 * time.Second) }
+	if code := fx.sendTo(t, PathWebhooks, resolved); code != http.StatusNoContent {
+		t.Errorf("resolved without SMTP: %d; want 204", code)
 	}
 }
 
