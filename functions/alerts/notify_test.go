@@ -666,4 +666,3 @@ func remarshal(t *testing.T, in any, out any) {
 		t.Fatalf("%s: %v", b, err)
 	}
 }
-
