@@ -18,10 +18,15 @@ import (
 
 // wrapNotification runs before the page's scripts: it records every
 // Notification the page creates (title, body, tag) in window.__notes and
-// then creates it for real.
+// then creates it for real; window.__beeps counts the sounds played.
 const wrapNotification = `(() => {
   const Real = window.Notification;
   window.__notes = [];
+  window.__beeps = 0;
+  if (window.AudioContext) {
+    const osc = AudioContext.prototype.createOscillator;
+    AudioContext.prototype.createOscillator = function () { window.__beeps++; return osc.call(this); };
+  }
   if (typeof Real !== 'function') return;
   window.Notification = class extends Real {
     constructor(title, options) {
@@ -33,10 +38,11 @@ const wrapNotification = `(() => {
 
 // TestNotifyBrowser: with notification permission granted to the site, an
 // operator turns desktop notifications on in the Alerts tab (one click),
-// keeps geofence breaches among the kinds and turns link.lost off; a keep-out
+// keeps geofence breaches among the kinds, turns link.lost off and the sound
+// on; a keep-out
 // fence laid over the flying drones raises geofence.breach alerts, and each
 // shows one desktop notification (observed through the page's Notification
-// calls) naming the drone and the breach, while the Alerts tab badge
+// calls) naming the drone and the breach, and one sound, while the Alerts tab badge
 // counts them as before. A reload keeps the choice (stored in the browser).
 func TestNotifyBrowser(t *testing.T) {
 	sys, dir := startBrowserSystem(t, 3, 2, 1)
@@ -75,7 +81,8 @@ func TestNotifyBrowser(t *testing.T) {
 	}
 	run("turn notifications on", chromedp.Click(chromedp.CSS(`#notify-toggle`)))
 	waitJS(t, ctx, "notifications on", `window.dronetrack.notifier.active && document.getElementById('notify-toggle').getAttribute('aria-pressed') === 'true'`, 5*time.Second)
-	run("no link.lost notifications", chromedp.Click(chromedp.CSS(`#notify input[value="link.lost"]`)))
+	run("no link.lost notifications, with sound", chromedp.Click(chromedp.CSS(`#notify input[value="link.lost"]`)),
+		chromedp.Click(chromedp.CSS(`#notify-sound`)))
 	waitJS(t, ctx, "kinds saved", `!JSON.parse(localStorage.getItem('dronetrack.notify')).kinds.includes('link.lost')`, 5*time.Second)
 
 	// A keep-out circle over the flying drones.
@@ -118,6 +125,9 @@ func TestNotifyBrowser(t *testing.T) {
 		if a.Kind == alerting.KindGeofence && (n.Title != names[a.DroneID]+": Geofence breach" || !strings.Contains(n.Body, "No-fly zone")) {
 			t.Errorf("notification %+v; want %q naming the fence", n, names[a.DroneID]+": Geofence breach")
 		}
+	}
+	if beeps := evalJS[int](t, ctx, `window.__beeps`); beeps != len(notes) {
+		t.Errorf("%d sounds for %d notifications; want one each (sound is on)", beeps, len(notes))
 	}
 	for tag, c := range tags {
 		if c != 1 {
