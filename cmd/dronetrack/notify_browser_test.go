@@ -39,11 +39,12 @@ const wrapNotification = `(() => {
 // TestNotifyBrowser: with notification permission granted to the site, an
 // operator turns desktop notifications on in the Alerts tab (one click),
 // keeps geofence breaches among the kinds, turns link.lost off and the sound
-// on; a keep-out
-// fence laid over the flying drones raises geofence.breach alerts, and each
-// shows one desktop notification (observed through the page's Notification
-// calls) naming the drone and the breach, and one sound, while the Alerts tab badge
-// counts them as before. A reload keeps the choice (stored in the browser).
+// on; a keep-out fence laid over the flying drones raises geofence.breach
+// alerts, and each shows one desktop notification (observed through the
+// page's Notification calls) naming the drone and the breach, and plays one
+// sound, while the Alerts tab badge counts them as before. A reload keeps
+// the choice (stored in the browser). Then the alerts page: channels added,
+// edited, a failure shown, one deleted.
 func TestNotifyBrowser(t *testing.T) {
 	sys, dir := startBrowserSystem(t, 3, 2, 1)
 	ctx, con := newBrowser(t, 1280, 800)
