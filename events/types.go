@@ -91,4 +91,9 @@ type Alert struct {
 	Message    string     `json:"message"`
 	OpenedAt   time.Time  `json:"openedAt"`
 	ResolvedAt *time.Time `json:"resolvedAt,omitempty"`
+	// Battery (percent) and TimeToEmptySecs are the drone's readings in the
+	// state that caused the transition, when it had them (never for
+	// link.lost): notifications quote them.
+	Battery         *float64 `json:"battery,omitempty"`
+	TimeToEmptySecs *float64 `json:"timeToEmptySecs,omitempty"`
 }

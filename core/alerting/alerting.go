@@ -30,6 +30,10 @@ type Settings struct {
 	HysteresisPct      float64 `json:"hysteresisPct"`
 	MinTimeToEmptySecs float64 `json:"minTimeToEmptySecs"` // 0 disables battery.exhaustion
 	LostLinkSecs       float64 `json:"lostLinkSecs"`       // 0 disables link.lost
+	// NotifyStaleSecs is the staleness limit of notifications (core/notify):
+	// a transition older than this is not emailed or posted to chat. 0 is
+	// notify.DefaultStaleAfter (15 min).
+	NotifyStaleSecs float64 `json:"notifyStaleSecs,omitempty"`
 }
 
 // DefaultSettings apply to a tenant that saved none.
@@ -55,6 +59,8 @@ func (s Settings) Validate() error {
 		return &FieldError{"minTimeToEmptySecs", "must not be negative"}
 	case s.LostLinkSecs != 0 && s.LostLinkSecs < 1:
 		return &FieldError{"lostLinkSecs", "must be 0 (off) or at least 1"}
+	case s.NotifyStaleSecs != 0 && (s.NotifyStaleSecs < 10 || s.NotifyStaleSecs > 86400):
+		return &FieldError{"notifyStaleSecs", "must be 0 (default, 15 min) or within [10, 86400]"}
 	}
 	return nil
 }
@@ -72,6 +78,12 @@ type Alert struct {
 	ClosedAt       *time.Time `json:"closedAt,omitempty"`
 	AcknowledgedBy string     `json:"acknowledgedBy,omitempty"`
 	AcknowledgedAt *time.Time `json:"acknowledgedAt,omitempty"`
+	// Battery and TimeToEmptySecs are the drone's readings in the state
+	// that opened or, once closed, closed the episode (absent when it had
+	// none, and for link checks): notifications quote them as they were,
+	// however late they are sent.
+	Battery         *float64 `json:"battery,omitempty"`
+	TimeToEmptySecs *float64 `json:"timeToEmptySecs,omitempty"`
 }
 
 // Open reports whether the episode is still going on.
@@ -80,7 +92,8 @@ func (a Alert) Open() bool { return a.ClosedAt == nil }
 // Event is the CloudEvent data of the alert's raised or resolved event.
 func (a Alert) Event() events.Alert {
 	return events.Alert{ID: a.ID, TenantID: a.TenantID, DroneID: a.DroneID, Kind: a.Kind, FenceID: a.FenceID,
-		Message: a.Message, OpenedAt: a.OpenedAt, ResolvedAt: a.ClosedAt}
+		Message: a.Message, OpenedAt: a.OpenedAt, ResolvedAt: a.ClosedAt, Battery: a.Battery,
+		TimeToEmptySecs: a.TimeToEmptySecs}
 }
 
 // Transition is a change to one alert. Type is events.TypeAlertRaised or
@@ -179,7 +192,7 @@ func EvaluateState(tr Tracker, st events.DroneState, s Settings, fences []Fence,
 		}
 	}
 	// A newer state is a sign of life: any lost-link episode ends here.
-	ts := apply(&tr, conds, func(string) bool { return true }, at)
+	ts := apply(&tr, conds, func(string) bool { return true }, at, &st)
 	return tr, ts, true
 }
 
@@ -199,13 +212,28 @@ func EvaluateLink(tr Tracker, s Settings, now time.Time) (Tracker, []Transition,
 	if lost {
 		conds = append(conds, condition{KindLinkLost, "", fmt.Sprintf("no report for more than %g s", s.LostLinkSecs)})
 	}
-	ts := apply(&tr, conds, func(kind string) bool { return kind == KindLinkLost }, now.UTC())
+	ts := apply(&tr, conds, func(kind string) bool { return kind == KindLinkLost }, now.UTC(), nil)
 	return tr, ts, len(ts) > 0
 }
 
 // apply opens, updates and closes episodes so the open set matches conds
-// for the kinds in scope.
-func apply(tr *Tracker, conds []condition, inScope func(kind string) bool, at time.Time) []Transition {
+// for the kinds in scope. Episodes opened or closed carry st's readings
+// (nil: none).
+func apply(tr *Tracker, conds []condition, inScope func(kind string) bool, at time.Time, st *events.DroneState) []Transition {
+	reading := func(a *Alert) {
+		a.Battery, a.TimeToEmptySecs = nil, nil
+		if st == nil {
+			return
+		}
+		if st.Battery != nil {
+			v := *st.Battery
+			a.Battery = &v
+		}
+		if st.TimeToEmptySecs != nil {
+			v := *st.TimeToEmptySecs
+			a.TimeToEmptySecs = &v
+		}
+	}
 	var out []Transition
 	seen := map[string]bool{}
 	for _, c := range conds {
@@ -221,6 +249,7 @@ func apply(tr *Tracker, conds []condition, inScope func(kind string) bool, at ti
 		}
 		a := Alert{ID: AlertID(tr.TenantID, tr.DroneID, c.kind, c.fenceID, at), TenantID: tr.TenantID,
 			DroneID: tr.DroneID, Kind: c.kind, FenceID: c.fenceID, Message: c.message, OpenedAt: at, UpdatedAt: at}
+		reading(&a)
 		tr.Open[k] = a
 		out = append(out, Transition{Type: events.TypeAlertRaised, Alert: a})
 	}
@@ -231,6 +260,7 @@ func apply(tr *Tracker, conds []condition, inScope func(kind string) bool, at ti
 		}
 		closed := at
 		a.ClosedAt, a.UpdatedAt = &closed, at
+		reading(&a)
 		delete(tr.Open, k)
 		out = append(out, Transition{Type: events.TypeAlertResolved, Alert: a})
 	}

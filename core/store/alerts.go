@@ -74,11 +74,13 @@ type Webhook struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
-// Delivery is one attempt to deliver an event to a webhook.
+// Delivery is one attempt to deliver an event to a webhook or, with
+// ChannelID set instead, to a notification channel.
 type Delivery struct {
 	ID         string    `json:"id"`
 	TenantID   string    `json:"tenantId"`
-	WebhookID  string    `json:"webhookId"`
+	WebhookID  string    `json:"webhookId,omitempty"`
+	ChannelID  string    `json:"channelId,omitempty"`
 	EventID    string    `json:"eventId"`
 	EventType  string    `json:"eventType"`
 	Attempt    int       `json:"attempt"`

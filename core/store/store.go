@@ -100,8 +100,10 @@ type Store interface {
 	// not exist, or belongs to another tenant, is ErrNotFound.
 	Track(ctx context.Context, q TrackQuery) ([]TrackPoint, error)
 
-	Alerts // alerts.go
-	Links  // links.go: public tracking links
+	Alerts   // alerts.go
+	Links    // links.go: public tracking links
+	Alerts   // alerts.go
+	Channels // channels.go
 
 	Close() error
 }

@@ -8,6 +8,7 @@ import { feature } from 'topojson-client';
 import { Fleet, status, fmt, STATUS_LABEL, headingOf, speedOf, LOW_BATTERY } from './fleet.js';
 import { DroneLayer } from './dronelayer.js';
 import { Geofences } from './geofences.js';
+import { Notifier } from './notify.js';
 
 const $ = (id) => document.getElementById(id);
 const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.getAttribute('content') ?? '';
@@ -98,7 +99,13 @@ async function loadFleet() {
   const version = r.headers.get(VERSION_HEADER);
   const body = await r.json();
   fleet.replace(body.drones || []);
-  if (!app.loaded) { app.loaded = true; fitFleet(); }
+  if (!app.loaded) {
+    app.loaded = true;
+    fitFleet();
+    // Notification links open the map on a drone: /?drone=<id>.
+    const linked = new URLSearchParams(location.search).get('drone');
+    if (linked) select(linked);
+  }
   openStream(version);
 }
 
@@ -126,7 +133,7 @@ function openStream(version) {
     try { fleet.apply(JSON.parse(e.data)); } catch (err) { console.warn('bad drone event', err); }
   });
   es.addEventListener('resync', () => { es.close(); loadFleet().catch(fail); });
-  es.addEventListener('alert', () => scheduleAlerts());
+  es.addEventListener('alert', (e) => { scheduleAlerts(); notifier.onAlert(e.data); });
 }
 
 function fail(err) {
@@ -579,6 +586,14 @@ for (const t of tabs) {
   });
 }
 app.showTab = (name) => showTab(tabs.find((t) => t.id === `tab-${name}`) || tabs[0]);
+
+// ---------- desktop notifications (notify.js) ----------
+const notifier = new Notifier({
+  panel: $('panel-alerts'),
+  droneName: (id) => fleet.drones.get(id)?.name || id,
+  onOpen: (id) => select(id),
+});
+app.notifier = notifier;
 $('toggle-side').addEventListener('click', () => {
   const hide = !document.body.classList.contains('side-hidden');
   document.body.classList.toggle('side-hidden', hide);

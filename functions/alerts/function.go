@@ -26,6 +26,11 @@
 // W3C trace context of the state.updated that raised them (core/tracing),
 // and the webhook POSTs continue it in their traceparent header.
 //
+// Notification channels (email over SMTP, Slack, Teams; notify.go) are
+// delivery targets on the same path: each channel that wants the alert gets
+// it once, logged and retried the same way, unless it is older than the
+// tenant's staleness limit or falls in the channel's quiet hours.
+//
 // It follows the knative func-go http contract: New, Start (config from
 // env), Stop, Ready, Alive and Handle.
 package function
@@ -76,6 +81,7 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 		}
 	}
 	opts := Options{Logger: newLogger(cfg[EnvLogLevel])}
+	var err error
 	if s := cfg[EnvRulesTTL]; s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 {
@@ -84,6 +90,10 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 		opts.RulesTTL = d
 	}
 	opts.WebhookClient = webhookClient(cfg[EnvWebhookAllowPrivate] == "true")
+	if opts.SMTP, err = smtpFromEnv(cfg); err != nil {
+		return err
+	}
+	opts.SiteURL = cfg[EnvSiteURL]
 	pub, err := publish.New(cfg[EnvSink], publish.NewClient())
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)

@@ -8,8 +8,11 @@ require (
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/dronetrack/dronetrack/core v0.0.0
 	github.com/dronetrack/dronetrack/events v0.0.0
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
+	github.com/emersion/go-smtp v0.26.0
 	github.com/google/go-cmp v0.7.0
 	github.com/prometheus/client_golang v1.25.0
+	github.com/wneessen/go-mail v0.8.1
 )
 
 require (

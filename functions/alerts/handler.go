@@ -43,6 +43,8 @@ type Options struct {
 	WebhookClient *http.Client  // default: 10 s timeout
 	Logger        *slog.Logger
 	Now           func() time.Time
+	SMTP          SMTPConfig // the mail server of email channels (notify_send.go)
+	SiteURL       string     // the website, for links in notifications
 }
 
 // Handler is the alerts function's HTTP handler.

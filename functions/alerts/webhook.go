@@ -94,7 +94,13 @@ func (h *Handler) serveWebhooks(w http.ResponseWriter, r *http.Request) {
 		h.transient(w, log, "list webhooks", err)
 		return
 	}
-	if len(hooks) == 0 {
+	// Notification channels are delivery targets too (notify.go).
+	chans, err := h.st.Channels(ctx, a.TenantID)
+	if err != nil {
+		h.transient(w, log, "list notification channels", err)
+		return
+	}
+	if len(hooks) == 0 && len(chans) == 0 {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
@@ -103,7 +109,7 @@ func (h *Handler) serveWebhooks(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, "encode webhook body of "+ev.ID()+": "+err.Error())
 		return
 	}
-	errs := make([]error, len(hooks))
+	errs := make([]error, len(hooks)+len(chans))
 	var wg sync.WaitGroup
 	for i, hook := range hooks {
 		wg.Add(1)
@@ -112,17 +118,30 @@ func (h *Handler) serveWebhooks(w http.ResponseWriter, r *http.Request) {
 			errs[i] = h.deliver(ctx, log.With("webhook_id", hook.ID), hook, a, *ev, body, tc)
 		}()
 	}
+	for i, ch := range chans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[len(hooks)+i] = h.notifyChannel(ctx, log.With("channel_id", ch.ID), ch, a, *ev)
+		}()
+	}
 	wg.Wait()
 	var failed []string
 	for i, err := range errs {
-		if err != nil {
+		if err == nil {
+			continue
+		}
+		if i < len(hooks) {
 			failed = append(failed, hooks[i].ID)
+		} else {
+			failed = append(failed, chans[i-len(hooks)].ID)
 		}
 	}
 	if len(failed) > 0 {
-		log.Warn("webhook delivery incomplete; the broker retries", "failed_webhooks", failed)
+		log.Warn("webhook delivery incomplete; the broker retries", "failed_targets", failed)
 		w.Header().Set("Retry-After", "1")
-		problem.Write(w, http.StatusServiceUnavailable, "", fmt.Sprintf("%d of %d webhooks failed; retry", len(failed), len(hooks)))
+		problem.Write(w, http.StatusServiceUnavailable, "", fmt.Sprintf("%d of %d webhooks and channels failed; retry",
+			len(failed), len(hooks)+len(chans)))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -55,6 +55,7 @@ func (s *server) alertRoutes(r chi.Router) {
 		r.Delete("/api/v1/geofences/{id}", s.deleteGeofence)
 		r.Post("/api/v1/webhooks", s.createWebhook)
 		r.Delete("/api/v1/webhooks/{id}", s.deleteWebhook)
+		s.channelRoutes(r) // channels.go
 	})
 }
 

@@ -213,6 +213,10 @@ func TestTenantIsolation(t *testing.T) {
 			URL: "https://alpha.test/Alpha-Secret-hook", Secret: "Alpha-Secret-key"}); err != nil {
 			t.Fatal(err)
 		}
+		if err := e.st.CreateChannel(ctx, store.Channel{ID: "ch_alpha", TenantID: aTenant, Name: "Alpha-Secret-chat",
+			Kind: "slack", URL: "https://alpha.test/Alpha-Secret-chat-url"}); err != nil {
+			t.Fatal(err)
+		}
 		low := st
 		low.Battery = ptr(3.0)
 		tr, err := e.st.EvaluateAlerts(ctx, aTenant, aID, func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
@@ -268,6 +272,12 @@ func TestTenantIsolation(t *testing.T) {
 			{"GET", "/t/{token}", "/t/" + guess, nil, []int{404}},
 			{"GET", "/api/v1/t/{token}", "/api/v1/t/" + guess, nil, []int{404}},
 			{"GET", "/api/v1/t/{token}/stream", "/api/v1/t/" + guess + "/stream", nil, []int{404}},
+			{"GET", "/api/v1/channels", "/api/v1/channels", nil, []int{200}},
+			{"POST", "/api/v1/channels", "/api/v1/channels", map[string]any{"kind": "email", "recipients": []string{"bob@bravo.test"}}, []int{201}},
+			{"GET", "/api/v1/channels/{id}", "/api/v1/channels/ch_alpha", nil, []int{404}},
+			{"PUT", "/api/v1/channels/{id}", "/api/v1/channels/ch_alpha", map[string]any{"kind": "slack", "url": "https://bravo.test/x"}, []int{404}},
+			{"GET", "/api/v1/channels/{id}/deliveries", "/api/v1/channels/ch_alpha/deliveries", nil, []int{404}},
+			{"DELETE", "/api/v1/channels/{id}", "/api/v1/channels/ch_alpha", nil, []int{404}},
 			{"GET", "/api/v1/stream", "", nil, nil},       // below
 			{"POST", "/api/v1/auth/logout", "", nil, nil}, // last
 		}
@@ -349,6 +359,9 @@ func TestTenantIsolation(t *testing.T) {
 		}
 		if _, err := e.st.Webhook(ctx, aTenant, "wh_alpha"); err != nil {
 			t.Errorf("A's webhook: %v", err)
+		}
+		if ch, err := e.st.Channel(ctx, aTenant, "ch_alpha"); err != nil || ch.URL != "https://alpha.test/Alpha-Secret-chat-url" {
+			t.Errorf("A's channel changed: %+v, %v", ch, err)
 		}
 		after, err := e.st.Drones(ctx, aTenant)
 		if err != nil {
@@ -507,9 +520,11 @@ func TestAccountPages(t *testing.T) {
 		if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
 			t.Errorf("%s: %d %s", p, r.status, r.header.Get("Content-Type"))
 		}
-		// One external script and no inline script or style: the pages run
+		// External scripts of /account/ only (account.js, and channels.js
+		// on the alerts page) and no inline script or style: the pages run
 		// under the same strict CSP as the map.
-		if !strings.Contains(body, `<script src="/account/account.js"`) || strings.Count(body, "<script") != 1 || strings.Contains(body, "style=") || strings.Contains(body, "<style") {
+		if !strings.Contains(body, `<script src="/account/account.js"`) || strings.Count(body, "<script") != strings.Count(body, `<script src="/account/`) ||
+			strings.Count(body, "<script") > 2 || strings.Contains(body, "style=") || strings.Contains(body, "<style") {
 			t.Errorf("%s: want only the external script and no inline script/style", p)
 		}
 		for _, tag := range []string{"<input", "<select", "<textarea"} {
@@ -527,7 +542,7 @@ func TestAccountPages(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range []string{"account.js", "account.css"} {
+	for _, p := range []string{"account.js", "account.css", "channels.js"} {
 		if r := e.do(t, nil, http.MethodGet, "/account/"+p, nil); r.status != 200 {
 			t.Errorf("%s: %d", p, r.status)
 		}

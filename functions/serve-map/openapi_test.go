@@ -175,6 +175,17 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := fx.st.CreateChannel(ctx, store.Channel{ID: "ch1", TenantID: fx.tenant, Name: "ops", Kind: "email",
+		Recipients: []string{"ops@example.test"}, CreatedAt: t0, UpdatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for i, ok := range []bool{false, true} {
+		if err := fx.st.AddChannelDelivery(ctx, store.Delivery{ID: "cd" + strconv.Itoa(i), TenantID: fx.tenant, ChannelID: "ch1",
+			EventID: "e/raised", EventType: events.TypeAlertRaised, Attempt: i + 1, At: t0.Add(time.Duration(i) * time.Second),
+			Error: map[bool]string{false: "smtp: 451 try later"}[ok], OK: ok}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		route, url string
 		status     int
@@ -196,6 +207,10 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 		{"/api/v1/webhooks", "/api/v1/webhooks", 200},
 		{"/api/v1/webhooks/{id}/deliveries", "/api/v1/webhooks/wh1/deliveries", 200},
 		{"/api/v1/webhooks/{id}/deliveries", "/api/v1/webhooks/nope/deliveries", 404},
+		{"/api/v1/channels", "/api/v1/channels", 200},
+		{"/api/v1/channels/{id}", "/api/v1/channels/ch1", 200},
+		{"/api/v1/channels/{id}", "/api/v1/channels/nope", 404},
+		{"/api/v1/channels/{id}/deliveries", "/api/v1/channels/ch1/deliveries", 200},
 		{"/api/v1/openapi.json", "/api/v1/openapi.json", 200},
 		{"/", "/", 200},
 		{"/metrics", "/metrics", 200},

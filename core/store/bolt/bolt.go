@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -77,7 +78,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range append([][]byte{bucketTenants, bucketDrones, bucketKeys, bucketTrack, bucketTrackExpiry, bucketMeta},
-			append(append(accountBuckets, alertBuckets...), linkBuckets...)...) {
+			slices.Concat(accountBuckets, alertBuckets, linkBuckets, channelBuckets)...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

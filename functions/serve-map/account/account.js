@@ -123,7 +123,9 @@ function renderDrones(canManage) {
 }
 
 // The alert settings' fields, as GET/PUT /api/v1/alert-settings name them.
-const SETTINGS = ['lowBatteryPct', 'hysteresisPct', 'minTimeToEmptySecs', 'lostLinkSecs'];
+const SETTINGS = ['lowBatteryPct', 'hysteresisPct', 'minTimeToEmptySecs', 'lostLinkSecs', 'notifyStaleSecs'];
+// What an absent setting means (notifyStaleSecs: 0 or unset is 15 min).
+const SETTING_DEFAULTS = { notifyStaleSecs: 900 };
 
 // showFieldError marks the input a problem reply names (its errors[].field)
 // and moves the focus there.
@@ -249,7 +251,7 @@ const pages = {
     $('webhooks').hidden = !canManage;
     $('hooks-viewer').hidden = canManage;
     const st = await api('GET', '/api/v1/alert-settings');
-    for (const k of SETTINGS) $(k).value = st[k];
+    for (const k of SETTINGS) $(k).value = st[k] || SETTING_DEFAULTS[k] || st[k];
     if (!canManage) return;
     onSubmit($('settings-form'), async () => {
       $('settings-done').textContent = '';
@@ -259,7 +261,7 @@ const pages = {
       if (bad) { showFieldError({ field: bad }); throw new Error(`${bad}: enter a number`); }
       try {
         const saved = await api('PUT', '/api/v1/alert-settings', body);
-        for (const k of SETTINGS) $(k).value = saved[k];
+        for (const k of SETTINGS) $(k).value = saved[k] || SETTING_DEFAULTS[k] || saved[k];
         showFieldError(null);
         $('settings-done').textContent = 'Thresholds saved.';
       } catch (err) { showFieldError(err); throw err; }
