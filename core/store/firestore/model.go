@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/remoteid"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
 )
@@ -17,15 +18,59 @@ import (
 type tenantDoc struct {
 	Name      string    `firestore:"name"`
 	CreatedAt time.Time `firestore:"createdAt"`
+	// RemoteID is queried (RemoteIDTenants): it keeps its single-field
+	// index. Absent on tenants created before Remote ID existed (= off).
+	RemoteID        bool  `firestore:"remoteId"`
+	RemoteIDVersion int64 `firestore:"remoteIdVersion"`
+}
+
+func (d tenantDoc) tenant(id string) store.Tenant {
+	return store.Tenant{ID: id, Name: d.Name, CreatedAt: d.CreatedAt, RemoteID: d.RemoteID, RemoteIDVersion: d.RemoteIDVersion}
 }
 
 // droneDoc is drones/{droneId}. State is absent until the first report.
 type droneDoc struct {
-	TenantID  string    `firestore:"tenantId"`
-	Name      string    `firestore:"name"`
-	KeyHash   string    `firestore:"keyHash"`
+	TenantID  string       `firestore:"tenantId"`
+	Name      string       `firestore:"name"`
+	KeyHash   string       `firestore:"keyHash"`
+	CreatedAt time.Time    `firestore:"createdAt"`
+	State     *stateDoc    `firestore:"state,omitempty"`
+	RemoteID  *identityDoc `firestore:"remoteId,omitempty"`
+}
+
+// identityDoc mirrors remoteid.Identity.
+type identityDoc struct {
+	SerialNumber     string `firestore:"serialNumber,omitempty"`
+	RegistrationID   string `firestore:"registrationId,omitempty"`
+	UAType           string `firestore:"uaType,omitempty"`
+	OperatorID       string `firestore:"operatorId,omitempty"`
+	EUCategory       string `firestore:"euCategory,omitempty"`
+	EUClass          string `firestore:"euClass,omitempty"`
+	OperatorLocation string `firestore:"operatorLocation,omitempty"`
+}
+
+func toIdentityDoc(id *remoteid.Identity) *identityDoc {
+	if id == nil {
+		return nil
+	}
+	d := identityDoc(*id)
+	return &d
+}
+
+func (d *identityDoc) identity() *remoteid.Identity {
+	if d == nil {
+		return nil
+	}
+	id := remoteid.Identity(*d)
+	return &id
+}
+
+// ridTestDoc is ridTests/{testId}. expireAt carries a TTL policy.
+type ridTestDoc struct {
+	Version   string    `firestore:"version"`
+	Flights   []byte    `firestore:"flights"`
 	CreatedAt time.Time `firestore:"createdAt"`
-	State     *stateDoc `firestore:"state,omitempty"`
+	ExpireAt  time.Time `firestore:"expireAt"`
 }
 
 // keyDoc is droneKeys/{keyHash}: the unique index from a key to its drone,
@@ -109,7 +154,8 @@ func (d *stateDoc) state() *events.DroneState {
 }
 
 func toDroneDoc(d store.Drone) droneDoc {
-	doc := droneDoc{TenantID: d.TenantID, Name: d.Name, KeyHash: d.KeyHash, CreatedAt: d.CreatedAt}
+	doc := droneDoc{TenantID: d.TenantID, Name: d.Name, KeyHash: d.KeyHash, CreatedAt: d.CreatedAt,
+		RemoteID: toIdentityDoc(d.RemoteID)}
 	if d.State != nil {
 		doc.State = toStateDoc(*d.State)
 	}
@@ -118,7 +164,7 @@ func toDroneDoc(d store.Drone) droneDoc {
 
 func (d droneDoc) drone(id string) store.Drone {
 	return store.Drone{ID: id, TenantID: d.TenantID, Name: d.Name, KeyHash: d.KeyHash,
-		CreatedAt: d.CreatedAt, State: d.State.state()}
+		CreatedAt: d.CreatedAt, State: d.State.state(), RemoteID: d.RemoteID.identity()}
 }
 
 func toTrackDoc(p store.TrackPoint) trackDoc {
