@@ -57,6 +57,8 @@ type server struct {
 	// sessionRecheck is how often an open stream re-checks its session.
 	sessionRecheck time.Duration
 	ipHops         int
+	// rid is the Network Remote ID service provider (rid*.go).
+	rid *ridService
 }
 
 type metrics struct {
@@ -109,6 +111,7 @@ func (s *server) routes() chi.Router {
 		_, _ = w.Write(openAPIDoc)
 	})
 	s.publicAccountRoutes(r)
+	s.ridRoutes(r)
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate, requireTenant, s.csrf)
 		s.sessionAccountRoutes(r)
@@ -116,6 +119,7 @@ func (s *server) routes() chi.Router {
 		r.Get("/api/v1/drones/{id}", s.getDrone)
 		r.Get("/api/v1/drones/{id}/track", s.getTrack)
 		s.alertRoutes(r)
+		s.remoteIDRoutes(r)
 		r.Get("/api/v1/stream", s.sessionBound(s.serveStream))
 	})
 	return r

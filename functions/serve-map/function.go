@@ -131,13 +131,17 @@ func (f *Function) start(ctx context.Context, cfg map[string]string, st store.St
 		_ = c.Close()
 		return err
 	}
+	if err := s.configureRemoteID(ctx, cfg); err != nil {
+		_ = c.Close()
+		return err
+	}
 	if s.heartbeat <= 0 {
 		s.heartbeat = 15 * time.Second
 	}
 	s.hub = newHub(c, log, ring, m.streams.Add)
 	f.mu.Lock()
 	f.srv, f.handler = s, secheaders.Middleware(tileOrigin)(s.routes())
-	f.closers = append(f.closers, func() error { s.hub.close(); return c.Close() })
+	f.closers = append(f.closers, func() error { s.hub.close(); s.rid.close(); return c.Close() })
 	f.mu.Unlock()
 	f.ready.Store(true)
 	log.InfoContext(ctx, "started", "cache", redact(cacheURL))
