@@ -91,7 +91,7 @@ func testFlight(injectionID string, start time.Time, n int, lat, lng float64) ma
 	return map[string]any{"injection_id": injectionID, "aircraft_type": "Helicopter", "telemetry": tel,
 		"details_responses": []map[string]any{{"effective_after": start.Add(-time.Minute).UTC().Format(time.RFC3339),
 			"details": map[string]any{"id": "uss-chosen", "operator_id": "CHEop12345", "operation_description": "qualifier flight",
-				"uas_id": map[string]any{"serial_number": "MFR1C123456789ABC"},
+				"uas_id":            map[string]any{"serial_number": "MFR1C123456789ABC"},
 				"operator_location": map[string]any{"lat": lat, "lng": lng - 0.001},
 				"eu_classification": map[string]any{"category": "Open", "class": "Class1"}}}}}
 }
