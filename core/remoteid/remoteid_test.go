@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dronetrack/dronetrack/events"
 )
 
 var t0 = time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
@@ -320,5 +322,33 @@ func TestPrepareTestRejects(t *testing.T) {
 		"/requested_flights/2/injection_id", "/requested_flights/2/telemetry"}
 	if !slices.Equal(ptrs, want) {
 		t.Errorf("pointers %v\nwant %v", ptrs, want)
+	}
+}
+
+func TestFromState(t *testing.T) {
+	armed := false
+	st := events.DroneState{TS: t0, Lat: 47.1, Lon: 8.2, Alt: f64(500), HAE: f64(549.3), Height: f64(12),
+		VSpeed: f64(1.5), HAcc: f64(4), VAcc: f64(6), Armed: &armed, Heading: f64(80), GroundSpeed: f64(3),
+		Home: &events.Position{Lat: 47.09, Lon: 8.19, Alt: f64(480)}}
+	s := FromState(st).State()
+	if s.Position.Alt != 549.3 || s.Position.Height.Distance != 12 || s.VerticalSpeed != 1.5 || s.Speed != 3 ||
+		s.Track != 80 || s.Position.AccuracyH != "HA10m" || s.Position.AccuracyV != "VA10m" || s.OperationalStatus != "Ground" {
+		t.Errorf("state from drone state: %+v", s)
+	}
+	noHAE := st
+	noHAE.HAE = nil
+	if got := FromState(noHAE).State().Position.Alt; got != UnknownAlt {
+		t.Errorf("alt without hae = %v, want -1000 (never the MSL alt)", got)
+	}
+	h := Home(st)
+	if h == nil || h.Lat != 47.09 || h.HAE == nil || math.Abs(*h.HAE-529.3) > 1e-9 {
+		t.Errorf("home %+v: want the MSL home altitude plus the drone's geoid separation (529.3)", h)
+	}
+	if Home(noHAE).HAE != nil {
+		t.Error("home height above the ellipsoid without the drone's hae")
+	}
+	rep := FromReport(events.Report{TS: t0, Lat: 1, Lon: 2, HAE: f64(10), Heading: f64(5)}).Position()
+	if rep.Alt != 10 || rep.Lat != 1 {
+		t.Errorf("report position %+v", rep)
 	}
 }

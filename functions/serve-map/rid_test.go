@@ -155,7 +155,9 @@ func TestRemoteIDServiceProvider(t *testing.T) {
 		}
 		defer c.Close()
 		put := func(tenant, drone string, lat, lon float64, ts time.Time) {
-			st := events.DroneState{TS: ts, Lat: lat, Lon: lon, Speed: ptr(12.5), Course: ptr(45.0), UpdatedAt: ts}
+			st := events.DroneState{TS: ts, Lat: lat, Lon: lon, Speed: ptr(12.5), Course: ptr(45.0), UpdatedAt: ts,
+				Alt: ptr(470.0), HAE: ptr(520.25), Height: ptr(35.0), HAcc: ptr(2.0), Armed: ptr(true),
+				Home: &events.Position{Lat: lat - 0.002, Lon: lon - 0.002, Alt: ptr(440.0)}}
 			if _, _, err := e.st.UpdateState(ctx, tenant, drone, func(*events.DroneState) (events.DroneState, bool) { return st, true }); err != nil {
 				t.Fatal(err)
 			}
@@ -204,8 +206,9 @@ func TestRemoteIDServiceProvider(t *testing.T) {
 			t.Errorf("B's drone (Remote ID off) or A's far drone in the view's flights: %s", r.body)
 		}
 		if f, ok := byID[aDrone]; !ok || f.AircraftType != "Helicopter" || f.Simulated || f.CurrentState == nil ||
-			f.CurrentState.Position.Lat != 47.3769 || f.CurrentState.Position.Alt != -1000 || f.CurrentState.Speed != 12.5 ||
-			f.CurrentState.Track != 45 {
+			f.CurrentState.Position.Lat != 47.3769 || f.CurrentState.Position.Alt != 520.25 || f.CurrentState.Speed != 12.5 ||
+			f.CurrentState.Track != 45 || f.CurrentState.OperationalStatus != "Airborne" || f.CurrentState.Position.AccuracyH != "HA3m" ||
+			f.CurrentState.Position.Height == nil || *f.CurrentState.Position.Height != (remoteid.Height{Distance: 35, Reference: "TakeoffLocation"}) {
 			t.Errorf("A1's flight %+v", byID[aDrone])
 		}
 		tf, ok := byID[testFlightID]
@@ -227,6 +230,12 @@ func TestRemoteIDServiceProvider(t *testing.T) {
 		if r.status != 200 || d.ID != aDrone || d.UASID == nil || d.UASID.SerialNumber != "MFR1C123456789ABC" ||
 			d.OperatorID != "CHEabc123" || d.EUClassification == nil || d.EUClassification.Class != "Class2" {
 			t.Errorf("A1's details: %d %s", r.status, r.body)
+		}
+		// The operator location is the home point, obfuscated by default.
+		if loc := d.OperatorLocation; loc == nil || loc.Altitude != nil {
+			t.Errorf("A1's operator location %+v: want an obfuscated point without altitude", loc)
+		} else if m := remoteid.DistanceM(47.3769-0.002, 8.5417-0.002, loc.Position.Lat, loc.Position.Lng); m < 300 || m > 601 {
+			t.Errorf("A1's operator location is %.0f m from home, want 300-600 m", m)
 		}
 		r = ridDo(t, "GET", e.url+"/rid/v2/uss/flights/"+testFlightID+"/details", display, nil)
 		o.check(t, "GET", "/rid/v2/uss/flights/{id}/details", r)
