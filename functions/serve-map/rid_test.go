@@ -23,7 +23,7 @@ const ridAudience = "sp.dronetrack.test"
 
 // newRIDAuthority is a local test authority whose public key serve-map
 // trusts through RID_PUBLIC_KEY_FILE; cfg gets the RID settings.
-func newRIDAuthority(t *testing.T) (*ridauth.Authority, map[string]string) {
+func newRIDAuthority(t testing.TB) (*ridauth.Authority, map[string]string) {
 	t.Helper()
 	a, err := ridauth.NewAuthority()
 	if err != nil {
