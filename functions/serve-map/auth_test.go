@@ -509,7 +509,7 @@ func TestSecureCookies(t *testing.T) {
 // stylesheet (the CSP allows 'self' only), and labels every input.
 func TestAccountPages(t *testing.T) {
 	e := newAuthEnv(t, "local://"+uniq("pages"), nil)
-	for _, p := range []string{"signup.html", "login.html", "drones.html", "settings.html", "invite.html", "alerts.html"} {
+	for _, p := range []string{"signup.html", "login.html", "drones.html", "settings.html", "invite.html", "alerts.html", "remote-id.html"} {
 		r := e.do(t, nil, http.MethodGet, "/account/"+p, nil)
 		body := string(r.body)
 		if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
