@@ -11,6 +11,9 @@
 //	GET /api/v1/alerts                    open alerts (empty until alerting lands)
 //	GET /api/v1/stream                    SSE: drone changes, Last-Event-ID resume
 //	GET /api/v1/openapi.json, /metrics
+//	GET /rid/v2/uss/flights, /rid/v2/uss/flights/{id}/details
+//	                                      Network Remote ID SP (rid_sp.go, bearer tokens)
+//	PUT/DELETE /rid/injection/tests/...   InterUSS test injection (rid_injection.go)
 //
 // The caller's tenant comes from the session (auth.go), never from a
 // parameter. When
@@ -27,7 +30,9 @@
 // rendered fleet list may be under constant updates; live changes arrive by
 // SSE anyway), TILES_URL (the map's {z}/{x}/{y} tile template: its origin is
 // the only image source the Content-Security-Policy allows besides our own;
-// empty for the offline basemap; default secheaders.DefaultTilesURL).
+// empty for the offline basemap; default secheaders.DefaultTilesURL), and
+// the Remote ID settings RID_AUDIENCE, RID_JWKS_URL, RID_PUBLIC_KEY_FILE,
+// RID_SECRET, RID_REFRESH (rid.go, docs/remote-id.md).
 package function
 
 import (
