@@ -332,3 +332,28 @@ func TestRemoteIDOff(t *testing.T) {
 		t.Errorf("RID_AUDIENCE without keys: %v", err)
 	}
 }
+
+// TestRemoteIDViewAcrossAntimeridian: a view across ±180° (queried as two
+// halves of the geo index) finds drones on both sides and on the line, once
+// each.
+func TestRemoteIDViewAcrossAntimeridian(t *testing.T) {
+	auth, cfg := newRIDAuthority(t)
+	fx := newFixture(t, "local://"+uniq("sm"), cfg)
+	ctx := context.Background()
+	if err := fx.st.SetTenantRemoteID(ctx, fx.tenant, true); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	for id, lon := range map[string]float64{"-a": 179.999, "-b": -179.999, "-c": 180} {
+		fx.put(t, fx.tenant+id, events.DroneState{TS: now, UpdatedAt: now, Lat: -17, Lon: lon})
+	}
+	r := ridDo(t, "GET", fx.url+"/rid/v2/uss/flights?view=-17.01,179.99,-16.99,-179.99", ridToken(t, auth, ridauth.ScopeDisplayProvider), nil)
+	got := decode[remoteid.FlightsResponse](t, r)
+	var ids []string
+	for _, f := range got.Flights {
+		ids = append(ids, strings.TrimPrefix(f.ID, fx.tenant))
+	}
+	if r.status != 200 || strings.Join(ids, ",") != "-a,-b,-c" {
+		t.Errorf("flights across the antimeridian: %d %v; want -a,-b,-c once each", r.status, ids)
+	}
+}
