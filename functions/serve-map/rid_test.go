@@ -15,6 +15,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/cache"
 	"github.com/dronetrack/dronetrack/core/remoteid"
 	"github.com/dronetrack/dronetrack/core/ridauth"
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -356,4 +357,40 @@ func TestRemoteIDViewAcrossAntimeridian(t *testing.T) {
 	if r.status != 200 || strings.Join(ids, ",") != "-a,-b,-c" {
 		t.Errorf("flights across the antimeridian: %d %v; want -a,-b,-c once each", r.status, ids)
 	}
+}
+
+// TestRemoteIDWithoutRedis: with Redis stopped the SP answers from the store
+// (flights and details), as the fleet API does.
+func TestRemoteIDWithoutRedis(t *testing.T) {
+	addr, stop := testenv.StartRedis(t)
+	auth, cfg := newRIDAuthority(t)
+	fx := newFixture(t, "redis://"+addr+"/0", cfg)
+	ctx := context.Background()
+	if err := fx.st.SetTenantRemoteID(ctx, fx.tenant, true); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	st := events.DroneState{TS: now, UpdatedAt: now, Lat: 47.4, Lon: 8.5, HAE: ptr(470.0)}
+	if _, _, err := fx.st.UpdateState(ctx, fx.tenant, fx.tenant+"-a", func(*events.DroneState) (events.DroneState, bool) { return st, true }); err != nil {
+		t.Fatal(err)
+	}
+	display := ridToken(t, auth, ridauth.ScopeDisplayProvider)
+	check := func(stage string) {
+		t.Helper()
+		r := ridDo(t, "GET", fx.url+"/rid/v2/uss/flights?view=47.39,8.49,47.41,8.51", display, nil)
+		got := decode[remoteid.FlightsResponse](t, r)
+		if r.status != 200 || len(got.Flights) != 1 || got.Flights[0].ID != fx.tenant+"-a" || got.Flights[0].CurrentState.Position.Alt != 470 {
+			t.Errorf("%s: flights %d %s", stage, r.status, r.body)
+		}
+		if r := ridDo(t, "GET", fx.url+"/rid/v2/uss/flights/"+fx.tenant+"-a/details", display, nil); r.status != 200 {
+			t.Errorf("%s: details %d %s", stage, r.status, r.body)
+		}
+		// The other tenant (Remote ID off) has a drone at the same place.
+		if r := ridDo(t, "GET", fx.url+"/rid/v2/uss/flights/"+fx.other+"-x/details", display, nil); r.status != 404 {
+			t.Errorf("%s: details of the other tenant's drone %d %s", stage, r.status, r.body)
+		}
+	}
+	check("redis up")
+	stop()
+	check("redis stopped")
 }
