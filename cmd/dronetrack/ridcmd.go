@@ -53,6 +53,8 @@ func ridAuthorityConfig(mode, dataDir, httpAddr string) (map[string]string, erro
 	return map[string]string{
 		"RID_PUBLIC_KEY_FILE": filepath.Join(dataDir, ridauth.AuthorityPubKeyFile),
 		"RID_AUDIENCE":        strings.Join(ridLoopbackAudiences, ","),
+		// Test flights are what a test authority is for.
+		"RID_INJECTION": "true",
 	}, nil
 }
 

@@ -32,15 +32,21 @@ import (
 // RID_PUBLIC_KEY_FILE (the authority's keys), RID_SECRET (key of the
 // operator-location obfuscation and utm_id; DRONE_KEY_PEPPER when unset),
 // RID_REFRESH (how stale the list of Remote ID tenants, identities and test
-// injections may be on a replica, default 1s).
+// injections may be on a replica, default 1s), RID_INJECTION (true enables
+// InterUSS test injection; default false).
 
 // ridService is the Remote ID state of one serve-map replica.
 type ridService struct {
 	verifier *ridauth.Verifier // nil: Remote ID not configured, endpoints answer 503
 	secret   []byte
 	refresh  time.Duration
-	store    store.Store
-	log      *slog.Logger
+	// injection enables InterUSS test injection (RID_INJECTION): off, the
+	// injection routes answer 404 and stored tests are not reported, so a
+	// production SP shows no test flights whatever scopes its authority
+	// grants.
+	injection bool
+	store     store.Store
+	log       *slog.Logger
 
 	mu   sync.Mutex // held while a snapshot loads: one load per replica at a time
 	snap *ridSnapshot
@@ -78,6 +84,13 @@ func (s *server) configureRemoteID(ctx context.Context, cfg map[string]string) e
 			return fmt.Errorf("serve-map: RID_REFRESH=%q: want a duration such as 1s", v)
 		}
 		rs.refresh = d
+	}
+	switch v := cfg["RID_INJECTION"]; v {
+	case "", "false", "off":
+	case "true", "on":
+		rs.injection = true
+	default:
+		return fmt.Errorf("serve-map: RID_INJECTION=%q: want true or false", v)
 	}
 	switch {
 	case cfg["RID_SECRET"] != "":
@@ -161,9 +174,11 @@ func (rs *ridService) snapshot(ctx context.Context, now time.Time) (*ridSnapshot
 			next.owner[id] = t.ID
 		}
 	}
-	tests, err := rs.store.RIDTests(ctx, now)
-	if err != nil {
-		return nil, fmt.Errorf("remote id tests: %w", err)
+	var tests []store.RIDTest
+	if rs.injection {
+		if tests, err = rs.store.RIDTests(ctx, now); err != nil {
+			return nil, fmt.Errorf("remote id tests: %w", err)
+		}
 	}
 	known := map[string]*ridTest{}
 	for _, t := range prev.tests {

@@ -31,6 +31,9 @@ const (
 // then on every replica reports them through the SP endpoints as simulated
 // flights of the injection's test tenant, each state at its own time.
 func (s *server) ridCreateTest(w http.ResponseWriter, r *http.Request) {
+	if !s.ridInjectionOn(w) {
+		return
+	}
 	ctx := r.Context()
 	testID := chi.URLParam(r, "test_id")
 	if !validFlightID(testID) || len(testID) > 200 {
@@ -91,6 +94,9 @@ func (s *server) ridCreateTest(w http.ResponseWriter, r *http.Request) {
 
 // ridDeleteTest is DELETE /rid/injection/tests/{test_id}/{version}.
 func (s *server) ridDeleteTest(w http.ResponseWriter, r *http.Request) {
+	if !s.ridInjectionOn(w) {
+		return
+	}
 	ctx := r.Context()
 	testID, version := chi.URLParam(r, "test_id"), chi.URLParam(r, "version")
 	t, err := s.store.DeleteRIDTest(ctx, testID, version)
@@ -113,4 +119,13 @@ func (s *server) ridDeleteTest(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.InfoContext(ctx, "remote id test deleted", "test", testID)
 	writeJSON(w, http.StatusOK, remoteid.DeleteTestResponse{InjectedFlights: flights})
+}
+
+// ridInjectionOn answers 404 when test injection is off (RID_INJECTION).
+func (s *server) ridInjectionOn(w http.ResponseWriter) bool {
+	if !s.rid.injection {
+		ridProblem(w, http.StatusNotFound, "test injection is off on this service provider (RID_INJECTION)")
+		return false
+	}
+	return true
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/cache"
 	"github.com/dronetrack/dronetrack/core/remoteid"
 	"github.com/dronetrack/dronetrack/core/ridauth"
+	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 )
@@ -35,7 +36,7 @@ func newRIDAuthority(t testing.TB) (*ridauth.Authority, map[string]string) {
 		t.Fatal(err)
 	}
 	return a, map[string]string{"RID_AUDIENCE": ridAudience + ", localhost", "RID_PUBLIC_KEY_FILE": f,
-		"RID_REFRESH": "0s"}
+		"RID_REFRESH": "0s", "RID_INJECTION": "true"}
 }
 
 func ridToken(t *testing.T, a *ridauth.Authority, scope string) string {
@@ -393,4 +394,36 @@ func TestRemoteIDWithoutRedis(t *testing.T) {
 	check("redis up")
 	stop()
 	check("redis stopped")
+}
+
+// TestRemoteIDInjectionOff: by default (RID_INJECTION unset) the injection
+// routes answer 404 and a test already in the store is not reported.
+func TestRemoteIDInjectionOff(t *testing.T) {
+	auth, cfg := newRIDAuthority(t)
+	delete(cfg, "RID_INJECTION")
+	fx := newFixture(t, "local://"+uniq("sm"), cfg)
+	now := time.Now().UTC()
+	flights, errs := remoteid.PrepareTest("stored", remoteid.CreateTestParameters{RequestedFlights: []remoteid.TestFlight{{
+		InjectionID: "i", Telemetry: []remoteid.InjectedState{{Timestamp: now.Format(time.RFC3339Nano),
+			Position: &remoteid.InjectedPosition{Lat: ptr(47.0), Lng: ptr(8.0)}}}}}})
+	packed, err := remoteid.PackFlights(flights)
+	if len(errs) > 0 || err != nil {
+		t.Fatal(errs, err)
+	}
+	if err := fx.st.CreateRIDTest(context.Background(), store.RIDTest{ID: "stored", Version: "v", Flights: packed,
+		CreatedAt: now, ExpireAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	inject := ridToken(t, auth, ridauth.ScopeInjectTestData)
+	body := map[string]any{"requested_flights": []any{testFlight("x", now, 5, 47, 8)}}
+	if r := ridDo(t, "PUT", fx.url+"/rid/injection/tests/t1", inject, body); r.status != 404 || !strings.Contains(string(r.body), "RID_INJECTION") {
+		t.Errorf("PUT with injection off: %d %s", r.status, r.body)
+	}
+	if r := ridDo(t, "DELETE", fx.url+"/rid/injection/tests/stored/v", inject, nil); r.status != 404 {
+		t.Errorf("DELETE with injection off: %d %s", r.status, r.body)
+	}
+	r := ridDo(t, "GET", fx.url+"/rid/v2/uss/flights?view=46.99,7.99,47.01,8.01", ridToken(t, auth, ridauth.ScopeDisplayProvider), nil)
+	if r.status != 200 || strings.Contains(string(r.body), "rid-test.") {
+		t.Errorf("a stored test is reported with injection off: %d %s", r.status, r.body)
+	}
 }
