@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -425,5 +426,52 @@ func TestRemoteIDInjectionOff(t *testing.T) {
 	r := ridDo(t, "GET", fx.url+"/rid/v2/uss/flights?view=46.99,7.99,47.01,8.01", ridToken(t, auth, ridauth.ScopeDisplayProvider), nil)
 	if r.status != 200 || strings.Contains(string(r.body), "rid-test.") {
 		t.Errorf("a stored test is reported with injection off: %d %s", r.status, r.body)
+	}
+}
+
+// TestRemoteIDRecentPositions: recent_positions come from the drone's
+// history within the duration: the samples in the view and the neighbours
+// of those (entering or leaving), nothing older.
+func TestRemoteIDRecentPositions(t *testing.T) {
+	auth, cfg := newRIDAuthority(t)
+	fx := newFixture(t, "local://"+uniq("sm"), cfg)
+	ctx := context.Background()
+	if err := fx.st.SetTenantRemoteID(ctx, fx.tenant, true); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	drone := fx.tenant + "-a"
+	// Flying east along 47.0: in the view (8.00-8.02) from -8 s to -4 s.
+	var pts []store.TrackPoint
+	for i, lon := range []float64{7.95, 7.97, 7.99, 8.005, 8.01, 8.015, 8.03, 8.05} { // -9 s ... -2 s
+		ts := now.Add(time.Duration(i-9) * time.Second)
+		pts = append(pts, store.TrackPoint{TenantID: fx.tenant, DroneID: drone,
+			Report: events.Report{TS: ts, Lat: 47.0, Lon: lon, HAE: ptr(500.0)}})
+	}
+	if err := fx.st.AppendTrack(ctx, pts); err != nil {
+		t.Fatal(err)
+	}
+	fx.put(t, drone, events.DroneState{TS: now.Add(-2 * time.Second), UpdatedAt: now, Lat: 47.0, Lon: 8.019})
+	display := ridToken(t, auth, ridauth.ScopeDisplayProvider)
+	r := ridDo(t, "GET", fx.url+"/rid/v2/uss/flights?view=46.99,8.0,47.01,8.02&recent_positions_duration=8.5", display, nil)
+	got := decode[remoteid.FlightsResponse](t, r)
+	if r.status != 200 || len(got.Flights) != 1 {
+		t.Fatalf("flights %d %s", r.status, r.body)
+	}
+	var lons []float64
+	for _, p := range got.Flights[0].RecentPositions {
+		lons = append(lons, p.Position.Lng)
+		if p.Position.Alt != 500 {
+			t.Errorf("recent position alt %v, want the sample's hae", p.Position.Alt)
+		}
+	}
+	// -9 s (7.95) is older than 8.5 s; 7.97 is out of the view and not next
+	// to an in-view sample; 7.99 enters, 8.03 leaves; 8.05 is out.
+	want := []float64{7.99, 8.005, 8.01, 8.015, 8.03}
+	if fmt.Sprint(lons) != fmt.Sprint(want) {
+		t.Errorf("recent positions at %v, want %v", lons, want)
+	}
+	if r := ridDo(t, "GET", fx.url+"/rid/v2/uss/flights?view=46.99,8.0,47.01,8.02", display, nil); strings.Contains(string(r.body), "recent_positions") {
+		t.Errorf("recent positions without being asked: %s", r.body)
 	}
 }
