@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,7 +56,9 @@ func validateJSON(t *testing.T, s *jsonschema.Schema, v any) error {
 // rejects too.
 func TestSchemasMatchStructs(t *testing.T) {
 	now := time.Now().UTC()
-	rep := Report{TS: now, Lat: 10, Lon: 20, Alt: ptr(5.0), Speed: ptr(3.0), Heading: ptr(90.0), Battery: ptr(80.0), Seq: ptr(uint64(1))}
+	rep := Report{TS: now, Lat: 10, Lon: 20, Alt: ptr(5.0), Speed: ptr(3.0), Heading: ptr(90.0), Battery: ptr(80.0), Seq: ptr(uint64(1)),
+		Armed: ptr(false), Mode: ptr("LOITER"), Fix: ptr(FixRTKFix), Satellites: ptr(21), HAE: ptr(52.5), Height: ptr(-2.0),
+		VSpeed: ptr(-0.5), HAcc: ptr(0.02), VAcc: ptr(0.03), Link: ptr(100.0), Home: &Position{Lat: 10, Lon: 20, Alt: ptr(4.0)}}
 	for typ, file := range SchemaFiles {
 		s := compileSchema(t, file)
 		var sample any
@@ -64,6 +67,8 @@ func TestSchemasMatchStructs(t *testing.T) {
 			sample = TelemetryReceived{TenantID: "t", DroneID: "d", ReceivedAt: now, Reports: []Report{rep}}
 		case TypeStateUpdated:
 			sample = StateUpdated{TenantID: "t", DroneID: "d", State: DroneState{TS: now, Lat: 1, Lon: 2,
+				Armed: ptr(true), Mode: ptr("RTL"), Fix: ptr(Fix3D), Satellites: ptr(9), HAE: ptr(100.0), Height: ptr(50.0),
+				VSpeed: ptr(2.0), HAcc: ptr(1.0), VAcc: ptr(2.0), Link: ptr(0.0), Home: &Position{Lat: 1, Lon: 2},
 				GroundSpeed: ptr(3.0), Course: ptr(10.0), DistanceM: 5, BatteryDrain: ptr(0.01),
 				TimeToEmptySecs: ptr(100.0), UpdatedAt: now}}
 		default:
@@ -83,6 +88,18 @@ func TestSchemasMatchStructs(t *testing.T) {
 		"unknown field": {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "droneId": "x"},
 		"missing ts":    {"lat": 0, "lon": 0},
 		"bad ts":        {"ts": "yesterday", "lat": 0, "lon": 0},
+		"mode too long": {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "mode": strings.Repeat("M", MaxModeLen+1)},
+		"mode empty":    {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "mode": ""},
+		"mode control":  {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "mode": "RTL\n"},
+		"fix 9":         {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "fix": 9},
+		"fix fraction":  {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "fix": 2.5},
+		"armed string":  {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "armed": "yes"},
+		"link 101":      {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "link": 101},
+		"vspeed -301":   {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "vspeed": -301},
+		"hAcc negative": {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "hAcc": -1},
+		"home no lon":   {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "home": map[string]any{"lat": 1}},
+		"home extra":    {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "home": map[string]any{"lat": 1, "lon": 2, "x": 1}},
+		"home lat":      {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "home": map[string]any{"lat": 91, "lon": 2}},
 	} {
 		if err := validateJSON(t, report, bad); err == nil {
 			t.Errorf("%s: schema accepted %v", name, bad)

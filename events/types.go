@@ -40,7 +40,42 @@ type Report struct {
 	Heading *float64  `json:"heading,omitempty"`
 	Battery *float64  `json:"battery,omitempty"`
 	Seq     *uint64   `json:"seq,omitempty"`
+
+	// Drone telemetry (all optional; see the field comments on DroneState).
+	Armed      *bool     `json:"armed,omitempty"`
+	Mode       *string   `json:"mode,omitempty"`
+	Fix        *int      `json:"fix,omitempty"`
+	Satellites *int      `json:"satellites,omitempty"`
+	HAE        *float64  `json:"hae,omitempty"`
+	Height     *float64  `json:"height,omitempty"`
+	VSpeed     *float64  `json:"vspeed,omitempty"`
+	HAcc       *float64  `json:"hAcc,omitempty"`
+	VAcc       *float64  `json:"vAcc,omitempty"`
+	Link       *float64  `json:"link,omitempty"`
+	Home       *Position `json:"home,omitempty"`
 }
+
+// Position is a point on the Earth: latitude and longitude in degrees
+// (WGS84) and, when known, Alt in metres above mean sea level. It is the
+// drone's home (return-to-launch point) in a report.
+type Position struct {
+	Lat float64  `json:"lat"`
+	Lon float64  `json:"lon"`
+	Alt *float64 `json:"alt,omitempty"`
+}
+
+// GPS fix types (MAVLink GPS_FIX_TYPE), the values of Report.Fix.
+const (
+	FixNoGPS  = 0 // no GPS connected
+	FixNone   = 1 // no position information
+	Fix2D     = 2
+	Fix3D     = 3
+	FixDGPS   = 4 // DGPS/SBAS aided 3D
+	FixRTKFlt = 5 // RTK float, 3D
+	FixRTKFix = 6 // RTK fixed, 3D
+	FixStatic = 7 // static fixed (base stations)
+	FixPPP    = 8 // precise point positioning, 3D
+)
 
 // TelemetryReceived is the data of TypeTelemetryReceived: the reports of one
 // accepted ingest request, all from one drone. The drone and tenant come from
@@ -63,6 +98,21 @@ type DroneState struct {
 	Heading *float64  `json:"heading,omitempty"`
 	Battery *float64  `json:"battery,omitempty"`
 	Seq     *uint64   `json:"seq,omitempty"`
+
+	// Drone telemetry as last reported. Every field is optional: a drone
+	// sends what its autopilot knows. Alt above is metres above mean sea
+	// level; HAE and Height are the other two altitudes a pilot meets.
+	Armed      *bool     `json:"armed,omitempty"`      // motors armed
+	Mode       *string   `json:"mode,omitempty"`       // flight mode as the autopilot names it, e.g. "AUTO.MISSION", "RTL"
+	Fix        *int      `json:"fix,omitempty"`        // GPS fix type, MAVLink GPS_FIX_TYPE (0..8, see FixNoGPS..FixPPP)
+	Satellites *int      `json:"satellites,omitempty"` // satellites used or visible
+	HAE        *float64  `json:"hae,omitempty"`        // metres above the WGS84 ellipsoid
+	Height     *float64  `json:"height,omitempty"`     // metres above the take-off point
+	VSpeed     *float64  `json:"vspeed,omitempty"`     // vertical speed, m/s, up positive
+	HAcc       *float64  `json:"hAcc,omitempty"`       // horizontal position accuracy, metres
+	VAcc       *float64  `json:"vAcc,omitempty"`       // vertical position accuracy, metres
+	Link       *float64  `json:"link,omitempty"`       // link quality, percent
+	Home       *Position `json:"home,omitempty"`       // home (return-to-launch) position
 
 	// Derived values, computed by process from the previous accepted state.
 	GroundSpeed     *float64 `json:"groundSpeed,omitempty"`     // m/s, from successive positions

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Limits a report must respect. They are part of the contract: ingest rejects
@@ -27,6 +29,20 @@ const (
 
 	MinAlt, MaxAlt = -500.0, 20000.0 // metres above mean sea level
 	MaxSpeed       = 300.0           // m/s; faster than any multirotor or small fixed wing
+
+	// MaxHeight bounds height above take-off either way: the span between
+	// the lowest and highest altitude allowed.
+	MaxHeight = MaxAlt - MinAlt
+	// MaxAccuracy bounds hAcc and vAcc in metres. A phone's network fix
+	// can be kilometres off; beyond this it is no position at all.
+	MaxAccuracy = 100000.0
+	// MaxFix is the highest MAVLink GPS_FIX_TYPE (FixPPP).
+	MaxFix = FixPPP
+	// MaxSatellites is the most satellites a report may count: wire
+	// formats (MAVLink, NMEA) carry the count in one byte.
+	MaxSatellites = 255
+	// MaxModeLen is the longest flight mode name, in characters.
+	MaxModeLen = 32
 )
 
 // FieldError names one bad field of a report and why it is bad. Field is the
@@ -92,6 +108,60 @@ func (r Report) Validate(now time.Time, prefix string) []FieldError {
 	}
 	if r.Battery != nil {
 		checkRange("battery", *r.Battery, 0, 100, false)
+	}
+	if r.Mode != nil {
+		switch m := *r.Mode; {
+		case m == "":
+			bad("mode", "must not be empty: leave the field out when the mode is unknown")
+		case !utf8.ValidString(m):
+			bad("mode", "must be valid UTF-8")
+		case utf8.RuneCountInString(m) > MaxModeLen:
+			bad("mode", "is %d characters long, at most %d allowed", utf8.RuneCountInString(m), MaxModeLen)
+		case strings.IndexFunc(m, unicode.IsControl) >= 0:
+			bad("mode", "must not contain control characters")
+		}
+	}
+	if r.Fix != nil && (*r.Fix < 0 || *r.Fix > MaxFix) {
+		bad("fix", "%d is outside [0, %d] (MAVLink GPS_FIX_TYPE)", *r.Fix, MaxFix)
+	}
+	if r.Satellites != nil && (*r.Satellites < 0 || *r.Satellites > MaxSatellites) {
+		bad("satellites", "%d is outside [0, %d]", *r.Satellites, MaxSatellites)
+	}
+	if r.HAE != nil {
+		checkRange("hae", *r.HAE, MinAlt, MaxAlt, false)
+	}
+	if r.Height != nil {
+		checkRange("height", *r.Height, -MaxHeight, MaxHeight, false)
+	}
+	if r.VSpeed != nil {
+		checkRange("vspeed", *r.VSpeed, -MaxSpeed, MaxSpeed, false)
+	}
+	if r.HAcc != nil {
+		checkRange("hAcc", *r.HAcc, 0, MaxAccuracy, false)
+	}
+	if r.VAcc != nil {
+		checkRange("vAcc", *r.VAcc, 0, MaxAccuracy, false)
+	}
+	if r.Link != nil {
+		checkRange("link", *r.Link, 0, 100, false)
+	}
+	if h := r.Home; h != nil {
+		// Field stays "home" so a client (and ingest's decoder) can tell
+		// which report field is wrong; the pointer names the member.
+		sub := func(member string, v, lo, hi float64) {
+			switch {
+			case math.IsNaN(v) || math.IsInf(v, 0):
+				errs = append(errs, FieldError{Field: "home", Pointer: prefix + "/home/" + member, Detail: "must be a finite number"})
+			case v < lo || v > hi:
+				errs = append(errs, FieldError{Field: "home", Pointer: prefix + "/home/" + member,
+					Detail: fmt.Sprintf("%g is outside [%g, %g]", v, lo, hi)})
+			}
+		}
+		sub("lat", h.Lat, -90, 90)
+		sub("lon", h.Lon, -180, 180)
+		if h.Alt != nil {
+			sub("alt", *h.Alt, MinAlt, MaxAlt)
+		}
 	}
 	return errs
 }

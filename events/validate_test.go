@@ -14,7 +14,10 @@ func ptr[T any](v T) *T { return &v }
 func TestReportValidate(t *testing.T) {
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	good := Report{TS: now.Add(-time.Second), Lat: 48.85, Lon: 2.35, Alt: ptr(120.0), Speed: ptr(12.5),
-		Heading: ptr(359.9), Battery: ptr(87.0), Seq: ptr(uint64(7))}
+		Heading: ptr(359.9), Battery: ptr(87.0), Seq: ptr(uint64(7)),
+		Armed: ptr(true), Mode: ptr("AUTO.MISSION"), Fix: ptr(Fix3D), Satellites: ptr(14), HAE: ptr(167.3),
+		Height: ptr(80.0), VSpeed: ptr(-1.5), HAcc: ptr(0.8), VAcc: ptr(1.2), Link: ptr(93.0),
+		Home: &Position{Lat: 48.8, Lon: 2.3, Alt: ptr(40.0)}}
 	tests := []struct {
 		name   string
 		mutate func(*Report)
@@ -38,6 +41,30 @@ func TestReportValidate(t *testing.T) {
 		{"battery over 100", func(r *Report) { r.Battery = ptr(100.1) }, []string{"/2/battery"}},
 		{"several at once", func(r *Report) { r.Lat, r.Lon, r.Battery = 91, 181, ptr(-3.0) },
 			[]string{"/2/lat", "/2/lon", "/2/battery"}},
+		{"mode empty", func(r *Report) { r.Mode = ptr("") }, []string{"/2/mode"}},
+		{"mode 32 characters ok", func(r *Report) { r.Mode = ptr(strings.Repeat("é", 32)) }, nil},
+		{"mode 33 characters", func(r *Report) { r.Mode = ptr(strings.Repeat("M", 33)) }, []string{"/2/mode"}},
+		{"mode control character", func(r *Report) { r.Mode = ptr("RTL\n") }, []string{"/2/mode"}},
+		{"mode invalid UTF-8", func(r *Report) { r.Mode = ptr("\xff") }, []string{"/2/mode"}},
+		{"fix bounds ok", func(r *Report) { r.Fix, r.Satellites = ptr(0), ptr(0) }, nil},
+		{"fix PPP ok", func(r *Report) { r.Fix = ptr(8) }, nil},
+		{"fix 9", func(r *Report) { r.Fix = ptr(9) }, []string{"/2/fix"}},
+		{"fix negative", func(r *Report) { r.Fix = ptr(-1) }, []string{"/2/fix"}},
+		{"satellites 256", func(r *Report) { r.Satellites = ptr(256) }, []string{"/2/satellites"}},
+		{"hae too low", func(r *Report) { r.HAE = ptr(-501.0) }, []string{"/2/hae"}},
+		{"height below take-off ok", func(r *Report) { r.Height = ptr(-300.0) }, nil},
+		{"height too high", func(r *Report) { r.Height = ptr(MaxHeight + 1) }, []string{"/2/height"}},
+		{"height NaN", func(r *Report) { r.Height = ptr(math.NaN()) }, []string{"/2/height"}},
+		{"vspeed sinking ok", func(r *Report) { r.VSpeed = ptr(-MaxSpeed) }, nil},
+		{"vspeed too fast", func(r *Report) { r.VSpeed = ptr(MaxSpeed + 1) }, []string{"/2/vspeed"}},
+		{"hAcc negative", func(r *Report) { r.HAcc = ptr(-0.1) }, []string{"/2/hAcc"}},
+		{"vAcc too big", func(r *Report) { r.VAcc = ptr(MaxAccuracy * 2) }, []string{"/2/vAcc"}},
+		{"link over 100", func(r *Report) { r.Link = ptr(100.5) }, []string{"/2/link"}},
+		{"link negative", func(r *Report) { r.Link = ptr(-1.0) }, []string{"/2/link"}},
+		{"home lat and alt", func(r *Report) { r.Home = &Position{Lat: -91, Lon: 2, Alt: ptr(-600.0)} },
+			[]string{"/2/home/lat", "/2/home/alt"}},
+		{"home lon Inf", func(r *Report) { r.Home = &Position{Lat: 1, Lon: math.Inf(-1)} }, []string{"/2/home/lon"}},
+		{"home without alt ok", func(r *Report) { r.Home = &Position{Lat: 1, Lon: 2} }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,8 +73,8 @@ func TestReportValidate(t *testing.T) {
 			var got []string
 			for _, fe := range r.Validate(now, "/2") {
 				got = append(got, fe.Pointer)
-				if fe.Detail == "" || !strings.HasSuffix(fe.Pointer, "/"+fe.Field) {
-					t.Errorf("field error %+v: want a detail and a pointer ending in the field", fe)
+				if fe.Detail == "" || !(fe.Pointer == "/2/"+fe.Field || strings.HasPrefix(fe.Pointer, "/2/"+fe.Field+"/")) {
+					t.Errorf("field error %+v: want a detail and a pointer to the field", fe)
 				}
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {

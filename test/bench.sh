@@ -51,6 +51,7 @@ runs=(
 	"core;./store/firestore;BenchmarkAppendTrack;50x"
 	"core;./cache;^(BenchmarkFleet1k|BenchmarkFleet10k|BenchmarkBBox1kOf10k)$;300x"
 	"functions/serve-map;.;BenchmarkHTTPFleet10k;100x"
+	"functions/serve-map;.;BenchmarkRIDFlights10k;100x"
 	"core;./broker;.;3000x"
 )
 for r in "${runs[@]}"; do

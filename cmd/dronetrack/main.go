@@ -56,6 +56,7 @@ commands:
   user add      add a website user to a tenant (--password-stdin, or a generated password printed once)
   dlq list      list the local broker's dead-lettered events
   dlq replay ID deliver a dead-lettered event again
+  rid token     print a Remote ID access token from up's local test authority (--scope S)
 
 Run 'dronetrack <command> -h' for a command's flags.
 `
@@ -77,6 +78,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return loadCmd(ctx, rest, stdout, stderr)
 	case "bridge":
 		return bridgeCmd(ctx, rest, stdout, stderr)
+	case "rid":
+		return ridCmd(ctx, rest, stdout, stderr)
 	case "tenant", "drone", "dlq", "user":
 		if len(rest) == 0 {
 			fmt.Fprint(stderr, usage)

@@ -70,6 +70,9 @@ type upOptions struct {
 	// for process's default. On one machine it sizes the store file: about
 	// drones x reports/s x HistoryTTL x 330 bytes.
 	HistoryTTL time.Duration
+	// RIDTestAuthority is --rid-test-authority: auto (on for a loopback
+	// listener), on or off (ridcmd.go).
+	RIDTestAuthority string
 }
 
 func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -84,6 +87,7 @@ func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.PprofAddr, "pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060)")
 	fs.DurationVar(&o.LinkCheckEvery, "link-check", defaultLinkCheckEvery, "period of the lost-link check (the cluster's PingSource runs every 30 s)")
 	fs.DurationVar(&o.HistoryTTL, "history-ttl", 0, "how long drone history is kept (default 720h; the store file holds about drones x reports/s x this x 330 bytes)")
+	fs.StringVar(&o.RIDTestAuthority, "rid-test-authority", "auto", "Remote ID test authority (tokens from `dronetrack rid token`): auto = on for a loopback --http, on, off")
 	level := fs.String("log-level", "warn", "debug, info, warn or error (functions and broker)")
 	o.Sim.register(fs, 0)
 	fs.Usage = func() {
@@ -216,6 +220,13 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	for k, v := range extraFunctionConfig(dir) {
 		cfg[k] = v
 	}
+	ridCfg, err := ridAuthorityConfig(o.RIDTestAuthority, dir, o.HTTPAddr)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range ridCfg {
+		cfg[k] = v
+	}
 	// Start consumers before the producer so nothing published waits on a
 	// function that is not there yet (the broker would retry it anyway).
 	for _, name := range []string{fnProcess, fnCacheRefresh, fnAlerts, fnServeMap, fnIngest} {
@@ -275,6 +286,11 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	fmt.Fprintf(o.Out, "  ingest: POST %s%s with Authorization: Bearer <drone key>\n", s.URL(), sim.IngestPath)
 	fmt.Fprintf(o.Out, "          also CloudEvents at POST %s%s, OsmAnd/Traccar Client at %s%s?id=<drone key>\n",
 		s.URL(), ingestfn.PathEvents, s.URL(), ingestfn.PathOsmAnd)
+
+	if ridCfg != nil {
+		fmt.Fprintf(o.Out, "  Remote ID SP: %s/rid/v2/uss/flights?view=lat1,lng1,lat2,lng2 with a token from `dronetrack rid token --scope rid.display_provider --data %s`\n",
+			s.URL(), dir)
+	}
 
 	if o.PprofAddr != "" {
 		if err := servePprof(o.PprofAddr, log); err != nil {

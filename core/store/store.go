@@ -8,6 +8,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/remoteid"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -26,6 +27,12 @@ type Tenant struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"createdAt"`
+	// RemoteID is whether the tenant's flights are published to Network
+	// Remote ID display providers (off until an owner turns it on).
+	RemoteID bool `json:"remoteId,omitempty"`
+	// RemoteIDVersion counts changes to the tenant's drones' Remote ID
+	// identities (SetDroneIdentity).
+	RemoteIDVersion int64 `json:"remoteIdVersion,omitempty"`
 }
 
 // Drone is a registered drone. KeyHash is the keyed hash of its API key;
@@ -37,6 +44,9 @@ type Drone struct {
 	KeyHash   string             `json:"keyHash"`
 	CreatedAt time.Time          `json:"createdAt"`
 	State     *events.DroneState `json:"state,omitempty"`
+	// RemoteID is the identity its owner declared for Network Remote ID;
+	// nil when none was.
+	RemoteID *remoteid.Identity `json:"remoteId,omitempty"`
 }
 
 // TrackPoint is one history sample of a drone. Its identity is (DroneID, TS):
@@ -104,6 +114,8 @@ type Store interface {
 	Links    // links.go: public tracking links
 	Alerts   // alerts.go
 	Channels // channels.go
+
+	RemoteID // remoteid.go
 
 	Close() error
 }

@@ -48,16 +48,28 @@ const (
 //     while draining; a rise (charging, battery swap) or a missing reading
 //     makes it unknown (nil) and the next draining leg starts afresh.
 //   - TimeToEmptySecs = battery / drain, only while drain > 0.
+//
+// The drone telemetry fields (armed, mode, fix, ...) are the report's own:
+// absent in the report is absent in the state, except Home, which stays
+// the previous one until the drone reports another.
 func Next(prev *events.DroneState, r events.Report, now time.Time) (events.DroneState, bool) {
 	if prev != nil && !r.TS.After(prev.TS) {
 		return *prev, false
 	}
 	next := events.DroneState{
 		TS: r.TS.UTC(), Lat: r.Lat, Lon: r.Lon, Alt: r.Alt, Speed: r.Speed, Heading: r.Heading,
-		Battery: r.Battery, Seq: r.Seq, UpdatedAt: now.UTC(),
+		Battery: r.Battery, Seq: r.Seq,
+		Armed: r.Armed, Mode: r.Mode, Fix: r.Fix, Satellites: r.Satellites, HAE: r.HAE, Height: r.Height,
+		VSpeed: r.VSpeed, HAcc: r.HAcc, VAcc: r.VAcc, Link: r.Link, Home: r.Home,
+		UpdatedAt: now.UTC(),
 	}
 	if prev == nil {
 		return next, true
+	}
+	if next.Home == nil {
+		// Autopilots send the home position seldom (MAVLink HOME_POSITION
+		// on change), so the last one known stays until a new one comes.
+		next.Home = prev.Home
 	}
 	next.DistanceM = prev.DistanceM
 	next.GroundSpeed, next.Course = prev.GroundSpeed, prev.Course

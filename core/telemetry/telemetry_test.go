@@ -269,3 +269,31 @@ func TestDrainAndTimeToEmpty(t *testing.T) {
 		cur = &st
 	}
 }
+
+func TestNextCopiesDroneTelemetry(t *testing.T) {
+	armed, mode, fix, sats := true, "AUTO.MISSION", events.Fix3D, 12
+	home := &events.Position{Lat: 1, Lon: 2, Alt: f(30)}
+	r := rep(0, 1, 2, f(90))
+	r.Armed, r.Mode, r.Fix, r.Satellites, r.HAE, r.Height = &armed, &mode, &fix, &sats, f(80), f(50)
+	r.VSpeed, r.HAcc, r.VAcc, r.Link, r.Home = f(-1.5), f(0.7), f(1.1), f(88), home
+	a, _ := Next(nil, r, t0)
+	if *a.Armed != armed || *a.Mode != mode || *a.Fix != fix || *a.Satellites != sats || *a.HAE != 80 ||
+		*a.Height != 50 || *a.VSpeed != -1.5 || *a.HAcc != 0.7 || *a.VAcc != 1.1 || *a.Link != 88 || a.Home != home {
+		t.Fatalf("state %+v does not carry the report's telemetry %+v", a, r)
+	}
+	// The next report says nothing but position: every telemetry field is
+	// unknown again, except home, which stays until another is reported.
+	b, _ := Next(&a, rep(1, 1, 2, nil), t0)
+	if b.Armed != nil || b.Mode != nil || b.Fix != nil || b.Satellites != nil || b.HAE != nil || b.Height != nil ||
+		b.VSpeed != nil || b.HAcc != nil || b.VAcc != nil || b.Link != nil {
+		t.Errorf("absent fields came out present: %+v", b)
+	}
+	if b.Home != home {
+		t.Errorf("home = %+v, want the previous one kept", b.Home)
+	}
+	r3 := rep(2, 1, 2, nil)
+	r3.Home = &events.Position{Lat: 3, Lon: 4}
+	if c, _ := Next(&b, r3, t0); c.Home != r3.Home {
+		t.Errorf("home = %+v, want the new one", c.Home)
+	}
+}

@@ -109,9 +109,15 @@ func decodeReports(body []byte, now time.Time, max int) (reps []events.Report, b
 // optional holds the values of a report's optional fields, so a report costs
 // no allocation per field; attach points the report's fields at it.
 type optional struct {
-	alt, speed, heading, battery float64
-	seq                          uint64
-	has                          uint8 // bit set of the fields present
+	alt, speed, heading, battery          float64
+	hae, height, vspeed, hAcc, vAcc, link float64
+	seq                                   uint64
+	armed                                 bool
+	mode                                  string
+	fix, satellites                       int
+	home                                  events.Position
+	homeAlt                               float64
+	has                                   uint32 // bit set of the fields present
 }
 
 const (
@@ -120,10 +126,56 @@ const (
 	hasHeading
 	hasBattery
 	hasSeq
+	hasArmed
+	hasMode
+	hasFix
+	hasSatellites
+	hasHAE
+	hasHeight
+	hasVSpeed
+	hasHAcc
+	hasVAcc
+	hasLink
+	hasHome
+	hasHomeAlt
 )
 
 func (o *optional) attach(r *events.Report) {
 	r.Alt, r.Speed, r.Heading, r.Battery, r.Seq = nil, nil, nil, nil, nil
+	r.Armed, r.Mode, r.Fix, r.Satellites, r.Home = nil, nil, nil, nil, nil
+	r.HAE, r.Height, r.VSpeed, r.HAcc, r.VAcc, r.Link = nil, nil, nil, nil, nil, nil
+	if o.has == 0 {
+		return
+	}
+	for _, f := range [...]struct {
+		bit uint32
+		dst **float64
+		v   *float64
+	}{{hasHAE, &r.HAE, &o.hae}, {hasHeight, &r.Height, &o.height}, {hasVSpeed, &r.VSpeed, &o.vspeed},
+		{hasHAcc, &r.HAcc, &o.hAcc}, {hasVAcc, &r.VAcc, &o.vAcc}, {hasLink, &r.Link, &o.link}} {
+		if o.has&f.bit != 0 {
+			*f.dst = f.v
+		}
+	}
+	if o.has&hasArmed != 0 {
+		r.Armed = &o.armed
+	}
+	if o.has&hasMode != 0 {
+		r.Mode = &o.mode
+	}
+	if o.has&hasFix != 0 {
+		r.Fix = &o.fix
+	}
+	if o.has&hasSatellites != 0 {
+		r.Satellites = &o.satellites
+	}
+	if o.has&hasHome != 0 {
+		r.Home = &o.home
+		o.home.Alt = nil
+		if o.has&hasHomeAlt != 0 {
+			o.home.Alt = &o.homeAlt
+		}
+	}
 	if o.has&hasAlt != 0 {
 		r.Alt = &o.alt
 	}
@@ -203,11 +255,53 @@ const (
 	fHeading
 	fBattery
 	fSeq
+	fArmed
+	fMode
+	fFix
+	fSatellites
+	fHAE
+	fHeight
+	fVSpeed
+	fHAcc
+	fVAcc
+	fLink
+	fHome
 )
 
-var fieldBits = map[string]uint16{
+var fieldBits = map[string]uint32{
 	"ts": fTS, "lat": fLat, "lon": fLon, "alt": fAlt, "speed": fSpeed,
 	"heading": fHeading, "battery": fBattery, "seq": fSeq,
+	"armed": fArmed, "mode": fMode, "fix": fFix, "satellites": fSatellites,
+	"hae": fHAE, "height": fHeight, "vspeed": fVSpeed, "hAcc": fHAcc, "vAcc": fVAcc,
+	"link": fLink, "home": fHome,
+}
+
+// floatSlot returns where the optional number field bit is kept and its
+// presence bit (a switch: a map lookup costs more per field).
+func (o *optional) floatSlot(bit uint32) (*float64, uint32) {
+	switch bit {
+	case fAlt:
+		return &o.alt, hasAlt
+	case fSpeed:
+		return &o.speed, hasSpeed
+	case fHeading:
+		return &o.heading, hasHeading
+	case fBattery:
+		return &o.battery, hasBattery
+	case fHAE:
+		return &o.hae, hasHAE
+	case fHeight:
+		return &o.height, hasHeight
+	case fVSpeed:
+		return &o.vspeed, hasVSpeed
+	case fHAcc:
+		return &o.hAcc, hasHAcc
+	case fVAcc:
+		return &o.vAcc, hasVAcc
+	case fLink:
+		return &o.link, hasLink
+	}
+	panic(fmt.Sprintf("ingest: field bit %d is not a number field", bit))
 }
 
 // report parses one object at p.pos into r and o, appending every bad field
@@ -215,14 +309,17 @@ var fieldBits = map[string]uint16{
 // the right type, dropping range errors for fields already reported.
 func (p *parser) report(r *events.Report, o *optional, prefix string, now time.Time, bad []events.FieldError) []events.FieldError {
 	p.expect('{')
-	var seen, badFields uint16
-	addBad := func(bit uint16, field, detail string) {
+	var seen, badFields uint32
+	addBadAt := func(bit uint32, field, pointer, detail string) {
 		badFields |= bit
 		if len(bad) >= maxFieldErrors {
 			p.dropped++
 			return
 		}
-		bad = append(bad, events.FieldError{Field: field, Pointer: prefix + "/" + escapePointer(field), Detail: detail})
+		bad = append(bad, events.FieldError{Field: field, Pointer: pointer, Detail: detail})
+	}
+	addBad := func(bit uint32, field, detail string) {
+		addBadAt(bit, field, prefix+"/"+escapePointer(field), detail)
 	}
 	p.ws()
 	if p.peek() == '}' {
@@ -252,6 +349,13 @@ func (p *parser) report(r *events.Report, o *optional, prefix string, now time.T
 				if p.skipValue(); p.err == nil {
 					addBad(bit, string(key), "duplicate field")
 				}
+			case bit == fHome:
+				seen |= bit
+				for _, hb := range p.home(o) {
+					if p.err == nil {
+						addBadAt(bit, "home", prefix+"/home"+hb.sub, hb.detail)
+					}
+				}
 			default:
 				seen |= bit
 				if detail := p.value(bit, r, o); detail != "" && p.err == nil {
@@ -272,7 +376,7 @@ func (p *parser) report(r *events.Report, o *optional, prefix string, now time.T
 		return bad
 	}
 	for _, req := range [...]struct {
-		bit  uint16
+		bit  uint32
 		name string
 	}{{fTS, "ts"}, {fLat, "lat"}, {fLon, "lon"}} {
 		if seen&req.bit == 0 {
@@ -298,7 +402,7 @@ func (p *parser) report(r *events.Report, o *optional, prefix string, now time.T
 
 // value parses the value of a known field. It returns "" or why the value is
 // bad; a syntax error sets p.err instead.
-func (p *parser) value(bit uint16, r *events.Report, o *optional) string {
+func (p *parser) value(bit uint32, r *events.Report, o *optional) string {
 	if p.literal("null") {
 		switch bit {
 		case fTS, fLat, fLon:
@@ -327,6 +431,39 @@ func (p *parser) value(bit uint16, r *events.Report, o *optional) string {
 		}
 		o.seq, o.has = v, o.has|hasSeq
 		return ""
+	case fArmed:
+		switch {
+		case p.literal("true"):
+			o.armed = true
+		case p.literal("false"):
+			o.armed = false
+		default:
+			return p.typeMismatch("a boolean")
+		}
+		o.has |= hasArmed
+		return ""
+	case fMode:
+		s, ok := p.str()
+		if !ok {
+			return p.typeMismatch("a string")
+		}
+		o.mode, o.has = string(s), o.has|hasMode
+		return ""
+	case fFix, fSatellites:
+		tok, ok := p.number()
+		if !ok {
+			return p.typeMismatch("an integer")
+		}
+		v, err := strconv.Atoi(string(tok))
+		if err != nil {
+			return fmt.Sprintf("%s is not an integer", tok)
+		}
+		if bit == fFix {
+			o.fix, o.has = v, o.has|hasFix
+		} else {
+			o.satellites, o.has = v, o.has|hasSatellites
+		}
+		return ""
 	}
 	tok, ok := p.number()
 	if !ok {
@@ -341,16 +478,106 @@ func (p *parser) value(bit uint16, r *events.Report, o *optional) string {
 		r.Lat = v
 	case fLon:
 		r.Lon = v
-	case fAlt:
-		o.alt, o.has = v, o.has|hasAlt
-	case fSpeed:
-		o.speed, o.has = v, o.has|hasSpeed
-	case fHeading:
-		o.heading, o.has = v, o.has|hasHeading
-	case fBattery:
-		o.battery, o.has = v, o.has|hasBattery
+	default:
+		slot, has := o.floatSlot(bit)
+		*slot, o.has = v, o.has|has
 	}
 	return ""
+}
+
+// homeProblem is one bad member of a report's home object: sub is the
+// pointer below /home ("" for home itself).
+type homeProblem struct{ sub, detail string }
+
+// home parses the value of a report's home field into o: null (absent) or
+// an object with lat and lon (required) and alt, strictly like a report.
+func (p *parser) home(o *optional) []homeProblem {
+	if p.literal("null") {
+		return nil
+	}
+	if p.peek() != '{' {
+		return []homeProblem{{"", p.typeMismatch("an object with lat, lon and optionally alt")}}
+	}
+	p.pos++
+	var probs []homeProblem
+	var seen uint8
+	const hLat, hLon, hAlt = 1, 2, 4
+	p.ws()
+	if p.peek() == '}' {
+		p.pos++
+	} else {
+		for p.err == nil {
+			key, ok := p.str()
+			if !ok {
+				p.fail("want a field name")
+				break
+			}
+			p.expect(':')
+			if p.err != nil {
+				break
+			}
+			p.ws()
+			name := string(key)
+			var bit uint8
+			switch name {
+			case "lat":
+				bit = hLat
+			case "lon":
+				bit = hLon
+			case "alt":
+				bit = hAlt
+			}
+			switch {
+			case bit == 0:
+				p.skipValue()
+				probs = append(probs, homeProblem{"/" + escapePointer(name), "unknown field"})
+			case seen&bit != 0:
+				p.skipValue()
+				probs = append(probs, homeProblem{"/" + name, "duplicate field"})
+			case p.literal("null"):
+				seen |= bit
+				if bit != hAlt {
+					probs = append(probs, homeProblem{"/" + name, "required: must not be null"})
+				}
+			default:
+				seen |= bit
+				tok, ok := p.number()
+				if !ok {
+					probs = append(probs, homeProblem{"/" + name, p.typeMismatch("a number")})
+					break
+				}
+				v, err := strconv.ParseFloat(string(tok), 64)
+				if err != nil {
+					probs = append(probs, homeProblem{"/" + name, fmt.Sprintf("%s is out of range", tok)})
+					break
+				}
+				switch bit {
+				case hLat:
+					o.home.Lat = v
+				case hLon:
+					o.home.Lon = v
+				default:
+					o.homeAlt, o.has = v, o.has|hasHomeAlt
+				}
+			}
+			p.ws()
+			if p.peek() == ',' {
+				p.pos++
+				p.ws()
+				continue
+			}
+			p.expect('}')
+			break
+		}
+	}
+	if seen&hLat == 0 {
+		probs = append(probs, homeProblem{"/lat", "required"})
+	}
+	if seen&hLon == 0 {
+		probs = append(probs, homeProblem{"/lon", "required"})
+	}
+	o.has |= hasHome
+	return probs
 }
 
 // typeMismatch skips a value of the wrong type and says what was wanted.

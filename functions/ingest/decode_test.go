@@ -31,6 +31,15 @@ func TestDecodeAcceptsValidJSONShapes(t *testing.T) {
 			[]events.Report{{TS: now.Add(-time.Minute + 500*time.Millisecond), Lat: 1, Lon: 2}}},
 		"all optional fields": {`[{"ts":"2026-11-29T03:59:00Z","lat":1,"lon":2,"alt":-3,"speed":4,"heading":0,"battery":0,"seq":18446744073709551615}]`,
 			[]events.Report{{TS: now.Add(-time.Minute), Lat: 1, Lon: 2, Alt: f(-3), Speed: f(4), Heading: f(0), Battery: f(0), Seq: u(18446744073709551615)}}},
+		"drone telemetry fields": {`{"ts":"2026-11-29T03:59:00Z","lat":1,"lon":2,"armed":false,"mode":"AUTO.M\u0049SSION","fix":0,"satellites":255,` +
+			`"hae":-500,"height":-1.5,"vspeed":-2,"hAcc":0,"vAcc":1e5,"link":100,"home":{ "alt" : 12.5 ,"lon":-2,"lat":3}}`,
+			[]events.Report{{TS: now.Add(-time.Minute), Lat: 1, Lon: 2, Armed: ptr(false), Mode: ptr("AUTO.MISSION"), Fix: ptr(0),
+				Satellites: ptr(255), HAE: f(-500), Height: f(-1.5), VSpeed: f(-2), HAcc: f(0), VAcc: f(1e5), Link: f(100),
+				Home: &events.Position{Lat: 3, Lon: -2, Alt: f(12.5)}}}},
+		"two reports keep their own telemetry": {`[{"ts":"2026-11-29T03:59:00Z","lat":1,"lon":2,"armed":true,"home":{"lat":3,"lon":4,"alt":null}},` +
+			`{"ts":"2026-11-29T03:59:00Z","lat":1,"lon":2,"armed":false,"home":{"lat":5,"lon":6,"alt":7},"hae":null,"mode":null}]`,
+			[]events.Report{{TS: now.Add(-time.Minute), Lat: 1, Lon: 2, Armed: ptr(true), Home: &events.Position{Lat: 3, Lon: 4}},
+				{TS: now.Add(-time.Minute), Lat: 1, Lon: 2, Armed: ptr(false), Home: &events.Position{Lat: 5, Lon: 6, Alt: f(7)}}}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -69,6 +78,7 @@ func FuzzDecodeReports(f *testing.F) {
 		`{"ts":"2026-11-29T03:59:00Z","lat":1,"lon":2}`,
 		`[{"ts":"2026-11-29T03:59:00Z","lat":1,"lon":2,"alt":3,"speed":4,"heading":5,"battery":6,"seq":7}]`,
 		`[{"ts":"2026-11-29T03:59:00Z","lat":"NaN","lon":2,"x":{"y":[1,null,true]}}]`,
+		`[{"ts":"2026-11-29T03:59:00Z","lat":1,"lon":2,"armed":true,"mode":"RTL","fix":3,"satellites":12,"hae":5,"height":6,"vspeed":-1,"hAcc":2,"vAcc":3,"link":80,"home":{"lat":1,"lon":2,"alt":3}}]`,
 		`[]`, `null`, `{"lat":1e999}`, `{"l\u0061t":1}`, `{"seq":-0}`,
 	} {
 		f.Add([]byte(s))

@@ -80,6 +80,44 @@ func appendReport(b []byte, r *events.Report) []byte {
 		b = append(b, `,"seq":`...)
 		b = strconv.AppendUint(b, *r.Seq, 10)
 	}
+	// The drone telemetry fields, in events.Report's field order.
+	if r.Armed != nil {
+		b = append(b, `,"armed":`...)
+		b = strconv.AppendBool(b, *r.Armed)
+	}
+	if r.Mode != nil {
+		b = append(b, `,"mode":`...)
+		b = appendString(b, *r.Mode)
+	}
+	if r.Fix != nil {
+		b = append(b, `,"fix":`...)
+		b = strconv.AppendInt(b, int64(*r.Fix), 10)
+	}
+	if r.Satellites != nil {
+		b = append(b, `,"satellites":`...)
+		b = strconv.AppendInt(b, int64(*r.Satellites), 10)
+	}
+	for _, f := range [...]struct {
+		name string
+		v    *float64
+	}{{`,"hae":`, r.HAE}, {`,"height":`, r.Height}, {`,"vspeed":`, r.VSpeed}, {`,"hAcc":`, r.HAcc},
+		{`,"vAcc":`, r.VAcc}, {`,"link":`, r.Link}} {
+		if f.v != nil {
+			b = append(b, f.name...)
+			b = appendFloat(b, *f.v)
+		}
+	}
+	if h := r.Home; h != nil {
+		b = append(b, `,"home":{"lat":`...)
+		b = appendFloat(b, h.Lat)
+		b = append(b, `,"lon":`...)
+		b = appendFloat(b, h.Lon)
+		if h.Alt != nil {
+			b = append(b, `,"alt":`...)
+			b = appendFloat(b, *h.Alt)
+		}
+		b = append(b, '}')
+	}
 	return append(b, '}')
 }
 

@@ -11,6 +11,8 @@ import (
 
 // TestEventMatchesContract pins newTelemetryEvent to the contract's own
 // constructor: same attributes, byte-identical data.
+func ptr[T any](v T) *T { return &v }
+
 func TestEventMatchesContract(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
 	u := func(v uint64) *uint64 { return &v }
@@ -18,7 +20,10 @@ func TestEventMatchesContract(t *testing.T) {
 	cases := map[string]events.TelemetryReceived{
 		"full": {TenantID: "t1", DroneID: "d1", ReceivedAt: at, Reports: []events.Report{
 			{TS: at.Add(-time.Second), Lat: 52.520008, Lon: 13.404954, Alt: f(120.5), Speed: f(0), Heading: f(359.999),
-				Battery: f(100), Seq: u(math.MaxUint64)},
+				Battery: f(100), Seq: u(math.MaxUint64), Armed: ptr(true), Mode: ptr("AUTO.MISSION"), Fix: ptr(6),
+				Satellites: ptr(0), HAE: f(167.25), Height: f(-0.5), VSpeed: f(-2.5e-7), HAcc: f(0.02), VAcc: f(1e21),
+				Link: f(100), Home: &events.Position{Lat: 52.52, Lon: 13.4, Alt: f(34.5)}},
+			{TS: at, Lat: 1, Lon: 2, Armed: ptr(false), Mode: ptr(`ÄUTO "<&>"`), Home: &events.Position{Lat: 0, Lon: -0.0}},
 			{TS: at.Add(-2 * time.Second).In(time.FixedZone("x", 3600)), Lat: -90, Lon: 180},
 		}},
 		"awkward floats": {TenantID: "t", DroneID: "d", ReceivedAt: at, Reports: []events.Report{

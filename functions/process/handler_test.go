@@ -149,6 +149,41 @@ func TestStateAdvancesAndReplies(t *testing.T) {
 	}
 }
 
+// TestDroneTelemetryReachesStateAndHistory: the optional telemetry fields
+// of a report land in the reply, the stored state and the history point.
+func TestDroneTelemetryReachesStateAndHistory(t *testing.T) {
+	e := newEnv(t, Options{}, "d1")
+	f := func(v float64) *float64 { return &v }
+	armed, mode, fix, sats := true, "AUTO.MISSION", events.FixRTKFix, 19
+	r := rep(0, 47.1, 8.5, 90)
+	r.Armed, r.Mode, r.Fix, r.Satellites, r.HAE, r.Height, r.VSpeed = &armed, &mode, &fix, &sats, f(512.5), f(60), f(-1.25)
+	r.HAcc, r.VAcc, r.Link, r.Home = f(0.02), f(0.04), f(97), &events.Position{Lat: 47.09, Lon: 8.49, Alt: f(455)}
+	_, su := e.post(t, received("d1", r))
+	if su == nil {
+		t.Fatal("no reply")
+	}
+	want := events.DroneState{TS: r.TS, Lat: r.Lat, Lon: r.Lon, Battery: r.Battery, Armed: r.Armed, Mode: r.Mode,
+		Fix: r.Fix, Satellites: r.Satellites, HAE: r.HAE, Height: r.Height, VSpeed: r.VSpeed, HAcc: r.HAcc,
+		VAcc: r.VAcc, Link: r.Link, Home: r.Home, UpdatedAt: su.State.UpdatedAt}
+	if diff := cmp.Diff(want, su.State); diff != "" {
+		t.Errorf("reply state (-want +got):\n%s", diff)
+	}
+	stored, err := e.st.LatestState(context.Background(), "t1", "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, stored); diff != "" {
+		t.Errorf("stored state (-want +got):\n%s", diff)
+	}
+	pts, err := e.st.Track(context.Background(), store.TrackQuery{TenantID: "t1", DroneID: "d1"})
+	if err != nil || len(pts) != 1 {
+		t.Fatalf("track: %d points, err %v", len(pts), err)
+	}
+	if diff := cmp.Diff(r, pts[0].Report); diff != "" {
+		t.Errorf("history point (-want +got):\n%s", diff)
+	}
+}
+
 func TestDuplicatesReplaysAndOutOfOrder(t *testing.T) {
 	e := newEnv(t, Options{}, "d1")
 	first := received("d1", rep(10, 1, 1, 90))

@@ -59,6 +59,8 @@ type server struct {
 	ipHops         int
 	// links configures the public tracking links (links.go).
 	links linkSettings
+	// rid is the Network Remote ID service provider (rid*.go).
+	rid *ridService
 }
 
 type metrics struct {
@@ -112,6 +114,7 @@ func (s *server) routes() chi.Router {
 	})
 	s.publicAccountRoutes(r)
 	s.publicLinkRoutes(r)
+	s.ridRoutes(r)
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate, requireTenant, s.csrf)
 		s.sessionAccountRoutes(r)
@@ -120,6 +123,7 @@ func (s *server) routes() chi.Router {
 		r.Get("/api/v1/drones/{id}/track", s.getTrack)
 		s.alertRoutes(r)
 		s.sessionLinkRoutes(r)
+		s.remoteIDRoutes(r)
 		r.Get("/api/v1/stream", s.sessionBound(s.serveStream))
 	})
 	return r

@@ -155,7 +155,8 @@ type droneKeyReply struct {
 // the table, so a new route cannot skip this test.
 func TestTenantIsolation(t *testing.T) {
 	modes(t, func(t *testing.T, cacheURL string) {
-		e := newAuthEnv(t, cacheURL, nil)
+		ridAuth, ridCfg := newRIDAuthority(t)
+		e := newAuthEnv(t, cacheURL, ridCfg)
 		ctx := context.Background()
 		a := signUp(t, e, "Alpha Org", "ann@alpha.test", pwA)
 		b := signUp(t, e, "Bravo Org", "bob@bravo.test", pwB)
@@ -278,6 +279,17 @@ func TestTenantIsolation(t *testing.T) {
 			{"PUT", "/api/v1/channels/{id}", "/api/v1/channels/ch_alpha", map[string]any{"kind": "slack", "url": "https://bravo.test/x"}, []int{404}},
 			{"GET", "/api/v1/channels/{id}/deliveries", "/api/v1/channels/ch_alpha/deliveries", nil, []int{404}},
 			{"DELETE", "/api/v1/channels/{id}", "/api/v1/channels/ch_alpha", nil, []int{404}},
+			// Remote ID (rid_api.go): B's own switch; A's drone identity is 404.
+			{"GET", "/api/v1/remote-id", "/api/v1/remote-id", nil, []int{200}},
+			{"PUT", "/api/v1/remote-id", "/api/v1/remote-id", map[string]bool{"enabled": true}, []int{200}},
+			{"GET", "/api/v1/drones/{id}/remote-id", drone + "/remote-id", nil, []int{404}},
+			{"PUT", "/api/v1/drones/{id}/remote-id", drone + "/remote-id", map[string]string{"operatorId": "pwned"}, []int{404}},
+			// Remote ID SP and injection (rid_sp.go): bearer tokens only, a
+			// session opens nothing; A (Remote ID off) is never reported.
+			{"GET", "/rid/v2/uss/flights", "/rid/v2/uss/flights?view=47.12,8.65,47.13,8.66", nil, []int{401}},
+			{"GET", "/rid/v2/uss/flights/{id}/details", "/rid/v2/uss/flights/" + aID + "/details", nil, []int{401}},
+			{"PUT", "/rid/injection/tests/{test_id}", "/rid/injection/tests/t1", map[string]any{"requested_flights": []any{}}, []int{401}},
+			{"DELETE", "/rid/injection/tests/{test_id}/{version}", "/rid/injection/tests/t1/v1", nil, []int{401}},
 			{"GET", "/api/v1/stream", "", nil, nil},       // below
 			{"POST", "/api/v1/auth/logout", "", nil, nil}, // last
 		}
@@ -315,6 +327,21 @@ func TestTenantIsolation(t *testing.T) {
 			for _, s := range secrets {
 				if strings.Contains(body, s) || strings.Contains(strings.Join(got.header.Values("Set-Cookie"), ";"), s) {
 					t.Errorf("B: %s %s leaks %q: %s", r.method, r.path, s, got.body)
+				}
+			}
+		}
+
+		// A display provider (any valid token) does not see A's drone either:
+		// A never turned Remote ID on, B did (row above).
+		display := ridToken(t, ridAuth, "rid.display_provider")
+		for _, u := range []string{"/rid/v2/uss/flights?view=47.12,8.65,47.13,8.66", "/rid/v2/uss/flights/" + aID + "/details"} {
+			got := ridDo(t, "GET", e.url+u, display, nil)
+			if got.status != 200 && got.status != 404 {
+				t.Errorf("display provider %s: %d %s", u, got.status, got.body)
+			}
+			for _, s := range secrets[1:] {
+				if strings.Contains(string(got.body), s) {
+					t.Errorf("display provider %s sees A's %q: %s", u, s, got.body)
 				}
 			}
 		}
@@ -514,7 +541,7 @@ func TestSecureCookies(t *testing.T) {
 // stylesheet (the CSP allows 'self' only), and labels every input.
 func TestAccountPages(t *testing.T) {
 	e := newAuthEnv(t, "local://"+uniq("pages"), nil)
-	for _, p := range []string{"signup.html", "login.html", "drones.html", "settings.html", "invite.html", "alerts.html"} {
+	for _, p := range []string{"signup.html", "login.html", "drones.html", "settings.html", "invite.html", "alerts.html", "remote-id.html"} {
 		r := e.do(t, nil, http.MethodGet, "/account/"+p, nil)
 		body := string(r.body)
 		if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {

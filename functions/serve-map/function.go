@@ -13,6 +13,9 @@
 //	GET /api/v1/openapi.json, /metrics
 //	/api/v1/drones/{id}/links, /t/{token}, /api/v1/t/{token}[/stream]
 //	                                      tracking links (links.go)
+//	GET /rid/v2/uss/flights, /rid/v2/uss/flights/{id}/details
+//	                                      Network Remote ID SP (rid_sp.go, bearer tokens)
+//	PUT/DELETE /rid/injection/tests/...   InterUSS test injection (rid_injection.go)
 //
 // The caller's tenant comes from the session (auth.go), never from a
 // parameter. When
@@ -31,7 +34,9 @@
 // the only image source the Content-Security-Policy allows besides our own;
 // empty for the offline basemap; default secheaders.DefaultTilesURL),
 // LINK_RATE_IP, LINK_RATE_LINK, LINK_RECHECK, LINK_FLIGHT_IDLE (tracking
-// links, see links.go).
+// links, see links.go), and the Remote ID settings RID_AUDIENCE,
+// RID_JWKS_URL, RID_PUBLIC_KEY_FILE, RID_SECRET, RID_REFRESH (rid.go,
+// docs/remote-id.md).
 package function
 
 import (
@@ -139,13 +144,17 @@ func (f *Function) start(ctx context.Context, cfg map[string]string, st store.St
 		_ = c.Close()
 		return err
 	}
+	if err := s.configureRemoteID(ctx, cfg); err != nil {
+		_ = c.Close()
+		return err
+	}
 	if s.heartbeat <= 0 {
 		s.heartbeat = 15 * time.Second
 	}
 	s.hub = newHub(c, log, ring, m.streams.Add)
 	f.mu.Lock()
 	f.srv, f.handler = s, secheaders.Middleware(tileOrigin)(s.routes())
-	f.closers = append(f.closers, func() error { s.hub.close(); return c.Close() })
+	f.closers = append(f.closers, func() error { s.hub.close(); s.rid.close(); return c.Close() })
 	f.mu.Unlock()
 	f.ready.Store(true)
 	log.InfoContext(ctx, "started", "cache", redact(cacheURL))

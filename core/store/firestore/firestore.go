@@ -124,7 +124,8 @@ func (s *Store) CreateTenant(ctx context.Context, t store.Tenant) error {
 	if !validID(t.ID) {
 		return fmt.Errorf("%s: invalid id", what)
 	}
-	_, err := s.tenants().Doc(t.ID).Create(ctx, tenantDoc{Name: t.Name, CreatedAt: t.CreatedAt})
+	_, err := s.tenants().Doc(t.ID).Create(ctx, tenantDoc{Name: t.Name, CreatedAt: t.CreatedAt,
+		RemoteID: t.RemoteID, RemoteIDVersion: t.RemoteIDVersion})
 	return mapErr(what, err)
 }
 
@@ -142,7 +143,7 @@ func (s *Store) Tenant(ctx context.Context, id string) (store.Tenant, error) {
 	if err := snap.DataTo(&d); err != nil {
 		return store.Tenant{}, fmt.Errorf("%s: decode: %w", what, err)
 	}
-	return store.Tenant{ID: id, Name: d.Name, CreatedAt: d.CreatedAt}, nil
+	return d.tenant(id), nil
 }
 
 // CreateDrone implements store.Store: the drone and its key index entry are

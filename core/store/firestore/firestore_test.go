@@ -75,6 +75,18 @@ func fill(t *testing.T, v reflect.Value) {
 		case f.Kind() == reflect.Pointer && f.Type().Elem().Kind() == reflect.Uint64:
 			x := uint64(1)<<63 + uint64(i) // above int64: the bit-cast must be lossless
 			f.Set(reflect.ValueOf(&x))
+		case f.Kind() == reflect.Pointer && f.Type().Elem().Kind() == reflect.Int:
+			x := 100 + i
+			f.Set(reflect.ValueOf(&x))
+		case f.Kind() == reflect.Pointer && f.Type().Elem().Kind() == reflect.Bool:
+			x := true
+			f.Set(reflect.ValueOf(&x))
+		case f.Kind() == reflect.Pointer && f.Type().Elem().Kind() == reflect.String:
+			x := fmt.Sprintf("s%d", i)
+			f.Set(reflect.ValueOf(&x))
+		case f.Kind() == reflect.Pointer && f.Type().Elem().Kind() == reflect.Struct:
+			f.Set(reflect.New(f.Type().Elem()))
+			fill(t, f.Elem())
 		default:
 			t.Fatalf("fill: field %s has type %s; teach fill and the store model about it", v.Type().Field(i).Name, f.Type())
 		}

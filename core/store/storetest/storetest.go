@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	tests = append(tests, alertTests...)
 	tests = append(tests, linkTests...)
 	tests = append(tests, channelTests...)
+	tests = append(tests, remoteIDTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -121,15 +122,27 @@ func state(i int) events.DroneState {
 		Heading: ptr(270.0), Battery: ptr(88.0), Seq: ptr(uint64(i)),
 		GroundSpeed: ptr(11.0), Course: ptr(269.5), DistanceM: float64(i) * 10,
 		BatteryDrain: ptr(0.01), TimeToEmptySecs: ptr(8800.0), UpdatedAt: at(i + 1),
+		Armed: ptr(i%2 == 0), Mode: ptr("AUTO.MISSION"), Fix: ptr(events.FixRTKFix), Satellites: ptr(17 + i),
+		HAE: ptr(147.25), Height: ptr(-3.5), VSpeed: ptr(-0.25), HAcc: ptr(0.02), VAcc: ptr(0.05), Link: ptr(87.0),
+		Home: &events.Position{Lat: 52.5, Lon: 13.4, Alt: ptr(34.0)},
 	}
 }
 
 func point(tenantID, droneID string, i int, expireAt time.Time) store.TrackPoint {
-	return store.TrackPoint{
+	p := store.TrackPoint{
 		TenantID: tenantID, DroneID: droneID, ExpireAt: expireAt,
 		Report: events.Report{TS: at(i), Lat: 52.5, Lon: 13.4 + float64(i)/1000, Alt: ptr(50.0),
 			Speed: ptr(3.5), Heading: ptr(90.0), Battery: ptr(77.5), Seq: ptr(uint64(i))},
 	}
+	if i%2 == 0 {
+		// Every other point carries the drone telemetry fields, so both
+		// their round trip and their absence are checked.
+		r := &p.Report
+		r.Armed, r.Mode, r.Fix, r.Satellites = ptr(i%4 == 0), ptr("RTL"), ptr(events.Fix3D), ptr(i)
+		r.HAE, r.Height, r.VSpeed, r.HAcc, r.VAcc, r.Link = ptr(97.5), ptr(float64(i)), ptr(1.5), ptr(2.5), ptr(3.5), ptr(0.0)
+		r.Home = &events.Position{Lat: -33.9, Lon: 151.2}
+	}
+	return p
 }
 
 func testTenants(t *testing.T, s store.Store) {

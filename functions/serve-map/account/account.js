@@ -122,6 +122,10 @@ function renderDrones(canManage) {
   }
 }
 
+// A drone's Remote ID identity fields, as GET/PUT /api/v1/drones/{id}/remote-id
+// name them (and the inputs' ids).
+const RID_FIELDS = ['serialNumber', 'registrationId', 'uaType', 'operatorId', 'euCategory', 'euClass', 'operatorLocation'];
+
 // The alert settings' fields, as GET/PUT /api/v1/alert-settings name them.
 const SETTINGS = ['lowBatteryPct', 'hysteresisPct', 'minTimeToEmptySecs', 'lostLinkSecs', 'notifyStaleSecs'];
 // What an absent setting means (notifyStaleSecs: 0 or unset is 15 min).
@@ -285,6 +289,48 @@ const pages = {
     $('hook-hide').addEventListener('click', () => { $('hook-secret').hidden = true; $('hook-secret-value').textContent = ''; });
     $('deliveries-refresh').addEventListener('click', () => loadDeliveries().catch(showError));
     await loadHooks();
+  },
+  // Network Remote ID: the tenant's switch and each drone's declared
+  // identity (owners and admins change them; viewers see them).
+  async remoteid() {
+    const me = await who();
+    const canManage = me.user.role !== 'viewer';
+    $('rid-switch-fields').disabled = !canManage;
+    $('rid-identity-fields').disabled = !canManage;
+    $('rid-switch-save').hidden = !canManage;
+    $('rid-identity-save').hidden = !canManage;
+    const st = await api('GET', '/api/v1/remote-id');
+    $('enabled').checked = st.enabled;
+    const { drones } = await api('GET', '/api/v1/drones');
+    const sel = $('rid-drone');
+    for (const d of drones) {
+      const o = document.createElement('option'); o.value = d.id; o.textContent = `${d.name || d.id} (${d.id})`; sel.append(o);
+    }
+    const load = async () => {
+      showFieldError(null);
+      $('rid-identity-done').textContent = '';
+      if (!sel.value) return;
+      const id = await api('GET', `/api/v1/drones/${encodeURIComponent(sel.value)}/remote-id`);
+      for (const k of RID_FIELDS) $(k).value = id[k] || (k === 'operatorLocation' ? 'obfuscated' : '');
+    };
+    sel.addEventListener('change', () => load().catch(showError));
+    await load();
+    if (!canManage) return;
+    onSubmit($('rid-switch'), async () => {
+      const r = await api('PUT', '/api/v1/remote-id', { enabled: $('enabled').checked });
+      $('rid-switch-done').textContent = r.enabled ? 'Remote ID is on.' : 'Remote ID is off.';
+    });
+    onSubmit($('rid-identity'), async () => {
+      $('rid-identity-done').textContent = '';
+      const body = {};
+      for (const k of RID_FIELDS) if ($(k).value.trim() !== '') body[k] = $(k).value.trim();
+      try {
+        const saved = await api('PUT', `/api/v1/drones/${encodeURIComponent(sel.value)}/remote-id`, body);
+        for (const k of RID_FIELDS) $(k).value = saved[k] || (k === 'operatorLocation' ? 'obfuscated' : '');
+        showFieldError(null);
+        $('rid-identity-done').textContent = 'Identity saved.';
+      } catch (err) { showFieldError(err); throw err; }
+    });
   },
   async settings() {
     // Log out works from the first paint, not only once /api/v1/me has
