@@ -55,7 +55,7 @@ func validateJSON(t *testing.T, s *jsonschema.Schema, v any) error {
 // rejects too.
 func TestSchemasMatchStructs(t *testing.T) {
 	now := time.Now().UTC()
-	rep := Report{TS: now, Lat: 10, Lon: 20, Alt: ptr(5.0), Speed: ptr(3.0), Heading: ptr(90.0), Battery: ptr(80.0), Seq: ptr(uint64(1))}
+	rep := Report{TS: now, Lat: 10, Lon: 20, Alt: new(5.0), Speed: new(3.0), Heading: new(90.0), Battery: new(80.0), Seq: new(uint64(1))}
 	for typ, file := range SchemaFiles {
 		s := compileSchema(t, file)
 		var sample any
@@ -64,8 +64,8 @@ func TestSchemasMatchStructs(t *testing.T) {
 			sample = TelemetryReceived{TenantID: "t", DroneID: "d", ReceivedAt: now, Reports: []Report{rep}}
 		case TypeStateUpdated:
 			sample = StateUpdated{TenantID: "t", DroneID: "d", State: DroneState{TS: now, Lat: 1, Lon: 2,
-				GroundSpeed: ptr(3.0), Course: ptr(10.0), DistanceM: 5, BatteryDrain: ptr(0.01),
-				TimeToEmptySecs: ptr(100.0), UpdatedAt: now}}
+				GroundSpeed: new(3.0), Course: new(10.0), DistanceM: 5, BatteryDrain: new(0.01),
+				TimeToEmptySecs: new(100.0), UpdatedAt: now}}
 		default:
 			sample = Alert{ID: "a", TenantID: "t", DroneID: "d", Kind: "battery.low", OpenedAt: now, ResolvedAt: &now}
 		}

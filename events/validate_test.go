@@ -9,12 +9,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func ptr[T any](v T) *T { return &v }
-
 func TestReportValidate(t *testing.T) {
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	good := Report{TS: now.Add(-time.Second), Lat: 48.85, Lon: 2.35, Alt: ptr(120.0), Speed: ptr(12.5),
-		Heading: ptr(359.9), Battery: ptr(87.0), Seq: ptr(uint64(7))}
+	good := Report{TS: now.Add(-time.Second), Lat: 48.85, Lon: 2.35, Alt: new(120.0), Speed: new(12.5),
+		Heading: new(359.9), Battery: new(87.0), Seq: new(uint64(7))}
 	tests := []struct {
 		name   string
 		mutate func(*Report)
@@ -32,11 +30,11 @@ func TestReportValidate(t *testing.T) {
 		{"lon too low", func(r *Report) { r.Lon = -180.5 }, []string{"/2/lon"}},
 		{"lat NaN", func(r *Report) { r.Lat = math.NaN() }, []string{"/2/lat"}},
 		{"lon Inf", func(r *Report) { r.Lon = math.Inf(1) }, []string{"/2/lon"}},
-		{"alt too high", func(r *Report) { r.Alt = ptr(20001.0) }, []string{"/2/alt"}},
-		{"speed negative", func(r *Report) { r.Speed = ptr(-1.0) }, []string{"/2/speed"}},
-		{"heading 360 is 0", func(r *Report) { r.Heading = ptr(360.0) }, []string{"/2/heading"}},
-		{"battery over 100", func(r *Report) { r.Battery = ptr(100.1) }, []string{"/2/battery"}},
-		{"several at once", func(r *Report) { r.Lat, r.Lon, r.Battery = 91, 181, ptr(-3.0) },
+		{"alt too high", func(r *Report) { r.Alt = new(20001.0) }, []string{"/2/alt"}},
+		{"speed negative", func(r *Report) { r.Speed = new(-1.0) }, []string{"/2/speed"}},
+		{"heading 360 is 0", func(r *Report) { r.Heading = new(360.0) }, []string{"/2/heading"}},
+		{"battery over 100", func(r *Report) { r.Battery = new(100.1) }, []string{"/2/battery"}},
+		{"several at once", func(r *Report) { r.Lat, r.Lon, r.Battery = 91, 181, new(-3.0) },
 			[]string{"/2/lat", "/2/lon", "/2/battery"}},
 	}
 	for _, tt := range tests {

@@ -28,6 +28,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -188,7 +189,7 @@ func startBrowserSystem(t *testing.T, drones, simulate int, rate float64) (*syst
 	if err := fs.Parse([]string{"--rate", fmt.Sprint(rate), "--silent", "0.1", "--silent-for", "40s"}); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	dir := t.TempDir()
 	sys, err := startSystem(t.Context(), upOptions{
 		DataDir: dir, HTTPAddr: "127.0.0.1:0", LogLevel: slog.LevelWarn, Log: logs, Out: logs,
@@ -460,8 +461,8 @@ func seedStates(t *testing.T, sys *system, demo []demoKey) {
 				st := events.DroneState{
 					TS:  now.Add(-time.Duration(float64(time.Minute) * rng.Float64() * rng.Float64())),
 					Lat: 47.3769 + (rng.Float64()-0.5)*0.06, Lon: 8.5417 + (rng.Float64()-0.5)*0.09,
-					Alt: ptr(400 + rng.Float64()*120), Speed: ptr(rng.Float64() * 18), Heading: ptr(rng.Float64() * 360),
-					Battery: ptr(5 + rng.Float64()*95), UpdatedAt: now,
+					Alt: new(400 + rng.Float64()*120), Speed: new(rng.Float64() * 18), Heading: new(rng.Float64() * 360),
+					Battery: new(5 + rng.Float64()*95), UpdatedAt: now,
 				}
 				_, _, err := sys.store.UpdateState(t.Context(), d.TenantID, d.DroneID, func(*events.DroneState) (events.DroneState, bool) { return st, true })
 				if err != nil {
@@ -481,8 +482,6 @@ func seedStates(t *testing.T, sys *system, demo []demoKey) {
 	}
 }
 
-func ptr(v float64) *float64 { return &v }
-
 // reportLowBattery sends one report at 8 % battery for the last demo drone
 // (the one the simulator does not fly) through the public ingest API.
 func reportLowBattery(t *testing.T, base, dir string) {
@@ -499,7 +498,7 @@ func reportBattery(t *testing.T, base, dir string, battery float64) string {
 		t.Fatalf("demo keys: %v", err)
 	}
 	d := demo[len(demo)-1]
-	body, _ := json.Marshal(events.Report{TS: time.Now().UTC(), Lat: 47.3769, Lon: 8.5417, Alt: ptr(420), Battery: ptr(battery)})
+	body, _ := json.Marshal(events.Report{TS: time.Now().UTC(), Lat: 47.3769, Lon: 8.5417, Alt: new(420.0), Battery: new(battery)})
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/v1/telemetry", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)

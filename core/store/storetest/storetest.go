@@ -79,8 +79,6 @@ var opts = cmp.Options{
 	cmpopts.EquateEmpty(),
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // wantErr fails unless err wraps target and carries context beyond it.
 func wantErr(t *testing.T, what string, err, target error) {
 	t.Helper()
@@ -115,18 +113,18 @@ func mkDrone(t *testing.T, s store.Store, tenantID, id string) store.Drone {
 
 func state(i int) events.DroneState {
 	return events.DroneState{
-		TS: at(i), Lat: 52.5 + float64(i)/1000, Lon: 13.4, Alt: ptr(100.5), Speed: ptr(12.25),
-		Heading: ptr(270.0), Battery: ptr(88.0), Seq: ptr(uint64(i)),
-		GroundSpeed: ptr(11.0), Course: ptr(269.5), DistanceM: float64(i) * 10,
-		BatteryDrain: ptr(0.01), TimeToEmptySecs: ptr(8800.0), UpdatedAt: at(i + 1),
+		TS: at(i), Lat: 52.5 + float64(i)/1000, Lon: 13.4, Alt: new(100.5), Speed: new(12.25),
+		Heading: new(270.0), Battery: new(88.0), Seq: new(uint64(i)),
+		GroundSpeed: new(11.0), Course: new(269.5), DistanceM: float64(i) * 10,
+		BatteryDrain: new(0.01), TimeToEmptySecs: new(8800.0), UpdatedAt: at(i + 1),
 	}
 }
 
 func point(tenantID, droneID string, i int, expireAt time.Time) store.TrackPoint {
 	return store.TrackPoint{
 		TenantID: tenantID, DroneID: droneID, ExpireAt: expireAt,
-		Report: events.Report{TS: at(i), Lat: 52.5, Lon: 13.4 + float64(i)/1000, Alt: ptr(50.0),
-			Speed: ptr(3.5), Heading: ptr(90.0), Battery: ptr(77.5), Seq: ptr(uint64(i))},
+		Report: events.Report{TS: at(i), Lat: 52.5, Lon: 13.4 + float64(i)/1000, Alt: new(50.0),
+			Speed: new(3.5), Heading: new(90.0), Battery: new(77.5), Seq: new(uint64(i))},
 	}
 }
 
