@@ -551,7 +551,10 @@ func TestBrowserBatteryThreshold(t *testing.T) {
 		t.Fatalf("PUT /api/v1/alert-settings: status %v, %v", status, err)
 	}
 	reportBattery(t, sys.URL(), dir, 25)
-	waitJS(t, ctx, "the marker turns low", fmt.Sprintf(`(%s).includes('s-low')`, marker), 40*time.Second)
+	// The page re-reads the settings when an alert opens (this report
+	// opens battery.low) and every 15 s; well before the drone goes silent
+	// 30 s after its report.
+	waitJS(t, ctx, "the marker turns low", fmt.Sprintf(`(%s).includes('s-low')`, marker), 25*time.Second)
 	waitJS(t, ctx, "the list row turns low", fmt.Sprintf(`(%s).includes('s-low')`, row), 5*time.Second)
 	if got := evalJS[float64](t, ctx, `window.dronetrack.alertSettings.lowBatteryPct`); got != 30 {
 		t.Errorf("the page holds threshold %v, want 30", got)

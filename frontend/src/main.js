@@ -549,7 +549,7 @@ async function loadAlerts() {
 // drone shows as low; they are read at start, with each alert change (a
 // manager changing the threshold is followed by alerts opening or closing)
 // and every SETTINGS_POLL_MS, so a change needs no reload.
-const SETTINGS_POLL_MS = 30_000;
+const SETTINGS_POLL_MS = 15_000; // a change shows within this even when no alert opens or closes
 async function loadAlertSettings() {
   try {
     const s = await (await getJSON('/api/v1/alert-settings')).json();
