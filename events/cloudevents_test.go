@@ -12,7 +12,7 @@ import (
 func TestTelemetryEventRoundTripBinaryMode(t *testing.T) {
 	ts := time.Date(2026, 11, 29, 10, 0, 0, 123, time.UTC)
 	data := TelemetryReceived{TenantID: "t1", DroneID: "d1", ReceivedAt: ts.Add(time.Second),
-		Reports: []Report{{TS: ts, Lat: 1, Lon: 2, Battery: ptr(50.0)}}}
+		Reports: []Report{{TS: ts, Lat: 1, Lon: 2, Battery: new(50.0)}}}
 	e, err := NewTelemetryReceived(data)
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func TestStateAndAlertEvents(t *testing.T) {
 	}
 	raised, _ := NewAlert(TypeAlertRaised, Alert{ID: "a1", TenantID: "t", DroneID: "d", Kind: "battery.low", OpenedAt: ts})
 	resolved, _ := NewAlert(TypeAlertResolved, Alert{ID: "a1", TenantID: "t", DroneID: "d", Kind: "battery.low",
-		OpenedAt: ts, ResolvedAt: ptr(ts.Add(time.Minute))})
+		OpenedAt: ts, ResolvedAt: new(ts.Add(time.Minute))})
 	if raised.ID() == resolved.ID() {
 		t.Error("raised and resolved events of one alert share an id; the broker would drop one as a duplicate")
 	}

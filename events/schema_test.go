@@ -56,9 +56,9 @@ func validateJSON(t *testing.T, s *jsonschema.Schema, v any) error {
 // rejects too.
 func TestSchemasMatchStructs(t *testing.T) {
 	now := time.Now().UTC()
-	rep := Report{TS: now, Lat: 10, Lon: 20, Alt: ptr(5.0), Speed: ptr(3.0), Heading: ptr(90.0), Battery: ptr(80.0), Seq: ptr(uint64(1)),
-		Armed: ptr(false), Mode: ptr("LOITER"), Fix: ptr(FixRTKFix), Satellites: ptr(21), HAE: ptr(52.5), Height: ptr(-2.0),
-		VSpeed: ptr(-0.5), HAcc: ptr(0.02), VAcc: ptr(0.03), Link: ptr(100.0), Home: &Position{Lat: 10, Lon: 20, Alt: ptr(4.0)}}
+	rep := Report{TS: now, Lat: 10, Lon: 20, Alt: new(5.0), Speed: new(3.0), Heading: new(90.0), Battery: new(80.0), Seq: new(uint64(1)),
+		Armed: new(false), Mode: new("LOITER"), Fix: new(FixRTKFix), Satellites: new(21), HAE: new(52.5), Height: new(-2.0),
+		VSpeed: new(-0.5), HAcc: new(0.02), VAcc: new(0.03), Link: new(100.0), Home: &Position{Lat: 10, Lon: 20, Alt: new(4.0)}}
 	for typ, file := range SchemaFiles {
 		s := compileSchema(t, file)
 		var sample any
@@ -67,10 +67,10 @@ func TestSchemasMatchStructs(t *testing.T) {
 			sample = TelemetryReceived{TenantID: "t", DroneID: "d", ReceivedAt: now, Reports: []Report{rep}}
 		case TypeStateUpdated:
 			sample = StateUpdated{TenantID: "t", DroneID: "d", State: DroneState{TS: now, Lat: 1, Lon: 2,
-				Armed: ptr(true), Mode: ptr("RTL"), Fix: ptr(Fix3D), Satellites: ptr(9), HAE: ptr(100.0), Height: ptr(50.0),
-				VSpeed: ptr(2.0), HAcc: ptr(1.0), VAcc: ptr(2.0), Link: ptr(0.0), Home: &Position{Lat: 1, Lon: 2},
-				GroundSpeed: ptr(3.0), Course: ptr(10.0), DistanceM: 5, BatteryDrain: ptr(0.01),
-				TimeToEmptySecs: ptr(100.0), UpdatedAt: now}}
+				Armed: new(true), Mode: new("RTL"), Fix: new(Fix3D), Satellites: new(9), HAE: new(100.0), Height: new(50.0),
+				VSpeed: new(2.0), HAcc: new(1.0), VAcc: new(2.0), Link: new(0.0), Home: &Position{Lat: 1, Lon: 2},
+				GroundSpeed: new(3.0), Course: new(10.0), DistanceM: 5, BatteryDrain: new(0.01),
+				TimeToEmptySecs: new(100.0), UpdatedAt: now}}
 		default:
 			sample = Alert{ID: "a", TenantID: "t", DroneID: "d", Kind: "battery.low", OpenedAt: now, ResolvedAt: &now}
 		}

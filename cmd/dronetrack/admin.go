@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/store"
 )
 
@@ -278,7 +279,7 @@ func adminHandler(a admin, token string) http.Handler {
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			problem(w, http.StatusUnauthorized, "unauthorized", "the admin token of admin.json is required")
+			problem.Write(w, http.StatusUnauthorized, "unauthorized", "the admin token of admin.json is required")
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -287,7 +288,7 @@ func adminHandler(a admin, token string) http.Handler {
 
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(v); err != nil {
-		problem(w, http.StatusBadRequest, "bad request", err.Error())
+		problem.Write(w, http.StatusBadRequest, "bad request", err.Error())
 		return false
 	}
 	return true
@@ -296,11 +297,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 func reply(w http.ResponseWriter, status int, v any, err error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		problem(w, http.StatusNotFound, "not found", err.Error())
+		problem.Write(w, http.StatusNotFound, "not found", err.Error())
 	case errors.Is(err, store.ErrAlreadyExists):
-		problem(w, http.StatusConflict, "already exists", err.Error())
+		problem.Write(w, http.StatusConflict, "already exists", err.Error())
 	case err != nil:
-		problem(w, http.StatusInternalServerError, "admin failed", err.Error())
+		problem.Write(w, http.StatusInternalServerError, "admin failed", err.Error())
 	case v == nil:
 		w.WriteHeader(status)
 	default:
@@ -308,12 +309,6 @@ func reply(w http.ResponseWriter, status int, v any, err error) {
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(v)
 	}
-}
-
-func problem(w http.ResponseWriter, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": title, "status": status, "detail": detail})
 }
 
 // serveAdmin starts the admin endpoint on loopback and writes DIR/admin.json;

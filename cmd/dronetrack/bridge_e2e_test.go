@@ -20,6 +20,7 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/bridge"
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/testenv"
 )
 
 // TestBridgeThroughUpStoresEveryPositionOnce is the acceptance test
@@ -35,7 +36,7 @@ func TestBridgeThroughUpStoresEveryPositionOnce(t *testing.T) {
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
-	logs := &bridgeLog{}
+	logs := &testenv.LogBuffer{}
 	sys, err := startSystem(ctx, upOptions{
 		DataDir: dir, HTTPAddr: "127.0.0.1:0", DemoDrones: 2, LogLevel: slog.LevelWarn,
 		Log: logs, Out: logs, StopTimeout: 60 * time.Second,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/bluenviron/gomavlib/v3"
 	"github.com/bluenviron/gomavlib/v3/pkg/dialects/common"
 
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -57,7 +57,7 @@ func TestBridgeCommand(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var stderr bridgeLog
+	var stderr testenv.LogBuffer
 	go func() {
 		done <- realMain(ctx, []string{"bridge", "--udp", udp, "--ingest", ing.URL, "--key-file", keyFile,
 			"--data", t.TempDir(), "--flush", "100ms", "--stats", "0"}, io.Discard, &stderr)
@@ -134,22 +134,4 @@ func TestBridgeCommandNeedsKey(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no drone key") {
 		t.Fatalf("err = %v, want a missing-key error", err)
 	}
-}
-
-// bridgeLog is a bytes.Buffer safe for the bridge's goroutines.
-type bridgeLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *bridgeLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *bridgeLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

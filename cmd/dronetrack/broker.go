@@ -51,17 +51,17 @@ func openBroker(ctx context.Context, dir string, subscribers map[string]string, 
 		Triggers:   m.Triggers,
 		Logger:     log,
 		HTTPClient: deliveryClient(),
-		// Measured (docs/performance.md): process holds a delivery up to
-		// its STATE_INTERVAL (1 s) when a drone's reports come closer than
-		// that, which they do whenever a backlog forms, so the broker's
-		// default 64 deliveries in flight capped the pipeline at ~64
-		// events/s under load. Deliveries are goroutines; 1024 is cheap.
+		// process holds a delivery up to its STATE_INTERVAL (1 s) when a
+		// drone's reports come closer than that, which they do whenever a
+		// backlog forms, so the broker's default 64 deliveries in flight
+		// capped the pipeline at about 64 events/s under load (figures in
+		// docs/performance.md). Deliveries are goroutines; 1024 is cheap.
 		MaxInFlight: maxInFlight(),
 		// A 202 survives a kill -9 of up without an fsync per event
 		// (TestKillUpMidStream: every acknowledged report stored after
-		// restart, in 5 of 5 runs); fsync per event protects against power
-		// loss too but raised ingest->stored p90 from 20 ms to 1.4 s at
-		// 400 reports/s here. DRONETRACK_BROKER_SYNC=1 turns it on.
+		// restart); fsync per event protects against power loss too but
+		// multiplies the ingest->stored latency under load (figures in
+		// docs/performance.md, "Figures moved from code comments"). DRONETRACK_BROKER_SYNC=1 turns it on.
 		SyncAlways: os.Getenv("DRONETRACK_BROKER_SYNC") != "",
 		Resolve: func(ref broker.Reference) (string, error) {
 			if ref.Kind != "Service" {

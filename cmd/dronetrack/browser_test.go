@@ -28,6 +28,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -188,7 +189,7 @@ func startBrowserSystem(t *testing.T, drones, simulate int, rate float64) (*syst
 	if err := fs.Parse([]string{"--rate", fmt.Sprint(rate), "--silent", "0.1", "--silent-for", "40s"}); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	dir := t.TempDir()
 	sys, err := startSystem(t.Context(), upOptions{
 		DataDir: dir, HTTPAddr: "127.0.0.1:0", LogLevel: slog.LevelWarn, Log: logs, Out: logs,
@@ -460,8 +461,8 @@ func seedStates(t *testing.T, sys *system, demo []demoKey) {
 				st := events.DroneState{
 					TS:  now.Add(-time.Duration(float64(time.Minute) * rng.Float64() * rng.Float64())),
 					Lat: 47.3769 + (rng.Float64()-0.5)*0.06, Lon: 8.5417 + (rng.Float64()-0.5)*0.09,
-					Alt: ptr(400 + rng.Float64()*120), Speed: ptr(rng.Float64() * 18), Heading: ptr(rng.Float64() * 360),
-					Battery: ptr(5 + rng.Float64()*95), UpdatedAt: now,
+					Alt: new(400 + rng.Float64()*120), Speed: new(rng.Float64() * 18), Heading: new(rng.Float64() * 360),
+					Battery: new(5 + rng.Float64()*95), UpdatedAt: now,
 				}
 				_, _, err := sys.store.UpdateState(t.Context(), d.TenantID, d.DroneID, func(*events.DroneState) (events.DroneState, bool) { return st, true })
 				if err != nil {
@@ -481,18 +482,23 @@ func seedStates(t *testing.T, sys *system, demo []demoKey) {
 	}
 }
 
-func ptr(v float64) *float64 { return &v }
-
 // reportLowBattery sends one report at 8 % battery for the last demo drone
 // (the one the simulator does not fly) through the public ingest API.
 func reportLowBattery(t *testing.T, base, dir string) {
+	t.Helper()
+	reportBattery(t, base, dir, 8)
+}
+
+// reportBattery sends one report at battery percent for the last demo drone
+// through the public ingest API and returns the drone's id.
+func reportBattery(t *testing.T, base, dir string, battery float64) string {
 	t.Helper()
 	demo, err := readDemoKeys(filepath.Join(dir, demoKeysFile))
 	if err != nil || len(demo) == 0 {
 		t.Fatalf("demo keys: %v", err)
 	}
 	d := demo[len(demo)-1]
-	body, _ := json.Marshal(events.Report{TS: time.Now().UTC(), Lat: 47.3769, Lon: 8.5417, Alt: ptr(420), Battery: ptr(8)})
+	body, _ := json.Marshal(events.Report{TS: time.Now().UTC(), Lat: 47.3769, Lon: 8.5417, Alt: new(420.0), Battery: new(battery)})
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/v1/telemetry", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -501,12 +507,64 @@ func reportLowBattery(t *testing.T, base, dir string) {
 	req.Header.Set("Authorization", "Bearer "+d.Key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("report low battery: %v", err)
+		t.Fatalf("report battery %g %%: %v", battery, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("report low battery: status %d", resp.StatusCode)
+		t.Fatalf("report battery %g %%: status %d", battery, resp.StatusCode)
 	}
+	return d.DroneID
+}
+
+// TestBrowserBatteryThreshold: the map's 'low' colour follows the tenant's
+// battery threshold (the battery.low alert's), not a number in the page. A
+// drone at 25 % is OK under the default 20 %; once the tenant raises the
+// threshold to 30 % the page shows it low, marker, list row and detail.
+func TestBrowserBatteryThreshold(t *testing.T) {
+	sys, dir := startBrowserSystem(t, 3, 0, 1)
+	ctx, con := newBrowser(t, 1280, 800)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+
+	id := reportBattery(t, sys.URL(), dir, 25)
+	openPage(t, ctx, sys.URL(), dir)
+	marker := fmt.Sprintf(`window.dronetrack.layer.single.get(%q)?._inner?.className || ''`, id)
+	row := fmt.Sprintf(`document.querySelector('#list-inner .drow[data-id=%q]')?.className || ''`, id)
+	waitJS(t, ctx, "the drone at 25 % on the map", fmt.Sprintf(`window.dronetrack.fleet.drones.get(%q)?.state?.battery === 25 && (%s).includes('s-')`, id, marker), 20*time.Second)
+	if got := evalJS[float64](t, ctx, `window.dronetrack.alertSettings?.lowBatteryPct ?? -1`); got != 20 {
+		t.Fatalf("the page read threshold %v, want the default 20", got)
+	}
+	if m, r := evalJS[string](t, ctx, marker), evalJS[string](t, ctx, row); !strings.Contains(m, "s-ok") || !strings.Contains(r, "s-ok") {
+		t.Fatalf("25 %% under the default 20 %% threshold: marker %q, row %q, want s-ok", m, r)
+	}
+
+	// A manager raises the threshold (from the page's session, as the
+	// settings form would); the drone reports again at the same battery.
+	status, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`(async () => {
+  const csrf = decodeURIComponent((document.cookie.match(/(?:^|;\s*)(?:__Host-)?dt_csrf=([^;]+)/) || [])[1] || '');
+  const r = await fetch('/api/v1/alert-settings', { method: 'PUT', credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
+    body: JSON.stringify({ lowBatteryPct: 30, hysteresisPct: 5, minTimeToEmptySecs: 300, lostLinkSecs: 60 }) });
+  return r.status;
+})()`, chromedp.EvalAwaitPromise))
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("PUT /api/v1/alert-settings: status %v, %v", status, err)
+	}
+	reportBattery(t, sys.URL(), dir, 25)
+	// The page re-reads the settings when an alert opens (this report
+	// opens battery.low) and every 15 s; well before the drone goes silent
+	// 30 s after its report.
+	waitJS(t, ctx, "the marker turns low", fmt.Sprintf(`(%s).includes('s-low')`, marker), 25*time.Second)
+	waitJS(t, ctx, "the list row turns low", fmt.Sprintf(`(%s).includes('s-low')`, row), 5*time.Second)
+	if got := evalJS[float64](t, ctx, `window.dronetrack.alertSettings.lowBatteryPct`); got != 30 {
+		t.Errorf("the page holds threshold %v, want 30", got)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#list-inner .drow[data-id=%q]`, id)))); err != nil {
+		t.Fatalf("open the drone: %v", err)
+	}
+	waitJS(t, ctx, "the detail shows low", `document.getElementById('d-status').className.includes('s-low') && document.getElementById('d-batt-bar').className === 'lowbar'`, 5*time.Second)
+	screenshot(t, ctx, "browser-battery-threshold.png")
+	con.check(t)
 }
 
 // stepRunner returns run(what, actions...): it runs the chromedp actions on

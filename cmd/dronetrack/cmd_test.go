@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dronetrack/dronetrack/core/keys"
+	"github.com/dronetrack/dronetrack/core/problem"
 )
 
 func TestPepperIsMadeOnceAndPrivate(t *testing.T) {
@@ -140,5 +144,30 @@ func TestAdminCommandsOpenTheStoreWhenNoUpRuns(t *testing.T) {
 	// Dead letters live in the running up's broker.
 	if err := realMain(ctx, []string{"dlq", "list", "--data", dir}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "running `dronetrack up") {
 		t.Errorf("dlq list without up: %v", err)
+	}
+}
+
+// The admin endpoint answers a missing token and a bad body with RFC 9457
+// problem JSON from core/problem, as the functions do.
+func TestAdminHandlerProblems(t *testing.T) {
+	h := adminHandler(nil, "tok") // neither request reaches the admin
+	for _, tc := range []struct {
+		name, auth, body string
+		want             int
+	}{
+		{"no token", "", `{}`, http.StatusUnauthorized},
+		{"bad JSON", "Bearer tok", `{"id":`, http.StatusBadRequest},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/admin/v1/tenants", strings.NewReader(tc.body))
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var p problem.Details
+		err := json.Unmarshal(rec.Body.Bytes(), &p)
+		if rec.Code != tc.want || rec.Header().Get("Content-Type") != problem.ContentType || err != nil || p.Status != tc.want || p.Detail == "" {
+			t.Errorf("%s: %d %q %s (decode err %v); want %d problem JSON with a detail", tc.name, rec.Code, rec.Header().Get("Content-Type"), rec.Body, err, tc.want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -17,7 +18,7 @@ import (
 func TestDeadLettersThroughRunningUp(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	sys, err := startSystem(ctx, upOptions{DataDir: dir, HTTPAddr: "127.0.0.1:0", Log: logs, Out: logs})
 	if err != nil {
 		t.Fatalf("start system: %v", err)

@@ -57,7 +57,7 @@ func (fr faultRun) run(t *testing.T) faultResult {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	opts := upOptions{
 		DataDir: dir, HTTPAddr: "127.0.0.1:0", DemoDrones: fr.Drones, LogLevel: slog.LevelWarn,
 		StoreURL: fr.StoreURL, CacheURL: fr.CacheURL,
@@ -318,7 +318,7 @@ func captureFunctionLogs(t *testing.T) func() string {
 	}
 	old := os.Stderr
 	os.Stderr = w
-	buf := &lockedBuffer{}
+	buf := &testenv.LogBuffer{}
 	done := make(chan struct{})
 	go func() { defer close(done); _, _ = io.Copy(buf, r) }()
 	t.Cleanup(func() {

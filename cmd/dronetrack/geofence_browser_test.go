@@ -592,7 +592,7 @@ func TestGeofenceAcrossAntimeridianBrowser(t *testing.T) {
 		t.Fatalf("demo keys: %v", err)
 	}
 	d := demo[0]
-	body, _ := json.Marshal(events.Report{TS: time.Now().UTC(), Lat: 5, Lon: -175, Alt: ptr(120), Battery: ptr(90)})
+	body, _ := json.Marshal(events.Report{TS: time.Now().UTC(), Lat: 5, Lon: -175, Alt: new(120.0), Battery: new(90.0)})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, sys.URL()+"/v1/telemetry", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+d.Key)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/core/tracing"
 )
 
@@ -39,7 +40,7 @@ func probe(t *testing.T, base, path string) (int, string) {
 func TestHealthAndMetricsPerFunction(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	sys, err := startSystem(ctx, upOptions{DataDir: dir, HTTPAddr: "127.0.0.1:0",
 		LogLevel: slog.LevelWarn, Log: logs, Out: logs, StopTimeout: 30 * time.Second})
 	if err != nil {
@@ -133,7 +134,7 @@ func TestHealthAndMetricsPerFunction(t *testing.T) {
 // called, so the JSON logs the functions open in Start (they log to
 // os.Stderr, as on Knative) can be read; lines are copied into buf and
 // through to the real stderr on failure only.
-func captureStderr(t *testing.T, buf *lockedBuffer) (restore func()) {
+func captureStderr(t *testing.T, buf *testenv.LogBuffer) (restore func()) {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -160,7 +161,7 @@ func captureStderr(t *testing.T, buf *lockedBuffer) (restore func()) {
 func TestTraceContextFromDroneToCacheRefresh(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	sysLogs, fnLogs := &lockedBuffer{}, &lockedBuffer{}
+	sysLogs, fnLogs := &testenv.LogBuffer{}, &testenv.LogBuffer{}
 	restore := captureStderr(t, fnLogs)
 	sys, err := startSystem(ctx, upOptions{DataDir: dir, HTTPAddr: "127.0.0.1:0", DemoDrones: 1,
 		LogLevel: slog.LevelDebug, Log: sysLogs, Out: sysLogs, StopTimeout: 30 * time.Second})

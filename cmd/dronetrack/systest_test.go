@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dronetrack/dronetrack/core/testenv"
 )
 
 // startTestSystem starts the whole one-machine system in-process on a fresh
@@ -18,7 +20,7 @@ import (
 // Fields set in o win over these defaults.
 func startTestSystem(t *testing.T, o upOptions) (*system, []demoKey) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	if o.DataDir == "" {
 		o.DataDir = t.TempDir()
 	}

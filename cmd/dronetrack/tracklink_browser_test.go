@@ -71,7 +71,7 @@ func TestTrackLinkBrowser(t *testing.T) {
 	// (80 km/h), until the test ends.
 	go func() {
 		for i := 0; t.Context().Err() == nil; i++ {
-			body, _ := json.Marshal(events.Report{TS: time.Now().UTC(), Lat: 47.37 + float64(i)*0.0001, Lon: 8.54, Alt: ptr(120)})
+			body, _ := json.Marshal(events.Report{TS: time.Now().UTC(), Lat: 47.37 + float64(i)*0.0001, Lon: 8.54, Alt: new(120.0)})
 			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, sys.URL()+"/v1/telemetry", bytes.NewReader(body))
 			if err != nil {
 				return

@@ -34,7 +34,7 @@ func TestUpFirestoreRedis(t *testing.T) {
 	dir := t.TempDir()
 
 	ctx, cancel := context.WithCancel(context.Background())
-	out, logs := &lockedBuffer{}, &lockedBuffer{}
+	out, logs := &testenv.LogBuffer{}, &testenv.LogBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- realMain(ctx, []string{"up", "--data", dir, "--http", "127.0.0.1:0", "--store", storeURL,
@@ -159,7 +159,7 @@ func TestUpFirestoreRedis(t *testing.T) {
 
 // waitForUp waits until a running `up` printed its URL and returns it.
 // An up that ended is put back on done for the caller's cleanup.
-func waitForUp(t *testing.T, out *lockedBuffer, done chan error) string {
+func waitForUp(t *testing.T, out *testenv.LogBuffer, done chan error) string {
 	t.Helper()
 	re := regexp.MustCompile(`Dronetrack is up: open (http://\S+)`)
 	deadline := time.Now().Add(60 * time.Second)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/sim"
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -41,7 +42,7 @@ func TestUpSimulatorZeroLoss(t *testing.T) {
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	sys, err := startSystem(ctx, upOptions{
 		DataDir: dir, HTTPAddr: "127.0.0.1:0", DemoDrones: drones, LogLevel: slog.LevelWarn,
 		Log: logs, Out: logs, StopTimeout: 60 * time.Second,
@@ -294,25 +295,6 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 	i := int(float64(len(sorted))*p+0.999999) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)].Round(100 * time.Microsecond)
 }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-var _ io.Writer = (*lockedBuffer)(nil)
 
 // TestUpHistoryTTL: --history-ttl reaches process as HISTORY_TTL, so each
 // history point expires that long after its report (the bolt store then

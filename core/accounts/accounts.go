@@ -36,6 +36,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dronetrack/dronetrack/core/keys"
+	"github.com/dronetrack/dronetrack/core/ratelimit"
 	"github.com/dronetrack/dronetrack/core/store"
 )
 
@@ -87,11 +88,15 @@ const MinPasswordLen = 10
 
 // Service implements the account use cases.
 type Service struct {
-	st      store.Store
-	cfg     Config
-	limit   *limiter
+	st  store.Store
+	cfg Config
+	// limit (per email + client IP) and signups (per client IP) are token
+	// buckets held in memory. Each replica limits on its own, so N replicas
+	// allow N times the rate: still a hard cap on online guessing, and no
+	// shared state on the login path.
+	limit   *ratelimit.Limiter
 	dummy   string
-	signups *limiter
+	signups *ratelimit.Limiter
 }
 
 // New returns a service on st.
@@ -118,9 +123,11 @@ func New(st store.Store, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One token refills per LoginRefill.
+	login := ratelimit.Limit{Rate: float64(time.Second) / float64(cfg.LoginRefill), Burst: cfg.LoginBurst}
 	return &Service{st: st, cfg: cfg, dummy: dummy,
-		limit:   newLimiter(cfg.LoginBurst, cfg.LoginRefill),
-		signups: newLimiter(cfg.LoginBurst, cfg.LoginRefill)}, nil
+		limit:   ratelimit.New(login),
+		signups: ratelimit.New(login)}, nil
 }
 
 // NormaliseEmail trims and lower-cases an email address.
@@ -183,7 +190,7 @@ func checkCredentials(email, password string) error {
 func (s *Service) SignUp(ctx context.Context, tenantName, email, password, clientIP string) (Login, error) {
 	email = NormaliseEmail(email)
 	tenantName = strings.TrimSpace(tenantName)
-	if ok, wait := s.signups.take(clientIP, s.cfg.Now()); !ok {
+	if ok, wait := s.signups.Allow(clientIP, s.cfg.Now()); !ok {
 		return Login{}, &RateLimitedError{RetryAfter: wait}
 	}
 	err := checkCredentials(email, password)
@@ -258,7 +265,7 @@ func (s *Service) createUser(ctx context.Context, tenantID, email, password stri
 // on the account is ErrInvalidCredentials, after the same amount of work.
 func (s *Service) LogIn(ctx context.Context, email, password, clientIP string) (Login, error) {
 	email = NormaliseEmail(email)
-	if ok, wait := s.limit.take(email+"|"+clientIP, s.cfg.Now()); !ok {
+	if ok, wait := s.limit.Allow(email+"|"+clientIP, s.cfg.Now()); !ok {
 		return Login{}, &RateLimitedError{RetryAfter: wait}
 	}
 	u, err := s.st.UserByEmail(ctx, email)
@@ -346,7 +353,7 @@ func (s *Service) LogOut(ctx context.Context, token string) error {
 // ChangePassword replaces the user's password after checking the current
 // one, ends every session of the user and opens a new one.
 func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next, clientIP string) (Login, error) {
-	if ok, wait := s.limit.take(p.User.Email+"|"+clientIP, s.cfg.Now()); !ok {
+	if ok, wait := s.limit.Allow(p.User.Email+"|"+clientIP, s.cfg.Now()); !ok {
 		return Login{}, &RateLimitedError{RetryAfter: wait}
 	}
 	u, err := s.st.User(ctx, p.User.ID)
@@ -408,7 +415,7 @@ func (s *Service) CreateInvite(ctx context.Context, p Principal, role store.Role
 // one.
 func (s *Service) AcceptInvite(ctx context.Context, token, email, password, clientIP string) (Login, error) {
 	email = NormaliseEmail(email)
-	if ok, wait := s.signups.take(clientIP, s.cfg.Now()); !ok {
+	if ok, wait := s.signups.Allow(clientIP, s.cfg.Now()); !ok {
 		return Login{}, &RateLimitedError{RetryAfter: wait}
 	}
 	if err := checkCredentials(email, password); err != nil {

@@ -12,8 +12,8 @@ import (
 )
 
 // Params are argon2id cost parameters. DefaultParams follow OWASP's
-// password storage guidance for argon2id (m = 19 MiB, t = 2, p = 1): about
-// 30-60 ms per hash on one core of this machine kind, little enough for a
+// password storage guidance for argon2id (m = 19 MiB, t = 2, p = 1): tens
+// of milliseconds per hash on one core (figures in docs/performance.md), little enough for a
 // login endpoint that is rate limited anyway, and memory-hard enough that a
 // GPU cracking a leaked hash pays per guess. The parameters travel inside
 // each encoded hash, so raising them later keeps old hashes verifiable.

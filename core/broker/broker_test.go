@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/dronetrack/dronetrack/core/problem"
 )
 
 const fastRetry = `  delivery:
@@ -219,7 +222,19 @@ func TestIngressRejects(t *testing.T) {
 			t.Errorf("%s: status %d, want %d", tc.name, tc.got, tc.want)
 		}
 	}
-	resp, err := http.Get(ingress.URL)
+	// The 400 is RFC 9457 problem JSON (core/problem) naming the attribute.
+	resp, err := http.Post(ingress.URL, "application/cloudevents+json", strings.NewReader(`{"specversion":"1.0","id":"1","type":"t"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p problem.Details
+	err = json.NewDecoder(resp.Body).Decode(&p)
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); err != nil || ct != problem.ContentType || p.Status != 400 ||
+		len(p.Errors) != 1 || p.Errors[0].Field != "source" {
+		t.Errorf("no source: Content-Type %q, problem %+v (decode err %v); want problem JSON naming field source", ct, p, err)
+	}
+	resp, err = http.Get(ingress.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

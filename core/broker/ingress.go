@@ -1,12 +1,14 @@
 package broker
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/events"
 )
 
 const maxEventBytes = 4 << 20
@@ -23,12 +25,12 @@ func (b *Broker) Ingress() http.Handler {
 func (b *Broker) serveIngress(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
-		problem(w, http.StatusMethodNotAllowed, "method not allowed", "send CloudEvents with POST", nil)
+		problem.Write(w, http.StatusMethodNotAllowed, "method not allowed", "send CloudEvents with POST")
 		return
 	}
 	if b.closing.Load() {
 		w.Header().Set("Retry-After", "1")
-		problem(w, http.StatusServiceUnavailable, "broker unavailable", "the broker is shutting down", nil)
+		problem.Write(w, http.StatusServiceUnavailable, "broker unavailable", "the broker is shutting down")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxEventBytes)
@@ -36,14 +38,14 @@ func (b *Broker) serveIngress(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			problem(w, http.StatusRequestEntityTooLarge, "event too large", err.Error(), nil)
+			problem.Write(w, http.StatusRequestEntityTooLarge, "event too large", err.Error())
 			return
 		}
-		problem(w, http.StatusBadRequest, "not a CloudEvent", "the request is not a CloudEvent in binary or structured mode: "+err.Error(), nil)
+		problem.Write(w, http.StatusBadRequest, "not a CloudEvent", "the request is not a CloudEvent in binary or structured mode: "+err.Error())
 		return
 	}
 	if err := e.Validate(); err != nil {
-		problem(w, http.StatusBadRequest, "invalid CloudEvent", err.Error(), invalidFields(err.Error()))
+		problem.Write(w, http.StatusBadRequest, "invalid CloudEvent", err.Error(), problem.WithErrors(invalidFields(err.Error())))
 		return
 	}
 	if _, ok := e.Extensions()[ExtTTL]; !ok {
@@ -59,30 +61,19 @@ func (b *Broker) serveIngress(w http.ResponseWriter, r *http.Request) {
 			b.log.Warn("ingress: event not stored", "event_id", e.ID(), "event_type", e.Type(), "err", err)
 		}
 		w.Header().Set("Retry-After", "1")
-		problem(w, http.StatusServiceUnavailable, "broker unavailable", detail, nil)
+		problem.Write(w, http.StatusServiceUnavailable, "broker unavailable", detail)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
 }
 
 // invalidFields names the CloudEvents attributes a validation error mentions.
-func invalidFields(msg string) []string {
-	var out []string
+func invalidFields(msg string) []events.FieldError {
+	var out []events.FieldError
 	for _, f := range []string{"specversion", "id", "source", "type", "datacontenttype", "dataschema", "subject", "time"} {
 		if strings.Contains(msg, f+":") {
-			out = append(out, f)
+			out = append(out, events.FieldError{Field: f, Pointer: f, Detail: msg})
 		}
 	}
 	return out
-}
-
-// problem writes an RFC 9457 problem document.
-func problem(w http.ResponseWriter, status int, title, detail string, fields []string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	p := map[string]any{"type": "about:blank", "title": title, "status": status, "detail": detail}
-	if len(fields) > 0 {
-		p["invalidParams"] = fields
-	}
-	_ = json.NewEncoder(w).Encode(p)
 }

@@ -26,7 +26,7 @@ func benchFleet(b *testing.B, url string, n, inside int, box cache.BBox) (*cache
 			lat = box.MinLat + rng.Float64()*(box.MaxLat-box.MinLat)
 		}
 		st := state(i, lon, lat)
-		st.Alt, st.Speed, st.Heading, st.GroundSpeed, st.Course = ptr(120.5), ptr(12.25), ptr(271.0), ptr(12.1), ptr(270.4)
+		st.Alt, st.Speed, st.Heading, st.GroundSpeed, st.Course = new(120.5), new(12.25), new(271.0), new(12.1), new(270.4)
 		l.add(store.Drone{ID: fmt.Sprintf("drone-%05d", i), TenantID: tenant, Name: fmt.Sprintf("Drone %d", i), State: &st})
 	}
 	c := open(b, url, l)

@@ -97,11 +97,9 @@ func open(t testing.TB, url string, l cache.Loader) *cache.Cache {
 
 var t0 = time.Date(2026, 11, 29, 4, 0, 0, 0, time.UTC)
 
-func ptr[T any](v T) *T { return &v }
-
 func state(sec int, lon, lat float64) events.DroneState {
 	return events.DroneState{TS: t0.Add(time.Duration(sec) * time.Second), Lon: lon, Lat: lat,
-		Battery: ptr(80.0), DistanceM: float64(sec), UpdatedAt: t0.Add(time.Duration(sec) * time.Second)}
+		Battery: new(80.0), DistanceM: float64(sec), UpdatedAt: t0.Add(time.Duration(sec) * time.Second)}
 }
 
 func decodeList(t testing.TB, b []byte) []cache.DroneView {
@@ -118,9 +116,9 @@ func TestFleetMergesStoreAndUpdates(t *testing.T) {
 		ctx := context.Background()
 		tenant := uniq("tenant")
 		l := newFakeLoader()
-		l.add(store.Drone{ID: "a", TenantID: tenant, Name: "Alpha", State: ptr(state(1, 10, 50))})
+		l.add(store.Drone{ID: "a", TenantID: tenant, Name: "Alpha", State: new(state(1, 10, 50))})
 		l.add(store.Drone{ID: "b", TenantID: tenant, Name: "Bravo \"quoted\""}) // never reported
-		l.add(store.Drone{ID: "x", TenantID: "other-" + tenant, Name: "Xray", State: ptr(state(1, 10, 50))})
+		l.add(store.Drone{ID: "x", TenantID: "other-" + tenant, Name: "Xray", State: new(state(1, 10, 50))})
 		c := open(t, url, l)
 
 		// An update arriving before the first read: the fill must keep it.
@@ -132,7 +130,7 @@ func TestFleetMergesStoreAndUpdates(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []cache.DroneView{
-			{ID: "a", Name: "Alpha", State: ptr(state(5, 11, 51))},
+			{ID: "a", Name: "Alpha", State: new(state(5, 11, 51))},
 			{ID: "b", Name: "Bravo \"quoted\""},
 		}
 		if diff := cmp.Diff(want, decodeList(t, f.JSON)); diff != "" {
@@ -150,7 +148,7 @@ func TestFleetMergesStoreAndUpdates(t *testing.T) {
 		if f2.Version <= f.Version {
 			t.Errorf("version did not advance: %d -> %d", f.Version, f2.Version)
 		}
-		want = append(want, cache.DroneView{ID: "c", State: ptr(state(6, 12, 52))})
+		want = append(want, cache.DroneView{ID: "c", State: new(state(6, 12, 52))})
 		if diff := cmp.Diff(want, decodeList(t, f2.JSON)); diff != "" {
 			t.Errorf("fleet after put (-want +got):\n%s", diff)
 		}
@@ -180,7 +178,7 @@ func TestDetailMissReadsStoreOnce(t *testing.T) {
 		ctx := context.Background()
 		tenant := uniq("tenant")
 		l := newFakeLoader()
-		l.add(store.Drone{ID: "a", TenantID: tenant, Name: "Alpha", State: ptr(state(1, 10, 50))})
+		l.add(store.Drone{ID: "a", TenantID: tenant, Name: "Alpha", State: new(state(1, 10, 50))})
 		c := open(t, url, l)
 		for range 3 {
 			if _, err := c.Drone(ctx, tenant, "a"); err != nil {
@@ -225,7 +223,7 @@ func TestStaleStateNeverOverwrites(t *testing.T) {
 		if err := json.Unmarshal(b, &got); err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(ptr(state(299, float64(199%90), 1)), got.State); diff != "" {
+		if diff := cmp.Diff(new(state(299, float64(199%90), 1)), got.State); diff != "" {
 			t.Errorf("state after concurrent puts (-want +got):\n%s", diff)
 		}
 		// The geo index moved with the state.
@@ -246,7 +244,7 @@ func TestStampedeMakesOneStoreRead(t *testing.T) {
 		l := newFakeLoader()
 		l.delay = 50 * time.Millisecond // keep the fill in flight while the others arrive
 		for i := range 100 {
-			l.add(store.Drone{ID: fmt.Sprintf("d%03d", i), TenantID: tenant, State: ptr(state(i, 1, 1))})
+			l.add(store.Drone{ID: fmt.Sprintf("d%03d", i), TenantID: tenant, State: new(state(i, 1, 1))})
 		}
 		c := open(t, url, l)
 		var wg sync.WaitGroup
@@ -436,7 +434,7 @@ func TestFleetFollowsManyChanges(t *testing.T) {
 		tenant := uniq("tenant")
 		l := newFakeLoader()
 		for i := range 50 {
-			l.add(store.Drone{ID: fmt.Sprintf("d%03d", i), TenantID: tenant, Name: fmt.Sprint(i), State: ptr(state(0, 1, 1))})
+			l.add(store.Drone{ID: fmt.Sprintf("d%03d", i), TenantID: tenant, Name: fmt.Sprint(i), State: new(state(0, 1, 1))})
 		}
 		c := open(t, url, l)
 		model := map[string]float64{} // id -> lon of its newest state

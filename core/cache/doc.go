@@ -35,8 +35,8 @@
 // stampede of concurrent misses makes one store read per process. Rendered
 // fleet lists are kept per version in a process-local TinyLFU: a version is
 // immutable, so no replica can serve a stale list under a current ETag.
-// To build a new version a reader does not re-read the whole fleet (2.6 MB
-// at 10,000 drones, ~15 ms here): it keeps its last copy and fetches only the
+// To build a new version a reader does not re-read the whole fleet (megabytes
+// at 10,000 drones; figures in docs/performance.md): it keeps its last copy and fetches only the
 // entries changed since (ZRANGEBYSCORE on the changes set plus HMGET, one
 // script, atomic with the fill token check), falling back to a full read
 // after a refill or when a quarter of the fleet changed. A viewport query

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 	"github.com/google/go-cmp/cmp"
 )
@@ -114,10 +115,9 @@ func TestRunCountsEveryReportOnce(t *testing.T) {
 
 			var mu sync.Mutex
 			acked := map[int][]events.Report{}
-			var live bytes.Buffer
 			s, err := Run(context.Background(), Config{
 				URL: srv.URL, Keys: ks, Rate: 20, Batch: tc.batch, Count: 400, Seed: 1,
-				Live: &syncWriter{w: &live},
+				Live: &testenv.LogBuffer{},
 				OnAck: func(drone int, reports []events.Report, sentAt, ackedAt time.Time) {
 					mu.Lock()
 					acked[drone] = append(acked[drone], reports...)
@@ -269,17 +269,6 @@ func TestParseRetryAfter(t *testing.T) {
 			t.Errorf("parseRetryAfter(%q) = %s, want %s", in, got, want)
 		}
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // Cancelling the context ends generation, but requests in flight finish:

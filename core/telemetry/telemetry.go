@@ -85,16 +85,16 @@ func Next(prev *events.DroneState, r events.Report, now time.Time) (events.Drone
 	}
 	if dt >= minDerivationGap {
 		if plausible {
-			next.GroundSpeed = ptr(d / dt.Seconds())
+			next.GroundSpeed = new(d / dt.Seconds())
 			if d >= minMoveM {
-				next.Course = ptr(Bearing(prev.Lat, prev.Lon, r.Lat, r.Lon))
+				next.Course = new(Bearing(prev.Lat, prev.Lon, r.Lat, r.Lon))
 			}
 		}
 		next.BatteryDrain = drain(prev, r, dt)
 	}
 	next.TimeToEmptySecs = nil
 	if next.Battery != nil && next.BatteryDrain != nil && *next.BatteryDrain > 0 {
-		next.TimeToEmptySecs = ptr(*next.Battery / *next.BatteryDrain)
+		next.TimeToEmptySecs = new(*next.Battery / *next.BatteryDrain)
 	}
 	return next, true
 }
@@ -110,9 +110,9 @@ func drain(prev *events.DroneState, r events.Report, dt time.Duration) *float64 
 		return nil
 	}
 	if prev.BatteryDrain == nil {
-		return ptr(sample)
+		return new(sample)
 	}
-	return ptr(drainSmoothing*sample + (1-drainSmoothing)**prev.BatteryDrain)
+	return new(drainSmoothing*sample + (1-drainSmoothing)**prev.BatteryDrain)
 }
 
 // Fold applies a batch of reports, in time order whatever order they came
@@ -156,5 +156,3 @@ func Bearing(lat1, lon1, lat2, lon2 float64) float64 {
 }
 
 func rad(deg float64) float64 { return deg * math.Pi / 180 }
-
-func ptr(v float64) *float64 { return &v }

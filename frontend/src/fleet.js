@@ -2,14 +2,30 @@
 // with the derived status operators sort and colour by.
 
 export const SILENT_MS = 30_000; // no report for this long: silent
-export const LOW_BATTERY = 20; // percent
+
+// The tenant's alert settings (GET /api/v1/alert-settings), so the map's
+// 'low' colour and the battery.low alert use one threshold. Until they load
+// the server's defaults (alerting.DefaultSettings) apply.
+export const alertSettings = { lowBatteryPct: 20, hysteresisPct: 5, minTimeToEmptySecs: 300, lostLinkSecs: 60 };
+
+/** setAlertSettings takes the tenant's settings; it reports whether the threshold changed. */
+export function setAlertSettings(s) {
+  const before = alertSettings.lowBatteryPct;
+  for (const k of Object.keys(alertSettings)) if (typeof s?.[k] === 'number' && isFinite(s[k])) alertSettings[k] = s[k];
+  return alertSettings.lowBatteryPct !== before;
+}
+
+/** lowBattery is the battery.low rule's opening test: below the tenant's threshold. */
+export function lowBattery(battery) {
+  return typeof battery === 'number' && battery < alertSettings.lowBatteryPct;
+}
 
 /** status is 'ok', 'low' (battery) or 'silent' (no recent report). */
 export function status(d, now) {
   const s = d.state;
   if (!s || !s.ts) return 'silent';
   if (now - d.t > SILENT_MS) return 'silent';
-  if (typeof s.battery === 'number' && s.battery < LOW_BATTERY) return 'low';
+  if (lowBattery(s.battery)) return 'low';
   return 'ok';
 }
 

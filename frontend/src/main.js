@@ -5,7 +5,7 @@ import 'leaflet/dist/leaflet.css';
 import './style.css';
 import L from './leaflet-global.js';
 import { feature } from 'topojson-client';
-import { Fleet, status, fmt, STATUS_LABEL, headingOf, speedOf, LOW_BATTERY } from './fleet.js';
+import { Fleet, status, fmt, STATUS_LABEL, headingOf, speedOf, lowBattery, setAlertSettings } from './fleet.js';
 import { DroneLayer } from './dronelayer.js';
 import { Geofences } from './geofences.js';
 import { Notifier } from './notify.js';
@@ -338,7 +338,7 @@ function renderDetail() {
   $('d-batt').textContent = fmt.battery(s?.battery);
   const bar = $('d-batt-bar');
   bar.style.width = `${Math.max(0, Math.min(100, s?.battery ?? 0))}%`;
-  bar.className = typeof s?.battery === 'number' && s.battery < LOW_BATTERY ? 'lowbar' : '';
+  bar.className = lowBattery(s?.battery) ? 'lowbar' : '';
   $('d-tte').textContent = fmt.duration(s?.timeToEmptySecs);
   $('d-alt').textContent = fmt.num(s?.alt, 'm');
   $('d-speed').textContent = fmt.speed(speedOf(s));
@@ -549,7 +549,24 @@ async function loadAlerts() {
   }
   renderAlerts();
   renderDetail();
+  loadAlertSettings();
 }
+
+// The tenant's alert settings (every member may read them) decide when a
+// drone shows as low; they are read at start, with each alert change (a
+// manager changing the threshold is followed by alerts opening or closing)
+// and every SETTINGS_POLL_MS, so a change needs no reload.
+const SETTINGS_POLL_MS = 15_000; // a change shows within this even when no alert opens or closes
+async function loadAlertSettings() {
+  try {
+    const s = await (await getJSON('/api/v1/alert-settings')).json();
+    app.alertSettings = s;
+    if (setAlertSettings(s)) { layer.tick(); refreshUI(); }
+  } catch (err) {
+    if (!(err instanceof AuthError)) console.warn('alert settings', err);
+  }
+}
+setInterval(() => { if (app.ready) loadAlertSettings(); }, SETTINGS_POLL_MS);
 const ALERTS_SHOWN = 200;
 function renderAlerts() {
   const ul = $('alerts');
@@ -660,6 +677,7 @@ async function start() {
   // With accounts on, a signed-in browser holds the (readable) CSRF cookie
   // next to its session: without it, ask to sign in instead of provoking a 401.
   if (app.authEnabled && !csrfToken()) throw new AuthError('sign in needed');
+  await loadAlertSettings();
   await loadFleet();
   $('signout').hidden = !app.authEnabled;
   loadAlerts();

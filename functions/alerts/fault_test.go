@@ -6,10 +6,8 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
-	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/store/storeurl"
@@ -55,17 +53,7 @@ func TestFaultFrozenFirestoreAnswers503(t *testing.T) {
 	// a client-side timeout.
 	deliver := func(ev cloudevents.Event) (int, string) {
 		t.Helper()
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		req, err := cehttp.NewHTTPRequestFromEvent(cctx, srv.URL+"/", ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("deliver %s: %v", ev.ID(), err)
-		}
-		resp.Body.Close()
+		resp := testenv.PostEvent(t, srv.URL+"/", ev)
 		return resp.StatusCode, resp.Header.Get("Retry-After")
 	}
 

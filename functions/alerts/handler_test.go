@@ -19,6 +19,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/publish"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/store/bolt"
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -125,16 +126,7 @@ func (fx *fixture) send(t *testing.T, ev cloudevents.Event) int {
 // sendTo delivers ev to path in binary mode, as the broker does.
 func (fx *fixture) sendTo(t *testing.T, path string, ev cloudevents.Event) int {
 	t.Helper()
-	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), fx.srv.URL+path, ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return testenv.PostEvent(t, fx.srv.URL+path, ev).StatusCode
 }
 
 func stateEvent(t *testing.T, sec int, lat, lon, batt float64) cloudevents.Event {

@@ -10,8 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cloudevents/sdk-go/v2/binding"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/dronetrack/dronetrack/core/testenv"
 )
 
 // /metrics answers before Start and counts events by type and status after,
@@ -44,15 +43,7 @@ func TestMetricsServed(t *testing.T) {
 	defer f.Stop(ctx)
 
 	ev := stateEvent(t, 0, 1, 2, 80)
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", nil)
-	if err := cehttp.WriteRequest(ctx, binding.ToMessage(&ev), req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := testenv.PostEvent(t, srv.URL+"/", ev)
 	got := scrape()
 	for _, want := range []string{
 		`dronetrack_alerts_events_total{code="` + itoa(resp.StatusCode) + `",type="state_updated"} 1`,

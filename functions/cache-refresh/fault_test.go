@@ -1,15 +1,11 @@
 package function
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/cloudevents/sdk-go/v2/binding"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/dronetrack/dronetrack/core/testenv"
 )
@@ -92,19 +88,8 @@ func TestFaultRedisFrozenAnswers503(t *testing.T) {
 	e2 := stateEvent(t, "frozen", "d1", 2, 0.002)
 	// The client waits as long as it takes: the test sees what
 	// cache-refresh answered, never a client-side timeout.
-	req, err := http.NewRequest(http.MethodPost, srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cehttp.WriteRequest(context.Background(), binding.ToMessage(&e2), req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp := testenv.PostEvent(t, srv.URL, e2)
 	thaw()
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("event 2 with Redis frozen: %d, Retry-After %q; want 503 with Retry-After",
 			resp.StatusCode, resp.Header.Get("Retry-After"))

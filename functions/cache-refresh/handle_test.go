@@ -13,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/binding"
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dronetrack/dronetrack/core/cache"
@@ -60,19 +58,7 @@ func stateEvent(t testing.TB, tenant, drone string, sec int, lat float64) cloude
 // send posts an event in binary content mode, as the broker does.
 func send(t testing.TB, url string, e cloudevents.Event) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cehttp.WriteRequest(context.Background(), binding.ToMessage(&e), req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return testenv.PostEvent(t, url, e).StatusCode
 }
 
 func cachedLat(t *testing.T, url, tenant, drone string) float64 {

@@ -1,35 +1,17 @@
 package function
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/core/tracing"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // The event's log line carries the trace id from the state.updated event's
 // traceparent and links cache-refresh's span to process's.
@@ -39,7 +21,7 @@ func TestLogsTraceOfEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Stop(context.Background()) })
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	f.log = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := httptest.NewServer(http.HandlerFunc(f.Handle))
 	t.Cleanup(srv.Close)

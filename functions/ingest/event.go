@@ -17,8 +17,9 @@ import (
 
 // newTelemetryEvent builds exactly the event events.NewTelemetryReceived
 // builds (same attributes, byte-identical data; TestEventMatchesContract
-// pins this), without encoding/json's reflection, which was half of a
-// request's CPU in BenchmarkIngestDecodeValidate. It appends the data into
+// pins this), without encoding/json's reflection, which dominated a
+// request's CPU in BenchmarkIngestDecodeValidate (figures in
+// docs/performance.md). It appends the data into
 // buf to reuse the caller's buffer.
 func newTelemetryEvent(d events.TelemetryReceived, buf []byte) (event.Event, []byte, error) {
 	// The context is filled directly: event.New and SetSource would parse

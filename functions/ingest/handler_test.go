@@ -23,6 +23,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/publish"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/store/bolt"
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 	function "github.com/dronetrack/dronetrack/functions/ingest"
 )
@@ -137,7 +138,7 @@ type env struct {
 	sinkSrv *httptest.Server
 	clock   *clock
 	handler *function.Handler
-	logs    *bytes.Buffer
+	logs    *testenv.LogBuffer
 }
 
 // newEnv runs the real handler on a real listener, authenticating against a
@@ -169,14 +170,14 @@ func newEnvDeps(t testing.TB, tune func(*function.Deps)) *env {
 		t.Fatal(err)
 	}
 	e := &env{key: key, drone: d, finder: &finder{inner: db},
-		sink: &sink{}, clock: &clock{now: t0}, logs: &bytes.Buffer{}}
+		sink: &sink{}, clock: &clock{now: t0}, logs: &testenv.LogBuffer{}}
 	e.sinkSrv = httptest.NewServer(e.sink)
 	t.Cleanup(e.sinkSrv.Close)
 	pub, err := publish.New(e.sinkSrv.URL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	deps := function.Deps{Drones: e.finder, Publisher: pub, Pepper: pepper, Logger: log, Now: e.clock.Now}
 	if tune != nil {
 		tune(&deps)
@@ -189,17 +190,6 @@ func newEnvDeps(t testing.TB, tune func(*function.Deps)) *env {
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	return e
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 type reply struct {
@@ -268,8 +258,6 @@ func report(d time.Duration, lat, lon float64) string {
 		ts(d), lat, lon, 100000+int(d/time.Second))
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func TestAcceptSingleReport(t *testing.T) {
 	e := newEnv(t)
 	r := e.do(t, http.MethodPost, function.PathTelemetry, e.key, "application/json; charset=utf-8",
@@ -300,8 +288,8 @@ func TestAcceptSingleReport(t *testing.T) {
 	}
 	want := events.TelemetryReceived{
 		TenantID: "tenant-1", DroneID: "drone-1", ReceivedAt: t0,
-		Reports: []events.Report{{TS: t0.Add(-time.Second), Lat: 52.52, Lon: 13.405, Alt: ptr(120.5),
-			Speed: ptr(12.0), Heading: ptr(90.0), Battery: ptr(87.5), Seq: ptr(uint64(99999))}},
+		Reports: []events.Report{{TS: t0.Add(-time.Second), Lat: 52.52, Lon: 13.405, Alt: new(120.5),
+			Speed: new(12.0), Heading: new(90.0), Battery: new(87.5), Seq: new(uint64(99999))}},
 	}
 	if diff := cmp.Diff(want, data); diff != "" {
 		t.Errorf("published data (-want +got):\n%s", diff)

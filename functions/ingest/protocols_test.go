@@ -96,27 +96,27 @@ func TestOsmAndVariants(t *testing.T) {
 			name: "GET query (OsmAnd / Traccar Client classic)", method: http.MethodGet,
 			query: "id=" + deviceID + "&lat=47.3977&lon=8.5456&timestamp=" + epoch + "&speed=10&bearing=270.5&altitude=488.1&accuracy=4&batt=87&hdop=0.9",
 			drone: "tracker-1",
-			want: []events.Report{{TS: at, Lat: 47.3977, Lon: 8.5456, Alt: ptr(488.1), Speed: ptr(10 * 1852.0 / 3600),
-				Heading: ptr(270.5), Battery: ptr(87.0)}},
+			want: []events.Report{{TS: at, Lat: 47.3977, Lon: 8.5456, Alt: new(488.1), Speed: new(10 * 1852.0 / 3600),
+				Heading: new(270.5), Battery: new(87.0)}},
 		},
 		{
 			name: "POST with query and empty body (Traccar Client Android)", method: http.MethodPost,
 			query: "deviceid=" + deviceID + "&location=47.3977,8.5456&timestamp=" + url.QueryEscape(at.Format(time.RFC3339)) + "&heading=0",
 			drone: "tracker-1",
-			want:  []events.Report{{TS: at, Lat: 47.3977, Lon: 8.5456, Heading: ptr(0.0)}},
+			want:  []events.Report{{TS: at, Lat: 47.3977, Lon: 8.5456, Heading: new(0.0)}},
 		},
 		{
 			name: "POST form body", method: http.MethodPost, contentType: "application/x-www-form-urlencoded",
 			body:  "id=" + deviceID + "&lat=-33.8688&lon=151.2093&timestamp=" + url.QueryEscape(at.Format("2006-01-02 15:04:05")) + "&speed=0",
 			drone: "tracker-1",
-			want:  []events.Report{{TS: at, Lat: -33.8688, Lon: 151.2093, Speed: ptr(0.0)}},
+			want:  []events.Report{{TS: at, Lat: -33.8688, Lon: 151.2093, Speed: new(0.0)}},
 		},
 		{
 			name: "POST JSON (Traccar Client 9)", method: http.MethodPost, contentType: "application/json",
 			body:  `{"location":{"timestamp":"` + at.Format(time.RFC3339Nano) + `","coords":{"latitude":-6.1148096,"longitude":106.6837015,"accuracy":3.8,"speed":18.67,"heading":63,"altitude":35.7},"is_moving":true,"battery":{"is_charging":false,"level":0.79},"extras":{}},"device_id":"` + deviceID + `"}`,
 			drone: "tracker-1",
-			want: []events.Report{{TS: at, Lat: -6.1148096, Lon: 106.6837015, Alt: ptr(35.7), Speed: ptr(18.67),
-				Heading: ptr(63.0), Battery: ptr(79.0)}},
+			want: []events.Report{{TS: at, Lat: -6.1148096, Lon: 106.6837015, Alt: new(35.7), Speed: new(18.67),
+				Heading: new(63.0), Battery: new(79.0)}},
 		},
 		{
 			name: "the drone key as the device id", method: http.MethodGet,
@@ -251,7 +251,7 @@ func reportEvent(t *testing.T, id string, data any) event.Event {
 // structured) and sdk-go's batch request builder, and checks each lands as
 // one telemetry.received event with the reports intact.
 func TestCloudEventsModes(t *testing.T) {
-	r1 := events.Report{TS: t0.Add(-2 * time.Second), Lat: 47.1, Lon: 8.1, Alt: ptr(500.0), Speed: ptr(12.5), Heading: ptr(90.0), Battery: ptr(80.0)}
+	r1 := events.Report{TS: t0.Add(-2 * time.Second), Lat: 47.1, Lon: 8.1, Alt: new(500.0), Speed: new(12.5), Heading: new(90.0), Battery: new(80.0)}
 	r2 := events.Report{TS: t0.Add(-time.Second), Lat: 47.2, Lon: 8.2}
 	for _, mode := range []string{"binary", "structured"} {
 		t.Run(mode, func(t *testing.T) {

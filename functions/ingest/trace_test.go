@@ -1,15 +1,14 @@
 package function_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/core/tracing"
 	"github.com/dronetrack/dronetrack/events"
 	function "github.com/dronetrack/dronetrack/functions/ingest"
@@ -112,16 +111,7 @@ func TestCloudEventTraceExtensionContinued(t *testing.T) {
 	e := newEnv(t)
 	in := reportEvent(t, "c1", events.Report{TS: t0.Add(-time.Second), Lat: 47.1, Lon: 8.1})
 	in.SetExtension(tracing.ExtTraceParent, droneTraceParent)
-	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), e.url+function.PathEvents, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+e.key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := testenv.PostEvent(t, e.url+function.PathEvents, in, http.Header{"Authorization": {"Bearer " + e.key}})
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("status %d, want 202", resp.StatusCode)
 	}

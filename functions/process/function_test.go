@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
-
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/store/bolt"
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -42,16 +41,7 @@ func TestFunctionLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req, err := cehttp.NewHTTPRequestFromEvent(ctx, srv.URL+"/", ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return testenv.PostEvent(t, srv.URL+"/", ev).StatusCode
 	}
 
 	if code := send(rep(0, 1, 1, 50)); code != http.StatusServiceUnavailable {

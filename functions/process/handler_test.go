@@ -22,6 +22,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/store/bolt"
 	"github.com/dronetrack/dronetrack/core/telemetry"
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -73,17 +74,8 @@ func (e *env) post(t *testing.T, data events.TelemetryReceived) (*http.Response,
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), e.srv.URL+"/", ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := testenv.PostEvent(t, e.srv.URL+"/", ev)
 	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, resp.Body)
 		return resp, nil
 	}
 	reply, err := cehttp.NewEventFromHTTPResponse(resp)

@@ -2,7 +2,6 @@ package function
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/core/tracing"
 	"github.com/dronetrack/dronetrack/events"
 )
@@ -28,15 +28,7 @@ func TestReplyCarriesTraceContext(t *testing.T) {
 	ingest := tracing.New()
 	ingest.State = "fleet=7"
 	ingest.Inject(&ev)
-	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), e.srv.URL+"/", ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := testenv.PostEvent(t, e.srv.URL+"/", ev)
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("status %d: %s", resp.StatusCode, b)

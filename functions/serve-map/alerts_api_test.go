@@ -172,7 +172,7 @@ func TestAlertWritesNeedManager(t *testing.T) {
 	}
 
 	// The viewer acknowledges an alert.
-	low := events.DroneState{TS: t0, Lat: 47, Lon: 8, UpdatedAt: t0, Battery: ptr(3.0)}
+	low := events.DroneState{TS: t0, Lat: 47, Lon: 8, UpdatedAt: t0, Battery: new(3.0)}
 	tr, err := e.st.EvaluateAlerts(context.Background(), tenant, "d1", func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
 		return alerting.EvaluateState(prev, low, alerting.DefaultSettings(), nil, t0)
 	})

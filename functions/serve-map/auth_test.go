@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,40 +17,23 @@ import (
 	"github.com/dronetrack/dronetrack/core/alerting"
 	"github.com/dronetrack/dronetrack/core/cache"
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/core/tracklink"
 	"github.com/dronetrack/dronetrack/events"
 )
-
-// syncBuffer collects log output written from handler goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // authEnv is serve-map over a store with two tenants and no session
 // magic: every request carries exactly the cookies and headers it names.
 type authEnv struct {
 	url, cacheURL string
 	st            *countingStore
-	logs          *syncBuffer
+	logs          *testenv.LogBuffer
 	f             *Function
 }
 
 func newAuthEnv(t *testing.T, cacheURL string, cfg map[string]string) *authEnv {
 	t.Helper()
-	e := &authEnv{cacheURL: cacheURL, st: newTestStore(t), logs: &syncBuffer{}}
+	e := &authEnv{cacheURL: cacheURL, st: newTestStore(t), logs: &testenv.LogBuffer{}}
 	all := map[string]string{"CACHE_URL": cacheURL, "LOG_LEVEL": "debug", "ARGON2_MEMORY_KIB": "64",
 		"FLEET_LIST_MAX_AGE": "0", "SSE_HEARTBEAT": "20ms", "DRONE_KEY_PEPPER": "test-pepper-0123456789"}
 	for k, v := range cfg {
@@ -219,7 +201,7 @@ func TestTenantIsolation(t *testing.T) {
 			t.Fatal(err)
 		}
 		low := st
-		low.Battery = ptr(3.0)
+		low.Battery = new(3.0)
 		tr, err := e.st.EvaluateAlerts(ctx, aTenant, aID, func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
 			return alerting.EvaluateState(prev, low, alerting.DefaultSettings(), nil, t0)
 		})

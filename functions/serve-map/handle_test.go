@@ -33,8 +33,6 @@ func uniq(p string) string {
 	return p + "-" + hex.EncodeToString(b)
 }
 
-func ptr[T any](v T) *T { return &v }
-
 var t0 = time.Date(2026, 11, 29, 4, 0, 0, 0, time.UTC)
 
 func state(sec int, lon, lat float64) events.DroneState {
@@ -60,10 +58,10 @@ func newFixture(t testing.TB, cacheURL string, cfg map[string]string) *fixture {
 		}
 	}
 	for _, d := range []store.Drone{
-		{ID: fx.tenant + "-a", TenantID: fx.tenant, Name: "Alpha", State: ptr(state(1, 8.5, 47.4))},
-		{ID: fx.tenant + "-b", TenantID: fx.tenant, Name: "Bravo", State: ptr(state(1, 2.35, 48.85))},
+		{ID: fx.tenant + "-a", TenantID: fx.tenant, Name: "Alpha", State: new(state(1, 8.5, 47.4))},
+		{ID: fx.tenant + "-b", TenantID: fx.tenant, Name: "Bravo", State: new(state(1, 2.35, 48.85))},
 		{ID: fx.tenant + "-c", TenantID: fx.tenant, Name: "Charlie"},
-		{ID: fx.other + "-x", TenantID: fx.other, Name: "Xray", State: ptr(state(1, 8.5, 47.4))},
+		{ID: fx.other + "-x", TenantID: fx.other, Name: "Xray", State: new(state(1, 8.5, 47.4))},
 	} {
 		if err := fx.st.CreateDrone(ctx, d); err != nil {
 			t.Fatal(err)
@@ -207,7 +205,7 @@ func TestDroneDetailAndTenancy(t *testing.T) {
 	modes(t, func(t *testing.T, cacheURL string) {
 		fx := newFixture(t, cacheURL, nil)
 		r := get(t, fx.url+"/api/v1/drones/"+fx.tenant+"-a")
-		want := cache.DroneView{ID: fx.tenant + "-a", Name: "Alpha", State: ptr(state(1, 8.5, 47.4))}
+		want := cache.DroneView{ID: fx.tenant + "-a", Name: "Alpha", State: new(state(1, 8.5, 47.4))}
 		if diff := cmp.Diff(want, decode[cache.DroneView](t, r)); r.status != 200 || diff != "" {
 			t.Errorf("detail %d (-want +got):\n%s", r.status, diff)
 		}

@@ -39,7 +39,8 @@ func loadOpenAPI(t *testing.T) openAPI {
 }
 
 // ingestPaths are documented here but served by ingest.
-var ingestPaths = map[string]bool{"/v1/telemetry": true}
+// ingest's own TestOpenAPIListsIngestRoutes checks them against its handler.
+var ingestPaths = map[string]bool{"/v1/telemetry": true, "/v1/events": true, "/v1/osmand": true}
 
 func TestOpenAPIListsEveryRoute(t *testing.T) {
 	doc := loadOpenAPI(t)
@@ -139,7 +140,7 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 	fx := newFixture(t, "local://"+uniq("sm"), nil)
 	drone := fx.tenant + "-a"
 	if err := fx.st.AppendTrack(context.Background(), []store.TrackPoint{{TenantID: fx.tenant, DroneID: drone,
-		Report: events.Report{TS: t0, Lat: 47, Lon: 8, Alt: ptr(100.0)}}}); err != nil {
+		Report: events.Report{TS: t0, Lat: 47, Lon: 8, Alt: new(100.0)}}}); err != nil {
 		t.Fatal(err)
 	}
 	from, to := t0.Add(-time.Minute).Format(time.RFC3339), t0.Add(time.Minute).Format(time.RFC3339)
@@ -148,7 +149,7 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 	ctx := context.Background()
 	for i, batt := range []float64{5, 90, 4} {
 		st := state(10+i, 8, 47)
-		st.Battery, st.UpdatedAt = ptr(batt), time.Now().UTC()
+		st.Battery, st.UpdatedAt = new(batt), time.Now().UTC()
 		if _, err := fx.st.EvaluateAlerts(ctx, fx.tenant, drone, func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
 			return alerting.EvaluateState(prev, st, alerting.DefaultSettings(), nil, st.UpdatedAt)
 		}); err != nil {

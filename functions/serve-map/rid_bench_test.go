@@ -50,8 +50,8 @@ func BenchmarkRIDFlights10k(b *testing.B) {
 				now := time.Now().UTC()
 				for i := range 10_000 {
 					s := events.DroneState{TS: now, UpdatedAt: now, Lat: 47 + rng.Float64()*layout.spanLat,
-						Lon: 8 + rng.Float64()*layout.spanLng, HAE: ptr(500.0), Height: ptr(40.0), Speed: ptr(8.0),
-						Course: ptr(90.0), VSpeed: ptr(0.0), HAcc: ptr(3.0), VAcc: ptr(5.0), Armed: ptr(true)}
+						Lon: 8 + rng.Float64()*layout.spanLng, HAE: new(500.0), Height: new(40.0), Speed: new(8.0),
+						Course: new(90.0), VSpeed: new(0.0), HAcc: new(3.0), VAcc: new(5.0), Armed: new(true)}
 					if err := st.CreateDrone(ctx, store.Drone{ID: fmt.Sprintf("drone-%05d", i), TenantID: tenant,
 						Name: fmt.Sprintf("Drone %d", i), State: &s}); err != nil {
 						b.Fatal(err)

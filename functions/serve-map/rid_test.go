@@ -158,9 +158,9 @@ func TestRemoteIDServiceProvider(t *testing.T) {
 		}
 		defer c.Close()
 		put := func(tenant, drone string, lat, lon float64, ts time.Time) {
-			st := events.DroneState{TS: ts, Lat: lat, Lon: lon, Speed: ptr(12.5), Course: ptr(45.0), UpdatedAt: ts,
-				Alt: ptr(470.0), HAE: ptr(520.25), Height: ptr(35.0), HAcc: ptr(2.0), Armed: ptr(true),
-				Home: &events.Position{Lat: lat - 0.002, Lon: lon - 0.002, Alt: ptr(440.0)}}
+			st := events.DroneState{TS: ts, Lat: lat, Lon: lon, Speed: new(12.5), Course: new(45.0), UpdatedAt: ts,
+				Alt: new(470.0), HAE: new(520.25), Height: new(35.0), HAcc: new(2.0), Armed: new(true),
+				Home: &events.Position{Lat: lat - 0.002, Lon: lon - 0.002, Alt: new(440.0)}}
 			if _, _, err := e.st.UpdateState(ctx, tenant, drone, func(*events.DroneState) (events.DroneState, bool) { return st, true }); err != nil {
 				t.Fatal(err)
 			}
@@ -372,7 +372,7 @@ func TestRemoteIDWithoutRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	st := events.DroneState{TS: now, UpdatedAt: now, Lat: 47.4, Lon: 8.5, HAE: ptr(470.0)}
+	st := events.DroneState{TS: now, UpdatedAt: now, Lat: 47.4, Lon: 8.5, HAE: new(470.0)}
 	if _, _, err := fx.st.UpdateState(ctx, fx.tenant, fx.tenant+"-a", func(*events.DroneState) (events.DroneState, bool) { return st, true }); err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +406,7 @@ func TestRemoteIDInjectionOff(t *testing.T) {
 	now := time.Now().UTC()
 	flights, errs := remoteid.PrepareTest("stored", remoteid.CreateTestParameters{RequestedFlights: []remoteid.TestFlight{{
 		InjectionID: "i", Telemetry: []remoteid.InjectedState{{Timestamp: now.Format(time.RFC3339Nano),
-			Position: &remoteid.InjectedPosition{Lat: ptr(47.0), Lng: ptr(8.0)}}}}}})
+			Position: &remoteid.InjectedPosition{Lat: new(47.0), Lng: new(8.0)}}}}}})
 	packed, err := remoteid.PackFlights(flights)
 	if len(errs) > 0 || err != nil {
 		t.Fatal(errs, err)
@@ -446,7 +446,7 @@ func TestRemoteIDRecentPositions(t *testing.T) {
 	for i, lon := range []float64{7.95, 7.97, 7.99, 8.005, 8.01, 8.015, 8.03, 8.05} { // -9 s ... -2 s
 		ts := now.Add(time.Duration(i-9) * time.Second)
 		pts = append(pts, store.TrackPoint{TenantID: fx.tenant, DroneID: drone,
-			Report: events.Report{TS: ts, Lat: 47.0, Lon: lon, HAE: ptr(500.0)}})
+			Report: events.Report{TS: ts, Lat: 47.0, Lon: lon, HAE: new(500.0)}})
 	}
 	if err := fx.st.AppendTrack(ctx, pts); err != nil {
 		t.Fatal(err)

@@ -322,8 +322,8 @@ func (s *Store) Track(_ context.Context, q store.TrackQuery) ([]store.TrackPoint
 // appendFill is how full bbolt packs a page it splits in the history and
 // expiry buckets. Both are written in (nearly) increasing key order, so
 // bbolt's default of half-full pages would leave the left half of every
-// split empty for good: packing them nearly full halves the file per point
-// (measured, 50 drones at 1 Hz: 602 -> 322 bytes per point). The slack left absorbs late
+// split empty for good: packing them nearly full about halves the file per
+// point (figures in docs/performance.md). The slack left absorbs late
 // reports, which land inside earlier pages.
 const appendFill = 0.9
 

@@ -14,8 +14,8 @@ const maxGroup = 1000
 // committed as soon as the previous commit ends, and everything that
 // arrived meanwhile forms the next group. bbolt's Batch instead closes a
 // group after MaxBatchDelay and then queues it behind the writer lock, so
-// when an fsync takes longer than that delay (2-60 ms measured on this
-// machine's disk) each commit carries only the delay's worth of writes and
+// when an fsync takes longer than that delay (as it often does; figures in
+// docs/performance.md) each commit carries only the delay's worth of writes and
 // throughput collapses to delay/fsync of the offered rate; here the group
 // grows with the fsync time. A lone write is committed at once.
 type groupCommit struct {

@@ -45,11 +45,9 @@ const (
 	// defaultPruneBatch bounds the points deleted (or backfilled) in one
 	// write transaction, so the sweeper holds bbolt's single writer lock
 	// only briefly and ingest's writes interleave between batches.
-	// BenchmarkPrune on this machine's disk (50 drones at 1 Hz): 1.3-1.9 ms
-	// per batch of 250, 3-4 ms per 1000, 10-14 ms per 4000, fsync included.
-	// 1000 holds the lock about as long as a few AppendTrack group commits
-	// (0.7 ms per 100 points) and still deletes 250 000-300 000 points/s:
-	// a day of 50 drones at 1 Hz (4.3 M points) in 15-20 s of batches.
+	// In BenchmarkPrune 1000 holds the lock about as long as a few
+	// AppendTrack group commits and still deletes a day of 50 drones at
+	// 1 Hz in seconds of batches (figures in docs/performance.md).
 	defaultPruneBatch = 1000
 
 	// firstPruneAfter delays the first sweep after Open, so startup (and

@@ -16,9 +16,9 @@
 //   - Drones queries tenantId == X ordered by document id: served by the
 //     automatic single-field index, no composite index.
 //
-// AppendTrack commits WriteBatches of up to 500 writes concurrently; on the
-// emulator (this 2-core machine) that took 11-48 ms per 100 points against
-// 61-89 ms for a fresh BulkWriter per call, which also ramps from 500 ops/s.
+// AppendTrack commits WriteBatches of up to 500 writes concurrently: faster
+// than a fresh BulkWriter per call, which also ramps up from 500 ops/s
+// (BenchmarkAppendTrack; figures in docs/performance.md).
 //
 // With FIRESTORE_EMULATOR_HOST set the client talks to the emulator and needs
 // no credentials.

@@ -39,7 +39,7 @@ var alertTests = []struct {
 
 func lowBattery(i int, batt float64) events.DroneState {
 	st := state(i)
-	st.Battery = ptr(batt)
+	st.Battery = new(batt)
 	return st
 }
 

@@ -88,7 +88,7 @@ func testLinks(t *testing.T, s store.Store) {
 	rev, err := s.RevokeLink(ctx, "ta", "l1", at(6))
 	must(t, "RevokeLink", err)
 	want := full
-	want.RevokedAt = ptr(at(6))
+	want.RevokedAt = new(at(6))
 	if diff := cmp.Diff(want, rev, opts); diff != "" {
 		t.Errorf("RevokeLink (-want +got):\n%s", diff)
 	}

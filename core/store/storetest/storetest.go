@@ -82,8 +82,6 @@ var opts = cmp.Options{
 	cmpopts.EquateEmpty(),
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // wantErr fails unless err wraps target and carries context beyond it.
 func wantErr(t *testing.T, what string, err, target error) {
 	t.Helper()
@@ -118,28 +116,28 @@ func mkDrone(t *testing.T, s store.Store, tenantID, id string) store.Drone {
 
 func state(i int) events.DroneState {
 	return events.DroneState{
-		TS: at(i), Lat: 52.5 + float64(i)/1000, Lon: 13.4, Alt: ptr(100.5), Speed: ptr(12.25),
-		Heading: ptr(270.0), Battery: ptr(88.0), Seq: ptr(uint64(i)),
-		GroundSpeed: ptr(11.0), Course: ptr(269.5), DistanceM: float64(i) * 10,
-		BatteryDrain: ptr(0.01), TimeToEmptySecs: ptr(8800.0), UpdatedAt: at(i + 1),
-		Armed: ptr(i%2 == 0), Mode: ptr("AUTO.MISSION"), Fix: ptr(events.FixRTKFix), Satellites: ptr(17 + i),
-		HAE: ptr(147.25), Height: ptr(-3.5), VSpeed: ptr(-0.25), HAcc: ptr(0.02), VAcc: ptr(0.05), Link: ptr(87.0),
-		Home: &events.Position{Lat: 52.5, Lon: 13.4, Alt: ptr(34.0)},
+		TS: at(i), Lat: 52.5 + float64(i)/1000, Lon: 13.4, Alt: new(100.5), Speed: new(12.25),
+		Heading: new(270.0), Battery: new(88.0), Seq: new(uint64(i)),
+		GroundSpeed: new(11.0), Course: new(269.5), DistanceM: float64(i) * 10,
+		BatteryDrain: new(0.01), TimeToEmptySecs: new(8800.0), UpdatedAt: at(i + 1),
+		Armed: new(i%2 == 0), Mode: new("AUTO.MISSION"), Fix: new(events.FixRTKFix), Satellites: new(17 + i),
+		HAE: new(147.25), Height: new(-3.5), VSpeed: new(-0.25), HAcc: new(0.02), VAcc: new(0.05), Link: new(87.0),
+		Home: &events.Position{Lat: 52.5, Lon: 13.4, Alt: new(34.0)},
 	}
 }
 
 func point(tenantID, droneID string, i int, expireAt time.Time) store.TrackPoint {
 	p := store.TrackPoint{
 		TenantID: tenantID, DroneID: droneID, ExpireAt: expireAt,
-		Report: events.Report{TS: at(i), Lat: 52.5, Lon: 13.4 + float64(i)/1000, Alt: ptr(50.0),
-			Speed: ptr(3.5), Heading: ptr(90.0), Battery: ptr(77.5), Seq: ptr(uint64(i))},
+		Report: events.Report{TS: at(i), Lat: 52.5, Lon: 13.4 + float64(i)/1000, Alt: new(50.0),
+			Speed: new(3.5), Heading: new(90.0), Battery: new(77.5), Seq: new(uint64(i))},
 	}
 	if i%2 == 0 {
 		// Every other point carries the drone telemetry fields, so both
 		// their round trip and their absence are checked.
 		r := &p.Report
-		r.Armed, r.Mode, r.Fix, r.Satellites = ptr(i%4 == 0), ptr("RTL"), ptr(events.Fix3D), ptr(i)
-		r.HAE, r.Height, r.VSpeed, r.HAcc, r.VAcc, r.Link = ptr(97.5), ptr(float64(i)), ptr(1.5), ptr(2.5), ptr(3.5), ptr(0.0)
+		r.Armed, r.Mode, r.Fix, r.Satellites = new(i%4 == 0), new("RTL"), new(events.Fix3D), new(i)
+		r.HAE, r.Height, r.VSpeed, r.HAcc, r.VAcc, r.Link = new(97.5), new(float64(i)), new(1.5), new(2.5), new(3.5), new(0.0)
 		r.Home = &events.Position{Lat: -33.9, Lon: 151.2}
 	}
 	return p
