@@ -1,0 +1,202 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// PendingEvent is an accepted event that some Trigger had not acknowledged
+// when Snapshot ran: what a backup must carry for the event's work to be
+// done after a restore.
+type PendingEvent struct {
+	// Triggers are the names of the Triggers still owing the event.
+	Triggers []string `json:"triggers"`
+	// Event is the stored CloudEvent in structured-mode JSON.
+	Event json.RawMessage `json:"event"`
+}
+
+// SnapshotStats describes one Snapshot.
+type SnapshotStats struct {
+	// Events is how many pending events were written.
+	Events int
+	// Paused is how long new deliveries were held.
+	Paused time.Duration
+}
+
+// deliveryGate holds the first delivery attempt of events while a Snapshot
+// captures the broker's state and the caller's store. Deliveries already
+// past it go on: their events are unacknowledged, hence in the snapshot,
+// and delivered again after a restore.
+type deliveryGate struct {
+	mu     sync.Mutex
+	closed chan struct{} // nil while open; closed to open
+}
+
+func (g *deliveryGate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed == nil {
+		g.closed = make(chan struct{})
+	}
+}
+
+func (g *deliveryGate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed != nil {
+		close(g.closed)
+		g.closed = nil
+	}
+}
+
+// pass waits while the gate is closed; false when ctx ended first.
+func (g *deliveryGate) pass(ctx context.Context) bool {
+	g.mu.Lock()
+	ch := g.closed
+	g.mu.Unlock()
+	if ch == nil {
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Snapshot captures the broker's unacknowledged events consistently with a
+// snapshot of the subscribers' store that then takes:
+//
+//  1. New deliveries are held (the ingress keeps accepting).
+//  2. Every Trigger's acknowledgement floor is read, then every stored
+//     event is passed to emit with the Triggers whose floor is below it.
+//  3. then runs: the caller starts its store snapshot (a read transaction).
+//  4. Deliveries resume.
+//
+// An event accepted before Snapshot was called is therefore either
+// acknowledged by a Trigger before step 2 — its subscriber's writes were
+// durable before the acknowledgement, so they are in the store snapshot —
+// or emitted for that Trigger. An event accepted later has no effect in the
+// store snapshot: its first delivery waits for step 4. Deliveries that were
+// already running write on during the snapshot; their events are emitted
+// (they are not acknowledged), so a restore delivers them again and the
+// idempotent subscribers complete whatever part the store snapshot missed.
+// An event a Trigger acknowledged out of order (above its floor) is emitted
+// for it too: delivery stays at least once.
+//
+// Steps 1 to 4 take about as long as reading the backlog; emit should be
+// cheap (a buffered write), and then must only start its snapshot, not
+// copy it.
+func (b *Broker) Snapshot(ctx context.Context, emit func(PendingEvent) error, then func() error) (stats SnapshotStats, err error) {
+	if b.closing.Load() {
+		return stats, ErrUnavailable
+	}
+	b.snapMu.Lock() // one snapshot at a time: they share the gate
+	defer b.snapMu.Unlock()
+	start := time.Now()
+	b.gate.close()
+	defer func() {
+		b.gate.open()
+		stats.Paused = time.Since(start)
+	}()
+
+	st, err := b.js.Stream(ctx, b.stream)
+	if err != nil {
+		return stats, fmt.Errorf("broker: snapshot: events stream: %w", err)
+	}
+	floors := make(map[string]uint64, len(b.triggers))
+	for _, r := range b.triggers {
+		c, err := st.Consumer(ctx, r.name)
+		if err != nil {
+			return stats, fmt.Errorf("broker: snapshot: consumer of trigger %q: %w", r.trigger.Metadata.Name, err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return stats, fmt.Errorf("broker: snapshot: consumer of trigger %q: %w", r.trigger.Metadata.Name, err)
+		}
+		floors[r.trigger.Metadata.Name] = info.AckFloor.Stream
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return stats, fmt.Errorf("broker: snapshot: events stream: %w", err)
+	}
+	last := info.State.LastSeq
+	// Walk the stored events up to last, skipping the holes acknowledged
+	// events leave (next-by-subject lookups jump over them).
+	for seq := info.State.FirstSeq; seq > 0 && seq <= last; {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(b.prefix+".>"))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return stats, fmt.Errorf("broker: snapshot: read event %d: %w", seq, err)
+		}
+		if m.Sequence > last {
+			break
+		}
+		seq = m.Sequence + 1
+		var owing []string
+		for _, r := range b.triggers {
+			name := r.trigger.Metadata.Name
+			if m.Sequence <= floors[name] {
+				continue
+			}
+			if m.Subject != b.subject && m.Subject != b.replaySubject(name) {
+				continue // a replay for another Trigger
+			}
+			owing = append(owing, name)
+		}
+		if len(owing) == 0 {
+			continue
+		}
+		if err := emit(PendingEvent{Triggers: owing, Event: m.Data}); err != nil {
+			return stats, err
+		}
+		stats.Events++
+	}
+	if err := then(); err != nil {
+		return stats, err
+	}
+	return stats, nil
+}
+
+// Requeue stores a PendingEvent of a Snapshot (taken here or on another
+// machine) so its Triggers deliver it: once for every Trigger when all of
+// this broker's Triggers owe it, else once per owing Trigger on its replay
+// subject. Triggers this broker does not have are ignored, as an event for
+// a removed Trigger is dropped at Open.
+func (b *Broker) Requeue(ctx context.Context, pe PendingEvent) error {
+	if b.closing.Load() {
+		return ErrUnavailable
+	}
+	if !json.Valid(pe.Event) {
+		return errors.New("broker: requeue: the event is not JSON")
+	}
+	owing := map[string]bool{}
+	for _, t := range pe.Triggers {
+		owing[t] = true
+	}
+	var subjects []string
+	for _, r := range b.triggers {
+		if owing[r.trigger.Metadata.Name] {
+			subjects = append(subjects, b.replaySubject(r.trigger.Metadata.Name))
+		}
+	}
+	if len(subjects) == len(b.triggers) {
+		subjects = []string{b.subject}
+	}
+	for _, s := range subjects {
+		if err := b.publishRaw(ctx, s, pe.Event); err != nil {
+			return fmt.Errorf("broker: requeue to %s: %w", strings.TrimPrefix(s, b.prefix+"."), err)
+		}
+	}
+	return nil
+}
