@@ -158,6 +158,12 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel}))
+	// Refuse a newer data dir, upgrade an older one (format.go).
+	if from, err := prepareDataDir(dir); err != nil {
+		return nil, err
+	} else if from > 0 && from < dataDirFormat {
+		fmt.Fprintf(o.Out, "data dir %s upgraded from format %d to %d\n", dir, from, dataDirFormat)
+	}
 	s := &system{opts: o, log: log, dir: dir, byName: map[string]*hosted{}}
 	defer func() {
 		if err != nil {
@@ -259,7 +265,13 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	if s.demoLogin, err = ensureDemoLogin(ctx, s.store, dir); err != nil {
 		return nil, err
 	}
-	if s.admin, err = serveAdmin(adm, dir); err != nil {
+	// The events of a restored backup that were not yet delivered (backup.go).
+	if n, err := requeueRestored(ctx, s.broker, dir); err != nil {
+		return nil, err
+	} else if n > 0 {
+		fmt.Fprintf(o.Out, "  requeued %d events of the restored backup\n", n)
+	}
+	if s.admin, err = serveAdmin(adm, dir, s.backupRoutes); err != nil {
 		return nil, err
 	}
 
