@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"flag"
 	"io"
 	"log/slog"
 	"math/big"
@@ -309,5 +310,31 @@ func TestACMEConfig(t *testing.T) {
 	}
 	if pt.host != "drones.example.com" {
 		t.Errorf("printed host %q", pt.host)
+	}
+}
+
+// TestOneMachineEnvFlagsParse: every DRONETRACK_FLAGS line of
+// infra/one-machine/dronetrack.env (the ones commented out too) is flags up
+// accepts, so the documented settings cannot rot. `up ... -h` parses the
+// flags before -h and stops there.
+func TestOneMachineEnvFlagsParse(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "infra", "one-machine", "dronetrack.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(raw), "\n") {
+		flags, ok := strings.CutPrefix(strings.TrimPrefix(line, "#"), "DRONETRACK_FLAGS=")
+		if !ok {
+			continue
+		}
+		n++
+		args := append([]string{"up", "--data", t.TempDir()}, strings.Fields(flags)...)
+		if err := realMain(t.Context(), append(args, "-h"), io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("dronetrack.env flags %q: %v", flags, err)
+		}
+	}
+	if n < 3 {
+		t.Errorf("%d DRONETRACK_FLAGS lines, want the three documented ones", n)
 	}
 }
