@@ -287,6 +287,9 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	fmt.Fprintf(o.Out, "  ingest: POST %s%s with Authorization: Bearer <drone key>\n", s.URL(), sim.IngestPath)
 	fmt.Fprintf(o.Out, "          also CloudEvents at POST %s%s, OsmAnd/Traccar Client at %s%s?id=<drone key>\n",
 		s.URL(), ingestfn.PathEvents, s.URL(), ingestfn.PathOsmAnd)
+	if s.redirectAddr != "" {
+		fmt.Fprintf(o.Out, "  plain HTTP on %s redirects to HTTPS\n", s.redirectAddr)
+	}
 
 	if o.PprofAddr != "" {
 		if err := servePprof(o.PprofAddr, log); err != nil {
