@@ -129,43 +129,92 @@ func (b *Broker) Snapshot(ctx context.Context, emit func(PendingEvent) error, th
 		return stats, fmt.Errorf("broker: snapshot: events stream: %w", err)
 	}
 	last := info.State.LastSeq
-	// Walk the stored events up to last, skipping the holes acknowledged
-	// events leave (next-by-subject lookups jump over them).
-	for seq := info.State.FirstSeq; seq > 0 && seq <= last; {
-		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(b.prefix+".>"))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
+	if info.State.Msgs > 0 {
+		// An ephemeral consumer without acks reads the stored events in
+		// batches, skipping the holes acknowledged events leave. It is
+		// deleted at once: under interest retention, events it was not
+		// handed would be kept for it.
+		oc, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{
+			Description:       "backup snapshot",
+			DeliverPolicy:     jetstream.DeliverAllPolicy,
+			AckPolicy:         jetstream.AckNonePolicy,
+			FilterSubjects:    []string{b.prefix + ".>"},
+			InactiveThreshold: time.Minute, // should the delete below fail
+			MemoryStorage:     true,
+		})
 		if err != nil {
-			return stats, fmt.Errorf("broker: snapshot: read event %d: %w", seq, err)
+			return stats, fmt.Errorf("broker: snapshot: read events: %w", err)
 		}
-		if m.Sequence > last {
-			break
-		}
-		seq = m.Sequence + 1
-		var owing []string
-		for _, r := range b.triggers {
-			name := r.trigger.Metadata.Name
-			if m.Sequence <= floors[name] {
-				continue
+		defer func() { _ = st.DeleteConsumer(context.WithoutCancel(ctx), oc.CachedInfo().Name) }()
+	read:
+		for {
+			batch, err := oc.Fetch(snapshotBatch, jetstream.FetchMaxWait(snapshotWait))
+			if err != nil {
+				return stats, fmt.Errorf("broker: snapshot: read events: %w", err)
 			}
-			if m.Subject != b.subject && m.Subject != b.replaySubject(name) {
-				continue // a replay for another Trigger
+			got := 0
+			for m := range batch.Messages() {
+				got++
+				md, err := m.Metadata()
+				if err != nil {
+					return stats, fmt.Errorf("broker: snapshot: read events: %w", err)
+				}
+				seq := md.Sequence.Stream
+				if seq > last {
+					break read
+				}
+				emitted, err := b.emitPending(m.Subject(), seq, m.Data(), floors, emit)
+				if err != nil {
+					return stats, err
+				}
+				if emitted {
+					stats.Events++
+				}
+				if seq == last || md.NumPending == 0 {
+					break read
+				}
 			}
-			owing = append(owing, name)
+			if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+				return stats, fmt.Errorf("broker: snapshot: read events: %w", err)
+			}
+			if got == 0 { // the rest up to last was acknowledged meanwhile
+				break
+			}
 		}
-		if len(owing) == 0 {
-			continue
-		}
-		if err := emit(PendingEvent{Triggers: owing, Event: m.Data}); err != nil {
-			return stats, err
-		}
-		stats.Events++
 	}
 	if err := then(); err != nil {
 		return stats, err
 	}
 	return stats, nil
+}
+
+// Snapshot reads stored events this many at a time, waiting at most
+// snapshotWait for a batch (only reached when the events it expected were
+// acknowledged and removed meanwhile).
+const (
+	snapshotBatch = 1000
+	snapshotWait  = 200 * time.Millisecond
+)
+
+// emitPending emits one stored event for the Triggers whose floor is below
+// it; a replay is owed by its own Trigger only. Events owed by none are
+// skipped.
+func (b *Broker) emitPending(subject string, seq uint64, data []byte, floors map[string]uint64, emit func(PendingEvent) error) (bool, error) {
+	var owing []string
+	for _, r := range b.triggers {
+		name := r.trigger.Metadata.Name
+		if seq <= floors[name] {
+			continue
+		}
+		if subject != b.subject && subject != b.replaySubject(name) {
+			continue
+		}
+		owing = append(owing, name)
+	}
+	if len(owing) == 0 {
+		return false, nil
+	}
+	return true, emit(PendingEvent{Triggers: owing, Event: append(json.RawMessage(nil), data...)})
 }
 
 // Requeue stores a PendingEvent of a Snapshot (taken here or on another

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -69,6 +70,21 @@ func TestSnapshotAndRequeue(t *testing.T) {
 	if stats.Events != len(emitted) || stats.Paused <= 0 {
 		t.Errorf("stats %+v for %d emitted", stats, len(emitted))
 	}
+	// The reading consumer is gone (under interest retention it would
+	// keep events for itself).
+	st, err := br.js.Stream(ctx, br.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var consumers []string
+	names := st.ConsumerNames(ctx)
+	for n := range names.Name() {
+		consumers = append(consumers, n)
+	}
+	slices.Sort(consumers)
+	if !slices.Equal(consumers, []string{"trigger_ta", "trigger_tb"}) {
+		t.Errorf("consumers after a snapshot: %v, want the Triggers' only", consumers)
+	}
 	got := map[string][]string{}
 	for _, pe := range emitted {
 		var e event.Event
@@ -131,4 +147,32 @@ func ackFloor(t *testing.T, b *Broker, trigger string) uint64 {
 		t.Fatal(err)
 	}
 	return info.AckFloor.Stream
+}
+
+// BenchmarkSnapshotBacklog measures how long Snapshot holds deliveries per
+// pending event: a backlog of 5000 events (published directly; no Trigger
+// can deliver them, its subscriber answers 503) is captured b.N times.
+func BenchmarkSnapshotBacklog(b *testing.B) {
+	const backlog = 5000
+	down := newSink(b, status(http.StatusServiceUnavailable))
+	br, _ := openBroker(b, Config{
+		Files:   []string{writeManifest(b, triggerYAML("t", "test.a", "sub", "  delivery:\n    retry: 1000\n    backoffDelay: PT10S"))},
+		Resolve: resolver(map[string]string{"sub": down.srv.URL}),
+	})
+	ctx := context.Background()
+	for i := range backlog {
+		if err := br.Publish(ctx, newEvent("e"+strconv.Itoa(i), "test.a")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	var held time.Duration
+	for range b.N {
+		stats, err := br.Snapshot(ctx, func(PendingEvent) error { return nil }, func() error { return nil })
+		if err != nil || stats.Events != backlog {
+			b.Fatalf("snapshot: %+v, %v", stats, err)
+		}
+		held += stats.Paused
+	}
+	b.ReportMetric(float64(held.Microseconds())/float64(b.N)/backlog, "µs-held/event")
 }
