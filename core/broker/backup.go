@@ -249,3 +249,51 @@ func (b *Broker) Requeue(ctx context.Context, pe PendingEvent) error {
 	}
 	return nil
 }
+
+// ExportDeadLetters passes every recorded dead letter, as stored, to emit,
+// oldest first, for a backup; ImportDeadLetter records one again.
+func (b *Broker) ExportDeadLetters(ctx context.Context, emit func(json.RawMessage) error) (int, error) {
+	st, err := b.js.Stream(ctx, b.dlStream)
+	if err != nil {
+		return 0, fmt.Errorf("broker: deadletter stream: %w", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("broker: deadletter stream: %w", err)
+	}
+	n := 0
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq > 0 && seq <= info.State.LastSeq; {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(b.dlSubj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return n, fmt.Errorf("broker: dead letter %d: %w", seq, err)
+		}
+		if m.Sequence > info.State.LastSeq {
+			break
+		}
+		seq = m.Sequence + 1
+		if err := emit(m.Data); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// ImportDeadLetter records a dead letter ExportDeadLetters gave (from this
+// broker or another), so `dlq list` shows it and Replay can deliver it.
+func (b *Broker) ImportDeadLetter(ctx context.Context, raw json.RawMessage) error {
+	if b.closing.Load() {
+		return ErrUnavailable
+	}
+	var dl DeadLetter
+	if err := json.Unmarshal(raw, &dl); err != nil || dl.Trigger == "" || dl.Event.ID() == "" {
+		return fmt.Errorf("broker: import dead letter: not a dead letter record (%v)", err)
+	}
+	if err := b.publishRaw(ctx, b.dlSubj, raw); err != nil {
+		return fmt.Errorf("broker: import dead letter: %w", err)
+	}
+	return nil
+}

@@ -176,3 +176,40 @@ func BenchmarkSnapshotBacklog(b *testing.B) {
 	}
 	b.ReportMetric(float64(held.Microseconds())/float64(b.N)/backlog, "µs-held/event")
 }
+
+// TestDeadLettersExportImport: the dead letters of one broker, exported and
+// imported into another, are listed there as they were and can be
+// replayed; a record that is not a dead letter is refused.
+func TestDeadLettersExportImport(t *testing.T) {
+	ctx := context.Background()
+	bad := newSink(t, status(http.StatusBadRequest)) // not retryable: dead-lettered at once
+	manifests := writeManifest(t, triggerYAML("t", "test.a", "sub", fastRetry))
+	br, ingress := openBroker(t, Config{Files: []string{manifests}, Resolve: resolver(map[string]string{"sub": bad.srv.URL})})
+	mustSend(t, ingress.URL, newEvent("poison", "test.a"))
+	eventually(t, "dead letter recorded", func() bool {
+		dls, err := br.ListDeadLetters(ctx)
+		return err == nil && len(dls) == 1
+	})
+	var raws []json.RawMessage
+	n, err := br.ExportDeadLetters(ctx, func(r json.RawMessage) error { raws = append(raws, r); return nil })
+	if err != nil || n != 1 || len(raws) != 1 {
+		t.Fatalf("export: %d, %v", n, err)
+	}
+
+	good := newSink(t, nil)
+	br2, _ := openBroker(t, Config{Files: []string{manifests}, Resolve: resolver(map[string]string{"sub": good.srv.URL})})
+	if err := br2.ImportDeadLetter(ctx, raws[0]); err != nil {
+		t.Fatal(err)
+	}
+	dls, err := br2.ListDeadLetters(ctx)
+	if err != nil || len(dls) != 1 || dls[0].Event.ID() != "poison" || dls[0].Trigger != "t" || dls[0].Code != http.StatusBadRequest {
+		t.Fatalf("imported dead letters: %+v, %v", dls, err)
+	}
+	if err := br2.Replay(ctx, dls[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "imported dead letter replayed", func() bool { return good.delivered()["poison"] == 1 })
+	if err := br2.ImportDeadLetter(ctx, json.RawMessage(`{"trigger":""}`)); err == nil {
+		t.Error("a record without trigger and event was imported")
+	}
+}
