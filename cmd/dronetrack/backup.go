@@ -31,6 +31,7 @@ import (
 //	pepper, demo-keys.json, demo-login.json, acme/*   the data dir's files
 //	broker-pending.jsonl  broker.PendingEvent per line: accepted events
 //	                      some Trigger had not acknowledged
+//	broker-deadletters.jsonl  the broker's dead letters, one per line
 //	store.db              the bbolt store (Tx.WriteTo hot backup), last
 //
 // Consistency (broker.Snapshot): the broker holds new deliveries, writes
@@ -42,11 +43,15 @@ import (
 const (
 	backupInfoName    = "backup.json"
 	backupPendingName = "broker-pending.jsonl"
+	backupDeadName    = "broker-deadletters.jsonl"
 	// backupFormat is the layout of the archive itself.
 	backupFormat = 1
 	// pendingFile holds, in a restored data dir, the pending events of
 	// the backup until `up` has handed them to its broker.
 	pendingFile = "restore-pending.jsonl"
+	// deadFile holds a restored backup's dead letters until up has
+	// recorded them in its broker.
+	deadFile = "restore-deadletters.jsonl"
 )
 
 // backedUpFiles are the data dir's own files a backup carries besides the
@@ -62,6 +67,7 @@ type backupInfo struct {
 	CreatedAt     time.Time `json:"createdAt"`
 	StoreBytes    int64     `json:"storeBytes"`
 	PendingEvents int       `json:"pendingEvents"`
+	DeadLetters   int       `json:"deadLetters"`
 	// DeliveriesHeld is how long the broker held new deliveries to take
 	// the snapshot.
 	DeliveriesHeld string   `json:"deliveriesHeld"`
@@ -145,6 +151,26 @@ func (s *system) backup(ctx context.Context, w io.Writer) (backupInfo, error) {
 		return info, fmt.Errorf("backup: %w", err)
 	}
 	info.PendingEvents = stats.Events
+
+	// Dead letters, after the hold: one recorded meanwhile belongs to an
+	// event that was unacknowledged when the floors were read, so it is
+	// also pending; after a restore it is delivered (and may fail) again.
+	deadTmp, err := os.CreateTemp(s.dir, ".backup-deadletters-*")
+	if err != nil {
+		return info, fmt.Errorf("backup: %w", err)
+	}
+	defer os.Remove(deadTmp.Name())
+	defer deadTmp.Close()
+	deadBuf := bufio.NewWriter(deadTmp)
+	if info.DeadLetters, err = bh.b.ExportDeadLetters(ctx, func(raw json.RawMessage) error {
+		_, err := deadBuf.Write(append(append([]byte(nil), raw...), '\n'))
+		return err
+	}); err != nil {
+		return info, fmt.Errorf("backup: %w", err)
+	}
+	if err := deadBuf.Flush(); err != nil {
+		return info, fmt.Errorf("backup: %w", err)
+	}
 	info.DeliveriesHeld = stats.Paused.Round(time.Microsecond).String()
 	info.StoreBytes = sn.Size()
 
@@ -177,18 +203,13 @@ func (s *system) backup(ctx context.Context, w io.Writer) (backupInfo, error) {
 			return info, err
 		}
 	}
-	size, err := tmp.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return info, err
-	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return info, err
-	}
-	if err := tw.WriteHeader(&tar.Header{Name: backupPendingName, Mode: 0o600, Size: size, ModTime: info.CreatedAt}); err != nil {
-		return info, err
-	}
-	if _, err := io.Copy(tw, tmp); err != nil {
-		return info, fmt.Errorf("backup: pending events: %w", err)
+	for _, spool := range []struct {
+		name string
+		f    *os.File
+	}{{backupPendingName, tmp}, {backupDeadName, deadTmp}} {
+		if err := addSpooled(tw, spool.name, spool.f, info.CreatedAt); err != nil {
+			return info, fmt.Errorf("backup: %s: %w", spool.name, err)
+		}
 	}
 	if err := tw.WriteHeader(&tar.Header{Name: storeFile, Mode: 0o600, Size: sn.Size(), ModTime: info.CreatedAt}); err != nil {
 		return info, err
@@ -200,6 +221,22 @@ func (s *system) backup(ctx context.Context, w io.Writer) (backupInfo, error) {
 		return info, err
 	}
 	return info, gz.Close()
+}
+
+// addSpooled adds everything written to f so far as the entry name.
+func addSpooled(tw *tar.Writer, name string, f *os.File, at time.Time) error {
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: size, ModTime: at}); err != nil {
+		return err
+	}
+	_, err = io.CopyN(tw, f, size)
+	return err
 }
 
 func addBytes(tw *tar.Writer, name string, b []byte) error {
@@ -241,8 +278,8 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "backup %s: store %d bytes, %d pending events, %d files; deliveries held %s\n",
-		*out, info.StoreBytes, info.PendingEvents, len(info.Files), info.DeliveriesHeld)
+	fmt.Fprintf(stdout, "backup %s: store %d bytes, %d pending events, %d dead letters, %d files; deliveries held %s\n",
+		*out, info.StoreBytes, info.PendingEvents, info.DeadLetters, len(info.Files), info.DeliveriesHeld)
 	return nil
 }
 
@@ -310,7 +347,7 @@ func readBackup(r io.Reader, put func(name string, rd io.Reader) error) (backupI
 	}
 	tr := tar.NewReader(gz)
 	seen := map[string]bool{}
-	pending := 0
+	counts := map[string]int{}
 	for i := 0; ; i++ {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -340,9 +377,14 @@ func readBackup(r io.Reader, put func(name string, rd io.Reader) error) (backupI
 		}
 		seen[name] = true
 		var rd io.Reader = tr
-		var lines *pendingChecker
-		if name == backupPendingName {
-			lines = &pendingChecker{r: tr}
+		var lines *lineChecker
+		switch name {
+		case backupPendingName:
+			lines = &lineChecker{r: tr, name: name, ok: pendingOK}
+		case backupDeadName:
+			lines = &lineChecker{r: tr, name: name, ok: deadLetterOK}
+		}
+		if lines != nil {
 			rd = lines
 		}
 		if put == nil {
@@ -350,7 +392,7 @@ func readBackup(r io.Reader, put func(name string, rd io.Reader) error) (backupI
 				return info, fmt.Errorf("%s: %w", name, err)
 			}
 			if lines != nil {
-				pending = lines.n
+				counts[name] = lines.n
 			}
 			continue
 		}
@@ -361,7 +403,7 @@ func readBackup(r io.Reader, put func(name string, rd io.Reader) error) (backupI
 			if _, err := io.Copy(io.Discard, rd); err != nil { // put may stop early
 				return info, err
 			}
-			pending = lines.n
+			counts[name] = lines.n
 		}
 	}
 	if info.BackupFormat == 0 {
@@ -372,8 +414,11 @@ func readBackup(r io.Reader, put func(name string, rd io.Reader) error) (backupI
 			return info, fmt.Errorf("the backup lacks %s (cut short?)", want)
 		}
 	}
-	if pending != info.PendingEvents {
-		return info, fmt.Errorf("the backup holds %d pending events, its %s says %d", pending, backupInfoName, info.PendingEvents)
+	if n := counts[backupPendingName]; n != info.PendingEvents {
+		return info, fmt.Errorf("the backup holds %d pending events, its %s says %d", n, backupInfoName, info.PendingEvents)
+	}
+	if n := counts[backupDeadName]; n != info.DeadLetters {
+		return info, fmt.Errorf("the backup holds %d dead letters, its %s says %d", n, backupInfoName, info.DeadLetters)
 	}
 	// The gzip trailer's checksum is verified at EOF.
 	if _, err := io.Copy(io.Discard, gz); err != nil {
@@ -382,15 +427,17 @@ func readBackup(r io.Reader, put func(name string, rd io.Reader) error) (backupI
 	return info, nil
 }
 
-// pendingChecker passes a backup's pending events through, counting and
-// checking each line; a bad line fails the read.
-type pendingChecker struct {
+// lineChecker passes a JSON-lines entry of a backup through, counting
+// its lines and checking each with ok; a bad line fails the read.
+type lineChecker struct {
 	r       io.Reader
+	name    string
+	ok      func([]byte) bool
 	partial []byte
 	n       int
 }
 
-func (c *pendingChecker) Read(p []byte) (int, error) {
+func (c *lineChecker) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.partial = append(c.partial, p[:n]...)
 	for {
@@ -412,20 +459,29 @@ func (c *pendingChecker) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *pendingChecker) check(line []byte) error {
-	var pe broker.PendingEvent
-	if err := json.Unmarshal(line, &pe); err != nil || len(pe.Triggers) == 0 || !json.Valid(pe.Event) {
-		return fmt.Errorf("%s line %d is not a pending event", backupPendingName, c.n+1)
+func (c *lineChecker) check(line []byte) error {
+	if !c.ok(line) {
+		return fmt.Errorf("%s line %d is not what it should hold", c.name, c.n+1)
 	}
 	c.n++
 	return nil
+}
+
+func pendingOK(line []byte) bool {
+	var pe broker.PendingEvent
+	return json.Unmarshal(line, &pe) == nil && len(pe.Triggers) > 0 && json.Valid(pe.Event)
+}
+
+func deadLetterOK(line []byte) bool {
+	var dl broker.DeadLetter
+	return json.Unmarshal(line, &dl) == nil && dl.Trigger != "" && dl.Event.ID() != ""
 }
 
 // backupEntryOK says whether name belongs in a backup: the known files,
 // and plain names under acme/ (never a path that climbs out).
 func backupEntryOK(name string) bool {
 	switch name {
-	case storeFile, backupPendingName:
+	case storeFile, backupPendingName, backupDeadName:
 		return true
 	}
 	for _, f := range backedUpFiles {
@@ -468,8 +524,8 @@ func restoreCmd(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "restored %s (taken %s) into %s: store %d bytes, %d pending events to deliver on the next start\n",
-		file, info.CreatedAt.Format(time.RFC3339), dir, info.StoreBytes, info.PendingEvents)
+	fmt.Fprintf(stdout, "restored %s (taken %s) into %s: store %d bytes, %d pending events to deliver and %d dead letters to record on the next start\n",
+		file, info.CreatedAt.Format(time.RFC3339), dir, info.StoreBytes, info.PendingEvents, info.DeadLetters)
 	fmt.Fprintf(stdout, "start it with: dronetrack up --data %s\n", dir)
 	return nil
 }
@@ -503,8 +559,11 @@ func restoreBackup(file, dataDir string) (backupInfo, string, error) {
 	defer os.RemoveAll(tmp) // gone after the rename; cleans up a failure
 	info, err = readBackup(f, func(name string, rd io.Reader) error {
 		target := name
-		if name == backupPendingName {
+		switch name {
+		case backupPendingName:
 			target = pendingFile
+		case backupDeadName:
+			target = deadFile
 		}
 		p := filepath.Join(tmp, filepath.FromSlash(target))
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
@@ -543,12 +602,42 @@ func restoreBackup(file, dataDir string) (backupInfo, string, error) {
 	return info, dir, nil
 }
 
-// requeueRestored hands the pending events of a restored backup to the
-// broker, once, when up starts on the restored data dir; the file goes
-// when all are stored. A crash half-way requeues them all again on the
-// next start, which the subscribers take as the redeliveries they are.
-func requeueRestored(ctx context.Context, b localBroker, dir string) (int, error) {
-	p := filepath.Join(dir, pendingFile)
+// restoredEvents is what up handed its broker from a restored backup.
+type restoredEvents struct{ pending, dead int }
+
+// requeueRestored hands the pending events and dead letters of a restored
+// backup to the broker, once, when up starts on the restored data dir: each
+// pending event to the Triggers that still owed it, each dead letter to the
+// deadletter stream. A file goes when all its lines are stored; a crash
+// half-way hands them all again on the next start, which the subscribers
+// take as the redeliveries they are (a dead letter may then be listed
+// twice).
+func requeueRestored(ctx context.Context, b localBroker, dir string) (restoredEvents, error) {
+	var r restoredEvents
+	bh, ok := b.(*brokerHost)
+	if !ok {
+		return r, errors.New("restored events: the broker cannot take them")
+	}
+	var err error
+	r.pending, err = importLines(filepath.Join(dir, pendingFile), func(line []byte) error {
+		var pe broker.PendingEvent
+		if err := json.Unmarshal(line, &pe); err != nil {
+			return err
+		}
+		return bh.b.Requeue(ctx, pe)
+	})
+	if err != nil {
+		return r, err
+	}
+	r.dead, err = importLines(filepath.Join(dir, deadFile), func(line []byte) error {
+		return bh.b.ImportDeadLetter(ctx, line)
+	})
+	return r, err
+}
+
+// importLines calls fn with each line of the file at p and removes the
+// file once all succeeded; a missing file is nothing to do.
+func importLines(p string, fn func([]byte) error) (int, error) {
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
@@ -557,25 +646,20 @@ func requeueRestored(ctx context.Context, b localBroker, dir string) (int, error
 		return 0, fmt.Errorf("restored events: %w", err)
 	}
 	defer f.Close()
-	bh, ok := b.(*brokerHost)
-	if !ok {
-		return 0, errors.New("restored events: the broker cannot requeue them")
-	}
 	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	sc.Buffer(make([]byte, 64<<10), 16<<20) // an event is at most 8 MiB stored
 	n := 0
 	for sc.Scan() {
-		var pe broker.PendingEvent
-		if err := json.Unmarshal(sc.Bytes(), &pe); err != nil {
-			return n, fmt.Errorf("restored events: %s line %d: %w", pendingFile, n+1, err)
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
 		}
-		if err := bh.b.Requeue(ctx, pe); err != nil {
-			return n, fmt.Errorf("restored events: %w", err)
+		if err := fn(sc.Bytes()); err != nil {
+			return n, fmt.Errorf("restored events: %s line %d: %w", filepath.Base(p), n+1, err)
 		}
 		n++
 	}
 	if err := sc.Err(); err != nil {
-		return n, fmt.Errorf("restored events: %w", err)
+		return n, fmt.Errorf("restored events: %s: %w", filepath.Base(p), err)
 	}
 	f.Close()
 	return n, os.Remove(p)

@@ -46,8 +46,8 @@ func (l *ackLog) on(drone int, reports []events.Report, sentAt, ackedAt time.Tim
 // acknowledged before the backup began is there (in the store, or delivered
 // from the backup's pending events), no report sent after the backup ended
 // is, and each drone's latest state is its newest stored report (nothing
-// half processed). The tenant, drone key, user and geofence made before the
-// backup are there and work.
+// half processed). The tenant, drone key, user, geofence and dead letter
+// made before the backup are there and work.
 func TestBackupUnderLoadRestore(t *testing.T) {
 	const drones = 20
 	ctx := context.Background()
@@ -74,6 +74,26 @@ func TestBackupUnderLoadRestore(t *testing.T) {
 	api := newAlertsAPI(t, ctx, sys)
 	api.call("POST", "/api/v1/geofences", map[string]any{"name": "backed-up", "mode": "keep-in",
 		"polygon": []map[string]float64{{"lat": 46.9, "lon": 8.4}, {"lat": 46.9, "lon": 8.6}, {"lat": 47.1, "lon": 8.6}, {"lat": 47.1, "lon": 8.4}}}, 201)
+
+	// A dead letter: an event process refuses for good.
+	poison, _ := http.NewRequest(http.MethodPost, sys.broker.IngressURL(), strings.NewReader(`{"tenantId":"demo"}`))
+	poison.Header.Set("Content-Type", "application/json")
+	poison.Header.Set("ce-specversion", "1.0")
+	poison.Header.Set("ce-id", "poison-backup")
+	poison.Header.Set("ce-source", events.SourceIngest)
+	poison.Header.Set("ce-type", events.TypeTelemetryReceived)
+	if resp, err := http.DefaultClient.Do(poison); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("poison event: %v %v", resp, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		dls, err := sys.broker.DeadLetters(ctx)
+		if err == nil && len(dls) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("poison event not dead-lettered: %v %v", dls, err)
+		}
+	}
 
 	// Load, with process down across the backup.
 	keys := make([]string, drones)
@@ -132,11 +152,17 @@ func TestBackupUnderLoadRestore(t *testing.T) {
 	}
 	logs := &lockedBuffer{}
 	sys2, _ := startTestSystem(t, upOptions{DataDir: restored, Log: logs, Out: logs})
-	if !strings.Contains(logs.String(), "requeued "+m[1]+" events of the restored backup") {
-		t.Errorf("restored up does not report requeuing the %s pending events:\n%s", m[1], logs.String())
+	if !strings.Contains(logs.String(), "requeued "+m[1]+" events and 1 dead letters of the restored backup") {
+		t.Errorf("restored up does not report requeuing the %s pending events and the dead letter:\n%s", m[1], logs.String())
 	}
-	if _, err := os.Stat(filepath.Join(restored, pendingFile)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("%s left after the requeue: %v", pendingFile, err)
+	for _, f := range []string{pendingFile, deadFile} {
+		if _, err := os.Stat(filepath.Join(restored, f)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left after the requeue: %v", f, err)
+		}
+	}
+	var dlq bytes.Buffer
+	if err := realMain(ctx, []string{"dlq", "list", "--data", restored}, &dlq, io.Discard); err != nil || !strings.Contains(dlq.String(), "poison-backup") {
+		t.Errorf("dead letter not restored: %v\n%s", err, dlq.String())
 	}
 
 	// Every report acknowledged before the backup began is there (once the

@@ -20,8 +20,9 @@ const formatFile = "format.json"
 //	1  store.db, broker/, pepper, demo-keys.json, demo-login.json,
 //	   store-url, admin.json; no format.json (the releases before it).
 //	2  format.json; acme/ (the --acme-domain certificate cache);
-//	   restore-pending.jsonl (events of a restored backup still to
-//	   deliver, which a release of format 1 would ignore).
+//	   restore-pending.jsonl and restore-deadletters.jsonl (events and
+//	   dead letters of a restored backup still to hand to the broker,
+//	   which a release of format 1 would ignore).
 const dataDirFormat = 2
 
 // migrations[i] turns a data dir of format i+1 into format i+2. Each runs

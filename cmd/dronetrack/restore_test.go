@@ -59,6 +59,7 @@ func validEntries(t *testing.T, info backupInfo) []tarEntry {
 		{pepperFile, []byte("00ff\n")},
 		{"acme/acme_account+key", []byte("k")},
 		{backupPendingName, []byte(`{"triggers":["process"],"event":{"specversion":"1.0","id":"e1","source":"/x","type":"t"}}` + "\n")},
+		{backupDeadName, []byte(`{"trigger":"process","attempts":1,"event":{"specversion":"1.0","id":"d1","source":"/x","type":"t"}}` + "\n")},
 		{storeFile, db},
 	}
 }
@@ -69,7 +70,7 @@ func validEntries(t *testing.T, info backupInfo) []tarEntry {
 // count that does not add up, a used target) is refused and leaves no data
 // dir behind.
 func TestRestore(t *testing.T) {
-	info := backupInfo{BackupFormat: backupFormat, DataDirFormat: dataDirFormat, CreatedAt: time.Now().UTC(), PendingEvents: 1}
+	info := backupInfo{BackupFormat: backupFormat, DataDirFormat: dataDirFormat, CreatedAt: time.Now().UTC(), PendingEvents: 1, DeadLetters: 1}
 	root := t.TempDir()
 	good := filepath.Join(root, "good.backup")
 	if err := os.WriteFile(good, testBackup(t, validEntries(t, info)), 0o600); err != nil {
@@ -101,7 +102,7 @@ func TestRestore(t *testing.T) {
 		}
 		return nil
 	})
-	for _, f := range []string{storeFile, pepperFile, pendingFile, "acme/acme_account+key"} {
+	for _, f := range []string{storeFile, pepperFile, pendingFile, deadFile, "acme/acme_account+key"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("restored data dir lacks %s: %v", f, err)
 		}
@@ -128,7 +129,8 @@ func TestRestore(t *testing.T) {
 		{"newer", testBackup(t, validEntries(t, newer)), []string{"format " + itoa(dataDirFormat+1), "format " + itoa(dataDirFormat)}},
 		{"climb", testBackup(t, climb), []string{`unexpected entry "acme/../../evil"`}},
 		{"miscounted", testBackup(t, validEntries(t, miscounted)), []string{"holds 1 pending events", "says 2"}},
-		{"no store", testBackup(t, validEntries(t, info)[:4]), []string{"lacks store.db"}},
+		{"no store", testBackup(t, validEntries(t, info)[:5]), []string{"lacks store.db"}},
+		{"bad dead letter", testBackup(t, append(validEntries(t, info)[:4], tarEntry{backupDeadName, []byte(`{"trigger":""}` + "\n")})), []string{"broker-deadletters.jsonl line 1"}},
 		{"not a backup", []byte("hello"), []string{"not a dronetrack backup"}},
 	} {
 		file := filepath.Join(root, tc.name+".backup")

@@ -266,10 +266,10 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 		return nil, err
 	}
 	// The events of a restored backup that were not yet delivered (backup.go).
-	if n, err := requeueRestored(ctx, s.broker, dir); err != nil {
+	if r, err := requeueRestored(ctx, s.broker, dir); err != nil {
 		return nil, err
-	} else if n > 0 {
-		fmt.Fprintf(o.Out, "  requeued %d events of the restored backup\n", n)
+	} else if r.pending+r.dead > 0 {
+		fmt.Fprintf(o.Out, "  requeued %d events and %d dead letters of the restored backup\n", r.pending, r.dead)
 	}
 	if s.admin, err = serveAdmin(adm, dir, s.backupRoutes); err != nil {
 		return nil, err
