@@ -90,6 +90,9 @@ func TestUpServesHTTPS(t *testing.T) {
 	if resp.TLS == nil || resp.TLS.PeerCertificates[0].SerialNumber.Cmp(firstSN) != 0 {
 		t.Fatalf("GET / not served with the test certificate")
 	}
+	if resp.ProtoMajor != 2 {
+		t.Errorf("GET / over %s, want HTTP/2 (negotiated by ALPN)", resp.Proto)
+	}
 	checkHSTS("website", resp)
 
 	// The JSON API: log in, which sets __Host- cookies (Secure, Path=/, no
