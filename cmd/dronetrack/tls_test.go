@@ -341,3 +341,51 @@ func TestOneMachineEnvFlagsParse(t *testing.T) {
 		t.Errorf("%d DRONETRACK_FLAGS lines, want the three documented ones", n)
 	}
 }
+
+// TestUpACMEWiring: up with --acme-domain starts without asking any CA (a
+// certificate is only requested by a handshake for the domain), prints the
+// domain's URL, answers ACME HTTP-01 challenge paths on the redirect port
+// through autocert (not with a redirect) and redirects everything else, and
+// refuses TLS handshakes for names it was not given.
+func TestUpACMEWiring(t *testing.T) {
+	logs := &lockedBuffer{}
+	sys, _ := startTestSystem(t, upOptions{
+		Log: logs, Out: logs,
+		TLS: tlsOptions{ACMEDomains: []string{"drones.example.com"}, ACMEDirectory: "https://127.0.0.1:1/directory", RedirectAddr: "127.0.0.1:0"},
+	})
+	_, port, _ := net.SplitHostPort(sys.ln.Addr().String())
+	if want := "https://drones.example.com:" + port; sys.URL() != want {
+		t.Errorf("URL %q, want %q", sys.URL(), want)
+	}
+	noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(path string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+sys.redirectAddr+path, nil)
+		req.Host = "drones.example.com"
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := get("/.well-known/acme-challenge/unknown-token"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("ACME challenge path on the redirect port: %d, want autocert's 404 for an unknown token", resp.StatusCode)
+	}
+	if resp := get("/account/login.html"); resp.StatusCode != http.StatusPermanentRedirect ||
+		resp.Header.Get("Location") != "https://drones.example.com:"+port+"/account/login.html" {
+		t.Errorf("redirect port: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", sys.ln.Addr().String(),
+		&tls.Config{ServerName: "other.example.com", InsecureSkipVerify: true}) // the refusal is the point, not the chain
+	if err == nil {
+		conn.Close()
+		t.Error("TLS handshake for a name not given succeeded")
+	}
+	// Refused by the host policy, before any CA is asked.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), `other.example.com\" not configured in HostWhitelist`); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the handshake error is not the host policy's:\n%s", logs.String())
+		}
+	}
+}
