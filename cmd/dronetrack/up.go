@@ -113,25 +113,27 @@ func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // system is Dronetrack on one machine: the local broker, every function on
 // its own loopback server, the public listener and the admin endpoint.
 type system struct {
-	opts         upOptions
-	log          *slog.Logger
-	dir          string
-	store        store.Store // shared handle (storeurl) used for seeding and admin
-	broker       localBroker
-	fns          []*hosted // in start order: ingest first
-	byName       map[string]*hosted
-	public       *http.Server
-	ln           net.Listener
-	tls          *publicTLS                  // nil for plain HTTP
-	redirect     func(context.Context) error // the --redirect-http listener's stop
-	redirectAddr string                      // where it listens
-	admin        func(context.Context) error
-	sched        *scheduler // lost-link checks (the PingSource's stand-in)
+	opts   upOptions
+	log    *slog.Logger
+	dir    string
+	store  store.Store // shared handle (storeurl) used for seeding and admin
+	broker localBroker
+	fns    []*hosted // in start order: ingest first
+	byName map[string]*hosted
+	public *http.Server
+	ln     net.Listener
+	admin  func(context.Context) error
+	sched  *scheduler // lost-link checks (the PingSource's stand-in)
 	// storeURL and cacheURL are what every function got as STORE_URL and
 	// CACHE_URL.
 	storeURL, cacheURL string
 	// demoLogin is the demo tenant owner's email and password.
 	demoLogin demoLogin
+
+	// The HTTPS side of the public listener (tls.go).
+	tls          *publicTLS                  // nil for plain HTTP
+	redirect     func(context.Context) error // the --redirect-http listener's stop
+	redirectAddr string                      // where it listens
 
 	simCancel context.CancelFunc
 	simDone   chan struct{}
