@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dronetrack/dronetrack/core/store"
 )
 
 // untarFixture unpacks a testdata .tar.gz into a fresh directory.
@@ -104,7 +106,11 @@ func TestDataDirFromPreviousRelease(t *testing.T) {
 	now := time.Now().UTC().Add(-time.Second).Format(time.RFC3339Nano)
 	mustPostReport(t, sys.URL(), exp.Scout.Key, `{"ts":"`+now+`","lat":46.6,"lon":8.5}`)
 	scout := scoutDrone(t, sys)
-	waitTrack(t, sys, demoKey{TenantID: "acme-air", DroneID: scout}, len(exp.Scout.Reports)+1)
+	for deadline := time.Now().Add(30 * time.Second); len(fixtureTrack(t, sys, "acme-air", scout)) < len(exp.Scout.Reports)+1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the report posted with the fixture's scout key was not stored within 30 s")
+		}
+	}
 	if _, err := sys.store.Tenant(ctx, demoTenantID); err != nil {
 		t.Error(err)
 	}
@@ -162,7 +168,7 @@ func checkFixture(t *testing.T, sys *system, demo []demoKey, exp fixtureExpect) 
 func checkTrackTimes(t *testing.T, sys *system, tenantID, droneID string, want []time.Time) {
 	t.Helper()
 	var got []time.Time
-	for _, p := range readTrack(t, sys.store, tenantID, droneID) {
+	for _, p := range fixtureTrack(t, sys, tenantID, droneID) {
 		got = append(got, p.Report.TS.UTC())
 	}
 	slices.SortFunc(got, func(a, b time.Time) int { return a.Compare(b) })
@@ -173,6 +179,19 @@ func checkTrackTimes(t *testing.T, sys *system, tenantID, droneID string, want [
 	if !slices.EqualFunc(got, wantUTC, time.Time.Equal) {
 		t.Errorf("drone %s/%s history %v, want %v", tenantID, droneID, got, wantUTC)
 	}
+}
+
+// fixtureTrack reads a drone's history from before the fixture was made:
+// its reports are from that day (readTrack looks back 24 h only), kept for
+// ten years by the history TTL the fixture was written with.
+func fixtureTrack(t *testing.T, sys *system, tenantID, droneID string) []store.TrackPoint {
+	t.Helper()
+	pts, err := sys.store.Track(t.Context(), store.TrackQuery{TenantID: tenantID, DroneID: droneID,
+		From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Now().Add(time.Hour), Limit: 1000})
+	if err != nil {
+		t.Fatalf("track of %s: %v", droneID, err)
+	}
+	return pts
 }
 
 // scoutDrone is the id of the fixture's drone in tenant acme-air.
