@@ -16,11 +16,12 @@ import (
 // systemd calls up to 2.0 "OK").
 const maxExposure = 2.0
 
-// TestOneMachineUnit checks infra/one-machine/dronetrack.service with
-// systemd's own tools: `systemd-analyze verify` (every directive known and
-// well-formed) and `systemd-analyze security --offline` (its hardening),
-// plus the choices docs/operations.md relies on. The unit's binary path is
-// replaced by an executable that exists here, since verify checks it.
+// TestOneMachineUnit checks infra/one-machine/ with systemd's own tools:
+// `systemd-analyze verify` on the service, the backup service and its timer
+// (every directive known and well-formed, references resolved) and
+// `systemd-analyze security --offline` on both services (their hardening),
+// plus the choices docs/operations.md relies on. The binary path is replaced
+// by an executable that exists here, since verify checks it.
 func TestOneMachineUnit(t *testing.T) {
 	sa, err := exec.LookPath("systemd-analyze")
 	if err != nil {
@@ -44,29 +45,42 @@ func TestOneMachineUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The units go into one directory (the timer names its service, the
+	// backup service the main one), binary paths replaced.
 	dir := t.TempDir()
-	path := filepath.Join(dir, "dronetrack.service")
-	if err := os.WriteFile(path, []byte(strings.ReplaceAll(unit, "/usr/local/bin/dronetrack", self)), 0o644); err != nil {
-		t.Fatal(err)
+	units := []string{"dronetrack.service", "dronetrack-backup.service", "dronetrack-backup.timer"}
+	var paths []string
+	for _, u := range units {
+		b, err := os.ReadFile(filepath.Join("one-machine", u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, u)
+		if err := os.WriteFile(p, []byte(strings.ReplaceAll(string(b), "/usr/local/bin/dronetrack", self)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
 	}
 
-	out, err := exec.Command(sa, "verify", path).CombinedOutput()
+	out, err := exec.Command(sa, append([]string{"verify"}, paths...)...).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 
-	out, err = exec.Command(sa, "security", "--offline=yes", "--no-pager", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("systemd-analyze security --offline=yes: %v\n%s", err, out)
-	}
-	m := regexp.MustCompile(`Overall exposure level for dronetrack\.service: ([0-9.]+)`).FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("no exposure level in:\n%s", out)
-	}
-	level, _ := strconv.ParseFloat(string(m[1]), 64)
-	t.Logf("systemd-analyze security: exposure %.1f", level)
-	if level > maxExposure {
-		t.Errorf("exposure %.1f > %.1f: the unit lost hardening\n%s", level, maxExposure, out)
+	for _, u := range units[:2] {
+		out, err = exec.Command(sa, "security", "--offline=yes", "--no-pager", filepath.Join(dir, u)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("systemd-analyze security --offline=yes %s: %v\n%s", u, err, out)
+		}
+		m := regexp.MustCompile(`Overall exposure level for ` + regexp.QuoteMeta(u) + `: ([0-9.]+)`).FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("no exposure level for %s in:\n%s", u, out)
+		}
+		level, _ := strconv.ParseFloat(string(m[1]), 64)
+		t.Logf("systemd-analyze security %s: exposure %.1f", u, level)
+		if level > maxExposure {
+			t.Errorf("%s: exposure %.1f > %.1f: the unit lost hardening\n%s", u, level, maxExposure, out)
+		}
 	}
 
 	for _, f := range []string{"dronetrack.sysusers", "dronetrack.env"} {
