@@ -241,8 +241,11 @@ func (r *remoteAdmin) do(ctx context.Context, method, path string, in, out any) 
 
 // adminHandler serves a local admin to the admin subcommands of other
 // processes; only loopback, only with the token of DIR/admin.json.
-func adminHandler(a admin, token string) http.Handler {
+func adminHandler(a admin, token string, routes ...func(*http.ServeMux)) http.Handler {
 	mux := http.NewServeMux()
+	for _, add := range routes {
+		add(mux)
+	}
 	mux.HandleFunc("GET /admin/v1/ping", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	})
@@ -313,7 +316,7 @@ func reply(w http.ResponseWriter, status int, v any, err error) {
 
 // serveAdmin starts the admin endpoint on loopback and writes DIR/admin.json;
 // the returned func stops it and removes the file.
-func serveAdmin(a admin, dir string) (func(context.Context) error, error) {
+func serveAdmin(a admin, dir string, routes ...func(*http.ServeMux)) (func(context.Context) error, error) {
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return nil, err
@@ -323,7 +326,7 @@ func serveAdmin(a admin, dir string) (func(context.Context) error, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
-	srv := &http.Server{Handler: adminHandler(a, token), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: adminHandler(a, token, routes...), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	info := adminInfo{URL: "http://" + ln.Addr().String(), Token: token, PID: os.Getpid()}
 	b, _ := json.Marshal(info)

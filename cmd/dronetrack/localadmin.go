@@ -111,6 +111,9 @@ func openLocalAdmin(ctx context.Context, dir, storeOverride string) (*localAdmin
 		if _, err := absDataDir(dir); err != nil {
 			return nil, err
 		}
+		if _, err := checkFormat(dir); err != nil {
+			return nil, err
+		}
 		// The store `up --store` ran this data dir against, else its own.
 		recorded, err := recordedStore(dir)
 		if err != nil {

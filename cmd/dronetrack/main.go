@@ -49,6 +49,8 @@ commands:
   sim           fly simulated drones against an ingest URL and report rates and latency
   load          run up in this process and drive it at a ramp of rates; measure loss, latency, RSS, CPU
   bridge        forward a drone's MAVLink (UDP/serial) to ingest, spooling on disk while offline
+  backup        write a consistent backup of a running up (store, queued events, pepper) to --out FILE
+  restore FILE  unpack a backup into a new data dir (--data DIR); up delivers its queued events
   tenant create create a tenant
   drone add     register a drone and print its key (once)
   drone rotate-key  give a drone a new key (printed once); the old one stops working
@@ -80,6 +82,10 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return bridgeCmd(ctx, rest, stdout, stderr)
 	case "rid":
 		return ridCmd(ctx, rest, stdout, stderr)
+	case "backup":
+		return backupCmd(ctx, rest, stdout, stderr)
+	case "restore":
+		return restoreCmd(ctx, rest, stdout, stderr)
 	case "tenant", "drone", "dlq", "user":
 		if len(rest) == 0 {
 			fmt.Fprint(stderr, usage)

@@ -45,6 +45,9 @@ const (
 type upOptions struct {
 	DataDir  string
 	HTTPAddr string
+	// TLS makes the public listener speak HTTPS (tls.go); zero for plain
+	// HTTP.
+	TLS tlsOptions
 	// StoreURL is the store every function and the seeding use, as
 	// core/store/storeurl reads it; "" for the data dir's bolt file.
 	StoreURL string
@@ -80,7 +83,9 @@ func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var o upOptions
 	fs.StringVar(&o.DataDir, "data", defaultDataDir(), "data dir: store, broker queue, key pepper, demo keys")
-	fs.StringVar(&o.HTTPAddr, "http", "127.0.0.1:8080", "address for the website and the ingest API")
+	fs.StringVar(&o.HTTPAddr, "listen", "127.0.0.1:8080", "address for the website and the ingest API (any interface, e.g. :443 with TLS)")
+	fs.StringVar(&o.HTTPAddr, "http", "127.0.0.1:8080", "the same as --listen (its older name)")
+	o.TLS.register(fs)
 	fs.StringVar(&o.StoreURL, "store", "", "store URL: bolt:///abs/path.db, or firestore://PROJECT[?database=NAME] (the emulator when FIRESTORE_EMULATOR_HOST is set) (default bolt://DATA/store.db)")
 	fs.StringVar(&o.CacheURL, "cache", defaultCacheURL, "cache URL: local://NAME (in-process) or redis://[:PASSWORD@]HOST:PORT/DB")
 	fs.IntVar(&o.Simulate, "simulate", 0, "fly N simulated demo drones against this system (0: none)")
@@ -91,7 +96,7 @@ func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	level := fs.String("log-level", "warn", "debug, info, warn or error (functions and broker)")
 	o.Sim.register(fs, 0)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: dronetrack up [--data DIR] [--http 127.0.0.1:8080] [--store URL] [--cache URL] [--simulate N] [simulator flags]")
+		fmt.Fprintln(stderr, "usage: dronetrack up [--data DIR] [--listen 127.0.0.1:8080] [--tls-cert FILE --tls-key FILE | --acme-domain NAME] [--redirect-http :80] [--store URL] [--cache URL] [--simulate N] [simulator flags]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -129,6 +134,11 @@ type system struct {
 	// demoLogin is the demo tenant owner's email and password.
 	demoLogin demoLogin
 
+	// The HTTPS side of the public listener (tls.go).
+	tls          *publicTLS                  // nil for plain HTTP
+	redirect     func(context.Context) error // the --redirect-http listener's stop
+	redirectAddr string                      // where it listens
+
 	simCancel context.CancelFunc
 	simDone   chan struct{}
 	simSum    sim.Summary
@@ -154,6 +164,12 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel}))
+	// Refuse a newer data dir, upgrade an older one (format.go).
+	if from, err := prepareDataDir(dir); err != nil {
+		return nil, err
+	} else if from > 0 && from < dataDirFormat {
+		fmt.Fprintf(o.Out, "data dir %s upgraded from format %d to %d\n", dir, from, dataDirFormat)
+	}
 	s := &system{opts: o, log: log, dir: dir, byName: map[string]*hosted{}}
 	defer func() {
 		if err != nil {
@@ -217,6 +233,9 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	if o.HistoryTTL > 0 {
 		cfg["HISTORY_TTL"] = o.HistoryTTL.String()
 	}
+	if o.TLS.enabled() {
+		cfg["COOKIE_SECURE"] = "always" // __Host- cookies, as on the cluster
+	}
 	for k, v := range extraFunctionConfig(dir) {
 		cfg[k] = v
 	}
@@ -259,24 +278,19 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	if s.demoLogin, err = ensureDemoLogin(ctx, s.store, dir); err != nil {
 		return nil, err
 	}
-	if s.admin, err = serveAdmin(adm, dir); err != nil {
+	// The events of a restored backup that were not yet delivered (backup.go).
+	if r, err := requeueRestored(ctx, s.broker, dir); err != nil {
+		return nil, err
+	} else if r.pending+r.dead > 0 {
+		fmt.Fprintf(o.Out, "  requeued %d events and %d dead letters of the restored backup\n", r.pending, r.dead)
+	}
+	if s.admin, err = serveAdmin(adm, dir, s.backupRoutes); err != nil {
 		return nil, err
 	}
 
-	if s.ln, err = net.Listen("tcp", o.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("listen on %s: %w (is another dronetrack up running? try --http 127.0.0.1:0)", o.HTTPAddr, err)
+	if err := s.servePublic(); err != nil { // tls.go: plain HTTP or HTTPS
+		return nil, err
 	}
-	s.public = &http.Server{
-		Handler:           s.route(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	limitServer(s.public) // slow loris, header floods, idle connections
-	go func() {
-		if err := s.public.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("public listener stopped", "err", err)
-		}
-	}()
 
 	fmt.Fprintf(o.Out, "Dronetrack is up: open %s\n", s.URL())
 	fmt.Fprintf(o.Out, "  data dir %s (demo tenant %q, %d demo drones; keys in %s)\n", dir, demoTenantID, len(demo), filepath.Join(dir, demoKeysFile))
@@ -286,6 +300,9 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	fmt.Fprintf(o.Out, "  ingest: POST %s%s with Authorization: Bearer <drone key>\n", s.URL(), sim.IngestPath)
 	fmt.Fprintf(o.Out, "          also CloudEvents at POST %s%s, OsmAnd/Traccar Client at %s%s?id=<drone key>\n",
 		s.URL(), ingestfn.PathEvents, s.URL(), ingestfn.PathOsmAnd)
+	if s.redirectAddr != "" {
+		fmt.Fprintf(o.Out, "  plain HTTP on %s redirects to HTTPS\n", s.redirectAddr)
+	}
 
 	if ridCfg != nil {
 		fmt.Fprintf(o.Out, "  Remote ID SP: %s/rid/v2/uss/flights?view=lat1,lng1,lat2,lng2 with a token from `dronetrack rid token --scope rid.display_provider --data %s`\n",
@@ -304,9 +321,6 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	}
 	return s, nil
 }
-
-// URL is the public base URL.
-func (s *system) URL() string { return "http://" + s.ln.Addr().String() }
 
 // route sends the ingest API to ingest and everything else to serve-map.
 // The public listener plays Knative's ingress gateway; it calls the
@@ -338,6 +352,9 @@ func (s *system) startSim(ctx context.Context, demo []demoKey) {
 	if err != nil {
 		s.log.Error("simulator not started", "err", err)
 		return
+	}
+	if s.tls != nil {
+		cfg.Client = s.simClient() // the certificate names the public host, not loopback
 	}
 	cfg.LiveEvery = 10 * time.Second // a terminal running up is for reading URLs too
 	simCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -382,6 +399,9 @@ func (s *system) closeAll(ctx context.Context) error {
 	}
 	if s.public != nil {
 		step("public listener", s.public.Shutdown(ctx))
+	}
+	if s.redirect != nil {
+		step("redirect listener", s.redirect(ctx))
 	}
 	if s.admin != nil {
 		step("admin endpoint", s.admin(ctx))

@@ -99,6 +99,8 @@ type Broker struct {
 	subConns  []*nats.Conn               // one per Trigger (route.js)
 	health    storeHealth
 	jsConfig  server.JetStreamConfig // as started; restartJetStream reuses it
+	gate      deliveryGate           // held shut by Snapshot (backup.go)
+	snapMu    sync.Mutex             // one Snapshot at a time
 	shutOnce  sync.Once
 	shutErr   error
 }

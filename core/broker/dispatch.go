@@ -106,6 +106,9 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 	ttl := brokerTTL(e)
 	e.SetExtension(ExtTTL, nil)
 	ctx := b.delivery
+	if !b.gate.pass(ctx) { // a Snapshot is capturing (backup.go)
+		return // abandoned: left unacked for redelivery
+	}
 	var last outcome
 	attempts := 0
 	for n := 0; ; n++ {
