@@ -412,7 +412,7 @@ type jsonLocation struct {
 		EllipsoidalAltitude *float64 `json:"ellipsoidal_altitude"`
 	} `json:"coords"`
 	IsMoving *bool `json:"is_moving"`
-	Battery *struct {
+	Battery  *struct {
 		Level      *float64 `json:"level"`
 		IsCharging *bool    `json:"is_charging"`
 	} `json:"battery"`
