@@ -138,8 +138,19 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 
 	fx := newFixture(t, "local://"+uniq("sm"), nil)
 	drone := fx.tenant + "-a"
-	if err := fx.st.AppendTrack(context.Background(), []store.TrackPoint{{TenantID: fx.tenant, DroneID: drone,
-		Report: events.Report{TS: t0, Lat: 47, Lon: 8, Alt: ptr(100.0)}}}); err != nil {
+	// A point and a drone with every drone telemetry field, so the
+	// document must list them all (DroneState allows nothing else).
+	full := events.Report{TS: t0, Lat: 47, Lon: 8, Alt: ptr(100.0), Armed: ptr(true), Mode: ptr("AUTO.RTL"),
+		Fix: ptr(events.FixRTKFix), Satellites: ptr(22), HAE: ptr(147.5), Height: ptr(60.0), VSpeed: ptr(-1.5),
+		HAcc: ptr(0.02), VAcc: ptr(0.04), Link: ptr(95.0), Home: &events.Position{Lat: 47.001, Lon: 8.001, Alt: ptr(40.0)}}
+	if err := fx.st.AppendTrack(context.Background(), []store.TrackPoint{{TenantID: fx.tenant, DroneID: drone, Report: full}}); err != nil {
+		t.Fatal(err)
+	}
+	fullDrone := fx.tenant + "-full"
+	if err := fx.st.CreateDrone(context.Background(), store.Drone{ID: fullDrone, TenantID: fx.tenant, Name: "Full",
+		State: &events.DroneState{TS: full.TS, Lat: full.Lat, Lon: full.Lon, Alt: full.Alt, Armed: full.Armed, Mode: full.Mode,
+			Fix: full.Fix, Satellites: full.Satellites, HAE: full.HAE, Height: full.Height, VSpeed: full.VSpeed,
+			HAcc: full.HAcc, VAcc: full.VAcc, Link: full.Link, Home: full.Home, UpdatedAt: t0}}); err != nil {
 		t.Fatal(err)
 	}
 	from, to := t0.Add(-time.Minute).Format(time.RFC3339), t0.Add(time.Minute).Format(time.RFC3339)
@@ -183,6 +194,7 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 		{"/api/v1/drones", "/api/v1/drones?bbox=8,47,9,48", 200},
 		{"/api/v1/drones", "/api/v1/drones?bbox=nope", 400},
 		{"/api/v1/drones/{id}", "/api/v1/drones/" + drone, 200},
+		{"/api/v1/drones/{id}", "/api/v1/drones/" + fullDrone, 200},
 		{"/api/v1/drones/{id}", "/api/v1/drones/" + fx.other + "-x", 404},
 		{"/api/v1/drones/{id}/track", "/api/v1/drones/" + drone + "/track?from=" + from + "&to=" + to, 200},
 		{"/api/v1/drones/{id}/track", "/api/v1/drones/" + drone + "/track?limit=x", 400},
