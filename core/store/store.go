@@ -102,5 +102,7 @@ type Store interface {
 
 	Alerts // alerts.go
 
+	Flights // flights.go
+
 	Close() error
 }

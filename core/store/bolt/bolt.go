@@ -77,7 +77,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range append([][]byte{bucketTenants, bucketDrones, bucketKeys, bucketTrack, bucketTrackExpiry, bucketMeta},
-			append(accountBuckets, alertBuckets...)...) {
+			append(append(accountBuckets, alertBuckets...), flightBuckets...)...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
