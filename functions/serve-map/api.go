@@ -116,6 +116,7 @@ func (s *server) routes() chi.Router {
 		r.Get("/api/v1/drones/{id}", s.getDrone)
 		r.Get("/api/v1/drones/{id}/track", s.getTrack)
 		s.alertRoutes(r)
+		s.flightRoutes(r)
 		r.Get("/api/v1/stream", s.sessionBound(s.serveStream))
 	})
 	return r

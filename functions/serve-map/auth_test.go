@@ -17,6 +17,7 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/alerting"
 	"github.com/dronetrack/dronetrack/core/cache"
+	"github.com/dronetrack/dronetrack/core/flights"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
 )
@@ -217,6 +218,9 @@ func TestTenantIsolation(t *testing.T) {
 			t.Fatalf("seed A's alert: %+v, %v", tr, err)
 		}
 		aAlert := tr.Open[alerting.KindBatteryLow].ID
+		// A's flight (flights_api.go).
+		_, aFlight := seedFlight(t, e.st, aTenant, aID, t0.Add(-time.Hour))
+		secrets = append(secrets, aFlight.ID)
 		fenceBody := map[string]any{"name": "Bravo yard", "mode": "keep-out",
 			"center": map[string]float64{"lat": 1, "lon": 1}, "radiusM": 100}
 
@@ -257,6 +261,15 @@ func TestTenantIsolation(t *testing.T) {
 			{"POST", "/api/v1/webhooks", "/api/v1/webhooks", map[string]string{"url": "https://bravo.test/hook"}, []int{201}},
 			{"DELETE", "/api/v1/webhooks/{id}", "/api/v1/webhooks/wh_alpha", nil, []int{404}},
 			{"GET", "/api/v1/webhooks/{id}/deliveries", "/api/v1/webhooks/wh_alpha/deliveries", nil, []int{404}},
+			{"GET", "/api/v1/flights", "/api/v1/flights?from=2026-11-29T01:00:00Z&to=2026-11-29T05:00:00Z", nil, []int{200}},
+			{"GET", "/api/v1/drones/{id}/flights", drone + "/flights?from=2000-01-01T00:00:00Z&to=2000-12-01T00:00:00Z", nil, []int{404}},
+			{"GET", "/api/v1/drones/{id}/flights", drone + "/flights", nil, []int{404}},
+			{"GET", "/api/v1/flights/{id}", "/api/v1/flights/" + aFlight.ID, nil, []int{404}},
+			{"GET", "/api/v1/flights/{id}/export", "/api/v1/flights/" + aFlight.ID + "/export?format=gpx", nil, []int{404}},
+			{"GET", "/api/v1/flights/{id}/export", "/api/v1/flights/" + aFlight.ID + "/export?format=geojson", nil, []int{404}},
+			{"GET", "/api/v1/drones/{id}/export", drone + "/export?format=csv", nil, []int{404}},
+			{"GET", "/api/v1/flight-settings", "/api/v1/flight-settings", nil, []int{200}},
+			{"PUT", "/api/v1/flight-settings", "/api/v1/flight-settings", flights.Settings{MinSpeed: 9, MinHeight: 9, StartSecs: 9, StopSecs: 9, MaxGapSecs: 99}, []int{200}},
 			{"GET", "/api/v1/stream", "", nil, nil},       // below
 			{"POST", "/api/v1/auth/logout", "", nil, nil}, // last
 		}
@@ -330,6 +343,12 @@ func TestTenantIsolation(t *testing.T) {
 		}
 		if _, err := e.st.Webhook(ctx, aTenant, "wh_alpha"); err != nil {
 			t.Errorf("A's webhook: %v", err)
+		}
+		if fs, err := e.st.FlightSettings(ctx, aTenant); err != nil || fs != flights.DefaultSettings() {
+			t.Errorf("A's flight settings changed: %+v, %v", fs, err)
+		}
+		if f, err := e.st.Flight(ctx, aTenant, aFlight.ID); err != nil || f.ID != aFlight.ID {
+			t.Errorf("A's flight: %+v, %v", f, err)
 		}
 		after, err := e.st.Drones(ctx, aTenant)
 		if err != nil {

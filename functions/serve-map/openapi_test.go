@@ -154,6 +154,9 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	from, to := t0.Add(-time.Minute).Format(time.RFC3339), t0.Add(time.Minute).Format(time.RFC3339)
+	// A drone with a flight (every field of Flight set) around t0.
+	flightDrone := fx.tenant + "-b"
+	_, fl := seedFlight(t, fx.st, fx.tenant, flightDrone, t0.Add(-30*time.Second))
 	// An open and a closed alert, a polygon and a circle fence, a webhook
 	// with a failed and a successful delivery: every optional field shows.
 	ctx := context.Background()
@@ -208,6 +211,22 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 		{"/api/v1/webhooks", "/api/v1/webhooks", 200},
 		{"/api/v1/webhooks/{id}/deliveries", "/api/v1/webhooks/wh1/deliveries", 200},
 		{"/api/v1/webhooks/{id}/deliveries", "/api/v1/webhooks/nope/deliveries", 404},
+		{"/api/v1/flights", "/api/v1/flights?from=" + from + "&to=" + to, 200},
+		{"/api/v1/flights", "/api/v1/flights?limit=0", 400},
+		{"/api/v1/drones/{id}/flights", "/api/v1/drones/" + flightDrone + "/flights?from=" + from + "&to=" + to, 200},
+		{"/api/v1/drones/{id}/flights", "/api/v1/drones/" + fx.other + "-x/flights", 404},
+		{"/api/v1/flights/{id}", "/api/v1/flights/" + fl.ID, 200},
+		{"/api/v1/flights/{id}", "/api/v1/flights/fl_none", 404},
+		{"/api/v1/flights/{id}/export", "/api/v1/flights/" + fl.ID + "/export?format=gpx", 200},
+		{"/api/v1/flights/{id}/export", "/api/v1/flights/" + fl.ID + "/export?format=kml", 200},
+		{"/api/v1/flights/{id}/export", "/api/v1/flights/" + fl.ID + "/export?format=csv", 200},
+		{"/api/v1/flights/{id}/export", "/api/v1/flights/" + fl.ID + "/export?format=geojson", 200},
+		{"/api/v1/flights/{id}/export", "/api/v1/flights/" + fl.ID + "/export?format=shp", 400},
+		{"/api/v1/flights/{id}/export", "/api/v1/flights/fl_none/export?format=gpx", 404},
+		{"/api/v1/drones/{id}/export", "/api/v1/drones/" + flightDrone + "/export?format=geojson&from=" + from + "&to=" + to, 200},
+		{"/api/v1/drones/{id}/export", "/api/v1/drones/" + flightDrone + "/export?format=csv&from=x", 400},
+		{"/api/v1/drones/{id}/export", "/api/v1/drones/nope/export?format=csv", 404},
+		{"/api/v1/flight-settings", "/api/v1/flight-settings", 200},
 		{"/api/v1/openapi.json", "/api/v1/openapi.json", 200},
 		{"/", "/", 200},
 		{"/metrics", "/metrics", 200},
