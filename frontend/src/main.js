@@ -8,6 +8,7 @@ import { feature } from 'topojson-client';
 import { Fleet, status, fmt, STATUS_LABEL, headingOf, speedOf, LOW_BATTERY } from './fleet.js';
 import { DroneLayer } from './dronelayer.js';
 import { Geofences } from './geofences.js';
+import { FlightView, flightList } from './flightview.js';
 
 const $ = (id) => document.getElementById(id);
 const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.getAttribute('content') ?? '';
@@ -263,6 +264,67 @@ list.el.addEventListener('keydown', (e) => {
 for (const id of ['q', 'filter', 'sort']) $(id).addEventListener('input', () => { list.el.scrollTop = 0; list.refresh(); });
 
 // ---------- selection + detail ----------
+// ---------- flights ----------
+const nameOf = (droneId) => fleet.drones.get(droneId)?.name || droneId;
+const flightView = new FlightView(map, {
+  getJSON, nameOf,
+  onOpen: () => { app.follow = false; $('d-follow').checked = false; },
+  onClose: () => { if (app.selected) $('detail').hidden = false; },
+});
+app.flightView = flightView;
+async function openFlight(id) {
+  try {
+    clearTrack();
+    await flightView.open(id);
+  } catch (err) {
+    if (err instanceof AuthError) { showSignIn(); return; }
+    console.warn(err);
+  }
+}
+app.openFlight = openFlight;
+const iso = (ms) => new Date(ms).toISOString();
+async function loadDroneFlights(id) {
+  const ul = $('d-flight-list');
+  ul.replaceChildren();
+  $('d-flight-note').textContent = 'Loading…';
+  try {
+    const now = Date.now();
+    const q = new URLSearchParams({ from: iso(now - 7 * 86400_000), to: iso(now + 3600_000), limit: '50' });
+    const body = await (await getJSON(`/api/v1/drones/${encodeURIComponent(id)}/flights?${q}`)).json();
+    if (app.selected !== id) return;
+    flightList(ul, body.flights || [], nameOf, openFlight);
+    $('d-flight-note').textContent = body.flights?.length ? '' : 'No flights in the last 7 days.';
+  } catch (err) {
+    if (err instanceof AuthError) return;
+    console.warn(err);
+    $('d-flight-note').textContent = 'Flights unavailable.';
+  }
+}
+let fleetRange = 'today';
+async function loadFleetFlights() {
+  const now = new Date();
+  const from = fleetRange === 'today' ? new Date(now.getFullYear(), now.getMonth(), now.getDate()) : new Date(now.getTime() - 7 * 86400_000);
+  $('fl-note').textContent = 'Loading…';
+  try {
+    const q = new URLSearchParams({ from: from.toISOString(), to: iso(now.getTime() + 3600_000), limit: '500' });
+    const body = await (await getJSON(`/api/v1/flights?${q}`)).json();
+    flightList($('fl-fleet'), body.flights || [], nameOf, openFlight);
+    const n = body.flights?.length || 0;
+    $('fl-note').textContent = n ? `${n} flight${n === 1 ? '' : 's'}` : 'No flights.';
+  } catch (err) {
+    if (err instanceof AuthError) return;
+    console.warn(err);
+    $('fl-note').textContent = 'Flights unavailable.';
+  }
+}
+for (const b of document.querySelectorAll('#panel-flights .chip')) {
+  b.addEventListener('click', () => {
+    fleetRange = b.dataset.range;
+    for (const x of document.querySelectorAll('#panel-flights .chip')) x.setAttribute('aria-pressed', String(x === b));
+    loadFleetFlights();
+  });
+}
+
 function select(id, { fromMap } = {}) {
   if (!fleet.drones.has(id)) return;
   if (app.selected !== id) clearTrack();
@@ -276,6 +338,7 @@ function select(id, { fromMap } = {}) {
   if (d.state) map.setView([d.state.lat, d.state.lon], Math.max(map.getZoom(), 15), { animate: !fromMap });
   setHistoryRange(15);
   renderDetail();
+  loadDroneFlights(id);
   list.refresh();
   if (!fromMap) $('d-close').focus({ preventScroll: true });
 }
@@ -568,7 +631,7 @@ function renderAlerts() {
 $('alerts-refresh').addEventListener('click', () => loadAlerts());
 
 // ---------- tabs + side panel ----------
-const tabs = [$('tab-fleet'), $('tab-alerts'), $('tab-fences')];
+const tabs = [$('tab-fleet'), $('tab-alerts'), $('tab-fences'), $('tab-flights')];
 function showTab(t) {
   for (const x of tabs) {
     const on = x === t;
@@ -578,6 +641,7 @@ function showTab(t) {
   }
   if (t === tabs[0]) list.draw(true);
   if (t === tabs[2]) fences.opened(); // a manager's drawing tools load now
+  if (t === tabs[3]) loadFleetFlights();
 }
 for (const t of tabs) {
   t.addEventListener('click', () => showTab(t));
