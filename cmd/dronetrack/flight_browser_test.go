@@ -78,7 +78,7 @@ func TestBrowserFlightReplay(t *testing.T) {
 			screenshot(t, ctx, "browser-flight-replay.png")
 		}
 	}
-	t0 := float64(start.Add(10*time.Second).UnixMilli())
+	t0 := float64(start.Add(10 * time.Second).UnixMilli())
 	for i, s := range samples {
 		if math.Abs(s.CursorT-s.T) > 1 || math.Abs(s.Lat-s.WantLat) > 1e-9 || math.Abs(s.Lon-s.WantLon) > 1e-9 {
 			t.Errorf("sample %d: marker and cursor out of step: replay t %v, cursor t %v, marker %v,%v, track at t %v,%v",
