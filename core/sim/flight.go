@@ -154,7 +154,7 @@ func (f *Flight) derive(vspeed float64) {
 	case Landing:
 		s.Armed, s.Mode = true, ModeLand
 	}
-	s.Link = math.Round(100-40*math.Min(1, distance(s.Pos, f.home)/(2*f.spread))) // a weaker signal far out
+	s.Link = math.Round(100 - 40*math.Min(1, distance(s.Pos, f.home)/(2*f.spread))) // a weaker signal far out
 }
 
 // Sample returns the current state without moving.
