@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"slices"
 	"time"
 
@@ -36,7 +37,7 @@ func (s *Store) UpdateFlights(_ context.Context, tenantID, droneID string,
 	fn func(prev flights.Detector) (flights.Detector, flights.Changes, bool)) (flights.Detector, error) {
 	var cur flights.Detector
 	err := s.batch("update flights of "+droneID, func(tx *bbolt.Tx) error {
-		if _, err := droneOf(tx, tenantID, droneID); err != nil {
+		if err := droneIsTenants(tx, tenantID, droneID); err != nil {
 			return err
 		}
 		b := tx.Bucket(bucketFlightDetectors)
@@ -162,3 +163,19 @@ func (s *Store) PutFlightSettings(_ context.Context, tenantID string, st flights
 }
 
 var _ store.Flights = (*Store)(nil)
+
+// droneIsTenants checks the drone exists and is the tenant's, decoding
+// only its tenant id (droneOf decodes the whole drone, state included, and
+// this runs once per batch).
+func droneIsTenants(tx *bbolt.Tx, tenantID, droneID string) error {
+	var d struct {
+		TenantID string `json:"tenantId"`
+	}
+	if err := getJSON(tx.Bucket(bucketDrones), []byte(droneID), &d, "drone "+droneID); err != nil {
+		return err
+	}
+	if d.TenantID != tenantID {
+		return fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
+	}
+	return nil
+}
