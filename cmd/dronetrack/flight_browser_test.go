@@ -34,10 +34,12 @@ func TestBrowserFlightReplay(t *testing.T) {
 			h, v = math.Min(60, float64(s-20)*3), 6
 		}
 		east = math.Max(0, math.Min(float64(s-20), 80)) * 6
-		armed, mode := s >= 10 && s < 110, "AUTO.MISSION"
+		armed, mode, fix, sats := s >= 10 && s < 110, "AUTO.MISSION", events.FixRTKFix, 17
 		reps = append(reps, events.Report{TS: start.Add(time.Duration(s) * time.Second), Lat: 47.3769,
 			Lon: 8.5417 + east/(111195*math.Cos(47.3769*math.Pi/180)), Alt: ptr(410 + h), Height: ptr(h), Speed: ptr(v),
-			Battery: ptr(98 - float64(s)/4), Armed: &armed, Mode: &mode})
+			Battery: ptr(98 - float64(s)/4), Armed: &armed, Mode: &mode, Fix: &fix, Satellites: &sats,
+			HAE: ptr(457.4 + h), VSpeed: ptr(0), HAcc: ptr(0.02), Link: ptr(87),
+			Home: &events.Position{Lat: 47.3769, Lon: 8.5417, Alt: ptr(410)}})
 	}
 	body, _ := json.Marshal(reps)
 	mustPostReport(t, sys.URL(), d.Key, string(body))
@@ -102,5 +104,23 @@ func TestBrowserFlightReplay(t *testing.T) {
 	if first := samples[0]; first.T <= t0 {
 		t.Errorf("replay did not start: t %v", first.T)
 	}
+	// The drone panel shows the last report's telemetry with each altitude's reference.
+	run("close the flight", chromedp.Click(chromedp.CSS(`#fl-close`)))
+	evalJS[bool](t, ctx, `window.dronetrack.select(`+strconvQuote(d.DroneID)+`, {}); true`)
+	waitJS(t, ctx, "the drone panel shows the telemetry", `document.getElementById('d-mode').textContent === 'AUTO.MISSION'`, 10*time.Second)
+	for id, want := range map[string]string{"d-armed": "Disarmed", "d-gps": "RTK fixed · 17 sats · ±0.02 m", "d-link": "87 %",
+		"d-alt": "410.0 m", "d-height": "0.0 m", "d-hae": "457.4 m", "d-vspeed": "0.0 m/s"} {
+		if got := evalJS[string](t, ctx, `document.getElementById('`+id+`').textContent`); got != want {
+			t.Errorf("#%s = %q, want %q", id, got, want)
+		}
+	}
+	for _, ref := range []string{"Altitude above mean sea level", "Height above the take-off point", "Height above the WGS84 ellipsoid"} {
+		if !evalJS[bool](t, ctx, `!!document.querySelector('#detail abbr[title="`+ref+`"]')`) {
+			t.Errorf("the panel does not say %q", ref)
+		}
+	}
+	screenshot(t, ctx, "browser-drone-telemetry.png")
 	con.check(t)
 }
+
+func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }

@@ -93,7 +93,7 @@ export const fmt = {
     const parts = [];
     if (typeof s.fix === 'number') parts.push(FIX_LABEL[s.fix] ?? `fix ${s.fix}`);
     if (typeof s.satellites === 'number') parts.push(`${s.satellites} sats`);
-    if (typeof s.hAcc === 'number') parts.push(`±${s.hAcc < 10 ? s.hAcc.toFixed(1) : Math.round(s.hAcc)} m`);
+    if (typeof s.hAcc === 'number') parts.push(`±${s.hAcc < 1 ? s.hAcc.toFixed(2) : s.hAcc < 10 ? s.hAcc.toFixed(1) : Math.round(s.hAcc)} m`);
     return parts.join(' · ');
   },
   armed(v) { return v === true ? 'Armed' : v === false ? 'Disarmed' : '—'; },
