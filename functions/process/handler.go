@@ -114,20 +114,27 @@ func NewHandler(st store.Store, opts Options) *Handler {
 	h.states = newCoalescer(func(ctx context.Context, tenantID, droneID string, reports []events.Report) (events.DroneState, bool, error) {
 		h.m.stateWrites.Inc()
 		now := h.opts.Now()
+		// The same coalesced batch updates the drone's flights, alongside
+		// the state write: both need only the history written before, and
+		// issued together they share a bbolt commit. A failure of either
+		// fails the batch; the redelivery finds the flights where the failed
+		// write left them.
+		flightsDone := make(chan error, 1)
+		go func() {
+			res, err := keeper.update(ctx, tenantID, droneID, reports)
+			if res.Replayed {
+				h.m.flightReplays.Inc()
+			}
+			flightsDone <- err
+		}()
 		state, wrote, err := st.UpdateState(ctx, tenantID, droneID, func(prev *events.DroneState) (events.DroneState, bool) {
 			return telemetry.Fold(prev, reports, now)
 		})
+		ferr := <-flightsDone
 		if err != nil {
 			return state, wrote, err
 		}
-		// The same coalesced batch updates the drone's flights; a failure
-		// fails the batch, and the redelivery finds the flights where the
-		// failed write left them.
-		res, err := keeper.update(ctx, tenantID, droneID, reports)
-		if res.Replayed {
-			h.m.flightReplays.Inc()
-		}
-		return state, wrote, err
+		return state, wrote, ferr
 	}, opts.StateInterval, opts.StoreTimeout)
 
 	h.mux.HandleFunc("POST /{$}", h.serveEvent)
