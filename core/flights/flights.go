@@ -114,7 +114,7 @@ type Detector struct {
 	DroneID  string    `json:"droneId"`
 	Head     time.Time `json:"head"` // newest report applied
 
-	Last      *events.Report `json:"last,omitempty"`      // newest report: speed and gaps are measured from it
+	Last      *Fix           `json:"last,omitempty"`      // newest report: speed and gaps are measured from it
 	Open      *Flight        `json:"open,omitempty"`      // the flight in progress
 	Candidate *Flight        `json:"candidate,omitempty"` // motion rule: moving, not yet StartSecs long
 	Landing   *Flight        `json:"landing,omitempty"`   // motion rule: Open as it was when the current stop began
@@ -122,6 +122,17 @@ type Detector struct {
 	// oldest first: where a replay may start.
 	Checkpoints []time.Time `json:"checkpoints,omitempty"`
 }
+
+// Fix is the part of a report the next one is measured from (speed,
+// distance, silence): the detector keeps only this of its newest report,
+// as it is stored and read back with every batch.
+type Fix struct {
+	TS  time.Time `json:"ts"`
+	Lat float64   `json:"lat"`
+	Lon float64   `json:"lon"`
+}
+
+func fixOf(r events.Report) *Fix { return &Fix{TS: r.TS, Lat: r.Lat, Lon: r.Lon} }
 
 // Checkpoint spacing and count: a late report replays at most about
 // CheckpointEvery of history (or its flight) when it is younger than
@@ -204,8 +215,7 @@ func (d *Detector) Replay(s Settings, anchor time.Time, history []events.Report)
 	for _, r := range history {
 		switch {
 		case r.TS.Before(anchor):
-			last := r
-			d.Last, d.Head = &last, r.TS
+			d.Last, d.Head = fixOf(r), r.TS
 		case d.Head.IsZero() || r.TS.After(d.Head):
 			d.step(s, r, &ch)
 		}
@@ -235,8 +245,7 @@ func (d *Detector) step(s Settings, r events.Report, ch *Changes) {
 		}
 	}
 	defer func() {
-		last := r
-		d.Last, d.Head = &last, r.TS
+		d.Last, d.Head = fixOf(r), r.TS
 		if d.Open != nil {
 			f := *d.Open
 			f.InProgress = true
@@ -311,7 +320,7 @@ func (d *Detector) close(f *Flight, ch *Changes) {
 
 // moving: above MinHeight, or faster than MinSpeed (reported, else from
 // the previous report).
-func (s Settings) moving(prev *events.Report, r events.Report) bool {
+func (s Settings) moving(prev *Fix, r events.Report) bool {
 	if r.Height != nil && *r.Height > s.MinHeight {
 		return true
 	}
@@ -321,7 +330,7 @@ func (s Settings) moving(prev *events.Report, r events.Report) bool {
 	return false
 }
 
-func speed(prev *events.Report, r events.Report) (float64, bool) {
+func speed(prev *Fix, r events.Report) (float64, bool) {
 	if r.Speed != nil {
 		return *r.Speed, true
 	}
@@ -342,7 +351,7 @@ func position(r events.Report) events.Position {
 
 // add extends the flight with r; prev is the report before r (nil for the
 // first of the flight or after a gap).
-func (f *Flight) add(prev *events.Report, r events.Report) {
+func (f *Flight) add(prev *Fix, r events.Report) {
 	if f.Points == 0 {
 		f.StartPos = position(r)
 	} else if prev != nil {
