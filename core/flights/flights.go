@@ -114,10 +114,10 @@ type Detector struct {
 	DroneID  string    `json:"droneId"`
 	Head     time.Time `json:"head"` // newest report applied
 
-	Last      *Fix           `json:"last,omitempty"`      // newest report: speed and gaps are measured from it
-	Open      *Flight        `json:"open,omitempty"`      // the flight in progress
-	Candidate *Flight        `json:"candidate,omitempty"` // motion rule: moving, not yet StartSecs long
-	Landing   *Flight        `json:"landing,omitempty"`   // motion rule: Open as it was when the current stop began
+	Last      *Fix    `json:"last,omitempty"`      // newest report: speed and gaps are measured from it
+	Open      *Flight `json:"open,omitempty"`      // the flight in progress
+	Candidate *Flight `json:"candidate,omitempty"` // motion rule: moving, not yet StartSecs long
+	Landing   *Flight `json:"landing,omitempty"`   // motion rule: Open as it was when the current stop began
 	// Checkpoints are report times before which the detector was idle,
 	// oldest first: where a replay may start.
 	Checkpoints []time.Time `json:"checkpoints,omitempty"`
