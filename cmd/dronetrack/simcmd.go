@@ -20,16 +20,17 @@ import (
 
 // simFlags are the simulator's flags, shared by `sim` and `up --simulate`.
 type simFlags struct {
-	rate        float64
-	batch       int
-	duration    time.Duration
-	count       int
-	silent      float64
-	silentFor   time.Duration
-	centre      string
-	spread      float64
-	seed        uint64
-	concurrency int
+	rate         float64
+	batch        int
+	duration     time.Duration
+	count        int
+	silent       float64
+	silentFor    time.Duration
+	centre       string
+	spread       float64
+	seed         uint64
+	concurrency  int
+	positionOnly bool
 }
 
 func (f *simFlags) register(fs *flag.FlagSet, duration time.Duration) {
@@ -43,6 +44,8 @@ func (f *simFlags) register(fs *flag.FlagSet, duration time.Duration) {
 	fs.Float64Var(&f.spread, "spread", sim.DefaultSpread, "metres: homes within this of the centre, waypoints within this of home")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed for routes and silences")
 	fs.IntVar(&f.concurrency, "concurrency", 0, "max requests in flight (0: min(drones, 512))")
+	fs.BoolVar(&f.positionOnly, "position-only", false,
+		"send position, altitude, speed, heading, battery and seq only, not armed, mode, GPS, hae, height, vspeed, accuracy, link and home")
 }
 
 func (f *simFlags) config(url string, keys []string, live io.Writer) (sim.Config, error) {
@@ -57,7 +60,7 @@ func (f *simFlags) config(url string, keys []string, live io.Writer) (sim.Config
 	return sim.Config{
 		URL: url, Keys: keys, Rate: f.rate, Batch: f.batch, Duration: f.duration, Count: f.count,
 		SilentFraction: f.silent, SilentFor: f.silentFor, Centre: c, Spread: f.spread, Seed: f.seed,
-		Concurrency: f.concurrency, Live: live,
+		Concurrency: f.concurrency, Live: live, PositionOnly: f.positionOnly,
 	}, nil
 }
 

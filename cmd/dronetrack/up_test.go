@@ -159,6 +159,27 @@ func TestUpSimulatorZeroLoss(t *testing.T) {
 		t.Errorf("store holds %d points, simulator got 202 for %d reports", stored, sum.Acked)
 	}
 	t.Logf("store: %d points for %d acknowledged reports, %d duplicates", stored, sum.Acked, dupes)
+
+	// The simulator sends the drone telemetry fields, and the drones it
+	// started in the air (armed) are in a flight.
+	ds, err := st.Drones(ctx, demoTenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := 0
+	for _, d := range ds {
+		if s := d.State; s != nil && s.Armed != nil && s.Mode != nil && s.Fix != nil && s.Height != nil && s.HAE != nil && s.Home != nil && s.Link != nil {
+			full++
+		}
+	}
+	fl, err := st.ListFlights(ctx, store.FlightQuery{TenantID: demoTenantID, From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full < drones*9/10 || len(fl) < drones/2 {
+		t.Errorf("%d of %d drones have a state with the telemetry fields, %d flights; want nearly all and about 80%% in flight", full, drones, len(fl))
+	}
+	t.Logf("%d drone states with telemetry fields, %d flights", full, len(fl))
 }
 
 // readTrack reads a drone's whole history page by page.

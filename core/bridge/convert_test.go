@@ -14,6 +14,8 @@ import (
 
 func fp(v float64) *float64 { return &v }
 
+func ptr[T any](v T) *T { return &v }
+
 var t0 = time.Date(2026, 11, 29, 4, 0, 0, 0, time.UTC)
 
 func TestConverterUnits(t *testing.T) {
@@ -26,10 +28,10 @@ func TestConverterUnits(t *testing.T) {
 		Lat:         473977418, // 47.3977418 degE7
 		Lon:         -85455939, // -8.5455939 degE7
 		Alt:         488123,    // mm AMSL -> 488.123 m
-		RelativeAlt: 20000,     // above home: ignored
+		RelativeAlt: 20000,     // mm above home -> height 20 m
 		Vx:          300,       // cm/s north
 		Vy:          400,       // cm/s east -> 5 m/s ground speed
-		Vz:          -150,      // positive down: climbing, ignored
+		Vz:          -150,      // cm/s positive down: climbing at 1.5 m/s
 		Hdg:         35999,     // cdeg -> 359.99
 	}, t0.Add(123456789*time.Nanosecond))
 	if !ok {
@@ -43,6 +45,9 @@ func TestConverterUnits(t *testing.T) {
 		Speed:   fp(5),
 		Heading: fp(359.99),
 		Battery: fp(87),
+		Height:  fp(20),
+		VSpeed:  fp(1.5),
+		Armed:   ptr(true), // a generic autopilot: armed, but no mode name
 	}
 	if diff := cmp.Diff(want, got, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
 		t.Errorf("report mismatch (-want +got):\n%s", diff)
@@ -102,5 +107,89 @@ func TestConverterClock(t *testing.T) {
 	r3, _ := c.Handle(1, &common.MessageGlobalPositionInt{TimeBootMs: 500, Lat: 1e7, Lon: 1e7}, recv)
 	if !r3.TS.Equal(recv) {
 		t.Errorf("after reboot ts = %s, want receipt time %s", r3.TS, recv)
+	}
+}
+
+func TestFlightModes(t *testing.T) {
+	const custom = common.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED
+	px4 := func(main, sub uint32) uint32 { return main<<16 | sub<<24 }
+	for _, tc := range []struct {
+		name string
+		hb   common.MessageHeartbeat
+		want string // "" = no mode
+	}{
+		{"PX4 mission", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_PX4, Type: common.MAV_TYPE_QUADROTOR, BaseMode: custom, CustomMode: px4(4, 4)}, "AUTO.MISSION"},
+		{"PX4 return", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_PX4, Type: common.MAV_TYPE_FIXED_WING, BaseMode: custom, CustomMode: px4(4, 5)}, "AUTO.RTL"},
+		{"PX4 hold", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_PX4, BaseMode: custom, CustomMode: px4(4, 3)}, "AUTO.LOITER"},
+		{"PX4 position", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_PX4, BaseMode: custom, CustomMode: px4(3, 0)}, "POSCTL"},
+		{"PX4 orbit", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_PX4, BaseMode: custom, CustomMode: px4(3, 1)}, "POSCTL.ORBIT"},
+		{"PX4 offboard", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_PX4, BaseMode: custom, CustomMode: px4(6, 0)}, "OFFBOARD"},
+		{"PX4 unknown sub mode", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_PX4, BaseMode: custom, CustomMode: px4(4, 99)}, ""},
+		{"ArduCopter RTL", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_ARDUPILOTMEGA, Type: common.MAV_TYPE_QUADROTOR, BaseMode: custom, CustomMode: 6}, "RTL"},
+		{"ArduCopter loiter (hexa)", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_ARDUPILOTMEGA, Type: common.MAV_TYPE_HEXAROTOR, BaseMode: custom, CustomMode: 5}, "LOITER"},
+		{"ArduCopter smart RTL", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_ARDUPILOTMEGA, Type: common.MAV_TYPE_HELICOPTER, BaseMode: custom, CustomMode: 21}, "SMART_RTL"},
+		{"ArduPlane RTL", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_ARDUPILOTMEGA, Type: common.MAV_TYPE_FIXED_WING, BaseMode: custom, CustomMode: 11}, "RTL"},
+		{"ArduPlane 5 is FBWA, not copter LOITER", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_ARDUPILOTMEGA, Type: common.MAV_TYPE_FIXED_WING, BaseMode: custom, CustomMode: 5}, "FBWA"},
+		{"QuadPlane QHOVER", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_ARDUPILOTMEGA, Type: common.MAV_TYPE_VTOL_TILTROTOR, BaseMode: custom, CustomMode: 18}, "QHOVER"},
+		{"ArduPilot rover: not mapped", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_ARDUPILOTMEGA, Type: common.MAV_TYPE_GROUND_ROVER, BaseMode: custom, CustomMode: 3}, ""},
+		{"no custom mode flag", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_PX4, CustomMode: px4(4, 4)}, ""},
+		{"generic autopilot", common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_GENERIC, BaseMode: custom, CustomMode: 3}, ""},
+	} {
+		got, ok := bridge.FlightMode(&tc.hb)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("%s: mode %q ok=%v, want %q", tc.name, got, ok, tc.want)
+		}
+	}
+}
+
+func TestConverterDroneTelemetry(t *testing.T) {
+	var c bridge.Converter
+	pos := func(at time.Duration) events.Report {
+		t.Helper()
+		r, ok := c.Handle(1, &common.MessageGlobalPositionInt{Lat: 1e7, Lon: 2e7, Alt: 100000, RelativeAlt: -2500, Vz: 250,
+			Hdg: bridge.UnknownHeading}, t0.Add(at))
+		if !ok {
+			t.Fatal("no report")
+		}
+		return r
+	}
+	r := pos(0)
+	if r.Armed != nil || r.Mode != nil || r.Fix != nil || r.Home != nil || r.Link != nil {
+		t.Errorf("telemetry before any message: %+v", r)
+	}
+	if *r.Height != -2.5 || *r.VSpeed != -2.5 {
+		t.Errorf("below home and sinking: height %v vspeed %v, want -2.5 and -2.5", *r.Height, *r.VSpeed)
+	}
+	c.Handle(1, &common.MessageHeartbeat{Autopilot: common.MAV_AUTOPILOT_ARDUPILOTMEGA, Type: common.MAV_TYPE_QUADROTOR,
+		BaseMode: common.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, CustomMode: 5}, t0) // disarmed, LOITER
+	c.Handle(1, &common.MessageGpsRawInt{FixType: common.GPS_FIX_TYPE_NO_FIX, SatellitesVisible: 255,
+		HAcc: 4_000_000_000, VAcc: 0}, t0) // no fix: accuracy of 4000 km, unknown satellites
+	c.Handle(1, &common.MessageExtendedSysState{LandedState: common.MAV_LANDED_STATE_ON_GROUND}, t0)
+	c.Handle(51, &common.MessageRadioStatus{Rssi: 255, Remrssi: 255}, t0)
+	r = pos(time.Second)
+	if r.Armed == nil || *r.Armed || r.Mode == nil || *r.Mode != "LOITER" {
+		t.Errorf("heartbeat: armed %v mode %v, want false LOITER", r.Armed, r.Mode)
+	}
+	if r.Fix == nil || *r.Fix != events.FixNone || r.Satellites != nil || r.HAcc != nil || r.VAcc != nil || r.Link != nil {
+		t.Errorf("unknowns and out-of-range values must be left out: fix %v sats %v hAcc %v vAcc %v link %v",
+			r.Fix, r.Satellites, r.HAcc, r.VAcc, r.Link)
+	}
+	if c.Landed != common.MAV_LANDED_STATE_ON_GROUND {
+		t.Errorf("landed state %v", c.Landed)
+	}
+	if errs := r.Validate(t0, ""); len(errs) > 0 {
+		t.Errorf("report fails the contract: %v", errs)
+	}
+	// The weaker radio direction is the link quality.
+	c.Handle(51, &common.MessageRadioStatus{Rssi: 200, Remrssi: 127}, t0)
+	if r = pos(2 * time.Second); r.Link == nil || *r.Link != 50 {
+		t.Errorf("link %v, want 50 (remrssi 127 of 254)", r.Link)
+	}
+	// A report keeps its own values when the converter's change later.
+	c.Handle(1, &common.MessageHomePosition{Latitude: 10000001, Longitude: 20000002, Altitude: 99500}, t0)
+	r = pos(3 * time.Second)
+	c.Handle(1, &common.MessageHomePosition{Latitude: 30000000, Longitude: 40000000, Altitude: 0}, t0)
+	if r.Home == nil || r.Home.Lat != 1.0000001 || r.Home.Lon != 2.0000002 || *r.Home.Alt != 99.5 {
+		t.Errorf("home %+v changed under an earlier report", r.Home)
 	}
 }

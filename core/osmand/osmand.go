@@ -10,14 +10,17 @@
 //     timestamp (epoch seconds or milliseconds, ISO-8601, or
 //     "yyyy-MM-dd HH:mm:ss" taken as UTC), lat+lon or location=lat,lon, speed
 //     in KNOTS, bearing or heading (degrees), altitude (metres), accuracy
-//     (metres), hdop, batt (percent), charge, valid; any other parameter is
-//     kept as an attribute.
+//     (metres, horizontal: the report's hAcc), hdop, batt (percent), charge,
+//     valid; any other parameter is kept as an attribute.
 //   - JSON style (Traccar Client 9+, built on a background-geolocation
 //     library): {"device_id": "...", "location": {"timestamp": ISO,
 //     "coords": {"latitude", "longitude", "speed" (m/s), "heading",
-//     "altitude", "accuracy"}, "battery": {"level" 0..1, "is_charging"},
-//     "is_moving", ...}}; "location" may also be an array (batched sync).
-//     -1 means "unknown" for speed, heading and battery level.
+//     "altitude", "accuracy" (-> hAcc), "altitude_accuracy" (-> vAcc),
+//     "ellipsoidal_altitude" (iOS; -> hae)}, "battery": {"level" 0..1,
+//     "is_charging"}, "is_moving", ...}}; "location" may also be an array
+//     (batched sync). -1 means "unknown" for speed, heading, the accuracies
+//     and battery level. is_moving false with an unknown speed is speed 0:
+//     the library has put the device in its stationary state.
 //
 // The package is pure: no I/O, no clock (callers pass now). It returns the
 // device id and events.Report values in SI units, or events.FieldError
@@ -66,9 +69,9 @@ type Message struct {
 // device said is silently lost (ingest logs attributes, it does not store
 // them: the contract has no place for them yet).
 type Position struct {
+	// Report carries what the contract has a field for, including the
+	// horizontal accuracy ("accuracy") as Report.HAcc.
 	Report events.Report
-	// Accuracy is the horizontal accuracy in metres, when sent.
-	Accuracy *float64
 	// HDOP is the horizontal dilution of precision, when sent.
 	HDOP *float64
 	// Charging is the charge / battery.is_charging flag, when sent.
@@ -243,8 +246,9 @@ func ParseQuery(q url.Values, now time.Time) (Message, []events.FieldError) {
 				p.from("alt", k, "/"+k)
 			}
 		case "accuracy":
-			if f, ok := num(k); ok && f >= 0 {
-				p.Accuracy = &f
+			if f, ok := num(k); ok && f >= 0 { // negative: unknown
+				p.Report.HAcc = &f
+				p.from("hAcc", k, "/"+k)
 			}
 		case "hdop":
 			if f, ok := num(k); ok {
@@ -402,8 +406,13 @@ type jsonLocation struct {
 		Heading   *float64 `json:"heading"`
 		Altitude  *float64 `json:"altitude"`
 		Accuracy  *float64 `json:"accuracy"`
+		// Traccar Client 9: vertical accuracy, and (iOS) the altitude
+		// above the WGS84 ellipsoid beside the one above sea level.
+		AltitudeAccuracy    *float64 `json:"altitude_accuracy"`
+		EllipsoidalAltitude *float64 `json:"ellipsoidal_altitude"`
 	} `json:"coords"`
-	Battery *struct {
+	IsMoving *bool `json:"is_moving"`
+	Battery  *struct {
 		Level      *float64 `json:"level"`
 		IsCharging *bool    `json:"is_charging"`
 	} `json:"battery"`
@@ -549,22 +558,41 @@ func parseJSONLocation(raw json.RawMessage, prefix string, now time.Time) (Posit
 			p.Report.Alt = &a
 			p.from("alt", "altitude", cp+"/altitude")
 		}
-		if c.Accuracy != nil && *c.Accuracy >= 0 {
+		if c.Accuracy != nil && *c.Accuracy >= 0 { // -1: unknown
 			a := *c.Accuracy
-			p.Accuracy = &a
+			p.Report.HAcc = &a
+			p.from("hAcc", "accuracy", cp+"/accuracy")
+		}
+		if c.AltitudeAccuracy != nil && *c.AltitudeAccuracy >= 0 {
+			a := *c.AltitudeAccuracy
+			p.Report.VAcc = &a
+			p.from("vAcc", "altitude_accuracy", cp+"/altitude_accuracy")
+		}
+		if c.EllipsoidalAltitude != nil {
+			a := *c.EllipsoidalAltitude
+			p.Report.HAE = &a
+			p.from("hae", "ellipsoidal_altitude", cp+"/ellipsoidal_altitude")
 		}
 		if cr, ok := rest["coords"]; ok {
 			var cm map[string]json.RawMessage
 			if json.Unmarshal(cr, &cm) == nil {
 				for k, v := range cm {
 					switch k {
-					case "latitude", "longitude", "speed", "heading", "altitude", "accuracy":
+					case "latitude", "longitude", "speed", "heading", "altitude", "accuracy",
+						"altitude_accuracy", "ellipsoidal_altitude":
 					default:
 						p.attr("coords."+k, v)
 					}
 				}
 			}
 		}
+	}
+	if l.IsMoving != nil && !*l.IsMoving && p.Report.Speed == nil {
+		// Stationary by the library's motion detection, and no speed of
+		// its own: standing still is what the flight rules need to know.
+		zero := 0.0
+		p.Report.Speed = &zero
+		p.from("speed", "is_moving", prefix+"/is_moving")
 	}
 	if bt := l.Battery; bt != nil {
 		if bt.Level != nil && *bt.Level >= 0 { // -1: unknown (simulators, desktops)

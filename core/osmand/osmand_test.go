@@ -115,8 +115,8 @@ func TestParseGolden(t *testing.T) {
 			name:  "accuracy, charge, valid=false",
 			query: "id=abc&lat=1&lon=2&accuracy=12.5&charge=true&valid=false&timestamp=1377177267",
 			want: osmand.Message{DeviceID: "abc", Positions: []osmand.Position{{
-				Report:   events.Report{TS: ts("2013-08-22T13:14:27Z"), Lat: 1, Lon: 2},
-				Accuracy: f(12.5), Charging: b(true), Valid: false,
+				Report:   events.Report{TS: ts("2013-08-22T13:14:27Z"), Lat: 1, Lon: 2, HAcc: f(12.5)},
+				Charging: b(true), Valid: false,
 			}}},
 		},
 		{
@@ -142,8 +142,8 @@ func TestParseGolden(t *testing.T) {
 			contentType: "application/json",
 			body:        `{"location":{"timestamp":"2025-06-15T13:45:12.862Z","coords":{"latitude":37.4219983,"longitude":-122.084,"accuracy":5,"speed":0,"heading":-1,"altitude":5},"is_moving":false,"odometer":0,"event":"motionchange","battery":{"level":1,"is_charging":false},"activity":{"type":"still"},"extras":{},"_":"&id=48241179&lat=37.4219983&lon=-122.084&timestamp=2025-06-15T13:45:12.862Z&"},"device_id":"48241179"}`,
 			want: osmand.Message{DeviceID: "48241179", Positions: []osmand.Position{{
-				Report:   events.Report{TS: ts("2025-06-15T13:45:12.862Z"), Lat: 37.4219983, Lon: -122.084, Alt: f(5), Speed: f(0), Battery: f(100)},
-				Accuracy: f(5), Charging: b(false), Valid: true,
+				Report:   events.Report{TS: ts("2025-06-15T13:45:12.862Z"), Lat: 37.4219983, Lon: -122.084, Alt: f(5), Speed: f(0), Battery: f(100), HAcc: f(5)},
+				Charging: b(false), Valid: true,
 				Attributes: map[string]string{"motion": "false", "odometer": "0", "event": "motionchange", "activity": "still",
 					"_": "&id=48241179&lat=37.4219983&lon=-122.084&timestamp=2025-06-15T13:45:12.862Z&"},
 			}}},
@@ -153,8 +153,8 @@ func TestParseGolden(t *testing.T) {
 			contentType: "application/json",
 			body:        `{"location":{"timestamp":"2025-06-15T13:45:12.862Z","coords":{"latitude":37.4219983,"longitude":-122.084,"accuracy":5,"speed":0,"heading":-1,"altitude":5},"is_moving":false,"odometer":0,"event":"motionchange","battery":{"level":1,"is_charging":false},"activity":{"type":"still"},"extras":{"device_string_test":"long_device_id","device_bool_test":true,"device_integer_test":1,"device_double_test":1.345}},"device_id":"48241179"}`,
 			want: osmand.Message{DeviceID: "48241179", Positions: []osmand.Position{{
-				Report:   events.Report{TS: ts("2025-06-15T13:45:12.862Z"), Lat: 37.4219983, Lon: -122.084, Alt: f(5), Speed: f(0), Battery: f(100)},
-				Accuracy: f(5), Charging: b(false), Valid: true,
+				Report:   events.Report{TS: ts("2025-06-15T13:45:12.862Z"), Lat: 37.4219983, Lon: -122.084, Alt: f(5), Speed: f(0), Battery: f(100), HAcc: f(5)},
+				Charging: b(false), Valid: true,
 				Attributes: map[string]string{"motion": "false", "odometer": "0", "event": "motionchange", "activity": "still",
 					"device_string_test": "long_device_id", "device_bool_test": "true", "device_integer_test": "1", "device_double_test": "1.345"},
 			}}},
@@ -164,12 +164,13 @@ func TestParseGolden(t *testing.T) {
 			contentType: "application/json; charset=utf-8",
 			body:        `{"location":{"extras":{},"mock":true,"coords":{"speed_accuracy":-1,"speed":-1,"longitude":-122.406417,"ellipsoidal_altitude":0,"floor":null,"heading_accuracy":-1,"latitude":37.785834000000001,"accuracy":5,"altitude_accuracy":-1,"altitude":0,"heading":-1},"is_moving":false,"age":188,"odometer":0,"uuid":"2FB04C65-99CF-42AB-8DD3-EBCB4B108BF8","event":"motionchange","battery":{"level":-1,"is_charging":false},"activity":{"type":"unknown","confidence":100},"timestamp":"2025-05-09T04:11:30.579Z"},"device_id":"658765"}`,
 			want: osmand.Message{DeviceID: "658765", Positions: []osmand.Position{{
-				Report:   events.Report{TS: ts("2025-05-09T04:11:30.579Z"), Lat: 37.785834, Lon: -122.406417, Alt: f(0)},
-				Accuracy: f(5), Charging: b(false), Valid: true,
+				// speed -1 (unknown) with is_moving false: standing still.
+				Report: events.Report{TS: ts("2025-05-09T04:11:30.579Z"), Lat: 37.785834, Lon: -122.406417, Alt: f(0),
+					Speed: f(0), HAcc: f(5), HAE: f(0)},
+				Charging: b(false), Valid: true,
 				Attributes: map[string]string{"mock": "true", "motion": "false", "age": "188", "odometer": "0",
 					"uuid": "2FB04C65-99CF-42AB-8DD3-EBCB4B108BF8", "event": "motionchange", "activity": "unknown",
-					"coords.speed_accuracy": "-1", "coords.ellipsoidal_altitude": "0", "coords.floor": "null",
-					"coords.heading_accuracy": "-1", "coords.altitude_accuracy": "-1"},
+					"coords.speed_accuracy": "-1", "coords.floor": "null", "coords.heading_accuracy": "-1"},
 			}}},
 		},
 		{
@@ -177,11 +178,10 @@ func TestParseGolden(t *testing.T) {
 			body: `{"location":{"event":"motionchange","is_moving":false,"uuid":"0e9a2473-a9a7-4c00-997b-fb97d2154e75","timestamp":"2021-07-21T08:06:34.444Z","odometer":0,"coords":{"latitude":-6.1148096,"longitude":106.6837015,"accuracy":3.8,"speed":18.67,"speed_accuracy":0.26,"heading":63,"heading_accuracy":0.28,"altitude":35.7,"altitude_accuracy":3.8},"activity":{"type":"still","confidence":100},"battery":{"is_charging":false,"level":0.79},"extras":{}},"device_id":"8737767034"}`,
 			want: osmand.Message{DeviceID: "8737767034", Positions: []osmand.Position{{
 				Report: events.Report{TS: ts("2021-07-21T08:06:34.444Z"), Lat: -6.1148096, Lon: 106.6837015,
-					Alt: f(35.7), Speed: f(18.67), Heading: f(63), Battery: f(79)},
-				Accuracy: f(3.8), Charging: b(false), Valid: true,
+					Alt: f(35.7), Speed: f(18.67), Heading: f(63), Battery: f(79), HAcc: f(3.8), VAcc: f(3.8)},
+				Charging: b(false), Valid: true,
 				Attributes: map[string]string{"event": "motionchange", "motion": "false", "uuid": "0e9a2473-a9a7-4c00-997b-fb97d2154e75",
-					"odometer": "0", "activity": "still", "coords.speed_accuracy": "0.26", "coords.heading_accuracy": "0.28",
-					"coords.altitude_accuracy": "3.8"},
+					"odometer": "0", "activity": "still", "coords.speed_accuracy": "0.26", "coords.heading_accuracy": "0.28"},
 			}}},
 		},
 		{
@@ -233,6 +233,39 @@ func TestUnitConversions(t *testing.T) {
 	m, _ := osmand.Parse("", "application/json", []byte(`{"device_id":"d","location":{"coords":{"latitude":0,"longitude":0},"battery":{"level":0.07}}}`), now)
 	if got := *m.Positions[0].Report.Battery; got != 7 {
 		t.Errorf("battery level 0.07 -> %v %%, want 7", got)
+	}
+}
+
+// TestTraccarClient9Fields: Traccar Client 9's accuracies, ellipsoidal
+// altitude and motion state land in the report's own fields.
+func TestTraccarClient9Fields(t *testing.T) {
+	parse := func(loc string) events.Report {
+		t.Helper()
+		m, errs := osmand.Parse("", "application/json", []byte(`{"device_id":"d","location":`+loc+`}`), now)
+		if len(errs) > 0 {
+			t.Fatalf("%s: %v", loc, errs)
+		}
+		return m.Positions[0].Report
+	}
+	r := parse(`{"coords":{"latitude":1,"longitude":2,"accuracy":4.5,"altitude_accuracy":7.25,"altitude":400,"ellipsoidal_altitude":447.5,"speed":-1},"is_moving":true}`)
+	if r.HAcc == nil || *r.HAcc != 4.5 || r.VAcc == nil || *r.VAcc != 7.25 || r.HAE == nil || *r.HAE != 447.5 || *r.Alt != 400 {
+		t.Errorf("accuracies and altitudes: %+v", r)
+	}
+	if r.Speed != nil {
+		t.Errorf("moving with unknown speed came out as speed %v, want unknown", *r.Speed)
+	}
+	r = parse(`{"coords":{"latitude":1,"longitude":2,"accuracy":-1,"altitude_accuracy":-1},"is_moving":false}`)
+	if r.HAcc != nil || r.VAcc != nil {
+		t.Errorf("-1 accuracies came out as %v / %v, want unknown", r.HAcc, r.VAcc)
+	}
+	if r.Speed == nil || *r.Speed != 0 {
+		t.Errorf("stationary with unknown speed: speed %v, want 0", r.Speed)
+	}
+	if r = parse(`{"coords":{"latitude":1,"longitude":2,"speed":2.5},"is_moving":false}`); *r.Speed != 2.5 {
+		t.Errorf("a speed of its own was replaced: %v", *r.Speed)
+	}
+	if _, errs := osmand.Parse("", "application/json", []byte(`{"device_id":"d","location":{"coords":{"latitude":1,"longitude":2},"is_moving":"yes"}}`), now); len(errs) != 1 || errs[0].Pointer != "/location/is_moving" {
+		t.Errorf("is_moving as a string: errors %+v, want one at /location/is_moving", errs)
 	}
 }
 
@@ -366,6 +399,10 @@ func TestValidateNamesParameters(t *testing.T) {
 			[]events.FieldError{{Field: "latitude", Pointer: "/location/coords/latitude"}}},
 		{"JSON altitude in batch", "", `{"device_id":"d","location":[{"coords":{"latitude":1,"longitude":2}},{"coords":{"latitude":1,"longitude":2,"altitude":99999}}]}`,
 			[]events.FieldError{{Field: "altitude", Pointer: "/location/1/coords/altitude"}}},
+		{"accuracy beyond any fix", "id=a&lat=1&lon=2&accuracy=200000", "", []events.FieldError{{Field: "accuracy", Pointer: "/accuracy"}}},
+		{"JSON accuracies and ellipsoidal altitude", "", `{"device_id":"d","location":{"coords":{"latitude":1,"longitude":2,"accuracy":1e6,"altitude_accuracy":2e5,"ellipsoidal_altitude":-900}}}`,
+			[]events.FieldError{{Field: "ellipsoidal_altitude", Pointer: "/location/coords/ellipsoidal_altitude"},
+				{Field: "accuracy", Pointer: "/location/coords/accuracy"}, {Field: "altitude_accuracy", Pointer: "/location/coords/altitude_accuracy"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -58,6 +58,20 @@ const (
 	drainHover    = 0.05
 	drainPerSpeed = 0.004
 	drainPerClimb = 0.03
+
+	// armLead and disarmDelay: a pilot (or mission) arms this long before
+	// take-off and the autopilot disarms this long after touching down.
+	armLead     = 3.0 // seconds
+	disarmDelay = 3.0 // seconds
+)
+
+// Flight modes reported per phase, named as PX4 names them.
+const (
+	ModeReady   = "AUTO.READY"
+	ModeTakeoff = "AUTO.TAKEOFF"
+	ModeMission = "AUTO.MISSION"
+	ModeRTL     = "AUTO.RTL"
+	ModeLand    = "AUTO.LAND"
 )
 
 // Sample is the drone's state after a step: what a drone would report.
@@ -71,6 +85,13 @@ type Sample struct {
 	Heading float64 // degrees true, [0, 360)
 	Battery float64 // percent
 	Phase   Phase
+
+	Armed      bool    // armed armLead before take-off until disarmDelay after landing
+	Mode       string  // Mode* by phase (RTL when a low battery cut the route short)
+	Height     float64 // metres above the take-off point (home)
+	VSpeed     float64 // m/s, up positive
+	Satellites int     // GPS satellites in use (per drone, steady)
+	Link       float64 // link quality, percent: falls with the distance from home
 }
 
 // Flight is one drone's movement model. It is pure: all randomness comes
@@ -85,6 +106,8 @@ type Flight struct {
 	cruiseSpd float64
 	waypoints []Point // remaining, the last one is home
 	wait      float64 // seconds left on the ground
+	landedFor float64 // seconds on the ground since the last landing
+	rtl       bool    // heading home early on a low battery
 }
 
 // NewFlight starts a flight around home, waypoints within spread metres.
@@ -95,7 +118,9 @@ func NewFlight(rng *rand.Rand, home Point, spread float64) *Flight {
 		spread = 1
 	}
 	f := &Flight{rng: rng, home: home, spread: spread}
-	f.s = Sample{Pos: home, Alt: groundElev, Heading: rng.Float64() * 360, Battery: 100, Phase: Grounded}
+	f.s = Sample{Pos: home, Alt: groundElev, Heading: rng.Float64() * 360, Battery: 100, Phase: Grounded,
+		Satellites: 10 + rng.IntN(10)}
+	f.landedFor = disarmDelay
 	if rng.Float64() < 0.8 {
 		f.plan()
 		f.s.Phase = Cruising
@@ -105,7 +130,31 @@ func NewFlight(rng *rand.Rand, home Point, spread float64) *Flight {
 	} else {
 		f.wait = 1 + 9*rng.Float64()
 	}
+	f.derive(0)
 	return f
+}
+
+// derive sets the sample's armed state, mode, height, climb rate and link
+// from the phase and position; vspeed is the last step's climb rate.
+func (f *Flight) derive(vspeed float64) {
+	s := &f.s
+	s.Height = s.Alt - groundElev
+	s.VSpeed = vspeed
+	switch s.Phase {
+	case Grounded:
+		s.Armed = f.wait <= armLead || f.landedFor < disarmDelay
+		s.Mode = ModeReady
+	case Climbing:
+		s.Armed, s.Mode = true, ModeTakeoff
+	case Cruising:
+		s.Armed, s.Mode = true, ModeMission
+		if f.rtl {
+			s.Mode = ModeRTL
+		}
+	case Landing:
+		s.Armed, s.Mode = true, ModeLand
+	}
+	s.Link = math.Round(100 - 40*math.Min(1, distance(s.Pos, f.home)/(2*f.spread))) // a weaker signal far out
 }
 
 // Sample returns the current state without moving.
@@ -133,11 +182,17 @@ func (f *Flight) Step(dt time.Duration) Sample {
 		return f.s
 	}
 	f.s.Speed = 0
+	altBefore := f.s.Alt
 	switch f.s.Phase {
 	case Grounded:
 		f.wait -= secs
+		f.landedFor += secs
+		if f.landedFor >= disarmDelay+2 {
+			f.s.Battery = 100 // swapped on the pad, after disarming
+		}
 		if f.wait <= 0 {
 			f.plan()
+			f.rtl = false
 			f.s.Phase = Climbing
 		}
 	case Climbing:
@@ -151,6 +206,7 @@ func (f *Flight) Step(dt time.Duration) Sample {
 	case Cruising:
 		if f.s.Battery < returnBattery && len(f.waypoints) > 1 {
 			f.waypoints = append(f.waypoints[:0], f.home) // low battery: straight home
+			f.rtl = true
 		}
 		from := f.s.Pos
 		left := f.cruiseSpd * secs
@@ -182,10 +238,11 @@ func (f *Flight) Step(dt time.Duration) Sample {
 		f.drain(secs, 0, 0)
 		if f.s.Alt <= groundElev {
 			f.s.Phase = Grounded
-			f.wait = 5 + 10*f.rng.Float64()
-			f.s.Battery = 100 // swapped on the pad
+			f.wait = 5 + 10*f.rng.Float64() + disarmDelay
+			f.landedFor = 0
 		}
 	}
+	f.derive((f.s.Alt - altBefore) / secs)
 	return f.s
 }
 

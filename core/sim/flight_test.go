@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"github.com/dronetrack/dronetrack/core/flights"
+	"github.com/dronetrack/dronetrack/events"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -144,4 +146,77 @@ func TestGeodesy(t *testing.T) {
 func angleDiff(a, b float64) float64 {
 	d := math.Abs(a - b)
 	return math.Min(d, 360-d)
+}
+
+// TestFlightArmsFliesLandsDisarms: a simulated drone's reports arm before
+// take-off, fly, land and disarm after touch-down, every one valid under
+// the contract, and flight detection finds one flight per cycle, armed to
+// disarmed, around each climb-cruise-land.
+func TestFlightArmsFliesLandsDisarms(t *testing.T) {
+	now := time.Now().UTC()
+	home := Point{Lat: 47.3769, Lon: 8.5417}
+	var f *Flight
+	for seed := uint64(1); ; seed++ { // one that starts on the ground
+		f = NewFlight(rand.New(rand.NewPCG(seed, 2)), home, 2000)
+		if f.Sample().Phase == Grounded {
+			break
+		}
+	}
+	det := flights.Detector{TenantID: "t", DroneID: "d"}
+	var found []flights.Flight
+	cycles, wasArmed, armedAt := 0, false, -1
+	start := now.Add(-3 * time.Hour)
+	var prev Sample
+	for i := range 3 * 3600 {
+		s := f.Step(time.Second)
+		r := toReport(start.Add(time.Duration(i)*time.Second), s, uint64(i), f.Home(), false)
+		if errs := r.Validate(now, ""); len(errs) > 0 {
+			t.Fatalf("report %d invalid: %v", i, errs)
+		}
+		if s.Phase != Grounded && !s.Armed {
+			t.Fatalf("step %d: %s while disarmed", i, s.Phase)
+		}
+		switch {
+		case s.Armed && !wasArmed:
+			armedAt = i
+			if s.Phase != Grounded {
+				t.Fatalf("step %d: armed in the air", i)
+			}
+		case !s.Armed && wasArmed:
+			cycles++
+			if prev.Phase != Grounded || i-armedAt < 10 {
+				t.Fatalf("step %d: disarmed in phase %s after %d s armed", i, prev.Phase, i-armedAt)
+			}
+		}
+		if s.Phase == Climbing && s.Height > 0 && s.VSpeed <= 0 || s.Phase == Landing && s.VSpeed > 0 {
+			t.Fatalf("step %d: %s with vspeed %v", i, s.Phase, s.VSpeed)
+		}
+		if *r.HAE-*r.Alt < GeoidSeparation-0.11 || *r.Height != round(s.Alt-groundElev, 1) || r.Home == nil {
+			t.Fatalf("step %d: altitudes alt %v hae %v height %v", i, *r.Alt, *r.HAE, *r.Height)
+		}
+		found = append(found, det.Apply(flights.DefaultSettings(), []events.Report{r}).Upsert...)
+		wasArmed, prev = s.Armed, s
+	}
+	byID := map[string]flights.Flight{}
+	for _, fl := range found {
+		byID[fl.ID] = fl
+	}
+	ended := 0
+	for _, fl := range byID {
+		if fl.InProgress {
+			continue
+		}
+		ended++
+		if fl.Rule != flights.RuleArmed || *fl.MaxHeight < minAGL || fl.DurationSecs < 60 || *fl.BatteryEnd >= *fl.BatteryStart {
+			t.Errorf("flight %s: rule %s, max height %v, %v s, battery %v -> %v; want armed, above %v m, a minute or more, battery used", fl.ID, fl.Rule, *fl.MaxHeight, fl.DurationSecs, *fl.BatteryStart, *fl.BatteryEnd, minAGL)
+		}
+	}
+	if cycles < 3 || ended != cycles {
+		t.Errorf("%d arm-disarm cycles, %d ended flights; want them equal and at least 3 in 3 hours", cycles, ended)
+	}
+	// Without the drone fields, the reports are what they were before them.
+	r := toReport(now, f.Sample(), 1, f.Home(), true)
+	if r.Armed != nil || r.Mode != nil || r.Home != nil || r.Height != nil || r.Alt == nil {
+		t.Errorf("position-only report %+v", r)
+	}
 }

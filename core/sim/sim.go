@@ -66,6 +66,10 @@ type Config struct {
 	Spread float64
 	// Seed makes routes, silences and staggering reproducible.
 	Seed uint64
+	// PositionOnly leaves the drone telemetry fields (armed, mode, GPS,
+	// the other altitudes, climb rate, accuracy, link, home) out of the
+	// reports, for an ingest that predates them.
+	PositionOnly bool
 	// Concurrency bounds requests in flight (default min(drones, 512)).
 	Concurrency int
 	// MaxRetries bounds retries of one request (default 20).
@@ -341,22 +345,38 @@ func (r *runner) fly(genCtx, sendCtx context.Context, d *drone) {
 			flush() // a drone losing its link sends nothing more
 			continue
 		}
-		batch = append(batch, toReport(ts, s, seq))
+		batch = append(batch, toReport(ts, s, seq, d.flight.Home(), r.cfg.PositionOnly))
 		if len(batch) == r.cfg.Batch {
 			flush()
 		}
 	}
 }
 
-func toReport(ts time.Time, s Sample, seq uint64) events.Report {
+// GeoidSeparation is how far the WGS84 ellipsoid lies below mean sea level
+// in the simulated reports' hae (about what it is around the default
+// centre, Zurich).
+const GeoidSeparation = 47.4
+
+func toReport(ts time.Time, s Sample, seq uint64, home Point, positionOnly bool) events.Report {
 	alt, speed, heading, battery := round(s.Alt, 1), round(s.Speed, 2), round(s.Heading, 2), round(s.Battery, 2)
 	if heading >= 360 {
 		heading = 0
 	}
-	return events.Report{
+	r := events.Report{
 		TS: ts.UTC(), Lat: round(s.Pos.Lat, 7), Lon: round(s.Pos.Lon, 7),
 		Alt: &alt, Speed: &speed, Heading: &heading, Battery: &battery, Seq: &seq,
 	}
+	if positionOnly {
+		return r
+	}
+	armed, mode, fix, sats := s.Armed, s.Mode, events.Fix3D, s.Satellites
+	hae, height, vspeed := round(s.Alt+GeoidSeparation, 1), round(s.Height, 1), round(s.VSpeed, 2)
+	hAcc, vAcc, link := round(12/float64(sats), 2), round(18/float64(sats), 2), s.Link
+	homeAlt := groundElev
+	r.Armed, r.Mode, r.Fix, r.Satellites = &armed, &mode, &fix, &sats
+	r.HAE, r.Height, r.VSpeed, r.HAcc, r.VAcc, r.Link = &hae, &height, &vspeed, &hAcc, &vAcc, &link
+	r.Home = &events.Position{Lat: round(home.Lat, 7), Lon: round(home.Lon, 7), Alt: &homeAlt}
+	return r
 }
 
 func round(v float64, places int) float64 {

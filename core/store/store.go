@@ -117,5 +117,7 @@ type Store interface {
 
 	RemoteID // remoteid.go
 
+	Flights // flights.go
+
 	Close() error
 }

@@ -103,7 +103,22 @@ export const fmt = {
   },
   pos(s) { return s ? `${s.lat.toFixed(5)}, ${s.lon.toFixed(5)}` : '—'; },
   battery(v) { return typeof v === 'number' && isFinite(v) ? `${Math.round(v)} %` : '—'; },
+  /** gps is the fix type (MAVLink GPS_FIX_TYPE) and satellites, e.g. "3D fix · 14 sats". */
+  gps(s) {
+    if (!s || (typeof s.fix !== 'number' && typeof s.satellites !== 'number')) return '—';
+    const parts = [];
+    if (typeof s.fix === 'number') parts.push(FIX_LABEL[s.fix] ?? `fix ${s.fix}`);
+    if (typeof s.satellites === 'number') parts.push(`${s.satellites} sats`);
+    if (typeof s.hAcc === 'number') parts.push(`±${s.hAcc < 1 ? s.hAcc.toFixed(2) : s.hAcc < 10 ? s.hAcc.toFixed(1) : Math.round(s.hAcc)} m`);
+    return parts.join(' · ');
+  },
+  armed(v) { return v === true ? 'Armed' : v === false ? 'Disarmed' : '—'; },
+  climb(v) { return typeof v === 'number' && isFinite(v) ? `${v > 0 ? '+' : ''}${v.toFixed(1)} m/s` : '—'; },
+  pct(v) { return typeof v === 'number' && isFinite(v) ? `${Math.round(v)} %` : '—'; },
 };
+
+/** FIX_LABEL names MAVLink GPS_FIX_TYPE values (the contract's fix field). */
+export const FIX_LABEL = ['No GPS', 'No fix', '2D fix', '3D fix', 'DGPS', 'RTK float', 'RTK fixed', 'Static', 'PPP'];
 
 /** heading picks the reported heading, else the course from successive positions. */
 export function headingOf(s) {

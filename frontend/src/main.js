@@ -9,6 +9,7 @@ import { Fleet, status, fmt, STATUS_LABEL, headingOf, speedOf, lowBattery, setAl
 import { DroneLayer } from './dronelayer.js';
 import { Geofences } from './geofences.js';
 import { Notifier } from './notify.js';
+import { FlightView, flightList } from './flightview.js';
 
 const $ = (id) => document.getElementById(id);
 const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.getAttribute('content') ?? '';
@@ -270,6 +271,67 @@ list.el.addEventListener('keydown', (e) => {
 for (const id of ['q', 'filter', 'sort']) $(id).addEventListener('input', () => { list.el.scrollTop = 0; list.refresh(); });
 
 // ---------- selection + detail ----------
+// ---------- flights ----------
+const nameOf = (droneId) => fleet.drones.get(droneId)?.name || droneId;
+const flightView = new FlightView(map, {
+  getJSON, nameOf,
+  onOpen: () => { app.follow = false; $('d-follow').checked = false; },
+  onClose: () => { if (app.selected) $('detail').hidden = false; },
+});
+app.flightView = flightView;
+async function openFlight(id) {
+  try {
+    clearTrack();
+    await flightView.open(id);
+  } catch (err) {
+    if (err instanceof AuthError) { showSignIn(); return; }
+    console.warn(err);
+  }
+}
+app.openFlight = openFlight;
+const iso = (ms) => new Date(ms).toISOString();
+async function loadDroneFlights(id) {
+  const ul = $('d-flight-list');
+  ul.replaceChildren();
+  $('d-flight-note').textContent = 'Loading…';
+  try {
+    const now = Date.now();
+    const q = new URLSearchParams({ from: iso(now - 7 * 86400_000), to: iso(now + 3600_000), limit: '50' });
+    const body = await (await getJSON(`/api/v1/drones/${encodeURIComponent(id)}/flights?${q}`)).json();
+    if (app.selected !== id) return;
+    flightList(ul, body.flights || [], nameOf, openFlight);
+    $('d-flight-note').textContent = body.flights?.length ? '' : 'No flights in the last 7 days.';
+  } catch (err) {
+    if (err instanceof AuthError) return;
+    console.warn(err);
+    $('d-flight-note').textContent = 'Flights unavailable.';
+  }
+}
+let fleetRange = 'today';
+async function loadFleetFlights() {
+  const now = new Date();
+  const from = fleetRange === 'today' ? new Date(now.getFullYear(), now.getMonth(), now.getDate()) : new Date(now.getTime() - 7 * 86400_000);
+  $('fl-note').textContent = 'Loading…';
+  try {
+    const q = new URLSearchParams({ from: from.toISOString(), to: iso(now.getTime() + 3600_000), limit: '500' });
+    const body = await (await getJSON(`/api/v1/flights?${q}`)).json();
+    flightList($('fl-fleet'), body.flights || [], nameOf, openFlight);
+    const n = body.flights?.length || 0;
+    $('fl-note').textContent = n ? `${n} flight${n === 1 ? '' : 's'}` : 'No flights.';
+  } catch (err) {
+    if (err instanceof AuthError) return;
+    console.warn(err);
+    $('fl-note').textContent = 'Flights unavailable.';
+  }
+}
+for (const b of document.querySelectorAll('#panel-flights .chip')) {
+  b.addEventListener('click', () => {
+    fleetRange = b.dataset.range;
+    for (const x of document.querySelectorAll('#panel-flights .chip')) x.setAttribute('aria-pressed', String(x === b));
+    loadFleetFlights();
+  });
+}
+
 function select(id, { fromMap } = {}) {
   if (!fleet.drones.has(id)) return;
   if (app.selected !== id) clearTrack();
@@ -283,6 +345,7 @@ function select(id, { fromMap } = {}) {
   if (d.state) map.setView([d.state.lat, d.state.lon], Math.max(map.getZoom(), 15), { animate: !fromMap });
   setHistoryRange(15);
   renderDetail();
+  loadDroneFlights(id);
   list.refresh();
   if (!fromMap) $('d-close').focus({ preventScroll: true });
 }
@@ -340,10 +403,19 @@ function renderDetail() {
   bar.style.width = `${Math.max(0, Math.min(100, s?.battery ?? 0))}%`;
   bar.className = lowBattery(s?.battery) ? 'lowbar' : '';
   $('d-tte').textContent = fmt.duration(s?.timeToEmptySecs);
-  $('d-alt').textContent = fmt.num(s?.alt, 'm');
+  $('d-armed').textContent = fmt.armed(s?.armed);
+  $('d-armed').className = s?.armed === true ? 'armed' : '';
+  $('d-mode').textContent = s?.mode ?? '—';
+  $('d-gps').textContent = fmt.gps(s);
+  $('d-link').textContent = fmt.pct(s?.link);
+  $('d-alt').textContent = fmt.num(s?.alt, 'm', 1);
+  $('d-height').textContent = fmt.num(s?.height, 'm', 1);
+  $('d-hae').textContent = fmt.num(s?.hae, 'm', 1);
+  $('d-vspeed').textContent = fmt.climb(s?.vspeed);
   $('d-speed').textContent = fmt.speed(speedOf(s));
   $('d-heading').textContent = fmt.heading(headingOf(s));
   $('d-pos').textContent = fmt.pos(s);
+  $('d-home').textContent = s?.home ? `${fmt.pos(s.home)}${typeof s.home.alt === 'number' ? ` · ${s.home.alt.toFixed(0)} m MSL` : ''}` : '—';
   const mine = app.alerts.filter((a) => a.droneId === d.id);
   const box = $('d-alerts');
   box.replaceChildren();
@@ -583,7 +655,7 @@ function renderAlerts() {
 $('alerts-refresh').addEventListener('click', () => loadAlerts());
 
 // ---------- tabs + side panel ----------
-const tabs = [$('tab-fleet'), $('tab-alerts'), $('tab-fences')];
+const tabs = [$('tab-fleet'), $('tab-alerts'), $('tab-fences'), $('tab-flights')];
 function showTab(t) {
   for (const x of tabs) {
     const on = x === t;
@@ -593,6 +665,7 @@ function showTab(t) {
   }
   if (t === tabs[0]) list.draw(true);
   if (t === tabs[2]) fences.opened(); // a manager's drawing tools load now
+  if (t === tabs[3]) loadFleetFlights();
 }
 for (const t of tabs) {
   t.addEventListener('click', () => showTab(t));

@@ -97,7 +97,7 @@ func TestOsmAndVariants(t *testing.T) {
 			query: "id=" + deviceID + "&lat=47.3977&lon=8.5456&timestamp=" + epoch + "&speed=10&bearing=270.5&altitude=488.1&accuracy=4&batt=87&hdop=0.9",
 			drone: "tracker-1",
 			want: []events.Report{{TS: at, Lat: 47.3977, Lon: 8.5456, Alt: new(488.1), Speed: new(10 * 1852.0 / 3600),
-				Heading: new(270.5), Battery: new(87.0)}},
+				Heading: new(270.5), Battery: new(87.0), HAcc: new(4.0)}},
 		},
 		{
 			name: "POST with query and empty body (Traccar Client Android)", method: http.MethodPost,
@@ -113,10 +113,10 @@ func TestOsmAndVariants(t *testing.T) {
 		},
 		{
 			name: "POST JSON (Traccar Client 9)", method: http.MethodPost, contentType: "application/json",
-			body:  `{"location":{"timestamp":"` + at.Format(time.RFC3339Nano) + `","coords":{"latitude":-6.1148096,"longitude":106.6837015,"accuracy":3.8,"speed":18.67,"heading":63,"altitude":35.7},"is_moving":true,"battery":{"is_charging":false,"level":0.79},"extras":{}},"device_id":"` + deviceID + `"}`,
+			body:  `{"location":{"timestamp":"` + at.Format(time.RFC3339Nano) + `","coords":{"latitude":-6.1148096,"longitude":106.6837015,"accuracy":3.8,"altitude_accuracy":5.5,"speed":18.67,"heading":63,"altitude":35.7},"is_moving":true,"battery":{"is_charging":false,"level":0.79},"extras":{}},"device_id":"` + deviceID + `"}`,
 			drone: "tracker-1",
 			want: []events.Report{{TS: at, Lat: -6.1148096, Lon: 106.6837015, Alt: new(35.7), Speed: new(18.67),
-				Heading: new(63.0), Battery: new(79.0)}},
+				Heading: new(63.0), Battery: new(79.0), HAcc: new(3.8), VAcc: new(5.5)}},
 		},
 		{
 			name: "the drone key as the device id", method: http.MethodGet,
@@ -251,7 +251,9 @@ func reportEvent(t *testing.T, id string, data any) event.Event {
 // structured) and sdk-go's batch request builder, and checks each lands as
 // one telemetry.received event with the reports intact.
 func TestCloudEventsModes(t *testing.T) {
-	r1 := events.Report{TS: t0.Add(-2 * time.Second), Lat: 47.1, Lon: 8.1, Alt: new(500.0), Speed: new(12.5), Heading: new(90.0), Battery: new(80.0)}
+	r1 := events.Report{TS: t0.Add(-2 * time.Second), Lat: 47.1, Lon: 8.1, Alt: new(500.0), Speed: new(12.5), Heading: new(90.0), Battery: new(80.0),
+		Armed: new(true), Mode: new("POSCTL"), Fix: new(events.FixDGPS), Satellites: new(11), HAE: new(547.5), Height: new(42.0),
+		VSpeed: new(0.5), HAcc: new(1.5), VAcc: new(2.5), Link: new(71.0), Home: &events.Position{Lat: 47.09, Lon: 8.09, Alt: new(458.0)}}
 	r2 := events.Report{TS: t0.Add(-time.Second), Lat: 47.2, Lon: 8.2}
 	for _, mode := range []string{"binary", "structured"} {
 		t.Run(mode, func(t *testing.T) {
@@ -329,6 +331,8 @@ func TestCloudEventsRejections(t *testing.T) {
 		{"wrong type", []event.Event{wrongType}, false, true, http.StatusBadRequest, []string{"/type"}},
 		{"bad report in data", []event.Event{reportEvent(t, "a", map[string]any{"ts": t0, "lat": 95, "lon": 2})}, false, true,
 			http.StatusBadRequest, []string{"/data/lat"}},
+		{"bad telemetry fields in data", []event.Event{reportEvent(t, "a", map[string]any{"ts": t0, "lat": 1, "lon": 2, "link": 120,
+			"home": map[string]any{"lat": 1, "lon": 200}})}, false, true, http.StatusBadRequest, []string{"/data/link", "/data/home/lon"}},
 		{"bad second event of a batch", []event.Event{reportEvent(t, "a", good), reportEvent(t, "b", []map[string]any{{"ts": t0, "lat": 1}})},
 			true, true, http.StatusBadRequest, []string{"/1/data/0/lon"}},
 	}

@@ -62,6 +62,8 @@ type metrics struct {
 	reports     prometheus.Counter
 	stateWrites prometheus.Counter
 	flushSize   prometheus.Histogram
+	// flightReplays counts batches whose late reports replayed history.
+	flightReplays prometheus.Counter
 }
 
 // NewHandler builds the handler over a store. Close it to flush.
@@ -98,20 +100,41 @@ func NewHandler(st store.Store, opts Options) *Handler {
 			Help: "latest-state writes (after coalescing)"}),
 		flushSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "dronetrack_process_history_flush_points",
 			Help: "history points per store write", Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
+		flightReplays: prometheus.NewCounter(prometheus.CounterOpts{Name: "dronetrack_process_flight_replays_total",
+			Help: "state batches whose late, duplicate or out-of-order reports replayed history to redo flights"}),
 	}
-	reg.MustRegister(h.m.events, h.m.reports, h.m.stateWrites, h.m.flushSize,
+	reg.MustRegister(h.m.events, h.m.reports, h.m.stateWrites, h.m.flushSize, h.m.flightReplays,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 
 	h.history = newGroupCommit(func(ctx context.Context, pts []store.TrackPoint) error {
 		h.m.flushSize.Observe(float64(len(pts)))
 		return st.AppendTrack(ctx, pts)
 	}, opts.BatchMax, opts.BatchWait, opts.StoreTimeout)
+	keeper := newFlightKeeper(st, opts.Now)
 	h.states = newCoalescer(func(ctx context.Context, tenantID, droneID string, reports []events.Report) (events.DroneState, bool, error) {
 		h.m.stateWrites.Inc()
 		now := h.opts.Now()
-		return st.UpdateState(ctx, tenantID, droneID, func(prev *events.DroneState) (events.DroneState, bool) {
+		// The same coalesced batch updates the drone's flights, alongside
+		// the state write: both need only the history written before, and
+		// issued together they share a bbolt commit. A failure of either
+		// fails the batch; the redelivery finds the flights where the failed
+		// write left them.
+		flightsDone := make(chan error, 1)
+		go func() {
+			res, err := keeper.update(ctx, tenantID, droneID, reports)
+			if res.Replayed {
+				h.m.flightReplays.Inc()
+			}
+			flightsDone <- err
+		}()
+		state, wrote, err := st.UpdateState(ctx, tenantID, droneID, func(prev *events.DroneState) (events.DroneState, bool) {
 			return telemetry.Fold(prev, reports, now)
 		})
+		ferr := <-flightsDone
+		if err != nil {
+			return state, wrote, err
+		}
+		return state, wrote, ferr
 	}, opts.StateInterval, opts.StoreTimeout)
 
 	h.mux.HandleFunc("POST /{$}", h.serveEvent)

@@ -483,3 +483,54 @@ func TestDuplicatesWithoutTheFastPath(t *testing.T) {
 		t.Errorf("distance %v after a duplicate pair, want %v (counted once)", final.DistanceM, want)
 	}
 }
+
+// TestFlightsFromShuffledDuplicatedEvents: an armed -> disarmed sequence
+// posted as events in shuffled order, some twice, leaves one stored flight
+// with the statistics of the sequence.
+func TestFlightsFromShuffledDuplicatedEvents(t *testing.T) {
+	e := newEnv(t, Options{StateInterval: time.Millisecond}, "d1")
+	f := func(v float64) *float64 { return &v }
+	var reps []events.Report
+	for s := 0; s < 90; s++ {
+		r := rep(s, 47, 8+float64(s)*1e-4, 100-float64(s)/10)
+		armed := s >= 5 && s < 85
+		r.Armed, r.Height, r.Speed = &armed, f(0), f(0)
+		if s >= 15 && s < 75 {
+			r.Height, r.Speed = f(40), f(7.5)
+		}
+		reps = append(reps, r)
+	}
+	var evs []events.TelemetryReceived
+	for i := 0; i < len(reps); i += 3 {
+		evs = append(evs, received("d1", reps[i:min(i+3, len(reps))]...))
+	}
+	order := []int{}
+	for i := range evs {
+		order = append(order, (i*7)%len(evs)) // a fixed shuffle (7 and 30 are coprime)
+	}
+	for i, k := range order {
+		if resp, _ := e.post(t, evs[k]); resp.StatusCode >= 300 && resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("post %d: status %d", k, resp.StatusCode)
+		}
+		if i%5 == 0 {
+			e.post(t, evs[k]) // a redelivery
+		}
+	}
+	fs, err := e.st.ListFlights(context.Background(), store.FlightQuery{TenantID: "t1", DroneID: "d1", From: base.Add(-time.Hour), To: base.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 1 {
+		t.Fatalf("%d flights, want one: %+v", len(fs), fs)
+	}
+	fl := fs[0]
+	if !fl.Start.Equal(base.Add(5*time.Second)) || !fl.End.Equal(base.Add(85*time.Second)) || fl.InProgress || fl.Points != 81 {
+		t.Errorf("flight %s..%s in progress %v, %d points; want 5 s..85 s ended, 81 points", fl.Start.Sub(base), fl.End.Sub(base), fl.InProgress, fl.Points)
+	}
+	if *fl.MaxHeight != 40 || *fl.MaxSpeed != 7.5 || *fl.BatteryStart != 99.5 || *fl.BatteryEnd != 91.5 {
+		t.Errorf("stats: max height %v speed %v battery %v -> %v", *fl.MaxHeight, *fl.MaxSpeed, *fl.BatteryStart, *fl.BatteryEnd)
+	}
+	if math.Abs(fl.DistanceM-telemetry.Distance(47, 8+5e-4, 47, 8+85e-4)) > 0.01 {
+		t.Errorf("distance %v m", fl.DistanceM)
+	}
+}

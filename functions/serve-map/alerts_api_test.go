@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dronetrack/dronetrack/core/alerting"
+	"github.com/dronetrack/dronetrack/core/flights"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -141,6 +142,7 @@ func TestAlertWritesNeedManager(t *testing.T) {
 		{"DELETE", "/api/v1/geofences/{id}", "/api/v1/geofences/" + fence.ID, nil, 204},
 		{"POST", "/api/v1/webhooks", "/api/v1/webhooks", map[string]string{"url": "https://evil.example.test/"}, 201},
 		{"DELETE", "/api/v1/webhooks/{id}", "/api/v1/webhooks/" + hook.ID, nil, 204},
+		{"PUT", "/api/v1/flight-settings", "/api/v1/flight-settings", flights.Settings{MinSpeed: 1, MinHeight: 2, StartSecs: 5, StopSecs: 20, MaxGapSecs: 120}, 200},
 	}
 	for _, w := range writes {
 		r := e.do(t, viewer, w.method, w.path, w.body)

@@ -124,6 +124,7 @@ func (s *server) routes() chi.Router {
 		s.alertRoutes(r)
 		s.sessionLinkRoutes(r)
 		s.remoteIDRoutes(r)
+		s.flightRoutes(r)
 		r.Get("/api/v1/stream", s.sessionBound(s.serveStream))
 	})
 	return r

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/alerting"
 	"github.com/dronetrack/dronetrack/core/cache"
+	"github.com/dronetrack/dronetrack/core/flights"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/core/tracklink"
@@ -209,6 +210,9 @@ func TestTenantIsolation(t *testing.T) {
 			t.Fatalf("seed A's alert: %+v, %v", tr, err)
 		}
 		aAlert := tr.Open[alerting.KindBatteryLow].ID
+		// A's flight (flights_api.go).
+		_, aFlight := seedFlight(t, e.st, aTenant, aID, t0.Add(-time.Hour))
+		secrets = append(secrets, aFlight.ID)
 		fenceBody := map[string]any{"name": "Bravo yard", "mode": "keep-out",
 			"center": map[string]float64{"lat": 1, "lon": 1}, "radiusM": 100}
 
@@ -272,6 +276,15 @@ func TestTenantIsolation(t *testing.T) {
 			{"GET", "/rid/v2/uss/flights/{id}/details", "/rid/v2/uss/flights/" + aID + "/details", nil, []int{401}},
 			{"PUT", "/rid/injection/tests/{test_id}", "/rid/injection/tests/t1", map[string]any{"requested_flights": []any{}}, []int{401}},
 			{"DELETE", "/rid/injection/tests/{test_id}/{version}", "/rid/injection/tests/t1/v1", nil, []int{401}},
+			{"GET", "/api/v1/flights", "/api/v1/flights?from=2026-11-29T01:00:00Z&to=2026-11-29T05:00:00Z", nil, []int{200}},
+			{"GET", "/api/v1/drones/{id}/flights", drone + "/flights?from=2000-01-01T00:00:00Z&to=2000-12-01T00:00:00Z", nil, []int{404}},
+			{"GET", "/api/v1/drones/{id}/flights", drone + "/flights", nil, []int{404}},
+			{"GET", "/api/v1/flights/{id}", "/api/v1/flights/" + aFlight.ID, nil, []int{404}},
+			{"GET", "/api/v1/flights/{id}/export", "/api/v1/flights/" + aFlight.ID + "/export?format=gpx", nil, []int{404}},
+			{"GET", "/api/v1/flights/{id}/export", "/api/v1/flights/" + aFlight.ID + "/export?format=geojson", nil, []int{404}},
+			{"GET", "/api/v1/drones/{id}/export", drone + "/export?format=csv", nil, []int{404}},
+			{"GET", "/api/v1/flight-settings", "/api/v1/flight-settings", nil, []int{200}},
+			{"PUT", "/api/v1/flight-settings", "/api/v1/flight-settings", flights.Settings{MinSpeed: 9, MinHeight: 9, StartSecs: 9, StopSecs: 9, MaxGapSecs: 99}, []int{200}},
 			{"GET", "/api/v1/stream", "", nil, nil},       // below
 			{"POST", "/api/v1/auth/logout", "", nil, nil}, // last
 		}
@@ -371,6 +384,12 @@ func TestTenantIsolation(t *testing.T) {
 		}
 		if ch, err := e.st.Channel(ctx, aTenant, "ch_alpha"); err != nil || ch.URL != "https://alpha.test/Alpha-Secret-chat-url" {
 			t.Errorf("A's channel changed: %+v, %v", ch, err)
+		}
+		if fs, err := e.st.FlightSettings(ctx, aTenant); err != nil || fs != flights.DefaultSettings() {
+			t.Errorf("A's flight settings changed: %+v, %v", fs, err)
+		}
+		if f, err := e.st.Flight(ctx, aTenant, aFlight.ID); err != nil || f.ID != aFlight.ID {
+			t.Errorf("A's flight: %+v, %v", f, err)
 		}
 		after, err := e.st.Drones(ctx, aTenant)
 		if err != nil {

@@ -139,11 +139,25 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 
 	fx := newFixture(t, "local://"+uniq("sm"), nil)
 	drone := fx.tenant + "-a"
-	if err := fx.st.AppendTrack(context.Background(), []store.TrackPoint{{TenantID: fx.tenant, DroneID: drone,
-		Report: events.Report{TS: t0, Lat: 47, Lon: 8, Alt: new(100.0)}}}); err != nil {
+	// A point and a drone with every drone telemetry field, so the
+	// document must list them all (DroneState allows nothing else).
+	full := events.Report{TS: t0, Lat: 47, Lon: 8, Alt: new(100.0), Armed: new(true), Mode: new("AUTO.RTL"),
+		Fix: new(events.FixRTKFix), Satellites: new(22), HAE: new(147.5), Height: new(60.0), VSpeed: new(-1.5),
+		HAcc: new(0.02), VAcc: new(0.04), Link: new(95.0), Home: &events.Position{Lat: 47.001, Lon: 8.001, Alt: new(40.0)}}
+	if err := fx.st.AppendTrack(context.Background(), []store.TrackPoint{{TenantID: fx.tenant, DroneID: drone, Report: full}}); err != nil {
+		t.Fatal(err)
+	}
+	fullDrone := fx.tenant + "-full"
+	if err := fx.st.CreateDrone(context.Background(), store.Drone{ID: fullDrone, TenantID: fx.tenant, Name: "Full",
+		State: &events.DroneState{TS: full.TS, Lat: full.Lat, Lon: full.Lon, Alt: full.Alt, Armed: full.Armed, Mode: full.Mode,
+			Fix: full.Fix, Satellites: full.Satellites, HAE: full.HAE, Height: full.Height, VSpeed: full.VSpeed,
+			HAcc: full.HAcc, VAcc: full.VAcc, Link: full.Link, Home: full.Home, UpdatedAt: t0}}); err != nil {
 		t.Fatal(err)
 	}
 	from, to := t0.Add(-time.Minute).Format(time.RFC3339), t0.Add(time.Minute).Format(time.RFC3339)
+	// A drone with a flight (every field of Flight set) around t0.
+	flightDrone := fx.tenant + "-b"
+	_, fl := seedFlight(t, fx.st, fx.tenant, flightDrone, t0.Add(-30*time.Second))
 	// An open and a closed alert, a polygon and a circle fence, a webhook
 	// with a failed and a successful delivery: every optional field shows.
 	ctx := context.Background()
@@ -195,6 +209,7 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 		{"/api/v1/drones", "/api/v1/drones?bbox=8,47,9,48", 200},
 		{"/api/v1/drones", "/api/v1/drones?bbox=nope", 400},
 		{"/api/v1/drones/{id}", "/api/v1/drones/" + drone, 200},
+		{"/api/v1/drones/{id}", "/api/v1/drones/" + fullDrone, 200},
 		{"/api/v1/drones/{id}", "/api/v1/drones/" + fx.other + "-x", 404},
 		{"/api/v1/drones/{id}/track", "/api/v1/drones/" + drone + "/track?from=" + from + "&to=" + to, 200},
 		{"/api/v1/drones/{id}/track", "/api/v1/drones/" + drone + "/track?limit=x", 400},
@@ -212,6 +227,22 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 		{"/api/v1/channels/{id}", "/api/v1/channels/ch1", 200},
 		{"/api/v1/channels/{id}", "/api/v1/channels/nope", 404},
 		{"/api/v1/channels/{id}/deliveries", "/api/v1/channels/ch1/deliveries", 200},
+		{"/api/v1/flights", "/api/v1/flights?from=" + from + "&to=" + to, 200},
+		{"/api/v1/flights", "/api/v1/flights?limit=0", 400},
+		{"/api/v1/drones/{id}/flights", "/api/v1/drones/" + flightDrone + "/flights?from=" + from + "&to=" + to, 200},
+		{"/api/v1/drones/{id}/flights", "/api/v1/drones/" + fx.other + "-x/flights", 404},
+		{"/api/v1/flights/{id}", "/api/v1/flights/" + fl.ID, 200},
+		{"/api/v1/flights/{id}", "/api/v1/flights/fl_none", 404},
+		{"/api/v1/flights/{id}/export", "/api/v1/flights/" + fl.ID + "/export?format=gpx", 200},
+		{"/api/v1/flights/{id}/export", "/api/v1/flights/" + fl.ID + "/export?format=kml", 200},
+		{"/api/v1/flights/{id}/export", "/api/v1/flights/" + fl.ID + "/export?format=csv", 200},
+		{"/api/v1/flights/{id}/export", "/api/v1/flights/" + fl.ID + "/export?format=geojson", 200},
+		{"/api/v1/flights/{id}/export", "/api/v1/flights/" + fl.ID + "/export?format=shp", 400},
+		{"/api/v1/flights/{id}/export", "/api/v1/flights/fl_none/export?format=gpx", 404},
+		{"/api/v1/drones/{id}/export", "/api/v1/drones/" + flightDrone + "/export?format=geojson&from=" + from + "&to=" + to, 200},
+		{"/api/v1/drones/{id}/export", "/api/v1/drones/" + flightDrone + "/export?format=csv&from=x", 400},
+		{"/api/v1/drones/{id}/export", "/api/v1/drones/nope/export?format=csv", 404},
+		{"/api/v1/flight-settings", "/api/v1/flight-settings", 200},
 		{"/api/v1/openapi.json", "/api/v1/openapi.json", 200},
 		{"/", "/", 200},
 		{"/metrics", "/metrics", 200},

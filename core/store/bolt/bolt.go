@@ -79,7 +79,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range append([][]byte{bucketTenants, bucketDrones, bucketKeys, bucketTrack, bucketTrackExpiry, bucketMeta},
-			slices.Concat(accountBuckets, alertBuckets, linkBuckets, channelBuckets, [][]byte{bucketRIDTests})...) {
+			slices.Concat(accountBuckets, alertBuckets, linkBuckets, channelBuckets, flightBuckets, [][]byte{bucketRIDTests})...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	tests = append(tests, linkTests...)
 	tests = append(tests, channelTests...)
 	tests = append(tests, remoteIDTests...)
+	tests = append(tests, flightTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,93 @@
+// Package flightupdate keeps a drone's stored flights up to date as its
+// reports arrive: it runs the flights detector over a store. Reports newer
+// than everything seen so far take the fast path (the detector alone, in
+// one store transaction); a batch with a late, duplicate or out-of-order
+// report replays the drone's stored history from the detector's last
+// checkpoint before it, so the flights come out as if every report had
+// arrived in order.
+package flightupdate
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/flights"
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// pageSize is how many history points a replay reads per store call.
+const pageSize = 5000
+
+// Result says what an update did.
+type Result struct {
+	Replayed bool // a late report made it replay history
+	Points   int  // history points a replay read
+	Changed  int  // flights written
+}
+
+// Update brings the drone's flights up to date with reports, which must
+// already be in the drone's history (process writes history first). now
+// bounds the history a replay reads. A drone that does not exist is
+// store.ErrNotFound.
+func Update(ctx context.Context, st store.Store, s flights.Settings, tenantID, droneID string,
+	reports []events.Report, now time.Time) (Result, error) {
+	var (
+		res        Result
+		needReplay bool
+		anchor     time.Time
+	)
+	_, err := st.UpdateFlights(ctx, tenantID, droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
+		d := prev.Clone()
+		if earliest, late := d.Late(reports); late {
+			needReplay, anchor = true, d.Anchor(earliest)
+			return prev, flights.Changes{}, false
+		}
+		needReplay = false
+		before := d.Head
+		ch := d.Apply(s, reports)
+		res.Changed = len(ch.Upsert)
+		return d, ch, d.Head.After(before)
+	})
+	if err != nil || !needReplay {
+		return res, err
+	}
+
+	from := time.Unix(0, 0).UTC() // no checkpoint: all history (both stores' earliest time)
+	if !anchor.IsZero() {
+		from = anchor.Add(-time.Duration(s.MaxGapSecs * float64(time.Second)))
+	}
+	history, err := readHistory(ctx, st, tenantID, droneID, from, now.Add(events.MaxFutureSkew+time.Minute))
+	if err != nil {
+		return res, err
+	}
+	res.Replayed, res.Points = true, len(history)
+	_, err = st.UpdateFlights(ctx, tenantID, droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
+		d := prev.Clone()
+		ch := d.Replay(s, anchor, history)
+		res.Changed = len(ch.Upsert)
+		return d, ch, true
+	})
+	return res, err
+}
+
+// readHistory reads the drone's reports in [from, to), oldest first.
+func readHistory(ctx context.Context, st store.Store, tenantID, droneID string, from, to time.Time) ([]events.Report, error) {
+	var out []events.Report
+	var after time.Time
+	for {
+		pts, err := st.Track(ctx, store.TrackQuery{TenantID: tenantID, DroneID: droneID, From: from, To: to,
+			After: after, Limit: pageSize})
+		if err != nil {
+			return nil, fmt.Errorf("read history for flights: %w", err)
+		}
+		for _, p := range pts {
+			out = append(out, p.Report)
+		}
+		if len(pts) < pageSize {
+			return out, nil
+		}
+		after = pts[len(pts)-1].Report.TS
+	}
+}

@@ -1,0 +1,181 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/dronetrack/dronetrack/core/flights"
+	"github.com/dronetrack/dronetrack/core/store"
+)
+
+// Flight buckets, keyed like the alert buckets (tenant first).
+var (
+	bucketFlightDetectors = []byte("flightDetectors") // tenant\0drone -> flights.Detector
+	bucketFlights         = []byte("flights")         // tenant\0id -> flights.Flight
+	// bucketDroneFlights indexes a drone's flights by start time, for the
+	// per-drone list and a replay's replacement.
+	bucketDroneFlights  = []byte("droneFlights")   // tenant\0drone\0start(8) -> id
+	bucketFlightSetting = []byte("flightSettings") // tenant -> flights.Settings
+)
+
+var flightBuckets = [][]byte{bucketFlightDetectors, bucketFlights, bucketDroneFlights, bucketFlightSetting}
+
+func startKey(tenantID, droneID string, start time.Time) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], uint64(start.UnixMicro())^(1<<63))
+	return append(tkey(tenantID, droneID), k[:]...)
+}
+
+// UpdateFlights implements store.Flights in one bbolt write transaction.
+func (s *Store) UpdateFlights(_ context.Context, tenantID, droneID string,
+	fn func(prev flights.Detector) (flights.Detector, flights.Changes, bool)) (flights.Detector, error) {
+	var cur flights.Detector
+	err := s.batch("update flights of "+droneID, func(tx *bbolt.Tx) error {
+		if err := droneIsTenants(tx, tenantID, droneID); err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketFlightDetectors)
+		k := tkey(tenantID, droneID)
+		prev := flights.Detector{TenantID: tenantID, DroneID: droneID}
+		if b.Get(k) != nil {
+			if err := getJSON(b, k, &prev, "flight detector "+droneID); err != nil {
+				return err
+			}
+		}
+		next, ch, ok := fn(prev)
+		cur = prev
+		if !ok {
+			return nil
+		}
+		cur = next
+		recs, idx := tx.Bucket(bucketFlights), tx.Bucket(bucketDroneFlights)
+		keep := map[string]bool{}
+		for _, f := range ch.Upsert {
+			keep[f.ID] = true
+			if err := putJSON(recs, tkey(tenantID, f.ID), f); err != nil {
+				return err
+			}
+			if err := idx.Put(startKey(tenantID, droneID, f.Start), []byte(f.ID)); err != nil {
+				return err
+			}
+		}
+		if ch.ReplaceFrom != nil {
+			prefix := tkey(tenantID, droneID)
+			var drop [][]byte
+			c := idx.Cursor()
+			for k, v := c.Seek(startKey(tenantID, droneID, *ch.ReplaceFrom)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+				if !keep[string(v)] {
+					drop = append(drop, slices.Clone(k), tkey(tenantID, string(v)))
+				}
+			}
+			for i := 0; i < len(drop); i += 2 {
+				if err := idx.Delete(drop[i]); err != nil {
+					return err
+				}
+				if err := recs.Delete(drop[i+1]); err != nil {
+					return err
+				}
+			}
+		}
+		return putJSON(b, k, next)
+	})
+	return cur, err
+}
+
+// Flight implements store.Flights.
+func (s *Store) Flight(_ context.Context, tenantID, id string) (flights.Flight, error) {
+	var f flights.Flight
+	err := s.view("get flight "+id, func(tx *bbolt.Tx) error {
+		return getJSON(tx.Bucket(bucketFlights), tkey(tenantID, id), &f, "flight "+id)
+	})
+	return f, err
+}
+
+// ListFlights implements store.Flights: a drone's through its start index,
+// the fleet's by a scan of the tenant's flights (one machine's fleet).
+func (s *Store) ListFlights(_ context.Context, q store.FlightQuery) ([]flights.Flight, error) {
+	var out []flights.Flight
+	in := func(f flights.Flight) bool { return !f.Start.Before(q.From) && f.Start.Before(q.To) }
+	err := s.view("list flights", func(tx *bbolt.Tx) error {
+		recs := tx.Bucket(bucketFlights)
+		if q.DroneID == "" {
+			var err error
+			out, err = scanPrefix(recs, tkey(q.TenantID), in)
+			return err
+		}
+		prefix := tkey(q.TenantID, q.DroneID)
+		c := tx.Bucket(bucketDroneFlights).Cursor()
+		for k, v := c.Seek(startKey(q.TenantID, q.DroneID, q.From)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var f flights.Flight
+			if err := getJSON(recs, tkey(q.TenantID, string(v)), &f, "flight "+string(v)); err != nil {
+				return err
+			}
+			if !f.Start.Before(q.To) {
+				break
+			}
+			out = append(out, f)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortFlightsNewestFirst(out)
+	if q.Limit > 0 && len(out) > q.Limit {
+		out = out[:q.Limit]
+	}
+	return out, nil
+}
+
+func sortFlightsNewestFirst(fs []flights.Flight) {
+	slices.SortStableFunc(fs, func(a, b flights.Flight) int {
+		if c := b.Start.Compare(a.Start); c != 0 {
+			return c
+		}
+		return bytes.Compare([]byte(a.ID), []byte(b.ID))
+	})
+}
+
+// FlightSettings implements store.Flights.
+func (s *Store) FlightSettings(_ context.Context, tenantID string) (flights.Settings, error) {
+	st := flights.DefaultSettings()
+	err := s.view("get flight settings of "+tenantID, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketFlightSetting)
+		if b.Get([]byte(tenantID)) == nil {
+			return nil
+		}
+		return getJSON(b, []byte(tenantID), &st, "flight settings of "+tenantID)
+	})
+	return st, err
+}
+
+// PutFlightSettings implements store.Flights.
+func (s *Store) PutFlightSettings(_ context.Context, tenantID string, st flights.Settings) error {
+	return s.update("put flight settings of "+tenantID, func(tx *bbolt.Tx) error {
+		return putJSON(tx.Bucket(bucketFlightSetting), []byte(tenantID), st)
+	})
+}
+
+var _ store.Flights = (*Store)(nil)
+
+// droneIsTenants checks the drone exists and is the tenant's, decoding
+// only its tenant id (droneOf decodes the whole drone, state included, and
+// this runs once per batch).
+func droneIsTenants(tx *bbolt.Tx, tenantID, droneID string) error {
+	var d struct {
+		TenantID string `json:"tenantId"`
+	}
+	if err := getJSON(tx.Bucket(bucketDrones), []byte(droneID), &d, "drone "+droneID); err != nil {
+		return err
+	}
+	if d.TenantID != tenantID {
+		return fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
+	}
+	return nil
+}

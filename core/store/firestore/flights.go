@@ -1,0 +1,211 @@
+package firestore
+
+// Flights model: flights/{id} (tenantId, droneId, start and the flight as
+// JSON in data), flightDetectors/{droneId} (tenantId, data) and
+// flightSettings/{tenantId}. Flight ids hash the drone and the start, so
+// they are global like drone ids; every read checks tenantId.
+//
+// Composite indexes the queries need in production (the emulator enforces
+// none): flights (droneId, start desc) and flights (tenantId, start desc).
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	fs "cloud.google.com/go/firestore"
+	"google.golang.org/api/iterator"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/dronetrack/dronetrack/core/flights"
+	"github.com/dronetrack/dronetrack/core/store"
+)
+
+type flightDoc struct {
+	TenantID string    `firestore:"tenantId"`
+	DroneID  string    `firestore:"droneId"`
+	Start    time.Time `firestore:"start"`
+	Data     string    `firestore:"data"`
+}
+
+func toFlightDoc(f flights.Flight) (flightDoc, error) {
+	raw, err := json.Marshal(f)
+	if err != nil {
+		return flightDoc{}, fmt.Errorf("encode flight %s: %w", f.ID, err)
+	}
+	return flightDoc{TenantID: f.TenantID, DroneID: f.DroneID, Start: f.Start, Data: string(raw)}, nil
+}
+
+func decodeFlight(snap *fs.DocumentSnapshot, tenantID, what string) (flights.Flight, error) {
+	var d flightDoc
+	if err := snap.DataTo(&d); err != nil {
+		return flights.Flight{}, fmt.Errorf("%s: decode: %w", what, err)
+	}
+	if tenantID != "" && d.TenantID != tenantID {
+		return flights.Flight{}, notFound(what)
+	}
+	var f flights.Flight
+	if err := json.Unmarshal([]byte(d.Data), &f); err != nil {
+		return flights.Flight{}, fmt.Errorf("%s: decode: %w", what, err)
+	}
+	return f, nil
+}
+
+// UpdateFlights implements store.Flights in a transaction over the drone,
+// its detector and the flights it writes (and replaces).
+func (s *Store) UpdateFlights(ctx context.Context, tenantID, droneID string,
+	fn func(prev flights.Detector) (flights.Detector, flights.Changes, bool)) (flights.Detector, error) {
+	what := "update flights of drone " + droneID
+	if !validID(droneID) {
+		return flights.Detector{}, notFound(what)
+	}
+	ref := s.coll("flightDetectors").Doc(droneID)
+	var cur flights.Detector
+	err := s.client.RunTransaction(ctx, func(ctx context.Context, tx *fs.Transaction) error {
+		snap, err := tx.Get(s.drones().Doc(droneID))
+		if _, err := getDrone(snap, err, tenantID); err != nil {
+			return err
+		}
+		prev := flights.Detector{TenantID: tenantID, DroneID: droneID}
+		snap, err = tx.Get(ref)
+		switch {
+		case status.Code(err) == codes.NotFound:
+		case err != nil:
+			return err
+		default:
+			if prev, err = decodeSnap[flights.Detector](snap, nil, tenantID, what); err != nil {
+				return err
+			}
+		}
+		next, ch, ok := fn(prev)
+		cur = prev
+		if !ok {
+			return nil
+		}
+		cur = next
+		keep := map[string]bool{}
+		for _, f := range ch.Upsert {
+			keep[f.ID] = true
+		}
+		var drop []*fs.DocumentRef
+		if ch.ReplaceFrom != nil {
+			q := s.coll("flights").Where("droneId", "==", droneID).Where("start", ">=", *ch.ReplaceFrom).OrderBy("start", fs.Desc)
+			it := tx.Documents(q)
+			for {
+				snap, err := it.Next()
+				if err == iterator.Done {
+					break
+				}
+				if err != nil {
+					it.Stop()
+					return err
+				}
+				if !keep[snap.Ref.ID] {
+					drop = append(drop, snap.Ref)
+				}
+			}
+			it.Stop()
+		}
+		for _, f := range ch.Upsert {
+			d, err := toFlightDoc(f)
+			if err != nil {
+				return err
+			}
+			if err := tx.Set(s.coll("flights").Doc(f.ID), d); err != nil {
+				return err
+			}
+		}
+		for _, r := range drop {
+			if err := tx.Delete(r); err != nil {
+				return err
+			}
+		}
+		d, err := encode(tenantID, next)
+		if err != nil {
+			return err
+		}
+		return tx.Set(ref, d)
+	}, fs.MaxAttempts(txAttempts))
+	if err != nil {
+		return flights.Detector{}, mapErr(what, err)
+	}
+	return cur, nil
+}
+
+// Flight implements store.Flights.
+func (s *Store) Flight(ctx context.Context, tenantID, id string) (flights.Flight, error) {
+	what := "get flight " + id
+	if !validID(id) {
+		return flights.Flight{}, notFound(what)
+	}
+	snap, err := s.coll("flights").Doc(id).Get(ctx)
+	if err != nil {
+		return flights.Flight{}, mapErr(what, err)
+	}
+	return decodeFlight(snap, tenantID, what)
+}
+
+// ListFlights implements store.Flights with one query on the start index.
+func (s *Store) ListFlights(ctx context.Context, q store.FlightQuery) ([]flights.Flight, error) {
+	what := "list flights"
+	var base fs.Query
+	if q.DroneID != "" {
+		base = s.coll("flights").Where("droneId", "==", q.DroneID)
+	} else {
+		base = s.coll("flights").Where("tenantId", "==", q.TenantID)
+	}
+	fq := base.Where("start", ">=", q.From).Where("start", "<", q.To).OrderBy("start", fs.Desc)
+	if q.Limit > 0 {
+		fq = fq.Limit(q.Limit)
+	}
+	it := fq.Documents(ctx)
+	defer it.Stop()
+	var out []flights.Flight
+	for {
+		snap, err := it.Next()
+		if err == iterator.Done {
+			return out, nil
+		}
+		if err != nil {
+			return nil, mapErr(what, err)
+		}
+		f, err := decodeFlight(snap, "", what)
+		if err != nil {
+			return nil, err
+		}
+		if f.TenantID == q.TenantID { // a drone id of another tenant finds nothing
+			out = append(out, f)
+		}
+	}
+}
+
+// FlightSettings implements store.Flights.
+func (s *Store) FlightSettings(ctx context.Context, tenantID string) (flights.Settings, error) {
+	what := "get flight settings of " + tenantID
+	if !validID(tenantID) {
+		return flights.DefaultSettings(), nil
+	}
+	snap, err := s.coll("flightSettings").Doc(tenantID).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return flights.DefaultSettings(), nil
+	}
+	return decodeSnap[flights.Settings](snap, err, tenantID, what)
+}
+
+// PutFlightSettings implements store.Flights.
+func (s *Store) PutFlightSettings(ctx context.Context, tenantID string, st flights.Settings) error {
+	what := "put flight settings of " + tenantID
+	if !validID(tenantID) {
+		return fmt.Errorf("%s: invalid tenant id", what)
+	}
+	d, err := encode(tenantID, st)
+	if err != nil {
+		return err
+	}
+	_, err = s.coll("flightSettings").Doc(tenantID).Set(ctx, d)
+	return mapErr(what, err)
+}
+
+var _ store.Flights = (*Store)(nil)
