@@ -7,7 +7,7 @@ GO ?= go
 # fetched once through the Go module proxy; a newer local Go is used as is.
 # A machine whose go env says GOTOOLCHAIN=local would otherwise ignore it.
 export GOTOOLCHAIN ?= auto
-MODULES := events core functions/ingest functions/process functions/cache-refresh functions/alerts functions/serve-map infra cmd/dronetrack
+MODULES := events core functions/ingest functions/process functions/cache-refresh functions/alerts functions/serve-map infra cmd/dronetrack test/knative
 
 .PHONY: run test test-go lint bench load tidy soak
 
