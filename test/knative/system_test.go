@@ -165,9 +165,15 @@ func TestColdStart(t *testing.T) {
 			}
 			return code, string(r.body)
 		},
-		"cache-refresh": func(url string, _ int) (int, string) { code, r := deliver(t, url, stateUpdated); return code, string(r.body) },
-		"alerts":        func(url string, _ int) (int, string) { code, r := deliver(t, url, stateUpdated); return code, string(r.body) },
-		"serve-map":     func(url string, _ int) (int, string) { return get(t, url+"/api/v1/drones/"+f.drone, f) },
+		"cache-refresh": func(url string, _ int) (int, string) {
+			code, r := deliver(t, url, stateUpdated)
+			return code, string(r.body)
+		},
+		"alerts": func(url string, _ int) (int, string) {
+			code, r := deliver(t, url, stateUpdated)
+			return code, string(r.body)
+		},
+		"serve-map": func(url string, _ int) (int, string) { return get(t, url+"/api/v1/drones/"+f.drone, f) },
 	}
 	var table strings.Builder
 	table.WriteString("\n| function | exec->listening p50 / max | exec->ready p50 / max | exec->first request answered p50 / max |\n|---|---|---|---|\n")
