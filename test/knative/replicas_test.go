@@ -48,14 +48,12 @@ func TestReplicasShareNothingThatMatters(t *testing.T) {
 	ts := time.Now().Add(-time.Second).Truncate(time.Millisecond)
 	stamp := ts.UTC().Format(time.RFC3339Nano)
 	sent := time.Now()
-	// Both ingest replicas take the drone's key (each caches it now).
 	for i, r := range ingest {
 		if code, body := postReport(t, r.URL(), f.key, report(ts.Add(time.Duration(i-1)*time.Millisecond), 47.4)); code != http.StatusAccepted {
 			t.Fatalf("ingest replica %d: %d %s", i, code, body)
 		}
 	}
-	// The later report went in through replica B; A's client must see it.
-	stamp = ts.UTC().Format(time.RFC3339Nano)
+	// The later report (ts) went in through replica B; A's client must see it.
 	seen := false
 	for !seen {
 		select {
@@ -70,7 +68,13 @@ func TestReplicasShareNothingThatMatters(t *testing.T) {
 	}
 	t.Logf("ingest B -> SSE on serve-map A: %v", time.Since(sent).Round(time.Millisecond))
 
-	// Revoke through serve-map replica B.
+	// Both ingest replicas hold the key in their caches, then it is revoked
+	// through serve-map replica B.
+	for i, r := range ingest {
+		if code, body := postReport(t, r.URL(), f.key, report(time.Now().Add(-time.Second), 47.45)); code != http.StatusAccepted {
+			t.Fatalf("ingest replica %d: %d %s", i, code, body)
+		}
+	}
 	del, _ := http.NewRequest(http.MethodDelete, serveMap[1].URL()+"/api/v1/drones/"+f.drone+"/key", nil)
 	dresp, err := http.DefaultClient.Do(f.authed(del))
 	if err != nil {

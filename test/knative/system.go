@@ -100,7 +100,7 @@ func Up(ctx context.Context, o Options) (sys *System, err error) {
 	sys = &System{Services: map[string]*Service{}, ingress: ln}
 	defer func() {
 		if err != nil {
-			sys.Close(context.Background())
+			sys.Close(context.Background(), nil)
 		}
 	}()
 	sink := "K_SINK=http://" + ln.Addr().String()
@@ -155,11 +155,11 @@ func Up(ctx context.Context, o Options) (sys *System, err error) {
 	return sys, nil
 }
 
-// Close stops every replica, then the broker.
-func (s *System) Close(ctx context.Context) {
-	for _, svc := range s.Services {
-		svc.Close()
-	}
+// Close stops the broker first (its ingress refuses new events, deliveries
+// in flight finish while their functions still run), then every replica.
+// It logs how long each took to log when log is not nil.
+func (s *System) Close(ctx context.Context, log func(format string, args ...any)) {
+	start := time.Now()
 	if s.Broker != nil {
 		_ = s.Broker.Shutdown(ctx)
 	}
@@ -167,6 +167,16 @@ func (s *System) Close(ctx context.Context) {
 		_ = s.srv.Close()
 	} else {
 		_ = s.ingress.Close()
+	}
+	if log != nil {
+		log("broker stopped in %v", time.Since(start).Round(time.Millisecond))
+	}
+	for _, name := range Functions {
+		start := time.Now()
+		s.Services[name].Close()
+		if log != nil {
+			log("%s stopped in %v", name, time.Since(start).Round(time.Millisecond))
+		}
 	}
 }
 

@@ -31,7 +31,9 @@ func up(t *testing.T, f *fixture, replicas map[string]int, fnEnv map[string][]st
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		sys.Close(ctx)
+		start := time.Now()
+		sys.Close(ctx, t.Logf)
+		t.Logf("system stopped in %v", time.Since(start).Round(time.Millisecond))
 		if t.Failed() {
 			t.Logf("replica output:\n%s", sys.Output())
 		}
