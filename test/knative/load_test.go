@@ -8,10 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/alerting"
+	"github.com/dronetrack/dronetrack/core/keys"
 	"github.com/dronetrack/dronetrack/core/store"
 )
 
@@ -24,6 +26,8 @@ type fleetLoad struct {
 	drones []string
 	keys   []string
 
+	stopped atomic.Bool
+
 	mu       sync.Mutex
 	accepted map[string][]time.Time // drone -> accepted report times
 	codes    map[int]int            // every status ingest answered, by code
@@ -33,7 +37,11 @@ type fleetLoad struct {
 func newFleetLoad(t *testing.T, f *fixture, n int) *fleetLoad {
 	l := &fleetLoad{f: f, accepted: map[string][]time.Time{}, codes: map[int]int{}}
 	for i := range n {
-		id, key := "load-"+strconv.Itoa(i), "key-"+randHex(16)
+		id := "load-" + strconv.Itoa(i)
+		key, err := keys.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
 		f.addDrone(t, id, key)
 		l.drones, l.keys = append(l.drones, id), append(l.keys, key)
 	}
@@ -51,7 +59,7 @@ func (l *fleetLoad) run(ctx context.Context, t *testing.T, ingestURL string, hz 
 		go func() {
 			defer wg.Done()
 			tick := time.Duration(float64(time.Second) / hz)
-			for n := 0; time.Since(start) < d && ctx.Err() == nil; n++ {
+			for n := 0; time.Since(start) < d && ctx.Err() == nil && !l.stopped.Load(); n++ {
 				ts := time.Now().Add(-time.Second).Truncate(time.Millisecond)
 				battery := max(5, 40-int(time.Since(start)*60/d))
 				body := fmt.Sprintf(`{"ts":%q,"lat":%g,"lon":8.5,"alt":100,"battery":%d}`,
@@ -63,6 +71,9 @@ func (l *fleetLoad) run(ctx context.Context, t *testing.T, ingestURL string, hz 
 	}
 	wg.Wait()
 }
+
+// stop ends run after each drone's request in flight.
+func (l *fleetLoad) stop() { l.stopped.Store(true) }
 
 func (l *fleetLoad) send(ctx context.Context, t *testing.T, url string, i int, ts time.Time, body string) {
 	for ctx.Err() == nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -307,7 +308,14 @@ func (s *Service) Output() string {
 	defer s.mu.Unlock()
 	var b bytes.Buffer
 	for _, r := range s.all {
-		fmt.Fprintf(&b, "--- %s replica %s\n%s\n", s.Name, r.Addr, r.Output())
+		// func-go logs every not-ready probe at debug level; leave those out.
+		var kept []string
+		for _, l := range strings.Split(r.Output(), "\n") {
+			if !strings.Contains(l, `"function not yet ready"`) {
+				kept = append(kept, l)
+			}
+		}
+		fmt.Fprintf(&b, "--- %s replica %s (pid %d)\n%s\n", s.Name, r.Addr, r.Pid(), strings.Join(kept, "\n"))
 	}
 	return b.String()
 }

@@ -125,6 +125,9 @@ func Up(ctx context.Context, o Options) (sys *System, err error) {
 		DataDir:  o.DataDir,
 		Triggers: m.Triggers,
 		Logger:   log,
+		// As `dronetrack up`: deliveries held by a slow or locked drone
+		// must not cap every other drone's (core/broker's default is 64).
+		MaxInFlight: 1024,
 		Resolve: func(ref broker.Reference) (string, error) {
 			if s, ok := sys.Services[ref.Name]; ok && ref.Kind == "Service" {
 				return s.URL(), nil
