@@ -48,9 +48,10 @@ func newFleetLoad(t *testing.T, f *fixture, n int) *fleetLoad {
 	return l
 }
 
-// run sends from every drone at hz reports per second until ctx ends.
-// Battery falls from 40 % to under 20 % over the first half of the run, so
-// each drone raises one battery.low alert.
+// run sends from every drone at hz reports per second for d, until ctx
+// ends or stop. Battery falls by 2 % per report from 40 % (under 20 %
+// from the 11th report on) to 5 %, so each drone raises one battery.low
+// alert.
 func (l *fleetLoad) run(ctx context.Context, t *testing.T, ingestURL string, hz float64, d time.Duration) {
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -61,7 +62,7 @@ func (l *fleetLoad) run(ctx context.Context, t *testing.T, ingestURL string, hz 
 			tick := time.Duration(float64(time.Second) / hz)
 			for n := 0; time.Since(start) < d && ctx.Err() == nil && !l.stopped.Load(); n++ {
 				ts := time.Now().Add(-time.Second).Truncate(time.Millisecond)
-				battery := max(5, 40-int(time.Since(start)*60/d))
+				battery := max(5, 40-2*n)
 				body := fmt.Sprintf(`{"ts":%q,"lat":%g,"lon":8.5,"alt":100,"battery":%d}`,
 					ts.UTC().Format(time.RFC3339Nano), 47+float64(n)/1e4, battery)
 				l.send(ctx, t, ingestURL, i, ts, body)
@@ -157,20 +158,25 @@ func (l *fleetLoad) checkDrained(t *testing.T, sys *System, d time.Duration) {
 	if why != "" {
 		t.Fatalf("not drained after %v: %s", d, why)
 	}
+	t.Logf("history, state and cache drained %v after the load", d-time.Until(deadline).Round(time.Millisecond))
 	// Alerts: the drones' battery.low alerts are raised by alerts replicas
 	// and may trail the state; wait for one per drone, then none twice.
-	var alerts []alerting.Alert
+	var seen map[string]int
 	for {
-		alerts = l.alertsByDrone(t)
-		if len(alerts) >= len(l.drones) || time.Now().After(deadline) {
+		seen = map[string]int{}
+		for _, a := range l.alertsByDrone(t) {
+			seen[a.DroneID+" "+a.Kind]++
+		}
+		all := true
+		for _, id := range l.drones {
+			all = all && seen[id+" battery.low"] > 0
+		}
+		if all || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	seen := map[string]int{}
-	for _, a := range alerts {
-		seen[a.DroneID+" "+a.Kind]++
-	}
+	t.Logf("alerts complete %v after the load", d-time.Until(deadline).Round(time.Millisecond))
 	for _, id := range l.drones {
 		if n := seen[id+" battery.low"]; n != 1 {
 			t.Errorf("drone %s: %d battery.low alerts, want exactly 1", id, n)

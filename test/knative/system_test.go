@@ -29,7 +29,9 @@ func up(t *testing.T, f *fixture, replicas map[string]int, fnEnv map[string][]st
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// Deliveries still retrying at the end (a test that failed) are
+		// not waited for long.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		start := time.Now()
 		sys.Close(ctx, t.Logf)
