@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,10 +59,9 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	fsHost := testenv.Firestore(t)
+	testenv.Firestore(t) // sets FIRESTORE_EMULATOR_HOST, which env passes on
 	f := &fixture{project: testenv.NewProjectID(t), pepper: randHex(24), tenant: "t-" + randHex(4), drone: "d-" + randHex(4)}
 	f.redis, _ = testenv.StartRedis(t)
-	_ = fsHost
 	ctx := context.Background()
 	st, err := storeurl.Open(ctx, "firestore://"+f.project)
 	if err != nil {
@@ -130,6 +128,4 @@ func report(ts time.Time, lat float64) string {
 	return `{"ts":"` + ts.UTC().Format(time.RFC3339Nano) + `","lat":` + ftoa(lat) + `,"lon":8.5,"alt":100,"battery":80}`
 }
 
-func ftoa(f float64) string { return strings.TrimRight(strings.TrimRight(strconvF(f), "0"), ".") }
-
-func strconvF(f float64) string { return strconv.FormatFloat(f, 'f', 7, 64) }
+func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
