@@ -7,7 +7,7 @@ GO ?= go
 # fetched once through the Go module proxy; a newer local Go is used as is.
 # A machine whose go env says GOTOOLCHAIN=local would otherwise ignore it.
 export GOTOOLCHAIN ?= auto
-MODULES := events core functions/ingest functions/process functions/cache-refresh functions/alerts functions/serve-map infra cmd/dronetrack
+MODULES := events core functions/ingest functions/process functions/cache-refresh functions/alerts functions/serve-map infra cmd/dronetrack test/knative
 
 .PHONY: run test test-go lint bench load tidy soak
 
@@ -45,8 +45,12 @@ tidy:
 # Firestore emulator and Redis), 500 reports/s for 10 min with a fault every
 # minute in turn: process cut, cache-refresh cut, Redis restart, Firestore
 # kill and restart. DRONETRACK_SOAK_DURATION shortens both soaks.
+# test/knative: each function as its own func-go process (host-built): 20 cold
+# starts per function, kill -9 and rolling restarts under a minute of load,
+# an SSE stream held past func-go's 30 s server timeouts.
 soak:
 	cd core && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 10m -run 'TestBridgeLinkCut' -v ./bridge
 	cd cmd/dronetrack && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 10m -run 'TestBridgeThroughUp' -v .
 	cd cmd/dronetrack && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 25m -run '^TestFaultSoak$$' -v .
 	cd cmd/dronetrack && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 45m -run '^TestFaultSoakCluster$$' -v .
+	cd test/knative && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 30m -run '^(TestColdStart|TestKillReplicasUnderLoad|TestRollingRestartUnderLoad|TestSSEOutlivesFuncGoTimeouts)$$' -v .
