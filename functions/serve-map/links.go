@@ -196,6 +196,16 @@ func (s *server) linkNow(ctx context.Context, l store.TrackLink, recent []trackl
 	return l, tracklink.Live
 }
 
+// linkDroneGone reports whether the link's drone has been retired: its
+// links then show nothing more (status ended), whatever their expiry.
+func (s *server) linkDroneGone(ctx context.Context, l store.TrackLink) (bool, error) {
+	_, err := s.store.Drone(ctx, l.TenantID, l.DroneID)
+	if errors.Is(err, store.ErrNotFound) {
+		return true, nil
+	}
+	return false, err
+}
+
 // linkState is the drone's latest state if it was reported since the link
 // began (nothing before it is shown), else nil.
 func (s *server) linkState(ctx context.Context, l store.TrackLink) (*events.DroneState, error) {
@@ -337,6 +347,13 @@ func (s *server) serveLinkStream(w http.ResponseWriter, r *http.Request) {
 		linkGone(w, st)
 		return
 	}
+	if gone, err := s.linkDroneGone(ctx, l); err != nil {
+		s.linkReadFailed(w, r, l, err)
+		return
+	} else if gone {
+		linkGone(w, tracklink.Ended)
+		return
+	}
 	from := s.now().Add(-s.links.idle)
 	if from.Before(l.CreatedAt) {
 		from = l.CreatedAt
@@ -386,6 +403,10 @@ func (s *server) serveLinkStream(w http.ResponseWriter, r *http.Request) {
 	if st != nil {
 		last = st.TS
 	}
+	// heard: a position came since the last recheck, so the drone still
+	// exists; a quiet drone's existence is read at the recheck instead (a
+	// retired drone reports nothing, and its stream must not idle on).
+	heard := false
 	for {
 		buf = buf[:0]
 		status := tracklink.Live
@@ -403,6 +424,7 @@ func (s *server) serveLinkStream(w http.ResponseWriter, r *http.Request) {
 						last = v.State.TS
 						recent = append(recent, tracklink.Point{TS: v.State.TS, Lat: v.State.Lat, Lon: v.State.Lon})
 						buf = appendLinkEvent(buf, "position", tracklink.Public(*v.State, l.Destination))
+						heard = true
 					}
 				}
 				select {
@@ -430,6 +452,17 @@ func (s *server) serveLinkStream(w http.ResponseWriter, r *http.Request) {
 			default:
 				recent = trimBefore(recent, s.now().Add(-s.links.idle))
 				l, status = s.linkNow(ctx, fresh, recent)
+				if status == tracklink.Live && !heard {
+					gone, err := s.linkDroneGone(ctx, l)
+					if err != nil {
+						s.log.WarnContext(ctx, "link stream recheck failed", "tenant", l.TenantID, "link", l.ID, "err", err)
+						continue
+					}
+					if gone {
+						status = tracklink.Ended
+					}
+				}
+				heard = false
 			}
 			if status == tracklink.Live {
 				continue
@@ -495,6 +528,12 @@ func (s *server) serveLinkPage(w http.ResponseWriter, r *http.Request) {
 			s.writeLinkPage(w, http.StatusTooManyRequests, "This tracking link is busy", "Please reload in a moment.")
 		} else if st := tracklink.StatusOf(l, s.now()); st != tracklink.Live {
 			s.writeLinkPage(w, http.StatusGone, goneText[st].title, goneText[st].detail)
+		} else if gone, err := s.linkDroneGone(r.Context(), l); err != nil {
+			s.log.WarnContext(r.Context(), "tracking link drone lookup failed", "err", err)
+			w.Header().Set("Retry-After", "2")
+			s.writeLinkPage(w, http.StatusServiceUnavailable, "Tracking is unavailable", "Please reload in a moment.")
+		} else if gone { // retired: nothing left to follow
+			s.writeLinkPage(w, http.StatusGone, goneText[tracklink.Ended].title, goneText[tracklink.Ended].detail)
 		} else {
 			s.writeLinkPage(w, http.StatusOK, "", "")
 		}

@@ -377,6 +377,50 @@ func TestTrackLinkFlightEnds(t *testing.T) {
 	}
 }
 
+// TestTrackLinkRetiredDrone: retiring the drone ends its links at once: an
+// open stream ends with "ended" (even with nothing more reported, and a
+// duration link hours from expiry), and the page, the view and a new stream
+// say so with 410 instead of showing an empty live map.
+func TestTrackLinkRetiredDrone(t *testing.T) {
+	e := newLinkEnv(t, nil)
+	droneID := e.drone.Drone.ID
+	cr := e.createLink(t, droneID, map[string]any{"mode": "duration", "minutes": 600})
+	now := time.Now().UTC()
+	e.putState(t, droneID, events.DroneState{TS: now, Lat: 47, Lon: 8, UpdatedAt: now})
+	stream := openStream(t, e.url+"/api/v1/t/"+cr.Token+"/stream")
+	if ev := <-stream; ev.event != "position" {
+		t.Fatalf("first event %+v; want the position", ev)
+	}
+	if r := e.do(t, e.owner, http.MethodDelete, "/api/v1/drones/"+droneID, nil); r.status != http.StatusNoContent {
+		t.Fatalf("retire: %d %s", r.status, r.body)
+	}
+	var last sseEvent
+	deadline := time.After(5 * time.Second)
+	for open := true; open; {
+		select {
+		case ev, ok := <-stream:
+			if ok {
+				last = ev
+			}
+			open = ok
+		case <-deadline:
+			t.Fatal("the stream stayed open after the drone was retired")
+		}
+	}
+	if last.event != "end" || last.data != `{"status":"ended"}` {
+		t.Errorf("last event: %+v; want end ended", last)
+	}
+	if p := get(t, e.url+"/t/"+cr.Token); p.status != http.StatusGone || !strings.Contains(string(p.body), "This flight has ended") {
+		t.Errorf("page of a retired drone's link: %d", p.status)
+	}
+	if r := get(t, e.url+"/api/v1/t/"+cr.Token); r.status != http.StatusGone {
+		t.Errorf("view of a retired drone's link: %d", r.status)
+	}
+	if r := get(t, e.url+"/api/v1/t/"+cr.Token+"/stream"); r.status != http.StatusGone {
+		t.Errorf("new stream of a retired drone's link: %d", r.status)
+	}
+}
+
 // TestTrackLinkRateLimits: guessing tokens gets 404s and then 429 with
 // Retry-After from one address, before any store lookup; one link is
 // limited across addresses too.
