@@ -111,14 +111,15 @@ func tooMany(w http.ResponseWriter, wait time.Duration, detail string) {
 	problem.Write(w, http.StatusTooManyRequests, "", detail)
 }
 
-// limitLinkClients answers 429 to an address over LINK_RATE_IP, and marks
+// limitLinkClients answers 429 to an address (an IPv6 /64) over
+// LINK_RATE_IP, and marks
 // every public link reply as private to its holder: not cached, no
 // Referer carrying the token to anyone.
 func (s *server) limitLinkClients(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
-		if ok, wait := s.links.perIP.Allow("ip|"+s.clientIP(r), s.now()); !ok {
+		if ok, wait := s.links.perIP.Allow("ip|"+ratelimit.Network(s.clientIP(r)), s.now()); !ok {
 			if strings.HasPrefix(r.URL.Path, "/t/") { // a person at the page: say it there
 				w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 				s.writeLinkPage(w, http.StatusTooManyRequests, "Too many requests", "Please wait a moment and reload.")

@@ -3,6 +3,7 @@ package function
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -454,6 +455,29 @@ func TestTrackLinkRateLimits(t *testing.T) {
 	}
 	if got[0] != 200 || got[2] != 200 || got[3] != http.StatusTooManyRequests {
 		t.Errorf("4 reads of one link: %v; want 200 200 200 429", got)
+	}
+}
+
+// TestTrackLinkRateLimitPerIPv6Network: an IPv6 client owns a whole /64
+// (any host can use 2^64 addresses), so the per-address budget is per /64:
+// guesses from fresh addresses of one network still run out, while another
+// network and IPv4 clients keep their own budgets.
+func TestTrackLinkRateLimitPerIPv6Network(t *testing.T) {
+	e := newLinkEnv(t, map[string]string{"LINK_RATE_IP": "0.01/s:3", "LINK_RATE_LINK": "off", "RATE_LIMIT_IP_HOPS": "1"})
+	var got []int
+	for i := range 5 {
+		got = append(got, get(t, e.url+"/api/v1/t/"+strings.Repeat("a", 43), "X-Forwarded-For", fmt.Sprintf("2001:db8:7:9::%x", i+1)).status)
+	}
+	if want := []int{404, 404, 404, 429, 429}; jsonString(got) != jsonString(want) {
+		t.Errorf("5 guesses from 5 addresses of one /64: %v; want %v", got, want)
+	}
+	if r := get(t, e.url+"/api/v1/t/"+strings.Repeat("a", 43), "X-Forwarded-For", "2001:db8:7:a::1"); r.status != http.StatusNotFound {
+		t.Errorf("another /64: %d; want its own budget (404)", r.status)
+	}
+	for i := range 3 {
+		if r := get(t, e.url+"/api/v1/t/"+strings.Repeat("a", 43), "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i+1)); r.status != http.StatusNotFound {
+			t.Errorf("IPv4 address %d: %d; want a budget per address (404)", i+1, r.status)
+		}
 	}
 }
 
