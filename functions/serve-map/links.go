@@ -26,7 +26,9 @@ import (
 	"html"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -55,10 +57,51 @@ type linkSettings struct {
 	// idle ends a flight link (LINK_FLIGHT_IDLE, default
 	// tracklink.DefaultIdle).
 	idle time.Duration
+	// maxStreams bounds the open streams of one link on this replica
+	// (LINK_MAX_STREAMS, default 20): a stream lasts up to a day and costs
+	// a hub client fed every update of the tenant plus a link read per
+	// recheck, so the per-link request rate alone would let a link's
+	// holder pile them up.
+	maxStreams int
+	open       *linkStreams
+}
+
+// linkStreams counts each link's open streams.
+type linkStreams struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// acquire takes a place for a stream of link id; false when all max are
+// taken.
+func (o *linkStreams) acquire(id string, max int) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n[id] >= max {
+		return false
+	}
+	o.n[id]++
+	return true
+}
+
+func (o *linkStreams) release(id string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n[id]--; o.n[id] <= 0 {
+		delete(o.n, id)
+	}
 }
 
 func (s *server) configureLinks(cfg map[string]string) error {
-	s.links = linkSettings{recheck: 2 * time.Second, idle: tracklink.DefaultIdle}
+	s.links = linkSettings{recheck: 2 * time.Second, idle: tracklink.DefaultIdle, maxStreams: 20,
+		open: &linkStreams{n: map[string]int{}}}
+	if v := cfg["LINK_MAX_STREAMS"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("serve-map: LINK_MAX_STREAMS=%q: want a positive integer", v)
+		}
+		s.links.maxStreams = n
+	}
 	for _, d := range []struct {
 		key string
 		to  *time.Duration
@@ -355,6 +398,11 @@ func (s *server) serveLinkStream(w http.ResponseWriter, r *http.Request) {
 		linkGone(w, tracklink.Ended)
 		return
 	}
+	if !s.links.open.acquire(l.ID, s.links.maxStreams) {
+		tooMany(w, s.links.recheck, "this tracking link has too many open streams; close one or try again later")
+		return
+	}
+	defer s.links.open.release(l.ID)
 	from := s.now().Add(-s.links.idle)
 	if from.Before(l.CreatedAt) {
 		from = l.CreatedAt

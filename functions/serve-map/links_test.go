@@ -481,6 +481,52 @@ func TestTrackLinkRateLimitPerIPv6Network(t *testing.T) {
 	}
 }
 
+// TestTrackLinkStreamCap: one link holds at most LINK_MAX_STREAMS open
+// streams on a replica (each is a goroutine, a hub client fed every update
+// of the tenant, and a link read per recheck), so whoever holds a leaked
+// link cannot pile up streams at the per-link request rate; a closed
+// stream frees its place, and other links have their own.
+func TestTrackLinkStreamCap(t *testing.T) {
+	e := newLinkEnv(t, map[string]string{"LINK_MAX_STREAMS": "2", "LINK_RATE_LINK": "off", "LINK_RATE_IP": "off"})
+	cr := e.createLink(t, e.drone.Drone.ID, map[string]any{"mode": "duration", "minutes": 60})
+	other := e.createLink(t, e.drone.Drone.ID, map[string]any{"mode": "duration", "minutes": 60})
+	open := func(tok string) (int, string, context.CancelFunc) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/api/v1/t/"+tok+"/stream", nil)
+		resp, err := testClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+		}
+		return resp.StatusCode, resp.Header.Get("Retry-After"), cancel
+	}
+	s1, _, close1 := open(cr.Token)
+	s2, _, _ := open(cr.Token)
+	s3, retry, _ := open(cr.Token)
+	if s1 != http.StatusOK || s2 != http.StatusOK || s3 != http.StatusTooManyRequests || retry == "" {
+		t.Fatalf("three streams of one link, cap 2: %d %d %d (Retry-After %q); want 200 200 429 with Retry-After", s1, s2, s3, retry)
+	}
+	if s, _, _ := open(other.Token); s != http.StatusOK {
+		t.Errorf("another link's stream: %d; want 200 (the cap is per link)", s)
+	}
+	close1()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, _, _ := open(cr.Token)
+		if s == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after closing a stream: %d; want its place free again", s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
