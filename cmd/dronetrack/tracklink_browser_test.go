@@ -35,6 +35,9 @@ func TestTrackLinkBrowser(t *testing.T) {
 	// flies the second itself, through the ingest API, so its moves are
 	// known.
 	sys, dir := startBrowserSystem(t, 3, 1, 2)
+	// The label is the sender's text, shown to strangers: markup in it
+	// must stay text everywhere the page shows it.
+	const destLabel = `Front door, 7 Lake Road <b id="inj">x</b>`
 	demo, err := readDemoKeys(filepath.Join(dir, demoKeysFile))
 	if err != nil || len(demo) < 3 {
 		t.Fatalf("demo keys: %v", err)
@@ -56,7 +59,7 @@ func TestTrackLinkBrowser(t *testing.T) {
 	run("make a link with a destination",
 		chromedp.SendKeys(chromedp.CSS(`#dest-lat`), "47.39"),
 		chromedp.SendKeys(chromedp.CSS(`#dest-lon`), "8.56"),
-		chromedp.SendKeys(chromedp.CSS(`#dest-label`), "Front door, 7 Lake Road"),
+		chromedp.SendKeys(chromedp.CSS(`#dest-label`), destLabel),
 		chromedp.Click(chromedp.CSS(`#new button[type=submit]`)),
 	)
 	waitAcross(t, owner, "the link shown once and listed", `!document.getElementById('secret').hidden && document.getElementById('link-url').textContent.includes('/t/') && document.querySelectorAll('#links tr[data-status=live]').length === 1`, 20*time.Second)
@@ -125,8 +128,19 @@ func TestTrackLinkBrowser(t *testing.T) {
 	if got := evalJS[string](t, customer, `document.getElementById('label').textContent`); got != flown.Name {
 		t.Errorf("label %q; want the drone's name %q", got, flown.Name)
 	}
-	if got := evalJS[string](t, customer, `document.getElementById('dest').textContent`); got != "Front door, 7 Lake Road" {
+	if got := evalJS[string](t, customer, `document.getElementById('dest').textContent`); got != destLabel {
 		t.Errorf("destination %q", got)
+	}
+	// The destination pin's tooltip (Leaflet sets a string tooltip as HTML).
+	tip := evalJS[string](t, customer, `(() => {
+		const pin = [...document.querySelectorAll('path.leaflet-interactive')].find((p) => p.getAttribute('stroke') === '#f59e0b');
+		if (!pin) return 'no destination pin';
+		pin.dispatchEvent(new MouseEvent('mouseover', { bubbles: true, clientX: 1, clientY: 1 }));
+		const t = document.querySelector('.leaflet-tooltip');
+		return document.getElementById('inj') ? 'markup rendered' : (t ? t.textContent : 'no tooltip');
+	})()`)
+	if tip != destLabel {
+		t.Errorf("destination tooltip: %q; want the label as text %q", tip, destLabel)
 	}
 	waitPage("an arrival estimate", `/in about|under a minute|arriving/.test(document.getElementById('eta').textContent)`)
 	// Fits a phone: nothing wider than the screen, the card on it.

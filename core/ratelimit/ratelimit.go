@@ -14,6 +14,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -185,4 +186,20 @@ func ClientIP(r *http.Request, trustedHops int) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// Network is the budget key of a client address: an IPv6 address counts as
+// its /64 (a host is routinely given a whole /64, so per-address budgets
+// would be 2^64 budgets), an IPv4 address as itself. Anything that is not
+// an address is returned unchanged.
+func Network(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	if a = a.Unmap(); a.Is4() {
+		return a.String()
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p.String()
 }

@@ -112,3 +112,18 @@ func FuzzParseLimit(f *testing.F) {
 		New(l).Allow("k", t0)
 	})
 }
+
+func TestNetwork(t *testing.T) {
+	for in, want := range map[string]string{
+		"198.51.100.7":            "198.51.100.7",
+		"::ffff:198.51.100.7":     "198.51.100.7",
+		"2001:db8:7:9::1":         "2001:db8:7:9::/64",
+		"2001:db8:7:9:ffff:1:2:3": "2001:db8:7:9::/64",
+		"fe80::1%eth0":            "fe80::/64",
+		"not-an-address":          "not-an-address",
+	} {
+		if got := Network(in); got != want {
+			t.Errorf("Network(%q) = %q; want %q", in, got, want)
+		}
+	}
+}

@@ -1,6 +1,10 @@
 package remoteid
 
-import "github.com/dronetrack/dronetrack/events"
+import (
+	"time"
+
+	"github.com/dronetrack/dronetrack/events"
+)
 
 // FromState is the Telemetry of a drone's latest state. Altitude is the
 // height above the WGS84 ellipsoid the drone reported (hae), never its
@@ -41,4 +45,14 @@ func Home(s events.DroneState) *Point {
 		p.HAE = &v
 	}
 	return p
+}
+
+// FreshState reports whether a fleet drone's latest state may be reported:
+// its position is Fresh and process accepted it (UpdatedAt) within the
+// near-real-time window too. The second test keeps a drone whose clock
+// runs fast (ingest allows events.MaxFutureSkew) from staying on display
+// providers' maps for minutes after it fell silent. A state without
+// UpdatedAt is judged by its timestamp alone.
+func FreshState(st events.DroneState, now time.Time) bool {
+	return Fresh(st.TS, now) && (st.UpdatedAt.IsZero() || Fresh(st.UpdatedAt, now))
 }

@@ -352,3 +352,22 @@ func TestFromState(t *testing.T) {
 		t.Errorf("report position %+v", rep)
 	}
 }
+
+func TestFreshState(t *testing.T) {
+	now := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name    string
+		ts, acc time.Time
+		want    bool
+	}{
+		{"just reported", now.Add(-time.Second), now, true},
+		{"fast clock, reporting", now.Add(4 * time.Minute), now.Add(-time.Second), true},
+		{"fast clock, silent 90 s", now.Add(150 * time.Second), now.Add(-90 * time.Second), false},
+		{"old report accepted now", now.Add(-2 * time.Minute), now, false},
+		{"no acceptance time", now.Add(-30 * time.Second), time.Time{}, true},
+	} {
+		if got := FreshState(events.DroneState{TS: c.ts, UpdatedAt: c.acc}, now); got != c.want {
+			t.Errorf("%s: FreshState %v; want %v", c.name, got, c.want)
+		}
+	}
+}

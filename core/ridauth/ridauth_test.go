@@ -54,6 +54,17 @@ func TestLocalAuthorityTokens(t *testing.T) {
 	if _, err := v.Check(bearer(tok), ScopeInjectTestData); !errors.Is(err, ErrScope) {
 		t.Errorf("wrong scope: %v, want ErrScope", err)
 	}
+	// Scopes are a space-separated list of whole names: a longer name that
+	// starts with the scope, or a comma-joined list, grants nothing.
+	for _, scope := range []string{ScopeDisplayProvider + ".all", "x" + ScopeDisplayProvider, ScopeDisplayProvider + "," + ScopeInjectTestData} {
+		tok, err := a.Token(scope, "localhost", "dp-1", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Check(bearer(tok), ScopeDisplayProvider); !errors.Is(err, ErrScope) {
+			t.Errorf("scope %q: %v, want ErrScope", scope, err)
+		}
+	}
 	for name, h := range map[string]string{"empty": "", "basic": "Basic dXNlcjpwdw==", "bearer only": "Bearer "} {
 		if _, err := v.Check(h, ScopeDisplayProvider); !errors.Is(err, ErrNoToken) {
 			t.Errorf("%s header: %v, want ErrNoToken", name, err)
@@ -86,6 +97,11 @@ func TestLocalAuthorityTokens(t *testing.T) {
 		},
 		"no exp": func() (string, error) {
 			t := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"aud": "localhost", "scope": ScopeDisplayProvider})
+			return t.SignedString(a.key)
+		},
+		"no aud": func() (string, error) {
+			t := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"scope": ScopeDisplayProvider,
+				"exp": now.Add(time.Hour).Unix()})
 			return t.SignedString(a.key)
 		},
 		"garbage": func() (string, error) { return "not.a.jwt", nil },

@@ -78,6 +78,14 @@ function centre() {
 }
 
 // ---------- rendering ----------
+// textNode wraps the sender's text for Leaflet, which puts a string
+// tooltip in as HTML: the label is shown to strangers and stays text.
+function textNode(text) {
+  const el = document.createElement('span');
+  el.textContent = text;
+  return el;
+}
+
 function renderView(v) {
   $('card').hidden = false; // first: the map frames the flight above it
   $('label').textContent = v.label;
@@ -88,7 +96,7 @@ function renderView(v) {
     app.dest = L.latLng(v.destination.lat, v.destination.lon);
     if (!destMark) {
       destMark = L.circleMarker([v.destination.lat, v.destination.lon], { radius: 9, color: '#f59e0b', weight: 3, fillColor: '#0b1220', fillOpacity: 1 })
-        .bindTooltip(v.destination.label || 'Destination', { permanent: false }).addTo(map);
+        .bindTooltip(textNode(v.destination.label || 'Destination'), { permanent: false }).addTo(map);
     }
   }
   const until = new Date(v.expiresAt);

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -313,5 +314,29 @@ func TestConcurrentDeliveriesPublishOnce(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"raised battery.low"}, got); diff != "" || len(list) != 1 {
 		t.Errorf("published (-want +got):\n%s\nstored %d alerts; want 1", diff, len(list))
+	}
+}
+
+// TestWebhookClientRefusesNonPublicRanges: besides RFC 1918 and loopback,
+// the dialer refuses the special ranges that reach inside a cluster or a
+// cloud network (CGNAT 100.64/10 pods and nodes, benchmarking 198.18/15,
+// IETF 192.0.0/24) and IPv6 addresses that embed a private IPv4 (NAT64,
+// 6to4), so a chat or webhook URL cannot be aimed at them.
+func TestWebhookClientRefusesNonPublicRanges(t *testing.T) {
+	for _, a := range []string{"100.64.0.1", "100.127.255.254", "198.18.0.1", "192.0.0.8", "0.1.2.3",
+		"240.0.0.1", "64:ff9b::a00:1", "64:ff9b::7f00:1", "2002:a00:1::1", "2002:7f00:1::1", "64:ff9b:1::a00:1",
+		"fc00::1", "fe80::1", "::ffff:10.0.0.1"} {
+		if publicAddr(netip.MustParseAddr(a)) {
+			t.Errorf("%s counted as public", a)
+		}
+	}
+	for _, a := range []string{"8.8.8.8", "100.63.255.255", "100.128.0.1", "2a00:1450:4001::1", "64:ff9b::808:808"} {
+		if !publicAddr(netip.MustParseAddr(a)) {
+			t.Errorf("%s refused; it is public", a)
+		}
+	}
+	// End to end: the dial is refused before any packet leaves.
+	if _, err := webhookClient(false).Get("http://100.64.0.1:9/"); err == nil || !strings.Contains(err.Error(), "not public") {
+		t.Errorf("CGNAT webhook: %v; want refused as not public", err)
 	}
 }

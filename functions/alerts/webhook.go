@@ -261,10 +261,8 @@ func webhookClient(allowPrivate bool) *http.Client {
 			if err != nil {
 				return err
 			}
-			ip = ip.Unmap()
-			if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-				ip.IsUnspecified() || ip.IsMulticast() || !ip.IsGlobalUnicast() {
-				return fmt.Errorf("webhook address %s is not public", ip)
+			if !publicAddr(ip) {
+				return fmt.Errorf("webhook address %s is not public", ip.Unmap())
 			}
 			return nil
 		}
@@ -275,6 +273,52 @@ func webhookClient(allowPrivate bool) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
+
+// publicAddr reports whether ip may receive a webhook or chat post: not
+// loopback, private, link-local, multicast or unspecified, none of the
+// special ranges that reach a cluster's or cloud's own network, and no
+// IPv6 address that carries one of those as an embedded IPv4 (NAT64, 6to4).
+func publicAddr(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsUnspecified() || ip.IsMulticast() || !ip.IsGlobalUnicast() {
+		return false
+	}
+	for _, p := range nonPublic {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	if ip.Is6() {
+		b := ip.As16()
+		switch {
+		case nat64.Contains(ip): // the IPv4 in the last 32 bits
+			return publicAddr(netip.AddrFrom4([4]byte(b[12:16])))
+		case sixToFour.Contains(ip): // the IPv4 in bits 16-47
+			return publicAddr(netip.AddrFrom4([4]byte(b[2:6])))
+		}
+	}
+	return true
+}
+
+var (
+	// nonPublic are special-purpose ranges (RFC 6890 and after) that
+	// netip's predicates do not cover.
+	nonPublic = []netip.Prefix{
+		netip.MustParsePrefix("0.0.0.0/8"),      // "this network"
+		netip.MustParsePrefix("100.64.0.0/10"),  // shared address space (CGNAT; pod and node ranges of some clusters)
+		netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments
+		netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking
+		netip.MustParsePrefix("240.0.0.0/4"),    // reserved
+		netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64 (RFC 8215)
+		netip.MustParsePrefix("2001::/32"),      // Teredo: the client's IPv4 is obfuscated, refuse it whole
+		netip.MustParsePrefix("2001:db8::/32"),  // documentation
+		netip.MustParsePrefix("100::/64"),       // discard-only
+		netip.MustParsePrefix("fec0::/10"),      // deprecated site-local
+	}
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+)
 
 func newID() string {
 	var b [12]byte

@@ -26,7 +26,9 @@ import (
 	"html"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -55,10 +57,51 @@ type linkSettings struct {
 	// idle ends a flight link (LINK_FLIGHT_IDLE, default
 	// tracklink.DefaultIdle).
 	idle time.Duration
+	// maxStreams bounds the open streams of one link on this replica
+	// (LINK_MAX_STREAMS, default 20): a stream lasts up to a day and costs
+	// a hub client fed every update of the tenant plus a link read per
+	// recheck, so the per-link request rate alone would let a link's
+	// holder pile them up.
+	maxStreams int
+	open       *linkStreams
+}
+
+// linkStreams counts each link's open streams.
+type linkStreams struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// acquire takes a place for a stream of link id; false when all max are
+// taken.
+func (o *linkStreams) acquire(id string, max int) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n[id] >= max {
+		return false
+	}
+	o.n[id]++
+	return true
+}
+
+func (o *linkStreams) release(id string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n[id]--; o.n[id] <= 0 {
+		delete(o.n, id)
+	}
 }
 
 func (s *server) configureLinks(cfg map[string]string) error {
-	s.links = linkSettings{recheck: 2 * time.Second, idle: tracklink.DefaultIdle}
+	s.links = linkSettings{recheck: 2 * time.Second, idle: tracklink.DefaultIdle, maxStreams: 20,
+		open: &linkStreams{n: map[string]int{}}}
+	if v := cfg["LINK_MAX_STREAMS"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("serve-map: LINK_MAX_STREAMS=%q: want a positive integer", v)
+		}
+		s.links.maxStreams = n
+	}
 	for _, d := range []struct {
 		key string
 		to  *time.Duration
@@ -111,14 +154,15 @@ func tooMany(w http.ResponseWriter, wait time.Duration, detail string) {
 	problem.Write(w, http.StatusTooManyRequests, "", detail)
 }
 
-// limitLinkClients answers 429 to an address over LINK_RATE_IP, and marks
+// limitLinkClients answers 429 to an address (an IPv6 /64) over
+// LINK_RATE_IP, and marks
 // every public link reply as private to its holder: not cached, no
 // Referer carrying the token to anyone.
 func (s *server) limitLinkClients(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
-		if ok, wait := s.links.perIP.Allow("ip|"+s.clientIP(r), s.now()); !ok {
+		if ok, wait := s.links.perIP.Allow("ip|"+ratelimit.Network(s.clientIP(r)), s.now()); !ok {
 			if strings.HasPrefix(r.URL.Path, "/t/") { // a person at the page: say it there
 				w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 				s.writeLinkPage(w, http.StatusTooManyRequests, "Too many requests", "Please wait a moment and reload.")
@@ -194,6 +238,16 @@ func (s *server) linkNow(ctx context.Context, l store.TrackLink, recent []trackl
 		return ended, tracklink.StatusOf(ended, now)
 	}
 	return l, tracklink.Live
+}
+
+// linkDroneGone reports whether the link's drone has been retired: its
+// links then show nothing more (status ended), whatever their expiry.
+func (s *server) linkDroneGone(ctx context.Context, l store.TrackLink) (bool, error) {
+	_, err := s.store.Drone(ctx, l.TenantID, l.DroneID)
+	if errors.Is(err, store.ErrNotFound) {
+		return true, nil
+	}
+	return false, err
 }
 
 // linkState is the drone's latest state if it was reported since the link
@@ -337,6 +391,18 @@ func (s *server) serveLinkStream(w http.ResponseWriter, r *http.Request) {
 		linkGone(w, st)
 		return
 	}
+	if gone, err := s.linkDroneGone(ctx, l); err != nil {
+		s.linkReadFailed(w, r, l, err)
+		return
+	} else if gone {
+		linkGone(w, tracklink.Ended)
+		return
+	}
+	if !s.links.open.acquire(l.ID, s.links.maxStreams) {
+		tooMany(w, s.links.recheck, "this tracking link has too many open streams; close one or try again later")
+		return
+	}
+	defer s.links.open.release(l.ID)
 	from := s.now().Add(-s.links.idle)
 	if from.Before(l.CreatedAt) {
 		from = l.CreatedAt
@@ -386,6 +452,10 @@ func (s *server) serveLinkStream(w http.ResponseWriter, r *http.Request) {
 	if st != nil {
 		last = st.TS
 	}
+	// heard: a position came since the last recheck, so the drone still
+	// exists; a quiet drone's existence is read at the recheck instead (a
+	// retired drone reports nothing, and its stream must not idle on).
+	heard := false
 	for {
 		buf = buf[:0]
 		status := tracklink.Live
@@ -403,6 +473,7 @@ func (s *server) serveLinkStream(w http.ResponseWriter, r *http.Request) {
 						last = v.State.TS
 						recent = append(recent, tracklink.Point{TS: v.State.TS, Lat: v.State.Lat, Lon: v.State.Lon})
 						buf = appendLinkEvent(buf, "position", tracklink.Public(*v.State, l.Destination))
+						heard = true
 					}
 				}
 				select {
@@ -430,6 +501,17 @@ func (s *server) serveLinkStream(w http.ResponseWriter, r *http.Request) {
 			default:
 				recent = trimBefore(recent, s.now().Add(-s.links.idle))
 				l, status = s.linkNow(ctx, fresh, recent)
+				if status == tracklink.Live && !heard {
+					gone, err := s.linkDroneGone(ctx, l)
+					if err != nil {
+						s.log.WarnContext(ctx, "link stream recheck failed", "tenant", l.TenantID, "link", l.ID, "err", err)
+						continue
+					}
+					if gone {
+						status = tracklink.Ended
+					}
+				}
+				heard = false
 			}
 			if status == tracklink.Live {
 				continue
@@ -495,6 +577,12 @@ func (s *server) serveLinkPage(w http.ResponseWriter, r *http.Request) {
 			s.writeLinkPage(w, http.StatusTooManyRequests, "This tracking link is busy", "Please reload in a moment.")
 		} else if st := tracklink.StatusOf(l, s.now()); st != tracklink.Live {
 			s.writeLinkPage(w, http.StatusGone, goneText[st].title, goneText[st].detail)
+		} else if gone, err := s.linkDroneGone(r.Context(), l); err != nil {
+			s.log.WarnContext(r.Context(), "tracking link drone lookup failed", "err", err)
+			w.Header().Set("Retry-After", "2")
+			s.writeLinkPage(w, http.StatusServiceUnavailable, "Tracking is unavailable", "Please reload in a moment.")
+		} else if gone { // retired: nothing left to follow
+			s.writeLinkPage(w, http.StatusGone, goneText[tracklink.Ended].title, goneText[tracklink.Ended].detail)
 		} else {
 			s.writeLinkPage(w, http.StatusOK, "", "")
 		}

@@ -3,6 +3,7 @@ package function
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -377,6 +378,50 @@ func TestTrackLinkFlightEnds(t *testing.T) {
 	}
 }
 
+// TestTrackLinkRetiredDrone: retiring the drone ends its links at once: an
+// open stream ends with "ended" (even with nothing more reported, and a
+// duration link hours from expiry), and the page, the view and a new stream
+// say so with 410 instead of showing an empty live map.
+func TestTrackLinkRetiredDrone(t *testing.T) {
+	e := newLinkEnv(t, nil)
+	droneID := e.drone.Drone.ID
+	cr := e.createLink(t, droneID, map[string]any{"mode": "duration", "minutes": 600})
+	now := time.Now().UTC()
+	e.putState(t, droneID, events.DroneState{TS: now, Lat: 47, Lon: 8, UpdatedAt: now})
+	stream := openStream(t, e.url+"/api/v1/t/"+cr.Token+"/stream")
+	if ev := <-stream; ev.event != "position" {
+		t.Fatalf("first event %+v; want the position", ev)
+	}
+	if r := e.do(t, e.owner, http.MethodDelete, "/api/v1/drones/"+droneID, nil); r.status != http.StatusNoContent {
+		t.Fatalf("retire: %d %s", r.status, r.body)
+	}
+	var last sseEvent
+	deadline := time.After(5 * time.Second)
+	for open := true; open; {
+		select {
+		case ev, ok := <-stream:
+			if ok {
+				last = ev
+			}
+			open = ok
+		case <-deadline:
+			t.Fatal("the stream stayed open after the drone was retired")
+		}
+	}
+	if last.event != "end" || last.data != `{"status":"ended"}` {
+		t.Errorf("last event: %+v; want end ended", last)
+	}
+	if p := get(t, e.url+"/t/"+cr.Token); p.status != http.StatusGone || !strings.Contains(string(p.body), "This flight has ended") {
+		t.Errorf("page of a retired drone's link: %d", p.status)
+	}
+	if r := get(t, e.url+"/api/v1/t/"+cr.Token); r.status != http.StatusGone {
+		t.Errorf("view of a retired drone's link: %d", r.status)
+	}
+	if r := get(t, e.url+"/api/v1/t/"+cr.Token+"/stream"); r.status != http.StatusGone {
+		t.Errorf("new stream of a retired drone's link: %d", r.status)
+	}
+}
+
 // TestTrackLinkRateLimits: guessing tokens gets 404s and then 429 with
 // Retry-After from one address, before any store lookup; one link is
 // limited across addresses too.
@@ -410,6 +455,75 @@ func TestTrackLinkRateLimits(t *testing.T) {
 	}
 	if got[0] != 200 || got[2] != 200 || got[3] != http.StatusTooManyRequests {
 		t.Errorf("4 reads of one link: %v; want 200 200 200 429", got)
+	}
+}
+
+// TestTrackLinkRateLimitPerIPv6Network: an IPv6 client owns a whole /64
+// (any host can use 2^64 addresses), so the per-address budget is per /64:
+// guesses from fresh addresses of one network still run out, while another
+// network and IPv4 clients keep their own budgets.
+func TestTrackLinkRateLimitPerIPv6Network(t *testing.T) {
+	e := newLinkEnv(t, map[string]string{"LINK_RATE_IP": "0.01/s:3", "LINK_RATE_LINK": "off", "RATE_LIMIT_IP_HOPS": "1"})
+	var got []int
+	for i := range 5 {
+		got = append(got, get(t, e.url+"/api/v1/t/"+strings.Repeat("a", 43), "X-Forwarded-For", fmt.Sprintf("2001:db8:7:9::%x", i+1)).status)
+	}
+	if want := []int{404, 404, 404, 429, 429}; jsonString(got) != jsonString(want) {
+		t.Errorf("5 guesses from 5 addresses of one /64: %v; want %v", got, want)
+	}
+	if r := get(t, e.url+"/api/v1/t/"+strings.Repeat("a", 43), "X-Forwarded-For", "2001:db8:7:a::1"); r.status != http.StatusNotFound {
+		t.Errorf("another /64: %d; want its own budget (404)", r.status)
+	}
+	for i := range 3 {
+		if r := get(t, e.url+"/api/v1/t/"+strings.Repeat("a", 43), "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i+1)); r.status != http.StatusNotFound {
+			t.Errorf("IPv4 address %d: %d; want a budget per address (404)", i+1, r.status)
+		}
+	}
+}
+
+// TestTrackLinkStreamCap: one link holds at most LINK_MAX_STREAMS open
+// streams on a replica (each is a goroutine, a hub client fed every update
+// of the tenant, and a link read per recheck), so whoever holds a leaked
+// link cannot pile up streams at the per-link request rate; a closed
+// stream frees its place, and other links have their own.
+func TestTrackLinkStreamCap(t *testing.T) {
+	e := newLinkEnv(t, map[string]string{"LINK_MAX_STREAMS": "2", "LINK_RATE_LINK": "off", "LINK_RATE_IP": "off"})
+	cr := e.createLink(t, e.drone.Drone.ID, map[string]any{"mode": "duration", "minutes": 60})
+	other := e.createLink(t, e.drone.Drone.ID, map[string]any{"mode": "duration", "minutes": 60})
+	open := func(tok string) (int, string, context.CancelFunc) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/api/v1/t/"+tok+"/stream", nil)
+		resp, err := testClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+		}
+		return resp.StatusCode, resp.Header.Get("Retry-After"), cancel
+	}
+	s1, _, close1 := open(cr.Token)
+	s2, _, _ := open(cr.Token)
+	s3, retry, _ := open(cr.Token)
+	if s1 != http.StatusOK || s2 != http.StatusOK || s3 != http.StatusTooManyRequests || retry == "" {
+		t.Fatalf("three streams of one link, cap 2: %d %d %d (Retry-After %q); want 200 200 429 with Retry-After", s1, s2, s3, retry)
+	}
+	if s, _, _ := open(other.Token); s != http.StatusOK {
+		t.Errorf("another link's stream: %d; want 200 (the cap is per link)", s)
+	}
+	close1()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, _, _ := open(cr.Token)
+		if s == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after closing a stream: %d; want its place free again", s)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

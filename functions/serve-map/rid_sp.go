@@ -127,7 +127,7 @@ func (s *server) ridTenantFlights(ctx context.Context, snap *ridSnapshot, tenant
 	idents := snap.idents[tenantID]
 	var out []remoteid.Flight
 	for _, d := range drones {
-		if d.State == nil || !remoteid.Fresh(d.State.TS, now) || !validFlightID(d.ID) {
+		if d.State == nil || !remoteid.FreshState(*d.State, now) || !validFlightID(d.ID) {
 			continue
 		}
 		var ident *remoteid.Identity
@@ -237,7 +237,7 @@ func (s *server) ridDetails(w http.ResponseWriter, r *http.Request) {
 		if !found {
 			continue
 		}
-		if st == nil || !remoteid.Fresh(st.TS, now) {
+		if st == nil || !remoteid.FreshState(*st, now) {
 			break
 		}
 		var ident *remoteid.Identity

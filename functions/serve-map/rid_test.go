@@ -361,6 +361,38 @@ func TestRemoteIDViewAcrossAntimeridian(t *testing.T) {
 	}
 }
 
+// TestRemoteIDSilentDroneWithFastClock: freshness also needs the state to
+// have been accepted within the near-real-time window. A drone whose clock
+// runs minutes fast (ingest allows events.MaxFutureSkew) is shown while it
+// reports, but once it falls silent it leaves /flights and /details after
+// 60 s like any other, not when its future timestamp finally ages.
+func TestRemoteIDSilentDroneWithFastClock(t *testing.T) {
+	auth, cfg := newRIDAuthority(t)
+	fx := newFixture(t, "local://"+uniq("sm"), cfg)
+	if err := fx.st.SetTenantRemoteID(context.Background(), fx.tenant, true); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	fast := now.Add(4 * time.Minute) // the drone's clock
+	fx.put(t, fx.tenant+"-live", events.DroneState{TS: fast, UpdatedAt: now, Lat: -17, Lon: 10})
+	fx.put(t, fx.tenant+"-silent", events.DroneState{TS: fast.Add(-90 * time.Second), UpdatedAt: now.Add(-90 * time.Second), Lat: -17, Lon: 10.001})
+	display := ridToken(t, auth, ridauth.ScopeDisplayProvider)
+	r := ridDo(t, "GET", fx.url+"/rid/v2/uss/flights?view=-17.01,9.99,-16.99,10.01", display, nil)
+	var ids []string
+	for _, f := range decode[remoteid.FlightsResponse](t, r).Flights {
+		ids = append(ids, strings.TrimPrefix(f.ID, fx.tenant))
+	}
+	if r.status != 200 || strings.Join(ids, ",") != "-live" {
+		t.Errorf("flights: %d %v; want -live only (-silent was accepted 90 s ago)", r.status, ids)
+	}
+	if r := ridDo(t, "GET", fx.url+"/rid/v2/uss/flights/"+fx.tenant+"-silent/details", display, nil); r.status != 404 {
+		t.Errorf("details of the silent drone: %d; want 404", r.status)
+	}
+	if r := ridDo(t, "GET", fx.url+"/rid/v2/uss/flights/"+fx.tenant+"-live/details", display, nil); r.status != 200 {
+		t.Errorf("details of the reporting drone: %d; want 200", r.status)
+	}
+}
+
 // TestRemoteIDWithoutRedis: with Redis stopped the SP answers from the store
 // (flights and details), as the fleet API does.
 func TestRemoteIDWithoutRedis(t *testing.T) {
