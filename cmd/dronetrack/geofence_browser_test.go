@@ -578,6 +578,11 @@ func TestGeofenceAcrossAntimeridianBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	screenshot(t, ctx, "geofence-dateline.png")
+	// A fence's name is a member's text: its tooltip must be a text node, not
+	// a string Leaflet would insert as HTML.
+	if !evalJS[bool](t, ctx, `window.dronetrack.geofences.group.getLayers().every((l) => l.getTooltip() && l.getTooltip().getContent() instanceof Node && l.getTooltip().getContent().textContent.startsWith('Dateline'))`) {
+		t.Errorf("a fence tooltip is given as an HTML string, not as text")
+	}
 	if w := shape.Right - shape.Left; w > shape.MapWidth/4 || w < 50 || shape.Left > shape.Meridian || shape.Right < shape.Meridian {
 		t.Errorf("the fence is drawn %.0f px wide from x=%.0f to %.0f on a %.0f px map, the date line at x=%.0f; want about 114 px across the date line",
 			w, shape.Left, shape.Right, shape.MapWidth, shape.Meridian)

@@ -210,7 +210,10 @@ export class Geofences {
     for (const f of this.list) {
       if (this.edit && this.edit.id === f.id) continue; // shown by its editable copy
       const l = this.layerOf(f, STYLE[f.mode] || STYLE['keep-out'], false);
-      l.bindTooltip(`${f.name} (${MODE_LABEL[f.mode] || f.mode})`, { sticky: true });
+      // A string tooltip is HTML to Leaflet; a fence name is a member's text.
+      const tip = document.createElement('span');
+      tip.textContent = `${f.name} (${MODE_LABEL[f.mode] || f.mode})`;
+      l.bindTooltip(tip, { sticky: true });
       l.feature = { id: f.id };
       this.group.addLayer(l);
     }
