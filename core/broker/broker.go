@@ -541,3 +541,24 @@ func isJSONType(ct string) bool {
 	ct = strings.TrimSpace(strings.ToLower(ct))
 	return ct == "" || ct == "application/json" || ct == "text/json" || strings.HasSuffix(ct, "+json")
 }
+
+// Pending is how many stored events the Triggers still have to finish:
+// for each Trigger, the events it has not been handed yet plus those in
+// flight (handed out, not acked). Zero once every accepted event and every
+// reply has been delivered, filtered out or dead-lettered, which is how a
+// benchmark or a load run knows the pipeline has drained.
+func (b *Broker) Pending(ctx context.Context) (uint64, error) {
+	var n uint64
+	for _, r := range b.triggers {
+		c, err := b.js.Consumer(ctx, b.stream, r.name)
+		if err != nil {
+			return 0, fmt.Errorf("broker: consumer of trigger %q: %w", r.trigger.Metadata.Name, err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("broker: consumer of trigger %q: %w", r.trigger.Metadata.Name, err)
+		}
+		n += info.NumPending + uint64(info.NumAckPending)
+	}
+	return n, nil
+}
