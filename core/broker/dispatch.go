@@ -259,7 +259,7 @@ func (b *Broker) publishReply(ctx context.Context, e event.Event) error {
 	// being drained and must not be delivered twice for want of its reply.
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return b.publishTo(ctx, b.subject, e)
+	return b.publishTo(ctx, b.typeSubject(e.Type()), e)
 }
 
 // DeadLetter is an event whose delivery to a Trigger's subscriber failed for
