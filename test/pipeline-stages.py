@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 STAGES = [
-    ("ingest", r"dronetrack/functions/ingest\.|core/publish\."),
+    ("ingest", r"dronetrack/functions/ingest\.|core/publish\.\(\*Publisher\)"),
     ("process", r"dronetrack/functions/process\."),
     ("cache-refresh", r"dronetrack/functions/cache-refresh\."),
     ("alerts", r"dronetrack/functions/alerts\."),

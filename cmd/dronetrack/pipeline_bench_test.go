@@ -136,6 +136,13 @@ func BenchmarkPipeline(b *testing.B) {
 			time.Sleep(d)
 		}
 		work <- i
+		if i == b.N/2 && os.Getenv("DRONETRACK_BENCH_GOROUTINES") != "" {
+			// Where deliveries wait, half-way through.
+			if f, err := os.Create(os.Getenv("DRONETRACK_BENCH_GOROUTINES")); err == nil {
+				_ = pprof.Lookup("goroutine").WriteTo(f, 1)
+				f.Close()
+			}
+		}
 	}
 	close(work)
 	wg.Wait()

@@ -490,12 +490,12 @@ func subjectToken(s string) string {
 }
 
 func (b *Broker) publishTo(ctx context.Context, subject string, e event.Event) error {
-	raw, err := encodeEvent(e)
+	m, err := encodeStored(subject, e)
 	if err != nil {
 		return fmt.Errorf("broker: encode event %s: %w", e.ID(), err)
 	}
-	if err := b.publishRaw(ctx, subject, raw); err != nil {
-		return fmt.Errorf("%w: store event %s (%d bytes): %w", ErrUnavailable, e.ID(), len(raw), err)
+	if err := b.publishMsg(ctx, m); err != nil {
+		return fmt.Errorf("%w: store event %s (%d bytes): %w", ErrUnavailable, e.ID(), len(m.Data), err)
 	}
 	return nil
 }
@@ -505,6 +505,11 @@ func (b *Broker) publishTo(ctx context.Context, subject string, e event.Event) e
 // waiting for its ack when the store goes down fails then: the server never
 // answers a publish it could not write.
 func (b *Broker) publishRaw(ctx context.Context, subject string, raw []byte) error {
+	return b.publishMsg(ctx, &nats.Msg{Subject: subject, Data: raw})
+}
+
+// publishMsg is publishRaw for a message with headers.
+func (b *Broker) publishMsg(ctx context.Context, m *nats.Msg) error {
 	up, _ := b.health.state()
 	if up.Err() != nil {
 		return context.Cause(up)
@@ -512,7 +517,7 @@ func (b *Broker) publishRaw(ctx context.Context, subject string, raw []byte) err
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	defer context.AfterFunc(up, cancel)()
-	if _, err := b.js.Publish(ctx, subject, raw); err != nil {
+	if _, err := b.js.PublishMsg(ctx, m); err != nil {
 		if up.Err() != nil {
 			return context.Cause(up)
 		}
