@@ -150,6 +150,7 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel}))
+	tuneGC()
 	s := &system{opts: o, log: log, dir: dir, byName: map[string]*hosted{}}
 	defer func() {
 		if err != nil {
