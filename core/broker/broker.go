@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/dronetrack/dronetrack/core/internal/workers"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -98,6 +99,7 @@ type Broker struct {
 	consumers []jetstream.ConsumeContext // guarded by mu: the store watch replaces them
 	subConns  []*nats.Conn               // one per Trigger (route.js)
 	health    storeHealth
+	workers   *workers.Pool          // runs deliveries on goroutines reused across events
 	jsConfig  server.JetStreamConfig // as started; restartJetStream reuses it
 	shutOnce  sync.Once
 	shutErr   error
@@ -203,6 +205,7 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	b.subject = b.prefix + ".events"
 	b.dlSubj = b.prefix + ".deadletter"
 	b.delivery, b.abandon = context.WithCancel(context.Background())
+	b.workers = workers.New(time.Second)
 	b.health.init()
 
 	for _, r := range b.triggers {
@@ -423,10 +426,10 @@ func (b *Broker) setup(ctx context.Context) error {
 			}
 			b.inflight.Add(1)
 			b.mu.Unlock()
-			go func() {
+			b.workers.Go(func() {
 				defer b.inflight.Done()
 				b.dispatch(r, msg)
-			}()
+			})
 		}, jetstream.PullMaxMessages(b.cfg.MaxInFlight), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !b.closing.Load() && b.health.err() == nil {
 				b.log.Warn("consume", "trigger", r.trigger.Metadata.Name, "err", err)

@@ -5,7 +5,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/internal/workers"
 )
+
+// localWorkers runs the local handlers on goroutines reused across
+// requests (their stacks already grown).
+var localWorkers = workers.New(time.Second)
 
 // local maps a listen address (host:port) to the handler that serves it in
 // this process.
@@ -43,7 +50,12 @@ func (t LocalTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return next.RoundTrip(req)
 	}
 	h := v.(http.Handler)
-	sr := req.Clone(req.Context())
+	// A shallow copy: the handler reads the caller's headers and body, as
+	// a server would read them off the wire (req.Clone's deep copy of the
+	// headers was 5% of the pipeline's CPU). Handlers must not change
+	// request headers, which no handler of Dronetrack does.
+	sr := new(http.Request)
+	*sr = *req
 	sr.RequestURI = req.URL.RequestURI()
 	sr.RemoteAddr = "127.0.0.1:1"
 	sr.Host = req.URL.Host
@@ -55,7 +67,7 @@ func (t LocalTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		err  error
 	}
 	done := make(chan result, 1)
-	go func() {
+	localWorkers.Go(func() {
 		rec := httptest.NewRecorder()
 		defer func() {
 			if p := recover(); p != nil {
@@ -66,7 +78,7 @@ func (t LocalTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp := rec.Result()
 		resp.Request = req
 		done <- result{resp: resp}
-	}()
+	})
 	select {
 	case r := <-done:
 		return r.resp, r.err
