@@ -2,7 +2,11 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
 )
 
 // A Trigger that filters on type is handed only events of that type by
@@ -68,4 +72,46 @@ func TestEventsOnLegacySubjectDelivered(t *testing.T) {
 		}
 	}
 	eventually(t, "legacy events delivered", func() bool { return a.delivered()["old1"] == 1 && a.delivered()["old2"] == 1 })
+}
+
+// The ingress takes events from publishers in the same process directly
+// (core/publish.EventSink): stored and delivered as if sent over HTTP, the
+// caller's event left unchanged, invalid events refused, and nothing
+// accepted once the broker shuts down.
+func TestIngressPublishEvent(t *testing.T) {
+	a := newSink(t, nil)
+	b, _ := openBroker(t, Config{
+		Files:   []string{writeManifest(t, triggerYAML("only-a", "test.a", "a", fastRetry))},
+		Resolve: resolver(map[string]string{"a": a.srv.URL}),
+	})
+	sink, ok := b.Ingress().(interface {
+		PublishEvent(context.Context, event.Event) error
+	})
+	if !ok {
+		t.Fatal("the ingress takes no events directly")
+	}
+	ctx := context.Background()
+	e := newEvent("direct", "test.a")
+	if err := sink.PublishEvent(ctx, e); err != nil {
+		t.Fatalf("PublishEvent: %v", err)
+	}
+	if _, ok := e.Extensions()[ExtTTL]; ok {
+		t.Error("PublishEvent changed the caller's event")
+	}
+	eventually(t, "delivery", func() bool { return a.delivered()["direct"] == 1 })
+	if _, ok := a.received()[0].Extensions()[ExtTTL]; ok {
+		t.Error("hop counter delivered to the subscriber")
+	}
+	bad := newEvent("", "test.a")
+	if err := sink.PublishEvent(ctx, bad); err == nil {
+		t.Error("an event without id was accepted")
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := b.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.PublishEvent(ctx, newEvent("late", "test.a")); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("after Shutdown: %v, want ErrUnavailable", err)
+	}
 }

@@ -1,11 +1,14 @@
 package publish
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/dronetrack/dronetrack/core/internal/workers"
 )
@@ -26,6 +29,27 @@ var local sync.Map
 // functions (profiles put loopback HTTP at a third of the pipeline's CPU).
 // In a cluster nothing is registered and every request goes to the network.
 func RegisterLocal(addr string, h http.Handler) { local.Store(addr, h) }
+
+// EventSink is a handler registered with RegisterLocal that can also take
+// an event directly. A Publisher whose sink is such a handler calls
+// PublishEvent instead of encoding the event as an HTTP request that the
+// handler decodes again (the one-machine broker's ingress is one). It
+// must behave as the handler would for the same event sent over HTTP and
+// answered 2xx (nil) or not (an error).
+type EventSink interface {
+	http.Handler
+	PublishEvent(ctx context.Context, e event.Event) error
+}
+
+// localSink returns the EventSink registered for addr, if any.
+func localSink(addr string) (EventSink, bool) {
+	v, ok := local.Load(addr)
+	if !ok {
+		return nil, false
+	}
+	s, ok := v.(EventSink)
+	return s, ok
+}
 
 // UnregisterLocal undoes RegisterLocal: requests for addr go to the network
 // again (a stopped or cut server then refuses them, as it should).

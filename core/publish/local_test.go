@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/dronetrack/dronetrack/core/publish"
@@ -65,5 +66,41 @@ func TestLocalTransportHonoursContext(t *testing.T) {
 	_, err := (&http.Client{Transport: publish.LocalTransport{}}).Do(req)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v, want the context's deadline", err)
+	}
+}
+
+type directSink struct {
+	http.Handler
+	got []string
+	err error
+}
+
+func (s *directSink) PublishEvent(_ context.Context, e event.Event) error {
+	s.got = append(s.got, e.ID())
+	return s.err
+}
+
+// A local sink that takes events directly gets the event itself, and its
+// refusal is ErrUnavailable to the caller (ingest answers 503).
+func TestPublishToLocalEventSink(t *testing.T) {
+	s := &directSink{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("the HTTP handler was called instead of PublishEvent")
+	})}
+	publish.RegisterLocal("direct.local:1", s)
+	defer publish.UnregisterLocal("direct.local:1")
+	p, err := publish.New("http://direct.local:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := events.NewTelemetryReceived(telemetryEvent(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(context.Background(), e); err != nil || len(s.got) != 1 || s.got[0] != e.ID() {
+		t.Fatalf("publish: %v, sink got %v", err, s.got)
+	}
+	s.err = errors.New("store down")
+	if err := p.Publish(context.Background(), e); !errors.Is(err, publish.ErrUnavailable) {
+		t.Errorf("refused: %v, want ErrUnavailable", err)
 	}
 }

@@ -71,6 +71,7 @@ func NewClient() *http.Client {
 // Publisher sends events to one sink. It is safe for concurrent use.
 type Publisher struct {
 	sink   string
+	host   string // the sink's host:port, to find a local EventSink
 	client *http.Client
 }
 
@@ -87,7 +88,7 @@ func New(sinkURL string, client *http.Client) (*Publisher, error) {
 	if client == nil {
 		client = NewClient()
 	}
-	return &Publisher{sink: sinkURL, client: client}, nil
+	return &Publisher{sink: sinkURL, host: u.Host, client: client}, nil
 }
 
 // Sink returns the URL events go to.
@@ -99,6 +100,16 @@ func (p *Publisher) Sink() string { return p.sink }
 func (p *Publisher) Publish(ctx context.Context, e event.Event) error {
 	if err := e.Validate(); err != nil {
 		return fmt.Errorf("publish %s: invalid event: %w", e.ID(), err)
+	}
+	if s, ok := localSink(p.host); ok {
+		// In process (RegisterLocal): the event itself, not an HTTP
+		// message encoding it, bounded like a request of NewClient.
+		ctx, cancel := context.WithTimeout(ctx, Timeout)
+		defer cancel()
+		if err := s.PublishEvent(ctx, e); err != nil {
+			return fmt.Errorf("publish %s to local sink: %w: %w", e.ID(), ErrUnavailable, err)
+		}
+		return nil
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.sink, nil)
 	if err != nil {
