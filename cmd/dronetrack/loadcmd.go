@@ -682,8 +682,16 @@ func countStoredAPI(ctx context.Context, c *http.Client, baseURL string, demo []
 			if after != "" {
 				q.Set("after", after)
 			}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/api/v1/drones/"+url.PathEscape(d.DroneID)+"/track?"+q.Encode(), nil)
-			resp, err := c.Do(req)
+			var resp *http.Response
+			var err error
+			// The system may still be busy with a backlog: a read that
+			// times out is tried again before the count gives up.
+			for try := 1; ; try++ {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/api/v1/drones/"+url.PathEscape(d.DroneID)+"/track?"+q.Encode(), nil)
+				if resp, err = c.Do(req); err == nil || try == 5 || ctx.Err() != nil {
+					break
+				}
+			}
 			if err != nil {
 				return 0, fmt.Errorf("load: read track of %s: %w", d.DroneID, err)
 			}
