@@ -115,3 +115,26 @@ func TestIngressPublishEvent(t *testing.T) {
 		t.Errorf("after Shutdown: %v, want ErrUnavailable", err)
 	}
 }
+
+// An event of a type no Trigger consumes is not kept: with interest
+// retention and a subject per type nobody is interested in it, and the
+// stream must not fill up with such events until MaxAge.
+func TestUnroutedTypeNotKept(t *testing.T) {
+	a := newSink(t, nil)
+	b, ingress := openBroker(t, Config{
+		Files:   []string{writeManifest(t, triggerYAML("only-a", "test.a", "a", fastRetry))},
+		Resolve: resolver(map[string]string{"a": a.srv.URL}),
+	})
+	mustSend(t, ingress.URL, newEvent("nobody", "test.unrouted"))
+	mustSend(t, ingress.URL, newEvent("a1", "test.a"))
+	eventually(t, "delivery", func() bool { return a.delivered()["a1"] == 1 })
+	ctx := context.Background()
+	eventually(t, "stream empty", func() bool {
+		st, err := b.js.Stream(ctx, b.stream)
+		if err != nil {
+			return false
+		}
+		info, err := st.Info(ctx)
+		return err == nil && info.State.Msgs == 0
+	})
+}
