@@ -26,12 +26,16 @@ lint:
 bench:
 	./test/bench.sh
 
-# One-machine load test: `up` in-process at a ramp of rates; table, JSON and
-# chart in test/results/load.{md,json,png}. LOAD_FLAGS overrides the ramp.
-# The goal run (10k drones at 1 Hz): LOAD_FLAGS="--drones 10000 --rates 1000,2500,5000,10000 --step 15s --poll 250ms".
-LOAD_FLAGS ?= --drones 2000 --rates 250,500,1000,2000 --step 15s --poll 250ms
+# One-machine load test: `dronetrack up` in its own process driven by
+# `dronetrack load --url` from another (test/load.sh), drones at 1 Hz, one
+# report per request, at a ramp of rates; table, JSON and chart in
+# test/results/load.{md,json,png}. LOAD_DRONES and LOAD_FLAGS override it.
+# The stretch run (10k drones at 1 Hz): LOAD_DRONES=10000 LOAD_FLAGS="--rates 2500,5000,10000 --step 15s --poll 250ms".
+# `dronetrack load` without --url runs up in the generator's process.
+LOAD_DRONES ?= 5000
+LOAD_FLAGS ?= --rates 1000,2500,5000 --step 15s --poll 250ms
 load:
-	cd cmd/dronetrack && $(GO) run . load --out $(CURDIR)/test/results $(LOAD_FLAGS)
+	GO=$(GO) ./test/load.sh $(CURDIR)/test/results $(LOAD_DRONES) $(LOAD_FLAGS)
 
 tidy:
 	for m in $(MODULES); do (cd $$m && $(GO) mod tidy) || exit 1; done

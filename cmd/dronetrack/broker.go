@@ -91,6 +91,7 @@ func openBroker(ctx context.Context, dir string, subscribers map[string]string, 
 		return nil, err
 	}
 	h := &brokerHost{b: b, ln: ln, srv: &http.Server{Handler: b.Ingress(), ReadHeaderTimeout: 10 * time.Second}}
+	inprocHandlers.Store(ln.Addr().String(), h.srv.Handler) // ingest publishes in process
 	go func() { _ = h.srv.Serve(ln) }()
 	return h, nil
 }
@@ -121,6 +122,7 @@ func (h *brokerHost) Replay(ctx context.Context, id string) error {
 // closes the ingress listener.
 func (h *brokerHost) Shutdown(ctx context.Context) error {
 	err := h.b.Shutdown(ctx)
+	inprocHandlers.Delete(h.ln.Addr().String())
 	_ = h.srv.Shutdown(ctx)
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,8 +30,10 @@ import (
 // does) with the simulator at a ramp of target rates and measures what the
 // issue asks for: sustained reports/s, loss (acked minus stored), latency
 // from ingest to the store and to the fleet API, and this process's RSS and
-// CPU. The load generator runs in the same process, so its cost is in the
-// CPU figure too; that is the honest figure for "one machine".
+// CPU. By default the load generator runs in the same process, so its cost
+// is in the CPU figure too; with --url it drives an `up` running in another
+// process (started with --demo-drones N), reads RSS and CPU of that process,
+// and sees reports stored through the API (the store is that process's).
 func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -44,6 +47,8 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address during the run")
 	concurrency := fs.Int("concurrency", 0, "max requests in flight (0: the simulator's default)")
 	drain := fs.Duration("drain", 2*time.Minute, "after the ramp, how long to wait for the backlog to be stored before counting loss")
+	target := fs.String("url", "", "drive an `up` already running at this base URL instead of starting one in this process; "+
+		"--data is then its data dir (demo keys and login; default: up's default), which needs --drones demo drones (up --demo-drones N)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,35 +60,59 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		rates = append(rates, r)
 	}
-	dir := *dataDir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "dronetrack-load-")
+	var (
+		baseURL string
+		demo    []demoKey
+		login   demoLogin
+		st      store.Store // nil with --url: the store belongs to the other process
+	)
+	if *target != "" {
+		dir := *dataDir
+		if dir == "" {
+			dir = defaultDataDir()
+		}
+		var err error
+		if baseURL, demo, login, err = remoteTarget(*target, dir, *drones); err != nil {
+			return err
+		}
+		if info, err := os.ReadFile(filepath.Join(dir, adminFile)); err == nil {
+			var ai adminInfo
+			if json.Unmarshal(info, &ai) == nil && ai.PID > 0 {
+				loadProc = strconv.Itoa(ai.PID) // RSS and CPU of the system, not of this generator
+			}
+		}
+		fmt.Fprintf(stderr, "load: driving %s (data dir %s) with %d drones; RSS and CPU are of process %s\n", baseURL, dir, *drones, loadProc)
+	} else {
+		dir := *dataDir
+		if dir == "" {
+			d, err := os.MkdirTemp("", "dronetrack-load-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(d)
+			dir = d
+		}
+		fmt.Fprintf(stderr, "load: starting the system in %s with %d drones (seeding may take a while)\n", dir, *drones)
+		logf, err := os.Create(filepath.Join(dir, "load-system.log"))
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(d)
-		dir = d
+		defer logf.Close()
+		sys, err := startSystem(ctx, upOptions{
+			DataDir: dir, HTTPAddr: "127.0.0.1:0", LogLevel: slog.LevelWarn, Log: logf, Out: io.Discard,
+			DemoDrones: *drones, PprofAddr: *pprofAddr,
+		})
+		if err != nil {
+			return err
+		}
+		defer sys.Shutdown()
+		if demo, err = readDemoKeys(filepath.Join(sys.dir, demoKeysFile)); err != nil {
+			return err
+		}
+		demo = demo[:*drones]
+		baseURL, login, st = sys.URL(), sys.demoLogin, sys.store
 	}
-	fmt.Fprintf(stderr, "load: starting the system in %s with %d drones (seeding may take a while)\n", dir, *drones)
-	logf, err := os.Create(filepath.Join(dir, "load-system.log"))
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	sys, err := startSystem(ctx, upOptions{
-		DataDir: dir, HTTPAddr: "127.0.0.1:0", LogLevel: slog.LevelWarn, Log: logf, Out: io.Discard,
-		DemoDrones: *drones, PprofAddr: *pprofAddr,
-	})
-	if err != nil {
-		return err
-	}
-	defer sys.Shutdown()
-	demo, err := readDemoKeys(filepath.Join(sys.dir, demoKeysFile))
-	if err != nil {
-		return err
-	}
-	demo = demo[:*drones]
-	api, err := apiClient(sys)
+	api, err := apiClient(baseURL, login)
 	if err != nil {
 		return err
 	}
@@ -92,9 +121,12 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
 	var pollers sync.WaitGroup
-	pollers.Add(2)
-	go func() { defer pollers.Done(); t.pollStore(pollCtx, sys.store, *poll) }()
-	go func() { defer pollers.Done(); t.pollAPI(pollCtx, api, sys.URL()+"/api/v1/drones", *poll) }()
+	if st != nil {
+		pollers.Add(1)
+		go func() { defer pollers.Done(); t.pollStore(pollCtx, st, *poll) }()
+	}
+	pollers.Add(1)
+	go func() { defer pollers.Done(); t.pollAPI(pollCtx, api, baseURL+"/api/v1/drones", *poll, st == nil) }()
 	liveDone := make(chan struct{})
 	go func() { defer close(liveDone); t.live(pollCtx, stderr) }()
 
@@ -107,7 +139,7 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "load: step %d/%d: %g reports/s for %s\n", i+1, len(rates), r, *step)
 		t.setTarget(r)
 		s, err := sim.Run(ctx, sim.Config{
-			URL: sys.URL(), Keys: keys, Rate: r / float64(len(keys)), Batch: *batch, Duration: *step,
+			URL: baseURL, Keys: keys, Rate: r / float64(len(keys)), Batch: *batch, Duration: *step,
 			SilentFraction: 0, Seed: uint64(i + 1), Concurrency: *concurrency,
 			OnAck: t.acked,
 		})
@@ -136,7 +168,12 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	pollers.Wait()
 	<-liveDone
 
-	stored, err := countStored(context.WithoutCancel(ctx), sys.store, demo, t)
+	var stored int
+	if st != nil {
+		stored, err = countStored(context.WithoutCancel(ctx), st, demo, t)
+	} else {
+		stored, err = countStoredAPI(context.WithoutCancel(ctx), api, baseURL, demo, t)
+	}
 	if err != nil {
 		return err
 	}
@@ -166,11 +203,11 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // apiClient logs in as the demo owner so the fleet API can be read as a
 // browser would.
-func apiClient(sys *system) (*http.Client, error) {
+func apiClient(baseURL string, login demoLogin) (*http.Client, error) {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	body, _ := json.Marshal(map[string]string{"email": sys.demoLogin.Email, "password": sys.demoLogin.Password})
-	resp, err := c.Post(sys.URL()+"/api/v1/auth/login", "application/json", bytes.NewReader(body))
+	body, _ := json.Marshal(map[string]string{"email": login.Email, "password": login.Password})
+	resp, err := c.Post(baseURL+"/api/v1/auth/login", "application/json", bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("load: log in: %w", err)
 	}
@@ -336,7 +373,9 @@ func (t *loadTracker) pollStore(ctx context.Context, st store.Store, every time.
 	}
 }
 
-func (t *loadTracker) pollAPI(ctx context.Context, c *http.Client, url string, every time.Duration) {
+// pollAPI reads the fleet API; with alsoStored (no store to read: --url) a
+// state seen there counts as stored as well.
+func (t *loadTracker) pollAPI(ctx context.Context, c *http.Client, url string, every time.Duration, alsoStored bool) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -366,6 +405,9 @@ func (t *loadTracker) pollAPI(ctx context.Context, c *http.Client, url string, e
 		}
 		for _, d := range body.Drones {
 			if d.State != nil {
+				if alsoStored {
+					t.seen(d.ID, d.State.TS, at, false)
+				}
 				t.seen(d.ID, d.State.TS, at, true)
 			}
 		}
@@ -554,9 +596,13 @@ func loadPctSorted(s []float64, p float64) float64 {
 	return s[i]
 }
 
-// rssMB reads VmRSS from /proc/self/status.
+// loadProc is the /proc entry RSS and CPU are read from: this process, or
+// with --url the running up's (its pid from the data dir's admin.json).
+var loadProc = "self"
+
+// rssMB reads VmRSS from /proc/PID/status.
 func rssMB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
+	b, err := os.ReadFile("/proc/" + loadProc + "/status")
 	if err != nil {
 		return 0
 	}
@@ -569,9 +615,9 @@ func rssMB() float64 {
 	return 0
 }
 
-// cpuSeconds is user+system CPU time of this process from /proc/self/stat.
+// cpuSeconds is user+system CPU time of the process from /proc/PID/stat.
 func cpuSeconds() float64 {
-	b, err := os.ReadFile("/proc/self/stat")
+	b, err := os.ReadFile("/proc/" + loadProc + "/stat")
 	if err != nil {
 		return 0
 	}
@@ -590,4 +636,85 @@ func cpuSeconds() float64 {
 		return 0
 	}
 	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
+// remoteTarget reads what driving a running up needs from its data dir: the
+// demo drones' keys (at least drones of them) and the demo owner's login.
+func remoteTarget(rawURL, dir string, drones int) (string, []demoKey, demoLogin, error) {
+	base := strings.TrimRight(rawURL, "/")
+	demo, err := readDemoKeys(filepath.Join(dir, demoKeysFile))
+	if err != nil {
+		return "", nil, demoLogin{}, err
+	}
+	if len(demo) < drones {
+		return "", nil, demoLogin{}, fmt.Errorf("load: %s has %d demo drones, --drones wants %d: start up with --demo-drones %d",
+			dir, len(demo), drones, drones)
+	}
+	var login demoLogin
+	raw, err := os.ReadFile(filepath.Join(dir, demoLoginFile))
+	if err != nil {
+		return "", nil, demoLogin{}, fmt.Errorf("load: demo login: %w", err)
+	}
+	if err := json.Unmarshal(raw, &login); err != nil {
+		return "", nil, demoLogin{}, fmt.Errorf("load: demo login %s: %w", demoLoginFile, err)
+	}
+	return base, demo[:drones], login, nil
+}
+
+// countStoredAPI is countStored through the track API of serve-map, for a
+// system in another process.
+func countStoredAPI(ctx context.Context, c *http.Client, baseURL string, demo []demoKey, t *loadTracker) (int, error) {
+	n := 0
+	for i, d := range demo {
+		dt := t.list[i]
+		if len(dt.acked) == 0 {
+			continue
+		}
+		want := map[int64]bool{}
+		lo, hi := dt.acked[0], dt.acked[0]
+		for _, ts := range dt.acked {
+			want[ts.UnixMicro()] = true
+			lo, hi = minTime(lo, ts), maxTime(hi, ts)
+		}
+		after := ""
+		for {
+			q := url.Values{"from": {lo.UTC().Format(time.RFC3339Nano)}, "to": {hi.Add(time.Microsecond).UTC().Format(time.RFC3339Nano)}, "limit": {"1000"}}
+			if after != "" {
+				q.Set("after", after)
+			}
+			var resp *http.Response
+			var err error
+			// The system may still be busy with a backlog: a read that
+			// times out is tried again before the count gives up.
+			for try := 1; ; try++ {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/api/v1/drones/"+url.PathEscape(d.DroneID)+"/track?"+q.Encode(), nil)
+				if resp, err = c.Do(req); err == nil || try == 5 || ctx.Err() != nil {
+					break
+				}
+			}
+			if err != nil {
+				return 0, fmt.Errorf("load: read track of %s: %w", d.DroneID, err)
+			}
+			var page struct {
+				Points []events.Report `json:"points"`
+				Next   *string         `json:"next"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&page)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK {
+				return 0, fmt.Errorf("load: read track of %s: status %d: %v", d.DroneID, resp.StatusCode, err)
+			}
+			for _, p := range page.Points {
+				if k := p.TS.UnixMicro(); want[k] {
+					delete(want, k)
+					n++
+				}
+			}
+			if page.Next == nil {
+				break
+			}
+			after = *page.Next
+		}
+	}
+	return n, nil
 }

@@ -47,7 +47,7 @@ const usage = `usage: dronetrack <command> [flags]
 commands:
   up            run the whole system on this machine (broker, every function, store, cache)
   sim           fly simulated drones against an ingest URL and report rates and latency
-  load          run up in this process and drive it at a ramp of rates; measure loss, latency, RSS, CPU
+  load          drive up (in this process, or a running one with --url) at a ramp of rates; measure loss, latency, RSS, CPU
   bridge        forward a drone's MAVLink (UDP/serial) to ingest, spooling on disk while offline
   backup        write a consistent backup of a running up (store, queued events, pepper) to --out FILE
   restore FILE  unpack a backup into a new data dir (--data DIR); up delivers its queued events

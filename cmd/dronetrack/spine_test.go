@@ -135,3 +135,11 @@ func TestSpineExactlyOnceInEffect(t *testing.T) {
 		t.Errorf("API shows %+v, want the t=30 state", view)
 	}
 }
+
+// The same spine with every hop over loopback TCP, as separate processes
+// would talk (DRONETRACK_INPROC_DELIVERY=0; in-process hops are the
+// default): the transport changes nothing of what is stored.
+func TestSpineOverLoopbackTCP(t *testing.T) {
+	t.Setenv(EnvInprocDelivery, "0")
+	TestSpineExactlyOnceInEffect(t)
+}

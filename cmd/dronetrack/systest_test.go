@@ -18,7 +18,7 @@ import (
 // data dir and loopback port, shuts it down when the test ends (printing its
 // output if the test failed), and returns it with its demo drones' keys.
 // Fields set in o win over these defaults.
-func startTestSystem(t *testing.T, o upOptions) (*system, []demoKey) {
+func startTestSystem(t testing.TB, o upOptions) (*system, []demoKey) {
 	t.Helper()
 	logs := &testenv.LogBuffer{}
 	if o.DataDir == "" {

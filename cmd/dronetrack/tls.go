@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/publish"
 	"github.com/dronetrack/dronetrack/core/secheaders"
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
@@ -357,10 +358,11 @@ func isLoopback(addr string) bool {
 // simClient is the in-process simulator's client when the public listener
 // speaks HTTPS: its certificate names the public host, which need not
 // resolve here, so the simulator hands its requests to the public handler
-// in process (inprocTransport) instead of dialing.
+// in process (core/publish.LocalTransport) instead of dialing, whether or
+// not the functions' own hops are in process.
 func (s *system) simClient() *http.Client {
 	if u, err := url.Parse(s.URL()); err == nil {
-		inprocHandlers.Store(u.Host, s.public.Handler)
+		publish.RegisterLocal(u.Host, s.public.Handler)
 	}
-	return &http.Client{Transport: inprocTransport{next: http.DefaultTransport}, Timeout: 30 * time.Second}
+	return &http.Client{Transport: publish.LocalTransport{Next: http.DefaultTransport}, Timeout: 30 * time.Second}
 }

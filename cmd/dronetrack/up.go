@@ -89,6 +89,7 @@ func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.StoreURL, "store", "", "store URL: bolt:///abs/path.db, or firestore://PROJECT[?database=NAME] (the emulator when FIRESTORE_EMULATOR_HOST is set) (default bolt://DATA/store.db)")
 	fs.StringVar(&o.CacheURL, "cache", defaultCacheURL, "cache URL: local://NAME (in-process) or redis://[:PASSWORD@]HOST:PORT/DB")
 	fs.IntVar(&o.Simulate, "simulate", 0, "fly N simulated demo drones against this system (0: none)")
+	fs.IntVar(&o.DemoDrones, "demo-drones", 0, "seed at least N demo drones (keys in DATA/demo-keys.json), e.g. for `dronetrack load --url` from another process")
 	fs.StringVar(&o.PprofAddr, "pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060)")
 	fs.DurationVar(&o.LinkCheckEvery, "link-check", defaultLinkCheckEvery, "period of the lost-link check (the cluster's PingSource runs every 30 s)")
 	fs.DurationVar(&o.HistoryTTL, "history-ttl", 0, "how long drone history is kept (default 720h; the store file holds about drones x reports/s x this x 330 bytes)")
@@ -170,6 +171,7 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	} else if from > 0 && from < dataDirFormat {
 		fmt.Fprintf(o.Out, "data dir %s upgraded from format %d to %d\n", dir, from, dataDirFormat)
 	}
+	tuneGC()
 	s := &system{opts: o, log: log, dir: dir, byName: map[string]*hosted{}}
 	defer func() {
 		if err != nil {

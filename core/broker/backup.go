@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -163,7 +164,7 @@ func (b *Broker) Snapshot(ctx context.Context, emit func(PendingEvent) error, th
 				if seq > last {
 					break read
 				}
-				emitted, err := b.emitPending(m.Subject(), seq, m.Data(), floors, emit)
+				emitted, err := b.emitPending(m.Subject(), seq, m.Headers(), m.Data(), floors, emit)
 				if err != nil {
 					return stats, err
 				}
@@ -197,16 +198,16 @@ const (
 )
 
 // emitPending emits one stored event for the Triggers whose floor is below
-// it; a replay is owed by its own Trigger only. Events owed by none are
-// skipped.
-func (b *Broker) emitPending(subject string, seq uint64, data []byte, floors map[string]uint64, emit func(PendingEvent) error) (bool, error) {
+// it and whose consumer reads its subject: the legacy single subject is
+// read by every Trigger, a type subject by the Triggers of that type (or
+// of every type), a replay by its own Trigger only. Events owed by none are
+// skipped. The event is emitted in structured JSON, whatever its stored
+// form, so a backup reads the same across versions.
+func (b *Broker) emitPending(subject string, seq uint64, h nats.Header, data []byte, floors map[string]uint64, emit func(PendingEvent) error) (bool, error) {
 	var owing []string
 	for _, r := range b.triggers {
 		name := r.trigger.Metadata.Name
-		if seq <= floors[name] {
-			continue
-		}
-		if subject != b.subject && subject != b.replaySubject(name) {
+		if seq <= floors[name] || !b.reads(r.trigger, subject) {
 			continue
 		}
 		owing = append(owing, name)
@@ -214,7 +215,27 @@ func (b *Broker) emitPending(subject string, seq uint64, data []byte, floors map
 	if len(owing) == 0 {
 		return false, nil
 	}
-	return true, emit(PendingEvent{Triggers: owing, Event: append(json.RawMessage(nil), data...)})
+	e, err := decodeStored(h, data)
+	if err != nil {
+		return false, fmt.Errorf("broker: snapshot: stored event %d: %w", seq, err)
+	}
+	raw, err := encodeEvent(e)
+	if err != nil {
+		return false, fmt.Errorf("broker: snapshot: event %s: %w", e.ID(), err)
+	}
+	return true, emit(PendingEvent{Triggers: owing, Event: raw})
+}
+
+// reads reports whether Trigger t's consumer reads events stored on subject.
+func (b *Broker) reads(t Trigger, subject string) bool {
+	switch ts := b.triggerSubject(t); {
+	case subject == b.subject || subject == b.replaySubject(t.Metadata.Name):
+		return true
+	case strings.HasSuffix(ts, ".>"):
+		return strings.HasPrefix(subject, b.subject+".")
+	default:
+		return subject == ts
+	}
 }
 
 // Requeue stores a PendingEvent of a Snapshot (taken here or on another

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/dronetrack/dronetrack/core/internal/workers"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -81,7 +82,7 @@ type Broker struct {
 	ns       *server.Server
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	subject  string // where ingress publishes
+	subject  string // events of older versions, published without their type; still consumed
 	prefix   string
 	stream   string
 	dlStream string
@@ -98,6 +99,7 @@ type Broker struct {
 	consumers []jetstream.ConsumeContext // guarded by mu: the store watch replaces them
 	subConns  []*nats.Conn               // one per Trigger (route.js)
 	health    storeHealth
+	workers   *workers.Pool          // runs deliveries on goroutines reused across events
 	jsConfig  server.JetStreamConfig // as started; restartJetStream reuses it
 	gate      deliveryGate           // held shut by Snapshot (backup.go)
 	snapMu    sync.Mutex             // one Snapshot at a time
@@ -149,7 +151,9 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	client := cfg.HTTPClient
 	if client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = 256
+		// As many idle connections as deliveries in flight: fewer, and
+		// under load connections are closed and dialled again.
+		tr.MaxIdleConnsPerHost = cfg.MaxInFlight
 		client = &http.Client{Transport: tr}
 	}
 
@@ -203,6 +207,7 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	b.subject = b.prefix + ".events"
 	b.dlSubj = b.prefix + ".deadletter"
 	b.delivery, b.abandon = context.WithCancel(context.Background())
+	b.workers = workers.New(time.Second)
 	b.health.init()
 
 	for _, r := range b.triggers {
@@ -333,11 +338,14 @@ func (b *Broker) setup(ctx context.Context) error {
 	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        b.stream,
 		Description: "Dronetrack broker " + b.cfg.Name + ": accepted CloudEvents",
-		Subjects:    []string{b.subject, b.prefix + ".replay.*"},
-		Retention:   jetstream.InterestPolicy,
-		Storage:     jetstream.FileStorage,
-		MaxAge:      7 * 24 * time.Hour,
-		Discard:     jetstream.DiscardOld,
+		// Events are stored under their type (typeSubject), so a Trigger
+		// that filters on type has JetStream hand it only those events;
+		// b.subject holds events an older version stored before that.
+		Subjects:  []string{b.subject, b.subject + ".>", b.prefix + ".replay.*"},
+		Retention: jetstream.InterestPolicy,
+		Storage:   jetstream.FileStorage,
+		MaxAge:    7 * 24 * time.Hour,
+		Discard:   jetstream.DiscardOld,
 	})
 	if err != nil {
 		return fmt.Errorf("broker: events stream: %w", err)
@@ -406,7 +414,7 @@ func (b *Broker) setup(ctx context.Context) error {
 			AckWait:        b.cfg.AckWait,
 			MaxDeliver:     -1,
 			MaxAckPending:  b.cfg.MaxInFlight,
-			FilterSubjects: []string{b.subject, b.replaySubject(r.trigger.Metadata.Name)},
+			FilterSubjects: []string{b.subject, b.triggerSubject(r.trigger), b.replaySubject(r.trigger.Metadata.Name)},
 		})
 		if err != nil {
 			return fmt.Errorf("broker: consumer for trigger %q: %w", r.trigger.Metadata.Name, err)
@@ -420,10 +428,10 @@ func (b *Broker) setup(ctx context.Context) error {
 			}
 			b.inflight.Add(1)
 			b.mu.Unlock()
-			go func() {
+			b.workers.Go(func() {
 				defer b.inflight.Done()
 				b.dispatch(r, msg)
-			}()
+			})
 		}, jetstream.PullMaxMessages(b.cfg.MaxInFlight), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !b.closing.Load() && b.health.err() == nil {
 				b.log.Warn("consume", "trigger", r.trigger.Metadata.Name, "err", err)
@@ -445,16 +453,54 @@ func (b *Broker) Publish(ctx context.Context, e event.Event) error {
 	if b.closing.Load() {
 		return ErrUnavailable
 	}
-	return b.publishTo(ctx, b.subject, e)
+	return b.publishTo(ctx, b.typeSubject(e.Type()), e)
+}
+
+// typeSubject is where events of type typ are stored: one subject per
+// type, so Triggers filtering on type consume only their events. Before,
+// every Trigger's consumer received, decoded and acked every event and
+// then applied its filter: six decodes and six acks per event, 15% of the
+// pipeline's CPU in BenchmarkPipeline.
+func (b *Broker) typeSubject(typ string) string {
+	return b.subject + "." + subjectToken(typ)
+}
+
+// triggerSubject is what a Trigger's consumer reads of the event subjects:
+// its type's when its filter names a type, else every type's. The rest of
+// the filter is applied to each event it receives (Trigger.Matches).
+func (b *Broker) triggerSubject(t Trigger) string {
+	if f := t.Spec.Filter; f != nil && f.Attributes["type"] != "" {
+		return b.typeSubject(f.Attributes["type"])
+	}
+	return b.subject + ".>"
+}
+
+// subjectToken turns any string into one NATS subject token, injectively:
+// letters, digits, '-' and '_' stay, every other byte becomes ~XX (hex).
+func subjectToken(s string) string {
+	const hex = "0123456789ABCDEF"
+	var out []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			out = append(out, c)
+			continue
+		}
+		out = append(out, '~', hex[c>>4], hex[c&15])
+	}
+	if len(out) == 0 {
+		return "~" // the empty type (never valid; Validate refuses it)
+	}
+	return string(out)
 }
 
 func (b *Broker) publishTo(ctx context.Context, subject string, e event.Event) error {
-	raw, err := encodeEvent(e)
+	m, err := encodeStored(subject, e)
 	if err != nil {
 		return fmt.Errorf("broker: encode event %s: %w", e.ID(), err)
 	}
-	if err := b.publishRaw(ctx, subject, raw); err != nil {
-		return fmt.Errorf("%w: store event %s (%d bytes): %w", ErrUnavailable, e.ID(), len(raw), err)
+	if err := b.publishMsg(ctx, m); err != nil {
+		return fmt.Errorf("%w: store event %s (%d bytes): %w", ErrUnavailable, e.ID(), len(m.Data), err)
 	}
 	return nil
 }
@@ -464,6 +510,11 @@ func (b *Broker) publishTo(ctx context.Context, subject string, e event.Event) e
 // waiting for its ack when the store goes down fails then: the server never
 // answers a publish it could not write.
 func (b *Broker) publishRaw(ctx context.Context, subject string, raw []byte) error {
+	return b.publishMsg(ctx, &nats.Msg{Subject: subject, Data: raw})
+}
+
+// publishMsg is publishRaw for a message with headers.
+func (b *Broker) publishMsg(ctx context.Context, m *nats.Msg) error {
 	up, _ := b.health.state()
 	if up.Err() != nil {
 		return context.Cause(up)
@@ -471,7 +522,7 @@ func (b *Broker) publishRaw(ctx context.Context, subject string, raw []byte) err
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	defer context.AfterFunc(up, cancel)()
-	if _, err := b.js.Publish(ctx, subject, raw); err != nil {
+	if _, err := b.js.PublishMsg(ctx, m); err != nil {
 		if up.Err() != nil {
 			return context.Cause(up)
 		}
@@ -542,4 +593,25 @@ func isJSONType(ct string) bool {
 	ct, _, _ = strings.Cut(ct, ";")
 	ct = strings.TrimSpace(strings.ToLower(ct))
 	return ct == "" || ct == "application/json" || ct == "text/json" || strings.HasSuffix(ct, "+json")
+}
+
+// Pending is how many stored events the Triggers still have to finish:
+// for each Trigger, the events it has not been handed yet plus those in
+// flight (handed out, not acked). Zero once every accepted event and every
+// reply has been delivered, filtered out or dead-lettered, which is how a
+// benchmark or a load run knows the pipeline has drained.
+func (b *Broker) Pending(ctx context.Context) (uint64, error) {
+	var n uint64
+	for _, r := range b.triggers {
+		c, err := b.js.Consumer(ctx, b.stream, r.name)
+		if err != nil {
+			return 0, fmt.Errorf("broker: consumer of trigger %q: %w", r.trigger.Metadata.Name, err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("broker: consumer of trigger %q: %w", r.trigger.Metadata.Name, err)
+		}
+		n += info.NumPending + uint64(info.NumAckPending)
+	}
+	return n, nil
 }

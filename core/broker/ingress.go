@@ -1,10 +1,13 @@
 package broker
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/dronetrack/dronetrack/core/problem"
@@ -18,8 +21,38 @@ const maxEventBytes = 4 << 20
 // 202 only once the event is durably stored; 400 (problem JSON) for a
 // request that is not a valid CloudEvent; 503 while shutting down or when
 // the store cannot take it, so senders retry.
+//
+// The handler also takes events directly (PublishEvent, the
+// core/publish.EventSink interface), for publishers in the same process.
 func (b *Broker) Ingress() http.Handler {
-	return http.HandlerFunc(b.serveIngress)
+	return ingress{b}
+}
+
+type ingress struct{ b *Broker }
+
+func (i ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) { i.b.serveIngress(w, r) }
+
+// PublishEvent does what the ingress does with an event sent over HTTP:
+// it validates it, gives it the broker's hop counter when it has none and
+// stores it. An error means the ingress would not have answered 202.
+func (i ingress) PublishEvent(ctx context.Context, e event.Event) error {
+	if i.b.closing.Load() {
+		return ErrUnavailable
+	}
+	if err := e.Validate(); err != nil {
+		return fmt.Errorf("broker: invalid CloudEvent: %w", err)
+	}
+	if _, ok := e.Extensions()[ExtTTL]; !ok {
+		e.Context = e.Context.Clone() // the caller's event is left as it was
+		e.SetExtension(ExtTTL, defaultTTL)
+	}
+	if err := i.b.Publish(ctx, e); err != nil {
+		if !errors.Is(err, errStoreDown) {
+			i.b.log.Warn("ingress: event not stored", "event_id", e.ID(), "event_type", e.Type(), "err", err)
+		}
+		return err
+	}
+	return nil
 }
 
 func (b *Broker) serveIngress(w http.ResponseWriter, r *http.Request) {

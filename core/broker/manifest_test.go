@@ -36,9 +36,9 @@ func TestInfraTriggers(t *testing.T) {
 		got = append(got, row{tr.Metadata.Name, tr.Spec.Broker, tr.Spec.Subscriber.Ref.Name, p.retries, p.linear, p.delay, p.deadLetters.Ref.Name})
 	}
 	want := []row{
-		{"process", "default", "process", 5, false, 200 * time.Millisecond, "dead-letter"},
+		{"process", "default", "process", 7, false, 200 * time.Millisecond, "dead-letter"},
 		{"cache-refresh", "default", "cache-refresh", 5, false, 200 * time.Millisecond, "dead-letter"},
-		{"alerts-state", "default", "alerts", 5, false, 200 * time.Millisecond, "dead-letter"},
+		{"alerts-state", "default", "alerts", 7, false, 200 * time.Millisecond, "dead-letter"},
 		{"alerts-link-check", "default", "alerts", 2, false, 500 * time.Millisecond, "dead-letter"},
 		{"alerts-webhooks-raised", "default", "alerts", 8, false, 500 * time.Millisecond, "dead-letter"},
 		{"alerts-webhooks-resolved", "default", "alerts", 8, false, 500 * time.Millisecond, "dead-letter"},

@@ -1,0 +1,26 @@
+#!/bin/bash
+# make load: `dronetrack up` in a process of its own on a fresh data dir, and
+# `dronetrack load --url` driving it from another, so the load generator's
+# CPU is not in the system's figures (RSS and CPU in the table are up's).
+# usage: test/load.sh OUT_DIR DRONES [load flags...]
+set -euo pipefail
+out=$1 drones=$2
+shift 2
+tmp=$(mktemp -d)
+(cd "$(dirname "$0")/../cmd/dronetrack" && ${GO:-go} build -o "$tmp/dronetrack" .)
+"$tmp/dronetrack" up --data "$tmp/data" --http 127.0.0.1:0 --demo-drones "$drones" >"$tmp/up.out" 2>"$tmp/up.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
+echo "load: starting up with $drones demo drones (seeding takes a while)" >&2
+url=""
+for _ in $(seq 900); do
+	url=$(sed -n 's/^Dronetrack is up: open \(http[^ ]*\).*/\1/p' "$tmp/up.out")
+	[ -n "$url" ] && break
+	if ! kill -0 $pid 2>/dev/null; then
+		cat "$tmp/up.log" >&2
+		exit 1
+	fi
+	sleep 1
+done
+[ -n "$url" ] || { echo "load: up did not start" >&2; exit 1; }
+"$tmp/dronetrack" load --url "$url" --data "$tmp/data" --drones "$drones" --out "$out" "$@"
