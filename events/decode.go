@@ -1,4 +1,4 @@
-package function
+package events
 
 import (
 	"errors"
@@ -8,19 +8,22 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/dronetrack/dronetrack/events"
 )
 
-// errSyntax marks a body that is not JSON at all; no field can be named.
-var errSyntax = errors.New("malformed JSON")
+// ErrSyntax marks a body that is not JSON at all, so no field can be named:
+// a receiver answers it with a plain "malformed JSON" problem instead of a
+// list of bad fields.
+var ErrSyntax = errors.New("malformed JSON")
 
-// decodeReports parses a request body that is one report object or an array
-// of 1..max report objects, strictly: field names match exactly (no case
+// DecodeReports parses the body of a telemetry request (POST /v1/telemetry,
+// or the data of a TypeTelemetryReport CloudEvent): one report object or an
+// array of 1..max report objects, strictly: field names match exactly (no case
 // folding), unknown and duplicate fields are errors, ts/lat/lon are required
 // and non-null, ts is RFC 3339, and nothing but whitespace may follow the
 // value. Every bad field of every report is returned, named by its JSON
-// pointer, then each well-typed report is checked with events.Report.Validate.
+// pointer, then each well-typed report is checked with Report.Validate at
+// now. It lives here, beside Report, so a report field is declared, parsed,
+// validated and encoded in one package.
 //
 // A hand-written scanner instead of encoding/json because encoding/json stops
 // at the first type error (a client would fix one field per round trip),
@@ -28,43 +31,45 @@ var errSyntax = errors.New("malformed JSON")
 // and is the dominant cost of a request; this parser does one pass with no
 // reflection.
 //
-// err is non-nil (wrapping errSyntax) only when the body is not valid JSON.
-func decodeReports(body []byte, now time.Time, max int) (reps []events.Report, bad []events.FieldError, err error) {
+// err is non-nil (wrapping ErrSyntax) only when the body is not valid JSON;
+// bad is non-empty when it is JSON but not valid reports. At most
+// MaxFieldErrors bad fields are listed, then one summary entry.
+func DecodeReports(body []byte, now time.Time, max int) (reps []Report, bad []FieldError, err error) {
 	p := parser{buf: body}
 	p.ws()
 	switch p.peek() {
 	case '{':
-		var r events.Report
+		var r Report
 		var opt optional
 		bad = p.report(&r, &opt, "", now, bad)
 		if p.err == nil {
-			reps = []events.Report{r}
+			reps = []Report{r}
 		}
 	case '[':
 		p.pos++
 		p.ws()
 		if p.peek() == ']' {
 			p.pos++
-			bad = append(bad, events.FieldError{Pointer: "", Detail: "empty array: send at least one report"})
+			bad = append(bad, FieldError{Pointer: "", Detail: "empty array: send at least one report"})
 			break
 		}
-		reps = make([]events.Report, 0, 8)
+		reps = make([]Report, 0, 8)
 		var opts []optional
 		for i := 0; p.err == nil; i++ {
 			if i == max {
-				bad = append(bad, events.FieldError{Pointer: "",
+				bad = append(bad, FieldError{Pointer: "",
 					Detail: fmt.Sprintf("too many reports: at most %d per request", max)})
 				return nil, bad, nil
 			}
 			p.ws()
 			if p.peek() != '{' {
-				if p.skipValue(); p.err == nil && len(bad) < maxFieldErrors {
-					bad = append(bad, events.FieldError{Pointer: "/" + strconv.Itoa(i), Detail: "must be a report object"})
+				if p.skipValue(); p.err == nil && len(bad) < MaxFieldErrors {
+					bad = append(bad, FieldError{Pointer: "/" + strconv.Itoa(i), Detail: "must be a report object"})
 				} else if p.err == nil {
 					p.dropped++
 				}
 			} else {
-				reps = append(reps, events.Report{})
+				reps = append(reps, Report{})
 				opts = append(opts, optional{})
 				bad = p.report(&reps[len(reps)-1], &opts[len(opts)-1], "/"+strconv.Itoa(i), now, bad)
 			}
@@ -84,7 +89,7 @@ func decodeReports(body []byte, now time.Time, max int) (reps []events.Report, b
 		if p.pos >= len(p.buf) {
 			p.fail("empty body")
 		} else if p.skipValue(); p.err == nil {
-			bad = append(bad, events.FieldError{Pointer: "", Detail: "must be a report object or an array of report objects"})
+			bad = append(bad, FieldError{Pointer: "", Detail: "must be a report object or an array of report objects"})
 		}
 	}
 	if p.err == nil {
@@ -97,7 +102,7 @@ func decodeReports(body []byte, now time.Time, max int) (reps []events.Report, b
 		return nil, nil, p.err
 	}
 	if p.dropped > 0 {
-		bad = append(bad, events.FieldError{Pointer: "",
+		bad = append(bad, FieldError{Pointer: "",
 			Detail: fmt.Sprintf("%d more problems not listed; fix the ones above and resend", p.dropped)})
 	}
 	if len(bad) > 0 {
@@ -115,7 +120,7 @@ type optional struct {
 	armed                                 bool
 	mode                                  string
 	fix, satellites                       int
-	home                                  events.Position
+	home                                  Position
 	homeAlt                               float64
 	has                                   uint32 // bit set of the fields present
 }
@@ -140,7 +145,7 @@ const (
 	hasHomeAlt
 )
 
-func (o *optional) attach(r *events.Report) {
+func (o *optional) attach(r *Report) {
 	r.Alt, r.Speed, r.Heading, r.Battery, r.Seq = nil, nil, nil, nil, nil
 	r.Armed, r.Mode, r.Fix, r.Satellites, r.Home = nil, nil, nil, nil, nil
 	r.HAE, r.Height, r.VSpeed, r.HAcc, r.VAcc, r.Link = nil, nil, nil, nil, nil, nil
@@ -193,20 +198,20 @@ func (o *optional) attach(r *events.Report) {
 	}
 }
 
-// maxFieldErrors bounds the bad fields listed in one reply, so a body of
+// MaxFieldErrors bounds the bad fields DecodeReports lists, so a body of
 // thousands of unknown fields cannot make a reply (and its memory) huge.
-const maxFieldErrors = 100
+const MaxFieldErrors = 100
 
 type parser struct {
 	buf     []byte
 	pos     int
 	err     error
-	dropped int // bad fields beyond maxFieldErrors
+	dropped int // bad fields beyond MaxFieldErrors
 }
 
 func (p *parser) fail(format string, args ...any) {
 	if p.err == nil {
-		p.err = fmt.Errorf("%w at byte %d: %s", errSyntax, p.pos, fmt.Sprintf(format, args...))
+		p.err = fmt.Errorf("%w at byte %d: %s", ErrSyntax, p.pos, fmt.Sprintf(format, args...))
 	}
 	p.pos = len(p.buf)
 }
@@ -301,22 +306,22 @@ func (o *optional) floatSlot(bit uint32) (*float64, uint32) {
 	case fLink:
 		return &o.link, hasLink
 	}
-	panic(fmt.Sprintf("ingest: field bit %d is not a number field", bit))
+	panic(fmt.Sprintf("events: field bit %d is not a number field", bit))
 }
 
 // report parses one object at p.pos into r and o, appending every bad field
 // to bad with pointers under prefix. It then validates r if every field had
 // the right type, dropping range errors for fields already reported.
-func (p *parser) report(r *events.Report, o *optional, prefix string, now time.Time, bad []events.FieldError) []events.FieldError {
+func (p *parser) report(r *Report, o *optional, prefix string, now time.Time, bad []FieldError) []FieldError {
 	p.expect('{')
 	var seen, badFields uint32
 	addBadAt := func(bit uint32, field, pointer, detail string) {
 		badFields |= bit
-		if len(bad) >= maxFieldErrors {
+		if len(bad) >= MaxFieldErrors {
 			p.dropped++
 			return
 		}
-		bad = append(bad, events.FieldError{Field: field, Pointer: pointer, Detail: detail})
+		bad = append(bad, FieldError{Field: field, Pointer: pointer, Detail: detail})
 	}
 	addBad := func(bit uint32, field, detail string) {
 		addBadAt(bit, field, prefix+"/"+escapePointer(field), detail)
@@ -390,7 +395,7 @@ func (p *parser) report(r *events.Report, o *optional, prefix string, now time.T
 		if badFields&fieldBits[fe.Field] != 0 {
 			continue // already named with a more precise reason
 		}
-		if len(bad) >= maxFieldErrors {
+		if len(bad) >= MaxFieldErrors {
 			p.dropped++
 			continue
 		}
@@ -402,7 +407,7 @@ func (p *parser) report(r *events.Report, o *optional, prefix string, now time.T
 
 // value parses the value of a known field. It returns "" or why the value is
 // bad; a syntax error sets p.err instead.
-func (p *parser) value(bit uint32, r *events.Report, o *optional) string {
+func (p *parser) value(bit uint32, r *Report, o *optional) string {
 	if p.literal("null") {
 		switch bit {
 		case fTS, fLat, fLon:
