@@ -1,8 +1,12 @@
 package events
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestFirestoreTagsAreJSONNames: core/store/firestore stores Report,
@@ -54,5 +58,78 @@ func TestStateCopiesEveryReportField(t *testing.T) {
 			(rf.Type.Kind() == reflect.Pointer && st.FieldByIndex(sf.Index).Pointer() != rv.Field(i).Pointer()) {
 			t.Errorf("Report.State does not copy %s", rf.Name)
 		}
+	}
+}
+
+// filledReport sets every field of a Report by reflection to a value every
+// range in Validate accepts (1, true, "M", now), so a field added to Report
+// is in it without anyone remembering to add it.
+func filledReport(t *testing.T, now time.Time) Report {
+	t.Helper()
+	var r Report
+	var fill func(v reflect.Value)
+	fill = func(v reflect.Value) {
+		for i := range v.NumField() {
+			f := v.Field(i)
+			if f.Kind() == reflect.Pointer {
+				f.Set(reflect.New(f.Type().Elem()))
+				f = f.Elem()
+			}
+			switch {
+			case f.Type() == reflect.TypeOf(now):
+				f.Set(reflect.ValueOf(now))
+			case f.Kind() == reflect.Float64:
+				f.SetFloat(1.5)
+			case f.Kind() == reflect.Int:
+				f.SetInt(1)
+			case f.Kind() == reflect.Uint64:
+				f.SetUint(1)
+			case f.Kind() == reflect.Bool:
+				f.SetBool(true)
+			case f.Kind() == reflect.String:
+				f.SetString("M")
+			case f.Kind() == reflect.Struct:
+				fill(f)
+			default:
+				t.Fatalf("%s.%s: teach filledReport its type %s", v.Type().Name(), v.Type().Field(i).Name, f.Type())
+			}
+		}
+	}
+	fill(reflect.ValueOf(&r).Elem())
+	return r
+}
+
+// TestCodecCoversEveryReportField: a report with every field set survives
+// the strict decoder (what encoding/json writes, DecodeReports reads back
+// whole) and the fast encoder (byte-identical to NewTelemetryReceived), so
+// a field added to Report but not to decode.go or encode.go fails here.
+func TestCodecCoversEveryReportField(t *testing.T) {
+	now := time.Date(2026, 11, 29, 4, 0, 0, 0, time.UTC)
+	r := filledReport(t, now)
+	if bad := r.Validate(now, ""); bad != nil {
+		t.Fatalf("filled report invalid (give the new field a valid fill value): %+v", bad)
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, bad, err := DecodeReports(body, now, 1)
+	if err != nil || bad != nil {
+		t.Fatalf("DecodeReports(%s): err %v, bad %+v", body, err, bad)
+	}
+	if diff := cmp.Diff([]Report{r}, got); diff != "" {
+		t.Errorf("decoded report (-want +got):\n%s", diff)
+	}
+	d := TelemetryReceived{TenantID: "t", DroneID: "d", ReceivedAt: now, Reports: []Report{r}}
+	want, err := NewTelemetryReceived(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, _, err := EncodeTelemetryReceived(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(fast.Data()) != string(want.Data()) {
+		t.Errorf("EncodeTelemetryReceived data differs:\nwant %s\ngot  %s", want.Data(), fast.Data())
 	}
 }
