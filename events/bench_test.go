@@ -106,3 +106,36 @@ func BenchmarkStructuredJSON(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDecodeOnly isolates the report parser that ingest runs on every
+// request body (no HTTP, no event): the one-report body of ingest's
+// BenchmarkIngestDecodeValidate.
+func BenchmarkDecodeOnly(b *testing.B) {
+	t0 := time.Date(2026, 11, 29, 4, 0, 0, 0, time.UTC)
+	body := []byte(`{"ts":"2026-11-29T04:00:00Z","lat":52.52,"lon":13.405,"alt":120.5,"speed":12,"heading":90,"battery":87.5,"seq":100000}`)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, bad, err := events.DecodeReports(body, t0, 500); err != nil || bad != nil {
+			b.Fatal(err, bad)
+		}
+	}
+}
+
+// BenchmarkEncodeTelemetryReceived is ingest's event build per request,
+// beside BenchmarkEncodeBinaryHTTP's reflection-based NewTelemetryReceived.
+func BenchmarkEncodeTelemetryReceived(b *testing.B) {
+	for _, n := range []int{1, 10} {
+		b.Run(map[int]string{1: "reports=1", 10: "reports=10"}[n], func(b *testing.B) {
+			d := benchData(n)
+			var buf []byte
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if _, buf, err = events.EncodeTelemetryReceived(d, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

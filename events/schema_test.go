@@ -82,6 +82,18 @@ func TestSchemasMatchStructs(t *testing.T) {
 	if err := validateJSON(t, report, rep); err != nil {
 		t.Errorf("valid report fails schema: %v", err)
 	}
+	// Every field, found by reflection: a field added to Report but not to
+	// the schemas (which allow no other property) fails here.
+	filled := filledReport(t, now.Truncate(time.Second))
+	if err := validateJSON(t, report, filled); err != nil {
+		t.Errorf("report with every field set fails report.v1.json: %v", err)
+	}
+	filledState := filled.State()
+	filledState.UpdatedAt = filled.TS
+	if err := validateJSON(t, compileSchema(t, SchemaFiles[TypeStateUpdated]),
+		StateUpdated{TenantID: "t", DroneID: "d", State: filledState}); err != nil {
+		t.Errorf("state with every report field set fails its schema: %v", err)
+	}
 	for name, bad := range map[string]map[string]any{
 		"lat range":     {"ts": now.Format(time.RFC3339), "lat": 91, "lon": 0},
 		"heading 360":   {"ts": now.Format(time.RFC3339), "lat": 0, "lon": 0, "heading": 360},

@@ -56,13 +56,8 @@ func Next(prev *events.DroneState, r events.Report, now time.Time) (events.Drone
 	if prev != nil && !r.TS.After(prev.TS) {
 		return *prev, false
 	}
-	next := events.DroneState{
-		TS: r.TS.UTC(), Lat: r.Lat, Lon: r.Lon, Alt: r.Alt, Speed: r.Speed, Heading: r.Heading,
-		Battery: r.Battery, Seq: r.Seq,
-		Armed: r.Armed, Mode: r.Mode, Fix: r.Fix, Satellites: r.Satellites, HAE: r.HAE, Height: r.Height,
-		VSpeed: r.VSpeed, HAcc: r.HAcc, VAcc: r.VAcc, Link: r.Link, Home: r.Home,
-		UpdatedAt: now.UTC(),
-	}
+	next := r.State()
+	next.TS, next.UpdatedAt = r.TS.UTC(), now.UTC()
 	if prev == nil {
 		return next, true
 	}

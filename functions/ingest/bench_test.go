@@ -98,18 +98,6 @@ func BenchmarkIngestBatch100(b *testing.B) {
 	benchIngest(b, []byte(batch(100)), 100)
 }
 
-// BenchmarkDecodeOnly isolates the parser (no HTTP, no event).
-func BenchmarkDecodeOnly(b *testing.B) {
-	body := []byte(report(0, 52.52, 13.405))
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, bad, err := function.DecodeReportsForTest(body, t0, 500); err != nil || bad != nil {
-			b.Fatal(err, bad)
-		}
-	}
-}
-
 // BenchmarkInterleaved runs hello-world and the one-report ingest request
 // alternately in one loop and reports their throughput ratio. On a shared
 // machine the separate benchmarks see different load; interleaving makes

@@ -224,7 +224,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) int {
 	}
 
 	now := h.now()
-	reps, bad, err := decodeReports(body, now, MaxReports)
+	reps, bad, err := events.DecodeReports(body, now, MaxReports)
 	if err != nil {
 		return fail(w, http.StatusBadRequest, "Malformed JSON", err.Error())
 	}
@@ -234,7 +234,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) int {
 	}
 
 	events.TruncateTimes(reps)
-	e, data, err := newTelemetryEvent(events.TelemetryReceived{
+	e, data, err := events.EncodeTelemetryReceived(events.TelemetryReceived{
 		TenantID: id.TenantID, DroneID: id.DroneID, ReceivedAt: now.UTC(), Reports: reps,
 	}, (*buf)[:0])
 	*buf = data

@@ -181,7 +181,7 @@ func (h *Handler) cloudEvents(w http.ResponseWriter, r *http.Request) int {
 			badAttr("data", fmt.Sprintf("too many reports: at most %d per request", MaxReports))
 			break
 		}
-		got, errs, err := decodeReports(e.Data(), now, left)
+		got, errs, err := events.DecodeReports(e.Data(), now, left)
 		if err != nil {
 			badAttr("data", err.Error())
 			continue
@@ -212,7 +212,7 @@ func (h *Handler) cloudEvents(w http.ResponseWriter, r *http.Request) int {
 // and returns its status.
 func (h *Handler) publishReports(ctx context.Context, w http.ResponseWriter, id identity, reps []events.Report, now time.Time) (string, int) {
 	events.TruncateTimes(reps)
-	e, _, err := newTelemetryEvent(events.TelemetryReceived{
+	e, _, err := events.EncodeTelemetryReceived(events.TelemetryReceived{
 		TenantID: id.TenantID, DroneID: id.DroneID, ReceivedAt: now.UTC(), Reports: reps,
 	}, nil)
 	if err != nil {

@@ -80,123 +80,27 @@ type keyDoc struct {
 	TenantID string `firestore:"tenantId"`
 }
 
-// stateDoc mirrors events.DroneState. Seq is a uint64 the Firestore client
-// refuses, so it is stored as the int64 with the same bits (never queried).
+// stateDoc is a drone's state as stored: events.DroneState itself, whose
+// firestore tags are its JSON names, so a field added to events is stored
+// with no change here (TestStoredShapeIsStable pins the names already in
+// use). The one mapping is Seq: the Firestore client refuses uint64, so
+// stateDoc's own Seq, the int64 with the same bits (never queried), shadows
+// the embedded one (the shallower field wins, as in encoding/json).
 type stateDoc struct {
-	TS      time.Time `firestore:"ts"`
-	Lat     float64   `firestore:"lat"`
-	Lon     float64   `firestore:"lon"`
-	Alt     *float64  `firestore:"alt,omitempty"`
-	Speed   *float64  `firestore:"speed,omitempty"`
-	Heading *float64  `firestore:"heading,omitempty"`
-	Battery *float64  `firestore:"battery,omitempty"`
-	Seq     *int64    `firestore:"seq,omitempty"`
-	telemetryDoc
-	GroundSpeed     *float64  `firestore:"groundSpeed,omitempty"`
-	Course          *float64  `firestore:"course,omitempty"`
-	DistanceM       float64   `firestore:"distanceM"`
-	BatteryDrain    *float64  `firestore:"batteryDrain,omitempty"`
-	TimeToEmptySecs *float64  `firestore:"timeToEmptySecs,omitempty"`
-	UpdatedAt       time.Time `firestore:"updatedAt"`
+	events.DroneState
+	Seq *int64 `firestore:"seq,omitempty"`
 }
 
-// trackDoc is drones/{droneId}/track/{id}; see trackID. ExpireAt is absent
-// for points that never expire, which is also what a TTL policy on expireAt
-// skips.
+// trackDoc is drones/{droneId}/track/{id}; see trackID. The report is
+// stored flat, as stateDoc stores a state, with the same Seq mapping.
+// ExpireAt is absent for points that never expire, which is also what a TTL
+// policy on expireAt skips.
 type trackDoc struct {
-	TenantID string    `firestore:"tenantId"`
-	DroneID  string    `firestore:"droneId"`
-	TS       time.Time `firestore:"ts"`
-	Lat      float64   `firestore:"lat"`
-	Lon      float64   `firestore:"lon"`
-	Alt      *float64  `firestore:"alt,omitempty"`
-	Speed    *float64  `firestore:"speed,omitempty"`
-	Heading  *float64  `firestore:"heading,omitempty"`
-	Battery  *float64  `firestore:"battery,omitempty"`
-	Seq      *int64    `firestore:"seq,omitempty"`
-	telemetryDoc
+	TenantID string `firestore:"tenantId"`
+	DroneID  string `firestore:"droneId"`
+	events.Report
+	Seq      *int64     `firestore:"seq,omitempty"`
 	ExpireAt *time.Time `firestore:"expireAt,omitempty"`
-}
-
-// telemetryDoc holds the drone telemetry fields of a report or state
-// (events.Report.Armed ... Home), embedded in stateDoc and trackDoc so both
-// store them under the same names.
-type telemetryDoc struct {
-	Armed      *bool        `firestore:"armed,omitempty"`
-	Mode       *string      `firestore:"mode,omitempty"`
-	Fix        *int64       `firestore:"fix,omitempty"`
-	Satellites *int64       `firestore:"satellites,omitempty"`
-	HAE        *float64     `firestore:"hae,omitempty"`
-	Height     *float64     `firestore:"height,omitempty"`
-	VSpeed     *float64     `firestore:"vspeed,omitempty"`
-	HAcc       *float64     `firestore:"hAcc,omitempty"`
-	VAcc       *float64     `firestore:"vAcc,omitempty"`
-	Link       *float64     `firestore:"link,omitempty"`
-	Home       *positionDoc `firestore:"home,omitempty"`
-}
-
-// positionDoc is an events.Position.
-type positionDoc struct {
-	Lat float64  `firestore:"lat"`
-	Lon float64  `firestore:"lon"`
-	Alt *float64 `firestore:"alt,omitempty"`
-}
-
-func intOut(p *int) *int64 {
-	if p == nil {
-		return nil
-	}
-	v := int64(*p)
-	return &v
-}
-
-func intIn(p *int64) *int {
-	if p == nil {
-		return nil
-	}
-	v := int(*p)
-	return &v
-}
-
-func positionOut(p *events.Position) *positionDoc {
-	if p == nil {
-		return nil
-	}
-	return &positionDoc{Lat: p.Lat, Lon: p.Lon, Alt: p.Alt}
-}
-
-func (d *positionDoc) position() *events.Position {
-	if d == nil {
-		return nil
-	}
-	return &events.Position{Lat: d.Lat, Lon: d.Lon, Alt: d.Alt}
-}
-
-// reportTelemetry is the telemetry part of a report (or, through
-// stateTelemetry, of a state) as stored.
-func reportTelemetry(r events.Report) telemetryDoc {
-	return telemetryDoc{Armed: r.Armed, Mode: r.Mode, Fix: intOut(r.Fix), Satellites: intOut(r.Satellites),
-		HAE: r.HAE, Height: r.Height, VSpeed: r.VSpeed, HAcc: r.HAcc, VAcc: r.VAcc, Link: r.Link,
-		Home: positionOut(r.Home)}
-}
-
-// setReport sets r's telemetry fields from the stored ones.
-func (d telemetryDoc) setReport(r *events.Report) {
-	r.Armed, r.Mode, r.Fix, r.Satellites = d.Armed, d.Mode, intIn(d.Fix), intIn(d.Satellites)
-	r.HAE, r.Height, r.VSpeed, r.HAcc, r.VAcc, r.Link = d.HAE, d.Height, d.VSpeed, d.HAcc, d.VAcc, d.Link
-	r.Home = d.Home.position()
-}
-
-func stateTelemetry(s events.DroneState) telemetryDoc {
-	return reportTelemetry(events.Report{Armed: s.Armed, Mode: s.Mode, Fix: s.Fix, Satellites: s.Satellites,
-		HAE: s.HAE, Height: s.Height, VSpeed: s.VSpeed, HAcc: s.HAcc, VAcc: s.VAcc, Link: s.Link, Home: s.Home})
-}
-
-func (d telemetryDoc) setState(s *events.DroneState) {
-	var r events.Report
-	d.setReport(&r)
-	s.Armed, s.Mode, s.Fix, s.Satellites = r.Armed, r.Mode, r.Fix, r.Satellites
-	s.HAE, s.Height, s.VSpeed, s.HAcc, s.VAcc, s.Link, s.Home = r.HAE, r.Height, r.VSpeed, r.HAcc, r.VAcc, r.Link, r.Home
 }
 
 func seqOut(p *uint64) *int64 {
@@ -216,26 +120,16 @@ func seqIn(p *int64) *uint64 {
 }
 
 func toStateDoc(s events.DroneState) *stateDoc {
-	return &stateDoc{
-		TS: s.TS, Lat: s.Lat, Lon: s.Lon, Alt: s.Alt, Speed: s.Speed, Heading: s.Heading,
-		Battery: s.Battery, Seq: seqOut(s.Seq), GroundSpeed: s.GroundSpeed, Course: s.Course,
-		DistanceM: s.DistanceM, BatteryDrain: s.BatteryDrain, TimeToEmptySecs: s.TimeToEmptySecs,
-		UpdatedAt: s.UpdatedAt, telemetryDoc: stateTelemetry(s),
-	}
+	return &stateDoc{DroneState: s, Seq: seqOut(s.Seq)}
 }
 
 func (d *stateDoc) state() *events.DroneState {
 	if d == nil {
 		return nil
 	}
-	s := &events.DroneState{
-		TS: d.TS, Lat: d.Lat, Lon: d.Lon, Alt: d.Alt, Speed: d.Speed, Heading: d.Heading,
-		Battery: d.Battery, Seq: seqIn(d.Seq), GroundSpeed: d.GroundSpeed, Course: d.Course,
-		DistanceM: d.DistanceM, BatteryDrain: d.BatteryDrain, TimeToEmptySecs: d.TimeToEmptySecs,
-		UpdatedAt: d.UpdatedAt,
-	}
-	d.telemetryDoc.setState(s)
-	return s
+	s := d.DroneState
+	s.Seq = seqIn(d.Seq)
+	return &s
 }
 
 func toDroneDoc(d store.Drone) droneDoc {
@@ -253,10 +147,7 @@ func (d droneDoc) drone(id string) store.Drone {
 }
 
 func toTrackDoc(p store.TrackPoint) trackDoc {
-	r := p.Report
-	doc := trackDoc{TenantID: p.TenantID, DroneID: p.DroneID, TS: r.TS, Lat: r.Lat, Lon: r.Lon,
-		Alt: r.Alt, Speed: r.Speed, Heading: r.Heading, Battery: r.Battery, Seq: seqOut(r.Seq),
-		telemetryDoc: reportTelemetry(r)}
+	doc := trackDoc{TenantID: p.TenantID, DroneID: p.DroneID, Report: p.Report, Seq: seqOut(p.Report.Seq)}
 	if !p.ExpireAt.IsZero() {
 		e := p.ExpireAt
 		doc.ExpireAt = &e
@@ -265,10 +156,8 @@ func toTrackDoc(p store.TrackPoint) trackDoc {
 }
 
 func (d trackDoc) point() store.TrackPoint {
-	p := store.TrackPoint{TenantID: d.TenantID, DroneID: d.DroneID,
-		Report: events.Report{TS: d.TS, Lat: d.Lat, Lon: d.Lon, Alt: d.Alt, Speed: d.Speed,
-			Heading: d.Heading, Battery: d.Battery, Seq: seqIn(d.Seq)}}
-	d.telemetryDoc.setReport(&p.Report)
+	p := store.TrackPoint{TenantID: d.TenantID, DroneID: d.DroneID, Report: d.Report}
+	p.Report.Seq = seqIn(d.Seq)
 	if d.ExpireAt != nil {
 		p.ExpireAt = *d.ExpireAt
 	}

@@ -1,26 +1,30 @@
-package function
+package events
 
 import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/dronetrack/dronetrack/events"
 )
 
-// errSyntax marks a body that is not JSON at all; no field can be named.
-var errSyntax = errors.New("malformed JSON")
+// ErrSyntax marks a body that is not JSON at all, so no field can be named:
+// a receiver answers it with a plain "malformed JSON" problem instead of a
+// list of bad fields.
+var ErrSyntax = errors.New("malformed JSON")
 
-// decodeReports parses a request body that is one report object or an array
-// of 1..max report objects, strictly: field names match exactly (no case
+// DecodeReports parses the body of a telemetry request (POST /v1/telemetry,
+// or the data of a TypeTelemetryReport CloudEvent): one report object or an
+// array of 1..max report objects, strictly: field names match exactly (no case
 // folding), unknown and duplicate fields are errors, ts/lat/lon are required
 // and non-null, ts is RFC 3339, and nothing but whitespace may follow the
 // value. Every bad field of every report is returned, named by its JSON
-// pointer, then each well-typed report is checked with events.Report.Validate.
+// pointer, then each well-typed report is checked with Report.Validate at
+// now. It lives here, beside Report, so a report field is declared, parsed,
+// validated and encoded in one package.
 //
 // A hand-written scanner instead of encoding/json because encoding/json stops
 // at the first type error (a client would fix one field per round trip),
@@ -28,43 +32,45 @@ var errSyntax = errors.New("malformed JSON")
 // and is the dominant cost of a request; this parser does one pass with no
 // reflection.
 //
-// err is non-nil (wrapping errSyntax) only when the body is not valid JSON.
-func decodeReports(body []byte, now time.Time, max int) (reps []events.Report, bad []events.FieldError, err error) {
+// err is non-nil (wrapping ErrSyntax) only when the body is not valid JSON;
+// bad is non-empty when it is JSON but not valid reports. At most
+// MaxFieldErrors bad fields are listed, then one summary entry.
+func DecodeReports(body []byte, now time.Time, max int) (reps []Report, bad []FieldError, err error) {
 	p := parser{buf: body}
 	p.ws()
 	switch p.peek() {
 	case '{':
-		var r events.Report
+		var r Report
 		var opt optional
 		bad = p.report(&r, &opt, "", now, bad)
 		if p.err == nil {
-			reps = []events.Report{r}
+			reps = []Report{r}
 		}
 	case '[':
 		p.pos++
 		p.ws()
 		if p.peek() == ']' {
 			p.pos++
-			bad = append(bad, events.FieldError{Pointer: "", Detail: "empty array: send at least one report"})
+			bad = append(bad, FieldError{Pointer: "", Detail: "empty array: send at least one report"})
 			break
 		}
-		reps = make([]events.Report, 0, 8)
+		reps = make([]Report, 0, 8)
 		var opts []optional
 		for i := 0; p.err == nil; i++ {
 			if i == max {
-				bad = append(bad, events.FieldError{Pointer: "",
+				bad = append(bad, FieldError{Pointer: "",
 					Detail: fmt.Sprintf("too many reports: at most %d per request", max)})
 				return nil, bad, nil
 			}
 			p.ws()
 			if p.peek() != '{' {
-				if p.skipValue(); p.err == nil && len(bad) < maxFieldErrors {
-					bad = append(bad, events.FieldError{Pointer: "/" + strconv.Itoa(i), Detail: "must be a report object"})
+				if p.skipValue(); p.err == nil && len(bad) < MaxFieldErrors {
+					bad = append(bad, FieldError{Pointer: "/" + strconv.Itoa(i), Detail: "must be a report object"})
 				} else if p.err == nil {
 					p.dropped++
 				}
 			} else {
-				reps = append(reps, events.Report{})
+				reps = append(reps, Report{})
 				opts = append(opts, optional{})
 				bad = p.report(&reps[len(reps)-1], &opts[len(opts)-1], "/"+strconv.Itoa(i), now, bad)
 			}
@@ -84,7 +90,7 @@ func decodeReports(body []byte, now time.Time, max int) (reps []events.Report, b
 		if p.pos >= len(p.buf) {
 			p.fail("empty body")
 		} else if p.skipValue(); p.err == nil {
-			bad = append(bad, events.FieldError{Pointer: "", Detail: "must be a report object or an array of report objects"})
+			bad = append(bad, FieldError{Pointer: "", Detail: "must be a report object or an array of report objects"})
 		}
 	}
 	if p.err == nil {
@@ -97,7 +103,7 @@ func decodeReports(body []byte, now time.Time, max int) (reps []events.Report, b
 		return nil, nil, p.err
 	}
 	if p.dropped > 0 {
-		bad = append(bad, events.FieldError{Pointer: "",
+		bad = append(bad, FieldError{Pointer: "",
 			Detail: fmt.Sprintf("%d more problems not listed; fix the ones above and resend", p.dropped)})
 	}
 	if len(bad) > 0 {
@@ -106,107 +112,129 @@ func decodeReports(body []byte, now time.Time, max int) (reps []events.Report, b
 	return reps, nil, nil
 }
 
+// numberFields and intFields are the report's optional number and integer
+// fields: the JSON name and where the value goes. A new optional number or
+// integer field of Report is one line here (and one in encode.go); other
+// types need a case in parser.value.
+var (
+	numberFields = [...]struct {
+		name string
+		ptr  func(*Report) **float64
+	}{
+		{"alt", func(r *Report) **float64 { return &r.Alt }},
+		{"speed", func(r *Report) **float64 { return &r.Speed }},
+		{"heading", func(r *Report) **float64 { return &r.Heading }},
+		{"battery", func(r *Report) **float64 { return &r.Battery }},
+		{"hae", func(r *Report) **float64 { return &r.HAE }},
+		{"height", func(r *Report) **float64 { return &r.Height }},
+		{"vspeed", func(r *Report) **float64 { return &r.VSpeed }},
+		{"hAcc", func(r *Report) **float64 { return &r.HAcc }},
+		{"vAcc", func(r *Report) **float64 { return &r.VAcc }},
+		{"link", func(r *Report) **float64 { return &r.Link }},
+	}
+	intFields = [...]struct {
+		name string
+		ptr  func(*Report) **int
+	}{
+		{"fix", func(r *Report) **int { return &r.Fix }},
+		{"satellites", func(r *Report) **int { return &r.Satellites }},
+	}
+)
+
+// Field bits, for required-field, duplicate and presence tracking: the
+// fields with their own parsing first, then numberFields, then intFields.
+const (
+	fTS = 1 << iota
+	fLat
+	fLon
+	fSeq
+	fArmed
+	fMode
+	fHome
+	firstNumberBit = iota
+	firstIntBit    = firstNumberBit + len(numberFields)
+	numFieldBits   = firstIntBit + len(intFields)
+)
+
+// The field bits fit fieldSet.
+var _ = [64 - numFieldBits]struct{}{}
+
+type fieldSet = uint64
+
+// fieldBits maps each report field's JSON name to its bit.
+var fieldBits = func() map[string]fieldSet {
+	m := map[string]fieldSet{"ts": fTS, "lat": fLat, "lon": fLon, "seq": fSeq, "armed": fArmed, "mode": fMode, "home": fHome}
+	for i, f := range numberFields {
+		m[f.name] = 1 << (firstNumberBit + i)
+	}
+	for i, f := range intFields {
+		m[f.name] = 1 << (firstIntBit + i)
+	}
+	return m
+}()
+
 // optional holds the values of a report's optional fields, so a report costs
 // no allocation per field; attach points the report's fields at it.
 type optional struct {
-	alt, speed, heading, battery          float64
-	hae, height, vspeed, hAcc, vAcc, link float64
-	seq                                   uint64
-	armed                                 bool
-	mode                                  string
-	fix, satellites                       int
-	home                                  events.Position
-	homeAlt                               float64
-	has                                   uint32 // bit set of the fields present
+	numbers [len(numberFields)]float64
+	ints    [len(intFields)]int
+	seq     uint64
+	armed   bool
+	mode    string
+	home    Position
+	homeAlt float64
+	hasAlt  bool     // home has alt
+	has     fieldSet // the fields present
 }
 
-const (
-	hasAlt = 1 << iota
-	hasSpeed
-	hasHeading
-	hasBattery
-	hasSeq
-	hasArmed
-	hasMode
-	hasFix
-	hasSatellites
-	hasHAE
-	hasHeight
-	hasVSpeed
-	hasHAcc
-	hasVAcc
-	hasLink
-	hasHome
-	hasHomeAlt
-)
-
-func (o *optional) attach(r *events.Report) {
-	r.Alt, r.Speed, r.Heading, r.Battery, r.Seq = nil, nil, nil, nil, nil
-	r.Armed, r.Mode, r.Fix, r.Satellites, r.Home = nil, nil, nil, nil, nil
-	r.HAE, r.Height, r.VSpeed, r.HAcc, r.VAcc, r.Link = nil, nil, nil, nil, nil, nil
-	if o.has == 0 {
-		return
-	}
-	for _, f := range [...]struct {
-		bit uint32
-		dst **float64
-		v   *float64
-	}{{hasHAE, &r.HAE, &o.hae}, {hasHeight, &r.Height, &o.height}, {hasVSpeed, &r.VSpeed, &o.vspeed},
-		{hasHAcc, &r.HAcc, &o.hAcc}, {hasVAcc, &r.VAcc, &o.vAcc}, {hasLink, &r.Link, &o.link}} {
-		if o.has&f.bit != 0 {
-			*f.dst = f.v
+func (o *optional) attach(r *Report) {
+	r.Seq, r.Armed, r.Mode, r.Home = nil, nil, nil, nil
+	for i, f := range numberFields {
+		p := f.ptr(r)
+		*p = nil
+		if o.has&(1<<(firstNumberBit+i)) != 0 {
+			*p = &o.numbers[i]
 		}
 	}
-	if o.has&hasArmed != 0 {
+	for i, f := range intFields {
+		p := f.ptr(r)
+		*p = nil
+		if o.has&(1<<(firstIntBit+i)) != 0 {
+			*p = &o.ints[i]
+		}
+	}
+	if o.has&fSeq != 0 {
+		r.Seq = &o.seq
+	}
+	if o.has&fArmed != 0 {
 		r.Armed = &o.armed
 	}
-	if o.has&hasMode != 0 {
+	if o.has&fMode != 0 {
 		r.Mode = &o.mode
 	}
-	if o.has&hasFix != 0 {
-		r.Fix = &o.fix
-	}
-	if o.has&hasSatellites != 0 {
-		r.Satellites = &o.satellites
-	}
-	if o.has&hasHome != 0 {
+	if o.has&fHome != 0 {
 		r.Home = &o.home
 		o.home.Alt = nil
-		if o.has&hasHomeAlt != 0 {
+		if o.hasAlt {
 			o.home.Alt = &o.homeAlt
 		}
 	}
-	if o.has&hasAlt != 0 {
-		r.Alt = &o.alt
-	}
-	if o.has&hasSpeed != 0 {
-		r.Speed = &o.speed
-	}
-	if o.has&hasHeading != 0 {
-		r.Heading = &o.heading
-	}
-	if o.has&hasBattery != 0 {
-		r.Battery = &o.battery
-	}
-	if o.has&hasSeq != 0 {
-		r.Seq = &o.seq
-	}
 }
 
-// maxFieldErrors bounds the bad fields listed in one reply, so a body of
+// MaxFieldErrors bounds the bad fields DecodeReports lists, so a body of
 // thousands of unknown fields cannot make a reply (and its memory) huge.
-const maxFieldErrors = 100
+const MaxFieldErrors = 100
 
 type parser struct {
 	buf     []byte
 	pos     int
 	err     error
-	dropped int // bad fields beyond maxFieldErrors
+	dropped int // bad fields beyond MaxFieldErrors
 }
 
 func (p *parser) fail(format string, args ...any) {
 	if p.err == nil {
-		p.err = fmt.Errorf("%w at byte %d: %s", errSyntax, p.pos, fmt.Sprintf(format, args...))
+		p.err = fmt.Errorf("%w at byte %d: %s", ErrSyntax, p.pos, fmt.Sprintf(format, args...))
 	}
 	p.pos = len(p.buf)
 }
@@ -245,80 +273,21 @@ func (p *parser) expect(c byte) {
 	p.pos++
 }
 
-// field bits for required-field and duplicate tracking.
-const (
-	fTS = 1 << iota
-	fLat
-	fLon
-	fAlt
-	fSpeed
-	fHeading
-	fBattery
-	fSeq
-	fArmed
-	fMode
-	fFix
-	fSatellites
-	fHAE
-	fHeight
-	fVSpeed
-	fHAcc
-	fVAcc
-	fLink
-	fHome
-)
-
-var fieldBits = map[string]uint32{
-	"ts": fTS, "lat": fLat, "lon": fLon, "alt": fAlt, "speed": fSpeed,
-	"heading": fHeading, "battery": fBattery, "seq": fSeq,
-	"armed": fArmed, "mode": fMode, "fix": fFix, "satellites": fSatellites,
-	"hae": fHAE, "height": fHeight, "vspeed": fVSpeed, "hAcc": fHAcc, "vAcc": fVAcc,
-	"link": fLink, "home": fHome,
-}
-
-// floatSlot returns where the optional number field bit is kept and its
-// presence bit (a switch: a map lookup costs more per field).
-func (o *optional) floatSlot(bit uint32) (*float64, uint32) {
-	switch bit {
-	case fAlt:
-		return &o.alt, hasAlt
-	case fSpeed:
-		return &o.speed, hasSpeed
-	case fHeading:
-		return &o.heading, hasHeading
-	case fBattery:
-		return &o.battery, hasBattery
-	case fHAE:
-		return &o.hae, hasHAE
-	case fHeight:
-		return &o.height, hasHeight
-	case fVSpeed:
-		return &o.vspeed, hasVSpeed
-	case fHAcc:
-		return &o.hAcc, hasHAcc
-	case fVAcc:
-		return &o.vAcc, hasVAcc
-	case fLink:
-		return &o.link, hasLink
-	}
-	panic(fmt.Sprintf("ingest: field bit %d is not a number field", bit))
-}
-
 // report parses one object at p.pos into r and o, appending every bad field
 // to bad with pointers under prefix. It then validates r if every field had
 // the right type, dropping range errors for fields already reported.
-func (p *parser) report(r *events.Report, o *optional, prefix string, now time.Time, bad []events.FieldError) []events.FieldError {
+func (p *parser) report(r *Report, o *optional, prefix string, now time.Time, bad []FieldError) []FieldError {
 	p.expect('{')
-	var seen, badFields uint32
-	addBadAt := func(bit uint32, field, pointer, detail string) {
+	var seen, badFields fieldSet
+	addBadAt := func(bit fieldSet, field, pointer, detail string) {
 		badFields |= bit
-		if len(bad) >= maxFieldErrors {
+		if len(bad) >= MaxFieldErrors {
 			p.dropped++
 			return
 		}
-		bad = append(bad, events.FieldError{Field: field, Pointer: pointer, Detail: detail})
+		bad = append(bad, FieldError{Field: field, Pointer: pointer, Detail: detail})
 	}
-	addBad := func(bit uint32, field, detail string) {
+	addBad := func(bit fieldSet, field, detail string) {
 		addBadAt(bit, field, prefix+"/"+escapePointer(field), detail)
 	}
 	p.ws()
@@ -376,7 +345,7 @@ func (p *parser) report(r *events.Report, o *optional, prefix string, now time.T
 		return bad
 	}
 	for _, req := range [...]struct {
-		bit  uint32
+		bit  fieldSet
 		name string
 	}{{fTS, "ts"}, {fLat, "lat"}, {fLon, "lon"}} {
 		if seen&req.bit == 0 {
@@ -390,7 +359,7 @@ func (p *parser) report(r *events.Report, o *optional, prefix string, now time.T
 		if badFields&fieldBits[fe.Field] != 0 {
 			continue // already named with a more precise reason
 		}
-		if len(bad) >= maxFieldErrors {
+		if len(bad) >= MaxFieldErrors {
 			p.dropped++
 			continue
 		}
@@ -402,7 +371,7 @@ func (p *parser) report(r *events.Report, o *optional, prefix string, now time.T
 
 // value parses the value of a known field. It returns "" or why the value is
 // bad; a syntax error sets p.err instead.
-func (p *parser) value(bit uint32, r *events.Report, o *optional) string {
+func (p *parser) value(bit fieldSet, r *Report, o *optional) string {
 	if p.literal("null") {
 		switch bit {
 		case fTS, fLat, fLon:
@@ -429,7 +398,7 @@ func (p *parser) value(bit uint32, r *events.Report, o *optional) string {
 		if err != nil {
 			return fmt.Sprintf("%s is not an integer in [0, %d]", tok, uint64(math.MaxUint64))
 		}
-		o.seq, o.has = v, o.has|hasSeq
+		o.seq, o.has = v, o.has|fSeq
 		return ""
 	case fArmed:
 		switch {
@@ -440,16 +409,17 @@ func (p *parser) value(bit uint32, r *events.Report, o *optional) string {
 		default:
 			return p.typeMismatch("a boolean")
 		}
-		o.has |= hasArmed
+		o.has |= fArmed
 		return ""
 	case fMode:
 		s, ok := p.str()
 		if !ok {
 			return p.typeMismatch("a string")
 		}
-		o.mode, o.has = string(s), o.has|hasMode
+		o.mode, o.has = string(s), o.has|fMode
 		return ""
-	case fFix, fSatellites:
+	}
+	if bit >= 1<<firstIntBit {
 		tok, ok := p.number()
 		if !ok {
 			return p.typeMismatch("an integer")
@@ -458,11 +428,7 @@ func (p *parser) value(bit uint32, r *events.Report, o *optional) string {
 		if err != nil {
 			return fmt.Sprintf("%s is not an integer", tok)
 		}
-		if bit == fFix {
-			o.fix, o.has = v, o.has|hasFix
-		} else {
-			o.satellites, o.has = v, o.has|hasSatellites
-		}
+		o.ints[bits.TrailingZeros64(bit)-firstIntBit], o.has = v, o.has|bit
 		return ""
 	}
 	tok, ok := p.number()
@@ -479,8 +445,7 @@ func (p *parser) value(bit uint32, r *events.Report, o *optional) string {
 	case fLon:
 		r.Lon = v
 	default:
-		slot, has := o.floatSlot(bit)
-		*slot, o.has = v, o.has|has
+		o.numbers[bits.TrailingZeros64(bit)-firstNumberBit], o.has = v, o.has|bit
 	}
 	return ""
 }
@@ -557,7 +522,7 @@ func (p *parser) home(o *optional) []homeProblem {
 				case hLon:
 					o.home.Lon = v
 				default:
-					o.homeAlt, o.has = v, o.has|hasHomeAlt
+					o.homeAlt, o.hasAlt = v, true
 				}
 			}
 			p.ws()
@@ -576,7 +541,7 @@ func (p *parser) home(o *optional) []homeProblem {
 	if seen&hLon == 0 {
 		probs = append(probs, homeProblem{"/lon", "required"})
 	}
-	o.has |= hasHome
+	o.has |= fHome
 	return probs
 }
 

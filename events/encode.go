@@ -1,4 +1,4 @@
-package function
+package events
 
 import (
 	"encoding/json"
@@ -11,28 +11,29 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
-
-	"github.com/dronetrack/dronetrack/events"
 )
 
-// newTelemetryEvent builds exactly the event events.NewTelemetryReceived
-// builds (same attributes, byte-identical data; TestEventMatchesContract
-// pins this), without encoding/json's reflection, which dominated a
-// request's CPU in BenchmarkIngestDecodeValidate (figures in
-// docs/performance.md). It appends the data into
-// buf to reuse the caller's buffer.
-func newTelemetryEvent(d events.TelemetryReceived, buf []byte) (event.Event, []byte, error) {
+// EncodeTelemetryReceived builds exactly the event NewTelemetryReceived
+// builds (same attributes, byte-identical data; TestEventMatchesContract pins
+// this) without encoding/json's reflection, which dominated the CPU of an
+// ingest request (BenchmarkIngestDecodeValidate in functions/ingest; figures
+// in docs/performance.md). It is the encoder of the ingest hot path; other
+// producers use NewTelemetryReceived. It appends the data into buf and
+// returns the grown buffer so a caller can reuse it: the event keeps its own
+// copy. It lives beside Report so a new report field is encoded where it is
+// declared (appendReport, in Report's field order).
+func EncodeTelemetryReceived(d TelemetryReceived, buf []byte) (event.Event, []byte, error) {
 	// The context is filled directly: event.New and SetSource would parse
 	// the constant source URI and validate constant extension names on
 	// every request.
-	ec := &event.EventContextV1{Type: events.TypeTelemetryReceived, Source: ingestSource}
-	if err := ec.SetID(events.TelemetryEventID(d.DroneID, d.Reports)); err != nil {
+	ec := &event.EventContextV1{Type: TypeTelemetryReceived, Source: ingestSource}
+	if err := ec.SetID(TelemetryEventID(d.DroneID, d.Reports)); err != nil {
 		return event.Event{}, buf, err
 	}
 	_ = ec.SetSubject(d.DroneID)
 	_ = ec.SetTime(d.ReceivedAt)
 	_ = ec.SetDataContentType(event.ApplicationJSON)
-	ec.Extensions = map[string]any{events.ExtTenantID: d.TenantID, events.ExtPartitionKey: d.DroneID}
+	ec.Extensions = map[string]any{ExtTenantID: d.TenantID, ExtPartitionKey: d.DroneID}
 	e := event.Event{Context: ec}
 
 	b := append(buf[:0], `{"tenantId":`...)
@@ -61,7 +62,7 @@ func newTelemetryEvent(d events.TelemetryReceived, buf []byte) (event.Event, []b
 	return e, b, nil
 }
 
-func appendReport(b []byte, r *events.Report) []byte {
+func appendReport(b []byte, r *Report) []byte {
 	b = append(b, `{"ts":`...)
 	b = appendTime(b, r.TS)
 	b = append(b, `,"lat":`...)
@@ -81,7 +82,7 @@ func appendReport(b []byte, r *events.Report) []byte {
 		b = append(b, `,"seq":`...)
 		b = strconv.AppendUint(b, *r.Seq, 10)
 	}
-	// The drone telemetry fields, in events.Report's field order.
+	// The drone telemetry fields, in Report's field order.
 	if r.Armed != nil {
 		b = append(b, `,"armed":`...)
 		b = strconv.AppendBool(b, *r.Armed)
@@ -165,11 +166,11 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// ingestSource is events.SourceIngest parsed once.
+// ingestSource is SourceIngest parsed once.
 var ingestSource = func() types.URIRef {
-	u, err := url.Parse(events.SourceIngest)
+	u, err := url.Parse(SourceIngest)
 	if err != nil {
-		panic(fmt.Sprintf("events.SourceIngest %q is not a URI reference: %v", events.SourceIngest, err))
+		panic(fmt.Sprintf("SourceIngest %q is not a URI reference: %v", SourceIngest, err))
 	}
 	return types.URIRef{URL: *u}
 }()

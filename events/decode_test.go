@@ -1,4 +1,4 @@
-package function
+package events
 
 import (
 	"encoding/json"
@@ -8,42 +8,40 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/dronetrack/dronetrack/events"
 )
 
-var now = time.Date(2026, 11, 29, 4, 0, 0, 0, time.UTC)
+var decodeNow = time.Date(2026, 11, 29, 4, 0, 0, 0, time.UTC)
 
 func TestDecodeAcceptsValidJSONShapes(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
 	u := func(v uint64) *uint64 { return &v }
 	tests := map[string]struct {
 		body string
-		want []events.Report
+		want []Report
 	}{
 		"whitespace everywhere": {" \n\t{ \"ts\" : \"2026-11-29T03:59:00Z\" ,\r\n \"lat\" : -1.5e1 , \"lon\" : 0 } \n",
-			[]events.Report{{TS: now.Add(-time.Minute), Lat: -15, Lon: 0}}},
+			[]Report{{TS: decodeNow.Add(-time.Minute), Lat: -15, Lon: 0}}},
 		"escaped field name and value": {`{"ts":"2026-11-29T03:59:00\u005a","l\u0061t":1,"lon":2}`,
-			[]events.Report{{TS: now.Add(-time.Minute), Lat: 1, Lon: 2}}},
+			[]Report{{TS: decodeNow.Add(-time.Minute), Lat: 1, Lon: 2}}},
 		"null optional fields are absent": {`{"ts":"2026-11-29T03:59:00Z","lat":1,"lon":2,"alt":null,"seq":null}`,
-			[]events.Report{{TS: now.Add(-time.Minute), Lat: 1, Lon: 2}}},
+			[]Report{{TS: decodeNow.Add(-time.Minute), Lat: 1, Lon: 2}}},
 		"zone offset and fraction": {`{"ts":"2026-11-29T04:59:00.5+01:00","lat":1,"lon":2}`,
-			[]events.Report{{TS: now.Add(-time.Minute + 500*time.Millisecond), Lat: 1, Lon: 2}}},
+			[]Report{{TS: decodeNow.Add(-time.Minute + 500*time.Millisecond), Lat: 1, Lon: 2}}},
 		"all optional fields": {`[{"ts":"2026-11-29T03:59:00Z","lat":1,"lon":2,"alt":-3,"speed":4,"heading":0,"battery":0,"seq":18446744073709551615}]`,
-			[]events.Report{{TS: now.Add(-time.Minute), Lat: 1, Lon: 2, Alt: f(-3), Speed: f(4), Heading: f(0), Battery: f(0), Seq: u(18446744073709551615)}}},
+			[]Report{{TS: decodeNow.Add(-time.Minute), Lat: 1, Lon: 2, Alt: f(-3), Speed: f(4), Heading: f(0), Battery: f(0), Seq: u(18446744073709551615)}}},
 		"drone telemetry fields": {`{"ts":"2026-11-29T03:59:00Z","lat":1,"lon":2,"armed":false,"mode":"AUTO.M\u0049SSION","fix":0,"satellites":255,` +
 			`"hae":-500,"height":-1.5,"vspeed":-2,"hAcc":0,"vAcc":1e5,"link":100,"home":{ "alt" : 12.5 ,"lon":-2,"lat":3}}`,
-			[]events.Report{{TS: now.Add(-time.Minute), Lat: 1, Lon: 2, Armed: ptr(false), Mode: ptr("AUTO.MISSION"), Fix: ptr(0),
-				Satellites: ptr(255), HAE: f(-500), Height: f(-1.5), VSpeed: f(-2), HAcc: f(0), VAcc: f(1e5), Link: f(100),
-				Home: &events.Position{Lat: 3, Lon: -2, Alt: f(12.5)}}}},
+			[]Report{{TS: decodeNow.Add(-time.Minute), Lat: 1, Lon: 2, Armed: new(false), Mode: new("AUTO.MISSION"), Fix: new(0),
+				Satellites: new(255), HAE: f(-500), Height: f(-1.5), VSpeed: f(-2), HAcc: f(0), VAcc: f(1e5), Link: f(100),
+				Home: &Position{Lat: 3, Lon: -2, Alt: f(12.5)}}}},
 		"two reports keep their own telemetry": {`[{"ts":"2026-11-29T03:59:00Z","lat":1,"lon":2,"armed":true,"home":{"lat":3,"lon":4,"alt":null}},` +
 			`{"ts":"2026-11-29T03:59:00Z","lat":1,"lon":2,"armed":false,"home":{"lat":5,"lon":6,"alt":7},"hae":null,"mode":null}]`,
-			[]events.Report{{TS: now.Add(-time.Minute), Lat: 1, Lon: 2, Armed: ptr(true), Home: &events.Position{Lat: 3, Lon: 4}},
-				{TS: now.Add(-time.Minute), Lat: 1, Lon: 2, Armed: ptr(false), Home: &events.Position{Lat: 5, Lon: 6, Alt: f(7)}}}},
+			[]Report{{TS: decodeNow.Add(-time.Minute), Lat: 1, Lon: 2, Armed: new(true), Home: &Position{Lat: 3, Lon: 4}},
+				{TS: decodeNow.Add(-time.Minute), Lat: 1, Lon: 2, Armed: new(false), Home: &Position{Lat: 5, Lon: 6, Alt: f(7)}}}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, bad, err := decodeReports([]byte(tc.body), now, 500)
+			got, bad, err := DecodeReports([]byte(tc.body), decodeNow, 500)
 			if err != nil || bad != nil {
 				t.Fatalf("err %v, bad %+v", err, bad)
 			}
@@ -60,7 +58,7 @@ func TestDecodeSyntaxErrors(t *testing.T) {
 		`{"lat":-}`, `{"lat":1.}`, `{"lat":1e}`, `{"lat":tru}`, `{"x":"a` + "\x01" + `"}`, `{"x":"\q"}`,
 		`{"x":"\u12"}`, `{"x":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, `[1,]`, `{"a":1}{"a":1}`,
 	} {
-		_, bad, err := decodeReports([]byte(body), now, 500)
+		_, bad, err := DecodeReports([]byte(body), decodeNow, 500)
 		if err == nil {
 			t.Errorf("%q: no syntax error (bad fields %+v)", body, bad)
 		}
@@ -84,21 +82,21 @@ func FuzzDecodeReports(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		reps, bad, err := decodeReports(body, now, 500)
+		reps, bad, err := DecodeReports(body, decodeNow, 500)
 		if err != nil || len(bad) > 0 {
 			return
 		}
 		if !json.Valid(body) {
 			t.Fatalf("accepted invalid JSON %q", body)
 		}
-		var std []events.Report
+		var std []Report
 		trimmed := strings.TrimSpace(string(body))
 		if strings.HasPrefix(trimmed, "{") {
-			var r events.Report
+			var r Report
 			if err := json.Unmarshal(body, &r); err != nil {
 				t.Fatalf("encoding/json rejects accepted body %q: %v", body, err)
 			}
-			std = []events.Report{r}
+			std = []Report{r}
 		} else if err := json.Unmarshal(body, &std); err != nil {
 			t.Fatalf("encoding/json rejects accepted body %q: %v", body, err)
 		}
@@ -115,12 +113,12 @@ func TestDecodeCapsListedErrors(t *testing.T) {
 		fmt.Fprintf(&b, `,"x%d":1`, i)
 	}
 	b.WriteString("}")
-	_, bad, err := decodeReports([]byte(b.String()), now, 500)
+	_, bad, err := DecodeReports([]byte(b.String()), decodeNow, 500)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(bad) != maxFieldErrors+1 {
-		t.Fatalf("%d errors listed, want %d and a summary", len(bad), maxFieldErrors)
+	if len(bad) != MaxFieldErrors+1 {
+		t.Fatalf("%d errors listed, want %d and a summary", len(bad), MaxFieldErrors)
 	}
 	if last := bad[len(bad)-1]; !strings.HasPrefix(last.Detail, "200 more problems") {
 		t.Errorf("summary = %+v, want it to count the 200 unlisted", last)
