@@ -86,9 +86,22 @@ type Config struct {
 // MinPasswordLen is the shortest password accepted (NIST SP 800-63B).
 const MinPasswordLen = 10
 
+// Store is the part of the store the account service uses: users,
+// sessions, invites and drone management (store.Accounts), and the tenants
+// and drones that signup and drone registration create and read.
+type Store interface {
+	store.Accounts
+	CreateTenant(ctx context.Context, t store.Tenant) error
+	Tenant(ctx context.Context, id string) (store.Tenant, error)
+	CreateDrone(ctx context.Context, d store.Drone) error
+	Drone(ctx context.Context, tenantID, droneID string) (store.Drone, error)
+}
+
+var _ Store = store.Store(nil)
+
 // Service implements the account use cases.
 type Service struct {
-	st  store.Store
+	st  Store
 	cfg Config
 	// limit (per email + client IP) and signups (per client IP) are token
 	// buckets held in memory. Each replica limits on its own, so N replicas
@@ -100,7 +113,7 @@ type Service struct {
 }
 
 // New returns a service on st.
-func New(st store.Store, cfg Config) (*Service, error) {
+func New(st Store, cfg Config) (*Service, error) {
 	if cfg.Params == (Params{}) {
 		cfg.Params = DefaultParams
 	}

@@ -46,7 +46,6 @@ import (
 	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/publish"
-	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/store/storeurl"
 )
 
@@ -65,7 +64,7 @@ const (
 // Function is the alerts function instance.
 type Function struct {
 	handler atomic.Pointer[Handler]
-	store   store.Store
+	store   openedStore
 	m       *metrics
 }
 

@@ -49,7 +49,7 @@ type Options struct {
 
 // Handler is the alerts function's HTTP handler.
 type Handler struct {
-	st    store.Store
+	st    Store
 	pub   Publisher
 	opts  Options
 	log   *slog.Logger
@@ -61,7 +61,7 @@ type Handler struct {
 }
 
 // NewHandler builds the handler.
-func NewHandler(st store.Store, pub Publisher, opts Options) *Handler {
+func NewHandler(st Store, pub Publisher, opts Options) *Handler {
 	if opts.RulesTTL == 0 {
 		opts.RulesTTL = 5 * time.Second
 	}
@@ -290,7 +290,7 @@ func (h *Handler) transient(w http.ResponseWriter, log *slog.Logger, what string
 // busy tenant would otherwise read them for every state.updated event. An
 // edit takes effect within the TTL.
 type rulesCache struct {
-	st  store.Store
+	st  Store
 	ttl time.Duration
 	now func() time.Time
 	mu  sync.Mutex

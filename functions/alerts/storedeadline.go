@@ -21,20 +21,20 @@ const defaultStoreTimeout = 5 * time.Second
 // broker redelivers. The bound is per call, not per delivery: a link check
 // makes a few calls per stale drone, and a long one is not a hung one.
 //
-// Methods alerts does not call pass through unbounded; bound any that it
-// starts calling here.
+// It holds the Store by a named field rather than embedding it, so every
+// method alerts calls must be written out here, bounded.
 type deadlineStore struct {
-	store.Store
+	st      Store
 	timeout time.Duration
 }
 
 // withStoreDeadline wraps st so each call alerts makes gets timeout
 // (defaultStoreTimeout when 0).
-func withStoreDeadline(st store.Store, timeout time.Duration) store.Store {
+func withStoreDeadline(st Store, timeout time.Duration) Store {
 	if timeout <= 0 {
 		timeout = defaultStoreTimeout
 	}
-	return &deadlineStore{Store: st, timeout: timeout}
+	return &deadlineStore{st: st, timeout: timeout}
 }
 
 func (d *deadlineStore) bound(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -45,49 +45,49 @@ func (d *deadlineStore) EvaluateAlerts(ctx context.Context, tenantID, droneID st
 	fn func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool)) (alerting.Tracker, error) {
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
-	return d.Store.EvaluateAlerts(ctx, tenantID, droneID, fn)
+	return d.st.EvaluateAlerts(ctx, tenantID, droneID, fn)
 }
 
 func (d *deadlineStore) StaleTrackers(ctx context.Context, seenBefore time.Time) ([]alerting.Tracker, error) {
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
-	return d.Store.StaleTrackers(ctx, seenBefore)
+	return d.st.StaleTrackers(ctx, seenBefore)
 }
 
 func (d *deadlineStore) AlertSettings(ctx context.Context, tenantID string) (alerting.Settings, error) {
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
-	return d.Store.AlertSettings(ctx, tenantID)
+	return d.st.AlertSettings(ctx, tenantID)
 }
 
 func (d *deadlineStore) Geofences(ctx context.Context, tenantID string) ([]alerting.Fence, error) {
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
-	return d.Store.Geofences(ctx, tenantID)
+	return d.st.Geofences(ctx, tenantID)
 }
 
 func (d *deadlineStore) Drone(ctx context.Context, tenantID, droneID string) (store.Drone, error) {
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
-	return d.Store.Drone(ctx, tenantID, droneID)
+	return d.st.Drone(ctx, tenantID, droneID)
 }
 
 func (d *deadlineStore) Webhooks(ctx context.Context, tenantID string) ([]store.Webhook, error) {
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
-	return d.Store.Webhooks(ctx, tenantID)
+	return d.st.Webhooks(ctx, tenantID)
 }
 
 func (d *deadlineStore) AddDelivery(ctx context.Context, rec store.Delivery) error {
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
-	return d.Store.AddDelivery(ctx, rec)
+	return d.st.AddDelivery(ctx, rec)
 }
 
 func (d *deadlineStore) EventDeliveries(ctx context.Context, tenantID, webhookID, eventID string) ([]store.Delivery, error) {
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
-	return d.Store.EventDeliveries(ctx, tenantID, webhookID, eventID)
+	return d.st.EventDeliveries(ctx, tenantID, webhookID, eventID)
 }
 
 // EnvStoreTimeout bounds each store call (Go duration; default 5s): past it

@@ -12,17 +12,17 @@ import (
 func (d *deadlineStore) Channels(ctx context.Context, tenantID string) ([]store.Channel, error) {
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
-	return d.Store.Channels(ctx, tenantID)
+	return d.st.Channels(ctx, tenantID)
 }
 
 func (d *deadlineStore) ChannelEventDeliveries(ctx context.Context, tenantID, channelID, eventID string) ([]store.Delivery, error) {
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
-	return d.Store.ChannelEventDeliveries(ctx, tenantID, channelID, eventID)
+	return d.st.ChannelEventDeliveries(ctx, tenantID, channelID, eventID)
 }
 
 func (d *deadlineStore) AddChannelDelivery(ctx context.Context, rec store.Delivery) error {
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
-	return d.Store.AddChannelDelivery(ctx, rec)
+	return d.st.AddChannelDelivery(ctx, rec)
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/flights"
 	"github.com/dronetrack/dronetrack/core/flights/flightupdate"
-	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -19,7 +18,7 @@ const flightSettingsTTL = 30 * time.Second
 // flightKeeper updates a drone's stored flights after its state write,
 // with the same coalesced batch of reports (see flightupdate).
 type flightKeeper struct {
-	st  store.Store
+	st  Store
 	now func() time.Time
 
 	mu       sync.Mutex
@@ -31,7 +30,7 @@ type cachedSettings struct {
 	at time.Time
 }
 
-func newFlightKeeper(st store.Store, now func() time.Time) *flightKeeper {
+func newFlightKeeper(st Store, now func() time.Time) *flightKeeper {
 	return &flightKeeper{st: st, now: now, settings: map[string]cachedSettings{}}
 }
 

@@ -33,7 +33,6 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
-	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/store/storeurl"
 )
 
@@ -52,7 +51,7 @@ const (
 // Function is the process function instance.
 type Function struct {
 	handler atomic.Pointer[Handler]
-	store   store.Store
+	store   openedStore
 }
 
 // New returns an instance configured by Start.

@@ -67,7 +67,7 @@ type metrics struct {
 }
 
 // NewHandler builds the handler over a store. Close it to flush.
-func NewHandler(st store.Store, opts Options) *Handler {
+func NewHandler(st Store, opts Options) *Handler {
 	if opts.HistoryTTL == 0 {
 		opts.HistoryTTL = 30 * 24 * time.Hour
 	}

@@ -43,7 +43,7 @@ const VersionHeader = "X-Dronetrack-Version"
 // server holds what the handlers need; Function wires it from config.
 type server struct {
 	cache     *cache.Cache
-	store     store.Store
+	store     Store
 	hub       *hub
 	log       *slog.Logger
 	heartbeat time.Duration

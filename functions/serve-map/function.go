@@ -56,7 +56,6 @@ import (
 	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/secheaders"
-	"github.com/dronetrack/dronetrack/core/store"
 )
 
 // Function is the serve-map instance func-go drives.
@@ -92,7 +91,7 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 }
 
 // start wires the function around an open store (tests pass their own).
-func (f *Function) start(ctx context.Context, cfg map[string]string, st store.Store) error {
+func (f *Function) start(ctx context.Context, cfg map[string]string, st Store) error {
 	log := newLogger(f.logOut, cfg["LOG_LEVEL"]).With("function", "serve-map")
 	durations := map[string]time.Duration{"SSE_HEARTBEAT": 15 * time.Second, "CACHE_RETRY_AFTER": time.Second,
 		"FLEET_LIST_MAX_AGE": time.Second}

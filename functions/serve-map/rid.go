@@ -45,7 +45,7 @@ type ridService struct {
 	// production SP shows no test flights whatever scopes its authority
 	// grants.
 	injection bool
-	store     store.Store
+	store     Store
 	log       *slog.Logger
 
 	mu   sync.Mutex // held while a snapshot loads: one load per replica at a time

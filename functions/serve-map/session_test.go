@@ -15,7 +15,7 @@ const fixtureAnonymous = "TEST_FIXTURE_ANONYMOUS"
 
 // sessionCookie makes a user of tenant with role and a live session in st,
 // and returns the plain-HTTP session cookie for it.
-func sessionCookie(t testing.TB, st store.Store, tenant string, role store.Role) *http.Cookie {
+func sessionCookie(t testing.TB, st store.Accounts, tenant string, role store.Role) *http.Cookie {
 	t.Helper()
 	ctx := context.Background()
 	uid := uniq("user")

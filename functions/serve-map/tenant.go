@@ -9,7 +9,6 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/accounts"
 	"github.com/dronetrack/dronetrack/core/problem"
-	"github.com/dronetrack/dronetrack/core/store"
 )
 
 type tenantKey struct{}
@@ -38,7 +37,7 @@ func requireTenant(next http.Handler) http.Handler {
 }
 
 // configureAccounts builds the account service from config.
-func (s *server) configureAccounts(cfg map[string]string, st store.Store) error {
+func (s *server) configureAccounts(cfg map[string]string, st accounts.Store) error {
 	ac := accounts.Config{Pepper: []byte(cfg["DRONE_KEY_PEPPER"]), Now: s.now}
 	if v := cfg["SESSION_TTL"]; v != "" {
 		d, err := time.ParseDuration(v)

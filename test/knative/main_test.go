@@ -14,6 +14,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/accounts"
 	"github.com/dronetrack/dronetrack/core/keys"
 	"github.com/dronetrack/dronetrack/core/store"
+	_ "github.com/dronetrack/dronetrack/core/store/firestore" // registers firestore:// with storeurl
 	"github.com/dronetrack/dronetrack/core/store/storeurl"
 	"github.com/dronetrack/dronetrack/core/testenv"
 )

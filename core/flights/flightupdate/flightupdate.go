@@ -27,11 +27,21 @@ type Result struct {
 	Changed  int  // flights written
 }
 
+// Store is the part of the store Update uses: the drone's flights and its
+// history for a replay. Both backends satisfy it (store.Store embeds it).
+type Store interface {
+	UpdateFlights(ctx context.Context, tenantID, droneID string,
+		fn func(prev flights.Detector) (flights.Detector, flights.Changes, bool)) (flights.Detector, error)
+	Track(ctx context.Context, q store.TrackQuery) ([]store.TrackPoint, error)
+}
+
+var _ Store = store.Store(nil)
+
 // Update brings the drone's flights up to date with reports, which must
 // already be in the drone's history (process writes history first). now
 // bounds the history a replay reads. A drone that does not exist is
 // store.ErrNotFound.
-func Update(ctx context.Context, st store.Store, s flights.Settings, tenantID, droneID string,
+func Update(ctx context.Context, st Store, s flights.Settings, tenantID, droneID string,
 	reports []events.Report, now time.Time) (Result, error) {
 	var (
 		res        Result
@@ -73,7 +83,7 @@ func Update(ctx context.Context, st store.Store, s flights.Settings, tenantID, d
 }
 
 // readHistory reads the drone's reports in [from, to), oldest first.
-func readHistory(ctx context.Context, st store.Store, tenantID, droneID string, from, to time.Time) ([]events.Report, error) {
+func readHistory(ctx context.Context, st Store, tenantID, droneID string, from, to time.Time) ([]events.Report, error) {
 	var out []events.Report
 	var after time.Time
 	for {

@@ -1,4 +1,4 @@
-package storeurl
+package storeurl_test
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/store"
+	_ "github.com/dronetrack/dronetrack/core/store/bolt"
+	_ "github.com/dronetrack/dronetrack/core/store/firestore"
+	"github.com/dronetrack/dronetrack/core/store/storeurl"
 	"github.com/dronetrack/dronetrack/core/testenv"
 )
 
@@ -21,9 +24,9 @@ func TestFirestoreURLDatabase(t *testing.T) {
 	project := testenv.NewProjectID(t)
 	open := func(u string) store.Store {
 		t.Helper()
-		st, err := Open(ctx, u)
+		st, err := storeurl.Open(ctx, u)
 		if err != nil {
-			t.Fatalf("Open(%q): %v", u, err)
+			t.Fatalf("storeurl.Open(%q): %v", u, err)
 		}
 		t.Cleanup(func() { st.Close() })
 		return st

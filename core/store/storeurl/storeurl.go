@@ -1,5 +1,12 @@
 // Package storeurl opens a store.Store from a URL, so a function's
-// configuration (STORE_URL) picks the backend and code never changes:
+// configuration (STORE_URL) picks the backend and code never changes. It is a
+// URL mux in the style of gocloud.dev: each backend package registers its
+// scheme in init(), and a program links exactly the backends it imports:
+//
+//	import _ "github.com/dronetrack/dronetrack/core/store/bolt"      // bolt://
+//	import _ "github.com/dronetrack/dronetrack/core/store/firestore" // firestore://
+//
+// The schemes of the backends in this repository:
 //
 //	bolt:///var/lib/dronetrack/store.db      embedded bbolt file (one machine)
 //	bolt:///path/store.db?prune=10m          ...sweeping expired history every 10m (the default; 0 turns the sweeper off)
@@ -10,123 +17,89 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
-	"time"
 
 	"github.com/dronetrack/dronetrack/core/store"
-	"github.com/dronetrack/dronetrack/core/store/bolt"
-	"github.com/dronetrack/dronetrack/core/store/firestore"
 )
 
-// Open opens the store named by rawURL. Close the returned store when done.
-func Open(ctx context.Context, rawURL string) (store.Store, error) {
+// URLOpener opens the store a URL of its scheme names. A backend package
+// implements it and registers it under its scheme.
+type URLOpener interface {
+	OpenStoreURL(ctx context.Context, u *url.URL) (store.Store, error)
+}
+
+// OpenerFunc adapts a function to URLOpener.
+type OpenerFunc func(ctx context.Context, u *url.URL) (store.Store, error)
+
+// OpenStoreURL calls f.
+func (f OpenerFunc) OpenStoreURL(ctx context.Context, u *url.URL) (store.Store, error) {
+	return f(ctx, u)
+}
+
+// URLMux maps URL schemes to the openers registered for them. The zero value
+// is an empty mux; DefaultURLMux is the one backends register with.
+type URLMux struct {
+	mu      sync.RWMutex
+	openers map[string]URLOpener
+}
+
+// RegisterStore makes o open URLs of scheme. Registering a scheme twice
+// panics: two backends claiming one scheme is a wiring bug, not a choice.
+func (m *URLMux) RegisterStore(scheme string, o URLOpener) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.openers == nil {
+		m.openers = map[string]URLOpener{}
+	}
+	if _, dup := m.openers[scheme]; dup {
+		panic(fmt.Sprintf("storeurl: scheme %q registered twice", scheme))
+	}
+	m.openers[scheme] = o
+}
+
+// Schemes lists the registered schemes, sorted.
+func (m *URLMux) Schemes() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]string, 0, len(m.openers))
+	for s := range m.openers {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// OpenStore opens the store named by rawURL with the opener of its scheme.
+// An unregistered scheme is an error naming the registered ones, since it
+// usually means the program did not import the backend's package.
+func (m *URLMux) OpenStore(ctx context.Context, rawURL string) (store.Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("store url %q: %w", rawURL, err)
 	}
-	switch u.Scheme {
-	case "bolt":
-		path := u.Path
-		if u.Opaque != "" {
-			path = u.Opaque
-		}
-		if u.Host != "" || path == "" {
-			return nil, fmt.Errorf("store url %q: want bolt:///absolute/path.db", rawURL)
-		}
-		prune, err := boltPrune(u.Query())
-		if err != nil {
-			return nil, fmt.Errorf("store url %q: %w", rawURL, err)
-		}
-		return openShared(path, prune)
-	case "firestore":
-		if u.Host == "" {
-			return nil, fmt.Errorf("store url %q: want firestore://PROJECT[?database=NAME]", rawURL)
-		}
-		st, err := firestore.Open(ctx, u.Host, u.Query().Get("database"))
-		if err != nil {
-			return nil, err
-		}
-		return st, nil
-	default:
-		return nil, fmt.Errorf("store url %q: unknown scheme %q (want bolt or firestore)", rawURL, u.Scheme)
-	}
-}
-
-// boltPrune reads the bolt options of a URL query: prune, how often expired
-// history is deleted (a Go duration, 0 for never). Unknown options are
-// errors, so a typo does not silently leave the default.
-func boltPrune(q url.Values) (time.Duration, error) {
-	prune := bolt.DefaultPruneEvery
-	for k, v := range q {
-		if k != "prune" {
-			return 0, fmt.Errorf("unknown bolt option %q (want prune)", k)
-		}
-		d, err := time.ParseDuration(v[len(v)-1])
-		if err != nil || d < 0 {
-			return 0, fmt.Errorf("prune=%q: want a Go duration such as 10m, or 0 to turn pruning off", v[len(v)-1])
-		}
-		prune = d
-	}
-	return prune, nil
-}
-
-// One-machine mode runs every function in one process and bbolt takes an
-// exclusive lock per file, so opens of the same path share one handle,
-// counted, and the file closes with the last Close.
-var (
-	mu     sync.Mutex
-	shared = map[string]*sharedBolt{}
-)
-
-type sharedBolt struct {
-	*bolt.Store
-	path  string
-	prune time.Duration
-	refs  int
-}
-
-type handle struct {
-	*sharedBolt
-	once sync.Once
-}
-
-// openShared opens path or shares its open handle; a handle already open
-// with another prune period is an error rather than a silent choice.
-func openShared(path string, prune time.Duration) (store.Store, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("store path %s: %w", path, err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	sb, ok := shared[abs]
+	m.mu.RLock()
+	o, ok := m.openers[u.Scheme]
+	m.mu.RUnlock()
 	if !ok {
-		st, err := bolt.Open(abs, bolt.WithPruneEvery(prune))
-		if err != nil {
-			return nil, err
-		}
-		sb = &sharedBolt{Store: st, path: abs, prune: prune}
-		shared[abs] = sb
-	} else if sb.prune != prune {
-		return nil, fmt.Errorf("store %s: already open in this process with prune=%s, not %s", abs, sb.prune, prune)
+		return nil, fmt.Errorf("store url %q: unknown scheme %q (registered: %s; a backend registers when its package, e.g. core/store/bolt, is imported)",
+			rawURL, u.Scheme, strings.Join(m.Schemes(), ", "))
 	}
-	sb.refs++
-	return &handle{sharedBolt: sb}, nil
+	return o.OpenStoreURL(ctx, u)
 }
 
-// Close releases this handle; the file closes when the last handle does.
-// Closing a handle twice is a no-op.
-func (h *handle) Close() error {
-	var err error
-	h.once.Do(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		h.refs--
-		if h.refs == 0 {
-			delete(shared, h.path)
-			err = h.Store.Close()
-		}
-	})
-	return err
+var defaultMux = new(URLMux)
+
+// DefaultURLMux is the mux backends register with in init() and Open uses.
+func DefaultURLMux() *URLMux { return defaultMux }
+
+// Register registers o for scheme on DefaultURLMux; backend packages call it
+// from init().
+func Register(scheme string, o URLOpener) { defaultMux.RegisterStore(scheme, o) }
+
+// Open opens the store named by rawURL through DefaultURLMux. Close the
+// returned store when done.
+func Open(ctx context.Context, rawURL string) (store.Store, error) {
+	return defaultMux.OpenStore(ctx, rawURL)
 }

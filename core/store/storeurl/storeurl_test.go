@@ -1,4 +1,4 @@
-package storeurl
+package storeurl_test
 
 import (
 	"context"
@@ -9,19 +9,22 @@ import (
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/store"
+	_ "github.com/dronetrack/dronetrack/core/store/bolt"
+	_ "github.com/dronetrack/dronetrack/core/store/firestore"
+	"github.com/dronetrack/dronetrack/core/store/storeurl"
 	"github.com/dronetrack/dronetrack/core/testenv"
 )
 
 func TestBoltHandlesAreSharedInProcess(t *testing.T) {
 	ctx := context.Background()
 	u := "bolt://" + filepath.Join(t.TempDir(), "s.db")
-	a, err := Open(ctx, u)
+	a, err := storeurl.Open(ctx, u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A second open of the same file would block on bbolt's lock if it were
 	// not shared; the functions of `dronetrack up` do exactly this.
-	b, err := Open(ctx, u)
+	b, err := storeurl.Open(ctx, u)
 	if err != nil {
 		t.Fatalf("second open of the same path: %v", err)
 	}
@@ -40,7 +43,7 @@ func TestBoltHandlesAreSharedInProcess(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Open(ctx, u) // reopens the file after the last close
+	c, err := storeurl.Open(ctx, u) // reopens the file after the last close
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,12 +57,12 @@ func TestBadURLs(t *testing.T) {
 	dir := t.TempDir()
 	for _, u := range []string{"mem://x", "bolt://host/path", "bolt://", "firestore://", "::",
 		"bolt://" + dir + "/a.db?prune=soon", "bolt://" + dir + "/a.db?prune=-1m", "bolt://" + dir + "/a.db?prunne=1m"} {
-		if st, err := Open(context.Background(), u); err == nil {
+		if st, err := storeurl.Open(context.Background(), u); err == nil {
 			st.Close()
-			t.Errorf("Open(%q) succeeded", u)
+			t.Errorf("storeurl.Open(%q) succeeded", u)
 		}
 	}
-	_, err := Open(context.Background(), "nope://x")
+	_, err := storeurl.Open(context.Background(), "nope://x")
 	if err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown scheme: %v", err)
 	}
@@ -68,20 +71,20 @@ func TestBadURLs(t *testing.T) {
 func TestBoltPruneOption(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "s.db")
-	a, err := Open(ctx, "bolt://"+path+"?prune=0")
+	a, err := storeurl.Open(ctx, "bolt://"+path+"?prune=0")
 	if err != nil {
 		t.Fatalf("prune=0 (sweeper off): %v", err)
 	}
 	defer a.Close()
-	if _, err := Open(ctx, "bolt://"+path+"?prune=1m"); err == nil || !strings.Contains(err.Error(), "prune=0s") {
+	if _, err := storeurl.Open(ctx, "bolt://"+path+"?prune=1m"); err == nil || !strings.Contains(err.Error(), "prune=0s") {
 		t.Errorf("second open of a shared file with another prune period: %v, want an error naming the first", err)
 	}
-	b, err := Open(ctx, "bolt://"+path+"?prune=0s") // the same period, spelled differently
+	b, err := storeurl.Open(ctx, "bolt://"+path+"?prune=0s") // the same period, spelled differently
 	if err != nil {
 		t.Fatalf("second open with the same period: %v", err)
 	}
 	b.Close()
-	c, err := Open(ctx, "bolt://"+filepath.Join(t.TempDir(), "s.db")+"?prune=30s")
+	c, err := storeurl.Open(ctx, "bolt://"+filepath.Join(t.TempDir(), "s.db")+"?prune=30s")
 	if err != nil {
 		t.Fatalf("prune=30s: %v", err)
 	}
@@ -91,7 +94,7 @@ func TestBoltPruneOption(t *testing.T) {
 func TestFirestoreURLReachesTheEmulator(t *testing.T) {
 	testenv.Firestore(t)
 	ctx := context.Background()
-	st, err := Open(ctx, "firestore://"+testenv.NewProjectID(t))
+	st, err := storeurl.Open(ctx, "firestore://"+testenv.NewProjectID(t))
 	if err != nil {
 		t.Fatal(err)
 	}

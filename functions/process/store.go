@@ -1,0 +1,37 @@
+package function
+
+import (
+	"context"
+	"io"
+
+	"github.com/dronetrack/dronetrack/core/flights"
+	"github.com/dronetrack/dronetrack/core/flights/flightupdate"
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// Store is the part of the store process uses: it writes a drone's history
+// and latest state and keeps its flights (reading the tenant's flight
+// settings). Declaring it here says what process touches and lets tests
+// hand in a store that implements only that.
+type Store interface {
+	// AppendTrack writes history points (group commit, batch.go).
+	AppendTrack(ctx context.Context, points []store.TrackPoint) error
+	// UpdateState writes the coalesced latest state (coalesce.go).
+	UpdateState(ctx context.Context, tenantID, droneID string,
+		next func(prev *events.DroneState) (events.DroneState, bool)) (events.DroneState, bool, error)
+	// FlightSettings and flightupdate.Store keep the drone's flights
+	// (flights.go).
+	FlightSettings(ctx context.Context, tenantID string) (flights.Settings, error)
+	flightupdate.Store
+}
+
+// openedStore is what Start opens: the Store and its Close.
+type openedStore interface {
+	Store
+	io.Closer
+}
+
+// Every store.Store (so both backends, which assert they are one) is a
+// Store; store_test.go checks the backends by name.
+var _ openedStore = store.Store(nil)

@@ -1,0 +1,16 @@
+package function
+
+import (
+	"github.com/dronetrack/dronetrack/core/store/bolt"
+	"github.com/dronetrack/dronetrack/core/store/firestore"
+)
+
+// Tests open one-machine stores (bolt://), which importing bolt registers;
+// the deployable build does not link bbolt (backends.go).
+//
+// Both backends satisfy the store serve-map declares (store.go). The check
+// sits in a test file so that the serve-map binary does not link bbolt.
+var (
+	_ openedStore = (*bolt.Store)(nil)
+	_ openedStore = (*firestore.Store)(nil)
+)
