@@ -1,0 +1,118 @@
+// Package config is the one place where a function's settings are parsed.
+// Each function declares one typed struct whose fields carry `env` tags
+// (name, default, required: github.com/sethvargo/go-envconfig's syntax) and
+// a `doc` tag; Parse fills it from the map func-go hands to Start (the
+// environment under Knative, the map `dronetrack up` builds locally) and
+// validates it, and Settings lists the fields so `up` and
+// docs/configuration.md are derived from the same struct instead of copies.
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/sethvargo/go-envconfig"
+)
+
+// Validator is implemented by config structs with rules across fields or
+// ranges the type alone does not express; Parse calls it after decoding.
+type Validator interface {
+	Validate() error
+}
+
+// Parse decodes env into dst, a pointer to a config struct, and validates
+// it. An empty value counts as unset (Knative renders an empty ConfigMap key
+// as ""), so the default applies. Errors name the environment variable.
+func Parse(ctx context.Context, env map[string]string, dst any) error {
+	err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: dst, Lookuper: nonEmpty(env)})
+	if err != nil {
+		return named(dst, err)
+	}
+	if v, ok := dst.(Validator); ok {
+		return v.Validate()
+	}
+	return nil
+}
+
+// nonEmpty looks keys up in a map, treating "" as missing.
+type nonEmpty map[string]string
+
+func (m nonEmpty) Lookup(key string) (string, bool) {
+	v := m[key]
+	return v, v != ""
+}
+
+// named rewrites envconfig's "Field: reason" into "ENV_NAME: reason" so an
+// operator sees the variable to fix, not a Go field name.
+func named(dst any, err error) error {
+	if errors.Is(err, envconfig.ErrMissingRequired) {
+		return err // already "missing required value: ENV_NAME"
+	}
+	field, reason, ok := strings.Cut(err.Error(), ": ")
+	if !ok {
+		return err
+	}
+	for _, s := range Settings(dst) {
+		if s.Field == field {
+			return fmt.Errorf("%s: %s", s.Name, reason)
+		}
+	}
+	return err
+}
+
+// Setting is one field of a config struct, as documented.
+type Setting struct {
+	Name     string // environment variable
+	Field    string // Go field name
+	Default  string // "" when none
+	Required bool
+	Doc      string // the field's `doc` tag
+}
+
+// Settings lists the settings of a config struct (or a pointer to one) in
+// field order.
+func Settings(cfg any) []Setting {
+	t := reflect.TypeOf(cfg)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var out []Setting
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, ok := f.Tag.Lookup("env")
+		if !ok {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		s := Setting{Name: name, Field: f.Name, Doc: f.Tag.Get("doc")}
+		for opts != "" {
+			var o string
+			o, opts, _ = strings.Cut(opts, ",")
+			switch {
+			case o == "required":
+				s.Required = true
+			case strings.HasPrefix(o, "default="):
+				// a default is the last option: it may hold commas
+				s.Default = strings.TrimPrefix(o, "default=")
+				if opts != "" {
+					s.Default += "," + opts
+				}
+				opts = ""
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Names returns the environment variable names of a config struct.
+func Names(cfg any) []string {
+	var out []string
+	for _, s := range Settings(cfg) {
+		out = append(out, s.Name)
+	}
+	return out
+}
