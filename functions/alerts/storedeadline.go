@@ -92,4 +92,3 @@ func (d *deadlineStore) EventDeliveries(ctx context.Context, tenantID, webhookID
 // EnvStoreTimeout bounds each store call (Go duration; default 5s): past it
 // a delivery answers 503 and the broker redelivers.
 const EnvStoreTimeout = "STORE_TIMEOUT"
-
