@@ -9,10 +9,11 @@ package config
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sethvargo/go-envconfig"
 )
@@ -25,8 +26,18 @@ type Validator interface {
 
 // Parse decodes env into dst, a pointer to a config struct, and validates
 // it. An empty value counts as unset (Knative renders an empty ConfigMap key
-// as ""), so the default applies. Errors name the environment variable.
+// as ""), so the default applies. Errors name the environment variable;
+// every missing required one is named at once ("missing config A, B").
 func Parse(ctx context.Context, env map[string]string, dst any) error {
+	var missing []string
+	for _, s := range Settings(dst) {
+		if s.Required && env[s.Name] == "" {
+			missing = append(missing, s.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing config %s", strings.Join(missing, ", "))
+	}
 	err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: dst, Lookuper: nonEmpty(env)})
 	if err != nil {
 		return named(dst, err)
@@ -48,9 +59,6 @@ func (m nonEmpty) Lookup(key string) (string, bool) {
 // named rewrites envconfig's "Field: reason" into "ENV_NAME: reason" so an
 // operator sees the variable to fix, not a Go field name.
 func named(dst any, err error) error {
-	if errors.Is(err, envconfig.ErrMissingRequired) {
-		return err // already "missing required value: ENV_NAME"
-	}
 	field, reason, ok := strings.Cut(err.Error(), ": ")
 	if !ok {
 		return err
@@ -106,6 +114,27 @@ func Settings(cfg any) []Setting {
 		out = append(out, s)
 	}
 	return out
+}
+
+// Duration is a time.Duration setting that also takes plain seconds ("30"
+// as well as "30s"), for settings documented that way.
+type Duration time.Duration
+
+// EnvDecode parses a Go duration or a whole number of seconds.
+func (d *Duration) EnvDecode(_ context.Context, s string) error {
+	if s == "" { // envconfig hands a decoder unset values too
+		return nil
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		*d = Duration(time.Duration(n) * time.Second)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // Names returns the environment variable names of a config struct.
