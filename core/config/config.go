@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/dronetrack/dronetrack/core/ratelimit"
 )
 
 // Validator is implemented by config structs with rules across fields or
@@ -38,7 +40,11 @@ func Parse(ctx context.Context, env map[string]string, dst any) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("missing config %s", strings.Join(missing, ", "))
 	}
-	err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: dst, Lookuper: nonEmpty(env)})
+	keep := map[string]bool{}
+	for _, s := range Settings(dst) {
+		keep[s.Name] = s.KeepEmpty
+	}
+	err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: dst, Lookuper: lookuper{env, keep}})
 	if err != nil {
 		return named(dst, err)
 	}
@@ -48,11 +54,19 @@ func Parse(ctx context.Context, env map[string]string, dst any) error {
 	return nil
 }
 
-// nonEmpty looks keys up in a map, treating "" as missing.
-type nonEmpty map[string]string
+// lookuper looks keys up in a map, treating "" as missing except for the
+// settings tagged `config:"empty"`, where "" is a value (TILES_URL="": no
+// map tiles).
+type lookuper struct {
+	m    map[string]string
+	keep map[string]bool
+}
 
-func (m nonEmpty) Lookup(key string) (string, bool) {
-	v := m[key]
+func (l lookuper) Lookup(key string) (string, bool) {
+	v, ok := l.m[key]
+	if l.keep[key] {
+		return v, ok
+	}
 	return v, v != ""
 }
 
@@ -78,6 +92,8 @@ type Setting struct {
 	Default  string // "" when none
 	Required bool
 	Doc      string // the field's `doc` tag
+	// KeepEmpty: "" is a value, not unset (tag `config:"empty"`).
+	KeepEmpty bool
 }
 
 // Settings lists the settings of a config struct (or a pointer to one) in
@@ -95,7 +111,7 @@ func Settings(cfg any) []Setting {
 			continue
 		}
 		name, opts, _ := strings.Cut(tag, ",")
-		s := Setting{Name: name, Field: f.Name, Doc: f.Tag.Get("doc")}
+		s := Setting{Name: name, Field: f.Name, Doc: f.Tag.Get("doc"), KeepEmpty: f.Tag.Get("config") == "empty"}
 		for opts != "" {
 			var o string
 			o, opts, _ = strings.Cut(opts, ",")
@@ -135,6 +151,31 @@ func (d *Duration) EnvDecode(_ context.Context, s string) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// RateLimit is a rate-limit setting, "RATE/s:BURST" or "off", checked when
+// parsed. (A string, not ratelimit.Limit: envconfig names the variable in
+// errors of non-struct decoders only.)
+type RateLimit string
+
+// EnvDecode checks the limit with ratelimit.ParseLimit.
+func (l *RateLimit) EnvDecode(_ context.Context, s string) error {
+	if s != "" { // envconfig hands a decoder unset values too
+		if _, err := ratelimit.ParseLimit(s); err != nil {
+			return err
+		}
+	}
+	*l = RateLimit(s)
+	return nil
+}
+
+// Limit is the parsed value; unset is the zero Limit.
+func (l RateLimit) Limit() ratelimit.Limit {
+	if l == "" {
+		return ratelimit.Limit{}
+	}
+	v, _ := ratelimit.ParseLimit(string(l)) // checked by EnvDecode
+	return v
 }
 
 // Names returns the environment variable names of a config struct.

@@ -1,7 +1,6 @@
 package function
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/dronetrack/dronetrack/core/config"
@@ -13,15 +12,15 @@ import (
 // and limits mean the handler's defaults (DefaultKeyCacheTTL,
 // DefaultStoreTimeout, DefaultKeyLimit, DefaultIPLimit).
 type Config struct {
-	StoreURL     string          `env:"STORE_URL,required" doc:"store holding drones and their key hashes (bolt:///path or firestore://PROJECT)"`
-	Sink         string          `env:"K_SINK,required" doc:"broker ingress ingest publishes to (the SinkBinding injects it on the cluster)"`
-	Pepper       string          `env:"DRONE_KEY_PEPPER,required" doc:"secret under which drone key hashes are made (a Secret, never a ConfigMap)"`
-	LogLevel     string          `env:"LOG_LEVEL" doc:"debug, info, warn or error (default info)"`
-	KeyCacheTTL  config.Duration `env:"KEY_CACHE_TTL" doc:"delay before a revoked key stops working; Go duration or seconds (default 30s)"`
-	StoreTimeout config.Duration `env:"STORE_TIMEOUT" doc:"bound of a drone key lookup; past it the drone gets 503 with Retry-After; Go duration or seconds (default 5s)"`
-	KeyLimit     limitSetting    `env:"RATE_LIMIT_KEY" doc:"per-drone rate, RATE/s:BURST or off (default 50/s:100)"`
-	IPLimit      limitSetting    `env:"RATE_LIMIT_IP" doc:"per-client-address rate, RATE/s:BURST or off (default 5000/s:10000)"`
-	IPHops       int             `env:"RATE_LIMIT_IP_HOPS" doc:"trusted proxies appending to X-Forwarded-For in front of ingest (default 0: the peer is the client)"`
+	StoreURL     string           `env:"STORE_URL,required" doc:"store holding drones and their key hashes (bolt:///path or firestore://PROJECT)"`
+	Sink         string           `env:"K_SINK,required" doc:"broker ingress ingest publishes to (the SinkBinding injects it on the cluster)"`
+	Pepper       string           `env:"DRONE_KEY_PEPPER,required" doc:"secret under which drone key hashes are made (a Secret, never a ConfigMap)"`
+	LogLevel     string           `env:"LOG_LEVEL" doc:"debug, info, warn or error (default info)"`
+	KeyCacheTTL  config.Duration  `env:"KEY_CACHE_TTL" doc:"delay before a revoked key stops working; Go duration or seconds (default 30s)"`
+	StoreTimeout config.Duration  `env:"STORE_TIMEOUT" doc:"bound of a drone key lookup; past it the drone gets 503 with Retry-After; Go duration or seconds (default 5s)"`
+	KeyLimit     config.RateLimit `env:"RATE_LIMIT_KEY" doc:"per-drone rate, RATE/s:BURST or off (default 50/s:100)"`
+	IPLimit      config.RateLimit `env:"RATE_LIMIT_IP" doc:"per-client-address rate, RATE/s:BURST or off (default 5000/s:10000)"`
+	IPHops       int              `env:"RATE_LIMIT_IP_HOPS" doc:"trusted proxies appending to X-Forwarded-For in front of ingest (default 0: the peer is the client)"`
 }
 
 // Validate checks the proxy count.
@@ -33,33 +32,14 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) rateLimits() RateLimits {
-	return RateLimits{Key: c.KeyLimit.limit(), IP: c.IPLimit.limit(), IPHops: c.IPHops}
+	return RateLimits{Key: limit(c.KeyLimit), IP: limit(c.IPLimit), IPHops: c.IPHops}
 }
 
-// limitSetting is a RATE_LIMIT_* value, "RATE/s:BURST" or "off", checked
-// when parsed. (A string, not a struct: envconfig names the variable in
-// errors of non-struct decoders only.)
-type limitSetting string
-
-// EnvDecode checks the limit with ratelimit.ParseLimit.
-func (l *limitSetting) EnvDecode(_ context.Context, s string) error {
-	if s != "" { // envconfig hands a decoder unset values too
-		if _, err := ratelimit.ParseLimit(s); err != nil {
-			return err
-		}
-	}
-	*l = limitSetting(s)
-	return nil
-}
-
-// limit is the parsed value: "off" becomes Rate -1, unset the zero Limit
-// (RateLimits' zero Limit means the default).
-func (l limitSetting) limit() ratelimit.Limit {
-	if l == "" {
-		return ratelimit.Limit{}
-	}
-	v, _ := ratelimit.ParseLimit(string(l)) // checked by EnvDecode
-	if v.Off() {
+// limit is a RATE_LIMIT_* value: "off" becomes Rate -1, unset the zero
+// Limit (RateLimits' zero Limit means the default).
+func limit(l config.RateLimit) ratelimit.Limit {
+	v := l.Limit()
+	if l != "" && v.Off() {
 		v.Rate = -1
 	}
 	return v
