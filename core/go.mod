@@ -6,7 +6,7 @@ toolchain go1.26.10
 
 require github.com/dronetrack/dronetrack/events v0.0.0
 
-require github.com/sethvargo/go-envconfig v1.4.3 // indirect
+require github.com/sethvargo/go-envconfig v1.4.3
 
 require (
 	github.com/MicahParks/jwkset v0.11.4 // indirect
