@@ -6,6 +6,8 @@ toolchain go1.26.10
 
 require github.com/dronetrack/dronetrack/events v0.0.0
 
+require github.com/sethvargo/go-envconfig v1.4.3
+
 require (
 	github.com/MicahParks/jwkset v0.11.4 // indirect
 	github.com/MicahParks/keyfunc/v3 v3.9.2

@@ -21,7 +21,10 @@ require (
 	golang.org/x/crypto v0.59.0
 )
 
-require github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+require (
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+	github.com/sethvargo/go-envconfig v1.4.3 // indirect
+)
 
 replace (
 	github.com/dronetrack/dronetrack/core => ../../core

@@ -76,6 +76,8 @@ type upOptions struct {
 	// RIDTestAuthority is --rid-test-authority: auto (on for a loopback
 	// listener), on or off (ridcmd.go).
 	RIDTestAuthority string
+	// Set is --set FUNCTION.SETTING=VALUE (funcconfig.go).
+	Set setFlags
 }
 
 func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -96,6 +98,7 @@ func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.RIDTestAuthority, "rid-test-authority", "auto", "Remote ID test authority (tokens from `dronetrack rid token`): auto = on for a loopback --http, on, off")
 	level := fs.String("log-level", "warn", "debug, info, warn or error (functions and broker)")
 	o.Sim.register(fs, 0)
+	registerSetFlag(fs, &o.Set)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: dronetrack up [--data DIR] [--listen 127.0.0.1:8080] [--tls-cert FILE --tls-key FILE | --acme-domain NAME] [--redirect-http :80] [--store URL] [--cache URL] [--simulate N] [simulator flags]")
 		fs.PrintDefaults()
@@ -252,11 +255,15 @@ func startSystem(ctx context.Context, o upOptions) (_ *system, err error) {
 	// function that is not there yet (the broker would retry it anyway).
 	for _, name := range []string{fnProcess, fnCacheRefresh, fnAlerts, fnServeMap, fnIngest} {
 		h := s.byName[name]
-		if err := h.fn.Start(ctx, cfg); err != nil {
+		env, err := functionEnv(name, cfg, o.Set, upEnv)
+		if err != nil {
+			return nil, err
+		}
+		if err := h.fn.Start(ctx, env); err != nil {
 			return nil, fmt.Errorf("start %s: %w", name, err)
 		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := h.waitReady(rctx)
+		err = h.waitReady(rctx)
 		cancel()
 		if err != nil {
 			return nil, err

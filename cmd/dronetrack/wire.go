@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/dronetrack/dronetrack/core/store"
@@ -35,19 +34,12 @@ func newFunction(name string) function {
 
 // extraFunctionConfig is configuration beyond the shared keys that the
 // one-machine functions need: alerts may call webhooks on this machine or
-// the LAN (the cluster refuses private addresses), and takes its mail
-// server and the website's URL for notification links from the
-// environment `up` runs in (SMTP_HOST and the other alertsfn SMTP keys,
-// SITE_URL; unset: email channels report that no mail server is set).
+// the LAN (the cluster refuses private addresses). Its mail server and the
+// website's URL come from the environment `up` runs in (SMTP_HOST and the
+// other SMTP_* settings, SITE_URL; functionEnv in funcconfig.go reads them;
+// unset: email channels report that no mail server is set).
 func extraFunctionConfig(string) map[string]string {
-	cfg := map[string]string{"WEBHOOK_ALLOW_PRIVATE": "true"}
-	for _, k := range []string{alerts.EnvSMTPHost, alerts.EnvSMTPPort, alerts.EnvSMTPTLS, alerts.EnvSMTPUsername,
-		alerts.EnvSMTPPassword, alerts.EnvSMTPFrom, alerts.EnvSMTPCAFile, alerts.EnvSiteURL} {
-		if v := os.Getenv(k); v != "" {
-			cfg[k] = v
-		}
-	}
-	return cfg
+	return map[string]string{"WEBHOOK_ALLOW_PRIVATE": "true"}
 }
 
 // openStore opens a store URL through storeurl, which shares one handle per

@@ -41,15 +41,15 @@ import (
 	"log/slog"
 	"net/http"
 	"sync/atomic"
-	"time"
 
+	"github.com/dronetrack/dronetrack/core/config"
 	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/publish"
 	"github.com/dronetrack/dronetrack/core/store/storeurl"
 )
 
-// Config keys read by Start.
+// Config keys read by Start (the env names of Config).
 const (
 	EnvStoreURL = "STORE_URL"
 	EnvSink     = "K_SINK"
@@ -73,40 +73,27 @@ func New() *Function { return &Function{m: newMetrics()} }
 
 // Start opens the store and the publisher. func-go already serves while
 // Start runs; Handle answers 503 until it returns.
-func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	for _, k := range []string{EnvStoreURL, EnvSink} {
-		if cfg[k] == "" {
-			return fmt.Errorf("alerts: missing config %s", k)
-		}
+func (f *Function) Start(ctx context.Context, env map[string]string) error {
+	var cfg Config
+	if err := config.Parse(ctx, env, &cfg); err != nil {
+		return fmt.Errorf("alerts: %w", err)
 	}
-	opts := Options{Logger: newLogger(cfg[EnvLogLevel])}
+	opts := Options{Logger: newLogger(cfg.LogLevel), RulesTTL: cfg.RulesTTL, SiteURL: cfg.SiteURL}
 	var err error
-	if s := cfg[EnvRulesTTL]; s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			return fmt.Errorf("alerts: %s=%q: want a Go duration", EnvRulesTTL, s)
-		}
-		opts.RulesTTL = d
-	}
-	opts.WebhookClient = webhookClient(cfg[EnvWebhookAllowPrivate] == "true")
-	if opts.SMTP, err = smtpFromEnv(cfg); err != nil {
+	opts.WebhookClient = webhookClient(cfg.WebhookAllowPrivate)
+	if opts.SMTP, err = smtpFromConfig(cfg); err != nil {
 		return err
 	}
-	opts.SiteURL = cfg[EnvSiteURL]
-	pub, err := publish.New(cfg[EnvSink], publish.NewClient())
+	pub, err := publish.New(cfg.Sink, publish.NewClient())
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)
 	}
-	timeout, err := storeTimeout(cfg)
-	if err != nil {
-		return err
-	}
-	st, err := storeurl.Open(ctx, cfg[EnvStoreURL])
+	st, err := storeurl.Open(ctx, cfg.StoreURL)
 	if err != nil {
 		return fmt.Errorf("alerts: open store: %w", err)
 	}
 	f.store = st
-	f.handler.Store(NewHandler(withStoreDeadline(st, timeout), pub, opts))
+	f.handler.Store(NewHandler(withStoreDeadline(st, cfg.StoreTimeout), pub, opts))
 	opts.Logger.Info("alerts started")
 	return nil
 }

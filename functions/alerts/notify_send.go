@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -60,32 +59,15 @@ type SMTPConfig struct {
 	Timeout   time.Duration // per message; default 15 s
 }
 
-// smtpFromEnv reads SMTPConfig from Start's config; empty SMTP_HOST is the
-// zero config.
-func smtpFromEnv(cfg map[string]string) (SMTPConfig, error) {
-	c := SMTPConfig{Host: cfg[EnvSMTPHost], TLS: strings.ToLower(cfg[EnvSMTPTLS]), Username: cfg[EnvSMTPUsername],
-		Password: cfg[EnvSMTPPassword], From: cfg[EnvSMTPFrom]}
-	if c.Host == "" {
+// smtpFromConfig builds SMTPConfig from the validated Config; empty
+// SMTP_HOST is the zero config.
+func smtpFromConfig(cfg Config) (SMTPConfig, error) {
+	if cfg.SMTPHost == "" {
 		return SMTPConfig{}, nil
 	}
-	switch c.TLS {
-	case "":
-		c.TLS = SMTPStartTLS
-	case SMTPStartTLS, SMTPTLS, SMTPNoTLS:
-	default:
-		return c, fmt.Errorf("alerts: %s=%q: want starttls, tls or none", EnvSMTPTLS, c.TLS)
-	}
-	if s := cfg[EnvSMTPPort]; s != "" {
-		p, err := strconv.Atoi(s)
-		if err != nil || p < 1 || p > 65535 {
-			return c, fmt.Errorf("alerts: %s=%q: want a port number", EnvSMTPPort, s)
-		}
-		c.Port = p
-	}
-	if c.From == "" {
-		return c, fmt.Errorf("alerts: %s is set but %s is not", EnvSMTPHost, EnvSMTPFrom)
-	}
-	if f := cfg[EnvSMTPCAFile]; f != "" {
+	c := SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, TLS: cfg.SMTPTLS, Username: cfg.SMTPUsername,
+		Password: cfg.SMTPPassword, From: cfg.SMTPFrom}
+	if f := cfg.SMTPCAFile; f != "" {
 		pem, err := os.ReadFile(f)
 		if err != nil {
 			return c, fmt.Errorf("alerts: %s: %w", EnvSMTPCAFile, err)

@@ -2,7 +2,6 @@ package function
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/alerting"
@@ -93,16 +92,3 @@ func (d *deadlineStore) EventDeliveries(ctx context.Context, tenantID, webhookID
 // EnvStoreTimeout bounds each store call (Go duration; default 5s): past it
 // a delivery answers 503 and the broker redelivers.
 const EnvStoreTimeout = "STORE_TIMEOUT"
-
-// storeTimeout reads STORE_TIMEOUT from Start's config (0: the default).
-func storeTimeout(cfg map[string]string) (time.Duration, error) {
-	s := cfg[EnvStoreTimeout]
-	if s == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("alerts: %s=%q: want a positive Go duration", EnvStoreTimeout, s)
-	}
-	return d, nil
-}

@@ -23,6 +23,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/dronetrack/dronetrack/core/cache"
+	"github.com/dronetrack/dronetrack/core/config"
 	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/tracing"
@@ -42,14 +43,22 @@ func New() *Function {
 	return &Function{log: slog.New(slog.NewJSONHandler(os.Stderr, nil)), m: newMetrics()}
 }
 
+// Config is cache-refresh's settings, parsed by core/config from the map
+// func-go hands to Start.
+type Config struct {
+	CacheURL string `env:"CACHE_URL,required" doc:"cache the map reads (redis://host:port/db or local://NAME)"`
+	LogLevel string `env:"LOG_LEVEL" doc:"debug, info, warn or error (default info)"`
+}
+
 // Start opens the cache named by CACHE_URL (redis://host:port/db or
 // local://NAME). cache-refresh never reads the store.
-func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	f.log = newLogger(cfg["LOG_LEVEL"]).With("function", "cache-refresh")
-	url := cfg["CACHE_URL"]
-	if url == "" {
-		return fmt.Errorf("cache-refresh: CACHE_URL is required")
+func (f *Function) Start(ctx context.Context, env map[string]string) error {
+	var cfg Config
+	if err := config.Parse(ctx, env, &cfg); err != nil {
+		return fmt.Errorf("cache-refresh: %w", err)
 	}
+	f.log = newLogger(cfg.LogLevel).With("function", "cache-refresh")
+	url := cfg.CacheURL
 	c, err := cache.Open(ctx, url, cache.Options{Logger: f.log})
 	if err != nil {
 		return fmt.Errorf("cache-refresh: %w", err)

@@ -32,17 +32,17 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/config"
 	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/publish"
 )
 
-// Config keys read by Start (environment variables under Knative).
+// Config keys read by Start (environment variables under Knative; the env
+// names of Config).
 const (
 	EnvStoreURL = "STORE_URL"
 	EnvSink     = "K_SINK"
@@ -75,36 +75,19 @@ func NewWithStore(open StoreOpener) *Function { return &Function{open: open} }
 
 // Start opens the store and the publisher from cfg. func-go already serves
 // while Start runs; Handle answers 503 until it returns.
-func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	log := newLogger(cfg[EnvLogLevel])
-	var missing []string
-	for _, k := range []string{EnvStoreURL, EnvSink, EnvPepper} {
-		if cfg[k] == "" {
-			missing = append(missing, k)
-		}
+func (f *Function) Start(ctx context.Context, env map[string]string) error {
+	var cfg Config
+	if err := config.Parse(ctx, env, &cfg); err != nil {
+		return fmt.Errorf("ingest: %w", err)
 	}
-	if len(missing) > 0 {
-		return fmt.Errorf("ingest: missing config %s", strings.Join(missing, ", "))
-	}
-	pub, err := publish.New(cfg[EnvSink], nil)
+	log := newLogger(cfg.LogLevel)
+	pub, err := publish.New(cfg.Sink, nil)
 	if err != nil {
 		return fmt.Errorf("ingest: %s: %w", EnvSink, err)
 	}
-	deps := Deps{Publisher: pub, Pepper: []byte(cfg[EnvPepper]), Logger: log}
-	if deps.RateLimits, err = rateLimitsFromConfig(cfg); err != nil {
-		return err
-	}
-	if s := cfg[EnvKeyTTL]; s != "" {
-		if deps.KeyCacheTTL, err = parseDuration(s); err != nil {
-			return fmt.Errorf("ingest: %s: %w", EnvKeyTTL, err)
-		}
-	}
-	if s := cfg[EnvStoreTimeout]; s != "" {
-		if deps.StoreTimeout, err = parseDuration(s); err != nil {
-			return fmt.Errorf("ingest: %s: %w", EnvStoreTimeout, err)
-		}
-	}
-	drones, closer, err := f.open(ctx, cfg[EnvStoreURL])
+	deps := Deps{Publisher: pub, Pepper: []byte(cfg.Pepper), Logger: log, RateLimits: cfg.rateLimits(),
+		KeyCacheTTL: time.Duration(cfg.KeyCacheTTL), StoreTimeout: time.Duration(cfg.StoreTimeout)}
+	drones, closer, err := f.open(ctx, cfg.StoreURL)
 	if err != nil {
 		return fmt.Errorf("ingest: open store: %w", err)
 	}
@@ -158,12 +141,4 @@ func (f *Function) Handler() *Handler { return f.handler.Load() }
 
 func newLogger(level string) *slog.Logger {
 	return logging.New(nil, "ingest", level)
-}
-
-// parseDuration reads a Go duration or plain seconds.
-func parseDuration(s string) (time.Duration, error) {
-	if n, err := strconv.Atoi(s); err == nil {
-		return time.Duration(n) * time.Second, nil
-	}
-	return time.ParseDuration(s)
 }

@@ -1,9 +1,7 @@
 package function
 
 import (
-	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/ratelimit"
@@ -45,31 +43,6 @@ func (rl RateLimits) limiters() (key, ip *ratelimit.Limiter) {
 		rl.IP = DefaultIPLimit
 	}
 	return ratelimit.New(rl.Key), ratelimit.New(rl.IP)
-}
-
-// rateLimitsFromConfig reads the RATE_LIMIT_* settings.
-func rateLimitsFromConfig(cfg map[string]string) (RateLimits, error) {
-	var rl RateLimits
-	for k, dst := range map[string]*ratelimit.Limit{EnvRateLimitKey: &rl.Key, EnvRateLimitIP: &rl.IP} {
-		if v := cfg[k]; v != "" {
-			l, err := ratelimit.ParseLimit(v)
-			if err != nil {
-				return rl, fmt.Errorf("ingest: %s: %w", k, err)
-			}
-			if l.Off() {
-				l.Rate = -1
-			}
-			*dst = l
-		}
-	}
-	if v := cfg[EnvRateLimitIPHops]; v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return rl, fmt.Errorf("ingest: %s=%q: want a count of proxies, 0 or more", EnvRateLimitIPHops, v)
-		}
-		rl.IPHops = n
-	}
-	return rl, nil
 }
 
 // tooMany answers 429 with Retry-After.

@@ -23,7 +23,6 @@
 package function
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -31,12 +30,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/config"
 	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/store/storeurl"
 )
 
-// Config keys read by Start.
+// Config keys read by Start (the env names of Config).
 const (
 	EnvStoreURL      = "STORE_URL"
 	EnvLogLevel      = "LOG_LEVEL"
@@ -57,30 +57,45 @@ type Function struct {
 // New returns an instance configured by Start.
 func New() *Function { return &Function{} }
 
-// Start opens the store named by STORE_URL. func-go already serves while
-// Start runs; Handle answers 503 until it returns.
-func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	if cfg[EnvStoreURL] == "" {
-		return fmt.Errorf("process: missing config %s", EnvStoreURL)
-	}
-	opts := Options{Logger: newLogger(cfg[EnvLogLevel])}
-	for key, dst := range map[string]*time.Duration{EnvHistoryTTL: &opts.HistoryTTL, EnvStateInterval: &opts.StateInterval,
-		EnvStoreTimeout: &opts.StoreTimeout} {
-		if s := cfg[key]; s != "" {
-			d, err := time.ParseDuration(s)
-			if err != nil || d <= 0 {
-				return fmt.Errorf("process: %s=%q: want a positive Go duration", key, s)
-			}
-			*dst = d
+// Config is process's settings, parsed by core/config from the map func-go
+// hands to Start. The defaults equal the handler's zero-value defaults
+// (config_test.go checks).
+type Config struct {
+	StoreURL      string        `env:"STORE_URL,required" doc:"store of drones and history (bolt:///path or firestore://PROJECT)"`
+	LogLevel      string        `env:"LOG_LEVEL" doc:"debug, info, warn or error (default info)"`
+	HistoryTTL    time.Duration `env:"HISTORY_TTL,default=720h" doc:"how long history points live"`
+	StateInterval time.Duration `env:"STATE_INTERVAL,default=1s" doc:"at most one latest-state write per drone per interval"`
+	StoreTimeout  time.Duration `env:"STORE_TIMEOUT,default=5s" doc:"bound of each store call and of a delivery's wait for its writes; must exceed STATE_INTERVAL"`
+}
+
+// Validate checks the durations: positive, and a store timeout longer than
+// the state interval (a state write may wait out STATE_INTERVAL before it
+// starts: a shorter timeout would time out every busy drone).
+func (c *Config) Validate() error {
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{EnvHistoryTTL, c.HistoryTTL}, {EnvStateInterval, c.StateInterval}, {EnvStoreTimeout, c.StoreTimeout}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s=%v: want a positive Go duration", d.key, d.v)
 		}
 	}
-	// A state write may wait out STATE_INTERVAL before it starts: a store
-	// timeout no longer than that would time out every busy drone.
-	interval, timeout := cmp.Or(opts.StateInterval, defaultStateInterval), cmp.Or(opts.StoreTimeout, defaultStoreTimeout)
-	if timeout <= interval {
-		return fmt.Errorf("process: %s=%v must exceed %s=%v", EnvStoreTimeout, timeout, EnvStateInterval, interval)
+	if c.StoreTimeout <= c.StateInterval {
+		return fmt.Errorf("%s=%v must exceed %s=%v", EnvStoreTimeout, c.StoreTimeout, EnvStateInterval, c.StateInterval)
 	}
-	st, err := storeurl.Open(ctx, cfg[EnvStoreURL])
+	return nil
+}
+
+// Start opens the store named by STORE_URL. func-go already serves while
+// Start runs; Handle answers 503 until it returns.
+func (f *Function) Start(ctx context.Context, env map[string]string) error {
+	var c Config
+	if err := config.Parse(ctx, env, &c); err != nil {
+		return fmt.Errorf("process: %w", err)
+	}
+	opts := Options{Logger: newLogger(c.LogLevel), HistoryTTL: c.HistoryTTL, StateInterval: c.StateInterval,
+		StoreTimeout: c.StoreTimeout}
+	st, err := storeurl.Open(ctx, c.StoreURL)
 	if err != nil {
 		return fmt.Errorf("process: open store: %w", err)
 	}

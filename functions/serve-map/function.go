@@ -46,13 +46,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/cache"
+	"github.com/dronetrack/dronetrack/core/config"
 	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/secheaders"
@@ -73,14 +73,18 @@ func New() *Function { return &Function{} }
 
 // Start opens the store and the cache and builds the router.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	if cfg["STORE_URL"] == "" {
+	var c Config
+	if err := config.Parse(ctx, cfg, &c); err != nil {
+		return fmt.Errorf("serve-map: %w", err)
+	}
+	if c.StoreURL == "" {
 		return fmt.Errorf("serve-map: STORE_URL is required")
 	}
-	st, closeStore, err := openStore(ctx, cfg["STORE_URL"])
+	st, closeStore, err := openStore(ctx, c.StoreURL)
 	if err != nil {
 		return fmt.Errorf("serve-map: open store: %w", err)
 	}
-	if err := f.start(ctx, cfg, st); err != nil {
+	if err := f.startWith(ctx, c, st); err != nil {
 		_ = closeStore()
 		return err
 	}
@@ -91,58 +95,40 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 }
 
 // start wires the function around an open store (tests pass their own).
-func (f *Function) start(ctx context.Context, cfg map[string]string, st Store) error {
-	log := newLogger(f.logOut, cfg["LOG_LEVEL"]).With("function", "serve-map")
-	durations := map[string]time.Duration{"SSE_HEARTBEAT": 15 * time.Second, "CACHE_RETRY_AFTER": time.Second,
-		"FLEET_LIST_MAX_AGE": time.Second}
-	for k := range durations {
-		if v := cfg[k]; v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil || d < 0 {
-				return fmt.Errorf("serve-map: %s=%q: want a duration such as 15s", k, v)
-			}
-			durations[k] = d
-		}
+func (f *Function) start(ctx context.Context, env map[string]string, st Store) error {
+	var cfg Config
+	if err := config.Parse(ctx, env, &cfg); err != nil {
+		return fmt.Errorf("serve-map: %w", err)
 	}
-	ring := 1024
-	if v := cfg["SSE_RING"]; v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return fmt.Errorf("serve-map: SSE_RING=%q: want a positive integer", v)
-		}
-		ring = n
-	}
-	cacheURL := cfg["CACHE_URL"]
-	if cacheURL == "" {
-		cacheURL = "local://dronetrack"
-	}
+	return f.startWith(ctx, cfg, st)
+}
+
+// startWith wires the function from its parsed config around an open store.
+func (f *Function) startWith(ctx context.Context, cfg Config, st Store) error {
+	log := newLogger(f.logOut, cfg.LogLevel).With("function", "serve-map")
+	cacheURL := cfg.CacheURL
 	c, err := cache.Open(ctx, cacheURL, cache.Options{
-		Loader: st, Logger: log, RetryAfter: durations["CACHE_RETRY_AFTER"], ListMaxAge: durations["FLEET_LIST_MAX_AGE"],
+		Loader: st, Logger: log, RetryAfter: cfg.CacheRetryAfter, ListMaxAge: cfg.FleetListMaxAge,
 	})
 	if err != nil {
 		return fmt.Errorf("serve-map: %w", err)
 	}
-	tilesURL, ok := cfg["TILES_URL"]
-	if !ok {
-		tilesURL = secheaders.DefaultTilesURL
-	}
+	tilesURL := cfg.TilesURL
 	tileOrigin, err := secheaders.TileOrigin(tilesURL)
 	if err != nil {
+		_ = c.Close()
 		return fmt.Errorf("serve-map: TILES_URL: %w", err)
 	}
 	m := newMetrics()
 	s := &server{
-		cache: c, store: st, log: log, heartbeat: durations["SSE_HEARTBEAT"], now: time.Now,
+		cache: c, store: st, log: log, heartbeat: cfg.SSEHeartbeat, now: time.Now,
 		metrics: m, tiles: tilesURL,
 	}
 	if err := s.configureAccounts(cfg, st); err != nil {
 		_ = c.Close()
 		return err
 	}
-	if err := s.configureLinks(cfg); err != nil {
-		_ = c.Close()
-		return err
-	}
+	s.configureLinks(cfg)
 	if err := s.configureRemoteID(ctx, cfg); err != nil {
 		_ = c.Close()
 		return err
@@ -150,7 +136,7 @@ func (f *Function) start(ctx context.Context, cfg map[string]string, st Store) e
 	if s.heartbeat <= 0 {
 		s.heartbeat = 15 * time.Second
 	}
-	s.hub = newHub(c, log, ring, m.streams.Add)
+	s.hub = newHub(c, log, cfg.SSERing, m.streams.Add)
 	f.mu.Lock()
 	f.srv, f.handler = s, secheaders.Middleware(tileOrigin)(s.routes())
 	f.closers = append(f.closers, func() error { s.hub.close(); s.rid.close(); return c.Close() })

@@ -26,7 +26,6 @@ import (
 	"html"
 	"io/fs"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -92,43 +91,10 @@ func (o *linkStreams) release(id string) {
 	}
 }
 
-func (s *server) configureLinks(cfg map[string]string) error {
-	s.links = linkSettings{recheck: 2 * time.Second, idle: tracklink.DefaultIdle, maxStreams: 20,
-		open: &linkStreams{n: map[string]int{}}}
-	if v := cfg["LINK_MAX_STREAMS"]; v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return fmt.Errorf("serve-map: LINK_MAX_STREAMS=%q: want a positive integer", v)
-		}
-		s.links.maxStreams = n
-	}
-	for _, d := range []struct {
-		key string
-		to  *time.Duration
-	}{{"LINK_RECHECK", &s.links.recheck}, {"LINK_FLIGHT_IDLE", &s.links.idle}} {
-		if v := cfg[d.key]; v != "" {
-			t, err := time.ParseDuration(v)
-			if err != nil || t <= 0 {
-				return fmt.Errorf("serve-map: %s=%q: want a positive duration such as 2s", d.key, v)
-			}
-			*d.to = t
-		}
-	}
-	for _, l := range []struct {
-		key, def string
-		to       **ratelimit.Limiter
-	}{{"LINK_RATE_IP", "1/s:20", &s.links.perIP}, {"LINK_RATE_LINK", "10/s:60", &s.links.perLink}} {
-		v := cfg[l.key]
-		if v == "" {
-			v = l.def
-		}
-		lim, err := ratelimit.ParseLimit(v)
-		if err != nil {
-			return fmt.Errorf("serve-map: %s: %w", l.key, err)
-		}
-		*l.to = ratelimit.New(lim)
-	}
-	return nil
+func (s *server) configureLinks(cfg Config) {
+	s.links = linkSettings{recheck: cfg.LinkRecheck, idle: cfg.LinkFlightIdle,
+		perIP: ratelimit.New(cfg.LinkRateIP.Limit()), perLink: ratelimit.New(cfg.LinkRateLink.Limit()),
+		maxStreams: cfg.LinkMaxStreams, open: &linkStreams{n: map[string]int{}}}
 }
 
 // publicLinkRoutes are the routes a link's holder uses: no session.

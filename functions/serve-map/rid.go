@@ -75,28 +75,15 @@ type ridTest struct {
 // configureRemoteID reads the RID_* settings. Without an audience and a key
 // source Remote ID stays off (endpoints answer 503) and serve-map starts as
 // before; a half-done configuration is an error.
-func (s *server) configureRemoteID(ctx context.Context, cfg map[string]string) error {
-	rs := &ridService{store: s.store, log: s.log, refresh: time.Second}
+func (s *server) configureRemoteID(ctx context.Context, cfg Config) error {
+	rs := &ridService{store: s.store, log: s.log, refresh: cfg.RIDRefresh}
 	s.rid = rs
-	if v := cfg["RID_REFRESH"]; v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return fmt.Errorf("serve-map: RID_REFRESH=%q: want a duration such as 1s", v)
-		}
-		rs.refresh = d
-	}
-	switch v := cfg["RID_INJECTION"]; v {
-	case "", "false", "off":
-	case "true", "on":
-		rs.injection = true
-	default:
-		return fmt.Errorf("serve-map: RID_INJECTION=%q: want true or false", v)
-	}
+	rs.injection = cfg.RIDInjection == "true" || cfg.RIDInjection == "on"
 	switch {
-	case cfg["RID_SECRET"] != "":
-		rs.secret = []byte(cfg["RID_SECRET"])
-	case cfg["DRONE_KEY_PEPPER"] != "":
-		rs.secret = []byte("remote-id\x00" + cfg["DRONE_KEY_PEPPER"])
+	case cfg.RIDSecret != "":
+		rs.secret = []byte(cfg.RIDSecret)
+	case cfg.Pepper != "":
+		rs.secret = []byte("remote-id\x00" + cfg.Pepper)
 	default:
 		// Replicas then obfuscate differently; say so.
 		rs.secret = make([]byte, 32)
@@ -104,12 +91,12 @@ func (s *server) configureRemoteID(ctx context.Context, cfg map[string]string) e
 		s.log.WarnContext(ctx, "RID_SECRET and DRONE_KEY_PEPPER unset: operator-location obfuscation is keyed per replica")
 	}
 	var auds []string
-	for _, a := range strings.Split(cfg["RID_AUDIENCE"], ",") {
+	for _, a := range strings.Split(cfg.RIDAudience, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			auds = append(auds, a)
 		}
 	}
-	jwks, keyFile := cfg["RID_JWKS_URL"], cfg["RID_PUBLIC_KEY_FILE"]
+	jwks, keyFile := cfg.RIDJWKSURL, cfg.RIDPublicKeyFile
 	if len(auds) == 0 && jwks == "" && keyFile == "" {
 		return nil
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/dronetrack/dronetrack/core/accounts"
 	"github.com/dronetrack/dronetrack/core/problem"
@@ -37,46 +35,13 @@ func requireTenant(next http.Handler) http.Handler {
 }
 
 // configureAccounts builds the account service from config.
-func (s *server) configureAccounts(cfg map[string]string, st accounts.Store) error {
-	ac := accounts.Config{Pepper: []byte(cfg["DRONE_KEY_PEPPER"]), Now: s.now}
-	if v := cfg["SESSION_TTL"]; v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("serve-map: SESSION_TTL=%q: want a duration such as 12h", v)
-		}
-		ac.SessionTTL = d
-	}
-	s.sessionTTL = ac.SessionTTL
-	if s.sessionTTL == 0 {
-		s.sessionTTL = 12 * time.Hour
-	}
-	s.sessionRecheck = 30 * time.Second
-	if v := cfg["SESSION_RECHECK"]; v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("serve-map: SESSION_RECHECK=%q: want a duration such as 30s", v)
-		}
-		s.sessionRecheck = d
-	}
-	switch v := cfg["COOKIE_SECURE"]; v {
-	case "", "auto":
-	case "always":
-		s.cookieSecure = true
-	default:
-		return fmt.Errorf("serve-map: COOKIE_SECURE=%q: want auto or always", v)
-	}
-	if v := cfg["RATE_LIMIT_IP_HOPS"]; v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return fmt.Errorf("serve-map: RATE_LIMIT_IP_HOPS=%q: want a non-negative integer", v)
-		}
-		s.ipHops = n
-	}
-	if v := cfg["ARGON2_MEMORY_KIB"]; v != "" { // tests lower the cost
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 8 {
-			return fmt.Errorf("serve-map: ARGON2_MEMORY_KIB=%q: want an integer >= 8", v)
-		}
+func (s *server) configureAccounts(cfg Config, st accounts.Store) error {
+	ac := accounts.Config{Pepper: []byte(cfg.Pepper), Now: s.now, SessionTTL: cfg.SessionTTL}
+	s.sessionTTL = cfg.SessionTTL
+	s.sessionRecheck = cfg.SessionRecheck
+	s.cookieSecure = cfg.CookieSecure == "always"
+	s.ipHops = cfg.RateLimitIPHops
+	if n := cfg.Argon2MemoryKiB; n != 0 { // tests lower the cost
 		ac.Params = accounts.DefaultParams
 		ac.Params.Memory, ac.Params.Time = uint32(n), 1
 	}
