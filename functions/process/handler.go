@@ -114,25 +114,23 @@ func NewHandler(st Store, opts Options) *Handler {
 	h.states = newCoalescer(func(ctx context.Context, tenantID, droneID string, reports []events.Report) (events.DroneState, bool, error) {
 		h.m.stateWrites.Inc()
 		now := h.opts.Now()
-		// The same coalesced batch updates the drone's flights, alongside
-		// the state write: both need only the history written before, and
-		// issued together they share a bbolt commit. A failure of either
-		// fails the batch; the redelivery finds the flights where the failed
-		// write left them.
-		flightsDone := make(chan error, 1)
-		go func() {
-			res, err := keeper.update(ctx, tenantID, droneID, reports)
-			if res.Replayed {
-				h.m.flightReplays.Inc()
-			}
-			flightsDone <- err
-		}()
+		// The same coalesced batch then updates the drone's flights. The two
+		// writes run one after the other, not side by side: both read the
+		// drone's document in a transaction, and on Firestore (whose
+		// emulator locks instead of aborting) two concurrent transactions
+		// per drone under a backlog held each other until the store
+		// timeout, so every redelivery failed again (TestFaultFirestoreRestart
+		// dead-lettered them). A failure of either fails the batch; the
+		// redelivery finds the flights where the failed write left them.
 		state, wrote, err := st.UpdateState(ctx, tenantID, droneID, func(prev *events.DroneState) (events.DroneState, bool) {
 			return telemetry.Fold(prev, reports, now)
 		})
-		ferr := <-flightsDone
 		if err != nil {
 			return state, wrote, err
+		}
+		res, ferr := keeper.update(ctx, tenantID, droneID, reports)
+		if res.Replayed {
+			h.m.flightReplays.Inc()
 		}
 		return state, wrote, ferr
 	}, opts.StateInterval, opts.StoreTimeout)
