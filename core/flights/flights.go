@@ -121,6 +121,35 @@ type Detector struct {
 	// Checkpoints are report times before which the detector was idle,
 	// oldest first: where a replay may start.
 	Checkpoints []time.Time `json:"checkpoints,omitempty"`
+	// Applied are the times of the newest reports applied (at most
+	// RecentApplied, oldest first). A redelivered report is one of them:
+	// it changes nothing, so it must not cost a replay of history (after a
+	// store outage every retried batch is such a duplicate, and replaying
+	// each one kept the store too busy to answer in time).
+	Applied []time.Time `json:"applied,omitempty"`
+}
+
+// RecentApplied is how many applied report times a Detector remembers:
+// about two minutes of a 1 Hz drone, longer than the broker's retries of a
+// delivery.
+const RecentApplied = 128
+
+// remember records that the report at ts is reflected in the detector.
+func (d *Detector) remember(ts time.Time) {
+	d.Applied = append(d.Applied, ts)
+	if n := len(d.Applied); n > RecentApplied {
+		d.Applied = slices.Delete(d.Applied, 0, n-RecentApplied)
+	}
+}
+
+// applied reports whether the report at ts was applied recently.
+func (d *Detector) applied(ts time.Time) bool {
+	for i := len(d.Applied) - 1; i >= 0; i-- {
+		if d.Applied[i].Equal(ts) {
+			return true
+		}
+	}
+	return false
 }
 
 // Fix is the part of a report the next one is measured from (speed,
@@ -160,11 +189,12 @@ func (c *Changes) put(f Flight) {
 	c.Upsert = append(c.Upsert, f)
 }
 
-// Late reports whether any report is not newer than the detector's head:
-// Apply would skip it, so the caller replays instead.
+// Late reports whether any report is not newer than the detector's head
+// and was not applied already (a redelivery): Apply would skip it, so the
+// caller replays instead.
 func (d *Detector) Late(reports []events.Report) (earliest time.Time, late bool) {
 	for _, r := range reports {
-		if !r.TS.After(d.Head) && (!late || r.TS.Before(earliest)) {
+		if !r.TS.After(d.Head) && !d.applied(r.TS) && (!late || r.TS.Before(earliest)) {
 			earliest, late = r.TS, true
 		}
 	}
@@ -216,6 +246,7 @@ func (d *Detector) Replay(s Settings, anchor time.Time, history []events.Report)
 		switch {
 		case r.TS.Before(anchor):
 			d.Last, d.Head = fixOf(r), r.TS
+			d.remember(r.TS)
 		case d.Head.IsZero() || r.TS.After(d.Head):
 			d.step(s, r, &ch)
 		}
@@ -224,6 +255,7 @@ func (d *Detector) Replay(s Settings, anchor time.Time, history []events.Report)
 }
 
 func (d *Detector) step(s Settings, r events.Report, ch *Changes) {
+	d.remember(r.TS)
 	prev := d.Last
 	if prev != nil && r.TS.Sub(prev.TS) > secs(s.MaxGapSecs) {
 		// Silence: the flight ended where the drone was last heard of.
@@ -392,6 +424,7 @@ func ptr(v float64) *float64 { return &v }
 func (d Detector) Clone() Detector {
 	c := d
 	c.Checkpoints = slices.Clone(d.Checkpoints)
+	c.Applied = slices.Clone(d.Applied)
 	if d.Last != nil {
 		l := *d.Last
 		c.Last = &l

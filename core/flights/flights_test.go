@@ -365,3 +365,38 @@ func BenchmarkDetectorRoundTrip(b *testing.B) {
 func ptrB(v bool) *bool { return &v }
 
 var _ = telemetry.Distance
+
+// A redelivered batch (reports already applied) is not late: it must not
+// cost a replay of history. A report older than the head that was never
+// applied still is.
+func TestRedeliveryIsNotLate(t *testing.T) {
+	s := DefaultSettings()
+	var d Detector
+	var reps []events.Report
+	for i := 0; i < 2*RecentApplied; i++ {
+		if i == 10 {
+			continue // arrives late below
+		}
+		reps = append(reps, at(float64(i), float64(i)*5))
+	}
+	d.Apply(s, reps)
+	if _, late := d.Late(reps[len(reps)-20:]); late {
+		t.Errorf("a redelivery of the newest 20 reports counts as late")
+	}
+	if len(d.Applied) != RecentApplied {
+		t.Errorf("remembers %d applied reports, want %d", len(d.Applied), RecentApplied)
+	}
+	if earliest, late := d.Late([]events.Report{at(10, 50)}); !late || !earliest.Equal(at(10, 50).TS) {
+		t.Errorf("a report never applied, older than the head: late %v at %v, want late at %v", late, earliest, at(10, 50).TS)
+	}
+	// Older than what it remembers: it cannot tell a duplicate, so it replays.
+	if _, late := d.Late(reps[:5]); !late {
+		t.Errorf("a report older than the remembered ones does not count as late")
+	}
+	// A replay rebuilds what it remembers from the history it reads.
+	c := d.Clone()
+	c.Replay(s, time.Time{}, append(slices.Clone(reps), at(10, 50)))
+	if _, late := c.Late(reps[len(reps)-5:]); late || len(c.Applied) != RecentApplied {
+		t.Errorf("after a replay: redelivery late %v, %d remembered", late, len(c.Applied))
+	}
+}
