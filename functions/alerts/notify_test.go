@@ -322,11 +322,7 @@ func channelLog(t *testing.T, st store.Store, channelID, eventID string) []strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, d := range ds {
-		out = append(out, strconv.Itoa(d.Attempt)+":"+strconv.FormatBool(d.OK))
-	}
-	return out
+	return attemptLog(ds)
 }
 
 // TestEmailOncePerTransition: a raised and a resolved battery alert reach a
