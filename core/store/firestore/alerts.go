@@ -404,11 +404,7 @@ func (s *Store) Deliveries(ctx context.Context, tenantID, webhookID string, limi
 	if _, err := s.Webhook(ctx, tenantID, webhookID); err != nil {
 		return nil, err
 	}
-	q := s.coll("webhooks").Doc(webhookID).Collection("deliveries").OrderBy("updatedAt", fs.Desc)
-	if limit > 0 {
-		q = q.Limit(limit)
-	}
-	return queryAll[store.Delivery](ctx, q, "list deliveries of webhook "+webhookID)
+	return s.deliveries(ctx, "webhooks", webhookID, limit, "list deliveries of webhook "+webhookID)
 }
 
 // EventDeliveries implements store.Alerts with an equality query on the
@@ -418,8 +414,24 @@ func (s *Store) EventDeliveries(ctx context.Context, tenantID, webhookID, eventI
 	if _, err := s.Webhook(ctx, tenantID, webhookID); err != nil {
 		return nil, err
 	}
-	q := s.coll("webhooks").Doc(webhookID).Collection("deliveries").Where("eventId", "==", eventID)
-	out, err := queryAll[store.Delivery](ctx, q, "list deliveries of event "+eventID)
+	return s.eventDeliveries(ctx, "webhooks", webhookID, eventID, "list deliveries of event "+eventID)
+}
+
+// deliveries is the delivery log of a webhook or channel (parent is its
+// collection), newest first, at most limit (all when limit <= 0).
+func (s *Store) deliveries(ctx context.Context, parent, parentID string, limit int, what string) ([]store.Delivery, error) {
+	q := s.coll(parent).Doc(parentID).Collection("deliveries").OrderBy("updatedAt", fs.Desc)
+	if limit > 0 {
+		q = q.Limit(limit)
+	}
+	return queryAll[store.Delivery](ctx, q, what)
+}
+
+// eventDeliveries is a webhook's or channel's attempts for one event,
+// oldest first.
+func (s *Store) eventDeliveries(ctx context.Context, parent, parentID, eventID, what string) ([]store.Delivery, error) {
+	q := s.coll(parent).Doc(parentID).Collection("deliveries").Where("eventId", "==", eventID)
+	out, err := queryAll[store.Delivery](ctx, q, what)
 	slices.SortStableFunc(out, func(a, b store.Delivery) int {
 		if c := a.At.Compare(b.At); c != 0 {
 			return c
