@@ -253,20 +253,29 @@ func (s *Store) AcknowledgeAlert(ctx context.Context, tenantID, id, by string, a
 
 // AlertSettings implements store.Alerts.
 func (s *Store) AlertSettings(ctx context.Context, tenantID string) (alerting.Settings, error) {
-	what := "get alert settings of " + tenantID
-	if !validID(tenantID) {
-		return alerting.DefaultSettings(), nil
-	}
-	snap, err := s.coll("alertSettings").Doc(tenantID).Get(ctx)
-	if status.Code(err) == codes.NotFound {
-		return alerting.DefaultSettings(), nil
-	}
-	return decodeSnap[alerting.Settings](snap, err, tenantID, what)
+	return tenantSettings(ctx, s, "alertSettings", tenantID, alerting.DefaultSettings(), "get alert settings of "+tenantID)
 }
 
 // PutAlertSettings implements store.Alerts.
 func (s *Store) PutAlertSettings(ctx context.Context, tenantID string, st alerting.Settings) error {
-	what := "put alert settings of " + tenantID
+	return s.putTenantSettings(ctx, "alertSettings", tenantID, st, "put alert settings of "+tenantID)
+}
+
+// tenantSettings reads a tenant's settings document from coll; def when
+// there is none (or the tenant id cannot name a document).
+func tenantSettings[T any](ctx context.Context, s *Store, coll, tenantID string, def T, what string) (T, error) {
+	if !validID(tenantID) {
+		return def, nil
+	}
+	snap, err := s.coll(coll).Doc(tenantID).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return def, nil
+	}
+	return decodeSnap[T](snap, err, tenantID, what)
+}
+
+// putTenantSettings replaces a tenant's settings document in coll.
+func (s *Store) putTenantSettings(ctx context.Context, coll, tenantID string, st any, what string) error {
 	if !validID(tenantID) {
 		return fmt.Errorf("%s: invalid tenant id", what)
 	}
@@ -274,7 +283,7 @@ func (s *Store) PutAlertSettings(ctx context.Context, tenantID string, st alerti
 	if err != nil {
 		return err
 	}
-	_, err = s.coll("alertSettings").Doc(tenantID).Set(ctx, d)
+	_, err = s.coll(coll).Doc(tenantID).Set(ctx, d)
 	return mapErr(what, err)
 }
 
