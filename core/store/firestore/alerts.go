@@ -70,10 +70,17 @@ func decodeSnap[T any](snap *fs.DocumentSnapshot, err error, tenantID, what stri
 	if err := snap.DataTo(&d); err != nil {
 		return v, fmt.Errorf("%s: decode: %w", what, err)
 	}
-	if tenantID != "" && d.TenantID != tenantID {
-		return v, fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	return decodeData[T](d.TenantID, d.Data, tenantID, what)
+}
+
+// decodeData is the JSON record in a document's data field, owned by
+// docTenant; ErrNotFound when tenantID is set and is another tenant.
+func decodeData[T any](docTenant, data, tenantID, what string) (T, error) {
+	var v T
+	if tenantID != "" && docTenant != tenantID {
+		return v, notFound(what)
 	}
-	if err := json.Unmarshal([]byte(d.Data), &v); err != nil {
+	if err := json.Unmarshal([]byte(data), &v); err != nil {
 		return v, fmt.Errorf("%s: decode: %w", what, err)
 	}
 	return v, nil

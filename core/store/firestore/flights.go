@@ -43,14 +43,7 @@ func decodeFlight(snap *fs.DocumentSnapshot, tenantID, what string) (flights.Fli
 	if err := snap.DataTo(&d); err != nil {
 		return flights.Flight{}, fmt.Errorf("%s: decode: %w", what, err)
 	}
-	if tenantID != "" && d.TenantID != tenantID {
-		return flights.Flight{}, notFound(what)
-	}
-	var f flights.Flight
-	if err := json.Unmarshal([]byte(d.Data), &f); err != nil {
-		return flights.Flight{}, fmt.Errorf("%s: decode: %w", what, err)
-	}
-	return f, nil
+	return decodeData[flights.Flight](d.TenantID, d.Data, tenantID, what)
 }
 
 // UpdateFlights implements store.Flights in a transaction over the drone,
