@@ -273,6 +273,38 @@ func (p *parser) expect(c byte) {
 	p.pos++
 }
 
+// members parses the members of an object whose '{' is consumed, through
+// its '}': for each, value is called with the key and p.pos at the value,
+// which it must consume. It stops at the first syntax error.
+func (p *parser) members(value func(key []byte)) {
+	p.ws()
+	if p.peek() == '}' {
+		p.pos++
+		return
+	}
+	for p.err == nil {
+		key, ok := p.str()
+		if !ok {
+			p.fail("want a field name")
+			return
+		}
+		p.expect(':')
+		if p.err != nil {
+			return
+		}
+		p.ws()
+		value(key)
+		p.ws()
+		if p.peek() == ',' {
+			p.pos++
+			p.ws()
+			continue
+		}
+		p.expect('}')
+		return
+	}
+}
+
 // report parses one object at p.pos into r and o, appending every bad field
 // to bad with pointers under prefix. It then validates r if every field had
 // the right type, dropping range errors for fields already reported.
@@ -290,57 +322,32 @@ func (p *parser) report(r *Report, o *optional, prefix string, now time.Time, ba
 	addBad := func(bit fieldSet, field, detail string) {
 		addBadAt(bit, field, prefix+"/"+escapePointer(field), detail)
 	}
-	p.ws()
-	if p.peek() == '}' {
-		p.pos++
-	} else {
-		for p.err == nil {
-			key, ok := p.str()
-			if !ok {
+	p.members(func(key []byte) {
+		bit, known := fieldBits[string(key)]
+		switch {
+		case !known:
+			name := string(key)
+			if p.skipValue(); p.err == nil {
+				addBad(0, name, "unknown field")
+			}
+		case seen&bit != 0:
+			if p.skipValue(); p.err == nil {
+				addBad(bit, string(key), "duplicate field")
+			}
+		case bit == fHome:
+			seen |= bit
+			for _, hb := range p.home(o) {
 				if p.err == nil {
-					p.fail("want a field name")
-				}
-				break
-			}
-			p.expect(':')
-			if p.err != nil {
-				break
-			}
-			p.ws()
-			bit, known := fieldBits[string(key)]
-			switch {
-			case !known:
-				name := string(key)
-				if p.skipValue(); p.err == nil {
-					addBad(0, name, "unknown field")
-				}
-			case seen&bit != 0:
-				if p.skipValue(); p.err == nil {
-					addBad(bit, string(key), "duplicate field")
-				}
-			case bit == fHome:
-				seen |= bit
-				for _, hb := range p.home(o) {
-					if p.err == nil {
-						addBadAt(bit, "home", prefix+"/home"+hb.sub, hb.detail)
-					}
-				}
-			default:
-				seen |= bit
-				if detail := p.value(bit, r, o); detail != "" && p.err == nil {
-					addBad(bit, string(key), detail)
+					addBadAt(bit, "home", prefix+"/home"+hb.sub, hb.detail)
 				}
 			}
-			p.ws()
-			if p.peek() == ',' {
-				p.pos++
-				p.ws()
-				continue
+		default:
+			seen |= bit
+			if detail := p.value(bit, r, o); detail != "" && p.err == nil {
+				addBad(bit, string(key), detail)
 			}
-			p.expect('}')
-			break
 		}
-	}
+	})
 	if p.err != nil {
 		return bad
 	}
@@ -467,74 +474,51 @@ func (p *parser) home(o *optional) []homeProblem {
 	var probs []homeProblem
 	var seen uint8
 	const hLat, hLon, hAlt = 1, 2, 4
-	p.ws()
-	if p.peek() == '}' {
-		p.pos++
-	} else {
-		for p.err == nil {
-			key, ok := p.str()
-			if !ok {
-				p.fail("want a field name")
-				break
-			}
-			p.expect(':')
-			if p.err != nil {
-				break
-			}
-			p.ws()
-			name := string(key)
-			var bit uint8
-			switch name {
-			case "lat":
-				bit = hLat
-			case "lon":
-				bit = hLon
-			case "alt":
-				bit = hAlt
-			}
-			switch {
-			case bit == 0:
-				p.skipValue()
-				probs = append(probs, homeProblem{"/" + escapePointer(name), "unknown field"})
-			case seen&bit != 0:
-				p.skipValue()
-				probs = append(probs, homeProblem{"/" + name, "duplicate field"})
-			case p.literal("null"):
-				seen |= bit
-				if bit != hAlt {
-					probs = append(probs, homeProblem{"/" + name, "required: must not be null"})
-				}
-			default:
-				seen |= bit
-				tok, ok := p.number()
-				if !ok {
-					probs = append(probs, homeProblem{"/" + name, p.typeMismatch("a number")})
-					break
-				}
-				v, err := strconv.ParseFloat(string(tok), 64)
-				if err != nil {
-					probs = append(probs, homeProblem{"/" + name, fmt.Sprintf("%s is out of range", tok)})
-					break
-				}
-				switch bit {
-				case hLat:
-					o.home.Lat = v
-				case hLon:
-					o.home.Lon = v
-				default:
-					o.homeAlt, o.hasAlt = v, true
-				}
-			}
-			p.ws()
-			if p.peek() == ',' {
-				p.pos++
-				p.ws()
-				continue
-			}
-			p.expect('}')
-			break
+	p.members(func(key []byte) {
+		name := string(key)
+		var bit uint8
+		switch name {
+		case "lat":
+			bit = hLat
+		case "lon":
+			bit = hLon
+		case "alt":
+			bit = hAlt
 		}
-	}
+		switch {
+		case bit == 0:
+			p.skipValue()
+			probs = append(probs, homeProblem{"/" + escapePointer(name), "unknown field"})
+		case seen&bit != 0:
+			p.skipValue()
+			probs = append(probs, homeProblem{"/" + name, "duplicate field"})
+		case p.literal("null"):
+			seen |= bit
+			if bit != hAlt {
+				probs = append(probs, homeProblem{"/" + name, "required: must not be null"})
+			}
+		default:
+			seen |= bit
+			tok, ok := p.number()
+			if !ok {
+				probs = append(probs, homeProblem{"/" + name, p.typeMismatch("a number")})
+				return
+			}
+			v, err := strconv.ParseFloat(string(tok), 64)
+			if err != nil {
+				probs = append(probs, homeProblem{"/" + name, fmt.Sprintf("%s is out of range", tok)})
+				return
+			}
+			switch bit {
+			case hLat:
+				o.home.Lat = v
+			case hLon:
+				o.home.Lon = v
+			default:
+				o.homeAlt, o.hasAlt = v, true
+			}
+		}
+	})
 	if seen&hLat == 0 {
 		probs = append(probs, homeProblem{"/lat", "required"})
 	}
@@ -714,27 +698,7 @@ func (p *parser) skipDepth(depth int) {
 		p.str()
 	case c == '{':
 		p.pos++
-		p.ws()
-		if p.peek() == '}' {
-			p.pos++
-			return
-		}
-		for p.err == nil {
-			p.ws()
-			if _, ok := p.str(); !ok {
-				p.fail("want a field name")
-				return
-			}
-			p.expect(':')
-			p.skipDepth(depth + 1)
-			p.ws()
-			if p.peek() == ',' {
-				p.pos++
-				continue
-			}
-			p.expect('}')
-			return
-		}
+		p.members(func([]byte) { p.skipDepth(depth + 1) })
 	case c == '[':
 		p.pos++
 		p.ws()

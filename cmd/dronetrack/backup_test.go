@@ -77,15 +77,7 @@ func TestBackupUnderLoadRestore(t *testing.T) {
 		"polygon": []map[string]float64{{"lat": 46.9, "lon": 8.4}, {"lat": 46.9, "lon": 8.6}, {"lat": 47.1, "lon": 8.6}, {"lat": 47.1, "lon": 8.4}}}, 201)
 
 	// A dead letter: an event process refuses for good.
-	poison, _ := http.NewRequest(http.MethodPost, sys.broker.IngressURL(), strings.NewReader(`{"tenantId":"demo"}`))
-	poison.Header.Set("Content-Type", "application/json")
-	poison.Header.Set("ce-specversion", "1.0")
-	poison.Header.Set("ce-id", "poison-backup")
-	poison.Header.Set("ce-source", events.SourceIngest)
-	poison.Header.Set("ce-type", events.TypeTelemetryReceived)
-	if resp, err := http.DefaultClient.Do(poison); err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("poison event: %v %v", resp, err)
-	}
+	postPoison(t, sys, "poison-backup")
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		dls, err := sys.broker.DeadLetters(ctx)
 		if err == nil && len(dls) == 1 {

@@ -567,6 +567,21 @@ func TestBrowserBatteryThreshold(t *testing.T) {
 	con.check(t)
 }
 
+// acceptDialogs answers every window.confirm (and alert) of the page with
+// OK, as a user confirming a deletion would.
+func acceptDialogs(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			go func() {
+				_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+			}()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // stepRunner returns run(what, actions...): it runs the chromedp actions on
 // ctx and fails the test naming the step when one fails.
 func stepRunner(t *testing.T, ctx context.Context) func(what string, actions ...chromedp.Action[chromedp.Void]) {

@@ -32,20 +32,7 @@ func TestDeadLettersThroughRunningUp(t *testing.T) {
 		}
 	}()
 
-	req, _ := http.NewRequest(http.MethodPost, sys.broker.IngressURL(), strings.NewReader(`{"tenantId":"demo"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("ce-specversion", "1.0")
-	req.Header.Set("ce-id", "poison-1")
-	req.Header.Set("ce-source", events.SourceIngest)
-	req.Header.Set("ce-type", events.TypeTelemetryReceived)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("broker ingress answered %s", resp.Status)
-	}
+	postPoison(t, sys, "poison-1")
 
 	list := func() string {
 		var out bytes.Buffer
@@ -87,5 +74,26 @@ func TestDeadLettersThroughRunningUp(t *testing.T) {
 	}
 	if err := realMain(ctx, []string{"dlq", "replay", "--data", dir, id}, &out, &out); err == nil {
 		t.Error("replaying a removed dead letter succeeded")
+	}
+}
+
+// postPoison publishes, through the broker's ingress, a telemetry.received
+// event (id ceID) that process refuses for good, so it ends as a dead
+// letter.
+func postPoison(t *testing.T, sys *system, ceID string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, sys.broker.IngressURL(), strings.NewReader(`{"tenantId":"demo"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("ce-specversion", "1.0")
+	req.Header.Set("ce-id", ceID)
+	req.Header.Set("ce-source", events.SourceIngest)
+	req.Header.Set("ce-type", events.TypeTelemetryReceived)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("broker ingress answered %s", resp.Status)
 	}
 }

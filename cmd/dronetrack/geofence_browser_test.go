@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/dronetrack/dronetrack/core/alerting"
@@ -113,15 +112,7 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 	defer cancel()
 	requests := listenRequests(t, ctx)
 	// The webhook page confirms deletions with window.confirm: accept them.
-	if err := chromedp.Listen(ctx, func(ev any) {
-		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
-			go func() {
-				_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-			}()
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	acceptDialogs(t, ctx)
 	run := stepRunner(t, ctx)
 	apiClient, csrf := loginClient(t, sys.URL(), sys.demoLogin.Email, sys.demoLogin.Password)
 	call := func(method, path string, body any, out any) int {

@@ -451,12 +451,7 @@ func countStored(ctx context.Context, st store.Store, demo []demoKey, t *loadTra
 		if len(dt.acked) == 0 {
 			continue
 		}
-		want := map[int64]bool{}
-		lo, hi := dt.acked[0], dt.acked[0]
-		for _, ts := range dt.acked {
-			want[ts.UnixMicro()] = true
-			lo, hi = minTime(lo, ts), maxTime(hi, ts)
-		}
+		want, lo, hi := ackedSpan(dt.acked)
 		pts, err := st.Track(ctx, store.TrackQuery{TenantID: d.TenantID, DroneID: d.DroneID, From: lo, To: hi.Add(time.Microsecond)})
 		if err != nil {
 			return 0, fmt.Errorf("load: read track of %s: %w", d.DroneID, err)
@@ -469,6 +464,19 @@ func countStored(ctx context.Context, st store.Store, demo []demoKey, t *loadTra
 		}
 	}
 	return n, nil
+}
+
+// ackedSpan is the set of acked report timestamps (Unix µs) that the loss
+// count looks for in the stored history, and the earliest and latest of
+// them; acked is not empty.
+func ackedSpan(acked []time.Time) (want map[int64]bool, lo, hi time.Time) {
+	want = map[int64]bool{}
+	lo, hi = acked[0], acked[0]
+	for _, ts := range acked {
+		want[ts.UnixMicro()] = true
+		lo, hi = minTime(lo, ts), maxTime(hi, ts)
+	}
+	return want, lo, hi
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -670,12 +678,7 @@ func countStoredAPI(ctx context.Context, c *http.Client, baseURL string, demo []
 		if len(dt.acked) == 0 {
 			continue
 		}
-		want := map[int64]bool{}
-		lo, hi := dt.acked[0], dt.acked[0]
-		for _, ts := range dt.acked {
-			want[ts.UnixMicro()] = true
-			lo, hi = minTime(lo, ts), maxTime(hi, ts)
-		}
+		want, lo, hi := ackedSpan(dt.acked)
 		after := ""
 		for {
 			q := url.Values{"from": {lo.UTC().Format(time.RFC3339Nano)}, "to": {hi.Add(time.Microsecond).UTC().Format(time.RFC3339Nano)}, "limit": {"1000"}}

@@ -60,15 +60,7 @@ func TestNotifyBrowser(t *testing.T) {
 		t.Fatalf("grant notifications: %v", err)
 	}
 	// The page confirms deletions with window.confirm: accept them.
-	if err := chromedp.Listen(ctx, func(ev any) {
-		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
-			go func() {
-				_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-			}()
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	acceptDialogs(t, ctx)
 	run := stepRunner(t, ctx)
 	openPage(t, ctx, sys.URL(), dir)
 	if got := evalJS[string](t, ctx, `Notification.permission`); got != "granted" {

@@ -283,7 +283,7 @@ func (s *system) servePublic() error {
 		}
 		s.tls = t
 		handler = withHSTS(handler)
-	} else if !isLoopback(o.HTTPAddr) {
+	} else if !loopbackAddr(o.HTTPAddr) {
 		log.Warn("public listener speaks plain HTTP on a non-loopback address: drone keys and sessions cross the network in clear; "+
 			"use --tls-cert/--tls-key or --acme-domain unless a TLS proxy in front sets X-Forwarded-Proto", "addr", o.HTTPAddr)
 	}
@@ -340,19 +340,6 @@ func (s *system) URL() string {
 		}
 	}
 	return "https://" + addr
-}
-
-// isLoopback says whether a listen address binds loopback only.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // simClient is the in-process simulator's client when the public listener

@@ -26,6 +26,14 @@ type Input struct {
 	SiteURL   string      // e.g. https://track.example.com; empty: no link
 }
 
+// droneName is how messages name the drone: its name, else its id.
+func (in Input) droneName() string {
+	if in.DroneName == "" {
+		return in.Alert.DroneID
+	}
+	return in.DroneName
+}
+
 // Message is one notification, ready for any channel kind.
 type Message struct {
 	Subject string
@@ -48,10 +56,7 @@ func DroneLink(siteURL, droneID string) string {
 // drone: "demo-007: battery 14 %, predicted empty in 4 min".
 func Compose(in Input) Message {
 	a := in.Alert
-	name := in.DroneName
-	if name == "" {
-		name = a.DroneID
-	}
+	name := in.droneName()
 	m := Message{Link: DroneLink(in.SiteURL, a.DroneID), Input: in}
 	what := summary(a)
 	if in.Resolved {
@@ -198,10 +203,7 @@ func slackEscape(s string) string {
 // notification's fallback and preview) and blocks (header, facts, a button
 // to the map).
 func SlackPayload(m Message) ([]byte, error) {
-	name := m.Input.DroneName
-	if name == "" {
-		name = m.Input.Alert.DroneID
-	}
+	name := m.Input.droneName()
 	var lines []string
 	for _, f := range facts(m, name) {
 		lines = append(lines, "*"+slackEscape(f[0])+":* "+slackEscape(f[1]))
@@ -221,10 +223,7 @@ func SlackPayload(m Message) ([]byte, error) {
 // Workflows "when a webhook request is received" flow, or a classic
 // connector): a message with one Adaptive Card attachment.
 func TeamsPayload(m Message) ([]byte, error) {
-	name := m.Input.DroneName
-	if name == "" {
-		name = m.Input.Alert.DroneID
-	}
+	name := m.Input.droneName()
 	var fs []any
 	for _, f := range facts(m, name) {
 		fs = append(fs, map[string]any{"title": f[0], "value": f[1]})

@@ -34,6 +34,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/alerting"
 	"github.com/dronetrack/dronetrack/core/notify"
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -224,28 +225,10 @@ func parseMail(t *testing.T, raw []byte) parsed {
 	return p
 }
 
-// lockedBuffer collects the handler's logs from concurrent goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // notifyFixture is the alerts handler with drone d1 named demo-007 (its
 // stored state gives the last position), a debug log captured, links to
 // siteURL.
-func notifyFixture(t *testing.T, smtpCfg SMTPConfig) (*fixture, *lockedBuffer) {
+func notifyFixture(t *testing.T, smtpCfg SMTPConfig) (*fixture, *testenv.LogBuffer) {
 	t.Helper()
 	fx := newFixture(t)
 	ctx := context.Background()
@@ -259,7 +242,7 @@ func notifyFixture(t *testing.T, smtpCfg SMTPConfig) (*fixture, *lockedBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	fx.h.log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fx.h.opts.SMTP, fx.h.opts.SiteURL = smtpCfg, siteURL
 	return fx, logs
@@ -322,11 +305,7 @@ func channelLog(t *testing.T, st store.Store, channelID, eventID string) []strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, d := range ds {
-		out = append(out, strconv.Itoa(d.Attempt)+":"+strconv.FormatBool(d.OK))
-	}
-	return out
+	return attemptLog(ds)
 }
 
 // TestEmailOncePerTransition: a raised and a resolved battery alert reach a

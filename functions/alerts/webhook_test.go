@@ -75,12 +75,20 @@ func attempts(t *testing.T, st store.Store, hookID, eventID string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
 	for _, d := range ds {
-		out = append(out, strconv.Itoa(d.Attempt)+":"+strconv.FormatBool(d.OK))
 		if d.EventType != events.TypeAlertRaised || (d.OK != (d.Error == "")) {
 			t.Errorf("delivery %+v", d)
 		}
+	}
+	return attemptLog(ds)
+}
+
+// attemptLog is a delivery log as "attempt:ok", in its order (webhooks and
+// notification channels alike).
+func attemptLog(ds []store.Delivery) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, strconv.Itoa(d.Attempt)+":"+strconv.FormatBool(d.OK))
 	}
 	return out
 }

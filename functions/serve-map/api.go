@@ -303,29 +303,11 @@ func (s *server) getTrack(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	var bad []events.FieldError
-	parseTime := func(name string, def time.Time) time.Time {
-		v := q.Get(name)
-		if v == "" {
-			return def
-		}
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			bad = append(bad, events.FieldError{Field: name, Pointer: "/" + name, Detail: "want an RFC 3339 timestamp"})
-		}
-		return t
-	}
-	to := parseTime("to", s.now())
-	from := parseTime("from", to.Add(-DefaultTrackWindow))
-	after := parseTime("after", time.Time{})
-	limit := DefaultTrackLimit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxTrackLimit {
-			bad = append(bad, events.FieldError{Field: "limit", Pointer: "/limit",
-				Detail: "want an integer from 1 to " + strconv.Itoa(MaxTrackLimit)})
-		}
-		limit = n
-	}
+	to := timeParam(q, "to", s.now(), &bad)
+	from := timeParam(q, "from", to.Add(-DefaultTrackWindow), &bad)
+	after := timeParam(q, "after", time.Time{}, &bad)
+	limit, badLimit := limitParam(r, DefaultTrackLimit, MaxTrackLimit)
+	bad = append(bad, badLimit...)
 	if len(bad) == 0 && !from.Before(to) {
 		bad = append(bad, events.FieldError{Field: "from", Pointer: "/from", Detail: "must be before to"})
 	}

@@ -82,13 +82,7 @@ func (e *authEnv) do(t *testing.T, b *browser, method, path string, body any, hd
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := testClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return reply{resp.StatusCode, resp.Header, raw}
+	return send(t, req)
 }
 
 // login turns a sign-up / log-in reply into a browser.

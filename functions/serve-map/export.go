@@ -94,6 +94,20 @@ func gpxFix(f *int) string {
 
 func strPtr(s string) *string { return &s }
 
+// xmlDoc is doc as an XML file: the declaration, one-space indent, a final
+// newline (GPX and KML alike).
+func xmlDoc(doc any) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(xml.Header)
+	enc := xml.NewEncoder(&b)
+	enc.Indent("", " ")
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	b.WriteByte('\n')
+	return b.Bytes(), nil
+}
+
 func writeGPX(m exportMeta, pts []events.Report) ([]byte, error) {
 	doc := gpxDoc{Version: "1.1", Creator: "Dronetrack", XMLNS: "http://www.topografix.com/GPX/1/1",
 		XSI:            "http://www.w3.org/2001/XMLSchema-instance",
@@ -113,15 +127,7 @@ func writeGPX(m exportMeta, pts []events.Report) ([]byte, error) {
 		}
 		doc.Trk.Seg = append(doc.Trk.Seg, tp)
 	}
-	var b bytes.Buffer
-	b.WriteString(xml.Header)
-	enc := xml.NewEncoder(&b)
-	enc.Indent("", " ")
-	if err := enc.Encode(doc); err != nil {
-		return nil, err
-	}
-	b.WriteByte('\n')
-	return b.Bytes(), nil
+	return xmlDoc(doc)
 }
 
 // KML 2.2: the track as a gx:Track (a time per point) and as a LineString
@@ -210,15 +216,7 @@ func writeKML(m exportMeta, pts []events.Report) ([]byte, error) {
 			doc.Document.Placemarks = append(doc.Document.Placemarks, pm)
 		}
 	}
-	var b bytes.Buffer
-	b.WriteString(xml.Header)
-	enc := xml.NewEncoder(&b)
-	enc.Indent("", " ")
-	if err := enc.Encode(doc); err != nil {
-		return nil, err
-	}
-	b.WriteByte('\n')
-	return b.Bytes(), nil
+	return xmlDoc(doc)
 }
 
 // csvHeader names the CSV columns: units in the names, alt above mean sea

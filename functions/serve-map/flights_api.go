@@ -3,6 +3,7 @@ package function
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -46,19 +47,8 @@ func (s *server) flightRoutes(r chi.Router) {
 // to - def) and checks from < to and the span.
 func (s *server) rangeParams(r *http.Request, def, maxSpan time.Duration) (from, to time.Time, bad []events.FieldError) {
 	q := r.URL.Query()
-	parse := func(name string, dflt time.Time) time.Time {
-		v := q.Get(name)
-		if v == "" {
-			return dflt
-		}
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			bad = append(bad, events.FieldError{Field: name, Pointer: "/" + name, Detail: "want an RFC 3339 timestamp"})
-		}
-		return t
-	}
-	to = parse("to", s.now())
-	from = parse("from", to.Add(-def))
+	to = timeParam(q, "to", s.now(), &bad)
+	from = timeParam(q, "from", to.Add(-def), &bad)
 	if len(bad) == 0 {
 		switch {
 		case !from.Before(to):
@@ -69,6 +59,20 @@ func (s *server) rangeParams(r *http.Request, def, maxSpan time.Duration) (from,
 		}
 	}
 	return from, to, bad
+}
+
+// timeParam reads the RFC 3339 query parameter name, def when absent; a
+// malformed one is added to bad.
+func timeParam(q url.Values, name string, def time.Time, bad *[]events.FieldError) time.Time {
+	v := q.Get(name)
+	if v == "" {
+		return def
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		*bad = append(*bad, events.FieldError{Field: name, Pointer: "/" + name, Detail: "want an RFC 3339 timestamp"})
+	}
+	return t
 }
 
 func limitParam(r *http.Request, def, max int) (int, []events.FieldError) {

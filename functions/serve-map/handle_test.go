@@ -118,6 +118,13 @@ func get(t testing.TB, url string, hdr ...string) reply {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
+	return send(t, req)
+}
+
+// send sends req with testClient and reads the whole reply; a request
+// that gets no response fails the test.
+func send(t testing.TB, req *http.Request) reply {
+	t.Helper()
 	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -146,6 +146,21 @@ func noLink(w http.ResponseWriter) {
 	problem.Write(w, http.StatusNotFound, "", "no such tracking link")
 }
 
+// liveLink is resolveLink for a link that still shows its drone: 410 with
+// the reason (linkGone) once its status is not Live; false after
+// answering.
+func (s *server) liveLink(w http.ResponseWriter, r *http.Request) (store.TrackLink, bool) {
+	l, ok := s.resolveLink(w, r)
+	if !ok {
+		return l, false
+	}
+	if st := tracklink.StatusOf(l, s.now()); st != tracklink.Live {
+		linkGone(w, st)
+		return l, false
+	}
+	return l, true
+}
+
 // resolveLink finds the link of the request's token and applies the
 // per-link limit; false after answering.
 func (s *server) resolveLink(w http.ResponseWriter, r *http.Request) (store.TrackLink, bool) {
@@ -248,6 +263,20 @@ func (s *server) linkState(ctx context.Context, l store.TrackLink) (*events.Dron
 	return st, nil
 }
 
+// linkTrackState is linkTrack from from, then linkState: what a link's
+// page and stream start with.
+func (s *server) linkTrackState(ctx context.Context, l store.TrackLink, from time.Time) ([]tracklink.TrackPoint, *events.DroneState, error) {
+	track, err := s.linkTrack(ctx, l, from)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := s.linkState(ctx, l)
+	if err != nil {
+		return nil, nil, err
+	}
+	return track, st, nil
+}
+
 // linkTrack reads the drone's history in [from, now], oldest first, at most
 // maxLinkTrackRead points.
 func (s *server) linkTrack(ctx context.Context, l store.TrackLink, from time.Time) ([]tracklink.TrackPoint, error) {
@@ -288,12 +317,8 @@ func recentPoints(track []tracklink.TrackPoint, st *events.DroneState) []trackli
 // the reason once the link shows nothing.
 func (s *server) getLinkView(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	l, ok := s.resolveLink(w, r)
+	l, ok := s.liveLink(w, r)
 	if !ok {
-		return
-	}
-	if st := tracklink.StatusOf(l, s.now()); st != tracklink.Live {
-		linkGone(w, st)
 		return
 	}
 	d, err := s.store.Drone(ctx, l.TenantID, l.DroneID)
@@ -305,12 +330,7 @@ func (s *server) getLinkView(w http.ResponseWriter, r *http.Request) {
 		s.linkReadFailed(w, r, l, err)
 		return
 	}
-	track, err := s.linkTrack(ctx, l, l.CreatedAt)
-	if err != nil {
-		s.linkReadFailed(w, r, l, err)
-		return
-	}
-	st, err := s.linkState(ctx, l)
+	track, st, err := s.linkTrackState(ctx, l, l.CreatedAt)
 	if err != nil {
 		s.linkReadFailed(w, r, l, err)
 		return
@@ -349,12 +369,8 @@ func (s *server) linkReadFailed(w http.ResponseWriter, r *http.Request, l store.
 // is 410 (EventSource then stops; the page asks GET /api/v1/t/{token} why).
 func (s *server) serveLinkStream(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	l, ok := s.resolveLink(w, r)
+	l, ok := s.liveLink(w, r)
 	if !ok {
-		return
-	}
-	if st := tracklink.StatusOf(l, s.now()); st != tracklink.Live {
-		linkGone(w, st)
 		return
 	}
 	if gone, err := s.linkDroneGone(ctx, l); err != nil {
@@ -373,12 +389,7 @@ func (s *server) serveLinkStream(w http.ResponseWriter, r *http.Request) {
 	if from.Before(l.CreatedAt) {
 		from = l.CreatedAt
 	}
-	window, err := s.linkTrack(ctx, l, from)
-	if err != nil {
-		s.linkReadFailed(w, r, l, err)
-		return
-	}
-	st, err := s.linkState(ctx, l)
+	window, st, err := s.linkTrackState(ctx, l, from)
 	if err != nil {
 		s.linkReadFailed(w, r, l, err)
 		return

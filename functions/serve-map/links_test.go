@@ -306,19 +306,7 @@ func TestTrackLinkExpiryEndsStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	stream := openStream(t, e.url+"/api/v1/t/"+tok+"/stream")
-	var last sseEvent
-	deadline := time.After(10 * time.Second)
-	for open := true; open; {
-		select {
-		case ev, ok := <-stream:
-			if ok {
-				last = ev
-			}
-			open = ok
-		case <-deadline:
-			t.Fatal("the stream stayed open after the link expired")
-		}
-	}
+	last := lastEvent(t, stream, 10*time.Second, "the link expired")
 	if last.event != "end" || last.data != `{"status":"expired"}` {
 		t.Errorf("last event: %+v; want end expired", last)
 	}
@@ -395,19 +383,7 @@ func TestTrackLinkRetiredDrone(t *testing.T) {
 	if r := e.do(t, e.owner, http.MethodDelete, "/api/v1/drones/"+droneID, nil); r.status != http.StatusNoContent {
 		t.Fatalf("retire: %d %s", r.status, r.body)
 	}
-	var last sseEvent
-	deadline := time.After(5 * time.Second)
-	for open := true; open; {
-		select {
-		case ev, ok := <-stream:
-			if ok {
-				last = ev
-			}
-			open = ok
-		case <-deadline:
-			t.Fatal("the stream stayed open after the drone was retired")
-		}
-	}
+	last := lastEvent(t, stream, 5*time.Second, "the drone was retired")
 	if last.event != "end" || last.data != `{"status":"ended"}` {
 		t.Errorf("last event: %+v; want end ended", last)
 	}
@@ -559,5 +535,24 @@ func TestLinksPage(t *testing.T) {
 	}
 	if r := e.do(t, nil, http.MethodGet, "/account/links.js", nil); r.status != http.StatusOK || !strings.Contains(string(r.body), "pages.links =") {
 		t.Errorf("links.js: %d", r.status)
+	}
+}
+
+// lastEvent reads stream until the server closes it and returns its last
+// event; the test fails if it is still open after wait (after what).
+func lastEvent(t *testing.T, stream <-chan sseEvent, wait time.Duration, after string) sseEvent {
+	t.Helper()
+	var last sseEvent
+	deadline := time.After(wait)
+	for {
+		select {
+		case ev, ok := <-stream:
+			if !ok {
+				return last
+			}
+			last = ev
+		case <-deadline:
+			t.Fatal("the stream stayed open after " + after)
+		}
 	}
 }

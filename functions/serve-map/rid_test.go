@@ -68,13 +68,7 @@ func ridDo(t *testing.T, method, url, auth string, body any) reply {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := testClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return reply{resp.StatusCode, resp.Header, raw}
+	return send(t, req)
 }
 
 // testFlight is an InterUSS TestFlight flying east from (lat, lng) at

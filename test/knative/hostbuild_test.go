@@ -235,13 +235,7 @@ func postReport(t testing.TB, base, key, body string) (int, string) {
 	req, _ := http.NewRequest(http.MethodPost, base+"/v1/telemetry", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return do(t, req)
 }
 
 // get fetches url, as f's owner when f is not nil.
@@ -251,6 +245,13 @@ func get(t testing.TB, url string, f *fixture) (int, string) {
 	if f != nil {
 		f.authed(req)
 	}
+	return do(t, req)
+}
+
+// do sends req and returns the status and body; a request that gets no
+// response fails the test.
+func do(t testing.TB, req *http.Request) (int, string) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -311,34 +311,16 @@ func deletePrefix(b *bbolt.Bucket, prefix []byte) error {
 // entry in one transaction.
 func (s *Store) AddDelivery(_ context.Context, d store.Delivery) error {
 	return s.batch("add delivery", func(tx *bbolt.Tx) error {
-		ts := tsKey(d.At)
-		suffix := append(ts[:], []byte("\x00"+d.ID)...)
-		k := append(tkey(d.TenantID, d.WebhookID), suffix...)
-		if err := putJSON(tx.Bucket(bucketDeliveries), k, d); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketEventDeliveries).Put(append(tkey(d.TenantID, d.WebhookID, d.EventID), suffix...), k)
+		return webhookLog.put(tx, d.WebhookID, d)
 	})
 }
 
 // EventDeliveries implements store.Alerts through the event index.
 func (s *Store) EventDeliveries(_ context.Context, tenantID, webhookID, eventID string) ([]store.Delivery, error) {
 	var out []store.Delivery
-	err := s.view("list deliveries of event "+eventID, func(tx *bbolt.Tx) error {
-		if tx.Bucket(bucketWebhooks).Get(tkey(tenantID, webhookID)) == nil {
-			return fmt.Errorf("webhook %s: %w", webhookID, store.ErrNotFound)
-		}
-		log := tx.Bucket(bucketDeliveries)
-		prefix := tkey(tenantID, webhookID, eventID)
-		c := tx.Bucket(bucketEventDeliveries).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var d store.Delivery
-			if err := getJSON(log, v, &d, "delivery of event "+eventID); err != nil {
-				return err
-			}
-			out = append(out, d)
-		}
-		return nil
+	err := s.view("list deliveries of event "+eventID, func(tx *bbolt.Tx) (err error) {
+		out, err = webhookLog.eventDeliveries(tx, tenantID, webhookID, eventID)
+		return err
 	})
 	return out, err
 }
@@ -346,17 +328,73 @@ func (s *Store) EventDeliveries(_ context.Context, tenantID, webhookID, eventID 
 // Deliveries implements store.Alerts.
 func (s *Store) Deliveries(_ context.Context, tenantID, webhookID string, limit int) ([]store.Delivery, error) {
 	var out []store.Delivery
-	err := s.view("list deliveries", func(tx *bbolt.Tx) error {
-		if tx.Bucket(bucketWebhooks).Get(tkey(tenantID, webhookID)) == nil {
-			return fmt.Errorf("webhook %s: %w", webhookID, store.ErrNotFound)
-		}
-		var err error
-		out, err = scanPrefix[store.Delivery](tx.Bucket(bucketDeliveries), tkey(tenantID, webhookID), nil)
+	err := s.view("list deliveries", func(tx *bbolt.Tx) (err error) {
+		out, err = webhookLog.deliveries(tx, tenantID, webhookID)
 		return err
 	})
+	return newestFirst(out, limit), err
+}
+
+// deliveryLog is the layout webhooks and notification channels share for
+// their delivery logs: attempts under (tenant, parent, time, id) in log,
+// an index by event in byEvent pointing at them, the parent in parents.
+type deliveryLog struct {
+	parents, log, byEvent []byte // bucket names
+	parent                string // "webhook" or "channel", for errors
+	what                  string // an attempt, for errors
+}
+
+var (
+	webhookLog = deliveryLog{bucketWebhooks, bucketDeliveries, bucketEventDeliveries, "webhook", "delivery"}
+	channelLog = deliveryLog{bucketChannels, bucketChannelDeliveries, bucketChannelEvents, "channel", "channel delivery"}
+)
+
+// put stores the attempt d of parentID and its event index entry.
+func (l deliveryLog) put(tx *bbolt.Tx, parentID string, d store.Delivery) error {
+	ts := tsKey(d.At)
+	suffix := append(ts[:], []byte("\x00"+d.ID)...)
+	k := append(tkey(d.TenantID, parentID), suffix...)
+	if err := putJSON(tx.Bucket(l.log), k, d); err != nil {
+		return err
+	}
+	return tx.Bucket(l.byEvent).Put(append(tkey(d.TenantID, parentID, d.EventID), suffix...), k)
+}
+
+// eventDeliveries is parentID's attempts for one event, oldest first;
+// ErrNotFound when the parent does not exist.
+func (l deliveryLog) eventDeliveries(tx *bbolt.Tx, tenantID, parentID, eventID string) ([]store.Delivery, error) {
+	if tx.Bucket(l.parents).Get(tkey(tenantID, parentID)) == nil {
+		return nil, fmt.Errorf("%s %s: %w", l.parent, parentID, store.ErrNotFound)
+	}
+	var out []store.Delivery
+	log := tx.Bucket(l.log)
+	prefix := tkey(tenantID, parentID, eventID)
+	c := tx.Bucket(l.byEvent).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var d store.Delivery
+		if err := getJSON(log, v, &d, l.what+" of event "+eventID); err != nil {
+			return out, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// deliveries is all of parentID's attempts, oldest first; ErrNotFound when
+// the parent does not exist.
+func (l deliveryLog) deliveries(tx *bbolt.Tx, tenantID, parentID string) ([]store.Delivery, error) {
+	if tx.Bucket(l.parents).Get(tkey(tenantID, parentID)) == nil {
+		return nil, fmt.Errorf("%s %s: %w", l.parent, parentID, store.ErrNotFound)
+	}
+	return scanPrefix[store.Delivery](tx.Bucket(l.log), tkey(tenantID, parentID), nil)
+}
+
+// newestFirst reverses an oldest-first log and keeps at most limit (all
+// when limit <= 0).
+func newestFirst(out []store.Delivery, limit int) []store.Delivery {
 	slices.Reverse(out)
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}
-	return out, err
+	return out
 }

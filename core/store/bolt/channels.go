@@ -1,10 +1,8 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/dronetrack/dronetrack/core/store"
 	bbolt "go.etcd.io/bbolt"
@@ -95,34 +93,16 @@ func (s *Store) AddChannelDelivery(_ context.Context, d store.Delivery) error {
 		if err := putJSON(chans, tkey(d.TenantID, d.ChannelID), c); err != nil {
 			return err
 		}
-		ts := tsKey(d.At)
-		suffix := append(ts[:], []byte("\x00"+d.ID)...)
-		k := append(tkey(d.TenantID, d.ChannelID), suffix...)
-		if err := putJSON(tx.Bucket(bucketChannelDeliveries), k, d); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketChannelEvents).Put(append(tkey(d.TenantID, d.ChannelID, d.EventID), suffix...), k)
+		return channelLog.put(tx, d.ChannelID, d)
 	})
 }
 
 // ChannelEventDeliveries implements store.Channels through the event index.
 func (s *Store) ChannelEventDeliveries(_ context.Context, tenantID, channelID, eventID string) ([]store.Delivery, error) {
 	var out []store.Delivery
-	err := s.view("list channel deliveries of event "+eventID, func(tx *bbolt.Tx) error {
-		if tx.Bucket(bucketChannels).Get(tkey(tenantID, channelID)) == nil {
-			return fmt.Errorf("channel %s: %w", channelID, store.ErrNotFound)
-		}
-		log := tx.Bucket(bucketChannelDeliveries)
-		prefix := tkey(tenantID, channelID, eventID)
-		c := tx.Bucket(bucketChannelEvents).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var d store.Delivery
-			if err := getJSON(log, v, &d, "channel delivery of event "+eventID); err != nil {
-				return err
-			}
-			out = append(out, d)
-		}
-		return nil
+	err := s.view("list channel deliveries of event "+eventID, func(tx *bbolt.Tx) (err error) {
+		out, err = channelLog.eventDeliveries(tx, tenantID, channelID, eventID)
+		return err
 	})
 	return out, err
 }
@@ -130,17 +110,9 @@ func (s *Store) ChannelEventDeliveries(_ context.Context, tenantID, channelID, e
 // ChannelDeliveries implements store.Channels.
 func (s *Store) ChannelDeliveries(_ context.Context, tenantID, channelID string, limit int) ([]store.Delivery, error) {
 	var out []store.Delivery
-	err := s.view("list channel deliveries", func(tx *bbolt.Tx) error {
-		if tx.Bucket(bucketChannels).Get(tkey(tenantID, channelID)) == nil {
-			return fmt.Errorf("channel %s: %w", channelID, store.ErrNotFound)
-		}
-		var err error
-		out, err = scanPrefix[store.Delivery](tx.Bucket(bucketChannelDeliveries), tkey(tenantID, channelID), nil)
+	err := s.view("list channel deliveries", func(tx *bbolt.Tx) (err error) {
+		out, err = channelLog.deliveries(tx, tenantID, channelID)
 		return err
 	})
-	slices.Reverse(out)
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
-	return out, err
+	return newestFirst(out, limit), err
 }

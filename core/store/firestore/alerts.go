@@ -70,10 +70,17 @@ func decodeSnap[T any](snap *fs.DocumentSnapshot, err error, tenantID, what stri
 	if err := snap.DataTo(&d); err != nil {
 		return v, fmt.Errorf("%s: decode: %w", what, err)
 	}
-	if tenantID != "" && d.TenantID != tenantID {
-		return v, fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	return decodeData[T](d.TenantID, d.Data, tenantID, what)
+}
+
+// decodeData is the JSON record in a document's data field, owned by
+// docTenant; ErrNotFound when tenantID is set and is another tenant.
+func decodeData[T any](docTenant, data, tenantID, what string) (T, error) {
+	var v T
+	if tenantID != "" && docTenant != tenantID {
+		return v, notFound(what)
 	}
-	if err := json.Unmarshal([]byte(d.Data), &v); err != nil {
+	if err := json.Unmarshal([]byte(data), &v); err != nil {
 		return v, fmt.Errorf("%s: decode: %w", what, err)
 	}
 	return v, nil
@@ -253,20 +260,29 @@ func (s *Store) AcknowledgeAlert(ctx context.Context, tenantID, id, by string, a
 
 // AlertSettings implements store.Alerts.
 func (s *Store) AlertSettings(ctx context.Context, tenantID string) (alerting.Settings, error) {
-	what := "get alert settings of " + tenantID
-	if !validID(tenantID) {
-		return alerting.DefaultSettings(), nil
-	}
-	snap, err := s.coll("alertSettings").Doc(tenantID).Get(ctx)
-	if status.Code(err) == codes.NotFound {
-		return alerting.DefaultSettings(), nil
-	}
-	return decodeSnap[alerting.Settings](snap, err, tenantID, what)
+	return tenantSettings(ctx, s, "alertSettings", tenantID, alerting.DefaultSettings(), "get alert settings of "+tenantID)
 }
 
 // PutAlertSettings implements store.Alerts.
 func (s *Store) PutAlertSettings(ctx context.Context, tenantID string, st alerting.Settings) error {
-	what := "put alert settings of " + tenantID
+	return s.putTenantSettings(ctx, "alertSettings", tenantID, st, "put alert settings of "+tenantID)
+}
+
+// tenantSettings reads a tenant's settings document from coll; def when
+// there is none (or the tenant id cannot name a document).
+func tenantSettings[T any](ctx context.Context, s *Store, coll, tenantID string, def T, what string) (T, error) {
+	if !validID(tenantID) {
+		return def, nil
+	}
+	snap, err := s.coll(coll).Doc(tenantID).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return def, nil
+	}
+	return decodeSnap[T](snap, err, tenantID, what)
+}
+
+// putTenantSettings replaces a tenant's settings document in coll.
+func (s *Store) putTenantSettings(ctx context.Context, coll, tenantID string, st any, what string) error {
 	if !validID(tenantID) {
 		return fmt.Errorf("%s: invalid tenant id", what)
 	}
@@ -274,7 +290,7 @@ func (s *Store) PutAlertSettings(ctx context.Context, tenantID string, st alerti
 	if err != nil {
 		return err
 	}
-	_, err = s.coll("alertSettings").Doc(tenantID).Set(ctx, d)
+	_, err = s.coll(coll).Doc(tenantID).Set(ctx, d)
 	return mapErr(what, err)
 }
 
@@ -404,11 +420,7 @@ func (s *Store) Deliveries(ctx context.Context, tenantID, webhookID string, limi
 	if _, err := s.Webhook(ctx, tenantID, webhookID); err != nil {
 		return nil, err
 	}
-	q := s.coll("webhooks").Doc(webhookID).Collection("deliveries").OrderBy("updatedAt", fs.Desc)
-	if limit > 0 {
-		q = q.Limit(limit)
-	}
-	return queryAll[store.Delivery](ctx, q, "list deliveries of webhook "+webhookID)
+	return s.deliveries(ctx, "webhooks", webhookID, limit, "list deliveries of webhook "+webhookID)
 }
 
 // EventDeliveries implements store.Alerts with an equality query on the
@@ -418,8 +430,24 @@ func (s *Store) EventDeliveries(ctx context.Context, tenantID, webhookID, eventI
 	if _, err := s.Webhook(ctx, tenantID, webhookID); err != nil {
 		return nil, err
 	}
-	q := s.coll("webhooks").Doc(webhookID).Collection("deliveries").Where("eventId", "==", eventID)
-	out, err := queryAll[store.Delivery](ctx, q, "list deliveries of event "+eventID)
+	return s.eventDeliveries(ctx, "webhooks", webhookID, eventID, "list deliveries of event "+eventID)
+}
+
+// deliveries is the delivery log of a webhook or channel (parent is its
+// collection), newest first, at most limit (all when limit <= 0).
+func (s *Store) deliveries(ctx context.Context, parent, parentID string, limit int, what string) ([]store.Delivery, error) {
+	q := s.coll(parent).Doc(parentID).Collection("deliveries").OrderBy("updatedAt", fs.Desc)
+	if limit > 0 {
+		q = q.Limit(limit)
+	}
+	return queryAll[store.Delivery](ctx, q, what)
+}
+
+// eventDeliveries is a webhook's or channel's attempts for one event,
+// oldest first.
+func (s *Store) eventDeliveries(ctx context.Context, parent, parentID, eventID, what string) ([]store.Delivery, error) {
+	q := s.coll(parent).Doc(parentID).Collection("deliveries").Where("eventId", "==", eventID)
+	out, err := queryAll[store.Delivery](ctx, q, what)
 	slices.SortStableFunc(out, func(a, b store.Delivery) int {
 		if c := a.At.Compare(b.At); c != 0 {
 			return c

@@ -6,10 +6,8 @@ package firestore
 // its record and is updated in the transaction that adds an attempt.
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"slices"
 
 	fs "cloud.google.com/go/firestore"
 	"github.com/dronetrack/dronetrack/core/store"
@@ -106,11 +104,7 @@ func (s *Store) ChannelDeliveries(ctx context.Context, tenantID, channelID strin
 	if _, err := s.Channel(ctx, tenantID, channelID); err != nil {
 		return nil, err
 	}
-	q := s.coll("channels").Doc(channelID).Collection("deliveries").OrderBy("updatedAt", fs.Desc)
-	if limit > 0 {
-		q = q.Limit(limit)
-	}
-	return queryAll[store.Delivery](ctx, q, "list deliveries of channel "+channelID)
+	return s.deliveries(ctx, "channels", channelID, limit, "list deliveries of channel "+channelID)
 }
 
 // ChannelEventDeliveries implements store.Channels (single-field index on
@@ -119,13 +113,5 @@ func (s *Store) ChannelEventDeliveries(ctx context.Context, tenantID, channelID,
 	if _, err := s.Channel(ctx, tenantID, channelID); err != nil {
 		return nil, err
 	}
-	q := s.coll("channels").Doc(channelID).Collection("deliveries").Where("eventId", "==", eventID)
-	out, err := queryAll[store.Delivery](ctx, q, "list channel deliveries of event "+eventID)
-	slices.SortStableFunc(out, func(a, b store.Delivery) int {
-		if c := a.At.Compare(b.At); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Attempt, b.Attempt)
-	})
-	return out, err
+	return s.eventDeliveries(ctx, "channels", channelID, eventID, "list channel deliveries of event "+eventID)
 }

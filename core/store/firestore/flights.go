@@ -43,14 +43,7 @@ func decodeFlight(snap *fs.DocumentSnapshot, tenantID, what string) (flights.Fli
 	if err := snap.DataTo(&d); err != nil {
 		return flights.Flight{}, fmt.Errorf("%s: decode: %w", what, err)
 	}
-	if tenantID != "" && d.TenantID != tenantID {
-		return flights.Flight{}, notFound(what)
-	}
-	var f flights.Flight
-	if err := json.Unmarshal([]byte(d.Data), &f); err != nil {
-		return flights.Flight{}, fmt.Errorf("%s: decode: %w", what, err)
-	}
-	return f, nil
+	return decodeData[flights.Flight](d.TenantID, d.Data, tenantID, what)
 }
 
 // UpdateFlights implements store.Flights in a transaction over the drone,
@@ -183,29 +176,12 @@ func (s *Store) ListFlights(ctx context.Context, q store.FlightQuery) ([]flights
 
 // FlightSettings implements store.Flights.
 func (s *Store) FlightSettings(ctx context.Context, tenantID string) (flights.Settings, error) {
-	what := "get flight settings of " + tenantID
-	if !validID(tenantID) {
-		return flights.DefaultSettings(), nil
-	}
-	snap, err := s.coll("flightSettings").Doc(tenantID).Get(ctx)
-	if status.Code(err) == codes.NotFound {
-		return flights.DefaultSettings(), nil
-	}
-	return decodeSnap[flights.Settings](snap, err, tenantID, what)
+	return tenantSettings(ctx, s, "flightSettings", tenantID, flights.DefaultSettings(), "get flight settings of "+tenantID)
 }
 
 // PutFlightSettings implements store.Flights.
 func (s *Store) PutFlightSettings(ctx context.Context, tenantID string, st flights.Settings) error {
-	what := "put flight settings of " + tenantID
-	if !validID(tenantID) {
-		return fmt.Errorf("%s: invalid tenant id", what)
-	}
-	d, err := encode(tenantID, st)
-	if err != nil {
-		return err
-	}
-	_, err = s.coll("flightSettings").Doc(tenantID).Set(ctx, d)
-	return mapErr(what, err)
+	return s.putTenantSettings(ctx, "flightSettings", tenantID, st, "put flight settings of "+tenantID)
 }
 
 var _ store.Flights = (*Store)(nil)

@@ -48,14 +48,7 @@ func fromLinkSnap(snap *fs.DocumentSnapshot, tenantID, what string) (store.Track
 	if err := snap.DataTo(&d); err != nil {
 		return store.TrackLink{}, fmt.Errorf("%s: decode: %w", what, err)
 	}
-	if tenantID != "" && d.TenantID != tenantID {
-		return store.TrackLink{}, notFound(what)
-	}
-	var l store.TrackLink
-	if err := json.Unmarshal([]byte(d.Data), &l); err != nil {
-		return store.TrackLink{}, fmt.Errorf("%s: decode: %w", what, err)
-	}
-	return l, nil
+	return decodeData[store.TrackLink](d.TenantID, d.Data, tenantID, what)
 }
 
 // CreateLink implements store.Links: link and token index in one
