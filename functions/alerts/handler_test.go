@@ -27,15 +27,16 @@ import (
 var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 
 // sink is a broker stand-in recording the events published to it; fail
-// makes it answer 503.
+// makes it answer 503, failNext answers 503 to that many publishes only.
 type sink struct {
-	mu   sync.Mutex
-	evs  []cloudevents.Event
-	fail atomic.Bool
+	mu       sync.Mutex
+	evs      []cloudevents.Event
+	fail     atomic.Bool
+	failNext atomic.Int32
 }
 
 func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.fail.Load() {
+	if s.fail.Load() || s.failNext.Add(-1) >= 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
