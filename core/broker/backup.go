@@ -226,16 +226,20 @@ func (b *Broker) emitPending(subject string, seq uint64, h nats.Header, data []b
 	return true, emit(PendingEvent{Triggers: owing, Event: raw})
 }
 
-// reads reports whether Trigger t's consumer reads events stored on subject.
+// reads reports whether Trigger t's consumer reads events stored on
+// subject: whether one of its filter subjects matches it (a trailing ">"
+// matches one or more tokens, as in NATS).
 func (b *Broker) reads(t Trigger, subject string) bool {
-	switch ts := b.triggerSubject(t); {
-	case subject == b.subject || subject == b.replaySubject(t.Metadata.Name):
-		return true
-	case strings.HasSuffix(ts, ".>"):
-		return strings.HasPrefix(subject, b.subject+".")
-	default:
-		return subject == ts
+	for _, f := range b.consumerSubjects(t) {
+		if prefix, ok := strings.CutSuffix(f, ">"); ok {
+			if strings.HasPrefix(subject, prefix) && len(subject) > len(prefix) {
+				return true
+			}
+		} else if subject == f {
+			return true
+		}
 	}
+	return false
 }
 
 // Requeue stores a PendingEvent of a Snapshot (taken here or on another

@@ -414,7 +414,7 @@ func (b *Broker) setup(ctx context.Context) error {
 			AckWait:        b.cfg.AckWait,
 			MaxDeliver:     -1,
 			MaxAckPending:  b.cfg.MaxInFlight,
-			FilterSubjects: []string{b.subject, b.triggerSubject(r.trigger), b.replaySubject(r.trigger.Metadata.Name)},
+			FilterSubjects: b.consumerSubjects(r.trigger),
 		})
 		if err != nil {
 			return fmt.Errorf("broker: consumer for trigger %q: %w", r.trigger.Metadata.Name, err)
@@ -473,6 +473,14 @@ func (b *Broker) triggerSubject(t Trigger) string {
 		return b.typeSubject(f.Attributes["type"])
 	}
 	return b.subject + ".>"
+}
+
+// consumerSubjects are the subjects Trigger t's consumer reads: events an
+// older version stored on the single subject, its type's (or every type's)
+// subject, and its own replays. A backup snapshot owes an event to the
+// Triggers whose subjects match it (reads).
+func (b *Broker) consumerSubjects(t Trigger) []string {
+	return []string{b.subject, b.triggerSubject(t), b.replaySubject(t.Metadata.Name)}
 }
 
 // subjectToken turns any string into one NATS subject token, injectively:
