@@ -1,0 +1,467 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/sim"
+	"github.com/dronetrack/dronetrack/core/store"
+	ingestfn "github.com/dronetrack/dronetrack/functions/ingest"
+)
+
+// Names of the functions `up` runs; they are the Knative Service names the
+// Trigger manifests refer to, so the broker resolves subscribers by them.
+const (
+	fnIngest       = "ingest"
+	FnProcess      = "process"
+	FnCacheRefresh = "cache-refresh"
+	fnServeMap     = "serve-map"
+)
+
+// defaultCacheURL is the in-process cache every function of one `up` shares.
+const DefaultCacheURL = "local://dronetrack"
+
+// Demo data seeded on the first run.
+const (
+	DemoTenantID   = "demo"
+	demoTenantName = "Demo fleet"
+	demoDrones     = 10 // seeded without --simulate; --simulate N seeds N
+)
+
+// upOptions configure one system; upCmd fills them from flags, tests
+// directly.
+type Options struct {
+	DataDir  string
+	HTTPAddr string
+	// TLS makes the public listener speak HTTPS (tls.go); zero for plain
+	// HTTP.
+	TLS TLSOptions
+	// StoreURL is the store every function and the seeding use, as
+	// core/store/storeurl reads it; "" for the data dir's bolt file.
+	StoreURL string
+	// CacheURL is the fleet cache, as core/cache reads it; "" for the
+	// in-process local://dronetrack.
+	CacheURL string
+	LogLevel slog.Level
+	Log      io.Writer // structured logs (text)
+	Out      io.Writer // URL, demo login, simulator figures
+	Simulate int       // drones the in-process simulator flies; 0 for none
+	// DemoDrones is how many demo drones to seed (at least demoDrones, and
+	// at least Simulate).
+	DemoDrones int
+	Sim        SimFlags // the simulator's settings when Simulate > 0
+	// PprofAddr, when set, serves net/http/pprof there for profiling.
+	PprofAddr string
+	// StopTimeout bounds the graceful shutdown before it gives up.
+	StopTimeout time.Duration
+	// LinkCheckEvery is the lost-link scheduler's period (default 30 s, as
+	// the cluster's PingSource).
+	LinkCheckEvery time.Duration
+	// HistoryTTL is how long history is kept (process's HISTORY_TTL); 0
+	// for process's default. On one machine it sizes the store file: about
+	// drones x reports/s x HistoryTTL x 330 bytes.
+	HistoryTTL time.Duration
+	// RIDTestAuthority is --rid-test-authority: auto (on for a loopback
+	// listener), on or off (ridcmd.go).
+	RIDTestAuthority string
+	// Set is --set FUNCTION.SETTING=VALUE (funcconfig.go).
+	Set SetFlags
+}
+
+// system is Dronetrack on one machine: the local broker, every function on
+// its own loopback server, the public listener and the admin endpoint.
+type System struct {
+	opts   Options
+	Log    *slog.Logger
+	Dir    string
+	Store  store.Store // shared handle (storeurl) used for seeding and admin
+	Broker Broker
+	Fns    []*Hosted // in start order: ingest first
+	ByName map[string]*Hosted
+	public *http.Server
+	Ln     net.Listener
+	admin  func(context.Context) error
+	sched  *scheduler // lost-link checks (the PingSource's stand-in)
+	// storeURL and cacheURL are what every function got as STORE_URL and
+	// CACHE_URL.
+	StoreURL, CacheURL string
+	// demoLogin is the demo tenant owner's email and password.
+	DemoLogin DemoLogin
+
+	// The HTTPS side of the public listener (tls.go).
+	tls          *publicTLS                  // nil for plain HTTP
+	redirect     func(context.Context) error // the --redirect-http listener's stop
+	RedirectAddr string                      // where it listens
+
+	simCancel context.CancelFunc
+	simDone   chan struct{}
+	simSum    sim.Summary
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// startSystem opens everything and returns once the public listener serves;
+// Shutdown undoes it in reverse. Failures half-way close what was opened.
+func Start(ctx context.Context, o Options) (_ *System, err error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = 60 * time.Second
+	}
+	dir, err := absDataDir(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel}))
+	// Refuse a newer data dir, upgrade an older one (format.go).
+	if from, err := PrepareDataDir(dir); err != nil {
+		return nil, err
+	} else if from > 0 && from < DataDirFormat {
+		fmt.Fprintf(o.Out, "data dir %s upgraded from format %d to %d\n", dir, from, DataDirFormat)
+	}
+	tuneGC()
+	s := &System{opts: o, Log: log, Dir: dir, ByName: map[string]*Hosted{}}
+	defer func() {
+		if err != nil {
+			cctx, cancel := context.WithTimeout(context.Background(), o.StopTimeout)
+			defer cancel()
+			_ = s.closeAll(cctx)
+		}
+	}()
+
+	s.StoreURL, s.CacheURL = o.StoreURL, o.CacheURL
+	if s.StoreURL == "" {
+		s.StoreURL = StoreURL(dir)
+	}
+	if s.CacheURL == "" {
+		s.CacheURL = DefaultCacheURL
+	}
+	// The demo keys, demo login and pepper in the data dir belong to the
+	// drones and users of one store: refuse to pair them with another.
+	record, err := checkStore(dir, s.StoreURL)
+	if err != nil {
+		return nil, err
+	}
+	pepper, err := LoadPepper(dir)
+	if err != nil {
+		return nil, err
+	}
+	if s.Store, err = OpenStore(ctx, s.StoreURL); err != nil {
+		return nil, err
+	}
+	if record { // only once it opened: an invalid URL does not bind the data dir
+		if err := recordStore(dir, s.StoreURL); err != nil {
+			return nil, err
+		}
+	}
+
+	// Bind every function first: the broker needs their URLs to resolve the
+	// Triggers' subscribers, and they need the broker's ingress as K_SINK.
+	for _, name := range []string{fnIngest, FnProcess, FnCacheRefresh, fnServeMap, fnAlerts} {
+		h, err := Listen(name, NewFunction(name), log)
+		if err != nil {
+			return nil, err
+		}
+		s.Fns = append(s.Fns, h)
+		s.ByName[name] = h
+	}
+	subscribers := map[string]string{}
+	for name, h := range s.ByName {
+		subscribers[name] = h.URL()
+	}
+	if s.Broker, err = openBroker(ctx, filepath.Join(dir, brokerDir), subscribers, log); err != nil {
+		return nil, err
+	}
+
+	cfg := map[string]string{
+		"STORE_URL":        s.StoreURL,
+		"K_SINK":           s.Broker.IngressURL(),
+		"CACHE_URL":        s.CacheURL,
+		"DRONE_KEY_PEPPER": pepper,
+		"LOG_LEVEL":        strings.ToLower(o.LogLevel.String()),
+	}
+	if o.HistoryTTL > 0 {
+		cfg["HISTORY_TTL"] = o.HistoryTTL.String()
+	}
+	if o.TLS.enabled() {
+		cfg["COOKIE_SECURE"] = "always" // __Host- cookies, as on the cluster
+	}
+	for k, v := range ExtraFunctionConfig(dir) {
+		cfg[k] = v
+	}
+	ridCfg, err := RIDAuthorityConfig(o.RIDTestAuthority, dir, o.HTTPAddr)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range ridCfg {
+		cfg[k] = v
+	}
+	// Start consumers before the producer so nothing published waits on a
+	// function that is not there yet (the broker would retry it anyway).
+	for _, name := range []string{FnProcess, FnCacheRefresh, fnAlerts, fnServeMap, fnIngest} {
+		h := s.ByName[name]
+		env, err := functionEnv(name, cfg, o.Set, upEnv)
+		if err != nil {
+			return nil, err
+		}
+		if err := h.Fn.Start(ctx, env); err != nil {
+			return nil, fmt.Errorf("start %s: %w", name, err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = h.waitReady(rctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		log.Debug("function started", "function", name, "url", h.URL())
+	}
+
+	if o.LinkCheckEvery <= 0 {
+		o.LinkCheckEvery = DefaultLinkCheckEvery
+	}
+	if s.sched, err = startScheduler(s.Broker.IngressURL(), o.LinkCheckEvery, log); err != nil {
+		return nil, err
+	}
+
+	adm := &StoreAdmin{store: s.Store, pepper: pepper, broker: s.Broker}
+	n := max(demoDrones, o.Simulate, o.DemoDrones)
+	demo, err := EnsureDemoDrones(ctx, adm, dir, n)
+	if err != nil {
+		return nil, fmt.Errorf("seed demo data: %w", err)
+	}
+	if s.DemoLogin, err = ensureDemoLogin(ctx, s.Store, dir); err != nil {
+		return nil, err
+	}
+	// The events of a restored backup that were not yet delivered (backup.go).
+	if r, err := requeueRestored(ctx, s.Broker, dir); err != nil {
+		return nil, err
+	} else if r.pending+r.dead > 0 {
+		fmt.Fprintf(o.Out, "  requeued %d events and %d dead letters of the restored backup\n", r.pending, r.dead)
+	}
+	if s.admin, err = serveAdmin(adm, dir, s.backupRoutes); err != nil {
+		return nil, err
+	}
+
+	if err := s.servePublic(); err != nil { // tls.go: plain HTTP or HTTPS
+		return nil, err
+	}
+
+	fmt.Fprintf(o.Out, "Dronetrack is up: open %s\n", s.URL())
+	fmt.Fprintf(o.Out, "  data dir %s (demo tenant %q, %d demo drones; keys in %s)\n", dir, DemoTenantID, len(demo), filepath.Join(dir, DemoKeysFile))
+	fmt.Fprintf(o.Out, "  store %s, cache %s\n", RedactURL(s.StoreURL), RedactURL(s.CacheURL))
+	fmt.Fprintf(o.Out, "  demo login: %s  (log in at %s/account/login.html; kept in %s)\n",
+		s.DemoLogin, s.URL(), filepath.Join(dir, DemoLoginFile))
+	fmt.Fprintf(o.Out, "  ingest: POST %s%s with Authorization: Bearer <drone key>\n", s.URL(), sim.IngestPath)
+	fmt.Fprintf(o.Out, "          also CloudEvents at POST %s%s, OsmAnd/Traccar Client at %s%s?id=<drone key>\n",
+		s.URL(), ingestfn.PathEvents, s.URL(), ingestfn.PathOsmAnd)
+	if s.RedirectAddr != "" {
+		fmt.Fprintf(o.Out, "  plain HTTP on %s redirects to HTTPS\n", s.RedirectAddr)
+	}
+
+	if ridCfg != nil {
+		fmt.Fprintf(o.Out, "  Remote ID SP: %s/rid/v2/uss/flights?view=lat1,lng1,lat2,lng2 with a token from `dronetrack rid token --scope rid.display_provider --data %s`\n",
+			s.URL(), dir)
+	}
+
+	if o.PprofAddr != "" {
+		if err := servePprof(o.PprofAddr, log); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(o.Out, "  pprof: http://%s/debug/pprof/\n", o.PprofAddr)
+	}
+
+	if o.Simulate > 0 {
+		s.StartSim(ctx, demo[:o.Simulate])
+	}
+	return s, nil
+}
+
+// route sends the ingest API to ingest and everything else to serve-map.
+// The public listener plays Knative's ingress gateway; it calls the
+// functions' handlers directly instead of proxying over loopback, which
+// would add a hop per report for nothing (the broker still talks to every
+// function over HTTP, exactly as on Knative).
+func (s *System) Route() http.Handler {
+	ingest, serveMap := s.ByName[fnIngest].Fn, s.ByName[fnServeMap].Fn
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == sim.IngestPath || strings.HasPrefix(r.URL.Path, sim.IngestPath+"/") ||
+			r.URL.Path == ingestfn.PathOsmAnd || r.URL.Path == ingestfn.PathEvents {
+			ingest.Handle(w, r)
+			return
+		}
+		serveMap.Handle(w, r)
+	})
+}
+
+func (s *System) StartSim(ctx context.Context, demo []DemoKey) {
+	keys := make([]string, len(demo))
+	for i, d := range demo {
+		keys[i] = d.Key
+	}
+	sf := s.opts.Sim
+	if sf.Duration <= 0 && sf.Count <= 0 {
+		sf.Duration = 100 * 365 * 24 * time.Hour // until shutdown
+	}
+	cfg, err := sf.Config(s.URL(), keys, s.opts.Out)
+	if err != nil {
+		s.Log.Error("simulator not started", "err", err)
+		return
+	}
+	if s.tls != nil {
+		cfg.Client = s.simClient() // the certificate names the public host, not loopback
+	}
+	cfg.LiveEvery = 10 * time.Second // a terminal running up is for reading URLs too
+	simCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.simCancel, s.simDone = cancel, make(chan struct{})
+	fmt.Fprintf(s.opts.Out, "  simulating %d drones at %g reports/s each\n", len(keys), cfg.Rate)
+	go func() {
+		defer close(s.simDone)
+		sum, err := sim.Run(simCtx, cfg)
+		if err != nil {
+			s.Log.Error("simulator failed", "err", err)
+			return
+		}
+		s.simSum = sum
+		fmt.Fprint(s.opts.Out, "simulator summary:\n"+sum.String())
+	}()
+}
+
+// Shutdown stops the system gracefully: the simulator, the public listener
+// (no new reports), ingest, then the broker drains deliveries while the
+// consumers still run, then every function stops (flushing its buffers) and
+// the store closes. It is bounded by StopTimeout.
+func (s *System) Shutdown() error {
+	s.shutdownOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.StopTimeout)
+		defer cancel()
+		s.shutdownErr = s.closeAll(ctx)
+	})
+	return s.shutdownErr
+}
+
+func (s *System) closeAll(ctx context.Context) error {
+	var errs []error
+	step := func(what string, err error) {
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.Log.Error("shutdown", "step", what, "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+		}
+	}
+	if s.simCancel != nil {
+		s.simCancel()
+		<-s.simDone
+	}
+	if s.public != nil {
+		step("public listener", s.public.Shutdown(ctx))
+	}
+	if s.redirect != nil {
+		step("redirect listener", s.redirect(ctx))
+	}
+	if s.admin != nil {
+		step("admin endpoint", s.admin(ctx))
+	}
+	if h := s.ByName[fnIngest]; h != nil {
+		step("ingest", h.Shutdown(ctx))
+	}
+	s.sched.stop()
+	if s.Broker != nil {
+		step("broker", s.Broker.Shutdown(ctx))
+	}
+	for _, name := range []string{FnProcess, FnCacheRefresh, fnAlerts, fnServeMap} {
+		if h := s.ByName[name]; h != nil {
+			step(name, h.Shutdown(ctx))
+		}
+	}
+	if s.Store != nil {
+		step("store", s.Store.Close())
+	}
+	if len(errs) == 0 {
+		fmt.Fprintln(s.opts.Out, "dronetrack stopped cleanly")
+	}
+	return errors.Join(errs...)
+}
+
+// ensureDemoDrones makes sure the demo tenant exists with at least n demo
+// drones whose keys are in DIR/demo-keys.json, and returns them.
+func EnsureDemoDrones(ctx context.Context, adm Admin, dir string, n int) ([]DemoKey, error) {
+	path := filepath.Join(dir, DemoKeysFile)
+	dk, err := ReadDemoKeys(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := adm.CreateTenant(ctx, DemoTenantID, demoTenantName); err != nil && !isAlreadyExists(err) {
+		return nil, err
+	}
+	had := len(dk)
+	var addErr error
+	for len(dk) < n {
+		d, err := adm.AddDrone(ctx, DemoTenantID, fmt.Sprintf("demo-%03d", len(dk)+1))
+		if err != nil {
+			addErr = err
+			break
+		}
+		dk = append(dk, DemoKey(d))
+	}
+	// Keep every key made, even when a later one failed: a key not written
+	// now is lost for good.
+	if len(dk) > had {
+		if err := writeDemoKeys(path, dk); err != nil {
+			return nil, errors.Join(addErr, err)
+		}
+	}
+	if addErr != nil {
+		return nil, addErr
+	}
+	return dk, nil
+}
+
+// redactURL hides a password in a URL (redis://:secret@host) before it is
+// printed.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+func isAlreadyExists(err error) bool {
+	return errors.Is(err, store.ErrAlreadyExists) || strings.Contains(err.Error(), "already exists")
+}
+
+// servePprof exposes the profiler for performance work; it lives until the
+// process exits.
+func servePprof(addr string, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("pprof listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	go func() {
+		if err := http.Serve(ln, mux); err != nil {
+			log.Warn("pprof stopped", "err", err)
+		}
+	}()
+	return nil
+}
