@@ -108,11 +108,11 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		defer sys.Shutdown()
-		if demo, err = local.ReadDemoKeys(filepath.Join(sys.Dir, local.DemoKeysFile)); err != nil {
+		if demo, err = local.ReadDemoKeys(filepath.Join(sys.DataDir(), local.DemoKeysFile)); err != nil {
 			return err
 		}
 		demo = demo[:*drones]
-		baseURL, login, st = sys.URL(), sys.DemoLogin, sys.Store
+		baseURL, login, st = sys.URL(), sys.DemoLogin(), sys.Store()
 	}
 	api, err := apiClient(baseURL, login)
 	if err != nil {

@@ -85,14 +85,14 @@ func (s *System) backupRoutes(mux *http.ServeMux) {
 		}}
 		info, err := s.Backup(r.Context(), sw)
 		if err != nil {
-			s.Log.Error("backup failed", "err", err)
+			s.log.Error("backup failed", "err", err)
 			if !started {
 				problem.Write(w, http.StatusInternalServerError, "backup failed", err.Error())
 				return
 			}
 			panic(http.ErrAbortHandler) // cut the stream: the client sees it incomplete
 		}
-		s.Log.Info("backup taken", "store_bytes", info.StoreBytes, "pending_events", info.PendingEvents, "deliveries_held", info.DeliveriesHeld)
+		s.log.Info("backup taken", "store_bytes", info.StoreBytes, "pending_events", info.PendingEvents, "deliveries_held", info.DeliveriesHeld)
 	})
 }
 
@@ -115,16 +115,16 @@ func (s *startWriter) Write(p []byte) (int, error) {
 // backup writes one consistent backup of the running system to w.
 func (s *System) Backup(ctx context.Context, w io.Writer) (BackupInfo, error) {
 	info := BackupInfo{BackupFormat: BackupFormat, DataDirFormat: DataDirFormat, CreatedAt: time.Now().UTC()}
-	if s.StoreURL != StoreURL(s.Dir) {
-		return info, fmt.Errorf("this up runs on store %s, not the data dir's bolt file: back that store up with its own tools (docs/operations.md)", RedactURL(s.StoreURL))
+	if s.storeURL != StoreURL(s.dir) {
+		return info, fmt.Errorf("this up runs on store %s, not the data dir's bolt file: back that store up with its own tools (docs/operations.md)", RedactURL(s.storeURL))
 	}
-	snapper, ok := s.Store.(interface {
+	snapper, ok := s.store.(interface {
 		BeginSnapshot() (*bolt.Snapshot, error)
 	})
 	if !ok {
 		return info, errors.New("the store does not support hot backups")
 	}
-	bh, ok := s.Broker.(*BrokerHost)
+	bh, ok := s.broker.(*brokerHost)
 	if !ok {
 		return info, errors.New("the broker does not support backups")
 	}
@@ -132,7 +132,7 @@ func (s *System) Backup(ctx context.Context, w io.Writer) (BackupInfo, error) {
 	// Pending events go to a temporary file first: their count and size
 	// must be known before the archive names them, and the broker holds
 	// deliveries only while they are written.
-	tmp, err := os.CreateTemp(s.Dir, ".backup-pending-*")
+	tmp, err := os.CreateTemp(s.dir, ".backup-pending-*")
 	if err != nil {
 		return info, fmt.Errorf("backup: %w", err)
 	}
@@ -141,7 +141,7 @@ func (s *System) Backup(ctx context.Context, w io.Writer) (BackupInfo, error) {
 	buf := bufio.NewWriter(tmp)
 	enc := json.NewEncoder(buf)
 	var sn *bolt.Snapshot
-	stats, err := bh.B.Snapshot(ctx, func(pe broker.PendingEvent) error { return enc.Encode(pe) },
+	stats, err := bh.b.Snapshot(ctx, func(pe broker.PendingEvent) error { return enc.Encode(pe) },
 		func() (err error) { sn, err = snapper.BeginSnapshot(); return err })
 	if err != nil {
 		return info, fmt.Errorf("backup: %w", err)
@@ -155,14 +155,14 @@ func (s *System) Backup(ctx context.Context, w io.Writer) (BackupInfo, error) {
 	// Dead letters, after the hold: one recorded meanwhile belongs to an
 	// event that was unacknowledged when the floors were read, so it is
 	// also pending; after a restore it is delivered (and may fail) again.
-	deadTmp, err := os.CreateTemp(s.Dir, ".backup-deadletters-*")
+	deadTmp, err := os.CreateTemp(s.dir, ".backup-deadletters-*")
 	if err != nil {
 		return info, fmt.Errorf("backup: %w", err)
 	}
 	defer os.Remove(deadTmp.Name())
 	defer deadTmp.Close()
 	deadBuf := bufio.NewWriter(deadTmp)
-	if info.DeadLetters, err = bh.B.ExportDeadLetters(ctx, func(raw json.RawMessage) error {
+	if info.DeadLetters, err = bh.b.ExportDeadLetters(ctx, func(raw json.RawMessage) error {
 		_, err := deadBuf.Write(append(append([]byte(nil), raw...), '\n'))
 		return err
 	}); err != nil {
@@ -176,11 +176,11 @@ func (s *System) Backup(ctx context.Context, w io.Writer) (BackupInfo, error) {
 
 	var files []string
 	for _, f := range backedUpFiles {
-		if _, err := os.Stat(filepath.Join(s.Dir, f)); err == nil {
+		if _, err := os.Stat(filepath.Join(s.dir, f)); err == nil {
 			files = append(files, f)
 		}
 	}
-	acme, _ := os.ReadDir(filepath.Join(s.Dir, acmeCacheDir))
+	acme, _ := os.ReadDir(filepath.Join(s.dir, acmeCacheDir))
 	for _, e := range acme {
 		if e.Type().IsRegular() {
 			files = append(files, path.Join(acmeCacheDir, e.Name()))
@@ -195,7 +195,7 @@ func (s *System) Backup(ctx context.Context, w io.Writer) (BackupInfo, error) {
 		return info, err
 	}
 	for _, f := range files {
-		b, err := os.ReadFile(filepath.Join(s.Dir, filepath.FromSlash(f)))
+		b, err := os.ReadFile(filepath.Join(s.dir, filepath.FromSlash(f)))
 		if err != nil {
 			return info, fmt.Errorf("backup: %w", err)
 		}
@@ -541,7 +541,7 @@ type restoredEvents struct{ pending, dead int }
 // twice).
 func requeueRestored(ctx context.Context, b Broker, dir string) (restoredEvents, error) {
 	var r restoredEvents
-	bh, ok := b.(*BrokerHost)
+	bh, ok := b.(*brokerHost)
 	if !ok {
 		return r, errors.New("restored events: the broker cannot take them")
 	}
@@ -551,13 +551,13 @@ func requeueRestored(ctx context.Context, b Broker, dir string) (restoredEvents,
 		if err := json.Unmarshal(line, &pe); err != nil {
 			return err
 		}
-		return bh.B.Requeue(ctx, pe)
+		return bh.b.Requeue(ctx, pe)
 	})
 	if err != nil {
 		return r, err
 	}
 	r.dead, err = importLines(filepath.Join(dir, DeadFile), func(line []byte) error {
-		return bh.B.ImportDeadLetter(ctx, line)
+		return bh.b.ImportDeadLetter(ctx, line)
 	})
 	return r, err
 }

@@ -21,13 +21,15 @@ type Broker interface {
 	IngressURL() string
 	DeadLetters(ctx context.Context) ([]deadLetter, error)
 	Replay(ctx context.Context, id string) error
+	// Pending is how many events are queued and not yet delivered.
+	Pending(ctx context.Context) (uint64, error)
 	// Shutdown stops the ingress, drains deliveries and closes the queue.
 	Shutdown(ctx context.Context) error
 }
 
 // brokerHost runs core/broker with its ingress on a loopback listener.
-type BrokerHost struct {
-	B   *broker.Broker
+type brokerHost struct {
+	b   *broker.Broker
 	ln  net.Listener
 	srv *http.Server
 }
@@ -37,7 +39,7 @@ type BrokerHost struct {
 // subscriber — a Knative Service name — to the loopback URL of the function
 // of that name. The dead-letter Service does not exist on one machine: dead
 // letters stay in the broker's deadletter stream (`dronetrack dlq`).
-func openBroker(ctx context.Context, dir string, subscribers map[string]string, log *slog.Logger) (*BrokerHost, error) {
+func openBroker(ctx context.Context, dir string, subscribers map[string]string, log *slog.Logger) (*brokerHost, error) {
 	raw, err := infra.BrokerManifests()
 	if err != nil {
 		return nil, fmt.Errorf("embedded manifests: %w", err)
@@ -90,16 +92,18 @@ func openBroker(ctx context.Context, dir string, subscribers map[string]string, 
 		ln.Close()
 		return nil, err
 	}
-	h := &BrokerHost{B: b, ln: ln, srv: &http.Server{Handler: b.Ingress(), ReadHeaderTimeout: 10 * time.Second}}
-	InprocHandlers.Store(ln.Addr().String(), h.srv.Handler) // ingest publishes in process
+	h := &brokerHost{b: b, ln: ln, srv: &http.Server{Handler: b.Ingress(), ReadHeaderTimeout: 10 * time.Second}}
+	inprocHandlers.Store(ln.Addr().String(), h.srv.Handler) // ingest publishes in process
 	go func() { _ = h.srv.Serve(ln) }()
 	return h, nil
 }
 
-func (h *BrokerHost) IngressURL() string { return "http://" + h.ln.Addr().String() }
+func (h *brokerHost) Pending(ctx context.Context) (uint64, error) { return h.b.Pending(ctx) }
 
-func (h *BrokerHost) DeadLetters(ctx context.Context) ([]deadLetter, error) {
-	dls, err := h.B.ListDeadLetters(ctx)
+func (h *brokerHost) IngressURL() string { return "http://" + h.ln.Addr().String() }
+
+func (h *brokerHost) DeadLetters(ctx context.Context) ([]deadLetter, error) {
+	dls, err := h.b.ListDeadLetters(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -110,8 +114,8 @@ func (h *BrokerHost) DeadLetters(ctx context.Context) ([]deadLetter, error) {
 	return out, nil
 }
 
-func (h *BrokerHost) Replay(ctx context.Context, id string) error {
-	err := h.B.Replay(ctx, id)
+func (h *brokerHost) Replay(ctx context.Context, id string) error {
+	err := h.b.Replay(ctx, id)
 	if errors.Is(err, broker.ErrNotFound) {
 		return fmt.Errorf("dead letter %s: %w", id, store.ErrNotFound)
 	}
@@ -120,9 +124,9 @@ func (h *BrokerHost) Replay(ctx context.Context, id string) error {
 
 // Shutdown drains deliveries (the ingress answers 503 from the start), then
 // closes the ingress listener.
-func (h *BrokerHost) Shutdown(ctx context.Context) error {
-	err := h.B.Shutdown(ctx)
-	InprocHandlers.Delete(h.ln.Addr().String())
+func (h *brokerHost) Shutdown(ctx context.Context) error {
+	err := h.b.Shutdown(ctx)
+	inprocHandlers.Delete(h.ln.Addr().String())
 	_ = h.srv.Shutdown(ctx)
 	return err
 }

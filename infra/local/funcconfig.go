@@ -8,29 +8,8 @@ import (
 	"strings"
 
 	"github.com/dronetrack/dronetrack/core/config"
-	alerts "github.com/dronetrack/dronetrack/functions/alerts"
-	cacherefresh "github.com/dronetrack/dronetrack/functions/cache-refresh"
-	ingest "github.com/dronetrack/dronetrack/functions/ingest"
-	process "github.com/dronetrack/dronetrack/functions/process"
-	servemap "github.com/dronetrack/dronetrack/functions/serve-map"
 	"github.com/dronetrack/dronetrack/infra/funcyaml"
 )
-
-// funcSettings is what `up` knows about one function's settings: its
-// func.yaml (embedded by the function's package) and its typed Config.
-type funcSettings struct {
-	yaml   []byte
-	config any // a pointer to the function's Config
-}
-
-// functionSettings lists every function's settings by name.
-var functionSettings = map[string]funcSettings{
-	fnIngest:       {ingest.FuncYAML, &ingest.Config{}},
-	FnProcess:      {process.FuncYAML, &process.Config{}},
-	FnCacheRefresh: {cacherefresh.FuncYAML, &cacherefresh.Config{}},
-	fnServeMap:     {servemap.FuncYAML, &servemap.Config{}},
-	fnAlerts:       {alerts.FuncYAML, &alerts.Config{}},
-}
 
 // functionEnv builds the settings `up` starts function name with, lowest
 // precedence first:
@@ -48,11 +27,11 @@ var functionSettings = map[string]funcSettings{
 // Every function gets the shared keys, as before; a function ignores the
 // settings its Config does not declare.
 func functionEnv(name string, shared map[string]string, sets SetFlags, lookupEnv func(string) (string, bool)) (map[string]string, error) {
-	fs, ok := functionSettings[name]
+	fs, ok := Lookup(name)
 	if !ok {
 		return nil, fmt.Errorf("no function %q", name)
 	}
-	fy, err := funcyaml.Parse(fs.yaml)
+	fy, err := funcyaml.Parse(fs.FuncYAML)
 	if err != nil {
 		return nil, fmt.Errorf("%s func.yaml: %w", name, err)
 	}
@@ -63,7 +42,7 @@ func functionEnv(name string, shared map[string]string, sets SetFlags, lookupEnv
 		}
 	}
 	maps.Copy(env, shared)
-	for _, k := range config.Names(fs.config) {
+	for _, k := range config.Names(fs.Config) {
 		if _, computed := shared[k]; computed {
 			continue
 		}
@@ -100,11 +79,11 @@ func (s *SetFlags) Set(v string) error {
 	if !ok || !ok2 || fn == "" || key == "" {
 		return fmt.Errorf("%q: want FUNCTION.SETTING=VALUE, e.g. process.STATE_INTERVAL=2s", v)
 	}
-	fs, found := functionSettings[fn]
+	fs, found := Lookup(fn)
 	if !found {
-		return fmt.Errorf("%q: no function %q (%s)", v, fn, strings.Join(slices.Sorted(maps.Keys(functionSettings)), ", "))
+		return fmt.Errorf("%q: no function %q (%s)", v, fn, strings.Join(slices.Sorted(slices.Values(Names())), ", "))
 	}
-	if !slices.Contains(config.Names(fs.config), key) {
+	if !slices.Contains(config.Names(fs.Config), key) {
 		return fmt.Errorf("%q: %s has no setting %s (docs/configuration.md)", v, fn, key)
 	}
 	*s = append(*s, setFlag{fn, key, value})

@@ -54,10 +54,10 @@ func TestFunctionEnvPrecedence(t *testing.T) {
 		t.Errorf("process got alerts' --set: %v", env)
 	}
 	// ingest's func.yaml sets KEY_CACHE_TTL; alerts takes SMTP_HOST from the environment.
-	if env, _ := functionEnv(fnIngest, shared, nil, environ); env["KEY_CACHE_TTL"] != "30s" {
+	if env, _ := functionEnv(FnIngest, shared, nil, environ); env["KEY_CACHE_TTL"] != "30s" {
 		t.Errorf("ingest KEY_CACHE_TTL = %q, want func.yaml's 30s", env["KEY_CACHE_TTL"])
 	}
-	if env, _ := functionEnv(fnAlerts, shared, sets, environ); env["SMTP_HOST"] != "mail" || env["RULES_TTL"] != "1s" {
+	if env, _ := functionEnv(FnAlerts, shared, sets, environ); env["SMTP_HOST"] != "mail" || env["RULES_TTL"] != "1s" {
 		t.Errorf("alerts env %v, want SMTP_HOST from the environment and RULES_TTL from --set", env)
 	}
 }
@@ -74,10 +74,10 @@ func TestSetFlagRejectsUnknown(t *testing.T) {
 // Every function's func.yaml names only settings its Config declares, so
 // the cluster never sets a variable the function ignores.
 func TestFuncYAMLNamesConfigSettings(t *testing.T) {
-	for name := range functionSettings {
-		fs := functionSettings[name]
-		names := config.Names(fs.config)
-		fy := mustFuncYAML(t, fs.yaml)
+	for _, fs := range Registry {
+		name := fs.Name
+		names := config.Names(fs.Config)
+		fy := mustFuncYAML(t, fs.FuncYAML)
 		for _, e := range fy.Run.Envs {
 			if !slices.Contains(names, e.Name) {
 				t.Errorf("%s func.yaml sets %s, which %s's Config does not declare", name, e.Name, name)
@@ -102,8 +102,9 @@ func TestConfigurationDocListsEverySetting(t *testing.T) {
 		}
 		sections[cur] += line + "\n"
 	}
-	for name, fs := range functionSettings {
-		for _, s := range config.Settings(fs.config) {
+	for _, fs := range Registry {
+		name := fs.Name
+		for _, s := range config.Settings(fs.Config) {
 			row := docRow(sections[name], s.Name)
 			if row == "" {
 				row = docRow(sections["shared"], s.Name)

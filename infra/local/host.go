@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// function is the knative func-go HTTP instance contract every Dronetrack
+// Instance is the knative func-go HTTP instance contract every Dronetrack
 // function implements.
-type function interface {
+type Instance interface {
 	Handle(http.ResponseWriter, *http.Request)
 	Start(ctx context.Context, cfg map[string]string) error
 	Stop(ctx context.Context) error
@@ -24,21 +24,21 @@ type function interface {
 // func-go's http runtime serves it: /health/readiness and /health/liveness
 // answer from Ready and Alive, every other path goes to Handle.
 type Hosted struct {
-	Name string
-	Fn   function
-	Ln   net.Listener
-	Srv  *http.Server
-	Done chan error
+	name string
+	fn   Instance
+	ln   net.Listener
+	srv  *http.Server
+	done chan error
 }
 
 // listen binds the function's loopback listener and starts serving at once,
 // like func-go, which serves while Start runs (Handle answers 503 until then).
-func Listen(name string, fn function, log *slog.Logger) (*Hosted, error) {
+func Listen(name string, fn Instance, log *slog.Logger) (*Hosted, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen: %w", name, err)
 	}
-	h := &Hosted{Name: name, Fn: fn, Ln: ln, Done: make(chan error, 1)}
+	h := &Hosted{name: name, fn: fn, ln: ln, done: make(chan error, 1)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health/readiness", func(w http.ResponseWriter, r *http.Request) {
 		health(w, r, fn.Ready, "READY", "function not yet ready")
@@ -47,29 +47,29 @@ func Listen(name string, fn function, log *slog.Logger) (*Hosted, error) {
 		health(w, r, fn.Alive, "ALIVE", "function not alive")
 	})
 	mux.HandleFunc("/", fn.Handle)
-	h.Srv = &http.Server{
+	h.srv = &http.Server{
 		Handler:  mux,
 		ErrorLog: slog.NewLogLogger(log.With("function", name).Handler(), slog.LevelWarn),
 	}
-	LimitServer(h.Srv)
-	InprocHandlers.Store(ln.Addr().String(), h.Srv.Handler)
-	go func() { h.Done <- h.Srv.Serve(ln) }()
+	limitServer(h.srv)
+	inprocHandlers.Store(ln.Addr().String(), h.srv.Handler)
+	go func() { h.done <- h.srv.Serve(ln) }()
 	return h, nil
 }
 
 // URL is where the function listens; the broker delivers to it and the
 // public listener proxies to it.
-func (h *Hosted) URL() string { return "http://" + h.Ln.Addr().String() }
+func (h *Hosted) URL() string { return "http://" + h.ln.Addr().String() }
 
 // shutdown stops accepting, waits for requests in flight, then calls Stop so
 // the function flushes what it buffered.
 func (h *Hosted) Shutdown(ctx context.Context) error {
-	InprocHandlers.Delete(h.Ln.Addr().String())
-	err := h.Srv.Shutdown(ctx)
+	inprocHandlers.Delete(h.ln.Addr().String())
+	err := h.srv.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
-		_ = h.Srv.Close()
+		_ = h.srv.Close()
 	}
-	return errors.Join(err, h.Fn.Stop(ctx))
+	return errors.Join(err, h.fn.Stop(ctx))
 }
 
 // Server limits against hostile clients, for every listener `up` opens. No
@@ -87,7 +87,7 @@ const (
 )
 
 // limitServer applies the limits above to srv.
-func LimitServer(srv *http.Server) {
+func limitServer(srv *http.Server) {
 	srv.ReadHeaderTimeout = ReadHeaderTimeout
 	srv.IdleTimeout = IdleTimeout
 	srv.MaxHeaderBytes = MaxHeaderBytes
@@ -122,8 +122,40 @@ func (h *Hosted) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready: %w", h.Name, ctx.Err())
+			return fmt.Errorf("%s not ready: %w", h.name, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// Name is the function's name (its Knative Service name).
+func (h *Hosted) Name() string { return h.name }
+
+// Interrupt cuts the function's listener with requests in flight (they fail
+// mid-batch, as when the function's pod dies) and serves it again on the
+// same address after down. The fault tests use it; in-process deliveries to
+// the function fail while it is down, as TCP ones do.
+func (h *Hosted) Interrupt(down time.Duration) error {
+	addr := h.ln.Addr().String()
+	inprocHandlers.Delete(addr)
+	_ = h.srv.Close() // abrupt: open connections are closed, not drained
+	<-h.done
+	time.Sleep(down)
+	var ln net.Listener
+	var err error
+	for range 100 { // the port may linger briefly
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("relisten on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h.srv.Handler, ErrorLog: h.srv.ErrorLog}
+	limitServer(srv)
+	h.ln, h.srv = ln, srv
+	inprocHandlers.Store(addr, srv.Handler)
+	go func() { h.done <- srv.Serve(ln) }()
+	return nil
 }

@@ -56,7 +56,7 @@ func TestHeaderFloodRefused(t *testing.T) {
 // disconnected once ReadHeaderTimeout passes, not held forever.
 func TestSlowLorisDisconnected(t *testing.T) {
 	h := hostOK(t)
-	c, err := net.Dial("tcp", h.Ln.Addr().String())
+	c, err := net.Dial("tcp", h.ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

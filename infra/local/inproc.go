@@ -26,7 +26,7 @@ func inprocDelivery() bool { return os.Getenv(EnvInprocDelivery) != "0" }
 // inprocHandlers registers the listeners of this process whose requests
 // may skip the socket (core/publish's registry), when in-process delivery
 // is on.
-var InprocHandlers localRegistry
+var inprocHandlers localRegistry
 
 type localRegistry struct{}
 

@@ -14,10 +14,6 @@ import (
 	alertsfn "github.com/dronetrack/dronetrack/functions/alerts"
 )
 
-// fnAlerts is the alerts function (Trigger subscriber for state.updated and
-// the lost-link check).
-const fnAlerts = "alerts"
-
 // defaultLinkCheckEvery matches infra/base/pingsource.yaml's schedule.
 const DefaultLinkCheckEvery = 30 * time.Second
 

@@ -182,7 +182,7 @@ func serveRedirect(addr string, h http.Handler, log *slog.Logger) (func(context.
 		return nil, "", fmt.Errorf("--redirect-http %s: %w (binding :80 needs CAP_NET_BIND_SERVICE)", addr, err)
 	}
 	srv := &http.Server{Handler: h, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	LimitServer(srv)
+	limitServer(srv)
 	go func() { _ = srv.Serve(ln) }()
 	return srv.Shutdown, ln.Addr().String(), nil
 }
@@ -274,10 +274,10 @@ func (o *TLSOptions) Register(fs *flag.FlagSet) {
 // servePublic opens the public listener, plain HTTP or HTTPS as s.opts.TLS
 // says, and the redirect listener when asked.
 func (s *System) servePublic() error {
-	o, log := s.opts, s.Log
-	handler := s.Route()
+	o, log := s.opts, s.log
+	handler := s.Handler()
 	if o.TLS.enabled() {
-		t, err := setupTLS(o.TLS, s.Dir, log)
+		t, err := setupTLS(o.TLS, s.dir, log)
 		if err != nil {
 			return err
 		}
@@ -291,12 +291,12 @@ func (s *System) servePublic() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another dronetrack up running? try --listen 127.0.0.1:0)", o.HTTPAddr, err)
 	}
-	s.Ln = ln
+	s.ln = ln
 	s.public = &http.Server{
 		Handler:  handler,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	LimitServer(s.public) // slow loris, header floods, idle connections
+	limitServer(s.public) // slow loris, header floods, idle connections
 	serve := func() error { return s.public.Serve(ln) }
 	if s.tls != nil {
 		// ServeTLS adds h2 and http/1.1 to NextProtos; with GetCertificate
@@ -321,7 +321,7 @@ func (s *System) servePublic() error {
 		if err != nil {
 			return err
 		}
-		s.redirect, s.RedirectAddr = stop, addr
+		s.redirect, s.redirectAddr = stop, addr
 	}
 	return nil
 }
@@ -329,9 +329,9 @@ func (s *System) servePublic() error {
 // URL is the public base URL.
 func (s *System) URL() string {
 	if s.tls == nil {
-		return "http://" + s.Ln.Addr().String()
+		return "http://" + s.ln.Addr().String()
 	}
-	addr := s.Ln.Addr().String()
+	addr := s.ln.Addr().String()
 	if s.tls.host != "" {
 		_, port, _ := net.SplitHostPort(addr)
 		addr = s.tls.host

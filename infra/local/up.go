@@ -20,15 +20,6 @@ import (
 	ingestfn "github.com/dronetrack/dronetrack/functions/ingest"
 )
 
-// Names of the functions `up` runs; they are the Knative Service names the
-// Trigger manifests refer to, so the broker resolves subscribers by them.
-const (
-	fnIngest       = "ingest"
-	FnProcess      = "process"
-	FnCacheRefresh = "cache-refresh"
-	fnServeMap     = "serve-map"
-)
-
 // defaultCacheURL is the in-process cache every function of one `up` shares.
 const DefaultCacheURL = "local://dronetrack"
 
@@ -83,26 +74,26 @@ type Options struct {
 // its own loopback server, the public listener and the admin endpoint.
 type System struct {
 	opts   Options
-	Log    *slog.Logger
-	Dir    string
-	Store  store.Store // shared handle (storeurl) used for seeding and admin
-	Broker Broker
-	Fns    []*Hosted // in start order: ingest first
-	ByName map[string]*Hosted
+	log    *slog.Logger
+	dir    string
+	store  store.Store // shared handle (storeurl) used for seeding and admin
+	broker Broker
+	fns    []*Hosted // in Registry order
+	byName map[string]*Hosted
 	public *http.Server
-	Ln     net.Listener
+	ln     net.Listener
 	admin  func(context.Context) error
 	sched  *scheduler // lost-link checks (the PingSource's stand-in)
 	// storeURL and cacheURL are what every function got as STORE_URL and
 	// CACHE_URL.
-	StoreURL, CacheURL string
+	storeURL, cacheURL string
 	// demoLogin is the demo tenant owner's email and password.
-	DemoLogin DemoLogin
+	demoLogin DemoLogin
 
 	// The HTTPS side of the public listener (tls.go).
 	tls          *publicTLS                  // nil for plain HTTP
 	redirect     func(context.Context) error // the --redirect-http listener's stop
-	RedirectAddr string                      // where it listens
+	redirectAddr string                      // where it listens
 
 	simCancel context.CancelFunc
 	simDone   chan struct{}
@@ -136,7 +127,7 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 		fmt.Fprintf(o.Out, "data dir %s upgraded from format %d to %d\n", dir, from, DataDirFormat)
 	}
 	tuneGC()
-	s := &System{opts: o, Log: log, Dir: dir, ByName: map[string]*Hosted{}}
+	s := &System{opts: o, log: log, dir: dir, byName: map[string]*Hosted{}}
 	defer func() {
 		if err != nil {
 			cctx, cancel := context.WithTimeout(context.Background(), o.StopTimeout)
@@ -145,16 +136,16 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 		}
 	}()
 
-	s.StoreURL, s.CacheURL = o.StoreURL, o.CacheURL
-	if s.StoreURL == "" {
-		s.StoreURL = StoreURL(dir)
+	s.storeURL, s.cacheURL = o.StoreURL, o.CacheURL
+	if s.storeURL == "" {
+		s.storeURL = StoreURL(dir)
 	}
-	if s.CacheURL == "" {
-		s.CacheURL = DefaultCacheURL
+	if s.cacheURL == "" {
+		s.cacheURL = DefaultCacheURL
 	}
 	// The demo keys, demo login and pepper in the data dir belong to the
 	// drones and users of one store: refuse to pair them with another.
-	record, err := checkStore(dir, s.StoreURL)
+	record, err := checkStore(dir, s.storeURL)
 	if err != nil {
 		return nil, err
 	}
@@ -162,37 +153,37 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.Store, err = OpenStore(ctx, s.StoreURL); err != nil {
+	if s.store, err = OpenStore(ctx, s.storeURL); err != nil {
 		return nil, err
 	}
 	if record { // only once it opened: an invalid URL does not bind the data dir
-		if err := recordStore(dir, s.StoreURL); err != nil {
+		if err := recordStore(dir, s.storeURL); err != nil {
 			return nil, err
 		}
 	}
 
 	// Bind every function first: the broker needs their URLs to resolve the
 	// Triggers' subscribers, and they need the broker's ingress as K_SINK.
-	for _, name := range []string{fnIngest, FnProcess, FnCacheRefresh, fnServeMap, fnAlerts} {
-		h, err := Listen(name, NewFunction(name), log)
+	for _, f := range Registry {
+		h, err := Listen(f.Name, f.New(), log)
 		if err != nil {
 			return nil, err
 		}
-		s.Fns = append(s.Fns, h)
-		s.ByName[name] = h
+		s.fns = append(s.fns, h)
+		s.byName[f.Name] = h
 	}
 	subscribers := map[string]string{}
-	for name, h := range s.ByName {
+	for name, h := range s.byName {
 		subscribers[name] = h.URL()
 	}
-	if s.Broker, err = openBroker(ctx, filepath.Join(dir, brokerDir), subscribers, log); err != nil {
+	if s.broker, err = openBroker(ctx, filepath.Join(dir, brokerDir), subscribers, log); err != nil {
 		return nil, err
 	}
 
 	cfg := map[string]string{
-		"STORE_URL":        s.StoreURL,
-		"K_SINK":           s.Broker.IngressURL(),
-		"CACHE_URL":        s.CacheURL,
+		"STORE_URL":        s.storeURL,
+		"K_SINK":           s.broker.IngressURL(),
+		"CACHE_URL":        s.cacheURL,
 		"DRONE_KEY_PEPPER": pepper,
 		"LOG_LEVEL":        strings.ToLower(o.LogLevel.String()),
 	}
@@ -212,15 +203,14 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	for k, v := range ridCfg {
 		cfg[k] = v
 	}
-	// Start consumers before the producer so nothing published waits on a
-	// function that is not there yet (the broker would retry it anyway).
-	for _, name := range []string{FnProcess, FnCacheRefresh, fnAlerts, fnServeMap, fnIngest} {
-		h := s.ByName[name]
+	// Start in Registry order: consumers before the producer.
+	for _, f := range Registry {
+		name, h := f.Name, s.byName[f.Name]
 		env, err := functionEnv(name, cfg, o.Set, upEnv)
 		if err != nil {
 			return nil, err
 		}
-		if err := h.Fn.Start(ctx, env); err != nil {
+		if err := h.fn.Start(ctx, env); err != nil {
 			return nil, fmt.Errorf("start %s: %w", name, err)
 		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -235,21 +225,21 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	if o.LinkCheckEvery <= 0 {
 		o.LinkCheckEvery = DefaultLinkCheckEvery
 	}
-	if s.sched, err = startScheduler(s.Broker.IngressURL(), o.LinkCheckEvery, log); err != nil {
+	if s.sched, err = startScheduler(s.broker.IngressURL(), o.LinkCheckEvery, log); err != nil {
 		return nil, err
 	}
 
-	adm := &StoreAdmin{store: s.Store, pepper: pepper, broker: s.Broker}
+	adm := &StoreAdmin{store: s.store, pepper: pepper, broker: s.broker}
 	n := max(demoDrones, o.Simulate, o.DemoDrones)
 	demo, err := EnsureDemoDrones(ctx, adm, dir, n)
 	if err != nil {
 		return nil, fmt.Errorf("seed demo data: %w", err)
 	}
-	if s.DemoLogin, err = ensureDemoLogin(ctx, s.Store, dir); err != nil {
+	if s.demoLogin, err = ensureDemoLogin(ctx, s.store, dir); err != nil {
 		return nil, err
 	}
 	// The events of a restored backup that were not yet delivered (backup.go).
-	if r, err := requeueRestored(ctx, s.Broker, dir); err != nil {
+	if r, err := requeueRestored(ctx, s.broker, dir); err != nil {
 		return nil, err
 	} else if r.pending+r.dead > 0 {
 		fmt.Fprintf(o.Out, "  requeued %d events and %d dead letters of the restored backup\n", r.pending, r.dead)
@@ -264,14 +254,14 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 
 	fmt.Fprintf(o.Out, "Dronetrack is up: open %s\n", s.URL())
 	fmt.Fprintf(o.Out, "  data dir %s (demo tenant %q, %d demo drones; keys in %s)\n", dir, DemoTenantID, len(demo), filepath.Join(dir, DemoKeysFile))
-	fmt.Fprintf(o.Out, "  store %s, cache %s\n", RedactURL(s.StoreURL), RedactURL(s.CacheURL))
+	fmt.Fprintf(o.Out, "  store %s, cache %s\n", RedactURL(s.storeURL), RedactURL(s.cacheURL))
 	fmt.Fprintf(o.Out, "  demo login: %s  (log in at %s/account/login.html; kept in %s)\n",
-		s.DemoLogin, s.URL(), filepath.Join(dir, DemoLoginFile))
+		s.demoLogin, s.URL(), filepath.Join(dir, DemoLoginFile))
 	fmt.Fprintf(o.Out, "  ingest: POST %s%s with Authorization: Bearer <drone key>\n", s.URL(), sim.IngestPath)
 	fmt.Fprintf(o.Out, "          also CloudEvents at POST %s%s, OsmAnd/Traccar Client at %s%s?id=<drone key>\n",
 		s.URL(), ingestfn.PathEvents, s.URL(), ingestfn.PathOsmAnd)
-	if s.RedirectAddr != "" {
-		fmt.Fprintf(o.Out, "  plain HTTP on %s redirects to HTTPS\n", s.RedirectAddr)
+	if s.redirectAddr != "" {
+		fmt.Fprintf(o.Out, "  plain HTTP on %s redirects to HTTPS\n", s.redirectAddr)
 	}
 
 	if ridCfg != nil {
@@ -292,13 +282,14 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	return s, nil
 }
 
-// route sends the ingest API to ingest and everything else to serve-map.
+// Handler is the public listener's handler: it sends the ingest API to
+// ingest and everything else to serve-map.
 // The public listener plays Knative's ingress gateway; it calls the
 // functions' handlers directly instead of proxying over loopback, which
 // would add a hop per report for nothing (the broker still talks to every
 // function over HTTP, exactly as on Knative).
-func (s *System) Route() http.Handler {
-	ingest, serveMap := s.ByName[fnIngest].Fn, s.ByName[fnServeMap].Fn
+func (s *System) Handler() http.Handler {
+	ingest, serveMap := s.byName[FnIngest].fn, s.byName[FnServeMap].fn
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == sim.IngestPath || strings.HasPrefix(r.URL.Path, sim.IngestPath+"/") ||
 			r.URL.Path == ingestfn.PathOsmAnd || r.URL.Path == ingestfn.PathEvents {
@@ -320,7 +311,7 @@ func (s *System) StartSim(ctx context.Context, demo []DemoKey) {
 	}
 	cfg, err := sf.Config(s.URL(), keys, s.opts.Out)
 	if err != nil {
-		s.Log.Error("simulator not started", "err", err)
+		s.log.Error("simulator not started", "err", err)
 		return
 	}
 	if s.tls != nil {
@@ -334,7 +325,7 @@ func (s *System) StartSim(ctx context.Context, demo []DemoKey) {
 		defer close(s.simDone)
 		sum, err := sim.Run(simCtx, cfg)
 		if err != nil {
-			s.Log.Error("simulator failed", "err", err)
+			s.log.Error("simulator failed", "err", err)
 			return
 		}
 		s.simSum = sum
@@ -359,7 +350,7 @@ func (s *System) closeAll(ctx context.Context) error {
 	var errs []error
 	step := func(what string, err error) {
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.Log.Error("shutdown", "step", what, "err", err)
+			s.log.Error("shutdown", "step", what, "err", err)
 			errs = append(errs, fmt.Errorf("%s: %w", what, err))
 		}
 	}
@@ -376,20 +367,20 @@ func (s *System) closeAll(ctx context.Context) error {
 	if s.admin != nil {
 		step("admin endpoint", s.admin(ctx))
 	}
-	if h := s.ByName[fnIngest]; h != nil {
+	if h := s.byName[FnIngest]; h != nil {
 		step("ingest", h.Shutdown(ctx))
 	}
 	s.sched.stop()
-	if s.Broker != nil {
-		step("broker", s.Broker.Shutdown(ctx))
+	if s.broker != nil {
+		step("broker", s.broker.Shutdown(ctx))
 	}
-	for _, name := range []string{FnProcess, FnCacheRefresh, fnAlerts, fnServeMap} {
-		if h := s.ByName[name]; h != nil {
-			step(name, h.Shutdown(ctx))
+	for _, f := range Registry {
+		if h := s.byName[f.Name]; h != nil && f.Name != FnIngest {
+			step(f.Name, h.Shutdown(ctx))
 		}
 	}
-	if s.Store != nil {
-		step("store", s.Store.Close())
+	if s.store != nil {
+		step("store", s.store.Close())
 	}
 	if len(errs) == 0 {
 		fmt.Fprintln(s.opts.Out, "dronetrack stopped cleanly")
@@ -465,3 +456,38 @@ func servePprof(addr string, log *slog.Logger) error {
 	}()
 	return nil
 }
+
+// Functions are the hosted functions in Registry order.
+func (s *System) Functions() []*Hosted { return s.fns }
+
+// Function is the hosted function of that name, nil if none.
+func (s *System) Function(name string) *Hosted { return s.byName[name] }
+
+// DataDir is the absolute data dir.
+func (s *System) DataDir() string { return s.dir }
+
+// Store is the system's own handle on the store (the one it seeds and
+// administers with); the functions open the same URL.
+func (s *System) Store() store.Store { return s.store }
+
+// Broker is the local broker.
+func (s *System) Broker() Broker { return s.broker }
+
+// StoreURL and CacheURL are what every function got as STORE_URL and
+// CACHE_URL.
+func (s *System) StoreURL() string { return s.storeURL }
+
+// CacheURL: see StoreURL.
+func (s *System) CacheURL() string { return s.cacheURL }
+
+// DemoLogin is the demo tenant owner's email and password.
+func (s *System) DemoLogin() DemoLogin { return s.demoLogin }
+
+// Logger is the system's structured log.
+func (s *System) Logger() *slog.Logger { return s.log }
+
+// Addr is the public listener's address (host:port as bound).
+func (s *System) Addr() net.Addr { return s.ln.Addr() }
+
+// RedirectAddr is where the --redirect-http listener listens, "" without one.
+func (s *System) RedirectAddr() string { return s.redirectAddr }

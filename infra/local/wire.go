@@ -7,32 +7,9 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/store/storeurl"
-	alerts "github.com/dronetrack/dronetrack/functions/alerts"
-	cacherefresh "github.com/dronetrack/dronetrack/functions/cache-refresh"
-	ingest "github.com/dronetrack/dronetrack/functions/ingest"
-	process "github.com/dronetrack/dronetrack/functions/process"
-	servemap "github.com/dronetrack/dronetrack/functions/serve-map"
 )
 
-// newFunction returns a fresh instance of the function of that name, built
-// with its package's New exactly as func-go would.
-func NewFunction(name string) function {
-	switch name {
-	case fnIngest:
-		return ingest.New()
-	case FnProcess:
-		return process.New()
-	case FnCacheRefresh:
-		return cacherefresh.New()
-	case fnServeMap:
-		return servemap.New()
-	case fnAlerts:
-		return alerts.New()
-	}
-	panic("unknown function " + name)
-}
-
-// extraFunctionConfig is configuration beyond the shared keys that the
+// ExtraFunctionConfig is configuration beyond the shared keys that the
 // one-machine functions need: alerts may call webhooks on this machine or
 // the LAN (the cluster refuses private addresses). Its mail server and the
 // website's URL come from the environment `up` runs in (SMTP_HOST and the
@@ -42,7 +19,7 @@ func ExtraFunctionConfig(string) map[string]string {
 	return map[string]string{"WEBHOOK_ALLOW_PRIVATE": "true"}
 }
 
-// openStore opens a store URL through storeurl, which shares one handle per
+// OpenStore opens a store URL through storeurl, which shares one handle per
 // bolt path inside the process (the functions open the same URL). A bolt
 // file locked by another process means a running up.
 func OpenStore(ctx context.Context, url string) (store.Store, error) {

@@ -76,8 +76,8 @@ func TestBrowserAccounts(t *testing.T) {
 	waitAcross(t, ctx, "login page after logout", `location.pathname === '/account/login.html'`, 20*time.Second)
 	run("log in as the demo owner",
 		chromedp.WaitVisible(chromedp.CSS(`#email`)),
-		chromedp.SendKeys(chromedp.CSS(`#email`), sys.DemoLogin.Email),
-		chromedp.SendKeys(chromedp.CSS(`#password`), sys.DemoLogin.Password),
+		chromedp.SendKeys(chromedp.CSS(`#email`), sys.DemoLogin().Email),
+		chromedp.SendKeys(chromedp.CSS(`#password`), sys.DemoLogin().Password),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
 	)
 	waitAcross(t, ctx, "the demo fleet", `location.pathname === '/' && window.dronetrack && window.dronetrack.ready && window.dronetrack.fleet.drones.size > 0`, 30*time.Second)

@@ -41,7 +41,7 @@ func loginClient(t testing.TB, baseURL, email, password string) (*http.Client, s
 // demoClient is loginClient for the demo owner of a running up.
 func demoClient(t testing.TB, sys *local.System) *http.Client {
 	t.Helper()
-	c, _ := loginClient(t, sys.URL(), sys.DemoLogin.Email, sys.DemoLogin.Password)
+	c, _ := loginClient(t, sys.URL(), sys.DemoLogin().Email, sys.DemoLogin().Password)
 	return c
 }
 
@@ -55,7 +55,7 @@ func TestUpSeedsDemoLogin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l := sys.DemoLogin
+		l := sys.DemoLogin()
 		if !bytes.Contains(out.Bytes(), []byte("demo login: "+l.Email+" / "+l.Password)) {
 			t.Errorf("run %d: output does not print the demo login:\n%s", i, out.String())
 		}
@@ -133,14 +133,14 @@ func TestAccountAdminCommands(t *testing.T) {
 	if !ok || !keys.WellFormed(key) {
 		t.Fatalf("rotate-key printed no key: %q", out)
 	}
-	if _, err := sys.Store.DroneByKeyHash(ctx, keys.Hash([]byte(pepper), demo[0].Key)); err == nil {
+	if _, err := sys.Store().DroneByKeyHash(ctx, keys.Hash([]byte(pepper), demo[0].Key)); err == nil {
 		t.Error("the old key still resolves after rotate-key")
 	}
-	if d, err := sys.Store.DroneByKeyHash(ctx, keys.Hash([]byte(pepper), key)); err != nil || d.ID != demo[0].DroneID {
+	if d, err := sys.Store().DroneByKeyHash(ctx, keys.Hash([]byte(pepper), key)); err != nil || d.ID != demo[0].DroneID {
 		t.Errorf("the new key: %+v %v", d, err)
 	}
 	run("drone", "revoke-key", "--tenant", local.DemoTenantID, "--drone", demo[0].DroneID)
-	if _, err := sys.Store.DroneByKeyHash(ctx, keys.Hash([]byte(pepper), key)); err == nil {
+	if _, err := sys.Store().DroneByKeyHash(ctx, keys.Hash([]byte(pepper), key)); err == nil {
 		t.Error("the key still resolves after revoke-key")
 	}
 	var errOut bytes.Buffer

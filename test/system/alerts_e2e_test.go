@@ -65,7 +65,7 @@ type alertsAPI struct {
 }
 
 func newAlertsAPI(t *testing.T, ctx context.Context, sys *local.System) *alertsAPI {
-	c, csrf := loginClient(t, sys.URL(), sys.DemoLogin.Email, sys.DemoLogin.Password)
+	c, csrf := loginClient(t, sys.URL(), sys.DemoLogin().Email, sys.DemoLogin().Password)
 	return &alertsAPI{t: t, ctx: ctx, base: sys.URL(), c: c, csrf: csrf}
 }
 
@@ -318,8 +318,8 @@ func TestAlertsEndToEnd(t *testing.T) {
 	}
 	var acked alerting.Alert
 	_ = json.Unmarshal(call("POST", "/api/v1/alerts/"+lost.ID+"/ack", nil, 200), &acked)
-	if acked.AcknowledgedBy != sys.DemoLogin.Email || acked.AcknowledgedAt == nil {
-		t.Errorf("acknowledged alert %+v; want acknowledgedBy %s", acked, sys.DemoLogin.Email)
+	if acked.AcknowledgedBy != sys.DemoLogin().Email || acked.AcknowledgedAt == nil {
+		t.Errorf("acknowledged alert %+v; want acknowledgedBy %s", acked, sys.DemoLogin().Email)
 	}
 	call("POST", "/api/v1/alerts/no-such-alert/ack", nil, 404)
 	// The acknowledgement reaches the stream as a change of the open alert
@@ -403,8 +403,8 @@ func TestAlertsEndToEnd(t *testing.T) {
 	// The closed lost-link alert keeps its acknowledgement.
 	_ = json.Unmarshal(call("GET", "/api/v1/alerts", nil, 200), &l)
 	for _, a := range l.Alerts {
-		if a.ID == lost.ID && (a.ClosedAt == nil || a.AcknowledgedBy != sys.DemoLogin.Email) {
-			t.Errorf("closed link.lost alert %+v; want closed, acknowledged by %s", a, sys.DemoLogin.Email)
+		if a.ID == lost.ID && (a.ClosedAt == nil || a.AcknowledgedBy != sys.DemoLogin().Email) {
+			t.Errorf("closed link.lost alert %+v; want closed, acknowledged by %s", a, sys.DemoLogin().Email)
 		}
 	}
 

@@ -82,7 +82,7 @@ func TestBackupUnderLoadRestore(t *testing.T) {
 	// A dead letter: an event process refuses for good.
 	postPoison(t, sys, "poison-backup")
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		dls, err := sys.Broker.DeadLetters(ctx)
+		dls, err := sys.Broker().DeadLetters(ctx)
 		if err == nil && len(dls) == 1 {
 			break
 		}
@@ -107,7 +107,7 @@ func TestBackupUnderLoadRestore(t *testing.T) {
 	}()
 	time.Sleep(1500 * time.Millisecond)
 	outage := make(chan struct{})
-	go func() { defer close(outage); restartListener(t, sys.ByName[local.FnProcess], 2*time.Second) }()
+	go func() { defer close(outage); restartListener(t, sys.Function(local.FnProcess), 2*time.Second) }()
 	time.Sleep(500 * time.Millisecond)
 
 	file := filepath.Join(root, "dronetrack.backup")
@@ -171,7 +171,7 @@ func TestBackupUnderLoadRestore(t *testing.T) {
 	for i := range drones {
 		for {
 			stored := map[time.Time]bool{}
-			for _, p := range readTrack(t, sys2.Store, demo[i].TenantID, demo[i].DroneID) {
+			for _, p := range readTrack(t, sys2.Store(), demo[i].TenantID, demo[i].DroneID) {
 				stored[p.Report.TS.UTC()] = true
 			}
 			var missing []time.Time
@@ -212,7 +212,7 @@ func TestBackupUnderLoadRestore(t *testing.T) {
 		if t.Failed() {
 			break // the reports are already missing; no need to wait on states
 		}
-		pts := readTrack(t, sys2.Store, demo[i].TenantID, demo[i].DroneID)
+		pts := readTrack(t, sys2.Store(), demo[i].TenantID, demo[i].DroneID)
 		if len(pts) == 0 {
 			continue
 		}
@@ -231,7 +231,7 @@ func TestBackupUnderLoadRestore(t *testing.T) {
 	if body := api2.call("GET", "/api/v1/geofences", nil, http.StatusOK); !bytes.Contains(body, []byte(`"backed-up"`)) {
 		t.Errorf("geofence not restored: %s", body)
 	}
-	if _, err := sys2.Store.Tenant(ctx, "backup-air"); err != nil {
+	if _, err := sys2.Store().Tenant(ctx, "backup-air"); err != nil {
 		t.Errorf("tenant not restored: %v", err)
 	}
 	now := time.Now().UTC().Add(-time.Second).Format(time.RFC3339Nano)
@@ -244,7 +244,7 @@ func eventuallyState(t *testing.T, sys *local.System, d local.DemoKey, ts time.T
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		st, err := sys.Store.LatestState(t.Context(), d.TenantID, d.DroneID)
+		st, err := sys.Store().LatestState(t.Context(), d.TenantID, d.DroneID)
 		if err == nil && st.TS.Equal(ts) {
 			return
 		}

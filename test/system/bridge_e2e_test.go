@@ -144,7 +144,7 @@ func TestBridgeThroughUpStoresEveryPositionOnce(t *testing.T) {
 	var pts []store.TrackPoint
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		if pts, err = sys.Store.Track(ctx, q); err != nil {
+		if pts, err = sys.Store().Track(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 		if len(pts) >= sent || time.Now().After(deadline) {
@@ -178,7 +178,7 @@ func TestBridgeThroughUpStoresEveryPositionOnce(t *testing.T) {
 	tq.TenantID, tq.DroneID = tracker.TenantID, tracker.DroneID
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		tp, err := sys.Store.Track(ctx, tq)
+		tp, err := sys.Store().Track(ctx, tq)
 		if err != nil {
 			t.Fatal(err)
 		}

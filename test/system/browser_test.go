@@ -459,7 +459,7 @@ func seedStates(t *testing.T, sys *local.System, demo []local.DemoKey) {
 					Alt: new(400 + rng.Float64()*120), Speed: new(rng.Float64() * 18), Heading: new(rng.Float64() * 360),
 					Battery: new(5 + rng.Float64()*95), UpdatedAt: now,
 				}
-				_, _, err := sys.Store.UpdateState(t.Context(), d.TenantID, d.DroneID, func(*events.DroneState) (events.DroneState, bool) { return st, true })
+				_, _, err := sys.Store().UpdateState(t.Context(), d.TenantID, d.DroneID, func(*events.DroneState) (events.DroneState, bool) { return st, true })
 				if err != nil {
 					errs <- fmt.Errorf("seed %s: %w", d.DroneID, err)
 				}

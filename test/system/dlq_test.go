@@ -85,7 +85,7 @@ func TestDeadLettersThroughRunningUp(t *testing.T) {
 // letter.
 func postPoison(t *testing.T, sys *local.System, ceID string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, sys.Broker.IngressURL(), strings.NewReader(`{"tenantId":"demo"}`))
+	req, _ := http.NewRequest(http.MethodPost, sys.Broker().IngressURL(), strings.NewReader(`{"tenantId":"demo"}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("ce-specversion", "1.0")
 	req.Header.Set("ce-id", ceID)

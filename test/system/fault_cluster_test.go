@@ -87,7 +87,7 @@ func TestFaultRedisRestart(t *testing.T) {
 					break
 				}
 			}
-			through, err := cache.Open(context.Background(), cacheURL, cache.Options{Loader: sys.Store})
+			through, err := cache.Open(context.Background(), cacheURL, cache.Options{Loader: sys.Store()})
 			if err != nil {
 				t.Error(err)
 				return
@@ -280,7 +280,7 @@ func deadLetters(t *testing.T, fr faultRun) map[string]int {
 			t.Errorf("shutdown: %v", err)
 		}
 	}()
-	dls, err := sys.Broker.DeadLetters(context.Background())
+	dls, err := sys.Broker().DeadLetters(context.Background())
 	if err != nil {
 		t.Fatalf("dead letters: %v", err)
 	}
@@ -318,16 +318,16 @@ type cacheAudit struct {
 
 // openCacheAudit opens sys's cache (CACHE_URL) for the audit.
 func openCacheAudit(ctx context.Context, sys *local.System) (*cacheAudit, error) {
-	raw, err := cache.Open(ctx, sys.CacheURL, cache.Options{})
+	raw, err := cache.Open(ctx, sys.CacheURL(), cache.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("open cache %s: %w", local.RedactURL(sys.CacheURL), err)
+		return nil, fmt.Errorf("open cache %s: %w", local.RedactURL(sys.CacheURL()), err)
 	}
-	through, err := cache.Open(ctx, sys.CacheURL, cache.Options{Loader: sys.Store})
+	through, err := cache.Open(ctx, sys.CacheURL(), cache.Options{Loader: sys.Store()})
 	if err != nil {
 		raw.Close()
-		return nil, fmt.Errorf("open cache %s: %w", local.RedactURL(sys.CacheURL), err)
+		return nil, fmt.Errorf("open cache %s: %w", local.RedactURL(sys.CacheURL()), err)
 	}
-	return &cacheAudit{raw: raw, through: through, first: map[string]bool{}, precision: storePrecision(sys.StoreURL)}, nil
+	return &cacheAudit{raw: raw, through: through, first: map[string]bool{}, precision: storePrecision(sys.StoreURL())}, nil
 }
 
 func (a *cacheAudit) Close() {
@@ -410,8 +410,8 @@ func TestFaultSoakCluster(t *testing.T) {
 			// The functions' addresses stay the same across listener
 			// restarts, so the monitor reads them once, here.
 			var urls []string
-			for _, h := range sys.Fns {
-				urls = append(urls, "http://"+h.Ln.Addr().String()+"/metrics")
+			for _, h := range sys.Functions() {
+				urls = append(urls, h.URL()+"/metrics")
 			}
 			go func() { defer close(monDone); mon.run(monCtx, urls, time.Second) }()
 			start := time.Now()
@@ -420,8 +420,8 @@ func TestFaultSoakCluster(t *testing.T) {
 				name string
 				do   func()
 			}{
-				{"process cut 2 s", func() { restartListener(t, sys.ByName[local.FnProcess], 2*time.Second) }},
-				{"cache-refresh cut 2 s", func() { restartListener(t, sys.ByName[local.FnCacheRefresh], 2*time.Second) }},
+				{"process cut 2 s", func() { restartListener(t, sys.Function(local.FnProcess), 2*time.Second) }},
+				{"cache-refresh cut 2 s", func() { restartListener(t, sys.Function(local.FnCacheRefresh), 2*time.Second) }},
 				{"Redis stopped 3 s", func() {
 					stopRedis()
 					time.Sleep(3 * time.Second)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -127,7 +126,7 @@ func (fr faultRun) run(t *testing.T) faultResult {
 	drainStart := time.Now()
 	drain := func() {
 		waitCtx, cancel := context.WithTimeout(ctx, fr.Drain)
-		go tr.poll(waitCtx, sys.Store, 100*time.Millisecond, true)
+		go tr.poll(waitCtx, sys.Store(), 100*time.Millisecond, true)
 		for tr.pendingCount() > 0 && waitCtx.Err() == nil {
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -190,7 +189,7 @@ func (fr faultRun) run(t *testing.T) faultResult {
 			if want.IsZero() {
 				continue
 			}
-			sd, err := sys.Store.Drone(ctx, d.TenantID, d.DroneID)
+			sd, err := sys.Store().Drone(ctx, d.TenantID, d.DroneID)
 			storeTS := time.Time{}
 			if err == nil && sd.State != nil {
 				storeTS = sd.State.TS.UTC()
@@ -303,7 +302,7 @@ func TestFaultSoak(t *testing.T) {
 			for i := 0; time.Duration(i+1)*time.Minute < d; i++ {
 				name := victims[i%len(victims)]
 				t.Logf("fault %d: cutting %s for 2 s", i+1, name)
-				restartListener(t, sys.ByName[name], 2*time.Second)
+				restartListener(t, sys.Function(name), 2*time.Second)
 				time.Sleep(time.Minute - 2*time.Second)
 			}
 		}}.run(t)
@@ -351,30 +350,11 @@ func cachedTS(ctx context.Context, c *cache.Cache, tenantID, droneID string) tim
 
 // restartListener cuts a function's listener with requests in flight (they
 // fail mid-batch, as when the function's pod dies) and serves it again on
-// the same address after down.
+// the same address after down (local.Hosted.Interrupt).
 func restartListener(t *testing.T, h *local.Hosted, down time.Duration) {
-	addr := h.Ln.Addr().String()
-	local.InprocHandlers.Delete(addr) // with in-process delivery on, deliveries now fail too
-	_ = h.Srv.Close()                 // abrupt: open connections are closed, not drained
-	<-h.Done
-	time.Sleep(down)
-	var ln net.Listener
-	var err error
-	for range 100 { // the port may linger briefly
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := h.Interrupt(down); err != nil {
+		t.Error(err)
 	}
-	if err != nil {
-		t.Errorf("relisten on %s: %v", addr, err)
-		return
-	}
-	srv := &http.Server{Handler: h.Srv.Handler, ErrorLog: h.Srv.ErrorLog}
-	local.LimitServer(srv)
-	h.Ln, h.Srv = ln, srv
-	local.InprocHandlers.Store(addr, srv.Handler)
-	go func() { h.Done <- srv.Serve(ln) }()
 }
 
 // The process function's listener dies twice with deliveries in flight and
@@ -382,9 +362,9 @@ func restartListener(t *testing.T, h *local.Hosted, down time.Duration) {
 func TestFaultProcessCrashMidBatch(t *testing.T) {
 	faultRun{Drones: 50, Rate: 4, Duration: 8 * time.Second, InjectAfter: 2 * time.Second,
 		Inject: func(t *testing.T, sys *local.System) {
-			restartListener(t, sys.ByName[local.FnProcess], 1500*time.Millisecond)
+			restartListener(t, sys.Function(local.FnProcess), 1500*time.Millisecond)
 			time.Sleep(time.Second)
-			restartListener(t, sys.ByName[local.FnProcess], 500*time.Millisecond)
+			restartListener(t, sys.Function(local.FnProcess), 500*time.Millisecond)
 		}}.run(t)
 }
 
@@ -393,7 +373,7 @@ func TestFaultProcessCrashMidBatch(t *testing.T) {
 func TestFaultCacheRefreshCrash(t *testing.T) {
 	faultRun{Drones: 50, Rate: 4, Duration: 6 * time.Second, InjectAfter: 2 * time.Second,
 		Inject: func(t *testing.T, sys *local.System) {
-			restartListener(t, sys.ByName[local.FnCacheRefresh], 1500*time.Millisecond)
+			restartListener(t, sys.Function(local.FnCacheRefresh), 1500*time.Millisecond)
 		}}.run(t)
 }
 

@@ -115,7 +115,7 @@ func TestDataDirFromPreviousRelease(t *testing.T) {
 			t.Fatal("the report posted with the fixture's scout key was not stored within 30 s")
 		}
 	}
-	if _, err := sys.Store.Tenant(ctx, local.DemoTenantID); err != nil {
+	if _, err := sys.Store().Tenant(ctx, local.DemoTenantID); err != nil {
 		t.Error(err)
 	}
 
@@ -144,7 +144,7 @@ func checkFixture(t *testing.T, sys *local.System, demo []local.DemoKey, exp fix
 			t.Fatalf("demo drone %s of the fixture is not among the demo keys", id)
 		}
 		checkTrackTimes(t, sys, d.TenantID, id, want)
-		st, err := sys.Store.LatestState(t.Context(), d.TenantID, id)
+		st, err := sys.Store().LatestState(t.Context(), d.TenantID, id)
 		if err != nil || !st.TS.Equal(want[len(want)-1]) {
 			t.Errorf("drone %s latest state at %s, %v; want the last report's %s", id, st.TS, err, want[len(want)-1])
 		}
@@ -152,7 +152,7 @@ func checkFixture(t *testing.T, sys *local.System, demo []local.DemoKey, exp fix
 	checkTrackTimes(t, sys, "acme-air", scoutDrone(t, sys), exp.Scout.Reports)
 
 	// Accounts: the demo owner and the added user log in.
-	c, _ := loginClient(t, sys.URL(), sys.DemoLogin.Email, sys.DemoLogin.Password)
+	c, _ := loginClient(t, sys.URL(), sys.DemoLogin().Email, sys.DemoLogin().Password)
 	loginClient(t, sys.URL(), exp.User.Email, exp.User.Password)
 	// The geofence.
 	resp, err := c.Get(sys.URL() + "/api/v1/geofences")
@@ -190,7 +190,7 @@ func checkTrackTimes(t *testing.T, sys *local.System, tenantID, droneID string, 
 // ten years by the history TTL the fixture was written with.
 func fixtureTrack(t *testing.T, sys *local.System, tenantID, droneID string) []store.TrackPoint {
 	t.Helper()
-	pts, err := sys.Store.Track(t.Context(), store.TrackQuery{TenantID: tenantID, DroneID: droneID,
+	pts, err := sys.Store().Track(t.Context(), store.TrackQuery{TenantID: tenantID, DroneID: droneID,
 		From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Now().Add(time.Hour), Limit: 1000})
 	if err != nil {
 		t.Fatalf("track of %s: %v", droneID, err)
@@ -201,7 +201,7 @@ func fixtureTrack(t *testing.T, sys *local.System, tenantID, droneID string) []s
 // scoutDrone is the id of the fixture's drone in tenant acme-air.
 func scoutDrone(t *testing.T, sys *local.System) string {
 	t.Helper()
-	ds, err := sys.Store.Drones(t.Context(), "acme-air")
+	ds, err := sys.Store().Drones(t.Context(), "acme-air")
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("drones of acme-air: %v, %v; want the one scout", ds, err)
 	}

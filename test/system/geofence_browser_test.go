@@ -117,7 +117,7 @@ func TestGeofenceEditorBrowser(t *testing.T) {
 	// The webhook page confirms deletions with window.confirm: accept them.
 	acceptDialogs(t, ctx)
 	run := stepRunner(t, ctx)
-	apiClient, csrf := loginClient(t, sys.URL(), sys.DemoLogin.Email, sys.DemoLogin.Password)
+	apiClient, csrf := loginClient(t, sys.URL(), sys.DemoLogin().Email, sys.DemoLogin().Password)
 	call := func(method, path string, body any, out any) int {
 		t.Helper()
 		var rd io.Reader
@@ -537,7 +537,7 @@ func TestGeofenceAcrossAntimeridianBrowser(t *testing.T) {
 	waitJS(t, ctx, "the typed shape drawn", `!!window.dronetrack.geofences.edit?.layer`, 5*time.Second)
 	run("save", chromedp.Click(chromedp.CSS(`#gf-save`)))
 	waitJS(t, ctx, "the fence saved", `!window.dronetrack.geofences.edit && window.dronetrack.geofences.list.some(f => f.name === 'Dateline')`, 5*time.Second)
-	api, csrf := loginClient(t, sys.URL(), sys.DemoLogin.Email, sys.DemoLogin.Password)
+	api, csrf := loginClient(t, sys.URL(), sys.DemoLogin().Email, sys.DemoLogin().Password)
 	get := func(path string, out any) {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sys.URL()+path, nil)

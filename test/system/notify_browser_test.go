@@ -227,7 +227,7 @@ func TestNotifyBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#ch-submit`)),
 	)
 	waitJS(t, ctx, "the slack edit saved", `document.getElementById('channels-list').textContent.includes('Night chat')`, 5*time.Second)
-	stored, err := sys.Store.Channels(ctx, local.DemoTenantID)
+	stored, err := sys.Store().Channels(ctx, local.DemoTenantID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestNotifyBrowser(t *testing.T) {
 	// Rows come in the store's order (by id), so find the Slack row by its name.
 	run("delete the slack channel", chromedp.Click(`//*[@id="channels-list"]//tr[contains(., "Night chat")]//*[contains(concat(" ", @class, " "), " ch-delete ")]`))
 	waitJS(t, ctx, "the slack channel gone", `document.querySelectorAll('#channels-list tr').length === 1`, 5*time.Second)
-	if left, err := sys.Store.Channels(ctx, local.DemoTenantID); err != nil || len(left) != 1 || left[0].Kind != "email" {
+	if left, err := sys.Store().Channels(ctx, local.DemoTenantID); err != nil || len(left) != 1 || left[0].Kind != "email" {
 		t.Errorf("channels after deleting the slack one: %+v, %v", left, err)
 	}
 	con.expectRefused(t, "/api/v1/channels") // the bad recipient

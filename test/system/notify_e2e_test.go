@@ -61,7 +61,7 @@ func TestAlertNotifyThroughBroker(t *testing.T) {
 	secretURL := recv.URL + "/services/T9/B9/e2e-chat-secret"
 	// Straight into the store: the API takes https URLs only, the receiver
 	// is plain http on loopback (up lets alerts reach it).
-	if err := sys.Store.CreateChannel(ctx, store.Channel{ID: "ch_e2e", TenantID: demo[0].TenantID, Name: "ops chat",
+	if err := sys.Store().CreateChannel(ctx, store.Channel{ID: "ch_e2e", TenantID: demo[0].TenantID, Name: "ops chat",
 		Kind: notify.KindSlack, URL: secretURL, Rules: notify.Rules{AlertKinds: []string{alerting.KindBatteryLow}},
 		CreatedAt: time.Now().Add(-time.Hour)}); err != nil {
 		t.Fatal(err)

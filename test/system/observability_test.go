@@ -54,27 +54,32 @@ func TestHealthAndMetricsPerFunction(t *testing.T) {
 			t.Logf("system output:\n%s", logs.String())
 		}
 	}()
-	pepper, err := local.LoadPepper(sys.Dir)
+	pepper, err := local.LoadPepper(sys.DataDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The configuration startSystem gives its functions.
-	cfg := map[string]string{"STORE_URL": local.StoreURL(sys.Dir), "K_SINK": sys.Broker.IngressURL(),
+	// The configuration local.Start gives its functions.
+	cfg := map[string]string{"STORE_URL": local.StoreURL(sys.DataDir()), "K_SINK": sys.Broker().IngressURL(),
 		"CACHE_URL": "local://dronetrack", "DRONE_KEY_PEPPER": pepper, "LOG_LEVEL": "warn"}
-	for k, v := range local.ExtraFunctionConfig(sys.Dir) {
+	for k, v := range local.ExtraFunctionConfig(sys.DataDir()) {
 		cfg[k] = v
 	}
-	if len(sys.Fns) < 4 {
-		t.Fatalf("up hosts %d functions, want at least ingest, process, cache-refresh, serve-map", len(sys.Fns))
+	if len(sys.Functions()) < 4 {
+		t.Fatalf("up hosts %d functions, want at least ingest, process, cache-refresh, serve-map", len(sys.Functions()))
 	}
-	for _, running := range sys.Fns {
-		t.Run(running.Name, func(t *testing.T) {
+	for _, f := range local.Registry {
+		t.Run(f.Name, func(t *testing.T) {
+			running := sys.Function(f.Name)
+			if running == nil {
+				t.Fatalf("up does not host %s", f.Name)
+			}
 			// A fresh instance, served the way func-go serves it.
-			h, err := local.Listen(running.Name, local.NewFunction(running.Name), sys.Log)
+			fn := f.New()
+			h, err := local.Listen(f.Name, fn, sys.Logger())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ok, err := h.Fn.Ready(ctx); ok || err != nil {
+			if ok, err := fn.Ready(ctx); ok || err != nil {
 				t.Errorf("Ready before Start = %v, %v; want false, nil", ok, err)
 			}
 			if code, body := probe(t, h.URL(), "/health/readiness"); code != http.StatusServiceUnavailable {
@@ -83,7 +88,7 @@ func TestHealthAndMetricsPerFunction(t *testing.T) {
 			if code, _ := probe(t, h.URL(), "/health/liveness"); code != http.StatusOK {
 				t.Errorf("/health/liveness before Start: %d, want 200", code)
 			}
-			if err := h.Fn.Start(ctx, cfg); err != nil {
+			if err := fn.Start(ctx, cfg); err != nil {
 				t.Fatalf("Start: %v", err)
 			}
 			defer func() {
@@ -93,7 +98,7 @@ func TestHealthAndMetricsPerFunction(t *testing.T) {
 					t.Errorf("shutdown: %v", err)
 				}
 			}()
-			if ok, err := h.Fn.Ready(ctx); !ok || err != nil {
+			if ok, err := fn.Ready(ctx); !ok || err != nil {
 				t.Errorf("Ready after Start = %v, %v; want true, nil", ok, err)
 			}
 			for _, path := range []string{"/health/readiness", "/health/liveness"} {
@@ -107,7 +112,7 @@ func TestHealthAndMetricsPerFunction(t *testing.T) {
 			if code != http.StatusOK {
 				t.Fatalf("/metrics: %d %s", code, body)
 			}
-			prefix := "dronetrack_" + strings.ReplaceAll(running.Name, "-", "_") + "_"
+			prefix := "dronetrack_" + strings.ReplaceAll(running.Name(), "-", "_") + "_"
 			own := 0
 			for _, line := range strings.Split(body, "\n") {
 				if name, ok := strings.CutPrefix(line, "# TYPE "); ok {

@@ -46,11 +46,8 @@ func BenchmarkPipeline(b *testing.B) {
 	drones := rate // 1 Hz each
 	sys, demo := startTestSystem(b, local.Options{DemoDrones: drones})
 	demo = demo[:drones]
-	host, ok := sys.Broker.(*local.BrokerHost)
-	if !ok {
-		b.Fatalf("broker is %T, want the local broker", sys.Broker)
-	}
-	h := sys.Route()
+	queue := sys.Broker()
+	h := sys.Handler()
 	ctx := context.Background()
 
 	// Each drone's n-th report is at base + n s, so the newest report of a
@@ -105,7 +102,7 @@ func BenchmarkPipeline(b *testing.B) {
 
 	waitDrained := func() {
 		for {
-			n, err := host.B.Pending(ctx)
+			n, err := queue.Pending(ctx)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -35,8 +35,8 @@ func TestBrowserRemoteID(t *testing.T) {
 	run("log in",
 		chromedp.Navigate(sys.URL()+"/account/login.html"),
 		chromedp.WaitVisible(chromedp.CSS(`#email`)),
-		chromedp.SendKeys(chromedp.CSS(`#email`), sys.DemoLogin.Email),
-		chromedp.SendKeys(chromedp.CSS(`#password`), sys.DemoLogin.Password),
+		chromedp.SendKeys(chromedp.CSS(`#email`), sys.DemoLogin().Email),
+		chromedp.SendKeys(chromedp.CSS(`#password`), sys.DemoLogin().Password),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
 	)
 	waitAcross(t, ctx, "logged in", `location.pathname === '/'`, 20*time.Second)

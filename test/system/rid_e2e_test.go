@@ -53,7 +53,7 @@ func TestRemoteIDOneMachine(t *testing.T) {
 	if code, _ := do("GET", view, inject, nil); code != 403 {
 		t.Errorf("inject token on /flights: %d, want 403", code)
 	}
-	if err := sys.Store.SetTenantRemoteID(ctx, demo[0].TenantID, true); err != nil {
+	if err := sys.Store().SetTenantRemoteID(ctx, demo[0].TenantID, true); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)

@@ -90,10 +90,10 @@ func TestSpineExactlyOnceInEffect(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		got = got[:0]
-		for _, p := range readTrack(t, sys.Store, drone.TenantID, drone.DroneID) {
+		for _, p := range readTrack(t, sys.Store(), drone.TenantID, drone.DroneID) {
 			got = append(got, p.Report.TS.UTC())
 		}
-		st, err := sys.Store.LatestState(ctx, drone.TenantID, drone.DroneID)
+		st, err := sys.Store().LatestState(ctx, drone.TenantID, drone.DroneID)
 		if len(got) >= len(want) && err == nil && st.TS.Equal(want[3]) || time.Now().After(deadline) {
 			break
 		}
@@ -102,7 +102,7 @@ func TestSpineExactlyOnceInEffect(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("history, each accepted report once (-want +got):\n%s", diff)
 	}
-	st, err := sys.Store.LatestState(ctx, drone.TenantID, drone.DroneID)
+	st, err := sys.Store().LatestState(ctx, drone.TenantID, drone.DroneID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestSpineExactlyOnceInEffect(t *testing.T) {
 	if !st.TS.Equal(want[3]) || st.Lat != 47.002 || st.DistanceM < 221 || st.DistanceM > 224 {
 		t.Errorf("latest state %v lat %v distance %.1f m, want t=30, lat 47.002, ~222 m", st.TS, st.Lat, st.DistanceM)
 	}
-	if _, err := sys.Store.LatestState(ctx, "another-tenant", drone.DroneID); err == nil {
+	if _, err := sys.Store().LatestState(ctx, "another-tenant", drone.DroneID); err == nil {
 		t.Error("another tenant can read this drone's state")
 	}
 

@@ -97,7 +97,7 @@ func TestUpServesHTTPS(t *testing.T) {
 
 	// The JSON API: log in, which sets __Host- cookies (Secure, Path=/, no
 	// Domain), then list drones with them.
-	login, _ := json.Marshal(map[string]string{"email": sys.DemoLogin.Email, "password": sys.DemoLogin.Password})
+	login, _ := json.Marshal(map[string]string{"email": sys.DemoLogin().Email, "password": sys.DemoLogin().Password})
 	resp, err := c.Post(base+"/api/v1/auth/login", "application/json", bytes.NewReader(login))
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func TestUpServesHTTPS(t *testing.T) {
 	}
 
 	// Plain HTTP to the TLS port: net/http answers 400 and closes.
-	plain, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + sys.Ln.Addr().String() + "/")
+	plain, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + sys.Addr().String() + "/")
 	if err != nil {
 		t.Fatalf("plain HTTP to the TLS port: %v, want a 400 answer", err)
 	}
@@ -167,7 +167,7 @@ func TestUpServesHTTPS(t *testing.T) {
 	}
 	// A plain-HTTP drone post is refused the same way, and never reaches
 	// ingest (its key crossed in clear, but nothing was accepted).
-	preq, _ := http.NewRequest(http.MethodPost, "http://"+sys.Ln.Addr().String()+"/v1/telemetry", strings.NewReader(report))
+	preq, _ := http.NewRequest(http.MethodPost, "http://"+sys.Addr().String()+"/v1/telemetry", strings.NewReader(report))
 	preq.Header.Set("Authorization", "Bearer "+demo[2].Key)
 	if presp, err := (&http.Client{Timeout: 10 * time.Second}).Do(preq); err != nil || presp.StatusCode != http.StatusBadRequest {
 		t.Errorf("plain-HTTP POST to the TLS port: %v %v, want 400", presp, err)
@@ -175,7 +175,7 @@ func TestUpServesHTTPS(t *testing.T) {
 		presp.Body.Close()
 	}
 	// Bytes that are neither TLS nor HTTP: the connection is closed.
-	raw, err := net.DialTimeout("tcp", sys.Ln.Addr().String(), 5*time.Second)
+	raw, err := net.DialTimeout("tcp", sys.Addr().String(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,16 +191,16 @@ func TestUpServesHTTPS(t *testing.T) {
 
 	// The redirect port sends browsers to HTTPS on the public port, and
 	// refuses to silently upgrade a POST.
-	rresp, err := c.Get("http://" + sys.RedirectAddr + "/account/login.html?x=1")
+	rresp, err := c.Get("http://" + sys.RedirectAddr() + "/account/login.html?x=1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rresp.Body.Close()
-	_, port, _ := net.SplitHostPort(sys.Ln.Addr().String())
+	_, port, _ := net.SplitHostPort(sys.Addr().String())
 	if want := "https://127.0.0.1:" + port + "/account/login.html?x=1"; rresp.StatusCode != http.StatusPermanentRedirect || rresp.Header.Get("Location") != want {
 		t.Errorf("redirect port: %d Location %q, want 308 to %s", rresp.StatusCode, rresp.Header.Get("Location"), want)
 	}
-	rresp, err = c.Post("http://"+sys.RedirectAddr+"/v1/telemetry", "application/json", strings.NewReader(report))
+	rresp, err = c.Post("http://"+sys.RedirectAddr()+"/v1/telemetry", "application/json", strings.NewReader(report))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestUpServesHTTPS(t *testing.T) {
 func waitTrack(t *testing.T, sys *local.System, d local.DemoKey, n int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for len(readTrack(t, sys.Store, d.TenantID, d.DroneID)) < n {
+	for len(readTrack(t, sys.Store(), d.TenantID, d.DroneID)) < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("drone %s: fewer than %d points stored after 30 s", d.DroneID, n)
 		}
@@ -272,14 +272,14 @@ func TestUpACMEWiring(t *testing.T) {
 		Log: logs, Out: logs,
 		TLS: local.TLSOptions{ACMEDomains: []string{"drones.example.com"}, ACMEDirectory: "https://127.0.0.1:1/directory", RedirectAddr: "127.0.0.1:0"},
 	})
-	_, port, _ := net.SplitHostPort(sys.Ln.Addr().String())
+	_, port, _ := net.SplitHostPort(sys.Addr().String())
 	if want := "https://drones.example.com:" + port; sys.URL() != want {
 		t.Errorf("URL %q, want %q", sys.URL(), want)
 	}
 	noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	get := func(path string) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, "http://"+sys.RedirectAddr+path, nil)
+		req, _ := http.NewRequest(http.MethodGet, "http://"+sys.RedirectAddr()+path, nil)
 		req.Host = "drones.example.com"
 		resp, err := noFollow.Do(req)
 		if err != nil {
@@ -295,7 +295,7 @@ func TestUpACMEWiring(t *testing.T) {
 		resp.Header.Get("Location") != "https://drones.example.com:"+port+"/account/login.html" {
 		t.Errorf("redirect port: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", sys.Ln.Addr().String(),
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", sys.Addr().String(),
 		&tls.Config{ServerName: "other.example.com", InsecureSkipVerify: true}) // the refusal is the point, not the chain
 	if err == nil {
 		conn.Close()

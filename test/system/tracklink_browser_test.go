@@ -51,8 +51,8 @@ func TestTrackLinkBrowser(t *testing.T) {
 	run("log in as the demo owner",
 		chromedp.Navigate(sys.URL()+"/account/login.html"),
 		chromedp.WaitVisible(chromedp.CSS(`#email`)),
-		chromedp.SendKeys(chromedp.CSS(`#email`), sys.DemoLogin.Email),
-		chromedp.SendKeys(chromedp.CSS(`#password`), sys.DemoLogin.Password),
+		chromedp.SendKeys(chromedp.CSS(`#email`), sys.DemoLogin().Email),
+		chromedp.SendKeys(chromedp.CSS(`#password`), sys.DemoLogin().Password),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
 	)
 	waitAcross(t, owner, "the map after log-in", `location.pathname === '/'`, 20*time.Second)

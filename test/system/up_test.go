@@ -90,7 +90,7 @@ func TestUpSimulatorZeroLoss(t *testing.T) {
 	// every 20 ms would load the machine more than the system under test.
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	pollDone := make(chan struct{})
-	go func() { defer close(pollDone); tr.poll(pollCtx, sys.Store, 20*time.Millisecond, false) }()
+	go func() { defer close(pollDone); tr.poll(pollCtx, sys.Store(), 20*time.Millisecond, false) }()
 
 	sum, err := sim.Run(ctx, sim.Config{
 		URL: sys.URL(), Keys: keys, Rate: rate, Batch: batch, Duration: duration,
@@ -113,7 +113,7 @@ func TestUpSimulatorZeroLoss(t *testing.T) {
 	<-pollDone
 	runEnd := time.Now()
 	waitCtx, cancelWait := context.WithTimeout(ctx, 60*time.Second)
-	go tr.poll(waitCtx, sys.Store, 100*time.Millisecond, true)
+	go tr.poll(waitCtx, sys.Store(), 100*time.Millisecond, true)
 	for tr.pendingCount() > 0 && waitCtx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -332,7 +332,7 @@ func TestUpHistoryTTL(t *testing.T) {
 	mustPostReport(t, sys.URL(), d.Key, body)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if pts := readTrack(t, sys.Store, d.TenantID, d.DroneID); len(pts) > 0 {
+		if pts := readTrack(t, sys.Store(), d.TenantID, d.DroneID); len(pts) > 0 {
 			if want := ts.Add(ttl); !pts[0].ExpireAt.Equal(want) {
 				t.Fatalf("history point expires at %s, want %s (ts + --history-ttl)", pts[0].ExpireAt, want)
 			}
