@@ -14,7 +14,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/store"
 )
 
-// demoLoginFile keeps the demo owner's login (0600 in the data dir): made
+// DemoLoginFile keeps the demo owner's login (0600 in the data dir): made
 // once on the first up, printed on every up, so the person on this machine
 // can always log in and nobody else can guess it.
 const DemoLoginFile = "demo-login.json"
@@ -22,6 +22,7 @@ const DemoLoginFile = "demo-login.json"
 // demoEmail is the demo tenant's owner.
 const demoEmail = "demo@dronetrack.localhost"
 
+// DemoLogin is the demo tenant owner's email and password (DATA/demo-login.json).
 type DemoLogin struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`

@@ -21,7 +21,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/store"
 )
 
-// admin is what the admin subcommands do. Two implementations: localAdmin
+// Admin is what the admin subcommands do. Two implementations: localAdmin
 // opens the data dir's store (and broker) itself; remoteAdmin asks a running
 // `up` through its loopback admin endpoint, because bbolt and the broker's
 // JetStream directory are locked by the process that opened them.
@@ -52,7 +52,7 @@ type deadLetter struct {
 	Attempts int       `json:"attempts"`
 }
 
-// adminInfo is DIR/admin.json: where a running up's admin endpoint listens
+// AdminInfo is DIR/admin.json: where a running up's admin endpoint listens
 // and the bearer token it wants. The file is 0600, so only the user who ran
 // up (or root) can drive it.
 type AdminInfo struct {
@@ -61,7 +61,7 @@ type AdminInfo struct {
 	PID   int    `json:"pid"`
 }
 
-// openAdmin talks to the running up of dir when there is one, and otherwise
+// OpenAdmin talks to the running up of dir when there is one, and otherwise
 // opens the data dir (or the store URL given) directly.
 func OpenAdmin(ctx context.Context, dir, storeOverride string) (Admin, error) {
 	if storeOverride == "" {
@@ -72,7 +72,7 @@ func OpenAdmin(ctx context.Context, dir, storeOverride string) (Admin, error) {
 	return OpenStoreAdmin(ctx, dir, storeOverride)
 }
 
-// dialAdmin finds a running up through DIR/admin.json and checks it answers.
+// DialAdmin finds a running up through DIR/admin.json and checks it answers.
 func DialAdmin(ctx context.Context, dir string) (*RemoteAdmin, bool) {
 	b, err := os.ReadFile(filepath.Join(dir, AdminFile))
 	if err != nil {
@@ -91,6 +91,7 @@ func DialAdmin(ctx context.Context, dir string) (*RemoteAdmin, bool) {
 	return ra, true
 }
 
+// RemoteAdmin drives a running up through its loopback admin endpoint.
 type RemoteAdmin struct {
 	info   AdminInfo
 	client *http.Client

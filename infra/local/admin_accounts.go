@@ -15,7 +15,7 @@ import (
 // revoke-key`. Like the others they go through a running up's admin
 // endpoint when there is one, else open the store themselves.
 
-// accountAdmin is what both admins (local and remote) do for accounts.
+// AccountAdmin is what both admins (local and remote) do for accounts.
 type AccountAdmin interface {
 	AddUser(ctx context.Context, tenantID, email, role, password string) (newUser, error)
 	RotateKey(ctx context.Context, tenantID, droneID string) (newDrone, error)

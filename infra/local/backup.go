@@ -44,12 +44,12 @@ const (
 	BackupInfoName    = "backup.json"
 	BackupPendingName = "broker-pending.jsonl"
 	BackupDeadName    = "broker-deadletters.jsonl"
-	// backupFormat is the layout of the archive itself.
+	// BackupFormat is the layout of the archive itself.
 	BackupFormat = 1
-	// pendingFile holds, in a restored data dir, the pending events of
+	// PendingFile holds, in a restored data dir, the pending events of
 	// the backup until `up` has handed them to its broker.
 	PendingFile = "restore-pending.jsonl"
-	// deadFile holds a restored backup's dead letters until up has
+	// DeadFile holds a restored backup's dead letters until up has
 	// recorded them in its broker.
 	DeadFile = "restore-deadletters.jsonl"
 )
@@ -60,7 +60,7 @@ const (
 // store-url are not: a backup is of a data dir with its bolt store.
 var backedUpFiles = []string{PepperFile, DemoKeysFile, DemoLoginFile}
 
-// backupInfo is backup.json.
+// BackupInfo is backup.json.
 type BackupInfo struct {
 	BackupFormat  int       `json:"backupFormat"`
 	DataDirFormat int       `json:"dataDirFormat"`
@@ -112,7 +112,7 @@ func (s *startWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-// backup writes one consistent backup of the running system to w.
+// Backup writes one consistent backup of the running system to w.
 func (s *System) Backup(ctx context.Context, w io.Writer) (BackupInfo, error) {
 	info := BackupInfo{BackupFormat: BackupFormat, DataDirFormat: DataDirFormat, CreatedAt: time.Now().UTC()}
 	if s.storeURL != StoreURL(s.dir) {
@@ -239,6 +239,7 @@ func addSpooled(tw *tar.Writer, name string, f *os.File, at time.Time) error {
 	return err
 }
 
+// AddBytes adds one file of content b to the backup archive.
 func AddBytes(tw *tar.Writer, name string, b []byte) error {
 	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(b)), ModTime: time.Now()}); err != nil {
 		return err
@@ -247,7 +248,7 @@ func AddBytes(tw *tar.Writer, name string, b []byte) error {
 	return err
 }
 
-// backup streams the running up's backup into path: through a temporary
+// Backup streams the running up's backup into path: through a temporary
 // file that is checked whole (a cut stream fails the gzip or tar reader)
 // and synced before it is renamed into place.
 func (r *RemoteAdmin) Backup(ctx context.Context, dst string) (BackupInfo, error) {
@@ -457,7 +458,7 @@ func backupEntryOK(name string) bool {
 	return dir == acmeCacheDir+"/" && base != "" && base != "." && base != ".." && !strings.ContainsAny(base, `/\`)
 }
 
-// restoreBackup unpacks a backup into a new data dir: into a temporary
+// RestoreBackup unpacks a backup into a new data dir: into a temporary
 // sibling first, checked whole (the store opens, the pending events parse),
 // then renamed into place, so a failed restore leaves no half data dir.
 func RestoreBackup(file, dataDir string) (BackupInfo, string, error) {

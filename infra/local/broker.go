@@ -15,7 +15,7 @@ import (
 	"github.com/dronetrack/dronetrack/infra"
 )
 
-// localBroker is what up and the admin commands need of the broker.
+// Broker is what up and the admin commands need of the broker.
 type Broker interface {
 	// IngressURL is K_SINK for every function.
 	IngressURL() string

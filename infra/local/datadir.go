@@ -23,7 +23,7 @@ const (
 	storeURLFile = "store-url"      // the store up ran against when not the data dir's bolt file
 )
 
-// defaultDataDir is where `up` keeps its state unless --data says otherwise:
+// DefaultDataDir is where `up` keeps its state unless --data says otherwise:
 // $XDG_DATA_HOME/dronetrack, else the platform's per-user data directory.
 func DefaultDataDir() string {
 	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
@@ -56,7 +56,7 @@ func absDataDir(dir string) (string, error) {
 	return abs, nil
 }
 
-// storeURL is the bbolt store inside a data dir.
+// StoreURL is the bbolt store inside a data dir.
 func StoreURL(dir string) string { return "bolt://" + filepath.ToSlash(filepath.Join(dir, StoreFile)) }
 
 // checkStore says whether the data dir may be used with the store url: the
@@ -94,7 +94,7 @@ func recordStore(dir, url string) error {
 	return nil
 }
 
-// recordedStore is the store URL in DIR/store-url, "" when there is none.
+// RecordedStore is the store URL in DIR/store-url, "" when there is none.
 func RecordedStore(dir string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dir, storeURLFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -106,7 +106,7 @@ func RecordedStore(dir string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// loadPepper returns the data dir's key pepper, generating it on first use.
+// LoadPepper returns the data dir's key pepper, generating it on first use.
 // Drone keys are stored only as HMACs under it, so losing the file makes
 // every registered key invalid; it never leaves the data dir.
 func LoadPepper(dir string) (string, error) {
@@ -133,7 +133,7 @@ func LoadPepper(dir string) (string, error) {
 	return p, nil
 }
 
-// demoKey is one demo drone with its key. Keys exist in clear only when a
+// DemoKey is one demo drone with its key. Keys exist in clear only when a
 // drone is created; the demo keeps its drones' keys in DIR/demo-keys.json
 // (0600) so `up --simulate` and `sim` can fly them after a restart. Drones
 // added with `drone add` are not written there: their key is printed once.
@@ -144,6 +144,7 @@ type DemoKey struct {
 	Key      string `json:"key"`
 }
 
+// ReadDemoKeys reads DATA/demo-keys.json; none yet is no error.
 func ReadDemoKeys(path string) ([]DemoKey, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {

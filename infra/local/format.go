@@ -9,13 +9,13 @@ import (
 	"path/filepath"
 )
 
-// formatFile records the layout version of a data dir, so a release
+// FormatFile records the layout version of a data dir, so a release
 // refuses a data dir a newer release wrote (it could silently ignore what
 // it does not know, such as the events a restore left to deliver) and
 // upgrades an older one in place.
 const FormatFile = "format.json"
 
-// dataDirFormat is the data dir layout this release writes.
+// DataDirFormat is the data dir layout this release writes.
 //
 //	1  store.db, broker/, pepper, demo-keys.json, demo-login.json,
 //	   store-url, admin.json; no format.json (the releases before it).
@@ -25,7 +25,7 @@ const FormatFile = "format.json"
 //	   which a release of format 1 would ignore).
 const DataDirFormat = 2
 
-// migrations[i] turns a data dir of format i+1 into format i+2. Each runs
+// Migrations[i] turns a data dir of format i+1 into format i+2. Each runs
 // once: the format is recorded after each step, so an upgrade cut short
 // resumes where it stopped.
 var Migrations = []func(dir string) error{
@@ -38,7 +38,7 @@ type formatRecord struct {
 	Format int `json:"format"`
 }
 
-// dataDirVersion is the format of the data dir: the one format.json
+// DataDirVersion is the format of the data dir: the one format.json
 // records, 1 for a used data dir without it, and 0 for a new one.
 func DataDirVersion(dir string) (int, error) {
 	b, err := os.ReadFile(filepath.Join(dir, FormatFile))
@@ -60,7 +60,7 @@ func DataDirVersion(dir string) (int, error) {
 	return 0, nil
 }
 
-// errNewerFormat says a data dir was written by a newer release.
+// ErrNewerFormat says a data dir was written by a newer release.
 var ErrNewerFormat = errors.New("data dir written by a newer dronetrack")
 
 // checkFormat refuses a data dir of a newer format than this release's.
@@ -77,7 +77,7 @@ func checkFormat(dir string) (int, error) {
 	return v, nil
 }
 
-// prepareDataDir is what `up` does before opening anything in dir: refuse
+// PrepareDataDir is what `up` does before opening anything in dir: refuse
 // a newer format, migrate an older one step by step, stamp a new one. It
 // returns the format the data dir had.
 func PrepareDataDir(dir string) (int, error) {

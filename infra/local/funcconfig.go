@@ -61,7 +61,7 @@ func functionEnv(name string, shared map[string]string, sets SetFlags, lookupEnv
 // setFlag is one --set FUNCTION.SETTING=VALUE.
 type setFlag struct{ function, key, value string }
 
-// setFlags collects --set; Set checks the function and the setting exist,
+// SetFlags collects --set; Set checks the function and the setting exist,
 // so a typo fails `up` instead of being ignored.
 type SetFlags []setFlag
 

@@ -20,7 +20,7 @@ type Instance interface {
 	Alive(ctx context.Context) (bool, error)
 }
 
-// hosted is one function on its own loopback HTTP server, served the way
+// Hosted is one function on its own loopback HTTP server, served the way
 // func-go's http runtime serves it: /health/readiness and /health/liveness
 // answer from Ready and Alive, every other path goes to Handle.
 type Hosted struct {
@@ -31,7 +31,7 @@ type Hosted struct {
 	done chan error
 }
 
-// listen binds the function's loopback listener and starts serving at once,
+// Listen binds the function's loopback listener and starts serving at once,
 // like func-go, which serves while Start runs (Handle answers 503 until then).
 func Listen(name string, fn Instance, log *slog.Logger) (*Hosted, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -61,7 +61,7 @@ func Listen(name string, fn Instance, log *slog.Logger) (*Hosted, error) {
 // public listener proxies to it.
 func (h *Hosted) URL() string { return "http://" + h.ln.Addr().String() }
 
-// shutdown stops accepting, waits for requests in flight, then calls Stop so
+// Shutdown stops accepting, waits for requests in flight, then calls Stop so
 // the function flushes what it buffered.
 func (h *Hosted) Shutdown(ctx context.Context) error {
 	inprocHandlers.Delete(h.ln.Addr().String())

@@ -14,7 +14,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/store"
 )
 
-// localAdmin administers a store (and broker) this process opened.
+// StoreAdmin administers a store (and broker) this process opened.
 type StoreAdmin struct {
 	store  store.Store
 	pepper string
@@ -101,7 +101,7 @@ func (a *StoreAdmin) Close() error {
 	return errors.Join(errs...)
 }
 
-// openLocalAdmin opens the data dir's store (the one `up --store` recorded
+// OpenStoreAdmin opens the data dir's store (the one `up --store` recorded
 // there, else its bolt file; or the one storeOverride names) for an admin command run while no `up` serves this data dir.
 func OpenStoreAdmin(ctx context.Context, dir, storeOverride string) (*StoreAdmin, error) {
 	url := storeOverride

@@ -14,7 +14,7 @@ import (
 	alertsfn "github.com/dronetrack/dronetrack/functions/alerts"
 )
 
-// defaultLinkCheckEvery matches infra/base/pingsource.yaml's schedule.
+// DefaultLinkCheckEvery matches infra/base/pingsource.yaml's schedule.
 const DefaultLinkCheckEvery = 30 * time.Second
 
 // scheduler plays the Knative PingSource of infra/base/pingsource.yaml on

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -29,7 +28,7 @@ import (
 // (Let's Encrypt rate-limits issuance per domain).
 const acmeCacheDir = "acme"
 
-// tlsOptions are the HTTPS settings of `up`'s public listener. With none
+// TLSOptions are the HTTPS settings of `up`'s public listener. With none
 // set the listener speaks plain HTTP (the loopback default of `make run`).
 type TLSOptions struct {
 	// CertFile and KeyFile are a PEM certificate chain and its key. They
@@ -65,20 +64,6 @@ func (o TLSOptions) Validate() error {
 	for _, d := range o.ACMEDomains {
 		if d == "" || strings.ContainsAny(d, "/: ") || net.ParseIP(d) != nil {
 			return fmt.Errorf("--acme-domain %q: want a DNS name such as drones.example.com", d)
-		}
-	}
-	return nil
-}
-
-// domainList is a repeatable, comma-separable flag.
-type domainList []string
-
-func (l *domainList) String() string { return strings.Join(*l, ",") }
-
-func (l *domainList) Set(v string) error {
-	for _, d := range strings.Split(v, ",") {
-		if d = strings.TrimSpace(strings.ToLower(d)); d != "" {
-			*l = append(*l, d)
 		}
 	}
 	return nil
@@ -187,7 +172,7 @@ func serveRedirect(addr string, h http.Handler, log *slog.Logger) (func(context.
 	return srv.Shutdown, ln.Addr().String(), nil
 }
 
-// certCheckEvery bounds how often a handshake looks at the certificate
+// CertCheckEvery bounds how often a handshake looks at the certificate
 // files: a stat of two files per second at most, however busy the port.
 const CertCheckEvery = time.Second
 
@@ -259,16 +244,6 @@ func (c *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 	c.cert, c.stamp, c.failed = &cert, stamp, ""
 	c.log.Info("TLS certificate reloaded", "cert", c.certFile)
 	return c.cert, nil
-}
-
-// register adds the TLS flags of `up` to fs.
-func (o *TLSOptions) Register(fs *flag.FlagSet) {
-	fs.StringVar(&o.CertFile, "tls-cert", "", "serve HTTPS with this PEM certificate chain (read again when it changes)")
-	fs.StringVar(&o.KeyFile, "tls-key", "", "the PEM private key of --tls-cert")
-	fs.Var((*domainList)(&o.ACMEDomains), "acme-domain", "serve HTTPS with certificates from Let's Encrypt for this DNS name (repeat or comma-separate for more; cached in DATA/acme)")
-	fs.StringVar(&o.ACMEEmail, "acme-email", "", "contact address given to the ACME CA (expiry warnings)")
-	fs.StringVar(&o.ACMEDirectory, "acme-directory", "", "ACME directory URL (default Let's Encrypt production)")
-	fs.StringVar(&o.RedirectAddr, "redirect-http", "", "also listen for plain HTTP here (e.g. :80) and redirect it to HTTPS (and answer ACME HTTP-01 challenges)")
 }
 
 // servePublic opens the public listener, plain HTTP or HTTPS as s.opts.TLS

@@ -20,7 +20,7 @@ import (
 	ingestfn "github.com/dronetrack/dronetrack/functions/ingest"
 )
 
-// defaultCacheURL is the in-process cache every function of one `up` shares.
+// DefaultCacheURL is the in-process cache every function of one `up` shares.
 const DefaultCacheURL = "local://dronetrack"
 
 // Demo data seeded on the first run.
@@ -30,7 +30,7 @@ const (
 	demoDrones     = 10 // seeded without --simulate; --simulate N seeds N
 )
 
-// upOptions configure one system; upCmd fills them from flags, tests
+// Options configure one system; upCmd fills them from flags, tests
 // directly.
 type Options struct {
 	DataDir  string
@@ -70,7 +70,7 @@ type Options struct {
 	Set SetFlags
 }
 
-// system is Dronetrack on one machine: the local broker, every function on
+// System is Dronetrack on one machine: the local broker, every function on
 // its own loopback server, the public listener and the admin endpoint.
 type System struct {
 	opts   Options
@@ -87,7 +87,7 @@ type System struct {
 	// storeURL and cacheURL are what every function got as STORE_URL and
 	// CACHE_URL.
 	storeURL, cacheURL string
-	// demoLogin is the demo tenant owner's email and password.
+	// DemoLogin is the demo tenant owner's email and password.
 	demoLogin DemoLogin
 
 	// The HTTPS side of the public listener (tls.go).
@@ -103,7 +103,7 @@ type System struct {
 	shutdownErr  error
 }
 
-// startSystem opens everything and returns once the public listener serves;
+// Start opens everything and returns once the public listener serves;
 // Shutdown undoes it in reverse. Failures half-way close what was opened.
 func Start(ctx context.Context, o Options) (_ *System, err error) {
 	if o.Log == nil {
@@ -300,6 +300,8 @@ func (s *System) Handler() http.Handler {
 	})
 }
 
+// StartSim flies the simulator against the public listener with the given
+// demo drones until shutdown (--simulate).
 func (s *System) StartSim(ctx context.Context, demo []DemoKey) {
 	keys := make([]string, len(demo))
 	for i, d := range demo {
@@ -388,7 +390,7 @@ func (s *System) closeAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// ensureDemoDrones makes sure the demo tenant exists with at least n demo
+// EnsureDemoDrones makes sure the demo tenant exists with at least n demo
 // drones whose keys are in DIR/demo-keys.json, and returns them.
 func EnsureDemoDrones(ctx context.Context, adm Admin, dir string, n int) ([]DemoKey, error) {
 	path := filepath.Join(dir, DemoKeysFile)
@@ -422,7 +424,7 @@ func EnsureDemoDrones(ctx context.Context, adm Admin, dir string, n int) ([]Demo
 	return dk, nil
 }
 
-// redactURL hides a password in a URL (redis://:secret@host) before it is
+// RedactURL hides a password in a URL (redis://:secret@host) before it is
 // printed.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)

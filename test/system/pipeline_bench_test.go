@@ -34,7 +34,7 @@ import (
 // public listener's own request parsing is not counted (the hops behind it
 // are, whatever their transport). Run it with a fixed count, e.g.
 //
-//	go test -run '^$' -bench BenchmarkPipeline -benchtime 5000x ./cmd/dronetrack
+//	go test -run '^$' -bench BenchmarkPipeline -benchtime 5000x . (in test/system)
 //
 // DRONETRACK_BENCH_CPUPROFILE=FILE profiles the timed part only;
 // test/pipeline-stages.py splits such a profile by stage.

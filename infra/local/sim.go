@@ -11,7 +11,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/sim"
 )
 
-// simFlags are the simulator's flags, shared by `sim` and `up --simulate`.
+// SimFlags are the simulator's flags, shared by `sim` and `up --simulate`.
 type SimFlags struct {
 	rate         float64
 	batch        int
@@ -26,6 +26,7 @@ type SimFlags struct {
 	positionOnly bool
 }
 
+// Register adds the simulator's flags to fs, with the default --duration.
 func (f *SimFlags) Register(fs *flag.FlagSet, duration time.Duration) {
 	fs.Float64Var(&f.rate, "rate", sim.DefaultRate, "reports per second per drone")
 	fs.IntVar(&f.batch, "batch", 1, "reports per request (1-500)")
@@ -41,6 +42,7 @@ func (f *SimFlags) Register(fs *flag.FlagSet, duration time.Duration) {
 		"send position, altitude, speed, heading, battery and seq only, not armed, mode, GPS, hae, height, vspeed, accuracy, link and home")
 }
 
+// Config is the simulator's configuration for these flags.
 func (f *SimFlags) Config(url string, keys []string, live io.Writer) (sim.Config, error) {
 	var c sim.Point
 	lat, lon, ok := strings.Cut(f.centre, ",")

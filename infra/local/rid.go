@@ -21,7 +21,7 @@ import (
 // aud InterUSS's clients put in a token is the URL's host without port).
 var ridLoopbackAudiences = []string{"localhost", "127.0.0.1", "::1"}
 
-// ridAuthorityConfig reads --rid-test-authority: "auto" runs it exactly when
+// RIDAuthorityConfig reads --rid-test-authority: "auto" runs it exactly when
 // the listener is loopback; "on" insists (refused on a non-loopback
 // listener); "off" never.
 func RIDAuthorityConfig(mode, dataDir, httpAddr string) (map[string]string, error) {
@@ -52,7 +52,7 @@ func RIDAuthorityConfig(mode, dataDir, httpAddr string) (map[string]string, erro
 	}, nil
 }
 
-// loopbackAddr reports whether a listen address binds only loopback
+// LoopbackAddr reports whether a listen address binds only loopback
 // interfaces ("" host and 0.0.0.0 bind all).
 func LoopbackAddr(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
