@@ -30,7 +30,7 @@ const (
 	demoDrones     = 10 // seeded without --simulate; --simulate N seeds N
 )
 
-// Options configure one system; upCmd fills them from flags, tests
+// Options configure one system; `dronetrack up` (cmd/dronetrack/cli) fills them from flags, tests
 // directly.
 type Options struct {
 	DataDir  string
@@ -51,7 +51,7 @@ type Options struct {
 	// DemoDrones is how many demo drones to seed (at least demoDrones, and
 	// at least Simulate).
 	DemoDrones int
-	Sim        SimFlags // the simulator's settings when Simulate > 0
+	Sim        SimSettings // the simulator's settings when Simulate > 0
 	// PprofAddr, when set, serves net/http/pprof there for profiling.
 	PprofAddr string
 	// StopTimeout bounds the graceful shutdown before it gives up.
@@ -64,7 +64,7 @@ type Options struct {
 	// drones x reports/s x HistoryTTL x 330 bytes.
 	HistoryTTL time.Duration
 	// RIDTestAuthority is --rid-test-authority: auto (on for a loopback
-	// listener), on or off (ridcmd.go).
+	// listener), on or off (rid.go).
 	RIDTestAuthority string
 	// Set is --set FUNCTION.SETTING=VALUE (funcconfig.go).
 	Set SetFlags

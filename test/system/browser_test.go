@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/dronetrack/dronetrack/cmd/dronetrack/cli"
 	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 
@@ -178,9 +179,9 @@ func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
 // first simulate of them flown by the simulator at rate reports/s.
 func startBrowserSystem(t *testing.T, drones, simulate int, rate float64) (*local.System, string) {
 	t.Helper()
-	var sf local.SimFlags
+	var sf local.SimSettings
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	sf.Register(fs, 0)
+	cli.RegisterSimFlags(fs, &sf, 0)
 	if err := fs.Parse([]string{"--rate", fmt.Sprint(rate), "--silent", "0.1", "--silent-for", "40s"}); err != nil {
 		t.Fatal(err)
 	}

@@ -27,8 +27,8 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dataDir := fs.String("data", local.DefaultDataDir(), "data dir of a local `up` whose demo drones to fly (when --keys is not given)")
 	drones := fs.Int("drones", 0, "number of drones (0: every key); with --data, missing demo drones are registered")
 	jsonOut := fs.Bool("json", false, "print the summary as JSON")
-	var sf local.SimFlags
-	sf.Register(fs, 10*time.Second)
+	var sf local.SimSettings
+	RegisterSimFlags(fs, &sf, 10*time.Second)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: dronetrack sim [--url URL] [--keys FILE | --data DIR] [--drones N] [--duration 10s] [--rate 1] ...")
 		fs.PrintDefaults()
@@ -147,4 +147,21 @@ func demoDroneKeys(ctx context.Context, dir string, n int, stderr io.Writer) ([]
 		keys[i] = k.Key
 	}
 	return keys, nil
+}
+
+// RegisterSimFlags adds the simulator's flags to fs, filling f, with the
+// default --duration; `sim` and `up` share them.
+func RegisterSimFlags(fs *flag.FlagSet, f *local.SimSettings, duration time.Duration) {
+	fs.Float64Var(&f.Rate, "rate", sim.DefaultRate, "reports per second per drone")
+	fs.IntVar(&f.Batch, "batch", 1, "reports per request (1-500)")
+	fs.DurationVar(&f.Duration, "duration", duration, "how long to fly (0: until --count or Ctrl-C)")
+	fs.IntVar(&f.Count, "count", 0, "stop after this many reports in total (0: no limit)")
+	fs.Float64Var(&f.Silent, "silent", 0.1, "fraction of drones that go silent for --silent-for at a random moment")
+	fs.DurationVar(&f.SilentFor, "silent-for", sim.DefaultSilentFor, "how long a silent drone sends nothing")
+	fs.StringVar(&f.Centre, "centre", fmt.Sprintf("%g,%g", sim.DefaultCentre.Lat, sim.DefaultCentre.Lon), "lat,lon the fleet flies around")
+	fs.Float64Var(&f.Spread, "spread", sim.DefaultSpread, "metres: homes within this of the centre, waypoints within this of home")
+	fs.Uint64Var(&f.Seed, "seed", 1, "seed for routes and silences")
+	fs.IntVar(&f.Concurrency, "concurrency", 0, "max requests in flight (0: min(drones, 512))")
+	fs.BoolVar(&f.PositionOnly, "position-only", false,
+		"send position, altitude, speed, heading, battery and seq only, not armed, mode, GPS, hae, height, vspeed, accuracy, link and home")
 }

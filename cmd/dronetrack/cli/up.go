@@ -29,7 +29,7 @@ func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.HistoryTTL, "history-ttl", 0, "how long drone history is kept (default 720h; the store file holds about drones x reports/s x this x 330 bytes)")
 	fs.StringVar(&o.RIDTestAuthority, "rid-test-authority", "auto", "Remote ID test authority (tokens from `dronetrack rid token`): auto = on for a loopback --http, on, off")
 	level := fs.String("log-level", "warn", "debug, info, warn or error (functions and broker)")
-	o.Sim.Register(fs, 0)
+	RegisterSimFlags(fs, &o.Sim, 0)
 	registerSetFlag(fs, &o.Set)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: dronetrack up [--data DIR] [--listen 127.0.0.1:8080] [--tls-cert FILE --tls-key FILE | --acme-domain NAME] [--redirect-http :80] [--store URL] [--cache URL] [--simulate N] [simulator flags]")
