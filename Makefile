@@ -7,7 +7,7 @@ GO ?= go
 # fetched once through the Go module proxy; a newer local Go is used as is.
 # A machine whose go env says GOTOOLCHAIN=local would otherwise ignore it.
 export GOTOOLCHAIN ?= auto
-MODULES := events core functions/ingest functions/process functions/cache-refresh functions/alerts functions/serve-map infra cmd/dronetrack test/knative
+MODULES := events core functions/ingest functions/process functions/cache-refresh functions/alerts functions/serve-map infra cmd/dronetrack test/knative test/system
 
 .PHONY: run test test-go lint bench load tidy soak
 
@@ -54,7 +54,7 @@ tidy:
 # an SSE stream held past func-go's 30 s server timeouts.
 soak:
 	cd core && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 10m -run 'TestBridgeLinkCut' -v ./bridge
-	cd cmd/dronetrack && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 10m -run 'TestBridgeThroughUp' -v .
-	cd cmd/dronetrack && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 25m -run '^TestFaultSoak$$' -v .
-	cd cmd/dronetrack && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 45m -run '^TestFaultSoakCluster$$' -v .
+	cd test/system && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 10m -run 'TestBridgeThroughUp' -v .
+	cd test/system && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 25m -run '^TestFaultSoak$$' -v .
+	cd test/system && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 45m -run '^TestFaultSoakCluster$$' -v .
 	cd test/knative && DRONETRACK_SOAK=1 $(GO) test -count=1 -timeout 30m -run '^(TestColdStart|TestKillReplicasUnderLoad|TestRollingRestartUnderLoad|TestSSEOutlivesFuncGoTimeouts)$$' -v .

@@ -21,7 +21,7 @@ apt_install() {
 # redis-server when nothing answers, so only the binary must exist.
 need_cmd redis-server || apt_install redis-server
 
-# The browser tests (cmd/dronetrack/browser_test.go) drive Debian's chromium;
+# The browser tests (test/system/browser_test.go) drive Debian's chromium;
 # a browser is never downloaded from npm.
 [ -x /usr/bin/chromium ] || apt_install chromium
 if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then

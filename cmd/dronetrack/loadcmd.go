@@ -24,6 +24,8 @@ import (
 	"github.com/dronetrack/dronetrack/core/sim"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
+
+	"github.com/dronetrack/dronetrack/infra/local"
 )
 
 // loadCmd drives a one-machine system (started in this process, as `up`
@@ -62,21 +64,21 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var (
 		baseURL string
-		demo    []demoKey
-		login   demoLogin
+		demo    []local.DemoKey
+		login   local.DemoLogin
 		st      store.Store // nil with --url: the store belongs to the other process
 	)
 	if *target != "" {
 		dir := *dataDir
 		if dir == "" {
-			dir = defaultDataDir()
+			dir = local.DefaultDataDir()
 		}
 		var err error
 		if baseURL, demo, login, err = remoteTarget(*target, dir, *drones); err != nil {
 			return err
 		}
-		if info, err := os.ReadFile(filepath.Join(dir, adminFile)); err == nil {
-			var ai adminInfo
+		if info, err := os.ReadFile(filepath.Join(dir, local.AdminFile)); err == nil {
+			var ai local.AdminInfo
 			if json.Unmarshal(info, &ai) == nil && ai.PID > 0 {
 				loadProc = strconv.Itoa(ai.PID) // RSS and CPU of the system, not of this generator
 			}
@@ -98,7 +100,7 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		defer logf.Close()
-		sys, err := startSystem(ctx, upOptions{
+		sys, err := local.Start(ctx, local.Options{
 			DataDir: dir, HTTPAddr: "127.0.0.1:0", LogLevel: slog.LevelWarn, Log: logf, Out: io.Discard,
 			DemoDrones: *drones, PprofAddr: *pprofAddr,
 		})
@@ -106,11 +108,11 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		defer sys.Shutdown()
-		if demo, err = readDemoKeys(filepath.Join(sys.dir, demoKeysFile)); err != nil {
+		if demo, err = local.ReadDemoKeys(filepath.Join(sys.DataDir(), local.DemoKeysFile)); err != nil {
 			return err
 		}
 		demo = demo[:*drones]
-		baseURL, login, st = sys.URL(), sys.demoLogin, sys.store
+		baseURL, login, st = sys.URL(), sys.DemoLogin(), sys.Store()
 	}
 	api, err := apiClient(baseURL, login)
 	if err != nil {
@@ -203,7 +205,7 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // apiClient logs in as the demo owner so the fleet API can be read as a
 // browser would.
-func apiClient(baseURL string, login demoLogin) (*http.Client, error) {
+func apiClient(baseURL string, login local.DemoLogin) (*http.Client, error) {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
 	body, _ := json.Marshal(map[string]string{"email": login.Email, "password": login.Password})
@@ -266,7 +268,7 @@ type secondStats struct {
 	CPU        float64   `json:"cpuCores"`
 }
 
-func newLoadTracker(demo []demoKey) *loadTracker {
+func newLoadTracker(demo []local.DemoKey) *loadTracker {
 	t := &loadTracker{byID: map[string]*droneTrack{}, start: time.Now()}
 	for range demo {
 		t.list = append(t.list, &droneTrack{})
@@ -361,7 +363,7 @@ func (t *loadTracker) pollStore(ctx context.Context, st store.Store, every time.
 		case <-tick.C:
 		}
 		at := time.Now()
-		ds, err := st.Drones(ctx, demoTenantID)
+		ds, err := st.Drones(ctx, local.DemoTenantID)
 		if err != nil {
 			continue
 		}
@@ -444,7 +446,7 @@ func (t *loadTracker) live(ctx context.Context, w io.Writer) {
 
 // countStored counts, per drone, the acked report timestamps present in the
 // stored history: the loss figure is acked minus this.
-func countStored(ctx context.Context, st store.Store, demo []demoKey, t *loadTracker) (int, error) {
+func countStored(ctx context.Context, st store.Store, demo []local.DemoKey, t *loadTracker) (int, error) {
 	n := 0
 	for i, d := range demo {
 		dt := t.list[i]
@@ -648,30 +650,30 @@ func cpuSeconds() float64 {
 
 // remoteTarget reads what driving a running up needs from its data dir: the
 // demo drones' keys (at least drones of them) and the demo owner's login.
-func remoteTarget(rawURL, dir string, drones int) (string, []demoKey, demoLogin, error) {
+func remoteTarget(rawURL, dir string, drones int) (string, []local.DemoKey, local.DemoLogin, error) {
 	base := strings.TrimRight(rawURL, "/")
-	demo, err := readDemoKeys(filepath.Join(dir, demoKeysFile))
+	demo, err := local.ReadDemoKeys(filepath.Join(dir, local.DemoKeysFile))
 	if err != nil {
-		return "", nil, demoLogin{}, err
+		return "", nil, local.DemoLogin{}, err
 	}
 	if len(demo) < drones {
-		return "", nil, demoLogin{}, fmt.Errorf("load: %s has %d demo drones, --drones wants %d: start up with --demo-drones %d",
+		return "", nil, local.DemoLogin{}, fmt.Errorf("load: %s has %d demo drones, --drones wants %d: start up with --demo-drones %d",
 			dir, len(demo), drones, drones)
 	}
-	var login demoLogin
-	raw, err := os.ReadFile(filepath.Join(dir, demoLoginFile))
+	var login local.DemoLogin
+	raw, err := os.ReadFile(filepath.Join(dir, local.DemoLoginFile))
 	if err != nil {
-		return "", nil, demoLogin{}, fmt.Errorf("load: demo login: %w", err)
+		return "", nil, local.DemoLogin{}, fmt.Errorf("load: demo login: %w", err)
 	}
 	if err := json.Unmarshal(raw, &login); err != nil {
-		return "", nil, demoLogin{}, fmt.Errorf("load: demo login %s: %w", demoLoginFile, err)
+		return "", nil, local.DemoLogin{}, fmt.Errorf("load: demo login %s: %w", local.DemoLoginFile, err)
 	}
 	return base, demo[:drones], login, nil
 }
 
 // countStoredAPI is countStored through the track API of serve-map, for a
 // system in another process.
-func countStoredAPI(ctx context.Context, c *http.Client, baseURL string, demo []demoKey, t *loadTracker) (int, error) {
+func countStoredAPI(ctx context.Context, c *http.Client, baseURL string, demo []local.DemoKey, t *loadTracker) (int, error) {
 	n := 0
 	for i, d := range demo {
 		dt := t.list[i]

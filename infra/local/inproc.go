@@ -1,0 +1,64 @@
+package local
+
+import (
+	"net/http"
+	"os"
+	"strconv"
+
+	"github.com/dronetrack/dronetrack/core/publish"
+)
+
+// EnvInprocDelivery set to 0 makes `up` send every event over loopback TCP
+// (ingest to the broker's ingress, the broker to each function), as
+// separate processes would; for comparisons. By default these hops are
+// handed to the handlers in process (core/publish.LocalTransport): the
+// same HTTP messages in binary CloudEvents mode, with request contexts and
+// timeouts honoured, but no sockets. BenchmarkPipeline measured loopback
+// HTTP at a third of the pipeline's CPU per report (docs/performance.md).
+// A function cut by the fault tests (restartListener) is unregistered, so
+// deliveries to it fail exactly as with TCP.
+const EnvInprocDelivery = "DRONETRACK_INPROC_DELIVERY"
+
+// inprocDelivery reports whether `up` hands events to its functions and
+// broker in process (the default).
+func inprocDelivery() bool { return os.Getenv(EnvInprocDelivery) != "0" }
+
+// inprocHandlers registers the listeners of this process whose requests
+// may skip the socket (core/publish's registry), when in-process delivery
+// is on.
+var inprocHandlers localRegistry
+
+type localRegistry struct{}
+
+// Store registers handler h as serving addr (host:port).
+func (localRegistry) Store(addr string, h http.Handler) {
+	if inprocDelivery() {
+		publish.RegisterLocal(addr, h)
+	}
+}
+
+// Delete unregisters addr: requests go to its socket again.
+func (localRegistry) Delete(addr string) { publish.UnregisterLocal(addr) }
+
+// deliveryClient is the broker's HTTP client in `up`: in process for the
+// functions registered in inprocHandlers, else loopback TCP with as many
+// idle connections as deliveries in flight, so connections are reused
+// rather than dialled again (7% of the CPU in a profile of `dronetrack
+// load` went to dialling when idle connections were capped at 256).
+func deliveryClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 0 // no limit across hosts
+	tr.MaxIdleConnsPerHost = maxInFlight()
+	return &http.Client{Transport: publish.LocalTransport{Next: tr}}
+}
+
+// EnvBrokerInFlight overrides the local broker's deliveries in flight per
+// Trigger (default 1024), for load comparisons.
+const EnvBrokerInFlight = "DRONETRACK_BROKER_INFLIGHT"
+
+func maxInFlight() int {
+	if n, err := strconv.Atoi(os.Getenv(EnvBrokerInFlight)); err == nil && n > 0 {
+		return n
+	}
+	return 1024
+}

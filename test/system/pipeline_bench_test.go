@@ -1,0 +1,196 @@
+package system
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/sim"
+
+	"github.com/dronetrack/dronetrack/infra/local"
+)
+
+// BenchmarkPipeline runs the whole one-machine pipeline of `up` in this
+// process (ingest -> broker -> process -> state.updated -> cache-refresh and
+// alerts) and reports the CPU it spends per report: process CPU time
+// (getrusage) from the first report to the moment the broker has nothing
+// left to deliver, divided by the reports sent. That figure is stable on a
+// shared machine, unlike a rate.
+//
+// The load is one report per request, drones at 1 Hz (each drone's reports
+// are 1 s apart in time and sent 1 s apart, as a real fleet's), offered at
+// DRONETRACK_BENCH_RATE reports/s (default 250) by as many drones. Requests
+// go to the public listener's handler in memory (no loopback socket, no
+// client), so the load generator's share is building an http.Request; the
+// public listener's own request parsing is not counted (the hops behind it
+// are, whatever their transport). Run it with a fixed count, e.g.
+//
+//	go test -run '^$' -bench BenchmarkPipeline -benchtime 5000x . (in test/system)
+//
+// DRONETRACK_BENCH_CPUPROFILE=FILE profiles the timed part only;
+// test/pipeline-stages.py splits such a profile by stage.
+func BenchmarkPipeline(b *testing.B) {
+	rate := 250
+	if v, err := strconv.Atoi(os.Getenv("DRONETRACK_BENCH_RATE")); err == nil && v > 0 {
+		rate = v
+	}
+	drones := rate // 1 Hz each
+	sys, demo := startTestSystem(b, local.Options{DemoDrones: drones})
+	demo = demo[:drones]
+	queue := sys.Broker()
+	h := sys.Handler()
+	ctx := context.Background()
+
+	// Each drone's n-th report is at base + n s, so the newest report of a
+	// drone is never in the future however long the run.
+	perDrone := (b.N + drones - 1) / drones
+	base := time.Now().UTC().Truncate(time.Second).Add(-time.Duration(perDrone+60) * time.Second)
+	bodies := make([][]byte, b.N)
+	for i := range bodies {
+		d, n := i%drones, i/drones
+		ts := base.Add(time.Duration(n) * time.Second).Format(time.RFC3339)
+		bodies[i] = fmt.Appendf(nil, `{"ts":%q,"lat":%.6f,"lon":%.6f,"alt":120,"speed":12.5,"heading":90,"battery":80}`,
+			ts, 47.0+float64(d)*1e-3+float64(n)*1e-5, 8.5+float64(n)*1e-5)
+	}
+
+	const workers = 512 // requests in flight at most, as a fleet's clients would keep
+	work := make(chan int, workers)
+	var failed, retries atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				d := i % drones
+				// A 503 (a busy shared machine) is retried as a drone
+				// does after Retry-After; the retries are reported.
+				for try := 1; ; try++ {
+					req, _ := http.NewRequestWithContext(ctx, http.MethodPost, sim.IngestPath, bytes.NewReader(bodies[i]))
+					req.RequestURI = sim.IngestPath
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", "Bearer "+demo[d].Key)
+					// One address per drone, as a fleet has: the per-address
+					// rate limit is ingest's business, not this benchmark's.
+					req.RemoteAddr = fmt.Sprintf("10.%d.%d.1:40000", d/250, d%250)
+					var rw discardWriter
+					h.ServeHTTP(&rw, req)
+					if rw.code == http.StatusAccepted {
+						break
+					}
+					if rw.code != http.StatusServiceUnavailable || try == 20 {
+						if failed.Add(1) == 1 {
+							b.Errorf("report %d: status %d after %d tries", i, rw.code, try)
+						}
+						break
+					}
+					retries.Add(1)
+					time.Sleep(500 * time.Millisecond)
+				}
+			}
+		}()
+	}
+
+	waitDrained := func() {
+		for {
+			n, err := queue.Pending(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n == 0 {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitDrained() // the demo seeding's own events
+	if path := os.Getenv("DRONETRACK_BENCH_CPUPROFILE"); path != "" {
+		// The timed part only: -cpuprofile would include seeding (argon2
+		// key hashing) and start-up.
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	before := cpuTime()
+	b.ResetTimer()
+	start := time.Now()
+	interval := time.Second / time.Duration(rate)
+	for i := 0; i < b.N; i++ {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > time.Millisecond {
+			time.Sleep(d)
+		}
+		work <- i
+		if i == b.N/2 && os.Getenv("DRONETRACK_BENCH_GOROUTINES") != "" {
+			// Where deliveries wait, half-way through.
+			if f, err := os.Create(os.Getenv("DRONETRACK_BENCH_GOROUTINES")); err == nil {
+				_ = pprof.Lookup("goroutine").WriteTo(f, 1)
+				f.Close()
+			}
+		}
+	}
+	close(work)
+	wg.Wait()
+	acked := time.Since(start)
+	waitDrained()
+	b.StopTimer()
+	elapsed := time.Since(start)
+	cpu := cpuTime() - before
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/report")
+	b.ReportMetric(float64(b.N)/acked.Seconds(), "acked/s")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "stored/s")
+	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
+	b.ReportMetric(float64(retries.Load()), "retries")
+	b.ReportMetric(0, "ns/op")
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d of %d reports not accepted", n, b.N)
+	}
+}
+
+// cpuTime is this process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// discardWriter is the cheapest http.ResponseWriter: the benchmark needs
+// only the status.
+type discardWriter struct {
+	hdr  http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header {
+	if w.hdr == nil {
+		w.hdr = http.Header{}
+	}
+	return w.hdr
+}
+
+func (w *discardWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+
+func (w *discardWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return len(p), nil
+}
