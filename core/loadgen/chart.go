@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"os"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -34,12 +35,13 @@ func WriteChart(path string, r Result) error {
 	lat.Y.Label.Text = "p99 latency per second (ms)"
 	lat.Y.Min = 0
 	for _, p := range []*plot.Plot{rates, lat} {
+		p.Y.Tick.Marker = wholeTicks{}
 		p.Add(plotter.NewGrid())
 		p.Legend.Top = true
 		p.Legend.Left = true
 	}
 
-	series := func(p *plot.Plot, name string, c color.Color, dashed bool, v func(Second) float64) error {
+	series := func(p *plot.Plot, name string, c color.Color, width float64, dashed bool, v func(Second) float64) error {
 		xys := make(plotter.XYs, len(r.Seconds))
 		for i, s := range r.Seconds {
 			xys[i] = plotter.XY{X: float64(s.T), Y: v(s)}
@@ -49,7 +51,7 @@ func WriteChart(path string, r Result) error {
 			return err
 		}
 		l.Color = c
-		l.Width = vg.Points(1.5)
+		l.Width = vg.Points(width)
 		if dashed {
 			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 		}
@@ -68,20 +70,23 @@ func WriteChart(path string, r Result) error {
 		p      *plot.Plot
 		name   string
 		c      color.Color
+		width  float64
 		dashed bool
 		v      func(Second) float64
 	}{
-		{rates, "target (offered)", grey, true, func(s Second) float64 { return s.Target }},
-		{rates, "acked", blue, false, func(s Second) float64 { return float64(s.Acked) }},
-		{rates, "stored", orange, false, func(s Second) float64 { return float64(s.Stored) }},
-		{rates, "visible (fleet API)", green, false, func(s Second) float64 { return float64(s.Visible) }},
-		{lat, "stored", orange, false, func(s Second) float64 { return s.P99Stored }},
-		{lat, "visible (fleet API)", green, false, func(s Second) float64 { return s.P99Visible }},
-		{lat, "202→SSE", purple, false, func(s Second) float64 { return s.P99Stream }},
-		{lat, fmt.Sprintf("goal stored %d ms", goalStoredMS), red, true, goal(goalStoredMS)},
-		{lat, fmt.Sprintf("goal SSE %d ms", goalStreamMS), purple, true, goal(goalStreamMS)},
+		// Visible is drawn wide and first: without a store to read (--url)
+		// stored is what the API shows, and lies on it.
+		{rates, "target (offered)", grey, 1.5, true, func(s Second) float64 { return s.Target }},
+		{rates, "visible (fleet API)", green, 3.5, false, func(s Second) float64 { return float64(s.Visible) }},
+		{rates, "acked", blue, 1.5, false, func(s Second) float64 { return float64(s.Acked) }},
+		{rates, "stored", orange, 1.5, false, func(s Second) float64 { return float64(s.Stored) }},
+		{lat, "visible (fleet API)", green, 3.5, false, func(s Second) float64 { return s.P99Visible }},
+		{lat, "stored", orange, 1.5, false, func(s Second) float64 { return s.P99Stored }},
+		{lat, "202→SSE", purple, 1.5, false, func(s Second) float64 { return s.P99Stream }},
+		{lat, fmt.Sprintf("goal stored %d ms", goalStoredMS), red, 1, true, goal(goalStoredMS)},
+		{lat, fmt.Sprintf("goal SSE %d ms", goalStreamMS), purple, 1, true, goal(goalStreamMS)},
 	} {
-		if err := series(s.p, s.name, s.c, s.dashed, s.v); err != nil {
+		if err := series(s.p, s.name, s.c, s.width, s.dashed, s.v); err != nil {
 			return fmt.Errorf("chart: %w", err)
 		}
 	}
@@ -102,4 +107,17 @@ func WriteChart(path string, r Result) error {
 		return fmt.Errorf("chart: %w", err)
 	}
 	return f.Close()
+}
+
+// wholeTicks are plot's default ticks labelled without decimals.
+type wholeTicks struct{}
+
+func (wholeTicks) Ticks(min, max float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'f', -1, 64)
+		}
+	}
+	return ts
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -28,8 +29,8 @@ type sseEvent struct {
 }
 
 // readEvents reads Server-Sent Events from r and calls fn for each one
-// until r ends; comments and retry fields are skipped.
-func readEvents(r io.Reader, fn func(sseEvent)) error {
+// and retry with each retry field until r ends; comments are skipped.
+func readEvents(r io.Reader, fn func(sseEvent), retry func(time.Duration)) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var ev sseEvent
 	for {
@@ -72,25 +73,33 @@ func readEvents(r io.Reader, fn func(sseEvent)) error {
 				ev.data = append(ev.data, '\n')
 			}
 			ev.data = append(ev.data, value...)
+		case "retry":
+			if ms, err := strconv.Atoi(string(value)); err == nil && ms >= 0 {
+				retry(time.Duration(ms) * time.Millisecond)
+			}
 		}
 	}
 }
 
 // streamer holds the map's live stream (GET /api/v1/stream) open as the
-// logged-in user, the way the page does, and tells the tracker when each
-// drone's new state arrives.
+// logged-in user, the way the page's EventSource does, and tells the
+// tracker when each drone's new state arrives. Like EventSource it waits
+// the stream's retry time before reconnecting after a drop, so the time a
+// browser misses while reconnecting is in the latency too.
 type streamer struct {
 	baseURL string
 	client  *http.Client // shares the API client's session cookie, without its timeout
 	api     *http.Client
 	t       *tracker
 	now     func() time.Time
+	retry   time.Duration // what the server's retry field asks; read and written by run only
 
 	reconnects, resyncs atomic.Int64
 }
 
 func newStreamer(baseURL string, api *http.Client, t *tracker) *streamer {
-	return &streamer{baseURL: baseURL, client: &http.Client{Jar: api.Jar}, api: api, t: t, now: time.Now}
+	// Until the server says, the retry time is that of common browsers.
+	return &streamer{baseURL: baseURL, client: &http.Client{Jar: api.Jar}, api: api, t: t, now: time.Now, retry: 3 * time.Second}
 }
 
 // handle applies one event: a drone's new state, or a resync, after which
@@ -153,21 +162,21 @@ func (s *streamer) run(ctx context.Context, resp *http.Response) {
 				lastID = ev.id
 			}
 			s.handle(ctx, ev)
-		})
+		}, func(d time.Duration) { s.retry = d })
 		resp.Body.Close()
 		if ctx.Err() != nil {
 			return
 		}
 		s.reconnects.Add(1)
 		for {
-			var err error
-			if resp, err = s.connect(ctx, lastID); err == nil {
-				break
-			}
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(time.Second):
+			case <-time.After(s.retry):
+			}
+			var err error
+			if resp, err = s.connect(ctx, lastID); err == nil {
+				break
 			}
 		}
 		if lastID == "" {

@@ -22,12 +22,16 @@ func TestReadEvents(t *testing.T) {
 		"id: 8\nevent: drone\ndata: " + strings.Repeat("x", 70<<10) + "\n\n" +
 		"event: drone\ndata: cut off"
 	var got []sseEvent
+	var retry time.Duration
 	err := readEvents(strings.NewReader(in), func(ev sseEvent) {
 		if len(ev.data) > 100 {
 			ev.data = []byte(fmt.Sprintf("%d bytes", len(ev.data)))
 		}
 		got = append(got, ev)
-	})
+	}, func(d time.Duration) { retry = d })
+	if retry != 2*time.Second {
+		t.Errorf("retry %v; want 2s", retry)
+	}
 	if err == nil {
 		t.Error("readEvents ended without the reader's error")
 	}
@@ -44,7 +48,8 @@ func TestReadEvents(t *testing.T) {
 
 // TestStreamerResumesAndResyncs runs the stream reader against a fake
 // serve-map: it logs in, counts drone events as streamed, resumes with
-// Last-Event-ID when the server drops it, and on resync reads the fleet.
+// Last-Event-ID (after the stream's retry time) when the server drops it,
+// and on resync reads the fleet.
 func TestStreamerResumesAndResyncs(t *testing.T) {
 	lastIDs := make(chan string, 10)
 	var conns atomic.Int32
@@ -64,7 +69,7 @@ func TestStreamerResumesAndResyncs(t *testing.T) {
 		n := conns.Add(1)
 		lastIDs <- r.Header.Get("Last-Event-ID")
 		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprint(w, "retry: 2000\n: connected\n\n")
+		fmt.Fprint(w, "retry: 1\n: connected\n\n")
 		w.(http.Flusher).Flush()
 		if n == 1 {
 			fmt.Fprintf(w, "id: 1\nevent: drone\ndata: {\"id\":\"a\",\"name\":\"A\",\"state\":{\"ts\":%q,\"lat\":1}}\n\n", t0.Format(time.RFC3339Nano))
