@@ -43,7 +43,7 @@ type droneTrack struct {
 
 // stepLatencies are the latencies (ms) of the reports sent in one ramp step.
 type stepLatencies struct {
-	stored, visible, streamed []float64
+	acked, stored, visible, streamed []float64
 }
 
 // tracker matches acked reports against what the store, the fleet API and
@@ -129,9 +129,13 @@ func (t *tracker) acked(drone int, reports []events.Report, sentAt, ackedAt time
 	t.mu.Lock()
 	s := t.sec(ackedAt)
 	s.Acked += len(reports)
+	lat := t.stepLat(step)
+	ackMS := float64(max(0, ackedAt.Sub(sentAt))) / 1e6
+	for range reports {
+		lat.acked = append(lat.acked, ackMS)
+	}
 	if early > 0 {
 		// The event came before the 202 was read: no measurable delay.
-		lat := t.stepLat(step)
 		for range early {
 			lat.streamed = append(lat.streamed, 0)
 			s.StreamMS = append(s.StreamMS, 0)

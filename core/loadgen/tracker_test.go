@@ -109,6 +109,9 @@ func TestStoredLatencyCountsTowardsSendingStep(t *testing.T) {
 	if s := res.Steps[1]; s.StoredP99 != 20 || s.VisibleP99 != 30 {
 		t.Errorf("step 1: stored p99 %g, visible p99 %g; want 20, 30", s.StoredP99, s.VisibleP99)
 	}
+	if a0, a1 := res.Steps[0].AckP99, res.Steps[1].AckP99; a0 != 50 || a1 != 10 {
+		t.Errorf("202 p99 per step %g, %g; want 50, 10 (first attempt to 202)", a0, a1)
+	}
 	if res.Lost != 0 || res.Acked != 2 {
 		t.Errorf("acked %d lost %d; want 2, 0", res.Acked, res.Lost)
 	}
@@ -163,7 +166,7 @@ func sampleResult() Result {
 	return Result{
 		Start: t0, Drones: 300, Batch: 1, PollMS: 100, Acked: 3000, Stored: 3000, Streamed: 3000,
 		StreamReconnects: 1, Drained: true, DrainSeconds: 1.5,
-		Steps: []Step{{Target: 200, AckedPerSec: 199, StoredPerSec: 198, StoredP50: 12, StoredP95: 40, StoredP99: 80,
+		Steps: []Step{{Target: 200, AckedPerSec: 199, StoredPerSec: 198, AckP50: 3, AckP95: 5, AckP99: 9, StoredP50: 12, StoredP95: 40, StoredP99: 80,
 			VisibleP50: 60, VisibleP95: 110, VisibleP99: 150, StreamP50: 21, StreamP95: 33, StreamP99: 47, MaxRSSMB: 150, MeanCPU: 0.4}},
 		Seconds: []Second{{T: 0, Target: 200, Acked: 190, Stored: 180, Visible: 170, P99Stored: 80, P99Visible: 150, P99Stream: 47},
 			{T: 1, Target: 200, Acked: 200, Stored: 200, Visible: 200, P99Stored: 70, P99Visible: 140, P99Stream: 40}},
@@ -174,8 +177,8 @@ func TestMarkdown(t *testing.T) {
 	md := sampleResult().Markdown()
 	for _, want := range []string{
 		"# dronetrack load (2026-12-03T12:00:00Z)",
-		"| target/s | acked/s | stored/s | failed | stored p50/p95/p99 ms | visible p50/p95/p99 ms | 202→SSE p50/p95/p99 ms | max RSS MB | CPU cores |",
-		"| 200 | 199 | 198 | 0 | 12 / 40 / 80 | 60 / 110 / 150 | 21 / 33 / 47 | 150 | 0.40 |",
+		"| target/s | acked/s | stored/s | failed | 202 p50/p95/p99 ms | stored p50/p95/p99 ms | visible p50/p95/p99 ms | 202→SSE p50/p95/p99 ms | max RSS MB | CPU cores |",
+		"| 200 | 199 | 198 | 0 | 3 / 5 / 9 | 12 / 40 / 80 | 60 / 110 / 150 | 21 / 33 / 47 | 150 | 0.40 |",
 		"acked 3000, stored (in history) 3000, lost 0",
 		"seen on the live stream 3000 (stream dropped and resumed 1 times, resynced 0 times)",
 		"backlog drained 1.5 s after the ramp ended",
