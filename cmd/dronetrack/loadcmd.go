@@ -57,7 +57,11 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if target, err = remoteTarget(*url, dir, *drones); err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "load: driving %s (data dir %s) with %d drones; RSS and CPU are of process %d\n", target.URL, dir, *drones, target.PID)
+		proc := "this one (no pid in " + adminFile + ")"
+		if target.PID > 0 {
+			proc = strconv.Itoa(target.PID)
+		}
+		fmt.Fprintf(stderr, "load: driving %s (data dir %s) with %d drones; RSS and CPU are of process %s\n", target.URL, dir, *drones, proc)
 	} else {
 		dir := *dataDir
 		if dir == "" {

@@ -103,13 +103,16 @@ func Run(ctx context.Context, cfg Config, target Target) (Result, error) {
 	t := newTracker(ids, true, time.Now())
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
+	var watchers sync.WaitGroup
+	defer func() {
+		stopWatch()
+		watchers.Wait()
+	}()
 	sse := newStreamer(target.URL, api, t)
 	resp, err := sse.connect(watchCtx, "")
 	if err != nil {
 		return Result{}, fmt.Errorf("loadgen: %w", err)
 	}
-	var watchers sync.WaitGroup
 	watchers.Go(func() { sse.run(watchCtx, resp) })
 	if target.Store != nil {
 		watchers.Go(func() { t.pollStore(watchCtx, target.Store, tenants(target.Drones), cfg.Poll) })

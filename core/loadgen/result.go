@@ -141,7 +141,7 @@ func (r Result) Markdown() string {
 	fmt.Fprintf(&b, "%d drones, %d report(s) per request, store/API polled every %g ms (latency resolution).\n", r.Drones, r.Batch, r.PollMS)
 	fmt.Fprintf(&b, "202 latency is from the first attempt to ingest to its 202 (the front door); "+
 		"stored and visible latency is from the first attempt to ingest to the first store read / fleet API read showing the report; "+
-		"SSE latency is from ingest's 202 to the live stream's event (GET /api/v1/stream, logged in as the demo owner) carrying the drone's new state. "+
+		"SSE latency is from ingest's 202 to the live stream's event (GET /api/v1/stream, held open as a logged-in user of the tenant) carrying the drone's new state. "+
 		"Latencies count towards the step the report was sent in.\n\n")
 	b.WriteString("| target/s | acked/s | stored/s | failed | 202 p50/p95/p99 ms | stored p50/p95/p99 ms | visible p50/p95/p99 ms | 202→SSE p50/p95/p99 ms | max RSS MB | CPU cores |\n")
 	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
