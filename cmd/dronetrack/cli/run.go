@@ -53,8 +53,7 @@ Run 'dronetrack <command> -h' for a command's flags.
 `
 
 // Run runs one command; main only wires the process to it so tests can
-// call it with their own arguments, output and context. `load` is run by
-// main (cmd/dronetrack/loadcmd.go).
+// call it with their own arguments, output and context.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -66,6 +65,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return upCmd(ctx, rest, stdout, stderr)
 	case "sim":
 		return simCmd(ctx, rest, stdout, stderr)
+	case "load":
+		return loadCmd(ctx, rest, stdout, stderr)
 	case "bridge":
 		return bridgeCmd(ctx, rest, stdout, stderr)
 	case "rid":
