@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 
 	rcache "github.com/go-redis/cache/v9"
 
+	"github.com/dronetrack/dronetrack/core/cache/driver"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
 )
@@ -52,13 +52,7 @@ type Options struct {
 // Notice tells subscribers that a drone of the tenant changed. Version is the
 // tenant's change counter after the change: the same on every replica, so it
 // serves as the SSE event id.
-type Notice struct {
-	TenantID string `json:"-"`
-	Version  uint64 `json:"version"`
-	DroneID  string `json:"droneId"`
-	// Drone is the rendered DroneView.
-	Drone []byte `json:"-"`
-}
+type Notice = driver.Notice
 
 // Subscription delivers a tenant's notices until Close. A slow reader loses
 // notices rather than blocking the writer; it notices by a gap in Version.
@@ -74,7 +68,7 @@ func (s *Subscription) Close() { s.once.Do(s.close) }
 // Cache is the fleet cache shared by cache-refresh (writer) and serve-map
 // (reader). It is safe for concurrent use.
 type Cache struct {
-	b      backend
+	b      driver.Backend
 	loader Loader
 	log    *slog.Logger
 	// lists holds rendered fleet lists keyed by tenant and version, local to
@@ -89,36 +83,11 @@ type Cache struct {
 	latest     sync.Map // tenant -> *Fleet, the newest rendered list
 }
 
-type putResult struct {
-	applied int // 0 stale, 1 state written, 2 only name/membership written
-	doc     string
-	ver     uint64
-}
-
-type backend interface {
-	items() *rcache.Cache
-	put(ctx context.Context, tenant string, e entry, notify bool) (putResult, error)
-	putMany(ctx context.Context, tenant string, es []entry) error
-	markLoaded(ctx context.Context, tenant string) error
-	status(ctx context.Context, tenant string) (ver uint64, loaded bool, err error)
-	// fleetDocs returns every rendered drone of the tenant in list order.
-	fleetDocs(ctx context.Context, tenant string) ([]string, error)
-	doc(ctx context.Context, tenant, id string) (string, bool, error)
-	inBox(ctx context.Context, tenant string, b BBox) ([]string, error)
-	subscribe(ctx context.Context, tenant string) (*Subscription, error)
-	invalidate(ctx context.Context, tenant string) error
-	ping(ctx context.Context) error
-	close() error
-}
-
-// Open connects to the cache named by rawURL: redis://host:port/db (go-redis
-// URL options such as dial_timeout are honoured) or local://NAME.
-func Open(ctx context.Context, rawURL string, opt Options) (*Cache, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("cache url: %w", err)
-	}
+// New returns a Cache in front of b; Open and URLMux.OpenCache call it with
+// the backend a URL names.
+func New(b driver.Backend, opt Options) *Cache {
 	c := &Cache{
+		b:          b,
 		loader:     opt.Loader,
 		log:        opt.Logger,
 		retryAfter: opt.RetryAfter,
@@ -132,32 +101,16 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Cache, error) {
 	if c.retryAfter <= 0 {
 		c.retryAfter = time.Second
 	}
-	switch u.Scheme {
-	case "redis", "rediss", "unix":
-		setRedisLogger(c.log)
-		c.b, err = openRedis(ctx, rawURL)
-	case "local":
-		name := u.Host + u.Path
-		if name == "" {
-			name = u.Opaque
-		}
-		c.b, err = openLocal(name)
-	default:
-		return nil, fmt.Errorf("cache url %q: unsupported scheme %q (want redis:// or local://)", rawURL, u.Scheme)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c
 }
 
 // Close releases the backend (a local cache lives while any Cache of the same
 // name is open).
-func (c *Cache) Close() error { return c.b.close() }
+func (c *Cache) Close() error { return c.b.Close() }
 
 // Ping checks the backend now, ignoring the retry window (readiness probes).
 func (c *Cache) Ping(ctx context.Context) error {
-	if err := c.b.ping(ctx); err != nil {
+	if err := c.b.Ping(ctx); err != nil {
 		return c.fail(ctx, err)
 	}
 	c.downUntil.Store(0)
@@ -207,15 +160,15 @@ func (c *Cache) Put(ctx context.Context, tenantID, droneID string, st events.Dro
 	if err != nil {
 		return false, fmt.Errorf("cache put: %w: %w", ErrInvalid, err)
 	}
-	var r putResult
+	var r driver.PutResult
 	err = c.call(ctx, func() error {
-		r, err = c.b.put(ctx, tenantID, e, true)
+		r, err = c.b.Put(ctx, tenantID, e, true)
 		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("cache put tenant %s drone %s: %w", tenantID, droneID, err)
 	}
-	return r.applied == 1, nil
+	return r.Applied == driver.StateWritten, nil
 }
 
 // Register adds or renames a drone (its state, if any, goes through the same
@@ -226,7 +179,7 @@ func (c *Cache) Register(ctx context.Context, d store.Drone) error {
 		return fmt.Errorf("cache register: %w", err)
 	}
 	return c.call(ctx, func() error {
-		_, err := c.b.put(ctx, d.TenantID, e, true)
+		_, err := c.b.Put(ctx, d.TenantID, e, true)
 		return err
 	})
 }
@@ -234,14 +187,14 @@ func (c *Cache) Register(ctx context.Context, d store.Drone) error {
 // Invalidate forgets a tenant's fleet (retired drones, bulk changes); the
 // next read loads it from the store.
 func (c *Cache) Invalidate(ctx context.Context, tenantID string) error {
-	return c.call(ctx, func() error { return c.b.invalidate(ctx, tenantID) })
+	return c.call(ctx, func() error { return c.b.Invalidate(ctx, tenantID) })
 }
 
 // Version is the tenant's change counter (0 before anything was cached).
 func (c *Cache) Version(ctx context.Context, tenantID string) (uint64, error) {
 	var v uint64
 	err := c.call(ctx, func() (err error) {
-		v, _, err = c.b.status(ctx, tenantID)
+		v, _, err = c.b.Status(ctx, tenantID)
 		return err
 	})
 	return v, err
@@ -250,7 +203,7 @@ func (c *Cache) Version(ctx context.Context, tenantID string) (uint64, error) {
 // ensureLoaded fills the tenant's fleet from the store once. Concurrent
 // callers in this process share one store read (go-redis/cache Once).
 func (c *Cache) ensureLoaded(ctx context.Context, tenantID string) (uint64, error) {
-	ver, loaded, err := c.b.status(ctx, tenantID)
+	ver, loaded, err := c.b.Status(ctx, tenantID)
 	if err != nil || loaded {
 		return ver, err
 	}
@@ -265,14 +218,14 @@ func (c *Cache) ensureLoaded(ctx context.Context, tenantID string) (uint64, erro
 			// The shared fill must not die with the first caller's request.
 			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
-			if _, loaded, err := c.b.status(lctx, tenantID); err != nil || loaded {
+			if _, loaded, err := c.b.Status(lctx, tenantID); err != nil || loaded {
 				return []byte{1}, err
 			}
 			ds, err := c.loader.Drones(lctx, tenantID)
 			if err != nil {
 				return nil, fmt.Errorf("%w: %w", errLoad, err)
 			}
-			es := make([]entry, 0, len(ds))
+			es := make([]driver.Entry, 0, len(ds))
 			for _, d := range ds {
 				e, err := entryFromDrone(d)
 				if err != nil {
@@ -281,10 +234,10 @@ func (c *Cache) ensureLoaded(ctx context.Context, tenantID string) (uint64, erro
 				}
 				es = append(es, e)
 			}
-			if err := c.b.putMany(lctx, tenantID, es); err != nil {
+			if err := c.b.PutMany(lctx, tenantID, es); err != nil {
 				return nil, err
 			}
-			if err := c.b.markLoaded(lctx, tenantID); err != nil {
+			if err := c.b.MarkLoaded(lctx, tenantID); err != nil {
 				return nil, err
 			}
 			c.log.InfoContext(lctx, "cache filled from store", "tenant", tenantID, "drones", len(es))
@@ -294,7 +247,7 @@ func (c *Cache) ensureLoaded(ctx context.Context, tenantID string) (uint64, erro
 	if err != nil {
 		return 0, err
 	}
-	ver, _, err = c.b.status(ctx, tenantID)
+	ver, _, err = c.b.Status(ctx, tenantID)
 	return ver, err
 }
 
@@ -302,7 +255,7 @@ func (c *Cache) ensureLoaded(ctx context.Context, tenantID string) (uint64, erro
 // from the store on a miss.
 func (c *Cache) Fleet(ctx context.Context, tenantID string) (Fleet, error) {
 	f, err := c.rendered(ctx, tenantID, "fleet", func() ([]byte, error) {
-		docs, err := c.b.fleetDocs(ctx, tenantID)
+		docs, err := c.b.FleetDocs(ctx, tenantID)
 		if err != nil {
 			return nil, err
 		}
@@ -324,7 +277,7 @@ func (c *Cache) FleetInBox(ctx context.Context, tenantID string, b BBox) (Fleet,
 	kind := "bbox\x00" + strconv.FormatFloat(b.MinLon, 'g', -1, 64) + "," + strconv.FormatFloat(b.MinLat, 'g', -1, 64) +
 		"," + strconv.FormatFloat(b.MaxLon, 'g', -1, 64) + "," + strconv.FormatFloat(b.MaxLat, 'g', -1, 64)
 	f, err := c.rendered(ctx, tenantID, kind, func() ([]byte, error) {
-		docs, err := c.b.inBox(ctx, tenantID, b)
+		docs, err := c.b.InBox(ctx, tenantID, b)
 		if err != nil {
 			return nil, err
 		}
@@ -401,9 +354,9 @@ func (c *Cache) rendered(ctx context.Context, tenantID, kind string, build func(
 func (c *Cache) Drone(ctx context.Context, tenantID, droneID string) ([]byte, error) {
 	var body []byte
 	err := c.call(ctx, func() error {
-		return c.b.items().Once(&rcache.Item{
+		return c.b.Items().Once(&rcache.Item{
 			Ctx:   ctx,
-			Key:   droneKey(tenantID, droneID),
+			Key:   driver.DroneKey(tenantID, droneID),
 			Value: &body,
 			// The entry is written only by the stale-guarded put; Once must
 			// not write what Do returns, or a slow miss could overwrite a
@@ -411,7 +364,7 @@ func (c *Cache) Drone(ctx context.Context, tenantID, droneID string) ([]byte, er
 			TTL:            -1,
 			SkipLocalCache: true,
 			Do: func(*rcache.Item) (any, error) {
-				if d, ok, err := c.b.doc(ctx, tenantID, droneID); err != nil || ok {
+				if d, ok, err := c.b.Doc(ctx, tenantID, droneID); err != nil || ok {
 					return []byte(d), err
 				}
 				if c.loader == nil {
@@ -428,11 +381,11 @@ func (c *Cache) Drone(ctx context.Context, tenantID, droneID string) ([]byte, er
 				if err != nil {
 					return nil, err
 				}
-				r, err := c.b.put(ctx, tenantID, e, false)
+				r, err := c.b.Put(ctx, tenantID, e, false)
 				if err != nil {
 					return nil, err
 				}
-				return []byte(r.doc), nil
+				return []byte(r.Doc), nil
 			},
 		})
 	})
@@ -446,11 +399,9 @@ func (c *Cache) Drone(ctx context.Context, tenantID, droneID string) ([]byte, er
 // reconnects by itself after an outage (notices published meanwhile are
 // lost; subscribers see a Version gap).
 func (c *Cache) Subscribe(ctx context.Context, tenantID string) (*Subscription, error) {
-	return c.b.subscribe(ctx, tenantID)
+	ch, stop, err := c.b.Subscribe(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("cache subscribe tenant %s: %w", tenantID, err)
+	}
+	return &Subscription{C: ch, close: stop}, nil
 }
-
-func droneKey(tenantID, droneID string) string {
-	return keyPrefix(tenantID) + "d:" + droneID
-}
-
-func keyPrefix(tenantID string) string { return "dt1:{" + tenantID + "}:" }

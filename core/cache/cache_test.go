@@ -18,6 +18,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dronetrack/dronetrack/core/cache"
+	_ "github.com/dronetrack/dronetrack/core/cache/local"
+	_ "github.com/dronetrack/dronetrack/core/cache/redis"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
@@ -79,7 +81,10 @@ func (f *fakeLoader) Drone(_ context.Context, tenant, id string) (store.Drone, e
 	return d, nil
 }
 
-// backends runs a test against Redis and against local mode.
+// backends runs a test of the cache's contract against every backend,
+// opened by URL through the mux the backend packages register with: Redis
+// (testenv.Redis: REDIS_ADDR, or one started for the test binary; a test
+// that gets none fails, never skips) and local mode.
 func backends(t *testing.T, fn func(t *testing.T, url string)) {
 	t.Run("redis", func(t *testing.T) { fn(t, "redis://"+redisAddr(t)+"/0") })
 	t.Run("local", func(t *testing.T) { fn(t, "local://"+uniq("test")) })

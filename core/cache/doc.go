@@ -3,9 +3,13 @@
 // for viewport queries and a per-tenant notice channel that tells every
 // serve-map replica about a change.
 //
-// Two backends sit behind one Cache, chosen by URL:
+// Two backends sit behind one Cache, chosen by URL. Each is a package of its
+// own implementing core/cache/driver and registering its scheme with the URL
+// mux (URLMux) when imported, so a program links only the backends it
+// imports: the deployable functions import core/cache/redis, `dronetrack up`
+// imports both.
 //
-//   - redis://host:port/db — Redis through github.com/go-redis/cache/v9 and
+//   - redis://host:port/db (core/cache/redis) — Redis through github.com/go-redis/cache/v9 and
 //     github.com/redis/go-redis/v9. Per tenant T (all keys carry the hash tag
 //     {T} so they share a cluster slot and one Lua script may touch them):
 //     dt1:{T}:d:<id> (the drone's rendered JSON, a go-redis/cache item),
@@ -15,7 +19,7 @@
 //     change), dt1:{T}:ver (a counter bumped by every change; it is the list's
 //     ETag and the SSE event id), dt1:{T}:loaded (a token set when the fleet
 //     was filled from the store) and the pub/sub channel dt1:{T}:notice.
-//   - local://NAME — one-machine mode: the same Cache code on go-redis/cache's
+//   - local://NAME (core/cache/local) — one-machine mode: the same Cache code on go-redis/cache's
 //     local TinyLFU (no Redis), with an in-process index and notifier shared by
 //     every Cache opened with the same NAME in the process.
 //

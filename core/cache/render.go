@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/cache/driver"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
 )
@@ -23,9 +24,7 @@ type DroneView struct {
 
 // BBox is a viewport: west, south, east, north edges in degrees. Boxes that
 // cross the antimeridian are not supported (MinLon must not exceed MaxLon).
-type BBox struct {
-	MinLon, MinLat, MaxLon, MaxLat float64
-}
+type BBox = driver.BBox
 
 // ParseBBox reads "minLon,minLat,maxLon,maxLat" and checks ranges so callers
 // can turn the error into a problem naming the bbox parameter.
@@ -46,42 +45,12 @@ func ParseBBox(s string) (BBox, error) {
 	return b, b.Validate()
 }
 
-// Validate reports an out-of-range or inverted box.
-func (b BBox) Validate() error {
-	switch {
-	case b.MinLon < -180 || b.MaxLon > 180:
-		return fmt.Errorf("longitudes must be within [-180, 180]")
-	case b.MinLat < -90 || b.MaxLat > 90:
-		return fmt.Errorf("latitudes must be within [-90, 90]")
-	case b.MinLon > b.MaxLon:
-		return fmt.Errorf("minLon exceeds maxLon (boxes across the antimeridian are not supported)")
-	case b.MinLat > b.MaxLat:
-		return fmt.Errorf("minLat exceeds maxLat")
-	}
-	return nil
-}
-
-// Contains reports whether the point lies in the box, edges included.
-func (b BBox) Contains(lon, lat float64) bool {
-	return lon >= b.MinLon && lon <= b.MaxLon && lat >= b.MinLat && lat <= b.MaxLat
-}
-
-// member is one drone as the backends keep it: pre-encoded JSON fragments, so
+// member is one store drone being rendered into a list: pre-encoded JSON fragments, so
 // rendering a list is concatenation, not encoding.
 type member struct {
 	id    string
 	name  string // JSON string literal
 	state string // JSON object, "" when the drone never reported
-}
-
-// entry is what Put and the store loader hand to a backend.
-type entry struct {
-	id       string
-	idJSON   string
-	name     string // JSON string literal, "" to keep the cached name
-	ts       string // sortable timestamp, "" when there is no state
-	state    string // JSON object
-	lon, lat float64
 }
 
 // sortableTS renders a timestamp so that string order equals time order
@@ -90,10 +59,12 @@ func sortableTS(t time.Time) string {
 	return fmt.Sprintf("%020d", t.UnixNano())
 }
 
-func newEntry(id string, name *string, st *events.DroneState) (entry, error) {
-	e := entry{id: id, idJSON: jsonString(id)}
+// newEntry encodes a drone for Put: the stale guard compares TS, and the
+// fragments are what the backends concatenate into rendered entries.
+func newEntry(id string, name *string, st *events.DroneState) (driver.Entry, error) {
+	e := driver.Entry{ID: id, IDJSON: jsonString(id)}
 	if name != nil {
-		e.name = jsonString(*name)
+		e.Name = jsonString(*name)
 	}
 	if st != nil {
 		if st.TS.IsZero() || st.TS.Year() < 1970 || st.TS.Year() > 2260 {
@@ -107,33 +78,13 @@ func newEntry(id string, name *string, st *events.DroneState) (entry, error) {
 		if err != nil {
 			return e, fmt.Errorf("drone %s: encode state: %w", id, err)
 		}
-		e.ts, e.state, e.lon, e.lat = sortableTS(st.TS), string(b), st.Lon, st.Lat
+		e.TS, e.State, e.Lon, e.Lat = sortableTS(st.TS), string(b), st.Lon, st.Lat
 	}
 	return e, nil
 }
 
-func entryFromDrone(d store.Drone) (entry, error) {
+func entryFromDrone(d store.Drone) (driver.Entry, error) {
 	return newEntry(d.ID, &d.Name, d.State)
-}
-
-// renderDoc must produce byte for byte what the Redis script produces.
-func renderDoc(idJSON, name, state string) string {
-	if name == "" {
-		name = `""`
-	}
-	n := len(idJSON) + len(name) + len(state) + 32
-	var sb strings.Builder
-	sb.Grow(n)
-	sb.WriteString(`{"id":`)
-	sb.WriteString(idJSON)
-	sb.WriteString(`,"name":`)
-	sb.WriteString(name)
-	if state != "" {
-		sb.WriteString(`,"state":`)
-		sb.WriteString(state)
-	}
-	sb.WriteString(`}`)
-	return sb.String()
 }
 
 // renderList joins rendered documents into a JSON array in id order.
@@ -192,7 +143,7 @@ func RenderDrones(ds []store.Drone) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, member{id: d.ID, name: e.name, state: e.state})
+		ms = append(ms, member{id: d.ID, name: e.Name, state: e.State})
 	}
 	return renderList(ms), nil
 }
@@ -203,7 +154,7 @@ func RenderDrone(d store.Drone) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []byte(renderDoc(e.idJSON, e.name, e.state)), nil
+	return []byte(driver.RenderDoc(e.IDJSON, e.Name, e.State)), nil
 }
 
 func jsonString(s string) string { return string(appendJSONString(nil, s)) }

@@ -54,6 +54,43 @@ func Parse(ctx context.Context, env map[string]string, dst any) error {
 	return nil
 }
 
+// Defaults returns a T (a config struct) whose settings with a default in
+// their tag hold it and whose others are zero: what Parse gives when nothing
+// is set, minus the required settings and Validate. A handler that takes a
+// zero option to mean "the default" fills it from here, so each default has
+// one home, the struct tag, whether the function was started by Start or
+// built directly by a test. It panics if a tag's default does not decode,
+// which Parse would report on every start.
+func Defaults[T any]() T {
+	var dst T
+	v := reflect.ValueOf(&dst).Elem()
+	var fields []reflect.StructField
+	var index []int
+	for _, s := range Settings(&dst) {
+		if s.Default == "" {
+			continue
+		}
+		f, _ := v.Type().FieldByName(s.Field)
+		index = append(index, f.Index[0])
+		// The default alone, without the field's other options.
+		f.Tag = reflect.StructTag(fmt.Sprintf("env:%q", s.Name+",default="+s.Default))
+		f.Index, f.Offset = nil, 0
+		fields = append(fields, f)
+	}
+	if len(fields) == 0 {
+		return dst
+	}
+	tmp := reflect.New(reflect.StructOf(fields))
+	err := envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: tmp.Interface(), Lookuper: lookuper{}})
+	if err != nil {
+		panic(fmt.Sprintf("config: defaults of %T: %v", dst, named(&dst, err)))
+	}
+	for j, i := range index {
+		v.Field(i).Set(tmp.Elem().Field(j))
+	}
+	return dst
+}
+
 // lookuper looks keys up in a map, treating "" as missing except for the
 // settings tagged `config:"empty"`, where "" is a value (TILES_URL="": no
 // map tiles).

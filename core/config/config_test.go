@@ -78,3 +78,23 @@ func TestSettings(t *testing.T) {
 		}
 	}
 }
+
+// Defaults gives the tag defaults, decoded as Parse decodes them, and
+// leaves required and default-less settings zero (no error for the
+// required ones, no Validate).
+func TestDefaults(t *testing.T) {
+	d := Defaults[sample]()
+	if d.Every != 2*time.Second || d.TTL != Duration(30*time.Second) || len(d.List) != 2 || d.List[1] != "b" {
+		t.Errorf("defaults: %+v", d)
+	}
+	if d.URL != "" || d.Other != "" || d.Unset != 0 {
+		t.Errorf("settings without a default are set: %+v", d)
+	}
+	var parsed sample
+	if err := Parse(context.Background(), map[string]string{"SAMPLE_URL": "u", "SAMPLE_OTHER": "o"}, &parsed); err != nil {
+		t.Fatal(err)
+	}
+	if parsed.Every != d.Every || parsed.TTL != d.TTL {
+		t.Errorf("Parse gives %+v, Defaults %+v", parsed, d)
+	}
+}

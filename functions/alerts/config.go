@@ -2,6 +2,8 @@ package function
 
 import (
 	"fmt"
+
+	"github.com/dronetrack/dronetrack/core/config"
 	"strings"
 	"time"
 )
@@ -24,6 +26,10 @@ type Config struct {
 	SMTPCAFile          string        `env:"SMTP_CA_FILE" doc:"PEM roots to trust besides the system's (a private relay)"`
 	SiteURL             string        `env:"SITE_URL" doc:"the website's URL, for links in notifications"`
 }
+
+// DefaultConfig is Config with only its tags' defaults set: the one home of
+// the defaults that NewHandler and withStoreDeadline apply to zero values.
+func DefaultConfig() Config { return config.Defaults[Config]() }
 
 // Validate checks ranges and the SMTP settings that go together.
 func (c *Config) Validate() error {

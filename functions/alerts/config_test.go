@@ -47,8 +47,16 @@ func TestConfigDefaults(t *testing.T) {
 	if err := config.Parse(context.Background(), env, &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.RulesTTL != 5*time.Second || c.StoreTimeout != defaultStoreTimeout || c.WebhookAllowPrivate {
+	if c.RulesTTL != 5*time.Second || c.StoreTimeout != 5*time.Second || c.WebhookAllowPrivate {
 		t.Errorf("defaults: %+v", c)
+	}
+	// A handler built without Start (tests) takes the same defaults.
+	if got := withStoreDeadline(nil, 0).(*deadlineStore).timeout; got != c.StoreTimeout {
+		t.Errorf("store deadline for 0 = %v, want STORE_TIMEOUT's default %v", got, c.StoreTimeout)
+	}
+	h := NewHandler(nil, nil, Options{})
+	if h.opts.RulesTTL != c.RulesTTL {
+		t.Errorf("handler RulesTTL for 0 = %v, want RULES_TTL's default %v", h.opts.RulesTTL, c.RulesTTL)
 	}
 	s, err := smtpFromConfig(c)
 	if err != nil || s.TLS != SMTPTLS || s.Host != "mail" || s.From != "a@b" {

@@ -54,7 +54,7 @@ const (
 	EnvStoreURL = "STORE_URL"
 	EnvSink     = "K_SINK"
 	EnvLogLevel = "LOG_LEVEL"
-	EnvRulesTTL = "RULES_TTL" // how long a tenant's settings and fences are cached; default 5s
+	EnvRulesTTL = "RULES_TTL" // how long a tenant's settings and fences are cached
 	// EnvWebhookAllowPrivate ("true") lets webhooks reach loopback, private
 	// and link-local addresses: one-machine mode and tests. In the cluster
 	// they are refused, or a tenant could make alerts call internal services.

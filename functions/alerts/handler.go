@@ -39,7 +39,7 @@ type Publisher interface {
 // are not among them: the alerts-webhooks-* Triggers' delivery specs are
 // the retry policy.
 type Options struct {
-	RulesTTL      time.Duration // settings/fences cache per tenant; default 5 s (0 here means default; negative: no cache)
+	RulesTTL      time.Duration // settings/fences cache per tenant; 0: Config's default (RULES_TTL); negative: no cache
 	WebhookClient *http.Client  // default: 10 s timeout
 	Logger        *slog.Logger
 	Now           func() time.Time
@@ -63,7 +63,7 @@ type Handler struct {
 // NewHandler builds the handler.
 func NewHandler(st Store, pub Publisher, opts Options) *Handler {
 	if opts.RulesTTL == 0 {
-		opts.RulesTTL = 5 * time.Second
+		opts.RulesTTL = DefaultConfig().RulesTTL
 	}
 	if opts.WebhookClient == nil {
 		opts.WebhookClient = &http.Client{Timeout: 10 * time.Second}

@@ -8,9 +8,6 @@ import (
 	"github.com/dronetrack/dronetrack/core/store"
 )
 
-// defaultStoreTimeout bounds each store call when STORE_TIMEOUT is unset.
-const defaultStoreTimeout = 5 * time.Second
-
 // deadlineStore bounds every store call alerts makes with its own timeout.
 // Without it a hung store (a stalled Firestore, a partition: connections
 // open, no answer) holds a delivery until the broker gives up on it, and
@@ -28,10 +25,10 @@ type deadlineStore struct {
 }
 
 // withStoreDeadline wraps st so each call alerts makes gets timeout
-// (defaultStoreTimeout when 0).
+// (Config's STORE_TIMEOUT default when 0).
 func withStoreDeadline(st Store, timeout time.Duration) Store {
 	if timeout <= 0 {
-		timeout = defaultStoreTimeout
+		timeout = DefaultConfig().StoreTimeout
 	}
 	return &deadlineStore{st: st, timeout: timeout}
 }
@@ -89,6 +86,6 @@ func (d *deadlineStore) EventDeliveries(ctx context.Context, tenantID, webhookID
 	return d.st.EventDeliveries(ctx, tenantID, webhookID, eventID)
 }
 
-// EnvStoreTimeout bounds each store call (Go duration; default 5s): past it
+// EnvStoreTimeout bounds each store call (Go duration): past it
 // a delivery answers 503 and the broker redelivers.
 const EnvStoreTimeout = "STORE_TIMEOUT"

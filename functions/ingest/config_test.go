@@ -32,10 +32,19 @@ func TestConfigParsesSettings(t *testing.T) {
 		rl.Key.Rate != -1 || rl.IP != (ratelimit.Limit{Rate: 10, Burst: 20}) || rl.IPHops != 2 {
 		t.Errorf("parsed %+v, limits %+v", c, rl)
 	}
-	// Unset limits stay zero: the handler's defaults.
+	// Unset settings take the tags' defaults, the ones NewHandler applies
+	// to zero Deps (DefaultConfig).
 	c = Config{}
-	if err := config.Parse(context.Background(), base, &c); err != nil || c.rateLimits() != (RateLimits{}) || c.KeyCacheTTL != 0 {
-		t.Errorf("unset: %+v, %v", c, err)
+	if err := config.Parse(context.Background(), base, &c); err != nil {
+		t.Fatal(err)
+	}
+	wantLimits := RateLimits{Key: ratelimit.Limit{Rate: 50, Burst: 100}, IP: ratelimit.Limit{Rate: 5000, Burst: 10000}}
+	if c.rateLimits() != wantLimits || time.Duration(c.KeyCacheTTL) != 30*time.Second || time.Duration(c.StoreTimeout) != 5*time.Second {
+		t.Errorf("unset: %+v, limits %+v", c, c.rateLimits())
+	}
+	d := DefaultConfig()
+	if d.rateLimits() != c.rateLimits() || d.KeyCacheTTL != c.KeyCacheTTL || d.StoreTimeout != c.StoreTimeout {
+		t.Errorf("DefaultConfig() = %+v, Parse of nothing = %+v", d, c)
 	}
 	for _, kv := range [][2]string{{EnvRateLimitKey, "fast"}, {EnvRateLimitIP, "many"}, {EnvRateLimitIPHops, "-1"},
 		{EnvRateLimitIPHops, "two"}, {EnvStoreTimeout, "soon"}} {

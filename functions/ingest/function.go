@@ -49,8 +49,8 @@ const (
 	EnvPepper   = "DRONE_KEY_PEPPER"
 	EnvLogLevel = "LOG_LEVEL"
 	EnvKeyTTL   = "KEY_CACHE_TTL" // optional, Go duration, e.g. 30s
-	// EnvStoreTimeout bounds a drone key lookup in the store (Go duration,
-	// default 5s); past it the drone gets 503 with Retry-After.
+	// EnvStoreTimeout bounds a drone key lookup in the store (Go duration);
+	// past it the drone gets 503 with Retry-After.
 	EnvStoreTimeout = "STORE_TIMEOUT"
 )
 

@@ -44,19 +44,16 @@ const (
 	PathMetrics   = "/metrics"
 )
 
-// Key cache defaults.
+// Key cache defaults that are not settings. How long a key that
+// authenticated stays trusted (KEY_CACHE_TTL) and how long a lookup may take
+// (STORE_TIMEOUT: a drone whose key is not cached gets 503 and resends
+// rather than waiting on a hung store longer than its own HTTP client
+// would) are Config's.
 const (
-	// DefaultKeyCacheTTL is how long a key that authenticated stays trusted
-	// without asking the store: the delay before a revoked key stops working.
-	DefaultKeyCacheTTL = 30 * time.Second
 	// DefaultNegativeKeyCacheTTL is how long an unknown key is remembered as
 	// unknown, so a drone retrying a bad key in a loop costs one store lookup
 	// per period. Short, so a key just registered works almost at once.
 	DefaultNegativeKeyCacheTTL = 5 * time.Second
-	// DefaultStoreTimeout bounds a key lookup (STORE_TIMEOUT): a drone whose
-	// key is not cached gets 503 and resends rather than waiting on a hung
-	// store longer than its own HTTP client would.
-	DefaultStoreTimeout = 5 * time.Second
 	// DefaultKeyCacheSize bounds the known-key cache (one entry per drone).
 	DefaultKeyCacheSize = 10000
 	// negativeCacheSize is separate and smaller so a flood of bad keys cannot
@@ -90,9 +87,9 @@ type Deps struct {
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
 
-	// StoreTimeout bounds a key lookup in the store (0: DefaultStoreTimeout).
+	// StoreTimeout bounds a key lookup in the store (0: Config's default).
 	StoreTimeout        time.Duration
-	KeyCacheTTL         time.Duration // 0: DefaultKeyCacheTTL; negative: no cache
+	KeyCacheTTL         time.Duration // 0: Config's default; negative: no cache
 	NegativeKeyCacheTTL time.Duration // 0: DefaultNegativeKeyCacheTTL; negative: no cache
 	KeyCacheSize        int           // 0: DefaultKeyCacheSize
 	RateLimits          RateLimits    // zero: the defaults
@@ -130,9 +127,10 @@ func NewHandler(d Deps) (*Handler, error) {
 	if h.now == nil {
 		h.now = time.Now
 	}
+	def := DefaultConfig()
 	ttl, nttl, size := d.KeyCacheTTL, d.NegativeKeyCacheTTL, d.KeyCacheSize
 	if ttl == 0 {
-		ttl = DefaultKeyCacheTTL
+		ttl = time.Duration(def.KeyCacheTTL)
 	}
 	if nttl == 0 {
 		nttl = DefaultNegativeKeyCacheTTL
@@ -141,11 +139,11 @@ func NewHandler(d Deps) (*Handler, error) {
 		size = DefaultKeyCacheSize
 	}
 	h.known, h.unknown = newLRU(size, ttl), newLRU(negativeCacheSize, nttl)
-	h.keyLimit, h.ipLimit = d.RateLimits.limiters()
+	h.keyLimit, h.ipLimit = d.RateLimits.limiters(def.rateLimits())
 	h.ipHops = d.RateLimits.IPHops
 	h.storeTimeout = d.StoreTimeout
 	if h.storeTimeout <= 0 {
-		h.storeTimeout = DefaultStoreTimeout
+		h.storeTimeout = time.Duration(def.StoreTimeout)
 	}
 	return h, nil
 }

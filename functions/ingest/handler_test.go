@@ -698,7 +698,7 @@ func TestKeyCache(t *testing.T) {
 
 	// A revoked key keeps working until the cache entry expires...
 	e.finder.revoke(e.key)
-	e.clock.advance(function.DefaultKeyCacheTTL - time.Second)
+	e.clock.advance(time.Duration(function.DefaultConfig().KeyCacheTTL) - time.Second)
 	if got := post(); got != 202 {
 		t.Errorf("revoked key within TTL: %d, want 202 (documented delay)", got)
 	}

@@ -21,26 +21,23 @@ const (
 	EnvRateLimitIPHops = "RATE_LIMIT_IP_HOPS"
 )
 
-// Default rate limits: generous enough for the simulator's fleets and the
-// load tests, tight enough that one runaway client cannot starve the rest.
-var (
-	DefaultKeyLimit = ratelimit.Limit{Rate: 50, Burst: 100}
-	DefaultIPLimit  = ratelimit.Limit{Rate: 5000, Burst: 10000}
-)
-
 // RateLimits configure the handler's per-drone and per-IP token buckets. A
-// zero Limit means the default; ratelimit.Limit{Rate: -1} turns it off.
+// zero Limit means the default (Config's RATE_LIMIT_KEY and RATE_LIMIT_IP:
+// generous enough for the simulator's fleets and the load tests, tight
+// enough that one runaway client cannot starve the rest);
+// ratelimit.Limit{Rate: -1} turns it off.
 type RateLimits struct {
 	Key, IP ratelimit.Limit
 	IPHops  int
 }
 
-func (rl RateLimits) limiters() (key, ip *ratelimit.Limiter) {
+// limiters builds the buckets, taking def's limits for zero ones.
+func (rl RateLimits) limiters(def RateLimits) (key, ip *ratelimit.Limiter) {
 	if rl.Key == (ratelimit.Limit{}) {
-		rl.Key = DefaultKeyLimit
+		rl.Key = def.Key
 	}
 	if rl.IP == (ratelimit.Limit{}) {
-		rl.IP = DefaultIPLimit
+		rl.IP = def.IP
 	}
 	return ratelimit.New(rl.Key), ratelimit.New(rl.IP)
 }

@@ -36,14 +36,15 @@ import (
 	"github.com/dronetrack/dronetrack/core/store/storeurl"
 )
 
-// Config keys read by Start (the env names of Config).
+// Config keys read by Start (the env names of Config; the defaults are
+// Config's tags).
 const (
 	EnvStoreURL      = "STORE_URL"
 	EnvLogLevel      = "LOG_LEVEL"
-	EnvHistoryTTL    = "HISTORY_TTL"    // Go duration; default 720h
-	EnvStateInterval = "STATE_INTERVAL" // Go duration; default 1s
+	EnvHistoryTTL    = "HISTORY_TTL"    // Go duration
+	EnvStateInterval = "STATE_INTERVAL" // Go duration
 	// EnvStoreTimeout bounds each store call and each delivery's wait for
-	// its writes (Go duration; default 5s, more than STATE_INTERVAL). Past
+	// its writes (Go duration, more than STATE_INTERVAL). Past
 	// it a delivery answers 503 and the broker redelivers.
 	EnvStoreTimeout = "STORE_TIMEOUT"
 )
@@ -58,8 +59,8 @@ type Function struct {
 func New() *Function { return &Function{} }
 
 // Config is process's settings, parsed by core/config from the map func-go
-// hands to Start. The defaults equal the handler's zero-value defaults
-// (config_test.go checks).
+// hands to Start. Its tags are the one home of the defaults: NewHandler
+// takes them for zero Options through DefaultConfig.
 type Config struct {
 	StoreURL      string        `env:"STORE_URL,required" doc:"store of drones and history (bolt:///path or firestore://PROJECT)"`
 	LogLevel      string        `env:"LOG_LEVEL" doc:"debug, info, warn or error (default info)"`
@@ -67,6 +68,10 @@ type Config struct {
 	StateInterval time.Duration `env:"STATE_INTERVAL,default=1s" doc:"at most one latest-state write per drone per interval"`
 	StoreTimeout  time.Duration `env:"STORE_TIMEOUT,default=5s" doc:"bound of each store call and of a delivery's wait for its writes; must exceed STATE_INTERVAL"`
 }
+
+// DefaultConfig is Config with only its tags' defaults set (STORE_URL and
+// LOG_LEVEL empty): what NewHandler applies to zero Options.
+func DefaultConfig() Config { return config.Defaults[Config]() }
 
 // Validate checks the durations: positive, and a store timeout longer than
 // the state interval (a state write may wait out STATE_INTERVAL before it

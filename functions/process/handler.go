@@ -19,16 +19,10 @@ import (
 	"github.com/dronetrack/dronetrack/events"
 )
 
-// Defaults of Options.
-const (
-	defaultStateInterval = time.Second
-	defaultStoreTimeout  = 5 * time.Second
-)
-
 // Options tune the handler; zero values take the defaults.
 type Options struct {
-	HistoryTTL    time.Duration // how long history points live (expireAt); default 30 days
-	StateInterval time.Duration // minimum spacing of a drone's state writes; default 1 s
+	HistoryTTL    time.Duration // how long history points live (expireAt); 0: Config's default (HISTORY_TTL)
+	StateInterval time.Duration // minimum spacing of a drone's state writes; 0: Config's default (STATE_INTERVAL)
 	BatchMax      int           // most points per history write; default 500
 	// BatchWait is how long a history write waits for more requests after
 	// the first. 0 (default) batches only what queued during the previous
@@ -36,7 +30,7 @@ type Options struct {
 	BatchWait time.Duration
 	RecentIDs int // completed event ids remembered; default 100,000
 	// StoreTimeout bounds each store call and how long a delivery waits for
-	// the writes holding its reports; default 5 s. A delivery that runs out
+	// the writes holding its reports; 0: Config's default (STORE_TIMEOUT). A delivery that runs out
 	// answers 503 with Retry-After, so a hung store costs the broker one
 	// timeout per attempt, not a delivery stuck until the broker gives up.
 	// It must exceed StateInterval, which a state write may wait out first.
@@ -66,19 +60,22 @@ type metrics struct {
 	flightReplays prometheus.Counter
 }
 
-// NewHandler builds the handler over a store. Close it to flush.
+// NewHandler builds the handler over a store. Close it to flush. Zero
+// durations that are settings take Config's defaults (DefaultConfig), so a
+// handler built directly behaves as a started function.
 func NewHandler(st Store, opts Options) *Handler {
+	d := DefaultConfig()
 	if opts.HistoryTTL == 0 {
-		opts.HistoryTTL = 30 * 24 * time.Hour
+		opts.HistoryTTL = d.HistoryTTL
 	}
 	if opts.StateInterval == 0 {
-		opts.StateInterval = defaultStateInterval
+		opts.StateInterval = d.StateInterval
 	}
 	if opts.BatchMax == 0 {
 		opts.BatchMax = 500
 	}
 	if opts.StoreTimeout == 0 {
-		opts.StoreTimeout = defaultStoreTimeout
+		opts.StoreTimeout = d.StoreTimeout
 	}
 	if opts.RecentIDs == 0 {
 		opts.RecentIDs = 100_000

@@ -450,7 +450,7 @@ func badBody(w http.ResponseWriter, fe ...events.FieldError) {
 }
 
 // sessionBound ends a long-lived request (the SSE stream) soon after its
-// session does: every sessionRecheck (SESSION_RECHECK, default 30s) the
+// session does: every sessionRecheck (SESSION_RECHECK) the
 // session is looked up again, and when it is gone (log-out, password
 // change, expiry, disabled user) the request's context is cancelled, so the
 // stream closes instead of serving a logged-out browser until it reconnects.

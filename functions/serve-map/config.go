@@ -39,6 +39,10 @@ type Config struct {
 	RIDPublicKeyFile string           `env:"RID_PUBLIC_KEY_FILE" doc:"PEM public key of the Remote ID token issuer (or RID_JWKS_URL)"`
 }
 
+// DefaultConfig is Config with only its tags' defaults set: the one home of
+// the defaults the server applies to zero values.
+func DefaultConfig() Config { return config.Defaults[Config]() }
+
 // Validate checks ranges and enumerations.
 func (c *Config) Validate() error {
 	for _, d := range []struct {

@@ -21,6 +21,11 @@ func TestConfigDefaults(t *testing.T) {
 		c.SessionTTL != 12*time.Hour || c.SSERing != 1024 || c.CacheURL != "local://dronetrack" {
 		t.Errorf("defaults: %+v", c)
 	}
+	// DefaultConfig, what code without Start applies to zero values, is
+	// what Parse gives when nothing is set.
+	if d := DefaultConfig(); d != c {
+		t.Errorf("DefaultConfig() = %+v, Parse of nothing = %+v", d, c)
+	}
 	// TILES_URL="" means no tiles, not the default.
 	c = Config{}
 	if err := config.Parse(context.Background(), map[string]string{"TILES_URL": ""}, &c); err != nil || c.TilesURL != "" {

@@ -22,21 +22,8 @@
 // the cache is unavailable the API answers from the store with
 // X-Dronetrack-Cache: bypass and returns to the cache by itself.
 //
-// Config (environment): STORE_URL (required), CACHE_URL (default
-// local://dronetrack), DRONE_KEY_PEPPER (to add drones and rotate keys),
-// SESSION_TTL (idle expiry, default 12h), SESSION_RECHECK (how often an open
-// stream re-checks its session, default 30s), COOKIE_SECURE (auto|always),
-// RATE_LIMIT_IP_HOPS (trusted X-Forwarded-For hops for the log-in limit), LOG_LEVEL, SSE_HEARTBEAT (default 15s),
-// SSE_RING (notices kept per tenant for resume, default 1024),
-// CACHE_RETRY_AFTER (default 1s), FLEET_LIST_MAX_AGE (default 1s: how stale a
-// rendered fleet list may be under constant updates; live changes arrive by
-// SSE anyway), TILES_URL (the map's {z}/{x}/{y} tile template: its origin is
-// the only image source the Content-Security-Policy allows besides our own;
-// empty for the offline basemap; default secheaders.DefaultTilesURL),
-// LINK_RATE_IP, LINK_RATE_LINK, LINK_RECHECK, LINK_FLIGHT_IDLE (tracking
-// links, see links.go), and the Remote ID settings RID_AUDIENCE,
-// RID_JWKS_URL, RID_PUBLIC_KEY_FILE, RID_SECRET, RID_REFRESH (rid.go,
-// docs/remote-id.md).
+// Config (environment): the Config struct (config.go) lists every setting
+// with its default; docs/configuration.md explains them.
 package function
 
 import (
@@ -133,8 +120,8 @@ func (f *Function) startWith(ctx context.Context, cfg Config, st Store) error {
 		_ = c.Close()
 		return err
 	}
-	if s.heartbeat <= 0 {
-		s.heartbeat = 15 * time.Second
+	if s.heartbeat <= 0 { // SSE_HEARTBEAT=0: the default
+		s.heartbeat = DefaultConfig().SSEHeartbeat
 	}
 	s.hub = newHub(c, log, cfg.SSERing, m.streams.Add)
 	f.mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/cache"
+	_ "github.com/dronetrack/dronetrack/core/cache/redis" // the system's cache, read directly by the tests
 )
 
 // soak reports whether the long variants run (make soak).

@@ -1,4 +1,4 @@
-package cache
+package redis
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 func TestRedisLoggerIsJSONAndRateLimited(t *testing.T) {
 	var buf bytes.Buffer
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	l := &redisLogger{log: slog.New(slog.NewJSONHandler(&buf, nil)).With("function", "serve-map"),
+	l := &logger{log: slog.New(slog.NewJSONHandler(&buf, nil)).With("function", "serve-map"),
 		period: time.Second, now: func() time.Time { return now }}
 	ctx := context.Background()
 	for range 5 {

@@ -1,12 +1,19 @@
-package cache
+// Package redis is the Redis backend of core/cache: importing it registers
+// the redis://, rediss:// and unix:// schemes, so cache.Open("redis://host:port/db")
+// works (go-redis URL options such as dial_timeout are honoured). The key
+// layout and the put script are described in the core/cache package
+// documentation.
+package redis
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -14,7 +21,24 @@ import (
 
 	rcache "github.com/go-redis/cache/v9"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dronetrack/dronetrack/core/cache"
+	"github.com/dronetrack/dronetrack/core/cache/driver"
 )
+
+func init() {
+	o := cache.OpenerFunc(openURL)
+	for _, scheme := range []string{"redis", "rediss", "unix"} {
+		cache.Register(scheme, o)
+	}
+}
+
+// openURL opens the backend a redis://, rediss:// or unix:// URL names and
+// routes go-redis's logging to log.
+func openURL(ctx context.Context, u *url.URL, log *slog.Logger) (driver.Backend, error) {
+	setLogger(log)
+	return open(ctx, u.String())
+}
 
 // putScript is the stale guard plus every write that goes with it; see the
 // package documentation for why it is a script.
@@ -67,7 +91,7 @@ if newer then r = 1 end
 return {r, doc, ver}
 `)
 
-type redisBackend struct {
+type backend struct {
 	rdb *redis.Client
 	it  *rcache.Cache
 
@@ -83,10 +107,12 @@ type fleetSnap struct {
 	token string   // the fill it belongs to
 	ver   uint64   // every change up to ver is applied
 	ids   []string // sorted
-	docs  []string // docs[i] is the entry of ids[i]
+	docs  []string // docs[i] is the driver.Entry of ids[i]
 }
 
-func openRedis(ctx context.Context, rawURL string) (*redisBackend, error) {
+var _ driver.Backend = (*backend)(nil)
+
+func open(ctx context.Context, rawURL string) (*backend, error) {
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("cache url: %w", err)
@@ -109,54 +135,50 @@ func openRedis(ctx context.Context, rawURL string) (*redisBackend, error) {
 		opt.MaxRetries = 1
 	}
 	rdb := redis.NewClient(opt)
-	return &redisBackend{rdb: rdb, it: rcache.New(&rcache.Options{Redis: rdb}), snaps: map[string]*fleetSnap{}}, nil
+	return &backend{rdb: rdb, it: rcache.New(&rcache.Options{Redis: rdb}), snaps: map[string]*fleetSnap{}}, nil
 }
 
-func (r *redisBackend) items() *rcache.Cache { return r.it }
+func (r *backend) Items() *rcache.Cache { return r.it }
 
 func tenantKeys(tenant, id string) []string {
-	p := keyPrefix(tenant)
+	p := driver.KeyPrefix(tenant)
 	return []string{p + "ts", p + "names", p + "states", p + "geo", p + "ver", p + "d:" + id, p + "docs", p + "changes"}
 }
 
-// Redis refuses latitudes beyond ±85.05112878 in a geo index; polar drones
-// are indexed at the limit (and the exact bbox filter uses that position).
-const maxGeoLat = 85.05112878
-
-func geoArgs(e entry) (string, string) {
-	lat := math.Max(-maxGeoLat, math.Min(maxGeoLat, e.lat))
-	return strconv.FormatFloat(e.lon, 'f', -1, 64), strconv.FormatFloat(lat, 'f', -1, 64)
+func geoArgs(e driver.Entry) (string, string) {
+	lat := math.Max(-driver.MaxGeoLat, math.Min(driver.MaxGeoLat, e.Lat))
+	return strconv.FormatFloat(e.Lon, 'f', -1, 64), strconv.FormatFloat(lat, 'f', -1, 64)
 }
 
-func (r *redisBackend) putArgs(tenant string, e entry, notify bool) ([]string, []any) {
+func (r *backend) putArgs(tenant string, e driver.Entry, notify bool) ([]string, []any) {
 	lon, lat := geoArgs(e)
 	ch := ""
 	if notify {
-		ch = keyPrefix(tenant) + "notice"
+		ch = driver.KeyPrefix(tenant) + "notice"
 	}
-	return tenantKeys(tenant, e.id), []any{e.id, e.idJSON, e.name, e.ts, e.state, lon, lat, ch}
+	return tenantKeys(tenant, e.ID), []any{e.ID, e.IDJSON, e.Name, e.TS, e.State, lon, lat, ch}
 }
 
-func (r *redisBackend) put(ctx context.Context, tenant string, e entry, notify bool) (putResult, error) {
+func (r *backend) Put(ctx context.Context, tenant string, e driver.Entry, notify bool) (driver.PutResult, error) {
 	keys, args := r.putArgs(tenant, e, notify)
 	v, err := putScript.Run(ctx, r.rdb, keys, args...).Slice()
 	if err != nil {
-		return putResult{}, fmt.Errorf("redis put: %w", err)
+		return driver.PutResult{}, fmt.Errorf("redis put: %w", err)
 	}
 	return parsePut(v)
 }
 
-func parsePut(v []any) (putResult, error) {
+func parsePut(v []any) (driver.PutResult, error) {
 	if len(v) != 3 {
-		return putResult{}, fmt.Errorf("redis put: unexpected reply %v", v)
+		return driver.PutResult{}, fmt.Errorf("redis put: unexpected reply %v", v)
 	}
 	applied, _ := v[0].(int64)
 	doc, _ := v[1].(string)
 	ver, _ := v[2].(int64)
-	return putResult{applied: int(applied), doc: doc, ver: uint64(ver)}, nil
+	return driver.PutResult{Applied: driver.Applied(applied), Doc: doc, Ver: uint64(ver)}, nil
 }
 
-func (r *redisBackend) putMany(ctx context.Context, tenant string, es []entry) error {
+func (r *backend) PutMany(ctx context.Context, tenant string, es []driver.Entry) error {
 	if len(es) == 0 {
 		return nil
 	}
@@ -182,8 +204,8 @@ func (r *redisBackend) putMany(ctx context.Context, tenant string, es []entry) e
 	return nil
 }
 
-func (r *redisBackend) markLoaded(ctx context.Context, tenant string) error {
-	p := keyPrefix(tenant)
+func (r *backend) MarkLoaded(ctx context.Context, tenant string) error {
+	p := driver.KeyPrefix(tenant)
 	_, err := r.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
 		// A fresh token per fill: a reader's fleet snapshot built under
 		// another token (before a flush, restart or Invalidate) is void.
@@ -197,8 +219,8 @@ func (r *redisBackend) markLoaded(ctx context.Context, tenant string) error {
 	return nil
 }
 
-func (r *redisBackend) status(ctx context.Context, tenant string) (uint64, bool, error) {
-	p := keyPrefix(tenant)
+func (r *backend) Status(ctx context.Context, tenant string) (uint64, bool, error) {
+	p := driver.KeyPrefix(tenant)
 	var ver *redis.StringCmd
 	var loaded *redis.IntCmd
 	_, err := r.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
@@ -228,7 +250,7 @@ if #ids > 0 then docs = redis.call('HMGET', KEYS[3], unpack(ids)) end
 return {tok, ch, docs}
 `)
 
-func (r *redisBackend) snap(tenant string) *fleetSnap {
+func (r *backend) snap(tenant string) *fleetSnap {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sn := r.snaps[tenant]
@@ -239,7 +261,7 @@ func (r *redisBackend) snap(tenant string) *fleetSnap {
 	return sn
 }
 
-func (r *redisBackend) fleetDocs(ctx context.Context, tenant string) ([]string, error) {
+func (r *backend) FleetDocs(ctx context.Context, tenant string) ([]string, error) {
 	sn := r.snap(tenant)
 	sn.mu.Lock()
 	defer sn.mu.Unlock()
@@ -260,8 +282,8 @@ func (r *redisBackend) fleetDocs(ctx context.Context, tenant string) ([]string, 
 
 // patch applies the changes after sn.ver; false means rebuild instead (new
 // fill, or so many changes that a full read is cheaper).
-func (r *redisBackend) patch(ctx context.Context, tenant string, sn *fleetSnap) (bool, error) {
-	p := keyPrefix(tenant)
+func (r *backend) patch(ctx context.Context, tenant string, sn *fleetSnap) (bool, error) {
+	p := driver.KeyPrefix(tenant)
 	v, err := changesScript.Run(ctx, r.rdb, []string{p + "loaded", p + "changes", p + "docs"},
 		sn.ver, patchLimit(sn)).Slice()
 	if err != nil {
@@ -310,8 +332,8 @@ func applyChanges(sn *fleetSnap, v []any) (bool, error) {
 	return true, nil
 }
 
-func (r *redisBackend) rebuild(ctx context.Context, tenant string, sn *fleetSnap) error {
-	p := keyPrefix(tenant)
+func (r *backend) rebuild(ctx context.Context, tenant string, sn *fleetSnap) error {
+	p := driver.KeyPrefix(tenant)
 	var tok, ver *redis.StringCmd
 	var all *redis.MapStringStringCmd
 	_, err := r.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
@@ -338,8 +360,8 @@ func (r *redisBackend) rebuild(ctx context.Context, tenant string, sn *fleetSnap
 	return nil
 }
 
-func (r *redisBackend) doc(ctx context.Context, tenant, id string) (string, bool, error) {
-	s, err := r.rdb.Get(ctx, droneKey(tenant, id)).Result()
+func (r *backend) Doc(ctx context.Context, tenant, id string) (string, bool, error) {
+	s, err := r.rdb.Get(ctx, driver.DroneKey(tenant, id)).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", false, nil
 	}
@@ -352,8 +374,8 @@ func (r *redisBackend) doc(ctx context.Context, tenant, id string) (string, bool
 // inBox asks the geo index which drones lie in the box and takes their
 // entries from this process's fleet copy, patched in the same round trip,
 // so only ids and coordinates cross the network, not the entries.
-func (r *redisBackend) inBox(ctx context.Context, tenant string, b BBox) ([]string, error) {
-	p := keyPrefix(tenant)
+func (r *backend) InBox(ctx context.Context, tenant string, b driver.BBox) ([]string, error) {
+	p := driver.KeyPrefix(tenant)
 	q := geoQuery(b)
 	sn := r.snap(tenant)
 	sn.mu.Lock()
@@ -394,8 +416,8 @@ func (r *redisBackend) inBox(ctx context.Context, tenant string, b BBox) ([]stri
 		}
 	}
 	clamped := b
-	clamped.MinLat = math.Max(b.MinLat, -maxGeoLat)
-	clamped.MaxLat = math.Min(b.MaxLat, maxGeoLat)
+	clamped.MinLat = math.Max(b.MinLat, -driver.MaxGeoLat)
+	clamped.MaxLat = math.Min(b.MaxLat, driver.MaxGeoLat)
 	ids := make([]string, 0, len(locs.Val()))
 	for _, l := range locs.Val() {
 		if clamped.Contains(l.Longitude, l.Latitude) {
@@ -421,10 +443,10 @@ type geoBox struct{ lon, lat, width, height float64 }
 // earthRadius is the radius Redis uses for geo distances.
 const earthRadius = 6372797.560856
 
-func geoQuery(b BBox) geoBox {
+func geoQuery(b driver.BBox) geoBox {
 	rad := math.Pi / 180
-	minLat := math.Max(b.MinLat, -maxGeoLat)
-	maxLat := math.Min(b.MaxLat, maxGeoLat)
+	minLat := math.Max(b.MinLat, -driver.MaxGeoLat)
+	maxLat := math.Min(b.MaxLat, driver.MaxGeoLat)
 	widest := 0.0 // the latitude in the box closest to the equator
 	if minLat > 0 {
 		widest = minLat
@@ -441,9 +463,9 @@ func geoQuery(b BBox) geoBox {
 	}
 }
 
-func (r *redisBackend) subscribe(ctx context.Context, tenant string) (*Subscription, error) {
-	ps := r.rdb.Subscribe(ctx, keyPrefix(tenant)+"notice")
-	out := make(chan Notice, 256)
+func (r *backend) Subscribe(ctx context.Context, tenant string) (<-chan driver.Notice, func(), error) {
+	ps := r.rdb.Subscribe(ctx, driver.KeyPrefix(tenant)+"notice")
+	out := make(chan driver.Notice, 256)
 	done := make(chan struct{})
 	go func() {
 		defer close(out)
@@ -467,23 +489,23 @@ func (r *redisBackend) subscribe(ctx context.Context, tenant string) (*Subscript
 			}
 		}
 	}()
-	return &Subscription{C: out, close: func() { close(done); _ = ps.Close() }}, nil
+	return out, func() { close(done); _ = ps.Close() }, nil
 }
 
-func decodeNotice(tenant, payload string) (Notice, error) {
+func decodeNotice(tenant, payload string) (driver.Notice, error) {
 	var n struct {
 		Version uint64          `json:"version"`
 		DroneID string          `json:"droneId"`
 		Drone   json.RawMessage `json:"drone"`
 	}
 	if err := json.Unmarshal([]byte(payload), &n); err != nil {
-		return Notice{}, fmt.Errorf("decode notice: %w", err)
+		return driver.Notice{}, fmt.Errorf("decode notice: %w", err)
 	}
-	return Notice{TenantID: tenant, Version: n.Version, DroneID: n.DroneID, Drone: n.Drone}, nil
+	return driver.Notice{TenantID: tenant, Version: n.Version, DroneID: n.DroneID, Drone: n.Drone}, nil
 }
 
-func (r *redisBackend) invalidate(ctx context.Context, tenant string) error {
-	p := keyPrefix(tenant)
+func (r *backend) Invalidate(ctx context.Context, tenant string) error {
+	p := driver.KeyPrefix(tenant)
 	ids, err := r.rdb.HKeys(ctx, p+"ts").Result()
 	if err != nil {
 		return fmt.Errorf("redis invalidate: %w", err)
@@ -505,5 +527,5 @@ func (r *redisBackend) invalidate(ctx context.Context, tenant string) error {
 	return nil
 }
 
-func (r *redisBackend) ping(ctx context.Context) error { return r.rdb.Ping(ctx).Err() }
-func (r *redisBackend) close() error                   { return r.rdb.Close() }
+func (r *backend) Ping(ctx context.Context) error { return r.rdb.Ping(ctx).Err() }
+func (r *backend) Close() error                   { return r.rdb.Close() }

@@ -1,4 +1,4 @@
-package cache
+package redis
 
 import (
 	"context"
@@ -11,13 +11,13 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// redisLogger carries go-redis's own log lines (dial failures while Redis
+// logger carries go-redis's own log lines (dial failures while Redis
 // is down, pool notices) into the function's slog logger, so they are JSON
 // with the function attribute like every other line instead of plain text
 // on stderr. While Redis is down the client retries every dial and would
 // print a line each time: at most one line per period goes out, with the
 // count of the lines folded into it.
-type redisLogger struct {
+type logger struct {
 	log     *slog.Logger
 	period  time.Duration
 	now     func() time.Time
@@ -25,7 +25,7 @@ type redisLogger struct {
 	dropped atomic.Int64
 }
 
-func (l *redisLogger) Printf(ctx context.Context, format string, v ...any) {
+func (l *logger) Printf(ctx context.Context, format string, v ...any) {
 	now := l.now().UnixNano()
 	last := l.last.Load()
 	if now-last < int64(l.period) || !l.last.CompareAndSwap(last, now) {
@@ -35,12 +35,12 @@ func (l *redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...), "similar_lines_dropped", l.dropped.Swap(0))
 }
 
-var redisLoggerOnce sync.Once
+var loggerOnce sync.Once
 
-// setRedisLogger routes go-redis's logging (process-wide in go-redis) to
+// setLogger routes go-redis's logging (process-wide in go-redis) to
 // log, once per process: the first cache opened on Redis names it.
-func setRedisLogger(log *slog.Logger) {
-	redisLoggerOnce.Do(func() {
-		redis.SetLogger(&redisLogger{log: log, period: time.Second, now: time.Now})
+func setLogger(log *slog.Logger) {
+	loggerOnce.Do(func() {
+		redis.SetLogger(&logger{log: log, period: time.Second, now: time.Now})
 	})
 }
