@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
@@ -16,16 +17,32 @@ import (
 //
 // It is the hex of the first 16 bytes of SHA-256(drone id, then for each
 // report a 0 byte and its ts in RFC 3339 with nanoseconds, UTC). The hashed
-// bytes are built in one buffer (on the stack for a few reports), so the id
-// string is the only allocation of a one-report request.
+// bytes are built in a stack buffer, hashed in one call when they fit (a few
+// reports) and streamed through a digest in buffer-sized pieces when they do
+// not, so the id string is the only allocation of a one-report request and a
+// batch adds one digest.
 func TelemetryEventID(droneID string, reports []Report) string {
-	var scratch [256]byte
+	var scratch [512]byte
 	b := append(scratch[:0], droneID...)
+	var h hash.Hash
 	for i := range reports {
+		if len(b) > len(scratch)-64 { // less than one report's room left
+			if h == nil {
+				h = sha256.New()
+			}
+			h.Write(b)
+			b = scratch[:0]
+		}
 		b = append(b, 0)
 		b = reports[i].TS.UTC().AppendFormat(b, time.RFC3339Nano)
 	}
-	sum := sha256.Sum256(b)
+	var sum [sha256.Size]byte
+	if h == nil {
+		sum = sha256.Sum256(b)
+	} else {
+		h.Write(b)
+		h.Sum(sum[:0])
+	}
 	var id [32]byte
 	hex.Encode(id[:], sum[:16])
 	return string(id[:])

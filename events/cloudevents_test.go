@@ -81,7 +81,7 @@ func TestTelemetryEventIDIsStable(t *testing.T) {
 		return hex.EncodeToString(h.Sum(nil)[:16])
 	}
 	ts := time.Date(2026, 11, 29, 10, 0, 0, 123456789, time.FixedZone("x", -7200))
-	many := make([]Report, 40) // past the id's stack buffer
+	many := make([]Report, 500) // streamed through a digest, several buffers
 	for i := range many {
 		many[i].TS = ts.Add(time.Duration(i) * time.Millisecond)
 	}
@@ -94,6 +94,9 @@ func TestTelemetryEventIDIsStable(t *testing.T) {
 		{"", nil},
 		{strings.Repeat("long-drone-id-", 30), []Report{{TS: ts}}},
 		{"d1", many},
+		{"d1", many[:16]}, // about one buffer
+		{"d1", many[:17]},
+		{strings.Repeat("x", 600), many[:3]}, // the id alone fills the buffer
 	} {
 		if got, want := TelemetryEventID(tc.drone, tc.reports), reference(tc.drone, tc.reports); got != want {
 			t.Errorf("TelemetryEventID(%q, %d reports) = %s, want %s", tc.drone, len(tc.reports), got, want)
