@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
@@ -13,14 +14,38 @@ import (
 // TelemetryEventID derives the event id from the drone and its reports'
 // timestamps. A drone that retries a request after a lost reply produces the
 // same id, so consumers can drop the duplicate by id before any work.
+//
+// It is the hex of the first 16 bytes of SHA-256(drone id, then for each
+// report a 0 byte and its ts in RFC 3339 with nanoseconds, UTC). The hashed
+// bytes are built in a stack buffer, hashed in one call when they fit (a few
+// reports) and streamed through a digest in buffer-sized pieces when they do
+// not, so the id string is the only allocation of a one-report request and a
+// batch adds one digest.
 func TelemetryEventID(droneID string, reports []Report) string {
-	h := sha256.New()
-	h.Write([]byte(droneID))
-	for _, r := range reports {
-		h.Write([]byte{0})
-		h.Write([]byte(r.TS.UTC().Format(time.RFC3339Nano)))
+	var scratch [512]byte
+	b := append(scratch[:0], droneID...)
+	var h hash.Hash
+	for i := range reports {
+		if len(b) > len(scratch)-64 { // less than one report's room left
+			if h == nil {
+				h = sha256.New()
+			}
+			h.Write(b)
+			b = scratch[:0]
+		}
+		b = append(b, 0)
+		b = reports[i].TS.UTC().AppendFormat(b, time.RFC3339Nano)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	var sum [sha256.Size]byte
+	if h == nil {
+		sum = sha256.Sum256(b)
+	} else {
+		h.Write(b)
+		h.Sum(sum[:0])
+	}
+	var id [32]byte
+	hex.Encode(id[:], sum[:16])
+	return string(id[:])
 }
 
 // NewTelemetryReceived builds the CloudEvent ingest publishes for one accepted

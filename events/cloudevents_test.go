@@ -2,6 +2,9 @@ package events
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +63,49 @@ func TestTelemetryEventIDIsDeterministic(t *testing.T) {
 	}
 	if c := TelemetryEventID("d1", []Report{{TS: ts}}); c == a {
 		t.Error("a different batch shares the id")
+	}
+}
+
+// TestTelemetryEventIDIsStable pins the id's derivation: events already in
+// a broker or a store must keep matching the ids of their retries, so the
+// hash input may not change when its computation is optimised. The reference
+// is the derivation written out plainly.
+func TestTelemetryEventIDIsStable(t *testing.T) {
+	reference := func(droneID string, reports []Report) string {
+		h := sha256.New()
+		h.Write([]byte(droneID))
+		for _, r := range reports {
+			h.Write([]byte{0})
+			h.Write([]byte(r.TS.UTC().Format(time.RFC3339Nano)))
+		}
+		return hex.EncodeToString(h.Sum(nil)[:16])
+	}
+	ts := time.Date(2026, 11, 29, 10, 0, 0, 123456789, time.FixedZone("x", -7200))
+	many := make([]Report, 500) // streamed through a digest, several buffers
+	for i := range many {
+		many[i].TS = ts.Add(time.Duration(i) * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		drone   string
+		reports []Report
+	}{
+		{"d1", []Report{{TS: ts}}},
+		{"drone-1", []Report{{TS: ts.Truncate(time.Second)}, {TS: ts.Add(time.Second)}}},
+		{"", nil},
+		{strings.Repeat("long-drone-id-", 30), []Report{{TS: ts}}},
+		{"d1", many},
+		{"d1", many[:16]}, // about one buffer
+		{"d1", many[:17]},
+		{strings.Repeat("x", 600), many[:3]}, // the id alone fills the buffer
+	} {
+		if got, want := TelemetryEventID(tc.drone, tc.reports), reference(tc.drone, tc.reports); got != want {
+			t.Errorf("TelemetryEventID(%q, %d reports) = %s, want %s", tc.drone, len(tc.reports), got, want)
+		}
+	}
+	// The id of one report, as the derivation gave it before this test.
+	if got, want := TelemetryEventID("d1", []Report{{TS: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}}),
+		"0db4fd982aa78992d74ff3d5491f2372"; got != want {
+		t.Errorf("TelemetryEventID = %s, want %s", got, want)
 	}
 }
 

@@ -40,11 +40,14 @@ func DecodeReports(body []byte, now time.Time, max int) (reps []Report, bad []Fi
 	p.ws()
 	switch p.peek() {
 	case '{':
-		var r Report
-		var opt optional
-		bad = p.report(&r, &opt, "", now, bad)
+		// The report, and the optional values it points at, in one allocation.
+		one := new(struct {
+			reps [1]Report
+			opt  optional
+		})
+		bad = p.report(&one.reps[0], &one.opt, "", now, bad)
 		if p.err == nil {
-			reps = []Report{r}
+			reps = one.reps[:]
 		}
 	case '[':
 		p.pos++

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -26,14 +27,29 @@ func EncodeTelemetryReceived(d TelemetryReceived, buf []byte) (event.Event, []by
 	// The context is filled directly: event.New and SetSource would parse
 	// the constant source URI and validate constant extension names on
 	// every request.
-	ec := &event.EventContextV1{Type: TypeTelemetryReceived, Source: ingestSource}
+	// The context and what its pointer fields point at are one allocation.
+	c := &telemetryContext{
+		ec:          event.EventContextV1{Type: TypeTelemetryReceived, Source: ingestSource},
+		contentType: event.ApplicationJSON,
+	}
+	ec := &c.ec
 	if err := ec.SetID(TelemetryEventID(d.DroneID, d.Reports)); err != nil {
 		return event.Event{}, buf, err
 	}
-	_ = ec.SetSubject(d.DroneID)
-	_ = ec.SetTime(d.ReceivedAt)
-	_ = ec.SetDataContentType(event.ApplicationJSON)
-	ec.Extensions = map[string]any{ExtTenantID: d.TenantID, ExtPartitionKey: d.DroneID}
+	// As SetSubject and SetTime: an empty subject and a zero time are absent.
+	if s := strings.TrimSpace(d.DroneID); s != "" {
+		c.subject = s
+		ec.Subject = &c.subject
+	}
+	if !d.ReceivedAt.IsZero() {
+		c.time.Time = d.ReceivedAt
+		ec.Time = &c.time
+	}
+	ec.DataContentType = &c.contentType
+	// Room for the traceparent and tracestate ingest adds.
+	ec.Extensions = make(map[string]any, 4)
+	ec.Extensions[ExtTenantID] = d.TenantID
+	ec.Extensions[ExtPartitionKey] = d.DroneID
 	e := event.Event{Context: ec}
 
 	b := append(buf[:0], `{"tenantId":`...)
@@ -60,6 +76,15 @@ func EncodeTelemetryReceived(d TelemetryReceived, buf []byte) (event.Event, []by
 	e.DataEncoded = append([]byte(nil), b...)
 	e.DataBase64 = false
 	return e, b, nil
+}
+
+// telemetryContext is a telemetry.received event's context with the values
+// its pointer fields point at, so building it is one allocation, not four.
+type telemetryContext struct {
+	ec          event.EventContextV1
+	time        types.Timestamp
+	subject     string
+	contentType string
 }
 
 func appendReport(b []byte, r *Report) []byte {

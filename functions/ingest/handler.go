@@ -2,7 +2,6 @@ package function
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -159,17 +159,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.m.request(code)
 			return
 		}
-		// The drone's traceparent (or a new trace) follows the reports
-		// into the event's distributed tracing extension.
-		r = r.WithContext(tracing.NewContext(r.Context(), tracing.FromHeader(r.Header)))
 	}
 	switch r.URL.Path {
 	case PathTelemetry:
-		h.m.request(h.ingest(w, r))
-	case PathOsmAnd:
-		h.m.request(h.osmand(w, r))
-	case PathEvents:
-		h.m.request(h.cloudEvents(w, r))
+		// The drone's traceparent (or a new trace) follows the reports
+		// into the event's distributed tracing extension. Handed over as
+		// a value: a request copy with a new context per request cost
+		// three allocations.
+		h.m.request(h.ingest(w, r, tracing.FromHeader(r.Header)))
+	case PathOsmAnd, PathEvents:
+		r = r.WithContext(tracing.NewContext(r.Context(), tracing.FromHeader(r.Header)))
+		if r.URL.Path == PathOsmAnd {
+			h.m.request(h.osmand(w, r))
+		} else {
+			h.m.request(h.cloudEvents(w, r))
+		}
 	case PathMetrics:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -189,8 +193,9 @@ type accepted struct {
 	EventID  string `json:"eventId"`
 }
 
-// ingest serves POST /v1/telemetry and returns the status it replied with.
-func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) int {
+// ingest serves POST /v1/telemetry and returns the status it replied with;
+// tc is the trace the request came with (not Valid: none).
+func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, tc tracing.Context) int {
 	if r.Method != http.MethodPost {
 		w.Header()["Allow"] = allowPost
 		return fail(w, http.StatusMethodNotAllowed, "", r.Method+" is not allowed; use POST")
@@ -245,7 +250,9 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) int {
 	// (published, or 503 and the drone resends the same event id) beats a
 	// half-sent request. The Publisher bounds its own time (core/publish:
 	// publish.Timeout).
-	tc := traceOf(r.Context())
+	if !tc.Valid() {
+		tc = tracing.New()
+	}
 	tc.Inject(&e)
 	start := time.Now()
 	err = h.publisher.Publish(context.WithoutCancel(r.Context()), e)
@@ -304,7 +311,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (identity
 // as one) to a drone through the key caches and the store. When it cannot,
 // it writes the error reply (401 or 503) itself and returns its status.
 func (h *Handler) identify(w http.ResponseWriter, r *http.Request, key string) (identity, int) {
-	ck := cacheKey(sha256.Sum256([]byte(key)))
+	ck := keyOf(key)
 	now := h.now()
 	if id, ok := h.known.get(ck, now); ok {
 		h.m.keyHit.Inc()
@@ -328,7 +335,7 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, key string) (
 		h.log.Error("drone key lookup failed", "err", err)
 		return identity{}, unavailable(w, "could not check the drone key; resend later")
 	}
-	id := identity{DroneID: d.ID, TenantID: d.TenantID}
+	id := newIdentity(d.TenantID, d.ID)
 	h.known.put(ck, id, now)
 	return id, h.limitDrone(w, id)
 }
@@ -410,8 +417,9 @@ type metrics struct {
 	keyNegativeHit prometheus.Counter
 	keyMiss        prometheus.Counter
 
-	mu     sync.Mutex
-	byCode map[int]prometheus.Counter
+	// byCode caches the requests counter of each status code, so the hot
+	// path does no label lookup and takes no lock.
+	byCode [600]atomic.Pointer[prometheus.Counter]
 }
 
 func newMetrics() *metrics {
@@ -437,7 +445,6 @@ func newMetrics() *metrics {
 		keyHit:         keyCache.WithLabelValues("hit"),
 		keyNegativeHit: keyCache.WithLabelValues("negative_hit"),
 		keyMiss:        keyCache.WithLabelValues("miss"),
-		byCode:         map[int]prometheus.Counter{},
 	}
 	m.reg.MustRegister(m.requests, m.reports, m.publishSeconds, keyCache,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
@@ -446,14 +453,18 @@ func newMetrics() *metrics {
 }
 
 // request counts one telemetry request by status; counters are cached per
-// code so the hot path skips the label lookup.
+// code so the hot path skips the label lookup. Two requests racing to cache
+// a code's counter store the same one: WithLabelValues returns one child per
+// label value.
 func (m *metrics) request(code int) {
-	m.mu.Lock()
-	c, ok := m.byCode[code]
-	if !ok {
-		c = m.requests.WithLabelValues(strconv.Itoa(code))
-		m.byCode[code] = c
+	if code < 0 || code >= len(m.byCode) {
+		m.requests.WithLabelValues(strconv.Itoa(code)).Inc()
+		return
 	}
-	m.mu.Unlock()
-	c.Inc()
+	c := m.byCode[code].Load()
+	if c == nil {
+		c = new(m.requests.WithLabelValues(strconv.Itoa(code)))
+		m.byCode[code].Store(c)
+	}
+	(*c).Inc()
 }

@@ -11,12 +11,26 @@ import (
 type identity struct {
 	DroneID  string
 	TenantID string
+	// limitKey is the drone's per-drone rate limit key ("tenant/drone"),
+	// built once when the key is looked up rather than per request.
+	limitKey string
+}
+
+func newIdentity(tenantID, droneID string) identity {
+	return identity{DroneID: droneID, TenantID: tenantID, limitKey: tenantID + "/" + droneID}
 }
 
 // cacheKey is the SHA-256 of a drone key. The cache never holds keys
 // themselves, so a heap dump does not leak live credentials; a plain hash is
 // enough because keys are 256-bit random and cannot be brute-forced.
 type cacheKey [sha256.Size]byte
+
+// keyOf hashes a key through a stack buffer: converting a key longer than
+// 32 bytes to []byte would allocate on every request.
+func keyOf(key string) cacheKey {
+	var buf [128]byte
+	return sha256.Sum256(append(buf[:0], key...))
+}
 
 // lru is a small size-bounded cache whose entries also expire after a fixed
 // TTL. It is what makes ingest fast (one store lookup per key per TTL, not

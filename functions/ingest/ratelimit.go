@@ -64,7 +64,7 @@ func (h *Handler) limitDrone(w http.ResponseWriter, id identity) int {
 	if h.keyLimit == nil {
 		return 0
 	}
-	if ok, wait := h.keyLimit.Allow(id.TenantID+"/"+id.DroneID, h.now()); !ok {
+	if ok, wait := h.keyLimit.Allow(id.limitKey, h.now()); !ok {
 		return tooMany(w, wait, "too many requests for this drone; batch reports or slow down")
 	}
 	return 0
