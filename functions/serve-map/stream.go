@@ -89,15 +89,13 @@ func (th *tenantHub) run(ringSize int) {
 	slack := max(ringSize/4, 1)
 	for n := range th.sub.C {
 		th.mu.Lock()
-		// One Redis channel (or the local notifier's lock) keeps notices
-		// in version order, one version apart; a gap means the
-		// subscription dropped notices (this loop fell behind), which no
-		// client can be given: the ring starts again after the gap, and a
-		// client that had not seen everything before it resyncs.
-		if !th.known || n.Version > th.newest()+1 {
+		if !th.known {
 			th.since, th.known = n.Version-1, true
-			th.ring = th.ring[:0]
 		}
+		// One Redis channel (or the local notifier's lock) keeps notices
+		// in version order. Versions may skip (a cache fill on a read miss
+		// moves the version without a notice), so a gap is not taken for
+		// notices the subscription dropped.
 		th.ring = append(th.ring, n)
 		if over := len(th.ring) - ringSize; over >= slack {
 			th.since = th.ring[over-1].Version

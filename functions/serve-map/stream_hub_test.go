@@ -112,38 +112,3 @@ func TestHubSlowClientCatchesUp(t *testing.T) {
 		t.Errorf("ring holds %d notices, want %d to %d", n, ring, ring+ring/4)
 	}
 }
-
-// Notices the subscription dropped (its reader fell behind) show as a
-// version gap: no client can be given them, so every client that was
-// before the gap resyncs, and a client resuming after it replays from the
-// ring.
-func TestHubVersionGapResyncs(t *testing.T) {
-	ch := make(chan cache.Notice)
-	th := &tenantHub{clients: map[*sseClient]struct{}{}, sub: &cache.Subscription{C: ch}, since: 10, known: true}
-	done := make(chan struct{})
-	go func() { th.run(100); close(done) }()
-	notice := func(v uint64) cache.Notice {
-		return cache.Notice{TenantID: "t1", Version: v, DroneID: "d1", Drone: []byte("{}")}
-	}
-	ch <- notice(11)
-	ch <- notice(12)
-	ch <- notice(13) // the channel is unbuffered: 12 is in the ring now
-	behind, _, _ := th.join(11, true)
-	ch <- notice(16) // 14 and 15 were dropped
-	ch <- notice(17)
-	close(ch)
-	<-done
-	if got, resync := th.next(behind, nil); !resync || len(got) != 0 {
-		t.Errorf("client from before the gap: %d notices, resync %v; want a resync", len(got), resync)
-	}
-	if got, _ := th.next(behind, nil); len(got) != 0 {
-		t.Errorf("after its resync the client is at the newest notice, got %d more", len(got))
-	}
-	if _, _, resync := th.join(14, true); !resync {
-		t.Error("resuming inside the gap: want a resync")
-	}
-	_, replay, resync := th.join(16, true)
-	if resync || len(replay) != 1 || replay[0].Version != 17 {
-		t.Errorf("resuming after the gap: replay %v, resync %v; want 17", replay, resync)
-	}
-}
