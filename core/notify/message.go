@@ -219,6 +219,17 @@ func SlackPayload(m Message) ([]byte, error) {
 	return json.Marshal(map[string]any{"text": slackEscape(m.Subject), "blocks": blocks})
 }
 
+// teamsEscape backslash-escapes the Markdown that Adaptive Cards render in
+// TextBlock and FactSet text (emphasis, links, code), so a drone or fence
+// name such as "[pay here](https://...)" shows as typed instead of becoming
+// a link in the operator's channel. The card's own link is an action.
+func teamsEscape(s string) string {
+	return teamsReplacer.Replace(s)
+}
+
+var teamsReplacer = strings.NewReplacer(`\`, `\\`, "*", `\*`, "_", `\_`, "[", `\[`, "]", `\]`,
+	"(", `\(`, ")", `\)`, "`", "\\`", "~", `\~`, "<", `\<`, ">", `\>`)
+
 // TeamsPayload is the JSON body for a Microsoft Teams incoming webhook (a
 // Workflows "when a webhook request is received" flow, or a classic
 // connector): a message with one Adaptive Card attachment.
@@ -226,14 +237,14 @@ func TeamsPayload(m Message) ([]byte, error) {
 	name := m.Input.droneName()
 	var fs []any
 	for _, f := range facts(m, name) {
-		fs = append(fs, map[string]any{"title": f[0], "value": f[1]})
+		fs = append(fs, map[string]any{"title": teamsEscape(f[0]), "value": teamsEscape(f[1])})
 	}
 	card := map[string]any{
 		"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
 		"type":    "AdaptiveCard",
 		"version": "1.4",
 		"body": []any{
-			map[string]any{"type": "TextBlock", "text": m.Subject, "weight": "Bolder", "size": "Medium", "wrap": true},
+			map[string]any{"type": "TextBlock", "text": teamsEscape(m.Subject), "weight": "Bolder", "size": "Medium", "wrap": true},
 			map[string]any{"type": "FactSet", "facts": fs},
 		},
 	}

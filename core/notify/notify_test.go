@@ -158,4 +158,31 @@ func TestCompose(t *testing.T) {
 	if !strings.Contains(string(b), `"Action.OpenUrl"`) || !strings.Contains(string(b), `"AdaptiveCard"`) {
 		t.Errorf("teams payload %s", b)
 	}
+
+	// A drone name written as Markdown must not become a link or emphasis
+	// in the Teams card: the card's only link is its Open action.
+	evil := Compose(Input{Alert: geo, DroneName: "[pay here](https://evil.example/x) *urgent*"})
+	b, _ = TeamsPayload(evil)
+	var card struct {
+		Attachments []struct {
+			Content struct {
+				Body []struct {
+					Text  string
+					Facts []struct{ Title, Value string }
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &card); err != nil || len(card.Attachments) != 1 || len(card.Attachments[0].Content.Body) != 2 {
+		t.Fatalf("teams payload %s: %v", b, err)
+	}
+	body := card.Attachments[0].Content.Body
+	if want := `\[pay here\]\(https://evil.example/x\) \*urgent\*: inside keep-out zone "\<Pad & Co\>"`; body[0].Text != want {
+		t.Errorf("teams title %q, want %q", body[0].Text, want)
+	}
+	for _, f := range body[1].Facts {
+		if strings.Contains(f.Value, "](") {
+			t.Errorf("teams fact %q=%q keeps a Markdown link", f.Title, f.Value)
+		}
+	}
 }

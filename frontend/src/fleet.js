@@ -1,18 +1,17 @@
 // The fleet as the page knows it: drone views from the list and the stream,
 // with the derived status operators sort and colour by.
 
-export const SILENT_MS = 30_000; // no report for this long: silent
-
 // The tenant's alert settings (GET /api/v1/alert-settings), so the map's
-// 'low' colour and the battery.low alert use one threshold. Until they load
-// the server's defaults (alerting.DefaultSettings) apply.
+// 'low' and 'silent' colours and the battery.low and link.lost alerts use one
+// threshold each. Until they load the server's defaults
+// (alerting.DefaultSettings) apply.
 export const alertSettings = { lowBatteryPct: 20, hysteresisPct: 5, minTimeToEmptySecs: 300, lostLinkSecs: 60 };
 
-/** setAlertSettings takes the tenant's settings; it reports whether the threshold changed. */
+/** setAlertSettings takes the tenant's settings; it reports whether a threshold the map colours by changed. */
 export function setAlertSettings(s) {
-  const before = alertSettings.lowBatteryPct;
+  const before = [alertSettings.lowBatteryPct, alertSettings.lostLinkSecs];
   for (const k of Object.keys(alertSettings)) if (typeof s?.[k] === 'number' && isFinite(s[k])) alertSettings[k] = s[k];
-  return alertSettings.lowBatteryPct !== before;
+  return alertSettings.lowBatteryPct !== before[0] || alertSettings.lostLinkSecs !== before[1];
 }
 
 /** lowBattery is the battery.low rule's opening test: below the tenant's threshold. */
@@ -20,11 +19,22 @@ export function lowBattery(battery) {
   return typeof battery === 'number' && battery < alertSettings.lowBatteryPct;
 }
 
-/** status is 'ok', 'low' (battery) or 'silent' (no recent report). */
+// Silence on the map starts when the link.lost alert would open (the tenant's
+// lostLinkSecs), so the map and the alert agree; a tenant that turned the
+// alert off (0) still sees silent drones after the default minute.
+const DEFAULT_LOST_LINK_SECS = 60;
+
+/** silentMs is how long without a report makes a drone 'silent'. */
+export function silentMs() {
+  const s = alertSettings.lostLinkSecs;
+  return (s > 0 ? s : DEFAULT_LOST_LINK_SECS) * 1000;
+}
+
+/** status is 'ok', 'low' (battery) or 'silent' (no report for the tenant's lost-link time). */
 export function status(d, now) {
   const s = d.state;
   if (!s || !s.ts) return 'silent';
-  if (now - d.t > SILENT_MS) return 'silent';
+  if (now - d.t > silentMs()) return 'silent';
   if (lowBattery(s.battery)) return 'low';
   return 'ok';
 }

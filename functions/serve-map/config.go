@@ -18,7 +18,7 @@ type Config struct {
 	// TilesURL "" means no map tiles, so "" is a value here, not unset.
 	TilesURL         string           `env:"TILES_URL,default=https://tile.openstreetmap.org/{z}/{x}/{y}.png" config:"empty" doc:"map tile URL template; empty: no tiles (also the CSP's img-src)"`
 	SSEHeartbeat     time.Duration    `env:"SSE_HEARTBEAT,default=15s" doc:"comment line sent on idle event streams"`
-	SSERing          int              `env:"SSE_RING,default=1024" doc:"updates kept for a reconnecting stream's Last-Event-ID"`
+	SSERing          int              `env:"SSE_RING,default=1024" doc:"updates kept per tenant: for a reconnecting stream's Last-Event-ID, and how far a live stream may fall behind before it is told to resync"`
 	CacheRetryAfter  time.Duration    `env:"CACHE_RETRY_AFTER,default=1s" doc:"how long after a cache failure serve-map reads the store instead"`
 	FleetListMaxAge  time.Duration    `env:"FLEET_LIST_MAX_AGE,default=1s" doc:"how stale the cached fleet list may be"`
 	SessionTTL       time.Duration    `env:"SESSION_TTL,default=12h" doc:"a login session lives this long since last use"`

@@ -433,32 +433,31 @@ func (s *server) serveLinkStream(w http.ResponseWriter, r *http.Request) {
 	// exists; a quiet drone's existence is read at the recheck instead (a
 	// retired drone reports nothing, and its stream must not idle on).
 	heard := false
+	var pending []cache.Notice
 	for {
 		buf = buf[:0]
 		status := tracklink.Live
 		select {
 		case <-ctx.Done():
 			return
-		case <-cl.gone:
-			return // fell behind: the browser reconnects
-		case n := <-cl.ch:
-			for more := true; more; {
-				if n.DroneID == l.DroneID {
-					var v cache.DroneView
-					if err := json.Unmarshal(n.Drone, &v); err == nil && v.State != nil &&
-						!v.State.TS.Before(l.CreatedAt) && v.State.TS.After(last) {
-						last = v.State.TS
-						recent = append(recent, tracklink.Point{TS: v.State.TS, Lat: v.State.Lat, Lon: v.State.Lon})
-						buf = appendLinkEvent(buf, "position", tracklink.Public(*v.State, l.Destination))
-						heard = true
-					}
+		case <-cl.wake:
+			// A client too far behind skips to the newest notices (resync):
+			// the page shows the newest position, and the next one follows.
+			pending, _ = th.next(cl, pending[:0])
+			for _, n := range pending {
+				if n.DroneID != l.DroneID {
+					continue
 				}
-				select {
-				case n = <-cl.ch:
-				default:
-					more = false
+				var v cache.DroneView
+				if err := json.Unmarshal(n.Drone, &v); err == nil && v.State != nil &&
+					!v.State.TS.Before(l.CreatedAt) && v.State.TS.After(last) {
+					last = v.State.TS
+					recent = append(recent, tracklink.Point{TS: v.State.TS, Lat: v.State.Lat, Lon: v.State.Lon})
+					buf = appendLinkEvent(buf, "position", tracklink.Public(*v.State, l.Destination))
+					heard = true
 				}
 			}
+			clear(pending)
 			if len(buf) == 0 {
 				continue
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -30,9 +31,10 @@ type hub struct {
 
 type tenantHub struct {
 	mu sync.Mutex
-	// ring holds the newest notices, oldest first. It holds every notice
-	// with a version above since (when known is true); a client asking to
-	// resume from before that must refetch the fleet instead.
+	// ring holds the newest notices, oldest first, in version order. It
+	// holds every notice with a version above since (when known is true); a
+	// client asking to resume from before that must refetch the fleet
+	// instead.
 	ring    []cache.Notice
 	since   uint64
 	known   bool
@@ -40,11 +42,14 @@ type tenantHub struct {
 	sub     *cache.Subscription
 }
 
+// sseClient is one stream's position in its tenant's ring. The hub never
+// blocks on, or drops, a slow client: it only wakes it, and the client's
+// writer takes every notice after sent from the ring. A client that falls
+// further behind than the ring reaches gets a resync (refetch the fleet)
+// and goes on from the newest notice, without reconnecting.
 type sseClient struct {
-	ch chan cache.Notice
-	// gone is closed when the hub drops a client that fell behind; the
-	// browser reconnects with Last-Event-ID and replays from the ring.
-	gone chan struct{}
+	wake chan struct{} // capacity 1: notices arrived since the last take
+	sent uint64        // newest version handed to the writer (under the tenant's mu)
 }
 
 func newHub(c *cache.Cache, log *slog.Logger, ringSize int, gauge func(float64)) *hub {
@@ -79,28 +84,39 @@ func (h *hub) tenant(ctx context.Context, tenantID string) (*tenantHub, error) {
 }
 
 func (th *tenantHub) run(ringSize int) {
+	// The ring may grow a quarter past ringSize before the oldest notices
+	// are dropped in one copy, so trimming costs O(1) per notice.
+	slack := max(ringSize/4, 1)
 	for n := range th.sub.C {
 		th.mu.Lock()
 		if !th.known {
 			th.since, th.known = n.Version-1, true
 		}
 		// One Redis channel (or the local notifier's lock) keeps notices
-		// in version order.
+		// in version order. Versions may skip (a cache fill on a read miss
+		// moves the version without a notice), so a gap is not taken for
+		// notices the subscription dropped.
 		th.ring = append(th.ring, n)
-		if len(th.ring) > ringSize {
-			th.since = th.ring[0].Version
-			th.ring = append(th.ring[:0], th.ring[1:]...)
+		if over := len(th.ring) - ringSize; over >= slack {
+			th.since = th.ring[over-1].Version
+			th.ring = append(th.ring[:0], th.ring[over:]...)
 		}
 		for cl := range th.clients {
 			select {
-			case cl.ch <- n:
-			default:
-				delete(th.clients, cl)
-				close(cl.gone)
+			case cl.wake <- struct{}{}:
+			default: // already woken; it takes everything when it runs
 			}
 		}
 		th.mu.Unlock()
 	}
+}
+
+// newest is the version of the newest notice the hub knows of.
+func (th *tenantHub) newest() uint64 {
+	if len(th.ring) > 0 {
+		return th.ring[len(th.ring)-1].Version
+	}
+	return th.since
 }
 
 // join registers a client and returns what it missed after lastID; resync
@@ -108,20 +124,38 @@ func (th *tenantHub) run(ringSize int) {
 func (th *tenantHub) join(lastID uint64, resume bool) (cl *sseClient, replay []cache.Notice, resync bool) {
 	th.mu.Lock()
 	defer th.mu.Unlock()
-	cl = &sseClient{ch: make(chan cache.Notice, 64), gone: make(chan struct{})}
+	cl = &sseClient{wake: make(chan struct{}, 1)}
 	th.clients[cl] = struct{}{}
-	if !resume {
-		return cl, nil, false
+	if !resume || !th.known || lastID < th.since {
+		cl.sent = th.newest()
+		return cl, nil, resume
 	}
-	if !th.known || lastID < th.since {
-		return cl, nil, true
-	}
-	for _, n := range th.ring {
-		if n.Version > lastID {
-			replay = append(replay, n)
-		}
-	}
+	cl.sent = lastID
+	replay, _ = th.take(cl, nil)
 	return cl, replay, false
+}
+
+// take appends to dst the notices after the client's position and moves
+// it to the newest; resync is true (and nothing is appended) when the ring
+// no longer holds the notice right after its position. Callers hold mu.
+func (th *tenantHub) take(cl *sseClient, dst []cache.Notice) (_ []cache.Notice, resync bool) {
+	if th.known && cl.sent < th.since {
+		cl.sent = th.newest()
+		return dst, true
+	}
+	i := sort.Search(len(th.ring), func(i int) bool { return th.ring[i].Version > cl.sent })
+	dst = append(dst, th.ring[i:]...)
+	if len(dst) > 0 {
+		cl.sent = dst[len(dst)-1].Version
+	}
+	return dst, false
+}
+
+// next is take under the tenant's lock, for the client's writer.
+func (th *tenantHub) next(cl *sseClient, dst []cache.Notice) ([]cache.Notice, bool) {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	return th.take(cl, dst)
 }
 
 func (th *tenantHub) leave(cl *sseClient) {
@@ -196,6 +230,7 @@ func (s *server) serveStream(w http.ResponseWriter, r *http.Request) {
 	if !s.write(w, rc, buf) {
 		return
 	}
+	var pending []cache.Notice
 	tick := time.NewTicker(s.heartbeat)
 	defer tick.Stop()
 	alertTick := time.NewTicker(alertPoll)
@@ -205,18 +240,18 @@ func (s *server) serveStream(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
-		case <-cl.gone:
-			return
-		case n := <-cl.ch:
-			buf = appendEvent(buf, n)
-			// Send what queued up in the same write.
-			for more := true; more; {
-				select {
-				case n := <-cl.ch:
-					buf = appendEvent(buf, n)
-				default:
-					more = false
-				}
+		case <-cl.wake:
+			// Everything after the last write goes in this one.
+			var resync bool
+			if pending, resync = th.next(cl, pending[:0]); resync {
+				buf = append(buf, "event: resync\ndata: {}\n\n"...)
+			}
+			for _, n := range pending {
+				buf = appendEvent(buf, n)
+			}
+			clear(pending) // drop references to the ring's views
+			if len(buf) == 0 {
+				continue
 			}
 		case <-tick.C:
 			buf = append(buf, ": heartbeat\n\n"...)

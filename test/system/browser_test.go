@@ -549,7 +549,7 @@ func TestBrowserBatteryThreshold(t *testing.T) {
 	reportBattery(t, sys.URL(), dir, 25)
 	// The page re-reads the settings when an alert opens (this report
 	// opens battery.low) and every 15 s; well before the drone goes silent
-	// 30 s after its report.
+	// (the tenant's lostLinkSecs, 60 s, after its report).
 	waitJS(t, ctx, "the marker turns low", fmt.Sprintf(`(%s).includes('s-low')`, marker), 25*time.Second)
 	waitJS(t, ctx, "the list row turns low", fmt.Sprintf(`(%s).includes('s-low')`, row), 5*time.Second)
 	if got := evalJS[float64](t, ctx, `window.dronetrack.alertSettings.lowBatteryPct`); got != 30 {
@@ -560,6 +560,30 @@ func TestBrowserBatteryThreshold(t *testing.T) {
 	}
 	waitJS(t, ctx, "the detail shows low", `document.getElementById('d-status').className.includes('s-low') && document.getElementById('d-batt-bar').className === 'lowbar'`, 5*time.Second)
 	screenshot(t, ctx, "browser-battery-threshold.png")
+
+	// The map's 'silent' follows the tenant's lost-link time too: with 5 s,
+	// the reloaded page shows the drone silent while its last report is
+	// younger than the 30 s the page used to hard-code (and than the default
+	// minute).
+	status, err = chromedp.Run(ctx, chromedp.Evaluate[float64](`(async () => {
+  const csrf = decodeURIComponent((document.cookie.match(/(?:^|;\s*)(?:__Host-)?dt_csrf=([^;]+)/) || [])[1] || '');
+  const r = await fetch('/api/v1/alert-settings', { method: 'PUT', credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
+    body: JSON.stringify({ lowBatteryPct: 30, hysteresisPct: 5, minTimeToEmptySecs: 300, lostLinkSecs: 5 }) });
+  return r.status;
+})()`, chromedp.EvalAwaitPromise))
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("PUT /api/v1/alert-settings lostLinkSecs 5: status %v, %v", status, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+		t.Fatalf("reload the page: %v", err)
+	}
+	waitJS(t, ctx, "the page reads lostLinkSecs 5", `window.dronetrack.alertSettings?.lostLinkSecs === 5`, 20*time.Second)
+	waitJS(t, ctx, "the marker turns silent", fmt.Sprintf(`(%s).includes('s-silent')`, marker), 20*time.Second)
+	waitJS(t, ctx, "the list row turns silent", fmt.Sprintf(`(%s).includes('s-silent')`, row), 10*time.Second)
+	if age := evalJS[float64](t, ctx, fmt.Sprintf(`Date.now() - window.dronetrack.fleet.drones.get(%q).t`, id)); age >= 30_000 {
+		t.Errorf("the drone showed silent only %.0f s after its report; with lostLinkSecs 5 it is silent from 5 s", age/1000)
+	}
 	con.check(t)
 }
 
