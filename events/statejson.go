@@ -151,6 +151,7 @@ func (s *DroneState) UnmarshalJSON(data []byte) error {
 // stateParser is the hand decoder's cursor. Each method returns false when
 // the input is not in the form it handles (not necessarily invalid).
 type stateParser struct {
+	report bool // reading a Report: the state's derived members are not its
 	b      []byte
 	pos    int
 	floats *[16]float64 // values of optional numbers, floats[:n] taken
@@ -318,6 +319,12 @@ func (p *stateParser) object(s *DroneState) bool {
 }
 
 func (p *stateParser) member(s *DroneState, name []byte) bool {
+	if p.report {
+		switch string(name) {
+		case "updatedAt", "distanceM", "groundSpeed", "course", "batteryDrain", "timeToEmptySecs":
+			return false // not a Report member: encoding/json ignores it
+		}
+	}
 	switch string(name) {
 	case "ts":
 		return p.time(&s.TS)
@@ -441,4 +448,43 @@ func (p *stateParser) position(h *Position) bool {
 			return false
 		}
 	}
+}
+
+// Report's JSON, as DroneState's: a report is the first members of a state
+// (the same names, types and order), so the same hand encoder and decoder
+// serve it. The bolt store writes every report of history as JSON, and
+// process decodes every telemetry.received event's reports.
+
+// reportJSON is Report without its JSON methods.
+type reportJSON Report
+
+// MarshalJSON writes what encoding/json writes for the struct.
+func (r Report) MarshalJSON() ([]byte, error) {
+	return r.AppendJSON(make([]byte, 0, 256))
+}
+
+// AppendJSON appends r's JSON (MarshalJSON's bytes) to b.
+func (r Report) AppendJSON(b []byte) ([]byte, error) {
+	if st := r.State(); !st.plain() {
+		raw, err := json.Marshal((*reportJSON)(&r))
+		if err != nil {
+			return b, err
+		}
+		return append(b, raw...), nil
+	}
+	return appendReport(b, &r), nil
+}
+
+// UnmarshalJSON reads what encoding/json reads into the struct (see
+// DroneState.UnmarshalJSON).
+func (r *Report) UnmarshalJSON(data []byte) error {
+	st := r.State()
+	p := stateParser{report: true, b: data, floats: new([16]float64)}
+	if p.object(&st) && p.end() {
+		*r = Report{TS: st.TS, Lat: st.Lat, Lon: st.Lon, Alt: st.Alt, Speed: st.Speed, Heading: st.Heading,
+			Battery: st.Battery, Seq: st.Seq, Armed: st.Armed, Mode: st.Mode, Fix: st.Fix, Satellites: st.Satellites,
+			HAE: st.HAE, Height: st.Height, VSpeed: st.VSpeed, HAcc: st.HAcc, VAcc: st.VAcc, Link: st.Link, Home: st.Home}
+		return nil
+	}
+	return json.Unmarshal(data, (*reportJSON)(r))
 }

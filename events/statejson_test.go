@@ -184,6 +184,10 @@ func FuzzStateJSON(f *testing.F) {
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		decodeBoth(t, data, DroneState{})
+		var r, rw Report
+		if (json.Unmarshal(data, &r) == nil) != (json.Unmarshal(data, (*reportJSON)(&rw)) == nil) || !cmp.Equal(r, rw) {
+			t.Fatalf("report %s: %+v, encoding/json's %+v", data, r, rw)
+		}
 		var s DroneState
 		if json.Unmarshal(data, &s) != nil {
 			return
@@ -223,5 +227,52 @@ func BenchmarkStateJSON(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// stateReport is the report part of a state (what Report.State copies).
+func stateReport(s DroneState) Report {
+	return Report{TS: s.TS, Lat: s.Lat, Lon: s.Lon, Alt: s.Alt, Speed: s.Speed, Heading: s.Heading,
+		Battery: s.Battery, Seq: s.Seq, Armed: s.Armed, Mode: s.Mode, Fix: s.Fix, Satellites: s.Satellites,
+		HAE: s.HAE, Height: s.Height, VSpeed: s.VSpeed, HAcc: s.HAcc, VAcc: s.VAcc, Link: s.Link, Home: s.Home}
+}
+
+func TestReportJSONMatchesEncodingJSON(t *testing.T) {
+	if n, m := reflect.TypeOf(Report{}).NumField(), 19; n != m {
+		t.Fatalf("Report has %d fields, the test copies %d: update stateReport and Report.UnmarshalJSON", n, m)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	decode := func(data []byte, into Report) {
+		t.Helper()
+		got, want := into, into
+		gotErr := json.Unmarshal(data, &got)
+		wantErr := json.Unmarshal(data, (*reportJSON)(&want))
+		if (gotErr == nil) != (wantErr == nil) {
+			t.Fatalf("decode %s: error %v, encoding/json's %v", data, gotErr, wantErr)
+		}
+		if diff := cmp.Diff(Report(want), got); diff != "" {
+			t.Fatalf("decode %s (-encoding/json +hand):\n%s", data, diff)
+		}
+		if got.TS.String() != want.TS.String() {
+			t.Fatalf("decode %s: time %s, encoding/json's %s", data, got.TS, want.TS)
+		}
+	}
+	for range 2000 {
+		r := stateReport(randomState(rng))
+		got, gotErr := json.Marshal(r)
+		want, wantErr := json.Marshal((*reportJSON)(&r))
+		if gotErr != nil || wantErr != nil || string(got) != string(want) {
+			t.Fatalf("marshal:\n%s (%v)\nencoding/json:\n%s (%v)", got, gotErr, want, wantErr)
+		}
+		decode(want, Report{})
+		decode(want, stateReport(randomState(rng)))
+		// State members are not a report's: encoding/json ignores them.
+		st := randomState(rng)
+		asState, _ := json.Marshal((*droneStateJSON)(&st))
+		decode(asState, Report{})
+		decode([]byte(strings.Replace(string(want), `"lat":`, `"lat":null,"lat":`, 1)), Report{})
+	}
+	if _, err := json.Marshal(Report{Lat: math.NaN()}); err == nil {
+		t.Error("marshal NaN: no error")
 	}
 }
