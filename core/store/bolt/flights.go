@@ -192,6 +192,12 @@ func droneIsTenants(tx *bbolt.Tx, tenantID, droneID string) error {
 	if raw == nil {
 		return fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
 	}
+	if ok, known := ownedBy(raw, droneID, tenantID); known {
+		if !ok {
+			return fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
+		}
+		return nil
+	}
 	owner, err := topLevelString(raw, "tenantId")
 	if err != nil {
 		return fmt.Errorf("decode drone %s: %w", droneID, err)
@@ -200,6 +206,30 @@ func droneIsTenants(tx *bbolt.Tx, tenantID, droneID string) error {
 		return fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
 	}
 	return nil
+}
+
+// ownedBy answers from the bytes json.Marshal writes for a store.Drone
+// whose ids need no escaping, `{"id":"<id>","tenantId":"<tenant>",`;
+// known is false for any other form (the caller decodes then).
+func ownedBy(raw []byte, droneID, tenantID string) (ok, known bool) {
+	plain := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return false
+			}
+		}
+		return true
+	}
+	head := `{"id":"` + droneID + `","tenantId":"`
+	rest, found := bytes.CutPrefix(raw, []byte(head))
+	if !found || !plain(droneID) || !plain(tenantID) {
+		return false, false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return false, false
+	}
+	return string(rest[:end]) == tenantID, true
 }
 
 // topLevelString reads one string member of a JSON object, stopping there:
