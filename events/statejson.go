@@ -30,11 +30,7 @@ func (s DroneState) MarshalJSON() ([]byte, error) {
 // AppendJSON appends s's JSON (MarshalJSON's bytes) to b.
 func (s DroneState) AppendJSON(b []byte) ([]byte, error) {
 	if !s.plain() {
-		raw, err := json.Marshal((*droneStateJSON)(&s))
-		if err != nil {
-			return b, err
-		}
-		return append(b, raw...), nil
+		return appendMarshal(b, (*droneStateJSON)(new(s)))
 	}
 	b = append(b, `{"ts":`...)
 	b = appendTime(b, s.TS)
@@ -89,6 +85,17 @@ func (s DroneState) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"updatedAt":`...)
 	b = appendTime(b, s.UpdatedAt)
 	return append(b, '}'), nil
+}
+
+// appendMarshal appends encoding/json's bytes for v. The fallbacks copy
+// their receiver to the heap for it, so the plain path's receiver stays
+// on the stack.
+func appendMarshal(b []byte, v any) ([]byte, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return b, err
+	}
+	return append(b, raw...), nil
 }
 
 func appendOptFloat(b []byte, name string, v *float64) []byte {
@@ -466,11 +473,7 @@ func (r Report) MarshalJSON() ([]byte, error) {
 // AppendJSON appends r's JSON (MarshalJSON's bytes) to b.
 func (r Report) AppendJSON(b []byte) ([]byte, error) {
 	if st := r.State(); !st.plain() {
-		raw, err := json.Marshal((*reportJSON)(&r))
-		if err != nil {
-			return b, err
-		}
-		return append(b, raw...), nil
+		return appendMarshal(b, (*reportJSON)(new(r)))
 	}
 	return appendReport(b, &r), nil
 }
