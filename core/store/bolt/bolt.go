@@ -236,7 +236,7 @@ func (s *Store) UpdateState(_ context.Context, tenantID, droneID string,
 			return nil
 		}
 		d.State, cur, wrote = &st, st, true
-		return putJSON(tx.Bucket(bucketDrones), []byte(droneID), d)
+		return putDrone(tx.Bucket(bucketDrones), d)
 	})
 	return cur, wrote, err
 }
@@ -345,6 +345,60 @@ func droneOf(tx *bbolt.Tx, tenantID, droneID string) (store.Drone, error) {
 		return store.Drone{}, fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
 	}
 	return d, nil
+}
+
+// putDrone writes a drone document as putJSON does, the state write's
+// form (no Remote ID, plain strings and times) without reflection: it is
+// written with every state batch of every drone.
+func putDrone(b *bbolt.Bucket, d store.Drone) error {
+	raw, ok := appendDrone(make([]byte, 0, 512), d)
+	if !ok {
+		return putJSON(b, []byte(d.ID), d)
+	}
+	return b.Put([]byte(d.ID), raw)
+}
+
+// appendDrone appends json.Marshal's bytes for d; false when d is not in
+// the form it writes (then json.Marshal must).
+func appendDrone(b []byte, d store.Drone) ([]byte, bool) {
+	if d.RemoteID != nil || !plainJSON(d.ID) || !plainJSON(d.TenantID) || !plainJSON(d.Name) || !plainJSON(d.KeyHash) {
+		return b, false
+	}
+	if y := d.CreatedAt.Year(); y < 0 || y > 9999 {
+		return b, false
+	}
+	if _, off := d.CreatedAt.Zone(); off%60 != 0 || off <= -24*3600 || off >= 24*3600 {
+		return b, false
+	}
+	b = append(b, `{"id":"`...)
+	b = append(b, d.ID...)
+	b = append(b, `","tenantId":"`...)
+	b = append(b, d.TenantID...)
+	b = append(b, `","name":"`...)
+	b = append(b, d.Name...)
+	b = append(b, `","keyHash":"`...)
+	b = append(b, d.KeyHash...)
+	b = append(b, `","createdAt":"`...)
+	b = d.CreatedAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if d.State != nil {
+		b = append(b, `,"state":`...)
+		var err error
+		if b, err = d.State.AppendJSON(b); err != nil {
+			return b, false
+		}
+	}
+	return append(b, '}'), true
+}
+
+// plainJSON: s is quoted by encoding/json as itself between quotes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 func putJSON(b *bbolt.Bucket, k []byte, v any) error {

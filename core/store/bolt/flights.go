@@ -212,17 +212,9 @@ func droneIsTenants(tx *bbolt.Tx, tenantID, droneID string) error {
 // whose ids need no escaping, `{"id":"<id>","tenantId":"<tenant>",`;
 // known is false for any other form (the caller decodes then).
 func ownedBy(raw []byte, droneID, tenantID string) (ok, known bool) {
-	plain := func(s string) bool {
-		for i := 0; i < len(s); i++ {
-			if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-				return false
-			}
-		}
-		return true
-	}
 	head := `{"id":"` + droneID + `","tenantId":"`
 	rest, found := bytes.CutPrefix(raw, []byte(head))
-	if !found || !plain(droneID) || !plain(tenantID) {
+	if !found || !plainJSON(droneID) || !plainJSON(tenantID) {
 		return false, false
 	}
 	end := bytes.IndexByte(rest, '"')

@@ -3,8 +3,11 @@ package bolt
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
+	"github.com/dronetrack/dronetrack/core/remoteid"
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/events"
 )
 
 // ownedBy, read from the bytes, agrees with decoding the drone, and says
@@ -39,4 +42,59 @@ func TestOwnedByAgreesWithDecoding(t *testing.T) {
 	if _, known := ownedBy([]byte(`{"tenantId":"acme","id":"d1"}`), "d1", "acme"); known {
 		t.Error("answered for another member order")
 	}
+}
+
+// appendDrone writes json.Marshal's bytes, or declines.
+func TestAppendDroneMatchesJSON(t *testing.T) {
+	ts := time.Date(2026, 12, 3, 10, 0, 0, 123456789, time.UTC)
+	st := &events.DroneState{TS: ts, Lat: 47.1, Lon: 8.2, Battery: new(80.0), Mode: new("RTL<1>"), UpdatedAt: ts}
+	written := 0
+	for _, d := range []store.Drone{
+		{ID: "d1", TenantID: "acme", Name: "Drone 1", KeyHash: "h", CreatedAt: ts},
+		{ID: "d1", TenantID: "acme", Name: "Drone 1", KeyHash: "h", CreatedAt: ts.In(time.FixedZone("", 3600)), State: st},
+		{ID: "d1", TenantID: "acme", State: st},
+		{ID: "d1", TenantID: "acme", Name: "Dröne <1>", State: st},
+		{ID: "d1", TenantID: "acme", CreatedAt: time.Date(10001, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{ID: "d1", TenantID: "acme", RemoteID: &remoteid.Identity{}},
+	} {
+		want, wantErr := json.Marshal(d)
+		got, ok := appendDrone(nil, d)
+		if !ok {
+			continue // putDrone hands it to json.Marshal
+		}
+		written++
+		if wantErr != nil || string(got) != string(want) {
+			t.Errorf("appendDrone:\n%s\njson.Marshal:\n%s (%v)", got, want, wantErr)
+		}
+	}
+	if written != 3 {
+		t.Errorf("appendDrone wrote %d of the drones, want the 3 in its form", written)
+	}
+	if _, ok := appendDrone(nil, store.Drone{ID: "d1", Name: "a\"b"}); ok {
+		t.Error("appendDrone took a name that needs escaping")
+	}
+}
+
+// BenchmarkDroneDocument is the state write's encoding of the drone
+// document: appendDrone against json.Marshal.
+func BenchmarkDroneDocument(b *testing.B) {
+	ts := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	d := store.Drone{ID: "d0123456789abcdef", TenantID: "demo", Name: "Drone 17", KeyHash: "0123456789abcdef0123456789abcdef",
+		CreatedAt: ts, State: &events.DroneState{TS: ts, Lat: 47.1, Lon: 8.2, Alt: new(120.0), Speed: new(12.5),
+			Heading: new(90.0), Battery: new(80.0), GroundSpeed: new(12.4), Course: new(89.0), DistanceM: 1234.5, UpdatedAt: ts}}
+	b.Run("appendDrone", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 512)
+		for b.Loop() {
+			buf, _ = appendDrone(buf[:0], d)
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
