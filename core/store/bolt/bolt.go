@@ -337,8 +337,15 @@ func tsKey(t time.Time) [8]byte {
 
 func droneOf(tx *bbolt.Tx, tenantID, droneID string) (store.Drone, error) {
 	var d store.Drone
-	if err := getJSON(tx.Bucket(bucketDrones), []byte(droneID), &d, "drone "+droneID); err != nil {
-		return d, err
+	raw := tx.Bucket(bucketDrones).Get([]byte(droneID))
+	if raw == nil {
+		return d, fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
+	}
+	if !readDrone(raw, &d) {
+		d = store.Drone{}
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return d, fmt.Errorf("decode drone %s: %w", droneID, err)
+		}
 	}
 	if d.TenantID != tenantID {
 		// Another tenant's drone is indistinguishable from a missing one.
@@ -389,6 +396,56 @@ func appendDrone(b []byte, d store.Drone) ([]byte, bool) {
 		}
 	}
 	return append(b, '}'), true
+}
+
+// readDrone decodes the form appendDrone writes (members in its order,
+// strings without escapes, a state that decodes by itself) and reports
+// whether the document was in it; the caller decodes any other with
+// encoding/json. The state transaction reads the drone with every batch.
+func readDrone(raw []byte, d *store.Drone) bool {
+	rest := raw
+	str := func(prefix string) (string, bool) {
+		var ok bool
+		if rest, ok = bytes.CutPrefix(rest, []byte(prefix)); !ok {
+			return "", false
+		}
+		end := bytes.IndexByte(rest, '"')
+		if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+			return "", false
+		}
+		v := string(rest[:end])
+		rest = rest[end+1:]
+		return v, true
+	}
+	var ok [4]bool
+	d.ID, ok[0] = str(`{"id":"`)
+	d.TenantID, ok[1] = str(`,"tenantId":"`)
+	d.Name, ok[2] = str(`,"name":"`)
+	d.KeyHash, ok[3] = str(`,"keyHash":"`)
+	if ok != [4]bool{true, true, true, true} {
+		return false
+	}
+	var found bool
+	if rest, found = bytes.CutPrefix(rest, []byte(`,"createdAt":`)); !found {
+		return false
+	}
+	end := bytes.IndexByte(rest[min(1, len(rest)):], '"') + 2
+	if len(rest) == 0 || rest[0] != '"' || end < 2 || d.CreatedAt.UnmarshalJSON(rest[:end]) != nil {
+		return false
+	}
+	rest = rest[end:]
+	if string(rest) == "}" {
+		return true
+	}
+	if rest, found = bytes.CutPrefix(rest, []byte(`,"state":`)); !found || len(rest) < 2 || rest[0] != '{' || rest[len(rest)-1] != '}' {
+		return false
+	}
+	var st events.DroneState
+	if st.UnmarshalJSON(rest[:len(rest)-1]) != nil {
+		return false
+	}
+	d.State = &st
+	return true
 }
 
 // plainJSON: s is quoted by encoding/json as itself between quotes.

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/dronetrack/dronetrack/core/remoteid"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
@@ -97,4 +99,49 @@ func BenchmarkDroneDocument(b *testing.B) {
 			}
 		}
 	})
+}
+
+// readDrone reads what encoding/json reads, or declines.
+func TestReadDroneMatchesJSON(t *testing.T) {
+	ts := time.Date(2026, 12, 3, 10, 0, 0, 123456789, time.UTC)
+	st := &events.DroneState{TS: ts, Lat: 47.1, Lon: 8.2, Battery: new(80.0), Mode: new("RTL<1>"), UpdatedAt: ts}
+	var docs [][]byte
+	for _, d := range []store.Drone{
+		{ID: "d1", TenantID: "acme", Name: "Drone 1", KeyHash: "h", CreatedAt: ts},
+		{ID: "d1", TenantID: "acme", Name: "Drone 1", KeyHash: "h", CreatedAt: ts.In(time.FixedZone("", 3600)), State: st},
+		{ID: "d1", TenantID: "acme", State: st},
+		{ID: "d1", TenantID: "acme", Name: "Dröne \"1\"", State: st},
+		{ID: "d1", TenantID: "acme", RemoteID: &remoteid.Identity{}, State: st},
+	} {
+		raw, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, raw)
+	}
+	docs = append(docs,
+		[]byte(`{"id":"d1","tenantId":"acme","name":"","keyHash":"","createdAt":"2026-12-03T10:00:00Z","state":{"ts":"2026-12-03T10:00:00Z","lat":1,"lon":2,"distanceM":0,"updatedAt":"0001-01-01T00:00:00Z"},"remoteId":{}}`),
+		[]byte(`{"id":"d1","tenantId":"acme","name":"","keyHash":"","createdAt":"2026-12-03T10:00:00Z","state":null}`),
+		[]byte(`{"id":"d1","tenantId":"acme","name":"","keyHash":"","createdAt":"x"}`),
+		[]byte(`{"id":"d1","tenantId":"acme","name":"","keyHash":"","createdAt":"2026-12-03T10:00:00Z"`),
+		[]byte(`{"tenantId":"acme","id":"d1"}`),
+	)
+	read := 0
+	for _, raw := range docs {
+		var got, want store.Drone
+		if !readDrone(raw, &got) {
+			continue
+		}
+		read++
+		if err := json.Unmarshal(raw, &want); err != nil {
+			t.Errorf("readDrone took %s, which encoding/json refuses: %v", raw, err)
+			continue
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("readDrone %s (-encoding/json +readDrone):\n%s", raw, diff)
+		}
+	}
+	if read != 3 {
+		t.Errorf("readDrone read %d documents, want the 3 in appendDrone's form", read)
+	}
 }
