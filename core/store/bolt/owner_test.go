@@ -77,8 +77,8 @@ func TestAppendDroneMatchesJSON(t *testing.T) {
 	}
 }
 
-// BenchmarkDroneDocument is the state write's encoding of the drone
-// document: appendDrone against json.Marshal.
+// BenchmarkDroneDocument is the state write's decoding and encoding of
+// the drone document: readDrone and appendDrone against encoding/json.
 func BenchmarkDroneDocument(b *testing.B) {
 	ts := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	d := store.Drone{ID: "d0123456789abcdef", TenantID: "demo", Name: "Drone 17", KeyHash: "0123456789abcdef0123456789abcdef",
@@ -95,6 +95,25 @@ func BenchmarkDroneDocument(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := json.Marshal(d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	raw, _ := json.Marshal(d)
+	b.Run("readDrone", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var x store.Drone
+			if !readDrone(raw, &x) {
+				b.Fatal("not read")
+			}
+		}
+	})
+	b.Run("json.Unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var x store.Drone
+			if err := json.Unmarshal(raw, &x); err != nil {
 				b.Fatal(err)
 			}
 		}
