@@ -74,7 +74,8 @@ func newEntry(id string, name *string, st *events.DroneState) (driver.Entry, err
 			math.IsNaN(st.Lat) || math.IsNaN(st.Lon) {
 			return e, fmt.Errorf("drone %s: position %v,%v out of range", id, st.Lat, st.Lon)
 		}
-		b, err := json.Marshal(st)
+		// AppendJSON is json.Marshal's bytes without its copy and re-scan.
+		b, err := st.AppendJSON(nil)
 		if err != nil {
 			return e, fmt.Errorf("drone %s: encode state: %w", id, err)
 		}

@@ -12,6 +12,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/dronetrack/dronetrack/core/alerting"
+	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/tracing"
@@ -74,7 +75,8 @@ func NewHandler(st Store, pub Publisher, opts Options) *Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	h := &Handler{st: st, pub: pub, opts: opts, log: opts.Logger, mux: http.NewServeMux(),
+	// The handler builds a logger per event (its ids) and rarely writes.
+	h := &Handler{st: st, pub: pub, opts: opts, log: logging.Deferred(opts.Logger), mux: http.NewServeMux(),
 		rules:  &rulesCache{st: st, ttl: opts.RulesTTL, now: opts.Now, m: map[string]rulesEntry{}},
 		drones: newDroneLocks()}
 	h.mux.HandleFunc("POST /{$}", h.serveEvent)

@@ -57,7 +57,8 @@ func (f *Function) Start(ctx context.Context, env map[string]string) error {
 	if err := config.Parse(ctx, env, &cfg); err != nil {
 		return fmt.Errorf("cache-refresh: %w", err)
 	}
-	f.log = newLogger(cfg.LogLevel).With("function", "cache-refresh")
+	// Handle builds a logger per event (its ids) and rarely writes.
+	f.log = logging.Deferred(newLogger(cfg.LogLevel).With("function", "cache-refresh"))
 	url := cfg.CacheURL
 	c, err := cache.Open(ctx, url, cache.Options{Logger: f.log})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/telemetry"
@@ -86,7 +87,8 @@ func NewHandler(st Store, opts Options) *Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	h := &Handler{opts: opts, recent: newRecentIDs(opts.RecentIDs), log: opts.Logger, mux: http.NewServeMux()}
+	// The handler builds a logger per event (its ids) and rarely writes.
+	h := &Handler{opts: opts, recent: newRecentIDs(opts.RecentIDs), log: logging.Deferred(opts.Logger), mux: http.NewServeMux()}
 	reg := prometheus.NewRegistry()
 	h.m = metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dronetrack_process_events_total",

@@ -236,7 +236,7 @@ func (s *Store) UpdateState(_ context.Context, tenantID, droneID string,
 			return nil
 		}
 		d.State, cur, wrote = &st, st, true
-		return putJSON(tx.Bucket(bucketDrones), []byte(droneID), d)
+		return putDrone(tx.Bucket(bucketDrones), d)
 	})
 	return cur, wrote, err
 }
@@ -337,14 +337,125 @@ func tsKey(t time.Time) [8]byte {
 
 func droneOf(tx *bbolt.Tx, tenantID, droneID string) (store.Drone, error) {
 	var d store.Drone
-	if err := getJSON(tx.Bucket(bucketDrones), []byte(droneID), &d, "drone "+droneID); err != nil {
-		return d, err
+	raw := tx.Bucket(bucketDrones).Get([]byte(droneID))
+	if raw == nil {
+		return d, fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
+	}
+	if !readDrone(raw, &d) {
+		d = store.Drone{}
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return d, fmt.Errorf("decode drone %s: %w", droneID, err)
+		}
 	}
 	if d.TenantID != tenantID {
 		// Another tenant's drone is indistinguishable from a missing one.
 		return store.Drone{}, fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
 	}
 	return d, nil
+}
+
+// putDrone writes a drone document as putJSON does, the state write's
+// form (no Remote ID, plain strings and times) without reflection: it is
+// written with every state batch of every drone.
+func putDrone(b *bbolt.Bucket, d store.Drone) error {
+	raw, ok := appendDrone(make([]byte, 0, 512), d)
+	if !ok {
+		return putJSON(b, []byte(d.ID), d)
+	}
+	return b.Put([]byte(d.ID), raw)
+}
+
+// appendDrone appends json.Marshal's bytes for d; false when d is not in
+// the form it writes (then json.Marshal must).
+func appendDrone(b []byte, d store.Drone) ([]byte, bool) {
+	if d.RemoteID != nil || !plainJSON(d.ID) || !plainJSON(d.TenantID) || !plainJSON(d.Name) || !plainJSON(d.KeyHash) {
+		return b, false
+	}
+	if y := d.CreatedAt.Year(); y < 0 || y > 9999 {
+		return b, false
+	}
+	if _, off := d.CreatedAt.Zone(); off%60 != 0 || off <= -24*3600 || off >= 24*3600 {
+		return b, false
+	}
+	b = append(b, `{"id":"`...)
+	b = append(b, d.ID...)
+	b = append(b, `","tenantId":"`...)
+	b = append(b, d.TenantID...)
+	b = append(b, `","name":"`...)
+	b = append(b, d.Name...)
+	b = append(b, `","keyHash":"`...)
+	b = append(b, d.KeyHash...)
+	b = append(b, `","createdAt":"`...)
+	b = d.CreatedAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if d.State != nil {
+		b = append(b, `,"state":`...)
+		var err error
+		if b, err = d.State.AppendJSON(b); err != nil {
+			return b, false
+		}
+	}
+	return append(b, '}'), true
+}
+
+// readDrone decodes the form appendDrone writes (members in its order,
+// strings without escapes, a state that decodes by itself) and reports
+// whether the document was in it; the caller decodes any other with
+// encoding/json. The state transaction reads the drone with every batch.
+func readDrone(raw []byte, d *store.Drone) bool {
+	rest := raw
+	str := func(prefix string) (string, bool) {
+		var ok bool
+		if rest, ok = bytes.CutPrefix(rest, []byte(prefix)); !ok {
+			return "", false
+		}
+		end := bytes.IndexByte(rest, '"')
+		if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+			return "", false
+		}
+		v := string(rest[:end])
+		rest = rest[end+1:]
+		return v, true
+	}
+	var ok [4]bool
+	d.ID, ok[0] = str(`{"id":"`)
+	d.TenantID, ok[1] = str(`,"tenantId":"`)
+	d.Name, ok[2] = str(`,"name":"`)
+	d.KeyHash, ok[3] = str(`,"keyHash":"`)
+	if ok != [4]bool{true, true, true, true} {
+		return false
+	}
+	var found bool
+	if rest, found = bytes.CutPrefix(rest, []byte(`,"createdAt":`)); !found {
+		return false
+	}
+	end := bytes.IndexByte(rest[min(1, len(rest)):], '"') + 2
+	if len(rest) == 0 || rest[0] != '"' || end < 2 || d.CreatedAt.UnmarshalJSON(rest[:end]) != nil {
+		return false
+	}
+	rest = rest[end:]
+	if string(rest) == "}" {
+		return true
+	}
+	if rest, found = bytes.CutPrefix(rest, []byte(`,"state":`)); !found || len(rest) < 2 || rest[0] != '{' || rest[len(rest)-1] != '}' {
+		return false
+	}
+	var st events.DroneState
+	if st.UnmarshalJSON(rest[:len(rest)-1]) != nil {
+		return false
+	}
+	d.State = &st
+	return true
+}
+
+// plainJSON: s is quoted by encoding/json as itself between quotes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 func putJSON(b *bbolt.Bucket, k []byte, v any) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -43,9 +44,9 @@ func (s *Store) UpdateFlights(_ context.Context, tenantID, droneID string,
 		b := tx.Bucket(bucketFlightDetectors)
 		k := tkey(tenantID, droneID)
 		prev := flights.Detector{TenantID: tenantID, DroneID: droneID}
-		if b.Get(k) != nil {
-			if err := getJSON(b, k, &prev, "flight detector "+droneID); err != nil {
-				return err
+		if raw := b.Get(k); raw != nil {
+			if err := decodeDetector(raw, &prev); err != nil {
+				return fmt.Errorf("decode flight detector %s: %w", droneID, err)
 			}
 		}
 		next, ch, ok := fn(prev)
@@ -83,9 +84,28 @@ func (s *Store) UpdateFlights(_ context.Context, tenantID, droneID string,
 				}
 			}
 		}
-		return putJSON(b, k, next)
+		return putDetector(b, k, next)
 	})
 	return cur, err
+}
+
+// A drone's detector is read and written with every batch of its reports,
+// so it is kept in its binary form (flights.Detector.AppendBinary), which
+// costs a tenth of JSON's; detectors stored as JSON (by older versions, or
+// holding a time the binary form cannot) are still read.
+func decodeDetector(raw []byte, d *flights.Detector) error {
+	if len(raw) > 0 && raw[0] == flights.DetectorCodec {
+		return d.UnmarshalBinary(raw)
+	}
+	return json.Unmarshal(raw, d)
+}
+
+func putDetector(b *bbolt.Bucket, k []byte, d flights.Detector) error {
+	raw, err := d.AppendBinary(nil)
+	if err != nil {
+		return putJSON(b, k, d)
+	}
+	return b.Put(k, raw)
 }
 
 // Flight implements store.Flights.
@@ -168,14 +188,65 @@ var _ store.Flights = (*Store)(nil)
 // only its tenant id (droneOf decodes the whole drone, state included, and
 // this runs once per batch).
 func droneIsTenants(tx *bbolt.Tx, tenantID, droneID string) error {
-	var d struct {
-		TenantID string `json:"tenantId"`
+	raw := tx.Bucket(bucketDrones).Get([]byte(droneID))
+	if raw == nil {
+		return fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
 	}
-	if err := getJSON(tx.Bucket(bucketDrones), []byte(droneID), &d, "drone "+droneID); err != nil {
-		return err
+	if ok, known := ownedBy(raw, droneID, tenantID); known {
+		if !ok {
+			return fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
+		}
+		return nil
 	}
-	if d.TenantID != tenantID {
+	owner, err := topLevelString(raw, "tenantId")
+	if err != nil {
+		return fmt.Errorf("decode drone %s: %w", droneID, err)
+	}
+	if owner != tenantID {
 		return fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
 	}
 	return nil
+}
+
+// ownedBy answers from the bytes json.Marshal writes for a store.Drone
+// whose ids need no escaping, `{"id":"<id>","tenantId":"<tenant>",`;
+// known is false for any other form (the caller decodes then).
+func ownedBy(raw []byte, droneID, tenantID string) (ok, known bool) {
+	head := `{"id":"` + droneID + `","tenantId":"`
+	rest, found := bytes.CutPrefix(raw, []byte(head))
+	if !found || !plainJSON(droneID) || !plainJSON(tenantID) {
+		return false, false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return false, false
+	}
+	return string(rest[:end]) == tenantID, true
+}
+
+// topLevelString reads one string member of a JSON object, stopping there:
+// the drone's tenantId comes second, before its state, so the check reads a
+// few tokens instead of the whole document (json.Unmarshal into a struct
+// of one field still scans and validates all of it). A missing member is "".
+func topLevelString(raw []byte, name string) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", fmt.Errorf("not a JSON object")
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", err
+		}
+		if key, _ := t.(string); key == name {
+			var v string
+			err := dec.Decode(&v)
+			return v, err
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", err
+		}
+	}
+	return "", nil
 }
