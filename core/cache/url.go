@@ -2,14 +2,11 @@ package cache
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/url"
-	"slices"
-	"strings"
-	"sync"
 
 	"github.com/dronetrack/dronetrack/core/cache/driver"
+	"github.com/dronetrack/dronetrack/core/internal/urlmux"
 )
 
 // URLOpener opens the backend a URL of its scheme names. A backend package
@@ -37,50 +34,23 @@ func (f OpenerFunc) OpenCacheURL(ctx context.Context, u *url.URL, log *slog.Logg
 // The zero value is an empty mux; DefaultURLMux is the one backends register
 // with.
 type URLMux struct {
-	mu      sync.RWMutex
-	openers map[string]URLOpener
+	schemes urlmux.SchemeMap[URLOpener]
 }
 
 // RegisterCache makes o open URLs of scheme. Registering a scheme twice
 // panics: two backends claiming one scheme is a wiring bug, not a choice.
-func (m *URLMux) RegisterCache(scheme string, o URLOpener) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.openers == nil {
-		m.openers = map[string]URLOpener{}
-	}
-	if _, dup := m.openers[scheme]; dup {
-		panic(fmt.Sprintf("cache: scheme %q registered twice", scheme))
-	}
-	m.openers[scheme] = o
-}
+func (m *URLMux) RegisterCache(scheme string, o URLOpener) { m.schemes.Register("cache", scheme, o) }
 
 // Schemes lists the registered schemes, sorted.
-func (m *URLMux) Schemes() []string {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	out := make([]string, 0, len(m.openers))
-	for s := range m.openers {
-		out = append(out, s)
-	}
-	slices.Sort(out)
-	return out
-}
+func (m *URLMux) Schemes() []string { return m.schemes.Schemes() }
 
 // OpenCache opens the cache named by rawURL with the opener of its scheme.
 // An unregistered scheme is an error naming the registered ones, since it
 // usually means the program did not import the backend's package.
 func (m *URLMux) OpenCache(ctx context.Context, rawURL string, opt Options) (*Cache, error) {
-	u, err := url.Parse(rawURL)
+	u, o, err := m.schemes.Lookup("cache", "core/cache/redis", rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("cache url: %w", err)
-	}
-	m.mu.RLock()
-	o, ok := m.openers[u.Scheme]
-	m.mu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("cache url %q: unknown scheme %q (registered: %s; a backend registers when its package, e.g. core/cache/redis, is imported)",
-			u.Redacted(), u.Scheme, strings.Join(m.Schemes(), ", "))
+		return nil, err
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()

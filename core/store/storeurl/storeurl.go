@@ -15,12 +15,9 @@ package storeurl
 
 import (
 	"context"
-	"fmt"
 	"net/url"
-	"slices"
-	"strings"
-	"sync"
 
+	"github.com/dronetrack/dronetrack/core/internal/urlmux"
 	"github.com/dronetrack/dronetrack/core/store"
 )
 
@@ -41,50 +38,23 @@ func (f OpenerFunc) OpenStoreURL(ctx context.Context, u *url.URL) (store.Store, 
 // URLMux maps URL schemes to the openers registered for them. The zero value
 // is an empty mux; DefaultURLMux is the one backends register with.
 type URLMux struct {
-	mu      sync.RWMutex
-	openers map[string]URLOpener
+	schemes urlmux.SchemeMap[URLOpener]
 }
 
 // RegisterStore makes o open URLs of scheme. Registering a scheme twice
 // panics: two backends claiming one scheme is a wiring bug, not a choice.
-func (m *URLMux) RegisterStore(scheme string, o URLOpener) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.openers == nil {
-		m.openers = map[string]URLOpener{}
-	}
-	if _, dup := m.openers[scheme]; dup {
-		panic(fmt.Sprintf("storeurl: scheme %q registered twice", scheme))
-	}
-	m.openers[scheme] = o
-}
+func (m *URLMux) RegisterStore(scheme string, o URLOpener) { m.schemes.Register("storeurl", scheme, o) }
 
 // Schemes lists the registered schemes, sorted.
-func (m *URLMux) Schemes() []string {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	out := make([]string, 0, len(m.openers))
-	for s := range m.openers {
-		out = append(out, s)
-	}
-	slices.Sort(out)
-	return out
-}
+func (m *URLMux) Schemes() []string { return m.schemes.Schemes() }
 
 // OpenStore opens the store named by rawURL with the opener of its scheme.
 // An unregistered scheme is an error naming the registered ones, since it
 // usually means the program did not import the backend's package.
 func (m *URLMux) OpenStore(ctx context.Context, rawURL string) (store.Store, error) {
-	u, err := url.Parse(rawURL)
+	u, o, err := m.schemes.Lookup("store", "core/store/bolt", rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("store url %q: %w", rawURL, err)
-	}
-	m.mu.RLock()
-	o, ok := m.openers[u.Scheme]
-	m.mu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("store url %q: unknown scheme %q (registered: %s; a backend registers when its package, e.g. core/store/bolt, is imported)",
-			rawURL, u.Scheme, strings.Join(m.Schemes(), ", "))
+		return nil, err
 	}
 	return o.OpenStoreURL(ctx, u)
 }
