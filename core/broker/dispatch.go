@@ -19,6 +19,8 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/cloudevents/sdk-go/v2/types"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dronetrack/dronetrack/core/publish"
 )
 
 // Extensions Knative sets on an event it sends to a dead-letter sink.
@@ -186,6 +188,15 @@ func (b *Broker) send(ctx context.Context, target string, e event.Event, wantRep
 	if err != nil {
 		return outcome{err: fmt.Errorf("request to %s: %w", target, err)}
 	}
+	// A subscriber in this process (core/publish LocalTransport) reads the
+	// event from the request's context and leaves its reply there, instead
+	// of decoding the HTTP message and encoding its reply as one.
+	var d *publish.Delivery
+	if wantReply {
+		var dctx context.Context
+		dctx, d = publish.WithDelivery(ctx, &e, req.URL.Host, req.URL.Path)
+		req = req.WithContext(dctx)
+	}
 	if err := cehttp.WriteRequest(ctx, binding.ToMessage(&e), req); err != nil {
 		return outcome{err: fmt.Errorf("encode event: %w", err)}
 	}
@@ -202,7 +213,18 @@ func (b *Broker) send(ctx context.Context, target string, e event.Event, wantRep
 		return outcome{code: resp.StatusCode, err: fmt.Errorf("read response from %s: %w", target, err)}
 	}
 	o := outcome{code: resp.StatusCode, body: body}
-	if !wantReply || !o.ok() || resp.StatusCode == http.StatusAccepted || len(body) == 0 && resp.Header.Get("Ce-Id") == "" {
+	if !wantReply || !o.ok() || resp.StatusCode == http.StatusAccepted {
+		return o
+	}
+	if reply := d.Reply(); reply != nil {
+		if err := reply.Validate(); err != nil {
+			o.err = fmt.Errorf("invalid reply from %s: %w", target, err)
+			return o
+		}
+		o.reply = reply
+		return o
+	}
+	if len(body) == 0 && resp.Header.Get("Ce-Id") == "" {
 		return o
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
