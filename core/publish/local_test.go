@@ -186,3 +186,34 @@ func TestDeliveryInProcessAndOverHTTP(t *testing.T) {
 		t.Errorf("request to another path took the delivery: reply header %q, slot %v", resp.Header.Get("Ce-Id"), d.Reply())
 	}
 }
+
+// A URL without a path reaches a ServeMux registered as local in one
+// request, at "/", as over a socket: not a 307 to "/" that the client then
+// follows with a second request.
+func TestLocalURLWithoutPathNotRedirected(t *testing.T) {
+	const addr = "no-path.invalid:1"
+	calls := 0
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /{$}", func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.WriteHeader(http.StatusAccepted)
+	})
+	publish.RegisterLocal(addr, mux)
+	defer publish.UnregisterLocal(addr)
+	client := &http.Client{
+		Transport:     publish.LocalTransport{},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return errors.New("redirected") },
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr, strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("post: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || calls != 1 {
+		t.Errorf("status %d after %d calls, want 202 after 1", resp.StatusCode, calls)
+	}
+}
