@@ -89,6 +89,7 @@ type Broker struct {
 	dlSubj   string
 	triggers []*route
 	client   *http.Client
+	targets  sync.Map // subscriber and sink URL -> *url.URL (targetURL)
 
 	closing   atomic.Bool
 	mu        sync.Mutex // orders inflight.Add against Shutdown's Wait

@@ -51,6 +51,13 @@ func localSink(addr string) (EventSink, bool) {
 	return s, ok
 }
 
+// IsLocal reports whether addr (host:port) is served in this process
+// (RegisterLocal).
+func IsLocal(addr string) bool {
+	_, ok := local.Load(addr)
+	return ok
+}
+
 // UnregisterLocal undoes RegisterLocal: requests for addr go to the network
 // again (a stopped or cut server then refuses them, as it should).
 func UnregisterLocal(addr string) { local.Delete(addr) }
@@ -81,6 +88,14 @@ func (t LocalTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	sr := new(http.Request)
 	*sr = *req
 	sr.RequestURI = req.URL.RequestURI()
+	if req.URL.Path == "" {
+		// A server reads "POST / HTTP/1.1" for a URL without a path; with
+		// the empty path a ServeMux answered 307 to "/" and every delivery
+		// to a function in process was sent twice (http.Client follows).
+		u := *req.URL
+		u.Path = "/"
+		sr.URL = &u
+	}
 	sr.RemoteAddr = "127.0.0.1:1"
 	sr.Host = req.URL.Host
 	if sr.Body == nil {

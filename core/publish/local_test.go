@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
@@ -102,5 +103,117 @@ func TestPublishToLocalEventSink(t *testing.T) {
 	s.err = errors.New("store down")
 	if err := p.Publish(context.Background(), e); !errors.Is(err, publish.ErrUnavailable) {
 		t.Errorf("refused: %v, want ErrUnavailable", err)
+	}
+}
+
+// A delivery handed over in process carries the event itself and takes
+// the reply event back; a handler reached over a socket, or a request the
+// handler sends on with the delivery's context to another address, reads
+// and writes the HTTP message instead.
+func TestDeliveryInProcessAndOverHTTP(t *testing.T) {
+	e, err := events.NewTelemetryReceived(telemetryEvent(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := event.New()
+	reply.SetID("r1")
+	reply.SetType("test.reply")
+	reply.SetSource("/test")
+	var sawID string
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, err := publish.EventFromRequest(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		sawID = got.ID()
+		if err := publish.WriteReply(w, r, &reply, http.StatusOK); err != nil {
+			t.Errorf("WriteReply: %v", err)
+		}
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	// call sends e to target as a delivery made for path.
+	call := func(target, path string) (*http.Response, *publish.Delivery) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cehttp.WriteRequest(context.Background(), binding.ToMessage(&e), req); err != nil {
+			t.Fatal(err)
+		}
+		ctx, d := publish.WithDelivery(req.Context(), &e, req.URL.Host, path)
+		resp, err := (&http.Client{Transport: publish.LocalTransport{}}).Do(req.WithContext(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, d
+	}
+
+	// Over the socket: the reply is in the response, not in the slot.
+	resp, d := call(srv.URL+"/", "/")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || sawID != e.ID() || resp.Header.Get("Ce-Id") != "r1" || d.Reply() != nil {
+		t.Errorf("over HTTP: status %d, saw %q, reply header %q, slot %v", resp.StatusCode, sawID, resp.Header.Get("Ce-Id"), d.Reply())
+	}
+
+	// In process: the reply comes back in the slot.
+	sawID = ""
+	publish.RegisterLocal(addr, h)
+	defer publish.UnregisterLocal(addr)
+	resp, d = call(srv.URL+"/", "/")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || sawID != e.ID() || d.Reply() == nil || d.Reply().ID() != "r1" {
+		t.Errorf("in process: status %d, saw %q, slot %v", resp.StatusCode, sawID, d.Reply())
+	}
+
+	// A URL without a path is delivered to "/", as a server sees it.
+	sawID = ""
+	resp, d = call(srv.URL, "")
+	resp.Body.Close()
+	if sawID != e.ID() || d.Reply() == nil {
+		t.Errorf("in process, URL without a path: saw %q, slot %v", sawID, d.Reply())
+	}
+
+	// A request the handler would send on with the delivery's context, to
+	// another address, is not the delivery: it reads the HTTP message and
+	// answers with it.
+	resp, d = call(srv.URL+"/other", "/")
+	resp.Body.Close()
+	if resp.Header.Get("Ce-Id") != "r1" || d.Reply() != nil {
+		t.Errorf("request to another path took the delivery: reply header %q, slot %v", resp.Header.Get("Ce-Id"), d.Reply())
+	}
+}
+
+// A URL without a path reaches a ServeMux registered as local in one
+// request, at "/", as over a socket: not a 307 to "/" that the client then
+// follows with a second request.
+func TestLocalURLWithoutPathNotRedirected(t *testing.T) {
+	const addr = "no-path.invalid:1"
+	calls := 0
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /{$}", func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.WriteHeader(http.StatusAccepted)
+	})
+	publish.RegisterLocal(addr, mux)
+	defer publish.UnregisterLocal(addr)
+	client := &http.Client{
+		Transport:     publish.LocalTransport{},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return errors.New("redirected") },
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr, strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("post: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || calls != 1 {
+		t.Errorf("status %d after %d calls, want 202 after 1", resp.StatusCode, calls)
 	}
 }

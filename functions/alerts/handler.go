@@ -9,11 +9,11 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/dronetrack/dronetrack/core/alerting"
 	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/publish"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/tracing"
 	"github.com/dronetrack/dronetrack/events"
@@ -88,7 +88,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 
 // serveEvent: 2xx done; 400 permanent (dead-letter); 503 retry.
 func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
-	ev, err := cehttp.NewEventFromHTTPRequest(r)
+	ev, err := publish.EventFromRequest(r) // in process: the broker's event itself
 	if err != nil {
 		h.reject(w, "not a CloudEvent: "+err.Error())
 		return

@@ -20,12 +20,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
-
 	"github.com/dronetrack/dronetrack/core/cache"
 	"github.com/dronetrack/dronetrack/core/config"
 	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/publish"
 	"github.com/dronetrack/dronetrack/core/tracing"
 	"github.com/dronetrack/dronetrack/events"
 )
@@ -111,7 +110,7 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, http.StatusMethodNotAllowed, "", "cache-refresh accepts CloudEvents by POST")
 		return
 	}
-	ev, err := cehttp.NewEventFromHTTPRequest(r)
+	ev, err := publish.EventFromRequest(r) // in process: the broker's event itself
 	if err != nil {
 		f.m.outcome(outcomeRejected)
 		problem.Write(w, http.StatusBadRequest, "Not a CloudEvent", err.Error())

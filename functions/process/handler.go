@@ -7,13 +7,12 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/binding"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/publish"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/telemetry"
 	"github.com/dronetrack/dronetrack/core/tracing"
@@ -151,7 +150,7 @@ func (h *Handler) Close() {
 // broker what to do: 2xx done; 400 permanent (dead-letter, don't retry);
 // 503 transient (retry with backoff).
 func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
-	ev, err := cehttp.NewEventFromHTTPRequest(r)
+	ev, err := publish.EventFromRequest(r) // in process: the broker's event itself
 	if err != nil {
 		h.reject(w, "", "not a CloudEvent: "+err.Error(), nil)
 		return
@@ -233,8 +232,9 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	h.recent.Add(ev.ID())
 	h.m.events.WithLabelValues("state_updated").Inc()
-	// The broker republishes the event in a 2xx reply: binary content mode.
-	if err := cehttp.WriteResponseWriter(r.Context(), binding.ToMessage(&reply), http.StatusOK, w); err != nil {
+	// The broker republishes the event in a 2xx reply: binary content mode,
+	// or the event itself to a broker in this process.
+	if err := publish.WriteReply(w, r, &reply, http.StatusOK); err != nil {
 		log.Error("write reply event", "err", err)
 	}
 }
