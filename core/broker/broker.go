@@ -67,7 +67,7 @@ type Config struct {
 	MaxInFlight int
 	// SyncAlways fsyncs every stored event before the ingress answers 202.
 	// Off, an accepted event survives a process crash (written to the OS
-	// before the ack; cmd/dronetrack TestKillUpMidStream kills a whole up)
+	// before the ack; test/system TestKillUpMidStream kills a whole up)
 	// but not a power loss within JetStream's sync interval.
 	SyncAlways bool
 	// HTTPClient sends deliveries; a pooled client when nil.
