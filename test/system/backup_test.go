@@ -241,9 +241,13 @@ func TestBackupUnderLoadRestore(t *testing.T) {
 // events of a backup include reports acknowledged after it began, which
 // the restored up may still be delivering when the history is read, and
 // each one delivered moves the state past that read's newest report.
+//
+// The wait is bounded generously: a delivery holds up to process's
+// STATE_INTERVAL, and one that fails (a store timeout on a loaded machine)
+// runs process's retry chain, about 50 s of backoff plus the attempts.
 func eventuallyStateIsNewest(t *testing.T, sys *local.System, d local.DemoKey) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		st, err := sys.Store().LatestState(t.Context(), d.TenantID, d.DroneID)
 		pts := readTrack(t, sys.Store(), d.TenantID, d.DroneID)
