@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/sim"
+	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 
@@ -206,23 +207,14 @@ func TestBackupUnderLoadRestore(t *testing.T) {
 	}
 	t.Logf("checked %d reports acknowledged before the backup (all restored) and %d sent after it (none restored)", before, after)
 
-	// Nothing half present: each drone's latest state is its newest
-	// stored report (process writes history, then state).
+	// Nothing half present: each drone's latest state is one of its stored
+	// reports at every moment, and its newest once the requeued events
+	// are delivered.
 	for i := range drones {
 		if t.Failed() {
 			break // the reports are already missing; no need to wait on states
 		}
-		pts := readTrack(t, sys2.Store(), demo[i].TenantID, demo[i].DroneID)
-		if len(pts) == 0 {
-			continue
-		}
-		var newest time.Time
-		for _, p := range pts {
-			if p.Report.TS.After(newest) {
-				newest = p.Report.TS
-			}
-		}
-		eventuallyState(t, sys2, demo[i], newest)
+		eventuallyStateIsNewest(t, sys2, demo[i])
 	}
 
 	// Accounts, keys and fences.
@@ -239,17 +231,45 @@ func TestBackupUnderLoadRestore(t *testing.T) {
 	mustPostReport(t, sys2.URL(), demo[0].Key, `{"ts":"`+now+`","lat":47,"lon":8.5}`)
 }
 
-// eventuallyState waits until the drone's latest state is at ts.
-func eventuallyState(t *testing.T, sys *local.System, d local.DemoKey, ts time.Time) {
+// eventuallyStateIsNewest checks that the drone's latest state is one of
+// its stored reports and waits until it is the newest.
+//
+// Each poll reads the state first and the history after it: process writes
+// a report's history before the state it makes, so the state read must be
+// in a history read after it, even while the restored queue is still being
+// delivered. The reverse order races with those deliveries: the pending
+// events of a backup include reports acknowledged after it began, which
+// the restored up may still be delivering when the history is read, and
+// each one delivered moves the state past that read's newest report.
+//
+// The wait is bounded generously: a delivery holds up to process's
+// STATE_INTERVAL, and one that fails (a store timeout on a loaded machine)
+// runs process's retry chain, about 50 s of backoff plus the attempts.
+func eventuallyStateIsNewest(t *testing.T, sys *local.System, d local.DemoKey) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		st, err := sys.Store().LatestState(t.Context(), d.TenantID, d.DroneID)
-		if err == nil && st.TS.Equal(ts) {
+		pts := readTrack(t, sys.Store(), d.TenantID, d.DroneID)
+		stored := make(map[time.Time]bool, len(pts))
+		var newest time.Time
+		for _, p := range pts {
+			stored[p.Report.TS.UTC()] = true
+			if p.Report.TS.After(newest) {
+				newest = p.Report.TS
+			}
+		}
+		switch {
+		case errors.Is(err, store.ErrNotFound) && len(pts) == 0:
+			return // nothing stored for the drone, neither state nor history
+		case err == nil && !stored[st.TS.UTC()]:
+			t.Errorf("drone %s: latest state %s is a report its history (%d points, newest %s) lacks: state and history disagree", d.DroneID, st.TS, len(pts), newest)
+			return
+		case err == nil && st.TS.Equal(newest):
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("drone %s: latest state %s (%v), want its newest stored report %s", d.DroneID, st.TS, err, ts)
+			t.Errorf("drone %s: latest state %s (%v), want its newest stored report %s", d.DroneID, st.TS, err, newest)
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
