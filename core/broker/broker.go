@@ -92,7 +92,8 @@ type Broker struct {
 	targets  sync.Map // subscriber and sink URL -> *url.URL (targetURL)
 
 	closing   atomic.Bool
-	mu        sync.Mutex // orders inflight.Add against Shutdown's Wait
+	draining  atomic.Bool // Shutdown began: consumers stop, in-flight deliveries finish
+	mu        sync.Mutex  // orders inflight.Add against Shutdown's Wait
 	stopped   bool
 	inflight  sync.WaitGroup
 	delivery  context.Context // cancelled to abandon deliveries
@@ -434,7 +435,7 @@ func (b *Broker) setup(ctx context.Context) error {
 				b.dispatch(r, msg)
 			})
 		}, jetstream.PullMaxMessages(b.cfg.MaxInFlight), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if !b.closing.Load() && b.health.err() == nil {
+			if !b.draining.Load() && b.health.err() == nil {
 				b.log.Warn("consume", "trigger", r.trigger.Metadata.Name, "err", err)
 			}
 		}))
@@ -546,7 +547,7 @@ func (b *Broker) publishMsg(ctx context.Context, m *nats.Msg) error {
 // Open — and stops NATS cleanly.
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.shutOnce.Do(func() {
-		b.closing.Store(true)
+		b.draining.Store(true)
 		close(b.health.quit) // deliveries waiting for a down store give up
 		b.mu.Lock()
 		b.stopped = true
@@ -555,11 +556,19 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		}
 		b.consumers = nil
 		b.mu.Unlock()
+		// No new deliveries start; those in flight finish, and what their
+		// handlers publish meanwhile (alerts' alert.raised for the state
+		// it is handling, a reply) is stored as usual: the ingress closes
+		// once they are done. Refusing it earlier held each such handler
+		// in its publish retries until the stop timeout. Ingest, the
+		// outside world's way in, is stopped before the broker.
 		done := make(chan struct{})
 		go func() { b.inflight.Wait(); close(done) }()
 		select {
 		case <-done:
+			b.closing.Store(true)
 		case <-ctx.Done():
+			b.closing.Store(true)
 			b.log.Warn("shutdown: abandoning in-flight deliveries; they are redelivered on the next start")
 			b.abandon()
 			<-done
