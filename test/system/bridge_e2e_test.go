@@ -10,17 +10,16 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/bluenviron/gomavlib/v3"
 	"github.com/bluenviron/gomavlib/v3/pkg/dialects/common"
 
 	"github.com/dronetrack/dronetrack/core/bridge"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/testenv"
+	"github.com/dronetrack/dronetrack/core/testenv/mavtest"
 
 	"github.com/dronetrack/dronetrack/infra/local"
 )
@@ -99,27 +98,7 @@ func TestBridgeThroughUpStoresEveryPositionOnce(t *testing.T) {
 		}
 	}()
 
-	v := &gomavlib.Node{
-		Endpoints:           []gomavlib.EndpointConf{gomavlib.EndpointUDPClient{Address: udp}},
-		Dialect:             common.Dialect,
-		OutVersion:          gomavlib.V2,
-		OutSystemID:         1,
-		HeartbeatSystemType: int(common.MAV_TYPE_QUADROTOR),
-	}
-	if err := v.Initialize(); err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	open := make(chan struct{})
-	var once sync.Once
-	go func() {
-		for e := range v.Events() {
-			if _, ok := e.(*gomavlib.EventChannelOpen); ok {
-				once.Do(func() { close(open) })
-			}
-		}
-	}()
-	<-open
+	v := mavtest.Vehicle(t, udp, common.MAV_TYPE_QUADROTOR)
 	const every = 20 * time.Millisecond
 	sent := 0
 	send := func(n int) {

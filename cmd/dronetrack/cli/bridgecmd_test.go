@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/gomavlib/v3"
 	"github.com/bluenviron/gomavlib/v3/pkg/dialects/common"
 
 	"github.com/dronetrack/dronetrack/core/testenv"
+	"github.com/dronetrack/dronetrack/core/testenv/mavtest"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -70,26 +70,7 @@ func TestBridgeCommand(t *testing.T) {
 			t.Fatalf("bridge did not start; log:\n%s", stderr.String())
 		}
 	}
-	v := &gomavlib.Node{
-		Endpoints:   []gomavlib.EndpointConf{gomavlib.EndpointUDPClient{Address: udp}},
-		Dialect:     common.Dialect,
-		OutVersion:  gomavlib.V2,
-		OutSystemID: 1,
-	}
-	if err := v.Initialize(); err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	open := make(chan struct{})
-	var once sync.Once
-	go func() {
-		for e := range v.Events() {
-			if _, ok := e.(*gomavlib.EventChannelOpen); ok {
-				once.Do(func() { close(open) })
-			}
-		}
-	}()
-	<-open
+	v := mavtest.Vehicle(t, udp, 0)
 	for i := range 20 {
 		if err := v.WriteMessageAll(&common.MessageGlobalPositionInt{Lat: 473977418 + int32(i), Lon: 85455939,
 			Alt: 488000, Vx: 300, Vy: 400, Hdg: 4500}); err != nil {
