@@ -21,14 +21,14 @@ const (
 )
 
 // WriteChart draws the run over time as a PNG: the top panel reports/s
-// (target offered, acked, stored, visible in the fleet API), the bottom
-// panel p99 latency per second (stored, visible, 202→SSE) with the goals as
-// dashed lines.
+// (target offered, acked, stored, visible in the fleet API; 3 s means), the
+// bottom panel p99 latency per second (stored, visible, 202→SSE, for the
+// seconds that saw such reports) with the goals as dashed lines.
 func WriteChart(path string, r Result) error {
 	rates := plot.New()
 	rates.Title.Text = fmt.Sprintf("dronetrack load: %d drones, %d report(s) per request", r.Drones, r.Batch)
 	rates.X.Label.Text = "time (s)"
-	rates.Y.Label.Text = "reports/s"
+	rates.Y.Label.Text = "reports/s (3 s mean)"
 	rates.Y.Min = 0
 	lat := plot.New()
 	lat.X.Label.Text = "time (s)"
@@ -41,10 +41,15 @@ func WriteChart(path string, r Result) error {
 		p.Legend.Left = true
 	}
 
-	series := func(p *plot.Plot, name string, c color.Color, width float64, dashed bool, v func(Second) float64) error {
-		xys := make(plotter.XYs, len(r.Seconds))
-		for i, s := range r.Seconds {
-			xys[i] = plotter.XY{X: float64(s.T), Y: v(s)}
+	series := func(p *plot.Plot, name string, c color.Color, width float64, dashed bool, v func(Second) float64, has func(Second) bool) error {
+		xys := make(plotter.XYs, 0, len(r.Seconds))
+		for _, s := range r.Seconds {
+			if has == nil || has(s) {
+				xys = append(xys, plotter.XY{X: float64(s.T), Y: v(s)})
+			}
+		}
+		if len(xys) == 0 {
+			return nil
 		}
 		l, err := plotter.NewLine(xys)
 		if err != nil {
@@ -66,6 +71,20 @@ func WriteChart(path string, r Result) error {
 	purple := color.RGBA{140, 50, 200, 255}
 	red := color.RGBA{220, 30, 30, 255}
 	goal := func(ms float64) func(Second) float64 { return func(Second) float64 { return ms } }
+	// Reports are seen stored or visible when a poll finds them (the fleet
+	// API answers from a cache of up to a second), so per-second counts
+	// come in bursts with empty seconds between: the rates are drawn as a
+	// 3 s mean, and a latency only for the seconds that saw reports.
+	mean3 := func(count func(Second) int) func(Second) float64 {
+		at := map[int]int{}
+		for _, s := range r.Seconds {
+			at[s.T] = count(s)
+		}
+		return func(s Second) float64 { return float64(at[s.T-1]+at[s.T]+at[s.T+1]) / 3 }
+	}
+	sawStored := func(s Second) bool { return s.Stored > 0 }
+	sawVisible := func(s Second) bool { return s.Visible > 0 }
+	sawStream := func(s Second) bool { return s.Streamed > 0 }
 	for _, s := range []struct {
 		p      *plot.Plot
 		name   string
@@ -73,20 +92,21 @@ func WriteChart(path string, r Result) error {
 		width  float64
 		dashed bool
 		v      func(Second) float64
+		has    func(Second) bool
 	}{
 		// Visible is drawn wide and first: without a store to read (--url)
 		// stored is what the API shows, and lies on it.
-		{rates, "target (offered)", grey, 1.5, true, func(s Second) float64 { return s.Target }},
-		{rates, "visible (fleet API)", green, 3.5, false, func(s Second) float64 { return float64(s.Visible) }},
-		{rates, "acked", blue, 1.5, false, func(s Second) float64 { return float64(s.Acked) }},
-		{rates, "stored", orange, 1.5, false, func(s Second) float64 { return float64(s.Stored) }},
-		{lat, "visible (fleet API)", green, 3.5, false, func(s Second) float64 { return s.P99Visible }},
-		{lat, "stored", orange, 1.5, false, func(s Second) float64 { return s.P99Stored }},
-		{lat, "202→SSE", purple, 1.5, false, func(s Second) float64 { return s.P99Stream }},
-		{lat, fmt.Sprintf("goal stored %d ms", goalStoredMS), red, 1, true, goal(goalStoredMS)},
-		{lat, fmt.Sprintf("goal SSE %d ms", goalStreamMS), purple, 1, true, goal(goalStreamMS)},
+		{rates, "target (offered)", grey, 1.5, true, func(s Second) float64 { return s.Target }, nil},
+		{rates, "visible (fleet API)", green, 3.5, false, mean3(func(s Second) int { return s.Visible }), nil},
+		{rates, "acked", blue, 1.5, false, mean3(func(s Second) int { return s.Acked }), nil},
+		{rates, "stored", orange, 1.5, false, mean3(func(s Second) int { return s.Stored }), nil},
+		{lat, "visible (fleet API)", green, 3.5, false, func(s Second) float64 { return s.P99Visible }, sawVisible},
+		{lat, "stored", orange, 1.5, false, func(s Second) float64 { return s.P99Stored }, sawStored},
+		{lat, "202→SSE", purple, 1.5, false, func(s Second) float64 { return s.P99Stream }, sawStream},
+		{lat, fmt.Sprintf("goal stored %d ms", goalStoredMS), red, 1, true, goal(goalStoredMS), nil},
+		{lat, fmt.Sprintf("goal SSE %d ms", goalStreamMS), purple, 1, true, goal(goalStreamMS), nil},
 	} {
-		if err := series(s.p, s.name, s.c, s.width, s.dashed, s.v); err != nil {
+		if err := series(s.p, s.name, s.c, s.width, s.dashed, s.v, s.has); err != nil {
 			return fmt.Errorf("chart: %w", err)
 		}
 	}
