@@ -302,6 +302,13 @@ func (p *stateParser) time(dst *time.Time) bool {
 
 // object reads a state object into s.
 func (p *stateParser) object(s *DroneState) bool {
+	return p.members(func(name []byte) bool { return p.member(s, name) })
+}
+
+// members reads a JSON object, handing each member's name to member, which
+// reads the value; false from member (an unknown name, a bad value) fails
+// the object.
+func (p *stateParser) members(member func(name []byte) bool) bool {
 	if !p.byte('{') {
 		return false
 	}
@@ -310,10 +317,7 @@ func (p *stateParser) object(s *DroneState) bool {
 	}
 	for {
 		name, ok := p.str()
-		if !ok || !p.byte(':') {
-			return false
-		}
-		if !p.member(s, name) {
+		if !ok || !p.byte(':') || !member(name) {
 			return false
 		}
 		if p.byte('}') {
@@ -424,17 +428,7 @@ func (p *stateParser) member(s *DroneState, name []byte) bool {
 }
 
 func (p *stateParser) position(h *Position) bool {
-	if !p.byte('{') {
-		return false
-	}
-	if p.byte('}') {
-		return true
-	}
-	for {
-		name, ok := p.str()
-		if !ok || !p.byte(':') {
-			return false
-		}
+	return p.members(func(name []byte) (ok bool) {
 		switch string(name) {
 		case "lat":
 			h.Lat, ok = p.float()
@@ -442,19 +436,9 @@ func (p *stateParser) position(h *Position) bool {
 			h.Lon, ok = p.float()
 		case "alt":
 			ok = p.optFloat(&h.Alt)
-		default:
-			return false
 		}
-		if !ok {
-			return false
-		}
-		if p.byte('}') {
-			return true
-		}
-		if !p.byte(',') {
-			return false
-		}
-	}
+		return ok
+	})
 }
 
 // Report's JSON, as DroneState's: a report is the first members of a state
