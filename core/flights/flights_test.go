@@ -1,7 +1,6 @@
 package flights
 
 import (
-	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -336,29 +335,6 @@ func BenchmarkApply(b *testing.B) {
 		r.Lat = 47 + float64(i)*1e-5
 		batch[0] = r
 		d.Apply(s, batch)
-	}
-}
-
-// BenchmarkDetectorRoundTrip is what a store adds per batch around Apply:
-// decode the stored detector (in flight) and encode it back.
-func BenchmarkDetectorRoundTrip(b *testing.B) {
-	s := DefaultSettings()
-	d := Detector{TenantID: "t", DroneID: "d"}
-	d.Apply(s, armedSequence()[:60])
-	raw, err := json.Marshal(d)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(len(raw)), "bytes")
-	b.ReportAllocs()
-	for b.Loop() {
-		var x Detector
-		if err := json.Unmarshal(raw, &x); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := json.Marshal(x); err != nil {
-			b.Fatal(err)
-		}
 	}
 }
 
