@@ -2,14 +2,12 @@ package system
 
 import (
 	"context"
-	"log/slog"
 	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,7 +16,6 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/bridge"
 	"github.com/dronetrack/dronetrack/core/store"
-	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/core/testenv/mavtest"
 
 	"github.com/dronetrack/dronetrack/infra/local"
@@ -36,24 +33,9 @@ func TestBridgeThroughUpStoresEveryPositionOnce(t *testing.T) {
 		cut = 30 * time.Second
 	}
 	ctx := context.Background()
-	dir := t.TempDir()
-	logs := &testenv.LogBuffer{}
-	sys, err := local.Start(ctx, local.Options{
-		DataDir: dir, HTTPAddr: "127.0.0.1:0", DemoDrones: 2, LogLevel: slog.LevelWarn,
-		Log: logs, Out: logs, StopTimeout: 60 * time.Second,
-	})
-	if err != nil {
-		t.Fatalf("start system: %v", err)
-	}
-	defer func() {
-		_ = sys.Shutdown()
-		if t.Failed() {
-			t.Logf("system output:\n%s", logs.String())
-		}
-	}()
-	demo, err := local.ReadDemoKeys(filepath.Join(dir, local.DemoKeysFile))
-	if err != nil || len(demo) < 2 {
-		t.Fatalf("demo keys: %d, %v", len(demo), err)
+	sys, demo := startTestSystem(t, local.Options{DemoDrones: 2, StopTimeout: 60 * time.Second})
+	if len(demo) < 2 {
+		t.Fatalf("demo keys: %d, want 2", len(demo))
 	}
 	drone, tracker := demo[0], demo[1]
 
