@@ -30,6 +30,26 @@ var local sync.Map
 // In a cluster nothing is registered and every request goes to the network.
 func RegisterLocal(addr string, h http.Handler) { local.Store(addr, h) }
 
+// RegisterLocalEvents is RegisterLocal for a handler that takes the event
+// of every delivery sent to it from the request's context
+// (EventFromRequest, DeliveredType) and answers with WriteReply, reading
+// nothing else of the request but its method, path and context: a
+// delivery made with WithUnencodedDelivery reaches it without the event
+// written into the HTTP message. The functions declare it with
+// EventReader.
+func RegisterLocalEvents(addr string, h http.Handler) { local.Store(addr, eventHandler{h}) }
+
+// EventReader is implemented by a function instance whose handler reads
+// every event a broker delivers to it with EventFromRequest or
+// DeliveredType, never from the HTTP message, on every path a Trigger
+// delivers to: one-machine mode registers it with RegisterLocalEvents.
+type EventReader interface {
+	ReadsDeliveredEvents() bool
+}
+
+// eventHandler marks a handler registered with RegisterLocalEvents.
+type eventHandler struct{ http.Handler }
+
 // EventSink is a handler registered with RegisterLocal that can also take
 // an event directly. A Publisher whose sink is such a handler calls
 // PublishEvent instead of encoding the event as an HTTP request that the
@@ -73,6 +93,14 @@ type LocalTransport struct{ Next http.RoundTripper }
 // RoundTrip implements http.RoundTripper.
 func (t LocalTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	v, ok := local.Load(req.URL.Host)
+	if _, events := v.(eventHandler); !events {
+		// The handler, or the network, reads the HTTP message: an
+		// unencoded delivery's event is written into it here.
+		var err error
+		if req, err = encodeDelivery(req); err != nil {
+			return nil, err
+		}
+	}
 	if !ok {
 		next := t.Next
 		if next == nil {

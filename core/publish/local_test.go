@@ -217,3 +217,96 @@ func TestLocalURLWithoutPathNotRedirected(t *testing.T) {
 		t.Errorf("status %d after %d calls, want 202 after 1", resp.StatusCode, calls)
 	}
 }
+
+// An unencoded delivery (WithUnencodedDelivery) reaches a handler
+// registered with RegisterLocalEvents without the event in its HTTP message,
+// and the handler still gets the event and returns its reply. Any other
+// receiver reads the HTTP message: a handler registered with RegisterLocal,
+// or the same handler over a socket (not registered, as a function cut by a
+// fault test or in a cluster), gets the event in binary content mode, as
+// WithDelivery's requests carry it, and the caller's request is not changed.
+func TestUnencodedDeliveryInProcessAndOverHTTP(t *testing.T) {
+	e, err := events.NewTelemetryReceived(telemetryEvent(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := event.New()
+	reply.SetID("r1")
+	reply.SetType("test.reply")
+	reply.SetSource("/test")
+	var sawID, sawType, sawHeader string
+	var sawData []byte
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sawHeader, sawType = r.Header.Get("Ce-Id"), publish.DeliveredType(r)
+		got, err := publish.EventFromRequest(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		sawID, sawData = got.ID(), got.Data()
+		if err := publish.WriteReply(w, r, &reply, http.StatusOK); err != nil {
+			t.Errorf("WriteReply: %v", err)
+		}
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	call := func(target, path string) (*http.Response, *publish.Delivery, *http.Request) {
+		t.Helper()
+		sawID, sawType, sawHeader, sawData = "", "", "", nil
+		req, err := http.NewRequest(http.MethodPost, target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Prefer", "reply")
+		ctx, d := publish.WithUnencodedDelivery(req.Context(), &e, req.URL.Host, path)
+		req = req.WithContext(ctx)
+		resp, err := (&http.Client{Transport: publish.LocalTransport{}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp, d, req
+	}
+	unchanged := func(where string, req *http.Request) {
+		t.Helper()
+		if len(req.Header) != 1 || req.Body != nil {
+			t.Errorf("%s: the caller's request was changed: headers %v, body %v", where, req.Header, req.Body)
+		}
+	}
+
+	// Over the socket: the HTTP message carries the event, the reply
+	// comes back in the response.
+	resp, d, req := call(srv.URL+"/", "/")
+	if resp.StatusCode != http.StatusOK || sawID != e.ID() || sawHeader != e.ID() || sawType != e.Type() ||
+		string(sawData) != string(e.Data()) || resp.Header.Get("Ce-Id") != "r1" || d.Reply() != nil {
+		t.Errorf("over HTTP: status %d, saw %q (header %q, type %q), reply header %q, slot %v",
+			resp.StatusCode, sawID, sawHeader, sawType, resp.Header.Get("Ce-Id"), d.Reply())
+	}
+	unchanged("over HTTP", req)
+
+	// In process, to a handler that reads HTTP messages: encoded, and the
+	// reply comes back in the slot.
+	publish.RegisterLocal(addr, h)
+	defer publish.UnregisterLocal(addr)
+	resp, d, req = call(srv.URL+"/", "/")
+	if resp.StatusCode != http.StatusOK || sawID != e.ID() || sawHeader != e.ID() || d.Reply() == nil || d.Reply().ID() != "r1" {
+		t.Errorf("in process (RegisterLocal): status %d, saw %q (header %q), slot %v", resp.StatusCode, sawID, sawHeader, d.Reply())
+	}
+	unchanged("in process (RegisterLocal)", req)
+
+	// In process, to a handler that takes the event: no HTTP encoding.
+	publish.RegisterLocalEvents(addr, h)
+	resp, d, _ = call(srv.URL, "")
+	if resp.StatusCode != http.StatusOK || sawID != e.ID() || sawHeader != "" || sawType != e.Type() || d.Reply() == nil {
+		t.Errorf("in process (RegisterLocalEvents): status %d, saw %q (header %q, type %q), slot %v",
+			resp.StatusCode, sawID, sawHeader, sawType, d.Reply())
+	}
+
+	// A request sent with the delivery's context to another path is not the
+	// delivery: it is neither given the event nor encoded with it.
+	resp, d, _ = call(srv.URL+"/other", "/")
+	if resp.StatusCode != http.StatusBadRequest || sawHeader != "" || d.Reply() != nil {
+		t.Errorf("request to another path: status %d, header %q, slot %v; want 400 (no event)", resp.StatusCode, sawHeader, d.Reply())
+	}
+}

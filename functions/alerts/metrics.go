@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dronetrack/dronetrack/core/publish"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -48,7 +49,7 @@ func newMetrics() *metrics {
 
 // eventLabel bounds the type label to the types alerts subscribes to.
 func eventLabel(r *http.Request) string {
-	switch r.Header.Get("Ce-Type") {
+	switch publish.DeliveredType(r) {
 	case events.TypeStateUpdated:
 		return "state_updated"
 	case events.TypeLinkCheck, TypePing:

@@ -90,6 +90,11 @@ func (f *Function) Ready(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// ReadsDeliveredEvents declares that cache-refresh reads each delivered
+// event with publish.EventFromRequest, so `up` hands it deliveries without
+// their HTTP encoding (core/publish RegisterLocalEvents).
+func (f *Function) ReadsDeliveredEvents() bool { return true }
+
 // Alive is true while the process runs; a cache outage is not a reason to
 // restart it.
 func (f *Function) Alive(context.Context) (bool, error) { return true, nil }

@@ -37,6 +37,17 @@ func (localRegistry) Store(addr string, h http.Handler) {
 	}
 }
 
+// StoreFunction registers the handler h of function fn as serving addr:
+// as one taking delivered events without their HTTP encoding when fn says
+// it reads them from the delivery (publish.EventReader).
+func (r localRegistry) StoreFunction(addr string, fn Instance, h http.Handler) {
+	if er, ok := fn.(publish.EventReader); ok && er.ReadsDeliveredEvents() && inprocDelivery() {
+		publish.RegisterLocalEvents(addr, h)
+		return
+	}
+	r.Store(addr, h)
+}
+
 // Delete unregisters addr: requests go to its socket again.
 func (localRegistry) Delete(addr string) { publish.UnregisterLocal(addr) }
 
