@@ -115,6 +115,16 @@ func newEvent(id, typ, source, tenantID, droneID string, at time.Time, data any)
 	return e, nil
 }
 
+// Extension is e's extension name (a lower-case name, as stored), or nil:
+// Event.Extensions copies every extension on each call, and the functions
+// read one or two of them per event.
+func Extension(e cloudevents.Event, name string) any {
+	if ec, ok := e.Context.(*cloudevents.EventContextV1); ok {
+		return ec.Extensions[name]
+	}
+	return e.Extensions()[name]
+}
+
 // Decode unmarshals an event's data after checking its type, so a consumer
 // behind a misconfigured Trigger fails loudly instead of reading zero values.
 func Decode[T any](e cloudevents.Event, wantType string) (T, error) {

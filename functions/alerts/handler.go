@@ -108,7 +108,7 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func extension(ev cloudevents.Event, name string) string {
-	v, _ := ev.Extensions()[name].(string)
+	v, _ := events.Extension(ev, name).(string)
 	return v
 }
 

@@ -132,7 +132,7 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log = log.With("tenant", su.TenantID, "drone", su.DroneID)
-	if fe := check(su, ev.Extensions()[events.ExtTenantID]); len(fe) > 0 {
+	if fe := check(su, events.Extension(*ev, events.ExtTenantID)); len(fe) > 0 {
 		f.m.outcome(outcomeRejected)
 		log.WarnContext(r.Context(), "rejected event", "err", events.ValidationError(fe))
 		problem.Write(w, http.StatusBadRequest, "Invalid state.updated event", "", problem.WithErrors(fe))
