@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"io"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -308,5 +310,58 @@ func TestUnencodedDeliveryInProcessAndOverHTTP(t *testing.T) {
 	resp, d, _ = call(srv.URL+"/other", "/")
 	if resp.StatusCode != http.StatusBadRequest || sawHeader != "" || d.Reply() != nil {
 		t.Errorf("request to another path: status %d, header %q, slot %v; want 400 (no event)", resp.StatusCode, sawHeader, d.Reply())
+	}
+}
+
+// A handler called in process answers the client as over a socket, as
+// httptest.ResponseRecorder records it: status, headers as at WriteHeader
+// (later changes are not sent), body, a sniffed Content-Type, 200 for a
+// handler that writes nothing.
+func TestLocalResponseAsOverSocket(t *testing.T) {
+	const addr = "local-response.invalid:1"
+	handlers := map[string]http.HandlerFunc{
+		"/status": func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) },
+		"/headers": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Ce-Id", "r1")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusAccepted)
+			w.Header().Set("Ce-Id", "changed")
+			_, _ = w.Write([]byte(`{"a":`))
+			_, _ = w.Write([]byte(`1}`))
+		},
+		"/sniffed": func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("<html>hi</html>")) },
+		"/nothing": func(w http.ResponseWriter, r *http.Request) { w.Header().Set("X-Set", "1") },
+	}
+	mux := http.NewServeMux()
+	for p, h := range handlers {
+		mux.Handle(p, h)
+	}
+	publish.RegisterLocal(addr, mux)
+	defer publish.UnregisterLocal(addr)
+	for _, tc := range []struct {
+		path, header, value, body string
+		code                      int
+	}{
+		{"/status", "Ce-Id", "", "", http.StatusNoContent},
+		{"/headers", "Ce-Id", "r1", `{"a":1}`, http.StatusAccepted},
+		{"/headers", "Content-Type", "application/json", `{"a":1}`, http.StatusAccepted},
+		{"/sniffed", "Content-Type", "text/html; charset=utf-8", "<html>hi</html>", http.StatusOK},
+		{"/nothing", "X-Set", "1", "", http.StatusOK},
+	} {
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := (&http.Client{Transport: publish.LocalTransport{}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || resp.Header.Get(tc.header) != tc.value || string(b) != tc.body ||
+			resp.ContentLength != int64(len(tc.body)) || resp.Status != strconv.Itoa(tc.code)+" "+http.StatusText(tc.code) {
+			t.Errorf("%s: %s, %s %q, body %q (length %d); want %d, %q, %q",
+				tc.path, resp.Status, tc.header, resp.Header.Get(tc.header), b, resp.ContentLength, tc.code, tc.value, tc.body)
+		}
 	}
 }
