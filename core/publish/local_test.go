@@ -3,8 +3,8 @@ package publish_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
