@@ -221,9 +221,11 @@ func (b *Broker) send(ctx context.Context, target string, e event.Event, wantRep
 		return outcome{err: fmt.Errorf("post %s: %w", target, err)}
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
-	if err != nil {
-		return outcome{code: resp.StatusCode, err: fmt.Errorf("read response from %s: %w", target, err)}
+	var body []byte
+	if resp.Body != http.NoBody { // most answers are a bare status: no read buffer for them
+		if body, err = io.ReadAll(io.LimitReader(resp.Body, maxReply)); err != nil {
+			return outcome{code: resp.StatusCode, err: fmt.Errorf("read response from %s: %w", target, err)}
+		}
 	}
 	o := outcome{code: resp.StatusCode, body: body}
 	if !wantReply || !o.ok() || resp.StatusCode == http.StatusAccepted {
