@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"strings"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
@@ -59,15 +60,44 @@ func NewTelemetryReceived(data TelemetryReceived) (cloudevents.Event, error) {
 // NewStateUpdated builds the event process emits when a drone's latest state
 // changed. Its id is deterministic in (drone, ts): a replay is a duplicate.
 func NewStateUpdated(data StateUpdated) (cloudevents.Event, error) {
-	id := data.DroneID + "@" + data.State.TS.UTC().Format(time.RFC3339Nano)
-	// The data encoded here: SetData's codec would marshal it through
-	// encoding/json, which re-scans what the method writes.
+	// process builds one per advancing report: the context is filled
+	// directly, as EncodeTelemetryReceived does (the same event newEvent
+	// builds, TestStateUpdatedAsNewEvent), and the data encoded here:
+	// SetData's codec would marshal it through encoding/json, which
+	// re-scans what the method writes.
 	raw, err := data.AppendJSON(make([]byte, 0, 448))
 	if err != nil {
 		return cloudevents.Event{}, fmt.Errorf("encode %s data: %w", TypeStateUpdated, err)
 	}
-	return newEvent(id, TypeStateUpdated, SourceProcess, data.TenantID, data.DroneID, data.State.UpdatedAt, jsonData(raw))
+	c := &telemetryContext{
+		ec:          cloudevents.EventContextV1{Type: TypeStateUpdated, Source: processSource},
+		contentType: cloudevents.ApplicationJSON,
+	}
+	ec := &c.ec
+	id := make([]byte, 0, len(data.DroneID)+1+len(time.RFC3339Nano))
+	id = append(append(id, data.DroneID...), '@')
+	if err := ec.SetID(string(data.State.TS.UTC().AppendFormat(id, time.RFC3339Nano))); err != nil {
+		return cloudevents.Event{}, err
+	}
+	// As SetSubject and SetTime: an empty subject and a zero time are absent.
+	if s := strings.TrimSpace(data.DroneID); s != "" {
+		c.subject = s
+		ec.Subject = &c.subject
+	}
+	if !data.State.UpdatedAt.IsZero() {
+		c.time.Time = data.State.UpdatedAt
+		ec.Time = &c.time
+	}
+	ec.DataContentType = &c.contentType
+	// Room for the traceparent and tracestate process adds.
+	ec.Extensions = make(map[string]any, 4)
+	ec.Extensions[ExtTenantID] = data.TenantID
+	ec.Extensions[ExtPartitionKey] = data.DroneID
+	return cloudevents.Event{Context: ec, DataEncoded: raw}, nil
 }
+
+// processSource is SourceProcess parsed once.
+var processSource = mustURIRef(SourceProcess)
 
 // jsonData is data already encoded as JSON, for newEvent.
 type jsonData []byte

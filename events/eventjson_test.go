@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -96,4 +97,37 @@ func FuzzEventDataJSON(f *testing.F) {
 			t.Fatalf("telemetry.received %s: %+v (%v), encoding/json's %+v (%v)", data, c, cErr, d, dErr)
 		}
 	})
+}
+
+// NewStateUpdated builds the event newEvent builds from the same values
+// (attributes, extensions, data), with the context filled directly.
+func TestStateUpdatedAsNewEvent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for i := range 500 {
+		su := StateUpdated{TenantID: "t1", DroneID: "d" + strings.Repeat("1", i%4), State: randomState(rng)}
+		switch i % 50 {
+		case 1:
+			su.DroneID = " padded "
+		case 2:
+			su.DroneID, su.TenantID = "", ""
+		case 3:
+			su.State.UpdatedAt = time.Time{}
+		}
+		got, err := NewStateUpdated(su)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal((*stateUpdatedJSON)(&su))
+		want, err := newEvent(su.DroneID+"@"+su.State.TS.UTC().Format(time.RFC3339Nano), TypeStateUpdated, SourceProcess,
+			su.TenantID, su.DroneID, su.State.UpdatedAt, jsonData(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want.String(), got.String()); diff != "" || !reflect.DeepEqual(want, got) {
+			t.Fatalf("NewStateUpdated(%+v) (-newEvent +got):\n%s\n%#v\n%#v", su, diff, want.Context, got.Context)
+		}
+		if err := got.Validate(); err != nil && su.DroneID != "" {
+			t.Fatalf("invalid: %v", err)
+		}
+	}
 }
