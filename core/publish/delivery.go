@@ -18,8 +18,10 @@ import (
 // (EventFromRequest) and leaves its reply in the slot (WriteReply), so
 // neither is parsed back from, or encoded into, an HTTP message; over a
 // socket the context stays behind and both ends use the HTTP message, as
-// in a cluster. The request still carries the event in binary content
-// mode, so a handler that reads the HTTP message sees the same event.
+// in a cluster. The request carries the event in binary content mode too
+// (WithDelivery), or gets it written in by LocalTransport before it reaches
+// anything but a handler that reads only the event (WithUnencodedDelivery),
+// so a handler that reads the HTTP message sees the same event.
 type Delivery struct {
 	event *event.Event
 	host  string // the request's host and path: a request the handler

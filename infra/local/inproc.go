@@ -13,7 +13,9 @@ import (
 // separate processes would; for comparisons. By default these hops are
 // handed to the handlers in process (core/publish.LocalTransport): the
 // same HTTP messages in binary CloudEvents mode, with request contexts and
-// timeouts honoured, but no sockets. BenchmarkPipeline measured loopback
+// timeouts honoured, but no sockets; a function that reads its events from
+// the delivery (publish.EventReader: process, cache-refresh, alerts) gets
+// the broker's deliveries without the HTTP encoding. BenchmarkPipeline measured loopback
 // HTTP at a third of the pipeline's CPU per report (docs/performance.md).
 // A function cut by the fault tests (restartListener) is unregistered, so
 // deliveries to it fail exactly as with TCP.
