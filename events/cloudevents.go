@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"strings"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
@@ -59,9 +60,47 @@ func NewTelemetryReceived(data TelemetryReceived) (cloudevents.Event, error) {
 // NewStateUpdated builds the event process emits when a drone's latest state
 // changed. Its id is deterministic in (drone, ts): a replay is a duplicate.
 func NewStateUpdated(data StateUpdated) (cloudevents.Event, error) {
-	id := data.DroneID + "@" + data.State.TS.UTC().Format(time.RFC3339Nano)
-	return newEvent(id, TypeStateUpdated, SourceProcess, data.TenantID, data.DroneID, data.State.UpdatedAt, data)
+	// process builds one per advancing report: the context is filled
+	// directly, as EncodeTelemetryReceived does (the same event newEvent
+	// builds, TestStateUpdatedAsNewEvent), and the data encoded here:
+	// SetData's codec would marshal it through encoding/json, which
+	// re-scans what the method writes.
+	raw, err := data.AppendJSON(make([]byte, 0, 448))
+	if err != nil {
+		return cloudevents.Event{}, fmt.Errorf("encode %s data: %w", TypeStateUpdated, err)
+	}
+	c := &telemetryContext{
+		ec:          cloudevents.EventContextV1{Type: TypeStateUpdated, Source: processSource},
+		contentType: cloudevents.ApplicationJSON,
+	}
+	ec := &c.ec
+	id := make([]byte, 0, len(data.DroneID)+1+len(time.RFC3339Nano))
+	id = append(append(id, data.DroneID...), '@')
+	if err := ec.SetID(string(data.State.TS.UTC().AppendFormat(id, time.RFC3339Nano))); err != nil {
+		return cloudevents.Event{}, err
+	}
+	// As SetSubject and SetTime: an empty subject and a zero time are absent.
+	if s := strings.TrimSpace(data.DroneID); s != "" {
+		c.subject = s
+		ec.Subject = &c.subject
+	}
+	if !data.State.UpdatedAt.IsZero() {
+		c.time.Time = data.State.UpdatedAt
+		ec.Time = &c.time
+	}
+	ec.DataContentType = &c.contentType
+	// Room for the traceparent and tracestate process adds.
+	ec.Extensions = make(map[string]any, 4)
+	ec.Extensions[ExtTenantID] = data.TenantID
+	ec.Extensions[ExtPartitionKey] = data.DroneID
+	return cloudevents.Event{Context: ec, DataEncoded: raw}, nil
 }
+
+// processSource is SourceProcess parsed once.
+var processSource = mustURIRef(SourceProcess)
+
+// jsonData is data already encoded as JSON, for newEvent.
+type jsonData []byte
 
 // AlertEventID is the CloudEvent id of an alert's raised event, or of its
 // resolved event: "<alert id>/raised" or "<alert id>/resolved". Fixed ids
@@ -94,10 +133,26 @@ func newEvent(id, typ, source, tenantID, droneID string, at time.Time, data any)
 	}
 	e.SetExtension(ExtTenantID, tenantID)
 	e.SetExtension(ExtPartitionKey, droneID)
+	if raw, ok := data.(jsonData); ok {
+		// What SetData stores for JSON data, without its codec.
+		e.SetDataContentType(cloudevents.ApplicationJSON)
+		e.DataEncoded, e.DataBase64 = raw, false
+		return e, nil
+	}
 	if err := e.SetData(cloudevents.ApplicationJSON, data); err != nil {
 		return e, fmt.Errorf("encode %s data: %w", typ, err)
 	}
 	return e, nil
+}
+
+// Extension is e's extension name (a lower-case name, as stored), or nil:
+// Event.Extensions copies every extension on each call, and the functions
+// read one or two of them per event.
+func Extension(e cloudevents.Event, name string) any {
+	if ec, ok := e.Context.(*cloudevents.EventContextV1); ok {
+		return ec.Extensions[name]
+	}
+	return e.Extensions()[name]
 }
 
 // Decode unmarshals an event's data after checking its type, so a consumer
@@ -107,8 +162,20 @@ func Decode[T any](e cloudevents.Event, wantType string) (T, error) {
 	if e.Type() != wantType {
 		return v, fmt.Errorf("event %s: type %q, want %q", e.ID(), e.Type(), wantType)
 	}
-	if err := json.Unmarshal(e.Data(), &v); err != nil {
+	var err error
+	if d, ok := any(&v).(dataDecoder); ok {
+		err = d.decodeData(e.Data())
+	} else {
+		err = json.Unmarshal(e.Data(), &v)
+	}
+	if err != nil {
 		return v, fmt.Errorf("event %s: decode %s data: %w", e.ID(), wantType, err)
 	}
 	return v, nil
 }
+
+// dataDecoder is the data of an event decoded by hand (statejson.go):
+// decodeData reads what json.Unmarshal reads and fails where it fails,
+// without encoding/json's separate validation pass over input the hand
+// parser takes (which is valid JSON by construction).
+type dataDecoder interface{ decodeData([]byte) error }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/go-cmp/cmp"
 )
@@ -123,5 +124,20 @@ func TestStateAndAlertEvents(t *testing.T) {
 		OpenedAt: ts, ResolvedAt: new(ts.Add(time.Minute))})
 	if raised.ID() == resolved.ID() {
 		t.Error("raised and resolved events of one alert share an id; the broker would drop one as a duplicate")
+	}
+}
+
+// Extension reads what Extensions reads, on a v1 context (the map itself)
+// and on any other (through the copy).
+func TestExtensionReadsWithoutCopy(t *testing.T) {
+	e := cloudevents.New()
+	e.SetExtension(ExtTenantID, "t1")
+	if got := Extension(e, ExtTenantID); got != "t1" || Extension(e, "absent") != nil {
+		t.Errorf("v1: %v, absent %v", got, Extension(e, "absent"))
+	}
+	v03 := cloudevents.New(cloudevents.CloudEventsVersionV03)
+	v03.SetExtension(ExtTenantID, "t2")
+	if got := Extension(v03, ExtTenantID); got != "t2" {
+		t.Errorf("v0.3: %v, want t2", got)
 	}
 }

@@ -78,8 +78,9 @@ func EncodeTelemetryReceived(d TelemetryReceived, buf []byte) (event.Event, []by
 	return e, b, nil
 }
 
-// telemetryContext is a telemetry.received event's context with the values
-// its pointer fields point at, so building it is one allocation, not four.
+// telemetryContext is a telemetry.received (or state.updated) event's
+// context with the values its pointer fields point at, so building it is one
+// allocation, not four.
 type telemetryContext struct {
 	ec          event.EventContextV1
 	time        types.Timestamp
@@ -192,10 +193,13 @@ func appendString(b []byte, s string) []byte {
 }
 
 // ingestSource is SourceIngest parsed once.
-var ingestSource = func() types.URIRef {
-	u, err := url.Parse(SourceIngest)
+var ingestSource = mustURIRef(SourceIngest)
+
+// mustURIRef is a constant source parsed, as SetSource parses it.
+func mustURIRef(s string) types.URIRef {
+	u, err := url.Parse(s)
 	if err != nil {
-		panic(fmt.Sprintf("SourceIngest %q is not a URI reference: %v", SourceIngest, err))
+		panic(fmt.Sprintf("source %q is not a URI reference: %v", s, err))
 	}
 	return types.URIRef{URL: *u}
-}()
+}

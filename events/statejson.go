@@ -468,10 +468,158 @@ func (r *Report) UnmarshalJSON(data []byte) error {
 	st := r.State()
 	p := stateParser{report: true, b: data, floats: new([16]float64)}
 	if p.object(&st) && p.end() {
-		*r = Report{TS: st.TS, Lat: st.Lat, Lon: st.Lon, Alt: st.Alt, Speed: st.Speed, Heading: st.Heading,
-			Battery: st.Battery, Seq: st.Seq, Armed: st.Armed, Mode: st.Mode, Fix: st.Fix, Satellites: st.Satellites,
-			HAE: st.HAE, Height: st.Height, VSpeed: st.VSpeed, HAcc: st.HAcc, VAcc: st.VAcc, Link: st.Link, Home: st.Home}
+		*r = reportOf(&st)
 		return nil
 	}
 	return json.Unmarshal(data, (*reportJSON)(r))
+}
+
+// The data of the two events every report produces, state.updated
+// (encoded by process, decoded by cache-refresh and alerts) and
+// telemetry.received (decoded by process), by hand as well: around the
+// hand-coded state and reports encoding/json still scanned the whole
+// object, reflected over the outer struct and scanned the state again
+// after calling its method. Their members are read with the same parser;
+// anything it does not take goes to encoding/json.
+
+// stateUpdatedJSON is StateUpdated without its JSON methods.
+type stateUpdatedJSON StateUpdated
+
+// MarshalJSON writes what encoding/json writes for the struct.
+func (u StateUpdated) MarshalJSON() ([]byte, error) {
+	return u.AppendJSON(make([]byte, 0, 448))
+}
+
+// AppendJSON appends u's JSON (MarshalJSON's bytes) to b.
+func (u StateUpdated) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"tenantId":`...)
+	b = appendString(b, u.TenantID)
+	b = append(b, `,"droneId":`...)
+	b = appendString(b, u.DroneID)
+	b = append(b, `,"state":`...)
+	b, err := u.State.AppendJSON(b)
+	if err != nil {
+		return b, err
+	}
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads what encoding/json reads into the struct (see
+// DroneState.UnmarshalJSON).
+func (u *StateUpdated) UnmarshalJSON(data []byte) error {
+	if u.decodePlain(data) {
+		return nil
+	}
+	return json.Unmarshal(data, (*stateUpdatedJSON)(u))
+}
+
+// decodeData is UnmarshalJSON for Decode: the form the hand parser takes is
+// valid JSON, so encoding/json's validation pass runs only for the rest.
+func (u *StateUpdated) decodeData(data []byte) error { return u.UnmarshalJSON(data) }
+
+// decodePlain reads the form the parser takes into u and reports whether
+// it did; u is unchanged when it did not.
+func (u *StateUpdated) decodePlain(data []byte) bool {
+	out := *u
+	p := stateParser{b: data, floats: new([16]float64)}
+	ok := p.members(func(name []byte) bool {
+		switch string(name) {
+		case "tenantId":
+			return p.string(&out.TenantID)
+		case "droneId":
+			return p.string(&out.DroneID)
+		case "state":
+			return p.object(&out.State)
+		}
+		return false
+	})
+	if !ok || !p.end() {
+		return false
+	}
+	*u = out
+	return true
+}
+
+// telemetryReceivedJSON is TelemetryReceived without its JSON methods.
+type telemetryReceivedJSON TelemetryReceived
+
+// UnmarshalJSON reads what encoding/json reads into the struct (see
+// DroneState.UnmarshalJSON). The reports of one event share the parser's
+// blocks of optional values.
+func (d *TelemetryReceived) UnmarshalJSON(data []byte) error {
+	if d.decodePlain(data) {
+		return nil
+	}
+	return json.Unmarshal(data, (*telemetryReceivedJSON)(d))
+}
+
+// decodeData is UnmarshalJSON for Decode (see StateUpdated.decodeData).
+func (d *TelemetryReceived) decodeData(data []byte) error { return d.UnmarshalJSON(data) }
+
+func (d *TelemetryReceived) decodePlain(data []byte) bool {
+	out := *d
+	p := stateParser{b: data, floats: new([16]float64)}
+	ok := p.members(func(name []byte) bool {
+		switch string(name) {
+		case "tenantId":
+			return p.string(&out.TenantID)
+		case "droneId":
+			return p.string(&out.DroneID)
+		case "receivedAt":
+			return p.time(&out.ReceivedAt)
+		case "reports":
+			return p.reports(&out.Reports)
+		}
+		return false
+	})
+	if !ok || !p.end() {
+		return false
+	}
+	*d = out
+	return true
+}
+
+// string reads a string without escapes into dst.
+func (p *stateParser) string(dst *string) bool {
+	v, ok := p.str()
+	if ok {
+		*dst = string(v)
+	}
+	return ok
+}
+
+// reports reads an array of reports into *dst (a new slice, as
+// encoding/json makes for an array into a nil slice).
+func (p *stateParser) reports(dst *[]Report) bool {
+	if !p.byte('[') {
+		return false
+	}
+	out := make([]Report, 0, 1)
+	if p.byte(']') {
+		*dst = out
+		return true
+	}
+	p.report = true
+	defer func() { p.report = false }()
+	for {
+		var st DroneState
+		if !p.object(&st) {
+			return false
+		}
+		out = append(out, reportOf(&st))
+		if p.byte(']') {
+			*dst = out
+			return true
+		}
+		if !p.byte(',') {
+			return false
+		}
+	}
+}
+
+// reportOf is the report a state parsed as a report holds.
+func reportOf(st *DroneState) Report {
+	return Report{TS: st.TS, Lat: st.Lat, Lon: st.Lon, Alt: st.Alt, Speed: st.Speed, Heading: st.Heading,
+		Battery: st.Battery, Seq: st.Seq, Armed: st.Armed, Mode: st.Mode, Fix: st.Fix, Satellites: st.Satellites,
+		HAE: st.HAE, Height: st.Height, VSpeed: st.VSpeed, HAcc: st.HAcc, VAcc: st.VAcc, Link: st.Link, Home: st.Home}
 }

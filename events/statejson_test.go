@@ -239,7 +239,7 @@ func stateReport(s DroneState) Report {
 
 func TestReportJSONMatchesEncodingJSON(t *testing.T) {
 	if n, m := reflect.TypeOf(Report{}).NumField(), 19; n != m {
-		t.Fatalf("Report has %d fields, the test copies %d: update stateReport and Report.UnmarshalJSON", n, m)
+		t.Fatalf("Report has %d fields, the test copies %d: update stateReport and reportOf", n, m)
 	}
 	rng := rand.New(rand.NewPCG(7, 8))
 	decode := func(data []byte, into Report) {

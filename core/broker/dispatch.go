@@ -191,9 +191,16 @@ func (b *Broker) send(ctx context.Context, target string, e event.Event, wantRep
 	defer cancel()
 	// A subscriber in this process (core/publish LocalTransport) reads the
 	// event from the request's context and leaves its reply there, instead
-	// of decoding the HTTP message and encoding its reply as one.
+	// of decoding the HTTP message and encoding its reply as one. Through a
+	// LocalTransport the event is not even written into the request unless
+	// it goes to the network or to a handler that reads the HTTP message
+	// (the transport writes it then).
 	var d *publish.Delivery
-	if wantReply {
+	_, lazy := b.client.Transport.(publish.LocalTransport)
+	lazy = lazy && wantReply
+	if lazy {
+		ctx, d = publish.WithUnencodedDelivery(ctx, &e, u.Host, u.Path)
+	} else if wantReply {
 		ctx, d = publish.WithDelivery(ctx, &e, u.Host, u.Path)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", nil)
@@ -201,8 +208,10 @@ func (b *Broker) send(ctx context.Context, target string, e event.Event, wantRep
 		return outcome{err: fmt.Errorf("request to %s: %w", target, err)}
 	}
 	req.URL, req.Host = u, u.Host // shared by every delivery to target: read only
-	if err := cehttp.WriteRequest(ctx, binding.ToMessage(&e), req); err != nil {
-		return outcome{err: fmt.Errorf("encode event: %w", err)}
+	if !lazy {
+		if err := cehttp.WriteRequest(ctx, binding.ToMessage(&e), req); err != nil {
+			return outcome{err: fmt.Errorf("encode event: %w", err)}
+		}
 	}
 	if wantReply {
 		req.Header.Set("Prefer", "reply")
@@ -212,9 +221,11 @@ func (b *Broker) send(ctx context.Context, target string, e event.Event, wantRep
 		return outcome{err: fmt.Errorf("post %s: %w", target, err)}
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
-	if err != nil {
-		return outcome{code: resp.StatusCode, err: fmt.Errorf("read response from %s: %w", target, err)}
+	var body []byte
+	if resp.Body != http.NoBody { // most answers are a bare status: no read buffer for them
+		if body, err = io.ReadAll(io.LimitReader(resp.Body, maxReply)); err != nil {
+			return outcome{code: resp.StatusCode, err: fmt.Errorf("read response from %s: %w", target, err)}
+		}
 	}
 	o := outcome{code: resp.StatusCode, body: body}
 	if !wantReply || !o.ok() || resp.StatusCode == http.StatusAccepted {

@@ -498,3 +498,30 @@ func TestFleetFollowsManyChanges(t *testing.T) {
 		}
 	})
 }
+
+// A drone's rendered entry read after each put is that put's state, never
+// an entry from before it (the local backend keeps one copy of the entry,
+// which reads fall through to).
+func TestDroneReadFollowsEachPut(t *testing.T) {
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		tenant := uniq("tenant")
+		c := open(t, url, newFakeLoader())
+		for sec := range 5 {
+			if ok, err := c.Put(ctx, tenant, "d", state(sec, float64(sec), 1)); err != nil || !ok {
+				t.Fatalf("put %d: applied=%v err=%v", sec, ok, err)
+			}
+			b, err := c.Drone(ctx, tenant, "d")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got cache.DroneView
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.State == nil || got.State.Lon != float64(sec) {
+				t.Fatalf("after put %d: read %s", sec, b)
+			}
+		}
+	})
+}

@@ -19,9 +19,10 @@
 //     change), dt1:{T}:ver (a counter bumped by every change; it is the list's
 //     ETag and the SSE event id), dt1:{T}:loaded (a token set when the fleet
 //     was filled from the store) and the pub/sub channel dt1:{T}:notice.
-//   - local://NAME (core/cache/local) — one-machine mode: the same Cache code on go-redis/cache's
-//     local TinyLFU (no Redis), with an in-process index and notifier shared by
-//     every Cache opened with the same NAME in the process.
+//   - local://NAME (core/cache/local) — one-machine mode: the same Cache code over
+//     in-process maps (no Redis; a drone's read falls through go-redis/cache to the
+//     rendered document in the map), with an index and notifier shared by every
+//     Cache opened with the same NAME in the process.
 //
 // Stale guard. A state older than (or as old as) the cached one never
 // replaces it. In Redis the compare-and-set is one Lua script per drone: it

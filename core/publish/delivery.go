@@ -2,6 +2,7 @@ package publish
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 
@@ -17,12 +18,18 @@ import (
 // (EventFromRequest) and leaves its reply in the slot (WriteReply), so
 // neither is parsed back from, or encoded into, an HTTP message; over a
 // socket the context stays behind and both ends use the HTTP message, as
-// in a cluster. The request still carries the event in binary content
-// mode, so a handler that reads the HTTP message sees the same event.
+// in a cluster. The request carries the event in binary content mode too
+// (WithDelivery), or gets it written in by LocalTransport before it reaches
+// anything but a handler that reads only the event (WithUnencodedDelivery),
+// so a handler that reads the HTTP message sees the same event.
 type Delivery struct {
 	event *event.Event
 	host  string // the request's host and path: a request the handler
 	path  string // sends on with the same context is not this delivery
+	// unencoded: the request does not carry the event yet
+	// (WithUnencodedDelivery); LocalTransport writes it in when the
+	// request goes anywhere but a handler that takes the event itself.
+	unencoded bool
 
 	mu    sync.Mutex
 	reply *event.Event
@@ -35,6 +42,20 @@ type deliveryKey struct{}
 // broker's delivery). The handler must not change the event.
 func WithDelivery(ctx context.Context, e *event.Event, host, path string) (context.Context, *Delivery) {
 	d := &Delivery{event: e, host: host, path: rootPath(path)}
+	return context.WithValue(ctx, deliveryKey{}, d), d
+}
+
+// WithUnencodedDelivery is WithDelivery for a request that does not carry
+// e in its HTTP message (no ce-* headers, no body), for a sender whose
+// client's transport is a LocalTransport: the transport hands the request
+// as it is to a handler registered with RegisterLocalEvents, which reads
+// only the event, and writes e into a copy of the request in binary
+// content mode before the request goes to any other handler or to the
+// network. So a delivery to a function in this process is not encoded
+// into an HTTP message that nobody reads, and one over a socket (a
+// function cut by a fault test, the cluster) is exactly as WithDelivery's.
+func WithUnencodedDelivery(ctx context.Context, e *event.Event, host, path string) (context.Context, *Delivery) {
+	d := &Delivery{event: e, host: host, path: rootPath(path), unencoded: true}
 	return context.WithValue(ctx, deliveryKey{}, d), d
 }
 
@@ -52,6 +73,38 @@ func delivery(r *http.Request) (*Delivery, bool) {
 		return nil, false
 	}
 	return d, true
+}
+
+// encodeDelivery returns req ready to be read as an HTTP message: req
+// itself, or, for the request of an unencoded delivery
+// (WithUnencodedDelivery), a copy carrying the event in binary content
+// mode (headers copied, so the caller's request is not changed).
+func encodeDelivery(req *http.Request) (*http.Request, error) {
+	d, ok := req.Context().Value(deliveryKey{}).(*Delivery)
+	if !ok || !d.unencoded || d.host != req.URL.Host || d.path != rootPath(req.URL.Path) {
+		return req, nil
+	}
+	r := new(http.Request)
+	*r = *req
+	r.Header = req.Header.Clone()
+	if r.Header == nil {
+		r.Header = http.Header{}
+	}
+	ctx := binding.WithForceBinary(req.Context())
+	if err := cehttp.WriteRequest(ctx, binding.ToMessage(d.event), r); err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", d.event.ID(), err)
+	}
+	return r, nil
+}
+
+// DeliveredType is the type of the CloudEvent r carries as a delivery in
+// process (WithDelivery), else its Ce-Type header (binary content mode):
+// for metrics and routing that must not decode the event.
+func DeliveredType(r *http.Request) string {
+	if d, ok := delivery(r); ok {
+		return d.event.Type()
+	}
+	return r.Header.Get("Ce-Type")
 }
 
 // EventFromRequest returns the CloudEvent a request carries: the event

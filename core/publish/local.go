@@ -1,10 +1,12 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
-	"net/http/httptest"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,6 +31,26 @@ var local sync.Map
 // functions (profiles put loopback HTTP at a third of the pipeline's CPU).
 // In a cluster nothing is registered and every request goes to the network.
 func RegisterLocal(addr string, h http.Handler) { local.Store(addr, h) }
+
+// RegisterLocalEvents is RegisterLocal for a handler that takes the event
+// of every delivery sent to it from the request's context
+// (EventFromRequest, DeliveredType) and answers with WriteReply, reading
+// nothing else of the request but its method, path and context: a
+// delivery made with WithUnencodedDelivery reaches it without the event
+// written into the HTTP message. The functions declare it with
+// EventReader.
+func RegisterLocalEvents(addr string, h http.Handler) { local.Store(addr, eventHandler{h}) }
+
+// EventReader is implemented by a function instance whose handler reads
+// every event a broker delivers to it with EventFromRequest or
+// DeliveredType, never from the HTTP message, on every path a Trigger
+// delivers to: one-machine mode registers it with RegisterLocalEvents.
+type EventReader interface {
+	ReadsDeliveredEvents() bool
+}
+
+// eventHandler marks a handler registered with RegisterLocalEvents.
+type eventHandler struct{ http.Handler }
 
 // EventSink is a handler registered with RegisterLocal that can also take
 // an event directly. A Publisher whose sink is such a handler calls
@@ -73,6 +95,14 @@ type LocalTransport struct{ Next http.RoundTripper }
 // RoundTrip implements http.RoundTripper.
 func (t LocalTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	v, ok := local.Load(req.URL.Host)
+	if _, events := v.(eventHandler); !events {
+		// The handler, or the network, reads the HTTP message: an
+		// unencoded delivery's event is written into it here.
+		var err error
+		if req, err = encodeDelivery(req); err != nil {
+			return nil, err
+		}
+	}
 	if !ok {
 		next := t.Next
 		if next == nil {
@@ -107,16 +137,14 @@ func (t LocalTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	done := make(chan result, 1)
 	localWorkers.Go(func() {
-		rec := httptest.NewRecorder()
+		rec := &recorder{}
 		defer func() {
 			if p := recover(); p != nil {
 				done <- result{err: fmt.Errorf("handler for %s panicked: %v", req.URL.Host, p)}
 			}
 		}()
 		h.ServeHTTP(rec, sr)
-		resp := rec.Result()
-		resp.Request = req
-		done <- result{resp: resp}
+		done <- result{resp: rec.result(req)}
 	})
 	select {
 	case r := <-done:
@@ -124,4 +152,78 @@ func (t LocalTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	case <-req.Context().Done():
 		return nil, req.Context().Err()
 	}
+}
+
+// recorder is the http.ResponseWriter of a handler called in process: what
+// a client reads off the wire, as httptest.ResponseRecorder records it
+// (headers as they were at WriteHeader, the status, the body, a sniffed
+// Content-Type), without the recorder's copies of the header map on every
+// response (most deliveries are answered with a bare status).
+type recorder struct {
+	header http.Header
+	sent   http.Header // the header at WriteHeader
+	code   int
+	body   []byte
+}
+
+func (r *recorder) Header() http.Header {
+	if r.header == nil {
+		r.header = http.Header{}
+	}
+	return r.header
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code != 0 {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	r.code = code
+	if len(r.header) > 0 {
+		r.sent = r.header.Clone()
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		if _, ok := r.header["Content-Type"]; !ok && len(r.header["Transfer-Encoding"]) == 0 {
+			r.Header().Set("Content-Type", http.DetectContentType(b))
+		}
+		r.WriteHeader(http.StatusOK)
+	}
+	r.body = append(r.body, b...)
+	return len(b), nil
+}
+
+// Flush is a no-op: the response is handed over when the handler returns.
+func (r *recorder) Flush() {
+	if r.code == 0 {
+		r.WriteHeader(http.StatusOK)
+	}
+}
+
+// result is the response the client gets.
+func (r *recorder) result(req *http.Request) *http.Response {
+	if r.code == 0 {
+		r.WriteHeader(http.StatusOK)
+	}
+	h := r.sent
+	if h == nil {
+		h = http.Header{}
+	}
+	resp := &http.Response{
+		Status:     strconv.Itoa(r.code) + " " + http.StatusText(r.code),
+		StatusCode: r.code,
+		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        h,
+		Body:          http.NoBody,
+		ContentLength: int64(len(r.body)),
+		Request:       req,
+	}
+	if len(r.body) > 0 {
+		resp.Body = io.NopCloser(bytes.NewReader(r.body))
+	}
+	return resp
 }

@@ -3,8 +3,10 @@ package publish_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -215,5 +217,151 @@ func TestLocalURLWithoutPathNotRedirected(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted || calls != 1 {
 		t.Errorf("status %d after %d calls, want 202 after 1", resp.StatusCode, calls)
+	}
+}
+
+// An unencoded delivery (WithUnencodedDelivery) reaches a handler
+// registered with RegisterLocalEvents without the event in its HTTP message,
+// and the handler still gets the event and returns its reply. Any other
+// receiver reads the HTTP message: a handler registered with RegisterLocal,
+// or the same handler over a socket (not registered, as a function cut by a
+// fault test or in a cluster), gets the event in binary content mode, as
+// WithDelivery's requests carry it, and the caller's request is not changed.
+func TestUnencodedDeliveryInProcessAndOverHTTP(t *testing.T) {
+	e, err := events.NewTelemetryReceived(telemetryEvent(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := event.New()
+	reply.SetID("r1")
+	reply.SetType("test.reply")
+	reply.SetSource("/test")
+	var sawID, sawType, sawHeader string
+	var sawData []byte
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sawHeader, sawType = r.Header.Get("Ce-Id"), publish.DeliveredType(r)
+		got, err := publish.EventFromRequest(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		sawID, sawData = got.ID(), got.Data()
+		if err := publish.WriteReply(w, r, &reply, http.StatusOK); err != nil {
+			t.Errorf("WriteReply: %v", err)
+		}
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	call := func(target, path string) (*http.Response, *publish.Delivery, *http.Request) {
+		t.Helper()
+		sawID, sawType, sawHeader, sawData = "", "", "", nil
+		req, err := http.NewRequest(http.MethodPost, target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Prefer", "reply")
+		ctx, d := publish.WithUnencodedDelivery(req.Context(), &e, req.URL.Host, path)
+		req = req.WithContext(ctx)
+		resp, err := (&http.Client{Transport: publish.LocalTransport{}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp, d, req
+	}
+	unchanged := func(where string, req *http.Request) {
+		t.Helper()
+		if len(req.Header) != 1 || req.Body != nil {
+			t.Errorf("%s: the caller's request was changed: headers %v, body %v", where, req.Header, req.Body)
+		}
+	}
+
+	// Over the socket: the HTTP message carries the event, the reply
+	// comes back in the response.
+	resp, d, req := call(srv.URL+"/", "/")
+	if resp.StatusCode != http.StatusOK || sawID != e.ID() || sawHeader != e.ID() || sawType != e.Type() ||
+		string(sawData) != string(e.Data()) || resp.Header.Get("Ce-Id") != "r1" || d.Reply() != nil {
+		t.Errorf("over HTTP: status %d, saw %q (header %q, type %q), reply header %q, slot %v",
+			resp.StatusCode, sawID, sawHeader, sawType, resp.Header.Get("Ce-Id"), d.Reply())
+	}
+	unchanged("over HTTP", req)
+
+	// In process, to a handler that reads HTTP messages: encoded, and the
+	// reply comes back in the slot.
+	publish.RegisterLocal(addr, h)
+	defer publish.UnregisterLocal(addr)
+	resp, d, req = call(srv.URL+"/", "/")
+	if resp.StatusCode != http.StatusOK || sawID != e.ID() || sawHeader != e.ID() || d.Reply() == nil || d.Reply().ID() != "r1" {
+		t.Errorf("in process (RegisterLocal): status %d, saw %q (header %q), slot %v", resp.StatusCode, sawID, sawHeader, d.Reply())
+	}
+	unchanged("in process (RegisterLocal)", req)
+
+	// In process, to a handler that takes the event: no HTTP encoding.
+	publish.RegisterLocalEvents(addr, h)
+	resp, d, _ = call(srv.URL, "")
+	if resp.StatusCode != http.StatusOK || sawID != e.ID() || sawHeader != "" || sawType != e.Type() || d.Reply() == nil {
+		t.Errorf("in process (RegisterLocalEvents): status %d, saw %q (header %q, type %q), slot %v",
+			resp.StatusCode, sawID, sawHeader, sawType, d.Reply())
+	}
+
+	// A request sent with the delivery's context to another path is not the
+	// delivery: it is neither given the event nor encoded with it.
+	resp, d, _ = call(srv.URL+"/other", "/")
+	if resp.StatusCode != http.StatusBadRequest || sawHeader != "" || d.Reply() != nil {
+		t.Errorf("request to another path: status %d, header %q, slot %v; want 400 (no event)", resp.StatusCode, sawHeader, d.Reply())
+	}
+}
+
+// A handler called in process answers the client as over a socket, as
+// httptest.ResponseRecorder records it: status, headers as at WriteHeader
+// (later changes are not sent), body, a sniffed Content-Type, 200 for a
+// handler that writes nothing.
+func TestLocalResponseAsOverSocket(t *testing.T) {
+	const addr = "local-response.invalid:1"
+	handlers := map[string]http.HandlerFunc{
+		"/status": func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) },
+		"/headers": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Ce-Id", "r1")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusAccepted)
+			w.Header().Set("Ce-Id", "changed")
+			_, _ = w.Write([]byte(`{"a":`))
+			_, _ = w.Write([]byte(`1}`))
+		},
+		"/sniffed": func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("<html>hi</html>")) },
+		"/nothing": func(w http.ResponseWriter, r *http.Request) { w.Header().Set("X-Set", "1") },
+	}
+	mux := http.NewServeMux()
+	for p, h := range handlers {
+		mux.Handle(p, h)
+	}
+	publish.RegisterLocal(addr, mux)
+	defer publish.UnregisterLocal(addr)
+	for _, tc := range []struct {
+		path, header, value, body string
+		code                      int
+	}{
+		{"/status", "Ce-Id", "", "", http.StatusNoContent},
+		{"/headers", "Ce-Id", "r1", `{"a":1}`, http.StatusAccepted},
+		{"/headers", "Content-Type", "application/json", `{"a":1}`, http.StatusAccepted},
+		{"/sniffed", "Content-Type", "text/html; charset=utf-8", "<html>hi</html>", http.StatusOK},
+		{"/nothing", "X-Set", "1", "", http.StatusOK},
+	} {
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := (&http.Client{Transport: publish.LocalTransport{}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || resp.Header.Get(tc.header) != tc.value || string(b) != tc.body ||
+			resp.ContentLength != int64(len(tc.body)) || resp.Status != strconv.Itoa(tc.code)+" "+http.StatusText(tc.code) {
+			t.Errorf("%s: %s, %s %q, body %q (length %d); want %d, %q, %q",
+				tc.path, resp.Status, tc.header, resp.Header.Get(tc.header), b, resp.ContentLength, tc.code, tc.value, tc.body)
+		}
 	}
 }

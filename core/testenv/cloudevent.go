@@ -3,12 +3,17 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/dronetrack/dronetrack/core/publish"
 )
 
 // PostEvent delivers e to url in binary content mode (ce-* headers, data as
@@ -43,3 +48,30 @@ func PostEvent(t testing.TB, url string, e event.Event, header ...http.Header) *
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	return resp
 }
+
+// DeliverInProcess hands e to h the way the one-machine broker delivers to
+// a function that reads its events from the delivery
+// (publish.RegisterLocalEvents): in process, through a LocalTransport, with
+// no ce-* headers and no body, asking for a reply. It returns the response
+// and the reply event the handler left (publish.WriteReply), or nil. path
+// is where the Trigger delivers ("/" for a function's root).
+func DeliverInProcess(t testing.TB, h http.Handler, path string, e event.Event) (*http.Response, *event.Event) {
+	t.Helper()
+	addr := fmt.Sprintf("deliver-in-process-%d.invalid:80", deliveries.Add(1))
+	publish.RegisterLocalEvents(addr, h)
+	defer publish.UnregisterLocal(addr)
+	u := &url.URL{Scheme: "http", Host: addr, Path: path}
+	ctx, d := publish.WithUnencodedDelivery(context.Background(), &e, u.Host, u.Path)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Prefer", "reply")
+	resp, err := publish.LocalTransport{}.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("deliver event %s in process: %v", e.ID(), err)
+	}
+	return resp, d.Reply()
+}
+
+var deliveries atomic.Int64

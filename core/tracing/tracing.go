@@ -167,7 +167,14 @@ func FromHeader(h http.Header) Context {
 // (e's traceparent extension). ok is false when e carries no valid
 // traceparent; the returned Context then starts a new trace.
 func FromEvent(e event.Event) (_ Context, ok bool) {
-	ext := e.Extensions()
+	// The v1 context's map is read, not copied: Extensions() copies every
+	// extension on each call, on every event every function handles.
+	var ext map[string]any
+	if ec, isV1 := e.Context.(*event.EventContextV1); isV1 {
+		ext = ec.Extensions
+	} else {
+		ext = e.Extensions()
+	}
 	tp, _ := ext[ExtTraceParent].(string)
 	parent, ok := Parse(tp)
 	if !ok {

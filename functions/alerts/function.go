@@ -113,6 +113,12 @@ func (f *Function) Stop(ctx context.Context) error {
 // Ready reports whether Start finished.
 func (f *Function) Ready(ctx context.Context) (bool, error) { return f.handler.Load() != nil, nil }
 
+// ReadsDeliveredEvents declares that alerts reads each delivered event
+// (both Triggers' paths, and its metrics' type label) with
+// publish.EventFromRequest and DeliveredType, so `up` hands it deliveries
+// without their HTTP encoding (core/publish RegisterLocalEvents).
+func (f *Function) ReadsDeliveredEvents() bool { return true }
+
 // Alive reports the process is alive.
 func (f *Function) Alive(ctx context.Context) (bool, error) { return true, nil }
 

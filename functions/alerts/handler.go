@@ -108,7 +108,7 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func extension(ev cloudevents.Event, name string) string {
-	v, _ := ev.Extensions()[name].(string)
+	v, _ := events.Extension(ev, name).(string)
 	return v
 }
 
@@ -118,16 +118,20 @@ func (h *Handler) serveState(w http.ResponseWriter, r *http.Request, ev cloudeve
 		h.reject(w, "invalid state.updated event")
 		return
 	}
-	log := h.log.With(append([]any{"event_id", ev.ID(), "tenant_id", data.TenantID, "drone_id", data.DroneID}, tc.LogAttrs()...)...)
+	// The event's logger is built when a line is written: most events
+	// write none, and With's attributes cost even when deferred.
+	log := func() *slog.Logger {
+		return h.log.With(append([]any{"event_id", ev.ID(), "tenant_id", data.TenantID, "drone_id", data.DroneID}, tc.LogAttrs()...)...)
+	}
 	ctx := r.Context()
 	settings, fences, err := h.rules.get(ctx, data.TenantID)
 	if err != nil {
-		h.transient(w, log, "read alert rules", err)
+		h.transient(w, log(), "read alert rules", err)
 		return
 	}
 	lk, err := h.drones.lock(ctx, data.TenantID, data.DroneID)
 	if err != nil {
-		h.transient(w, log, "wait for the drone's previous evaluation", err)
+		h.transient(w, log(), "wait for the drone's previous evaluation", err)
 		return
 	}
 	defer h.drones.unlock(data.TenantID, data.DroneID, lk)
@@ -135,7 +139,9 @@ func (h *Handler) serveState(w http.ResponseWriter, r *http.Request, ev cloudeve
 	// evaluated and fully published: the transaction would ignore its
 	// state and find no outbox entry to publish, so it is not run.
 	if !lk.evaluated.IsZero() && !data.State.TS.After(lk.evaluated) {
-		log.Debug("state older than the one just evaluated: skipped", "ts", data.State.TS)
+		if h.log.Enabled(ctx, slog.LevelDebug) {
+			log().Debug("state older than the one just evaluated: skipped", "ts", data.State.TS)
+		}
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
@@ -150,12 +156,14 @@ func (h *Handler) serveState(w http.ResponseWriter, r *http.Request, ev cloudeve
 			return next, ts, changed || claimedAny
 		})
 	if err != nil {
-		h.transient(w, log, "evaluate alerts", err)
+		h.transient(w, log(), "evaluate alerts", err)
 		return
 	}
-	if tr, err = h.flush(ctx, log, tc, tr, claimed); err != nil {
-		h.transient(w, log, "publish alerts", err)
-		return
+	if len(claimed) > 0 {
+		if tr, err = h.flush(ctx, log(), tc, tr, claimed); err != nil {
+			h.transient(w, log(), "publish alerts", err)
+			return
+		}
 	}
 	lk.evaluate(tr)
 	w.WriteHeader(http.StatusAccepted)

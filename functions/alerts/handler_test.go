@@ -72,6 +72,17 @@ type fixture struct {
 	srv  *httptest.Server
 	h    *Handler
 	now  atomic.Pointer[time.Time]
+	// inProcess: events are handed over as `up`'s broker does, from the
+	// delivery without an HTTP encoding (testenv.DeliverInProcess).
+	inProcess bool
+}
+
+// eachDelivery runs test with events delivered over HTTP in binary content
+// mode (the cluster, TCP) and handed over in process without an HTTP
+// encoding (`up`).
+func eachDelivery(t *testing.T, test func(t *testing.T, inProcess bool)) {
+	t.Run("http", func(t *testing.T) { test(t, false) })
+	t.Run("in-process", func(t *testing.T) { test(t, true) })
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -125,9 +136,14 @@ func (fx *fixture) send(t *testing.T, ev cloudevents.Event) int {
 	return fx.sendTo(t, "/", ev)
 }
 
-// sendTo delivers ev to path in binary mode, as the broker does.
+// sendTo delivers ev to path in binary mode, as the broker does, or in
+// process (inProcess).
 func (fx *fixture) sendTo(t *testing.T, path string, ev cloudevents.Event) int {
 	t.Helper()
+	if fx.inProcess {
+		resp, _ := testenv.DeliverInProcess(t, fx.h, path, ev)
+		return resp.StatusCode
+	}
 	return testenv.PostEvent(t, fx.srv.URL+path, ev).StatusCode
 }
 
@@ -156,8 +172,11 @@ func pingEvent() cloudevents.Event {
 	return ev
 }
 
-func TestRulesToEvents(t *testing.T) {
+func TestRulesToEvents(t *testing.T) { eachDelivery(t, testRulesToEvents) }
+
+func testRulesToEvents(t *testing.T, inProcess bool) {
 	fx := newFixture(t)
+	fx.inProcess = inProcess
 	ctx := context.Background()
 	fence := alerting.Fence{ID: "yard", TenantID: "acme", Name: "yard", Mode: alerting.ModeKeepIn,
 		Polygon: []alerting.Point{{Lat: 0, Lon: 0}, {Lat: 0, Lon: 1}, {Lat: 1, Lon: 1}, {Lat: 1, Lon: 0}}}

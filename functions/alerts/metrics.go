@@ -3,11 +3,13 @@ package function
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dronetrack/dronetrack/core/publish"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -21,7 +23,17 @@ const PathMetrics = "/metrics"
 type metrics struct {
 	events  *prometheus.CounterVec
 	seconds *prometheus.HistogramVec
-	handler http.Handler
+	// observers are seconds' series by type label, and counters events'
+	// by type label and status (sync.Map of typeCode), resolved once
+	// rather than per event.
+	observers map[string]prometheus.Observer
+	counters  sync.Map
+	handler   http.Handler
+}
+
+type typeCode struct {
+	typ  string
+	code int
 }
 
 func newMetrics() *metrics {
@@ -36,8 +48,9 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"type"}),
 	}
+	m.observers = map[string]prometheus.Observer{}
 	for _, typ := range []string{"state_updated", "link_check", "alert"} {
-		m.seconds.WithLabelValues(typ) // export from the first scrape, before any event
+		m.observers[typ] = m.seconds.WithLabelValues(typ) // export from the first scrape, before any event
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m.events, m.seconds,
@@ -48,7 +61,7 @@ func newMetrics() *metrics {
 
 // eventLabel bounds the type label to the types alerts subscribes to.
 func eventLabel(r *http.Request) string {
-	switch r.Header.Get("Ce-Type") {
+	switch publish.DeliveredType(r) {
 	case events.TypeStateUpdated:
 		return "state_updated"
 	case events.TypeLinkCheck, TypePing:
@@ -65,8 +78,17 @@ func (m *metrics) instrument(w http.ResponseWriter, r *http.Request, next func(h
 	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 	start := time.Now()
 	next(sw, r)
-	m.seconds.WithLabelValues(typ).Observe(time.Since(start).Seconds())
-	m.events.WithLabelValues(typ, strconv.Itoa(sw.code)).Inc()
+	obs, ok := m.observers[typ]
+	if !ok {
+		obs = m.seconds.WithLabelValues(typ)
+	}
+	obs.Observe(time.Since(start).Seconds())
+	key := typeCode{typ, sw.code}
+	c, ok := m.counters.Load(key)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(key, m.events.WithLabelValues(typ, strconv.Itoa(sw.code)))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 // serveMetrics answers PathMetrics; only GET and HEAD.

@@ -42,12 +42,17 @@ func TestMetricsServed(t *testing.T) {
 	}
 	defer f.Stop(ctx)
 
+	// Over HTTP (the type from the Ce-Type header) and in process as `up`
+	// delivers (the type from the event: no header).
 	ev := stateEvent(t, 0, 1, 2, 80)
 	resp := testenv.PostEvent(t, srv.URL+"/", ev)
+	if resp2, _ := testenv.DeliverInProcess(t, http.HandlerFunc(f.Handle), "/", ev); resp2.StatusCode != resp.StatusCode {
+		t.Errorf("in process: %d, over HTTP %d", resp2.StatusCode, resp.StatusCode)
+	}
 	got := scrape()
 	for _, want := range []string{
-		`dronetrack_alerts_events_total{code="` + itoa(resp.StatusCode) + `",type="state_updated"} 1`,
-		`dronetrack_alerts_event_duration_seconds_count{type="state_updated"} 1`,
+		`dronetrack_alerts_events_total{code="` + itoa(resp.StatusCode) + `",type="state_updated"} 2`,
+		`dronetrack_alerts_event_duration_seconds_count{type="state_updated"} 2`,
 		`dronetrack_alerts_event_duration_seconds_count{type="alert"} 0`, // webhook deliveries, exported before the first
 		"# TYPE process_cpu_seconds_total ",
 	} {

@@ -21,9 +21,9 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/publish"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/tracing"
 	"github.com/dronetrack/dronetrack/events"
@@ -70,7 +70,7 @@ func Sign(secret string, t time.Time, body []byte) string {
 // caused by another webhook's failure posts again. Receivers should dedupe
 // by the CloudEvent id.
 func (h *Handler) serveWebhooks(w http.ResponseWriter, r *http.Request) {
-	ev, err := cehttp.NewEventFromHTTPRequest(r)
+	ev, err := publish.EventFromRequest(r) // in process: the broker's event itself
 	if err != nil {
 		h.reject(w, "not a CloudEvent: "+err.Error())
 		return

@@ -121,7 +121,12 @@ func raisedEvent(t *testing.T, fx *fixture, traceparent string) cloudevents.Even
 // again; the log numbers every attempt; once all have it, redeliveries
 // post nothing. The POSTs continue the state.updated's trace.
 func TestWebhooksDeliveredByBrokerRetries(t *testing.T) {
+	eachDelivery(t, testWebhooksDeliveredByBrokerRetries)
+}
+
+func testWebhooksDeliveredByBrokerRetries(t *testing.T, inProcess bool) {
 	fx := newFixture(t)
+	fx.inProcess = inProcess
 	ctx := context.Background()
 	flaky, steady := newReceiver(t, "flaky-secret", 2), newReceiver(t, "steady-secret", 0)
 	for _, w := range []store.Webhook{

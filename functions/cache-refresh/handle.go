@@ -90,6 +90,11 @@ func (f *Function) Ready(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// ReadsDeliveredEvents declares that cache-refresh reads each delivered
+// event with publish.EventFromRequest, so `up` hands it deliveries without
+// their HTTP encoding (core/publish RegisterLocalEvents).
+func (f *Function) ReadsDeliveredEvents() bool { return true }
+
 // Alive is true while the process runs; a cache outage is not a reason to
 // restart it.
 func (f *Function) Alive(context.Context) (bool, error) { return true, nil }
@@ -118,18 +123,28 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
 	}
 	// cache-refresh's span is a child of process's (the reply's traceparent).
 	tc, _ := tracing.FromEvent(*ev)
-	log := f.log.With(append([]any{"event", ev.ID(), "type", ev.Type()}, tc.LogAttrs()...)...)
-	su, err := events.Decode[events.StateUpdated](*ev, events.TypeStateUpdated)
+	// The event's logger is built when a line is written: most events
+	// write none, and With's attributes cost even when deferred.
+	var su events.StateUpdated
+	decoded := false
+	log := func() *slog.Logger {
+		l := f.log.With(append([]any{"event", ev.ID(), "type", ev.Type()}, tc.LogAttrs()...)...)
+		if decoded {
+			l = l.With("tenant", su.TenantID, "drone", su.DroneID)
+		}
+		return l
+	}
+	su, err = events.Decode[events.StateUpdated](*ev, events.TypeStateUpdated)
 	if err != nil {
 		f.m.outcome(outcomeRejected)
-		log.WarnContext(r.Context(), "rejected event", "err", err)
+		log().WarnContext(r.Context(), "rejected event", "err", err)
 		problem.Write(w, http.StatusBadRequest, "Undecodable event", err.Error())
 		return
 	}
-	log = log.With("tenant", su.TenantID, "drone", su.DroneID)
-	if fe := check(su, ev.Extensions()[events.ExtTenantID]); len(fe) > 0 {
+	decoded = true
+	if fe := check(su, events.Extension(*ev, events.ExtTenantID)); len(fe) > 0 {
 		f.m.outcome(outcomeRejected)
-		log.WarnContext(r.Context(), "rejected event", "err", events.ValidationError(fe))
+		log().WarnContext(r.Context(), "rejected event", "err", events.ValidationError(fe))
 		problem.Write(w, http.StatusBadRequest, "Invalid state.updated event", "", problem.WithErrors(fe))
 		return
 	}
@@ -139,12 +154,12 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, cache.ErrInvalid):
 		f.m.outcome(outcomeRejected)
-		log.WarnContext(r.Context(), "rejected event", "err", err)
+		log().WarnContext(r.Context(), "rejected event", "err", err)
 		problem.Write(w, http.StatusBadRequest, "Invalid state.updated event", err.Error())
 		return
 	case err != nil:
 		f.m.outcome(outcomeRetry)
-		log.WarnContext(r.Context(), "cache unavailable; broker will redeliver", "err", err)
+		log().WarnContext(r.Context(), "cache unavailable; broker will redeliver", "err", err)
 		w.Header().Set("Retry-After", "1")
 		problem.Write(w, http.StatusServiceUnavailable, "", "cache unavailable")
 		return
@@ -154,7 +169,9 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
 	} else {
 		f.m.outcome(outcomeStale)
 	}
-	log.DebugContext(r.Context(), "state cached", "applied", applied, "ts", su.State.TS)
+	if f.log.Enabled(r.Context(), slog.LevelDebug) {
+		log().DebugContext(r.Context(), "state cached", "applied", applied, "ts", su.State.TS)
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

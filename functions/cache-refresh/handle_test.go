@@ -80,13 +80,22 @@ func cachedLat(t *testing.T, url, tenant, drone string) float64 {
 }
 
 func TestStateUpdatedReachesCache(t *testing.T) {
-	for _, mode := range []string{"redis", "local"} {
+	for _, mode := range []string{"redis", "local", "local-in-process"} {
 		t.Run(mode, func(t *testing.T) {
 			url := "local://" + uniq("cr")
 			if mode == "redis" {
 				url = "redis://" + redisAddr(t) + "/0"
 			}
 			srv := start(t, url)
+			send := send
+			if mode == "local-in-process" {
+				// As `up` delivers: the event from the delivery, no HTTP
+				// encoding (the function's handler behind the test server).
+				send = func(t testing.TB, _ string, e cloudevents.Event) int {
+					resp, _ := testenv.DeliverInProcess(t, srv.Config.Handler, "/", e)
+					return resp.StatusCode
+				}
+			}
 			tenant := uniq("tenant")
 			c, err := cache.Open(context.Background(), url, cache.Options{})
 			if err != nil {

@@ -25,6 +25,7 @@ const (
 // (several functions share one process in one-machine mode).
 type metrics struct {
 	events     *prometheus.CounterVec
+	outcomes   map[string]prometheus.Counter // events' series, resolved once
 	putSeconds prometheus.Histogram
 	handler    http.Handler
 }
@@ -41,8 +42,9 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 	}
+	m.outcomes = map[string]prometheus.Counter{}
 	for _, o := range []string{outcomeApplied, outcomeStale, outcomeRejected, outcomeRetry} {
-		m.events.WithLabelValues(o) // export zeros, so rate() works from the first scrape
+		m.outcomes[o] = m.events.WithLabelValues(o) // export zeros, so rate() works from the first scrape
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m.events, m.putSeconds,
@@ -51,7 +53,7 @@ func newMetrics() *metrics {
 	return m
 }
 
-func (m *metrics) outcome(o string) { m.events.WithLabelValues(o).Inc() }
+func (m *metrics) outcome(o string) { m.outcomes[o].Inc() }
 
 func (m *metrics) observePut(start time.Time) { m.putSeconds.Observe(time.Since(start).Seconds()) }
 

@@ -158,7 +158,6 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 	// process's span is a child of ingest's (the event's traceparent); it
 	// goes on the state.updated reply, which Knative does not copy it to.
 	tc, _ := tracing.FromEvent(*ev)
-	log := h.log.With(append([]any{"event_id", ev.ID()}, tc.LogAttrs()...)...)
 	// A redelivery is processed again, not dropped: both writes are
 	// idempotent, and its reply may be what was lost (a broker that could
 	// not store the state.updated redelivers the telemetry, as Knative's
@@ -177,7 +176,12 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, ev.ID(), "invalid telemetry event", ve)
 		return
 	}
-	log = log.With("tenant_id", data.TenantID, "drone_id", data.DroneID)
+	// The event's logger is built when a line is written: most events
+	// write none, and With's attributes cost even when deferred.
+	log := func() *slog.Logger {
+		return h.log.With(append([]any{"event_id", ev.ID()}, tc.LogAttrs()...)...).
+			With("tenant_id", data.TenantID, "drone_id", data.DroneID)
+	}
 
 	// History first, then the latest state; acknowledge only when both are
 	// durable. Both writes are idempotent, so a redelivery after a crash
@@ -193,7 +197,7 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 			ExpireAt: rep.TS.Add(h.opts.HistoryTTL)}
 	}
 	if err := h.history.Append(ctx, points); err != nil {
-		h.transient(w, log, "write history", err)
+		h.transient(w, log(), "write history", err)
 		return
 	}
 	h.m.reports.Add(float64(len(points)))
@@ -204,11 +208,11 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 		// can't help and would clog the trigger: acknowledge and move on.
 		// Its points were already written to history (the write comes first
 		// and does not look the drone up); they expire with the TTL.
-		log.Warn("reports for an unknown drone dropped from latest state")
+		log().Warn("reports for an unknown drone dropped from latest state")
 		h.done(w, ev.ID(), "unknown_drone")
 		return
 	case err != nil:
-		h.transient(w, log, "write state", err)
+		h.transient(w, log(), "write state", err)
 		return
 	}
 	if !wrote && !announces(st, data.Reports) {
@@ -223,19 +227,19 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 	// time, so consumers and a deduplicating broker see one event.
 	reply, err := events.NewStateUpdated(events.StateUpdated{TenantID: data.TenantID, DroneID: data.DroneID, State: st})
 	if err != nil {
-		h.transient(w, log, "build state event", err)
+		h.transient(w, log(), "build state event", err)
 		return
 	}
 	tc.Inject(&reply)
-	if log.Enabled(r.Context(), slog.LevelDebug) {
-		log.Debug("state updated", "reply_id", reply.ID(), "reports", len(data.Reports))
+	if h.log.Enabled(r.Context(), slog.LevelDebug) {
+		log().Debug("state updated", "reply_id", reply.ID(), "reports", len(data.Reports))
 	}
 	h.recent.Add(ev.ID())
 	h.m.events.WithLabelValues("state_updated").Inc()
 	// The broker republishes the event in a 2xx reply: binary content mode,
 	// or the event itself to a broker in this process.
 	if err := publish.WriteReply(w, r, &reply, http.StatusOK); err != nil {
-		log.Error("write reply event", "err", err)
+		log().Error("write reply event", "err", err)
 	}
 }
 

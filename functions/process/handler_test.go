@@ -32,6 +32,9 @@ type env struct {
 	st  *bolt.Store
 	h   *Handler
 	srv *httptest.Server
+	// inProcess: events are handed over as `up`'s broker does, from the
+	// delivery without an HTTP encoding, and the reply taken back from it.
+	inProcess bool
 }
 
 func newEnv(t testing.TB, opts Options, drones ...string) *env {
@@ -73,6 +76,20 @@ func (e *env) post(t *testing.T, data events.TelemetryReceived) (*http.Response,
 	ev, err := events.NewTelemetryReceived(data)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if e.inProcess {
+		resp, reply := testenv.DeliverInProcess(t, e.h, "/", ev)
+		if resp.StatusCode != http.StatusOK {
+			return resp, nil
+		}
+		if reply == nil || resp.Header.Get("Ce-Id") != "" {
+			t.Fatalf("in process: 200 with reply %v, Ce-Id header %q; want the reply in the delivery only", reply, resp.Header.Get("Ce-Id"))
+		}
+		su, err := events.Decode[events.StateUpdated](*reply, events.TypeStateUpdated)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, &su
 	}
 	resp := testenv.PostEvent(t, e.srv.URL+"/", ev)
 	if resp.StatusCode != http.StatusOK {
@@ -117,7 +134,13 @@ func ts(secs ...int) []time.Time {
 }
 
 func TestStateAdvancesAndReplies(t *testing.T) {
+	t.Run("http", func(t *testing.T) { testStateAdvancesAndReplies(t, false) })
+	t.Run("in-process", func(t *testing.T) { testStateAdvancesAndReplies(t, true) })
+}
+
+func testStateAdvancesAndReplies(t *testing.T, inProcess bool) {
 	e := newEnv(t, Options{}, "d1")
+	e.inProcess = inProcess
 	resp, su := e.post(t, received("d1", rep(0, 0, 0, 80)))
 	if resp.StatusCode != http.StatusOK || su == nil {
 		t.Fatalf("first report: status %d, reply %v", resp.StatusCode, su)

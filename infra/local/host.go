@@ -52,7 +52,7 @@ func Listen(name string, fn Instance, log *slog.Logger) (*Hosted, error) {
 		ErrorLog: slog.NewLogLogger(log.With("function", name).Handler(), slog.LevelWarn),
 	}
 	limitServer(h.srv)
-	inprocHandlers.Store(ln.Addr().String(), h.srv.Handler)
+	inprocHandlers.StoreFunction(ln.Addr().String(), fn, h.srv.Handler)
 	go func() { h.done <- h.srv.Serve(ln) }()
 	return h, nil
 }
@@ -155,7 +155,7 @@ func (h *Hosted) Interrupt(down time.Duration) error {
 	srv := &http.Server{Handler: h.srv.Handler, ErrorLog: h.srv.ErrorLog}
 	limitServer(srv)
 	h.ln, h.srv = ln, srv
-	inprocHandlers.Store(addr, srv.Handler)
+	inprocHandlers.StoreFunction(addr, h.fn, srv.Handler)
 	go func() { h.done <- srv.Serve(ln) }()
 	return nil
 }

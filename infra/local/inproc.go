@@ -13,7 +13,9 @@ import (
 // separate processes would; for comparisons. By default these hops are
 // handed to the handlers in process (core/publish.LocalTransport): the
 // same HTTP messages in binary CloudEvents mode, with request contexts and
-// timeouts honoured, but no sockets. BenchmarkPipeline measured loopback
+// timeouts honoured, but no sockets; a function that reads its events from
+// the delivery (publish.EventReader: process, cache-refresh, alerts) gets
+// the broker's deliveries without the HTTP encoding. BenchmarkPipeline measured loopback
 // HTTP at a third of the pipeline's CPU per report (docs/performance.md).
 // A function cut by the fault tests (restartListener) is unregistered, so
 // deliveries to it fail exactly as with TCP.
@@ -35,6 +37,17 @@ func (localRegistry) Store(addr string, h http.Handler) {
 	if inprocDelivery() {
 		publish.RegisterLocal(addr, h)
 	}
+}
+
+// StoreFunction registers the handler h of function fn as serving addr:
+// as one taking delivered events without their HTTP encoding when fn says
+// it reads them from the delivery (publish.EventReader).
+func (r localRegistry) StoreFunction(addr string, fn Instance, h http.Handler) {
+	if er, ok := fn.(publish.EventReader); ok && er.ReadsDeliveredEvents() && inprocDelivery() {
+		publish.RegisterLocalEvents(addr, h)
+		return
+	}
+	r.Store(addr, h)
 }
 
 // Delete unregisters addr: requests go to its socket again.

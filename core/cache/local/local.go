@@ -2,7 +2,7 @@
 // mode: importing it registers the local:// scheme. Every cache opened with
 // the same local://NAME in the process shares one backend, so what
 // cache-refresh writes is what serve-map reads. It is the twin of the Redis
-// layout on go-redis/cache's TinyLFU, with the stale guard under a mutex.
+// layout in maps, with the stale guard under a mutex.
 package local
 
 import (
@@ -40,8 +40,10 @@ var registry = struct {
 }{m: map[string]*backend{}}
 
 // backend is the in-process twin of the Redis layout: the authoritative
-// per-tenant maps (timestamps, names, states, positions) under one mutex, and
-// rendered drone entries in go-redis/cache's TinyLFU.
+// per-tenant maps (timestamps, names, states, positions, rendered documents)
+// under one mutex. Items, the go-redis/cache the portable layer reads a
+// drone through, holds nothing: its reads fall through to Doc, which is as
+// cheap as the LFU and never stale.
 type backend struct {
 	name string
 	refs int // guarded by registry
@@ -76,7 +78,7 @@ func open(name string) (*backend, error) {
 	if b == nil {
 		b = &backend{
 			name:    name,
-			it:      rcache.New(&rcache.Options{LocalCache: rcache.NewTinyLFU(100_000, time.Hour)}),
+			it:      rcache.New(&rcache.Options{LocalCache: rcache.NewTinyLFU(16, time.Hour)}),
 			tenants: map[string]*tenantData{},
 		}
 		registry.m[name] = b
@@ -137,8 +139,9 @@ func (l *backend) putLocked(tenant string, e driver.Entry, notify bool) driver.P
 	}
 	doc := driver.RenderDoc(e.IDJSON, lt.names[e.ID], lt.states[e.ID])
 	lt.docs[e.ID] = doc
-	l.it.DeleteFromLocalCache(driver.DroneKey(tenant, e.ID)) // never serve the old entry
-	_ = l.it.Set(&rcache.Item{Key: driver.DroneKey(tenant, e.ID), Value: []byte(doc)})
+	// Not copied into Items: Cache.Drone's read through it misses and
+	// reads lt.docs (Doc), the one copy, so a put costs no LFU update and
+	// no stale entry can be served.
 	lt.ver++
 	if notify {
 		n := driver.Notice{TenantID: tenant, Version: lt.ver, DroneID: e.ID, Drone: []byte(doc)}
@@ -246,9 +249,6 @@ func (l *backend) Invalidate(_ context.Context, tenant string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lt := l.tenant(tenant)
-	for id := range lt.docs {
-		l.it.DeleteFromLocalCache(driver.DroneKey(tenant, id))
-	}
 	fresh := &tenantData{
 		ver: lt.ver + 1, ts: map[string]string{}, names: map[string]string{}, states: map[string]string{},
 		pos: map[string][2]float64{}, docs: map[string]string{}, subs: lt.subs,
