@@ -638,11 +638,13 @@ func isJSONType(ct string) bool {
 	return ct == "" || ct == "application/json" || ct == "text/json" || strings.HasSuffix(ct, "+json")
 }
 
-// Pending is how many stored events the Triggers still have to finish:
-// for each Trigger, the events it has not been handed yet plus those in
-// flight (handed out, not acked). Zero once every accepted event and every
-// reply has been delivered, filtered out or dead-lettered, which is how a
-// benchmark or a load run knows the pipeline has drained.
+// Pending is how many stored messages the Triggers still have to finish:
+// for each Trigger, the messages it has not been handed yet plus those in
+// flight (handed out, not acked). A message holds one event or a batch of
+// them (batch.go), so this is not a count of events; it is zero once every
+// accepted event and every reply has been delivered, filtered out or
+// dead-lettered, which is how a benchmark or a load run knows the pipeline
+// has drained.
 func (b *Broker) Pending(ctx context.Context) (uint64, error) {
 	var n uint64
 	for _, r := range b.triggers {
