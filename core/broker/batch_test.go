@@ -459,3 +459,45 @@ func TestSnapshotOfBatch(t *testing.T) {
 		return d["p1"] == 1 && d["p2"] == 1 && d["p3"] == 1
 	})
 }
+
+// BenchmarkStoredForms: encoding and decoding one telemetry-sized event in
+// the single binary form (headers) against a batch of 16 in the batch form,
+// per event.
+func BenchmarkStoredForms(b *testing.B) {
+	e := newEvent("0123456789abcdef0123456789abcdef", "dev.dronetrack.telemetry.received.v1")
+	e.SetSubject("drone-0042")
+	e.SetTime(time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC))
+	e.SetExtension("tenantid", "tenant-1")
+	e.SetExtension(ExtTTL, 255)
+	e.SetExtension("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	_ = e.SetData(event.ApplicationJSON, []byte(`{"reports":[{"ts":"2026-12-03T08:00:00Z","lat":47.1,"lon":8.5,"alt":120,"speed":12.5,"heading":90,"battery":80}]}`))
+	b.Run("single", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m, err := encodeStored("s", e)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := decodeMessage(m.Header, m.Data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("batch16", func(b *testing.B) {
+		evs := make([]event.Event, 16)
+		for i := range evs {
+			evs[i] = e
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			m, err := encodeBatch("s", evs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := decodeMessage(m.Header, m.Data); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/16, "ns/event")
+	})
+}
