@@ -45,6 +45,14 @@ func brokerTTL(e event.Event) int {
 	if !ok {
 		return defaultTTL
 	}
+	// Stored events carry it as a string: parsed here directly, since
+	// types.ToInteger's validation by reflection cost as much as the
+	// rest of the hop counter's handling.
+	if s, ok := v.(string); ok {
+		if n, err := strconv.ParseInt(s, 10, 32); err == nil {
+			return int(n)
+		}
+	}
 	n, err := types.ToInteger(v)
 	if err != nil {
 		return defaultTTL
@@ -392,8 +400,7 @@ const maxHoldBackoff = 30 * time.Second
 func (b *Broker) publishReply(ctx context.Context, e event.Event) error {
 	// Replies are accepted during shutdown: the event that caused them is
 	// being drained and must not be delivered twice for want of its reply.
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
+	// The store of the batch holding it is bounded by publishTimeout.
 	return b.publishBatched(ctx, b.typeSubject(e.Type()), e)
 }
 
