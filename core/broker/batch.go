@@ -23,9 +23,12 @@ import (
 // subject are stored at once, so a slow store does not hold the next
 // batch's round trip; further sealed batches wait for one of them.
 const (
-	// defaultBatchLinger is Config.BatchLinger when unset (see
-	// docs/performance.md "Round 3: broker batches" for the choice).
-	defaultBatchLinger = 2 * time.Millisecond
+	// defaultBatchLinger is Config.BatchLinger when unset. It adds up to
+	// that much to a sender's wait for its 202 and to each hop of the
+	// pipeline, and buys fewer, fuller messages at moderate rates, where a
+	// shorter linger leaves batches of a few events (docs/performance.md
+	// "Round 3: broker batches" has the measurements).
+	defaultBatchLinger = 5 * time.Millisecond
 	// defaultMaxBatch is Config.MaxBatch when unset.
 	defaultMaxBatch = 256
 	// batchMaxBytes seals a batch: well under the server's MaxPayload

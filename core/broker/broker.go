@@ -69,7 +69,7 @@ type Config struct {
 	MaxInFlight int
 	// BatchLinger is how long a published event waits for others of its
 	// subject to be stored with it in one message (batch.go; default
-	// 2 ms). Negative stores every batch as soon as it is formed (pure group
+	// 5 ms). Negative stores every batch as soon as it is formed (pure group
 	// commit: what arrived during the previous store).
 	BatchLinger time.Duration
 	// MaxBatch bounds the events stored in one message (default 256).

@@ -46,7 +46,7 @@
 // batches (batch.go, storage.go): Publish (the ingress, in-process
 // publishers, replies) adds the event to the open batch of its subject
 // (one subject per event type), which is stored as one JetStream message
-// once it has waited Config.BatchLinger (2 ms) for more events or holds
+// once it has waited Config.BatchLinger (5 ms) for more events or holds
 // Config.MaxBatch events or 1 MiB; every caller returns once that message
 // is acked, so an event is acknowledged to its sender (202) only once it is
 // stored, as before, and a store that fails fails every caller in it. A
