@@ -168,9 +168,7 @@ func (b *Broker) Snapshot(ctx context.Context, emit func(PendingEvent) error, th
 				if err != nil {
 					return stats, err
 				}
-				if emitted {
-					stats.Events++
-				}
+				stats.Events += emitted
 				if seq == last || md.NumPending == 0 {
 					break read
 				}
@@ -197,13 +195,17 @@ const (
 	snapshotWait  = 200 * time.Millisecond
 )
 
-// emitPending emits one stored event for the Triggers whose floor is below
-// it and whose consumer reads its subject: the legacy single subject is
-// read by every Trigger, a type subject by the Triggers of that type (or
-// of every type), a replay by its own Trigger only. Events owed by none are
-// skipped. The event is emitted in structured JSON, whatever its stored
-// form, so a backup reads the same across versions.
-func (b *Broker) emitPending(subject string, seq uint64, h nats.Header, data []byte, floors map[string]uint64, emit func(PendingEvent) error) (bool, error) {
+// emitPending emits the events of one stored message (one event, or each
+// event of a batch) for the Triggers whose floor is below it and whose
+// consumer reads its subject: the legacy single subject is read by every
+// Trigger, a type subject by the Triggers of that type (or of every type),
+// a replay by its own Trigger only. Messages owed by none are skipped. A
+// batch is owed whole, since its message is acked once all its events are
+// done: every event of it is emitted, including those its Trigger's filter
+// drops or that were delivered already (at least once). Each event is
+// emitted in structured JSON, whatever its stored form, so a backup reads
+// the same across versions. It returns how many it emitted.
+func (b *Broker) emitPending(subject string, seq uint64, h nats.Header, data []byte, floors map[string]uint64, emit func(PendingEvent) error) (int, error) {
 	var owing []string
 	for _, r := range b.triggers {
 		name := r.trigger.Metadata.Name
@@ -213,17 +215,22 @@ func (b *Broker) emitPending(subject string, seq uint64, h nats.Header, data []b
 		owing = append(owing, name)
 	}
 	if len(owing) == 0 {
-		return false, nil
+		return 0, nil
 	}
-	e, err := decodeStored(h, data)
+	evs, err := decodeMessage(h, data)
 	if err != nil {
-		return false, fmt.Errorf("broker: snapshot: stored event %d: %w", seq, err)
+		return 0, fmt.Errorf("broker: snapshot: stored message %d: %w", seq, err)
 	}
-	raw, err := encodeEvent(e)
-	if err != nil {
-		return false, fmt.Errorf("broker: snapshot: event %s: %w", e.ID(), err)
+	for _, e := range evs {
+		raw, err := encodeEvent(e)
+		if err != nil {
+			return 0, fmt.Errorf("broker: snapshot: event %s: %w", e.ID(), err)
+		}
+		if err := emit(PendingEvent{Triggers: owing, Event: raw}); err != nil {
+			return 0, err
+		}
 	}
-	return true, emit(PendingEvent{Triggers: owing, Event: raw})
+	return len(evs), nil
 }
 
 // reads reports whether Trigger t's consumer reads events stored on

@@ -63,8 +63,17 @@ type Config struct {
 	// after the next Open. Consumers on an existing data dir take the new
 	// value at Open.
 	AckWait time.Duration
-	// MaxInFlight bounds concurrent deliveries per Trigger (default 64).
+	// MaxInFlight bounds concurrent deliveries of events per Trigger
+	// (default 64), and the stored messages (batches) a Trigger holds
+	// unacknowledged.
 	MaxInFlight int
+	// BatchLinger is how long a published event waits for others of its
+	// subject to be stored with it in one message (batch.go; default
+	// 5 ms). Negative stores every batch as soon as it is formed (pure group
+	// commit: what arrived during the previous store).
+	BatchLinger time.Duration
+	// MaxBatch bounds the events stored in one message (default 256).
+	MaxBatch int
 	// SyncAlways fsyncs every stored event before the ingress answers 202.
 	// Off, an accepted event survives a process crash (written to the OS
 	// before the ack; test/system TestKillUpMidStream kills a whole up)
@@ -107,6 +116,8 @@ type Broker struct {
 	snapMu    sync.Mutex             // one Snapshot at a time
 	shutOnce  sync.Once
 	shutErr   error
+	batchers  sync.Map // subject -> *batcher (batch.go)
+	stats     batchStats
 }
 
 // route is a Trigger ready to dispatch: its resolved addresses and policy.
@@ -120,6 +131,10 @@ type route struct {
 	// own, so they do not queue behind the ingress's publishes (the server
 	// reads each connection in one loop).
 	js jetstream.JetStream
+	// slots bounds the Trigger's events in delivery (Config.MaxInFlight):
+	// MaxAckPending counts stored messages, each of which may hold a
+	// batch of events.
+	slots chan struct{}
 }
 
 // Open starts the embedded NATS server on cfg.DataDir, creates the event and
@@ -144,6 +159,13 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 64
+	}
+	if cfg.BatchLinger == 0 {
+		cfg.BatchLinger = defaultBatchLinger
+	}
+	cfg.BatchLinger = max(cfg.BatchLinger, 0)
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = defaultMaxBatch
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -274,7 +296,8 @@ func buildRoutes(cfg Config) ([]*route, error) {
 		if err != nil {
 			return nil, fmt.Errorf("broker: trigger %q: subscriber: %w", t.Metadata.Name, err)
 		}
-		r := &route{trigger: t, name: "trigger_" + natsToken(t.Metadata.Name), subscriber: sub, policy: p}
+		r := &route{trigger: t, name: "trigger_" + natsToken(t.Metadata.Name), subscriber: sub, policy: p,
+			slots: make(chan struct{}, max(cfg.MaxInFlight, 1))}
 		if p.deadLetters != nil {
 			dl, err := resolve(cfg.Resolve, *p.deadLetters)
 			switch {
@@ -449,13 +472,15 @@ func (b *Broker) setup(ctx context.Context) error {
 	return nil
 }
 
-// Publish stores an event durably; it returns once JetStream has acked it.
-// The ingress and reply events go through here.
+// Publish stores an event durably; it returns once JetStream has acked the
+// message holding it. The ingress and reply events go through here, and
+// are stored in batches (batch.go): many callers' events of one type in
+// one message.
 func (b *Broker) Publish(ctx context.Context, e event.Event) error {
 	if b.closing.Load() {
 		return ErrUnavailable
 	}
-	return b.publishTo(ctx, b.typeSubject(e.Type()), e)
+	return b.publishBatched(ctx, b.typeSubject(e.Type()), e)
 }
 
 // typeSubject is where events of type typ are stored: one subject per
@@ -613,11 +638,13 @@ func isJSONType(ct string) bool {
 	return ct == "" || ct == "application/json" || ct == "text/json" || strings.HasSuffix(ct, "+json")
 }
 
-// Pending is how many stored events the Triggers still have to finish:
-// for each Trigger, the events it has not been handed yet plus those in
-// flight (handed out, not acked). Zero once every accepted event and every
-// reply has been delivered, filtered out or dead-lettered, which is how a
-// benchmark or a load run knows the pipeline has drained.
+// Pending is how many stored messages the Triggers still have to finish:
+// for each Trigger, the messages it has not been handed yet plus those in
+// flight (handed out, not acked). A message holds one event or a batch of
+// them (batch.go), so this is not a count of events; it is zero once every
+// accepted event and every reply has been delivered, filtered out or
+// dead-lettered, which is how a benchmark or a load run knows the pipeline
+// has drained.
 func (b *Broker) Pending(ctx context.Context) (uint64, error) {
 	var n uint64
 	for _, r := range b.triggers {

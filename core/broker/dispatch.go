@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
@@ -43,6 +44,14 @@ func brokerTTL(e event.Event) int {
 	v, ok := e.Extensions()[ExtTTL]
 	if !ok {
 		return defaultTTL
+	}
+	// Stored events carry it as a string: parsed here directly, since
+	// types.ToInteger's validation by reflection cost as much as the
+	// rest of the hop counter's handling.
+	if s, ok := v.(string); ok {
+		if n, err := strconv.ParseInt(s, 10, 32); err == nil {
+			return int(n)
+		}
 	}
 	n, err := types.ToInteger(v)
 	if err != nil {
@@ -82,25 +91,105 @@ func (o outcome) String() string {
 	return strconv.Itoa(o.code)
 }
 
-// dispatch delivers one stored event to one Trigger's subscriber with the
-// Trigger's retry policy, then acks it: delivered, filtered out, or dead
-// lettered. Retries wait out their backoff here, in process, under the
-// event's lease, so the Trigger's retry count and backoff are exact however
-// short the ack wait. It returns without ack when the broker abandons
-// deliveries, so the event is delivered again after restart.
+// dispatch works on one stored message for one Trigger: it decodes the
+// events the message holds (one, or a batch: storage.go), delivers those
+// the Trigger's filter selects, concurrently and each with the Trigger's
+// retry policy (deliver), and acks the message once every one of them is
+// done: delivered, filtered out, or dead-lettered. One event failing is
+// retried or dead-lettered on its own; its siblings are not delivered
+// again while the broker runs. The message's lease is held while any of
+// its events is in flight. It returns without ack when the broker abandons
+// deliveries (Shutdown, a Snapshot's gate at Shutdown), so the whole
+// message is delivered again after restart: at least once, for the
+// siblings that were done too.
 func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
-	e, err := decodeStored(msg.Headers(), msg.Data())
+	evs, err := decodeMessage(msg.Headers(), msg.Data())
 	if err != nil {
-		b.log.Error("undecodable stored event; dropping", "trigger", r.trigger.Metadata.Name, "err", err)
+		b.log.Error("undecodable stored event; dropping", "trigger", r.trigger.Metadata.Name, "subject", msg.Subject(), "err", err)
 		_ = msg.Term()
 		return
 	}
-	if !r.trigger.Matches(e) {
+	match := evs[:0]
+	for _, e := range evs {
+		if r.trigger.Matches(e) {
+			match = append(match, e)
+		}
+	}
+	if len(match) == 0 {
 		_ = msg.Ack()
 		return
 	}
 	l := b.hold(msg)
 	defer l.release() // abandoned: no more progress, redelivered one ack wait later
+	ctx := b.delivery
+	var (
+		wg        sync.WaitGroup
+		abandoned atomic.Bool
+		redeliver atomic.Bool
+	)
+	run := func(e event.Event) {
+		defer func() { <-r.slots }()
+		switch b.deliver(ctx, r, e) {
+		case abandonedResult:
+			abandoned.Store(true)
+		case redeliverResult:
+			redeliver.Store(true)
+		}
+	}
+	for i, e := range match {
+		// A slot of the Trigger's MaxInFlight: waiting here holds this
+		// worker, never the NATS client's callback.
+		got := false
+		select {
+		case r.slots <- struct{}{}:
+			got = true
+		case <-ctx.Done():
+		}
+		if !got || ctx.Err() != nil {
+			if got {
+				<-r.slots
+			}
+			abandoned.Store(true)
+			break
+		}
+		if i == len(match)-1 {
+			run(e) // the last (or only) event on this goroutine
+			break
+		}
+		wg.Add(1)
+		b.workers.Go(func() {
+			defer wg.Done()
+			run(e)
+		})
+	}
+	wg.Wait()
+	if abandoned.Load() {
+		return // left unacked for redelivery
+	}
+	l.release()
+	if redeliver.Load() {
+		_ = msg.NakWithDelay(r.policy.backoff(1))
+		return
+	}
+	if err := msg.Ack(); err != nil {
+		b.log.Warn("ack after delivery failed; events may be delivered again", "trigger", r.trigger.Metadata.Name, "events", len(match), "err", err)
+	}
+}
+
+// result is how deliver left an event.
+type result int
+
+const (
+	doneResult      result = iota // delivered or dead-lettered
+	abandonedResult               // the broker gave up on it: deliver it after restart
+	redeliverResult               // its dead letter was not recorded: deliver it again
+)
+
+// deliver delivers one event to one Trigger's subscriber with the Trigger's
+// retry policy, and dead-letters it when that fails. Retries wait out
+// their backoff here, in process, under the message's lease, so the
+// Trigger's retry count and backoff are exact however short the ack wait.
+func (b *Broker) deliver(ctx context.Context, r *route, e event.Event) result {
 	// The delivery's logger is built only when something is logged: a
 	// logger With attributes per delivery was 3.6% of the pipeline's CPU.
 	log := sync.OnceValue(func() *slog.Logger {
@@ -114,37 +203,32 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 	// give a reply one hop less, so reply loops end.
 	ttl := brokerTTL(e)
 	e.SetExtension(ExtTTL, nil)
-	ctx := b.delivery
 	if !b.gate.pass(ctx) { // a Snapshot is capturing (backup.go)
-		return // abandoned: left unacked for redelivery
+		return abandonedResult
 	}
 	var last outcome
 	attempts := 0
 	for n := 0; ; n++ {
 		if n > 0 {
 			if !b.wait(ctx, r.policy.backoff(n)) {
-				return // abandoned: left unacked for redelivery
+				return abandonedResult
 			}
 		}
 		attempts++
 		last = b.send(ctx, r.subscriber, e, true)
 		if ctx.Err() != nil {
-			return
+			return abandonedResult
 		}
 		if last.ok() && last.reply != nil && ttl <= 1 {
 			log().Warn("reply dropped: broker TTL exhausted (reply loop?)", "reply_id", last.reply.ID(), "reply_type", last.reply.Type())
 		} else if last.ok() && last.reply != nil {
 			last.reply.SetExtension(ExtTTL, ttl-1)
 			if !b.storeReply(ctx, r, *last.reply, log) {
-				return // abandoned: left unacked for redelivery
+				return abandonedResult
 			}
 		}
 		if last.ok() {
-			l.release()
-			if err := msg.Ack(); err != nil {
-				log().Warn("ack after delivery failed; event may be delivered again", "err", err)
-			}
-			return
+			return doneResult
 		}
 		if !last.retryable() || n >= r.policy.retries {
 			break
@@ -154,16 +238,13 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 	log().Warn("delivery failed; dead-lettering", "attempts", attempts, "result", last.String())
 	if err := b.deadLetter(ctx, r, e, last, attempts); err != nil {
 		if ctx.Err() != nil {
-			return
+			return abandonedResult
 		}
 		// Not recorded: leave it for redelivery rather than lose it.
 		log().Error("dead letter not recorded; event will be redelivered", "err", err)
-		l.release()
-		_ = msg.NakWithDelay(r.policy.backoff(1))
-		return
+		return redeliverResult
 	}
-	l.release()
-	_ = msg.Ack()
+	return doneResult
 }
 
 // wait sleeps d (the event's lease keeps it from being redelivered
@@ -330,9 +411,8 @@ const maxHoldBackoff = 30 * time.Second
 func (b *Broker) publishReply(ctx context.Context, e event.Event) error {
 	// Replies are accepted during shutdown: the event that caused them is
 	// being drained and must not be delivered twice for want of its reply.
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return b.publishTo(ctx, b.typeSubject(e.Type()), e)
+	// The store of the batch holding it is bounded by publishTimeout.
+	return b.publishBatched(ctx, b.typeSubject(e.Type()), e)
 }
 
 // DeadLetter is an event whose delivery to a Trigger's subscriber failed for

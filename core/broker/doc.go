@@ -38,26 +38,43 @@
 //     knativeerrorcode (HTTP status) and knativeerrordata (base64 of the first
 //     1024 bytes of the response body), goes to deadLetterSink when set and
 //     resolvable (Resolve may answer ErrNoSink), and is always recorded in the
-//     deadletter stream: ListDeadLetters shows it, Replay(id) redelivers it to
-//     its Trigger only.
+//     deadletter stream, one record per event: ListDeadLetters shows it,
+//     Replay(id) redelivers that event to its Trigger only.
 //
 // Storage: one JetStream stream per broker with interest retention and one
-// durable, explicitly acked consumer per Trigger (MaxAckPending bounds the
-// concurrent deliveries per Trigger). An event is acked after a 2xx, a
-// filter miss, or once its dead letter is recorded, so after a crash every
-// unacked event is delivered again: delivery is at least once, and
-// subscribers must be idempotent (Knative promises no more).
+// durable, explicitly acked consumer per Trigger. Events are stored in
+// batches (batch.go, storage.go): Publish (the ingress, in-process
+// publishers, replies) adds the event to the open batch of its subject
+// (one subject per event type), which is stored as one JetStream message
+// once it has waited Config.BatchLinger (5 ms) for more events or holds
+// Config.MaxBatch events or 1 MiB; every caller returns once that message
+// is acked, so an event is acknowledged to its sender (202) only once it is
+// stored, as before, and a store that fails fails every caller in it. A
+// Trigger's consumer is handed whole messages: the dispatcher decodes the
+// batch, applies the Trigger's filter to each event, delivers the selected
+// ones concurrently (Config.MaxInFlight bounds the events in delivery per
+// Trigger; MaxAckPending bounds its unacked messages), each with the
+// Trigger's retry, backoff and dead letter as if it had been stored alone,
+// and acks the message once every event is delivered, filtered out or
+// dead-lettered. After a crash every unacked message is delivered again,
+// with all its events, those its Trigger had finished included: delivery is
+// at least once, and subscribers must be idempotent (Knative promises no
+// more). Messages stored by older versions (one event, binary or JSON) are
+// read as batches of one. Pending counts messages, not events: zero still
+// means drained.
 //
 // Crash recovery: the consumers' ack wait is short (Config.AckWait, 5 s),
-// and the dispatcher holds a lease on each event it works on, reporting
-// progress to JetStream every quarter ack wait through subscriber calls,
-// retries and their backoff (slept in process, so retry counts and backoff
-// are the Trigger's exactly) and held replies (lease.go). A slow subscriber
-// is therefore never raced by a redelivery while the broker runs, and the
-// events that were in flight when the process died are delivered again
-// about one ack wait after their last progress report, i.e. seconds after
-// the next Open. Open updates the consumers of an existing data dir to the
-// configured ack wait.
+// and the dispatcher holds a lease on each message it works on, reporting
+// progress to JetStream every quarter ack wait until every event of it is
+// done, through subscriber calls, retries and their backoff (slept in
+// process, so retry counts and backoff are the Trigger's exactly) and held
+// replies (lease.go). A slow subscriber is therefore never raced by a
+// redelivery while the broker runs, and the messages that were in flight
+// when the process died are delivered again about one ack wait after their
+// last progress report, i.e. seconds after the next Open. Open updates the
+// consumers of an existing data dir to the configured ack wait. A dead
+// letter that cannot be recorded (not for a full disk, which is waited
+// out) naks its message, so its siblings are delivered again too.
 //
 // Disk full: nats-server keeps a stream's write error (ENOSPC) and from then
 // on neither stores nor answers publishes. The broker watches the server's

@@ -19,13 +19,14 @@ const defaultAckWait = 5 * time.Second
 // JetStream would hand the event out a second time.
 const leaseBeatsPerAckWait = 4
 
-// lease holds a stored event for the dispatcher working on it: until
-// release it tells JetStream every AckWait/leaseBeatsPerAckWait that the
-// event is still in progress, so however long the subscriber, the backoff
-// between retries or a held reply take, the event is not redelivered while
-// the broker runs. A dispatcher that is gone (crash, abandoned delivery)
-// stops reporting, and the event is delivered again one ack wait after its
-// last report.
+// lease holds a stored message (one event or a batch) for the dispatcher
+// working on it: until release, which follows the last of its events, it
+// tells JetStream every AckWait/leaseBeatsPerAckWait that the message is
+// still in progress, so however long a subscriber, the backoff between
+// retries or a held reply take, the message is not redelivered while the
+// broker runs. A dispatcher that is gone (crash, abandoned delivery) stops
+// reporting, and the message is delivered again one ack wait after its last
+// report.
 type lease struct {
 	msg   jetstream.Msg
 	every time.Duration

@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -124,6 +126,261 @@ func decodeStored(h nats.Header, data []byte) (event.Event, error) {
 	e := event.Event{Context: ec}
 	if len(data) > 0 {
 		e.DataEncoded = data
+	}
+	return e, nil
+}
+
+// Batch stored form: many events of one subject in one JetStream message,
+// so JetStream's per-message work (the store and its ack, a delivery to
+// each Trigger, the Trigger's ack with its interest check and removal,
+// consumer state writes) is paid once per batch instead of once per event
+// (the batcher in batch.go forms them). The message carries the header
+// batchHeader = batchVersion and a body of records, each
+//
+//	uvarint(record length) record
+//
+// and a record is
+//
+//	uvarint(attribute count)
+//	per attribute: kind byte, [uvarint(len) name when kind is attrExtension],
+//	               uvarint(len) value (the attribute's canonical string form)
+//	data: the rest of the record, as is
+//
+// Only CloudEvents 1.0 events are batched (specversion is implied). A
+// decode is a pass over lengths and one string per record that every
+// attribute value is a substring of: no JSON, no headers per event.
+const (
+	batchHeader  = "dt-batch"
+	batchVersion = "1"
+)
+
+// Attribute kinds of a batch record.
+const (
+	attrExtension byte = iota
+	attrID
+	attrSource
+	attrType
+	attrSubject
+	attrTime
+	attrDataContentType
+	attrDataSchema
+)
+
+type batchAttr struct {
+	kind  byte
+	name  string // extensions only
+	value string
+}
+
+// appendRecord appends e's record, length first, to buf. It fails only for
+// an extension value types.Format refuses, or an event that is not
+// CloudEvents 1.0 (those are stored alone in the JSON form).
+func appendRecord(buf []byte, e event.Event) ([]byte, error) {
+	ec, ok := e.Context.(*event.EventContextV1)
+	if !ok {
+		return buf, fmt.Errorf("batch form: spec version %s", e.SpecVersion())
+	}
+	var stack [12]batchAttr
+	attrs := append(stack[:0],
+		batchAttr{kind: attrID, value: ec.ID},
+		batchAttr{kind: attrSource, value: ec.Source.String()},
+		batchAttr{kind: attrType, value: ec.Type})
+	if ec.Subject != nil {
+		attrs = append(attrs, batchAttr{kind: attrSubject, value: *ec.Subject})
+	}
+	if ec.Time != nil {
+		attrs = append(attrs, batchAttr{kind: attrTime, value: ec.Time.String()})
+	}
+	if ec.DataContentType != nil {
+		attrs = append(attrs, batchAttr{kind: attrDataContentType, value: *ec.DataContentType})
+	}
+	if ec.DataSchema != nil {
+		attrs = append(attrs, batchAttr{kind: attrDataSchema, value: ec.DataSchema.String()})
+	}
+	for name, v := range ec.Extensions {
+		s, err := types.Format(v)
+		if err != nil {
+			return buf, fmt.Errorf("extension %s: %w", name, err)
+		}
+		attrs = append(attrs, batchAttr{kind: attrExtension, name: name, value: s})
+	}
+	data := e.Data()
+	n := uvarintLen(uint64(len(attrs))) + len(data)
+	for _, a := range attrs {
+		n += 1 + uvarintLen(uint64(len(a.value))) + len(a.value)
+		if a.kind == attrExtension {
+			n += uvarintLen(uint64(len(a.name))) + len(a.name)
+		}
+	}
+	buf = slices.Grow(buf, uvarintLen(uint64(n))+n)
+	buf = binary.AppendUvarint(buf, uint64(n))
+	buf = binary.AppendUvarint(buf, uint64(len(attrs)))
+	for _, a := range attrs {
+		buf = append(buf, a.kind)
+		if a.kind == attrExtension {
+			buf = binary.AppendUvarint(buf, uint64(len(a.name)))
+			buf = append(buf, a.name...)
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(a.value)))
+		buf = append(buf, a.value...)
+	}
+	return append(buf, data...), nil
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+// batchHeaders marks a message in the batch form.
+func batchHeaders() nats.Header {
+	return nats.Header{batchHeader: []string{batchVersion}}
+}
+
+// encodeBatch builds one message in the batch form holding evs.
+func encodeBatch(subject string, evs []event.Event) (*nats.Msg, error) {
+	var buf []byte
+	for _, e := range evs {
+		var err error
+		if buf, err = appendRecord(buf, e); err != nil {
+			return nil, fmt.Errorf("encode event %s: %w", e.ID(), err)
+		}
+	}
+	return &nats.Msg{Subject: subject, Header: batchHeaders(), Data: buf}, nil
+}
+
+var errBatchCorrupt = errors.New("stored batch: corrupt record")
+
+// decodeMessage reads every event of a stored message: a batch, or one
+// event in the binary or the legacy JSON form. Data of the events alias
+// data.
+func decodeMessage(h nats.Header, data []byte) ([]event.Event, error) {
+	v, ok := h[batchHeader]
+	if !ok {
+		e, err := decodeStored(h, data)
+		if err != nil {
+			return nil, err
+		}
+		return []event.Event{e}, nil
+	}
+	if len(v) == 0 || v[0] != batchVersion {
+		return nil, fmt.Errorf("stored batch of version %q", v)
+	}
+	// Count the records first, so the events are one allocation.
+	n := 0
+	for rest := data; len(rest) > 0; n++ {
+		l, k := binary.Uvarint(rest)
+		if k <= 0 || l > uint64(len(rest)-k) {
+			return nil, errBatchCorrupt
+		}
+		rest = rest[k+int(l):]
+	}
+	out := make([]event.Event, 0, n)
+	ctxs := make([]event.EventContextV1, n)
+	for i := 0; len(data) > 0; i++ {
+		l, k := binary.Uvarint(data)
+		rec := data[k : k+int(l)]
+		data = data[k+int(l):]
+		e, err := decodeRecord(rec, &ctxs[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// decodeRecord reads one batch record into ec.
+func decodeRecord(rec []byte, ec *event.EventContextV1) (event.Event, error) {
+	count, k := binary.Uvarint(rec)
+	if k <= 0 || count > uint64(len(rec)) {
+		return event.Event{}, errBatchCorrupt
+	}
+	// Find where the attributes end, then make them one string.
+	p := k
+	next := func() (int, int, bool) { // a length-prefixed field at p
+		l, k := binary.Uvarint(rec[p:])
+		if k <= 0 || l > uint64(len(rec)-p-k) {
+			return 0, 0, false
+		}
+		start := p + k
+		p = start + int(l)
+		return start, p, true
+	}
+	type span struct {
+		kind             byte
+		name, valS, valE int // name start (extensions), value bounds
+		nameE            int
+	}
+	var stack [12]span
+	spans := stack[:0]
+	for range count {
+		if p >= len(rec) {
+			return event.Event{}, errBatchCorrupt
+		}
+		s := span{kind: rec[p]}
+		p++
+		if s.kind == attrExtension {
+			var ok bool
+			if s.name, s.nameE, ok = next(); !ok {
+				return event.Event{}, errBatchCorrupt
+			}
+		}
+		var ok bool
+		if s.valS, s.valE, ok = next(); !ok {
+			return event.Event{}, errBatchCorrupt
+		}
+		spans = append(spans, s)
+	}
+	str := string(rec[:p])
+	for _, s := range spans {
+		v := str[s.valS:s.valE]
+		switch s.kind {
+		case attrID:
+			ec.ID = v
+		case attrSource:
+			u, err := url.Parse(v)
+			if err != nil {
+				return event.Event{}, fmt.Errorf("stored source: %w", err)
+			}
+			ec.Source = types.URIRef{URL: *u}
+		case attrType:
+			ec.Type = v
+		case attrSubject:
+			ec.Subject = &v
+		case attrTime:
+			t, err := types.ParseTimestamp(v)
+			if err != nil {
+				return event.Event{}, fmt.Errorf("stored time: %w", err)
+			}
+			ec.Time = t
+		case attrDataContentType:
+			ec.DataContentType = &v
+		case attrDataSchema:
+			u, err := url.Parse(v)
+			if err != nil {
+				return event.Event{}, fmt.Errorf("stored dataschema: %w", err)
+			}
+			ec.DataSchema = &types.URI{URL: *u}
+		case attrExtension:
+			if ec.Extensions == nil {
+				ec.Extensions = make(map[string]any, 4)
+			}
+			ec.Extensions[str[s.name:s.nameE]] = v
+		default:
+			return event.Event{}, fmt.Errorf("stored batch: attribute kind %d", s.kind)
+		}
+	}
+	if ec.ID == "" || ec.Type == "" {
+		return event.Event{}, errors.New("stored event without id or type")
+	}
+	e := event.Event{Context: ec}
+	if p < len(rec) {
+		e.DataEncoded = rec[p:]
 	}
 	return e, nil
 }

@@ -59,6 +59,7 @@ func openBroker(ctx context.Context, dir string, subscribers map[string]string, 
 		// capped the pipeline at about 64 events/s under load (figures in
 		// docs/performance.md). Deliveries are goroutines; 1024 is cheap.
 		MaxInFlight: maxInFlight(),
+		BatchLinger: batchLinger(),
 		// A 202 survives a kill -9 of up without an fsync per event
 		// (TestKillUpMidStream: every acknowledged report stored after
 		// restart); fsync per event protects against power loss too but
@@ -99,6 +100,9 @@ func openBroker(ctx context.Context, dir string, subscribers map[string]string, 
 }
 
 func (h *brokerHost) Pending(ctx context.Context) (uint64, error) { return h.b.Pending(ctx) }
+
+// BatchStats is how many events the broker stored in how many messages.
+func (h *brokerHost) BatchStats() broker.BatchStats { return h.b.BatchStats() }
 
 func (h *brokerHost) IngressURL() string { return "http://" + h.ln.Addr().String() }
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/dronetrack/dronetrack/core/publish"
 )
@@ -74,4 +75,15 @@ func maxInFlight() int {
 		return n
 	}
 	return 1024
+}
+
+// EnvBrokerLinger overrides how long the local broker lets a published
+// event wait for others to be stored with it in one message (a Go
+// duration; core/broker's default when unset, "-1ns" for none), for load
+// comparisons.
+const EnvBrokerLinger = "DRONETRACK_BROKER_LINGER"
+
+func batchLinger() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv(EnvBrokerLinger))
+	return d
 }

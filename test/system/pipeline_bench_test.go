@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/broker"
 	"github.com/dronetrack/dronetrack/core/sim"
 
 	"github.com/dronetrack/dronetrack/infra/local"
@@ -113,6 +114,13 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 	}
 	waitDrained() // the demo seeding's own events
+	// Events per stored JetStream message (the broker's group commit),
+	// when the broker reports it.
+	type batchStats interface{ BatchStats() broker.BatchStats }
+	var statsBefore broker.BatchStats
+	if bs, ok := queue.(batchStats); ok {
+		statsBefore = bs.BatchStats()
+	}
 	if path := os.Getenv("DRONETRACK_BENCH_CPUPROFILE"); path != "" {
 		// The timed part only: -cpuprofile would include seeding (argon2
 		// key hashing) and start-up.
@@ -155,6 +163,12 @@ func BenchmarkPipeline(b *testing.B) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "stored/s")
 	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
 	b.ReportMetric(float64(retries.Load()), "retries")
+	if bs, ok := queue.(batchStats); ok {
+		s := bs.BatchStats()
+		if m := s.Messages - statsBefore.Messages; m > 0 {
+			b.ReportMetric(float64(s.Events-statsBefore.Events)/float64(m), "events/msg")
+		}
+	}
 	b.ReportMetric(0, "ns/op")
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d of %d reports not accepted", n, b.N)

@@ -1,0 +1,198 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+)
+
+// Group commit of published events. Publish appends the event's record to
+// the open batch of its subject and waits; the batch is stored as one
+// JetStream message (the batch form, storage.go) once it has waited
+// Config.BatchLinger since its first event, or holds Config.MaxBatch events
+// or batchMaxBytes, and every caller in it returns when JetStream has acked
+// that message: an event is acknowledged to its sender only once stored, as
+// before. Without the linger a batch would be what arrived during the
+// previous store, one or two events at the pipeline's rates, since a store
+// takes about a tenth of a millisecond. Up to storesPerSubject batches of a
+// subject are stored at once, so a slow store does not hold the next
+// batch's round trip; further sealed batches wait for one of them.
+const (
+	// defaultBatchLinger is Config.BatchLinger when unset. It adds up to
+	// that much to a sender's wait for its 202 and to each hop of the
+	// pipeline, and buys fewer, fuller messages at moderate rates, where a
+	// shorter linger leaves batches of a few events (docs/performance.md
+	// "Round 3: broker batches" has the measurements).
+	defaultBatchLinger = 5 * time.Millisecond
+	// defaultMaxBatch is Config.MaxBatch when unset.
+	defaultMaxBatch = 256
+	// batchMaxBytes seals a batch: well under the server's MaxPayload
+	// (8 MiB), so one event up to the ingress's 4 MiB limit always fits
+	// in a batch of its own.
+	batchMaxBytes = 1 << 20
+	// storesPerSubject is how many batches of one subject are stored at
+	// once.
+	storesPerSubject = 4
+)
+
+// batch is a group of events stored as one message; its callers wait on
+// done and then read err.
+type batch struct {
+	buf  []byte // the records (storage.go)
+	n    int    // events
+	done chan struct{}
+	err  error
+}
+
+// batcher forms and stores the batches of one subject.
+type batcher struct {
+	b       *Broker
+	subject string
+
+	mu       sync.Mutex
+	open     *batch   // taking events; nil when none arrived since the last seal
+	sealed   []*batch // waiting for a store slot, oldest first
+	storing  int      // stores in flight
+	timer    *time.Timer
+	timerFor *batch // the batch the linger timer was armed for
+}
+
+// batchStats counts what Publish stored (BatchStats).
+type batchStats struct {
+	messages, events atomic.Uint64
+}
+
+// BatchStats reports how many messages published events were stored in and
+// how many events they held: events per message is the batch size the
+// group commit reached.
+type BatchStats struct {
+	Messages uint64
+	Events   uint64
+}
+
+// BatchStats is what Publish has stored so far.
+func (b *Broker) BatchStats() BatchStats {
+	return BatchStats{Messages: b.stats.messages.Load(), Events: b.stats.events.Load()}
+}
+
+func (b *Broker) batcher(subject string) *batcher {
+	if q, ok := b.batchers.Load(subject); ok {
+		return q.(*batcher)
+	}
+	q := &batcher{b: b, subject: subject}
+	q.timer = time.AfterFunc(time.Hour, q.lingered)
+	q.timer.Stop()
+	actual, _ := b.batchers.LoadOrStore(subject, q)
+	return actual.(*batcher)
+}
+
+// publishBatched stores e through its subject's batcher and returns once
+// the message holding it is acked by JetStream, or ctx ends (the event may
+// then still be stored: the sender retries, subscribers are idempotent, as
+// with any publish whose answer was lost).
+func (b *Broker) publishBatched(ctx context.Context, subject string, e event.Event) error {
+	if _, ok := e.Context.(*event.EventContextV1); !ok {
+		return b.publishTo(ctx, subject, e) // the JSON form carries other spec versions
+	}
+	if err := b.health.err(); err != nil {
+		return fmt.Errorf("%w: store event %s: %w", ErrUnavailable, e.ID(), err)
+	}
+	bt, err := b.batcher(subject).add(e)
+	if err != nil {
+		return fmt.Errorf("broker: encode event %s: %w", e.ID(), err)
+	}
+	select {
+	case <-bt.done:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: store event %s: %w", ErrUnavailable, e.ID(), context.Cause(ctx))
+	}
+	if bt.err != nil {
+		return fmt.Errorf("%w: store event %s (in a batch of %d, %d bytes): %w", ErrUnavailable, e.ID(), bt.n, len(bt.buf), bt.err)
+	}
+	return nil
+}
+
+// add appends e to the open batch and returns the batch.
+func (q *batcher) add(e event.Event) (*batch, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	bt := q.open
+	if bt == nil {
+		bt = &batch{done: make(chan struct{})}
+	}
+	before := len(bt.buf)
+	buf, err := appendRecord(bt.buf, e)
+	if err != nil {
+		bt.buf = buf[:before]
+		return nil, err
+	}
+	if bt.n > 0 && len(buf) > batchMaxBytes {
+		// Too big with this event: the open batch goes as it is and the
+		// event starts the next one.
+		bt.buf = buf[:before]
+		q.sealLocked()
+		bt = &batch{done: make(chan struct{})}
+		if bt.buf, err = appendRecord(nil, e); err != nil {
+			return nil, err
+		}
+	} else {
+		bt.buf = buf
+	}
+	bt.n++
+	if bt.n == 1 {
+		q.open = bt
+		q.timerFor = bt
+		q.timer.Reset(q.b.cfg.BatchLinger)
+	}
+	if bt.n >= q.b.cfg.MaxBatch || len(bt.buf) >= batchMaxBytes {
+		q.sealLocked()
+	}
+	return bt, nil
+}
+
+// lingered seals the open batch once its linger is over.
+func (q *batcher) lingered() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.open != nil && q.open == q.timerFor {
+		q.sealLocked()
+	}
+}
+
+// sealLocked closes the open batch to more events and starts stores while
+// slots are free.
+func (q *batcher) sealLocked() {
+	if q.open != nil {
+		q.sealed = append(q.sealed, q.open)
+		q.open = nil
+	}
+	for q.storing < storesPerSubject && len(q.sealed) > 0 {
+		bt := q.sealed[0]
+		q.sealed[0] = nil
+		q.sealed = q.sealed[1:]
+		q.storing++
+		go q.store(bt)
+	}
+}
+
+// store stores one batch and wakes its callers.
+func (q *batcher) store(bt *batch) {
+	m := &nats.Msg{Subject: q.subject, Header: batchHeaders(), Data: bt.buf}
+	// Not the callers' contexts: one caller giving up must not fail the
+	// others. publishMsg bounds it, and ends it when the store goes down.
+	bt.err = q.b.publishMsg(context.Background(), m)
+	if bt.err == nil {
+		q.b.stats.messages.Add(1)
+		q.b.stats.events.Add(uint64(bt.n))
+	}
+	close(bt.done)
+	q.mu.Lock()
+	q.storing--
+	q.sealLocked()
+	q.mu.Unlock()
+}
