@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"go.etcd.io/bbolt"
 )
@@ -23,6 +24,10 @@ type groupCommit struct {
 	mu      sync.Mutex
 	pending []*groupCall
 	running bool
+
+	// commits and calls count the transactions committed and the calls
+	// they carried (GroupStats in tests: the group sizes a load gets).
+	commits, calls atomic.Int64
 }
 
 type groupCall struct {
@@ -76,6 +81,8 @@ func (g *groupCommit) commit(calls []*groupCall) {
 			return nil
 		})
 		if failed < 0 {
+			g.commits.Add(1)
+			g.calls.Add(int64(len(calls)))
 			for _, c := range calls {
 				c.done <- err // nil, or the commit's own failure for all
 			}

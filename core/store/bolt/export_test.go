@@ -1,0 +1,7 @@
+package bolt
+
+// GroupStats returns how many group commits s made and how many calls
+// they carried.
+func GroupStats(s *Store) (commits, calls int64) {
+	return s.group.commits.Load(), s.group.calls.Load()
+}

@@ -1,0 +1,104 @@
+package bolt_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/flights"
+	"github.com/dronetrack/dronetrack/core/flights/flightupdate"
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/store/bolt"
+	"github.com/dronetrack/dronetrack/core/telemetry"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// BenchmarkReportWrites is what the store costs per report in one-machine
+// mode, as process writes it: one report per drone batch, 64 drones at
+// once (their writes share group commits), each report's history point,
+// latest state and flights. "separate" is AppendTrack, UpdateState and
+// UpdateFlights one after the other (three group-commit calls, the
+// Firestore path); "together" is WriteDrone (one call). cpu-µs/op counts
+// user and system time, fsyncs included; calls/commit is the mean group
+// size.
+func BenchmarkReportWrites(b *testing.B) {
+	for _, mode := range []string{"separate", "together"} {
+		b.Run(mode, func(b *testing.B) { benchReportWrites(b, mode == "together") })
+	}
+}
+
+func benchReportWrites(b *testing.B, together bool) {
+	const drones = 64
+	ctx := context.Background()
+	st, err := bolt.Open(filepath.Join(b.TempDir(), "store.db"), bolt.WithPruneEvery(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.CreateTenant(ctx, store.Tenant{ID: "t"}); err != nil {
+		b.Fatal(err)
+	}
+	for d := range drones {
+		id := fmt.Sprint("d", d)
+		if err := st.CreateDrone(ctx, store.Drone{ID: id, TenantID: "t", Name: id, KeyHash: "h" + id}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := flights.DefaultSettings()
+	t0 := time.Now().Add(-time.Hour).UTC()
+	armed, h, v, batt, alt := true, 40.0, 8.0, 80.0, 520.0
+	b.ReportAllocs()
+	commits0, calls0 := bolt.GroupStats(st)
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for d := range drones {
+		wg.Go(func() {
+			id := fmt.Sprint("d", d)
+			for i := 0; next.Add(1) <= int64(b.N); i++ {
+				rep := events.Report{TS: t0.Add(time.Duration(i) * time.Second), Lat: 47 + float64(i)*1e-5, Lon: 8,
+					Armed: &armed, Height: &h, Speed: &v, Battery: &batt, Alt: &alt}
+				reports := []events.Report{rep}
+				pts := []store.TrackPoint{{TenantID: "t", DroneID: id, Report: rep, ExpireAt: rep.TS.Add(24 * time.Hour)}}
+				now := time.Now()
+				fold := func(prev *events.DroneState) (events.DroneState, bool) { return telemetry.Fold(prev, reports, now) }
+				var err error
+				if together {
+					pass := flightupdate.NewPass(s, reports)
+					if _, _, err = st.WriteDrone(ctx, store.DroneWrite{TenantID: "t", DroneID: id, Points: pts,
+						State: fold, Flights: pass.Apply}); err == nil {
+						_, err = pass.Finish(ctx, st, "t", id, now)
+					}
+				} else {
+					if err = st.AppendTrack(ctx, pts); err == nil {
+						if _, _, err = st.UpdateState(ctx, "t", id, fold); err == nil {
+							_, err = flightupdate.Update(ctx, st, s, "t", id, reports, now)
+						}
+					}
+				}
+				if err != nil {
+					b.Errorf("report %s %d: %v", id, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	commits, calls := bolt.GroupStats(st)
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64(calls-calls0)/float64(max(1, commits-commits0)), "calls/commit")
+	b.ReportMetric(float64(b.N)/float64(max(1, commits-commits0)), "reports/commit")
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
