@@ -70,7 +70,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout, InitialMmapSize: cfg.mmapSize})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout, InitialMmapSize: cfg.mmapSize,
+		// No freelist page written and synced with every commit: bbolt
+		// rebuilds the list by walking the file's pages when it opens it
+		// instead. The hashmap freelist keeps allocation cheap when the
+		// list is long (pruned history frees many pages).
+		NoFreelistSync: !cfg.syncFreelist, FreelistType: bbolt.FreelistMapType})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open store %s: locked by another process (is `dronetrack up` running on this data dir?): %w", path, err)

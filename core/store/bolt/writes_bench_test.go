@@ -23,19 +23,31 @@ import (
 // once (their writes share group commits), each report's history point,
 // latest state and flights. "separate" is AppendTrack, UpdateState and
 // UpdateFlights one after the other (three group-commit calls, the
-// Firestore path); "together" is WriteDrone (one call). cpu-µs/op counts
+// Firestore path); "together" is WriteDrone (one call). freelist=sync is
+// bbolt's default of writing its freelist with every commit. cpu-µs/op counts
 // user and system time, fsyncs included; calls/commit is the mean group
 // size.
 func BenchmarkReportWrites(b *testing.B) {
 	for _, mode := range []string{"separate", "together"} {
-		b.Run(mode, func(b *testing.B) { benchReportWrites(b, mode == "together") })
+		for _, fl := range []string{"nosync", "sync"} {
+			b.Run(mode+"/freelist="+fl, func(b *testing.B) { benchReportWrites(b, mode == "together", fl == "sync", 0) })
+		}
+	}
+	// A store that pruned history: its file has many free pages, so the
+	// freelist bbolt writes with each commit by default is long.
+	for _, fl := range []string{"nosync", "sync"} {
+		b.Run("together/pruned/freelist="+fl, func(b *testing.B) { benchReportWrites(b, true, fl == "sync", 200_000) })
 	}
 }
 
-func benchReportWrites(b *testing.B, together bool) {
+func benchReportWrites(b *testing.B, together, syncFreelist bool, pruned int) {
 	const drones = 64
 	ctx := context.Background()
-	st, err := bolt.Open(filepath.Join(b.TempDir(), "store.db"), bolt.WithPruneEvery(0))
+	opts := []bolt.Option{bolt.WithPruneEvery(0)}
+	if syncFreelist {
+		opts = append(opts, bolt.WithFreelistSync())
+	}
+	st, err := bolt.Open(filepath.Join(b.TempDir(), "store.db"), opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -51,6 +63,22 @@ func benchReportWrites(b *testing.B, together bool) {
 	}
 	s := flights.DefaultSettings()
 	t0 := time.Now().Add(-time.Hour).UTC()
+	for i := 0; i < pruned; i += 5000 {
+		pts := make([]store.TrackPoint, 5000)
+		for j := range pts {
+			ts := t0.Add(-time.Duration(i+j) * time.Second)
+			pts[j] = store.TrackPoint{TenantID: "t", DroneID: fmt.Sprint("d", j%drones), ExpireAt: ts,
+				Report: events.Report{TS: ts, Lat: 47, Lon: 8}}
+		}
+		if err := st.AppendTrack(ctx, pts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if pruned > 0 {
+		if _, err := st.Prune(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
 	armed, h, v, batt, alt := true, 40.0, 8.0, 80.0, 520.0
 	b.ReportAllocs()
 	commits0, calls0 := bolt.GroupStats(st)
