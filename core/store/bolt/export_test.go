@@ -1,5 +1,7 @@
 package bolt
 
+import "time"
+
 // GroupStats returns how many group commits s made and how many calls
 // they carried.
 func GroupStats(s *Store) (commits, calls int64) {
@@ -8,3 +10,7 @@ func GroupStats(s *Store) (commits, calls int64) {
 
 // WithFreelistSync makes bbolt write its freelist with every commit.
 func WithFreelistSync() Option { return func(c *config) { c.syncFreelist = true } }
+
+// WithCommitGap sets the least time between the end of a group commit and
+// the start of the next (0: none).
+func WithCommitGap(d time.Duration) Option { return func(c *config) { c.commitGap = d } }

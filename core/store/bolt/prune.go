@@ -65,6 +65,7 @@ type config struct {
 	// syncFreelist writes bbolt's freelist with every commit (bbolt's
 	// default) instead of rebuilding it on open; tests compare the two.
 	syncFreelist bool
+	commitGap    time.Duration // groupCommit.gap
 }
 
 // WithPruneEvery sets how often the background sweeper deletes expired
