@@ -14,3 +14,10 @@ func WithFreelistSync() Option { return func(c *config) { c.syncFreelist = true 
 // WithCommitGap sets the least time between the end of a group commit and
 // the start of the next (0: none).
 func WithCommitGap(d time.Duration) Option { return func(c *config) { c.commitGap = d } }
+
+// PageBytes is how many bytes of pages s's write transactions have
+// allocated: what their commits wrote, freelist and meta pages aside.
+func PageBytes(s *Store) int64 {
+	st := s.db.Stats()
+	return st.TxStats.GetPageAlloc()
+}

@@ -24,26 +24,34 @@ import (
 // latest state and flights. "separate" is AppendTrack, UpdateState and
 // UpdateFlights one after the other (three group-commit calls, the
 // Firestore path); "together" is WriteDrone (one call). freelist=sync is
-// bbolt's default of writing its freelist with every commit. cpu-µs/op counts
+// bbolt's default of writing its freelist with every commit; gap is the
+// least time between group commits. cpu-µs/op counts
 // user and system time, fsyncs included; calls/commit is the mean group
 // size.
 func BenchmarkReportWrites(b *testing.B) {
-	for _, mode := range []string{"separate", "together"} {
-		for _, fl := range []string{"nosync", "sync"} {
-			b.Run(mode+"/freelist="+fl, func(b *testing.B) { benchReportWrites(b, mode == "together", fl == "sync", 0) })
-		}
-	}
-	// A store that pruned history: its file has many free pages, so the
-	// freelist bbolt writes with each commit by default is long.
-	for _, fl := range []string{"nosync", "sync"} {
-		b.Run("together/pruned/freelist="+fl, func(b *testing.B) { benchReportWrites(b, true, fl == "sync", 200_000) })
+	for _, c := range []struct {
+		name                   string
+		together, syncFreelist bool
+		gap                    time.Duration
+		pruned                 int
+	}{
+		{"separate/freelist=sync/gap=0", false, true, 0, 0}, // main before round 3
+		{"together/freelist=sync/gap=0", true, true, 0, 0},
+		{"together/freelist=nosync/gap=0", true, false, 0, 0},
+		{"together/freelist=nosync/gap=2ms", true, false, 2 * time.Millisecond, 0}, // Open's settings
+		// A store that pruned history: its file has many free pages, so the
+		// freelist bbolt writes with each commit by default is long.
+		{"together/pruned/freelist=sync/gap=2ms", true, true, 2 * time.Millisecond, 200_000},
+		{"together/pruned/freelist=nosync/gap=2ms", true, false, 2 * time.Millisecond, 200_000},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchReportWrites(b, c.together, c.syncFreelist, c.gap, c.pruned) })
 	}
 }
 
-func benchReportWrites(b *testing.B, together, syncFreelist bool, pruned int) {
+func benchReportWrites(b *testing.B, together, syncFreelist bool, gap time.Duration, pruned int) {
 	const drones = 64
 	ctx := context.Background()
-	opts := []bolt.Option{bolt.WithPruneEvery(0)}
+	opts := []bolt.Option{bolt.WithPruneEvery(0), bolt.WithCommitGap(gap)}
 	if syncFreelist {
 		opts = append(opts, bolt.WithFreelistSync())
 	}
@@ -82,6 +90,7 @@ func benchReportWrites(b *testing.B, together, syncFreelist bool, pruned int) {
 	armed, h, v, batt, alt := true, 40.0, 8.0, 80.0, 520.0
 	b.ReportAllocs()
 	commits0, calls0 := bolt.GroupStats(st)
+	pages0 := bolt.PageBytes(st)
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	var next atomic.Int64
@@ -123,6 +132,7 @@ func benchReportWrites(b *testing.B, together, syncFreelist bool, pruned int) {
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 	b.ReportMetric(float64(calls-calls0)/float64(max(1, commits-commits0)), "calls/commit")
 	b.ReportMetric(float64(b.N)/float64(max(1, commits-commits0)), "reports/commit")
+	b.ReportMetric(float64(bolt.PageBytes(st)-pages0)/float64(b.N), "page-B/op")
 }
 
 func cpuTime() time.Duration {
