@@ -17,7 +17,8 @@ const maxGroup = 1000
 // (a report's state write in process, its alerts' tracker write after the
 // broker's hop): without a gap most groups held a few writes at
 // 1,000 reports/s. A write arriving after a quiet gap is committed at once;
-// one arriving sooner waits at most the gap. Measured in
+// one arriving sooner waits at most the gap (so a caller writing one
+// transaction after another pays it each time). Measured in
 // docs/performance.md (Round 3: bolt store).
 const commitGap = 2 * time.Millisecond
 
