@@ -8,6 +8,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/flights"
 	"github.com/dronetrack/dronetrack/core/remoteid"
 	"github.com/dronetrack/dronetrack/events"
 )
@@ -120,4 +121,27 @@ type Store interface {
 	Flights // flights.go
 
 	Close() error
+}
+
+// DroneWrite is what process writes for one drone's batch of reports: its
+// history points, its latest state and its flights.
+type DroneWrite struct {
+	TenantID, DroneID string
+	// Points are written as AppendTrack writes them; each is the drone's.
+	Points []TrackPoint
+	// State is UpdateState's next.
+	State func(prev *events.DroneState) (events.DroneState, bool)
+	// Flights is UpdateFlights's fn; nil leaves the flights alone.
+	Flights func(prev flights.Detector) (flights.Detector, flights.Changes, bool)
+}
+
+// DroneWriter is implemented by a store that writes a DroneWrite in one
+// transaction (bolt: one group-commit call and one read of the drone per
+// batch, where AppendTrack, UpdateState and UpdateFlights are three).
+// Callers fall back to those three when a store is not one. WriteDrone
+// returns what UpdateState returns; a drone that does not exist, or belongs
+// to another tenant, is ErrNotFound and nothing is written, points
+// included. State and Flights may run more than once and must be pure.
+type DroneWriter interface {
+	WriteDrone(ctx context.Context, w DroneWrite) (events.DroneState, bool, error)
 }

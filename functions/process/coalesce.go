@@ -5,12 +5,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
 )
 
 // StateWriter is the store call the coalescer makes: an atomic newer-wins
-// write of a batch of reports (store.UpdateState with telemetry.Fold).
-type StateWriter func(ctx context.Context, tenantID, droneID string, reports []events.Report) (events.DroneState, bool, error)
+// write of a batch of reports (store.UpdateState with telemetry.Fold) and,
+// on a store that writes them together (store.DroneWriter), the batch's
+// history points.
+type StateWriter func(ctx context.Context, tenantID, droneID string, reports []events.Report, points []store.TrackPoint) (events.DroneState, bool, error)
 
 // stateResult is what a waiter learns: the state stored after the write that
 // covered its reports, and whether that write changed it.
@@ -48,6 +51,7 @@ type pending struct {
 	lastWrite time.Time  // start of the last write
 	scheduled *time.Timer
 	reports   []events.Report
+	points    []store.TrackPoint
 	waiters   []chan stateResult
 }
 
@@ -55,10 +59,10 @@ func newCoalescer(write StateWriter, interval, timeout time.Duration) *coalescer
 	return &coalescer{write: write, interval: interval, timeout: timeout, drones: map[droneKey]*pending{}}
 }
 
-// Submit queues reports for the drone's state and waits for the write that
-// covers them. ctx bounds the wait only: the write itself goes on, and a
+// Submit queues reports for the drone's state (and points for its history,
+// when the writer writes them) and waits for the write that covers them. ctx bounds the wait only: the write itself goes on, and a
 // caller that gave up is answered by redelivery (the write is idempotent).
-func (c *coalescer) Submit(ctx context.Context, tenantID, droneID string, reports []events.Report) (events.DroneState, bool, error) {
+func (c *coalescer) Submit(ctx context.Context, tenantID, droneID string, reports []events.Report, points []store.TrackPoint) (events.DroneState, bool, error) {
 	done := make(chan stateResult, 1)
 	k := droneKey{tenantID, droneID}
 	now := time.Now()
@@ -75,6 +79,7 @@ func (c *coalescer) Submit(ctx context.Context, tenantID, droneID string, report
 		c.drones[k] = p
 	}
 	p.reports = append(p.reports, reports...)
+	p.points = append(p.points, points...)
 	p.waiters = append(p.waiters, done)
 	if p.scheduled == nil {
 		delay := max(0, p.lastWrite.Add(c.interval).Sub(now))
@@ -95,8 +100,8 @@ func (c *coalescer) Submit(ctx context.Context, tenantID, droneID string, report
 func (c *coalescer) flush(k droneKey, p *pending) {
 	p.writeMu.Lock()
 	c.mu.Lock()
-	reports, waiters := p.reports, p.waiters
-	p.reports, p.waiters, p.scheduled = nil, nil, nil
+	reports, points, waiters := p.reports, p.points, p.waiters
+	p.reports, p.points, p.waiters, p.scheduled = nil, nil, nil, nil
 	p.lastWrite = time.Now()
 	c.mu.Unlock()
 	if len(waiters) == 0 {
@@ -107,7 +112,7 @@ func (c *coalescer) flush(k droneKey, p *pending) {
 	// others wait on. The store timeout bounds it, so a hung store holds
 	// this drone's writes for one timeout, not indefinitely.
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	st, wrote, err := c.write(ctx, k.tenant, k.drone, reports)
+	st, wrote, err := c.write(ctx, k.tenant, k.drone, reports, points)
 	cancel()
 	// Unlock before answering: a waiter that returns sees the drone idle.
 	p.writeMu.Unlock()

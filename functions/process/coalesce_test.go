@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -19,7 +20,7 @@ func TestCoalescerSpacesWritesPerDrone(t *testing.T) {
 	var writes atomic.Int64
 	var mu sync.Mutex
 	seen := map[string]int{} // reports written per drone
-	c := newCoalescer(func(_ context.Context, _, drone string, reports []events.Report) (events.DroneState, bool, error) {
+	c := newCoalescer(func(_ context.Context, _, drone string, reports []events.Report, _ []store.TrackPoint) (events.DroneState, bool, error) {
 		writes.Add(1)
 		mu.Lock()
 		seen[drone] += len(reports)
@@ -38,14 +39,14 @@ func TestCoalescerSpacesWritesPerDrone(t *testing.T) {
 	for i := range 40 {
 		wg.Go(func() {
 			ts := base.Add(time.Duration(i) * time.Second)
-			st, wrote, err := c.Submit(context.Background(), "t1", "busy", []events.Report{{TS: ts}})
+			st, wrote, err := c.Submit(context.Background(), "t1", "busy", []events.Report{{TS: ts}}, nil)
 			if err != nil || !wrote || st.TS.Before(ts) {
 				t.Errorf("update %d: state %v wrote %v err %v, want a state at or after its report", i, st.TS, wrote, err)
 			}
 		})
 	}
 	wg.Wait()
-	if _, _, err := c.Submit(context.Background(), "t1", "quiet", []events.Report{{TS: base}}); err != nil {
+	if _, _, err := c.Submit(context.Background(), "t1", "quiet", []events.Report{{TS: base}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
@@ -61,11 +62,11 @@ func TestCoalescerSpacesWritesPerDrone(t *testing.T) {
 }
 
 func TestCoalescerRefusesAfterClose(t *testing.T) {
-	c := newCoalescer(func(context.Context, string, string, []events.Report) (events.DroneState, bool, error) {
+	c := newCoalescer(func(context.Context, string, string, []events.Report, []store.TrackPoint) (events.DroneState, bool, error) {
 		return events.DroneState{}, false, nil
 	}, time.Millisecond, 30*time.Second)
 	c.Close()
-	if _, _, err := c.Submit(context.Background(), "t", "d", []events.Report{{TS: base}}); err != errClosed {
+	if _, _, err := c.Submit(context.Background(), "t", "d", []events.Report{{TS: base}}, nil); err != errClosed {
 		t.Errorf("Submit after Close: %v, want errClosed", err)
 	}
 }
@@ -84,12 +85,12 @@ func TestRecentIDsEvictsOldest(t *testing.T) {
 // TestCoalescerForgetsIdleDrones: memory follows the active fleet; entries
 // of drones with nothing pending are dropped by the sweep.
 func TestCoalescerForgetsIdleDrones(t *testing.T) {
-	c := newCoalescer(func(context.Context, string, string, []events.Report) (events.DroneState, bool, error) {
+	c := newCoalescer(func(context.Context, string, string, []events.Report, []store.TrackPoint) (events.DroneState, bool, error) {
 		return events.DroneState{}, true, nil
 	}, time.Second, 30*time.Second)
 	defer c.Close()
 	for i := range 100 {
-		if _, _, err := c.Submit(context.Background(), "t1", fmt.Sprint("d", i), []events.Report{{TS: base}}); err != nil {
+		if _, _, err := c.Submit(context.Background(), "t1", fmt.Sprint("d", i), []events.Report{{TS: base}}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

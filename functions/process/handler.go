@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dronetrack/dronetrack/core/flights/flightupdate"
 	"github.com/dronetrack/dronetrack/core/logging"
 	"github.com/dronetrack/dronetrack/core/problem"
 	"github.com/dronetrack/dronetrack/core/publish"
@@ -43,12 +44,16 @@ type Options struct {
 // telemetry.received.
 type Handler struct {
 	opts    Options
-	history *groupCommit
-	states  *coalescer
-	recent  *recentIDs
-	log     *slog.Logger
-	mux     *http.ServeMux
-	m       metrics
+	history *groupCommit // history writes, unless together
+	// together: the store writes a batch's history, state and flights in
+	// one transaction (store.DroneWriter), so history goes with the state
+	// write instead of through history.
+	together bool
+	states   *coalescer
+	recent   *recentIDs
+	log      *slog.Logger
+	mux      *http.ServeMux
+	m        metrics
 }
 
 type metrics struct {
@@ -109,9 +114,34 @@ func NewHandler(st Store, opts Options) *Handler {
 		return st.AppendTrack(ctx, pts)
 	}, opts.BatchMax, opts.BatchWait, opts.StoreTimeout)
 	keeper := newFlightKeeper(st, opts.Now)
-	h.states = newCoalescer(func(ctx context.Context, tenantID, droneID string, reports []events.Report) (events.DroneState, bool, error) {
+	dw, together := st.(store.DroneWriter)
+	h.together = together
+	h.states = newCoalescer(func(ctx context.Context, tenantID, droneID string, reports []events.Report, points []store.TrackPoint) (events.DroneState, bool, error) {
 		h.m.stateWrites.Inc()
 		now := h.opts.Now()
+		fold := func(prev *events.DroneState) (events.DroneState, bool) { return telemetry.Fold(prev, reports, now) }
+		if together {
+			// History, state and flights in one transaction: one group-commit
+			// call and one read of the drone per batch instead of three
+			// calls and two reads; a late report's replay follows, reading the
+			// history just committed.
+			s, err := keeper.tenantSettings(ctx, tenantID)
+			if err != nil {
+				return events.DroneState{}, false, err
+			}
+			pass := flightupdate.NewPass(s, reports)
+			h.m.flushSize.Observe(float64(len(points)))
+			state, wrote, err := dw.WriteDrone(ctx, store.DroneWrite{TenantID: tenantID, DroneID: droneID,
+				Points: points, State: fold, Flights: pass.Apply})
+			if err != nil {
+				return state, wrote, err
+			}
+			res, ferr := pass.Finish(ctx, st, tenantID, droneID, h.opts.Now())
+			if res.Replayed {
+				h.m.flightReplays.Inc()
+			}
+			return state, wrote, ferr
+		}
 		// The same coalesced batch then updates the drone's flights. The two
 		// writes run one after the other, not side by side: both read the
 		// drone's document in a transaction, and on Firestore (whose
@@ -120,9 +150,7 @@ func NewHandler(st Store, opts Options) *Handler {
 		// timeout, so every redelivery failed again (TestFaultFirestoreRestart
 		// dead-lettered them). A failure of either fails the batch; the
 		// redelivery finds the flights where the failed write left them.
-		state, wrote, err := st.UpdateState(ctx, tenantID, droneID, func(prev *events.DroneState) (events.DroneState, bool) {
-			return telemetry.Fold(prev, reports, now)
-		})
+		state, wrote, err := st.UpdateState(ctx, tenantID, droneID, fold)
 		if err != nil {
 			return state, wrote, err
 		}
@@ -186,9 +214,10 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 	// History first, then the latest state; acknowledge only when both are
 	// durable. Both writes are idempotent, so a redelivery after a crash
 	// between them rewrites the same points and skips a state not newer.
-	// One deadline covers both waits: past it the answer is 503 whatever
-	// the store does later (a write that lands late is repeated harmlessly
-	// by the redelivery).
+	// A store that writes both in one transaction (together) takes the
+	// points with the state write. One deadline covers both waits: past it
+	// the answer is 503 whatever the store does later (a write that lands
+	// late is repeated harmlessly by the redelivery).
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.StoreTimeout)
 	defer cancel()
 	points := make([]store.TrackPoint, len(data.Reports))
@@ -196,24 +225,33 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 		points[i] = store.TrackPoint{TenantID: data.TenantID, DroneID: data.DroneID, Report: rep,
 			ExpireAt: rep.TS.Add(h.opts.HistoryTTL)}
 	}
-	if err := h.history.Append(ctx, points); err != nil {
-		h.transient(w, log(), "write history", err)
-		return
+	var withState []store.TrackPoint
+	if h.together {
+		withState = points
+	} else {
+		if err := h.history.Append(ctx, points); err != nil {
+			h.transient(w, log(), "write history", err)
+			return
+		}
+		h.m.reports.Add(float64(len(points)))
 	}
-	h.m.reports.Add(float64(len(points)))
-	st, wrote, err := h.states.Submit(ctx, data.TenantID, data.DroneID, data.Reports)
+	st, wrote, err := h.states.Submit(ctx, data.TenantID, data.DroneID, data.Reports, withState)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// The drone was deleted after ingest accepted its reports. Retrying
 		// can't help and would clog the trigger: acknowledge and move on.
-		// Its points were already written to history (the write comes first
-		// and does not look the drone up); they expire with the TTL.
+		// Written apart from the state, its points were already written to
+		// history (that write does not look the drone up) and expire with
+		// the TTL; written together, they were not.
 		log().Warn("reports for an unknown drone dropped from latest state")
 		h.done(w, ev.ID(), "unknown_drone")
 		return
 	case err != nil:
 		h.transient(w, log(), "write state", err)
 		return
+	}
+	if h.together {
+		h.m.reports.Add(float64(len(points)))
 	}
 	if !wrote && !announces(st, data.Reports) {
 		// A late report: the newer state was announced by the event that

@@ -39,6 +39,12 @@ type env struct {
 
 func newEnv(t testing.TB, opts Options, drones ...string) *env {
 	t.Helper()
+	return newEnvWith(t, opts, func(st *bolt.Store) Store { return st }, drones...)
+}
+
+// newEnvWith is newEnv with the store the handler sees wrapped.
+func newEnvWith(t testing.TB, opts Options, wrap func(*bolt.Store) Store, drones ...string) *env {
+	t.Helper()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +61,7 @@ func newEnv(t testing.TB, opts Options, drones ...string) *env {
 	if opts.StateInterval == 0 {
 		opts.StateInterval = 20 * time.Millisecond
 	}
-	h := NewHandler(st, opts)
+	h := NewHandler(wrap(st), opts)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() { srv.Close(); h.Close(); st.Close() })
 	return &env{st: st, h: h, srv: srv}

@@ -13,7 +13,9 @@ import (
 // Store is the part of the store process uses: it writes a drone's history
 // and latest state and keeps its flights (reading the tenant's flight
 // settings). Declaring it here says what process touches and lets tests
-// hand in a store that implements only that.
+// hand in a store that implements only that. A store that is also a
+// store.DroneWriter (bolt) gets a batch's history, state and flights in one
+// WriteDrone call instead (handler.go).
 type Store interface {
 	// AppendTrack writes history points (group commit, batch.go).
 	AppendTrack(ctx context.Context, points []store.TrackPoint) error

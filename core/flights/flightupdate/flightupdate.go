@@ -43,27 +43,55 @@ var _ Store = store.Store(nil)
 // store.ErrNotFound.
 func Update(ctx context.Context, st Store, s flights.Settings, tenantID, droneID string,
 	reports []events.Report, now time.Time) (Result, error) {
-	var (
-		res        Result
-		needReplay bool
-		anchor     time.Time
-	)
-	_, err := st.UpdateFlights(ctx, tenantID, droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
-		d := prev.Clone()
-		if earliest, late := d.Late(reports); late {
-			needReplay, anchor = true, d.Anchor(earliest)
-			return prev, flights.Changes{}, false
-		}
-		needReplay = false
-		before := d.Head
-		ch := d.Apply(s, reports)
-		res.Changed = len(ch.Upsert)
-		return d, ch, d.Head.After(before)
-	})
-	if err != nil || !needReplay {
-		return res, err
+	p := NewPass(s, reports)
+	if _, err := st.UpdateFlights(ctx, tenantID, droneID, p.Apply); err != nil {
+		return p.res, err
 	}
+	return p.Finish(ctx, st, tenantID, droneID, now)
+}
 
+// Pass is Update split around its first transaction, for a caller that
+// runs the detector in a transaction of its own (store.DroneWriter writes
+// it with the drone's history and state): Apply is the UpdateFlights
+// function, and Finish, called once that transaction is committed, does
+// the rest (the replay, when a report was late).
+type Pass struct {
+	s          flights.Settings
+	reports    []events.Report
+	res        Result
+	needReplay bool
+	anchor     time.Time
+}
+
+// NewPass starts an update of a drone's flights with reports.
+func NewPass(s flights.Settings, reports []events.Report) *Pass {
+	return &Pass{s: s, reports: reports}
+}
+
+// Apply is the fast path's UpdateFlights function: the detector alone when
+// every report is newer than what it has seen, else nothing (Finish
+// replays). It may run more than once.
+func (p *Pass) Apply(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
+	d := prev.Clone()
+	if earliest, late := d.Late(p.reports); late {
+		p.needReplay, p.anchor = true, d.Anchor(earliest)
+		return prev, flights.Changes{}, false
+	}
+	p.needReplay = false
+	before := d.Head
+	ch := d.Apply(p.s, p.reports)
+	p.res.Changed = len(ch.Upsert)
+	return d, ch, d.Head.After(before)
+}
+
+// Finish completes the update after Apply's transaction was committed: it
+// replays the drone's history from the detector's checkpoint before the
+// earliest late report, when there was one.
+func (p *Pass) Finish(ctx context.Context, st Store, tenantID, droneID string, now time.Time) (Result, error) {
+	if !p.needReplay {
+		return p.res, nil
+	}
+	res, s, anchor := p.res, p.s, p.anchor
 	from := time.Unix(0, 0).UTC() // no checkpoint: all history (both stores' earliest time)
 	if !anchor.IsZero() {
 		from = anchor.Add(-time.Duration(s.MaxGapSecs * float64(time.Second)))

@@ -66,11 +66,16 @@ var _ store.Store = (*Store)(nil)
 // file stops growing once history older than its expiry is being deleted;
 // it does not shrink (bbolt never returns space to the file system).
 func Open(path string, opts ...Option) (*Store, error) {
-	cfg := config{pruneEvery: DefaultPruneEvery, pruneBatch: defaultPruneBatch}
+	cfg := config{pruneEvery: DefaultPruneEvery, pruneBatch: defaultPruneBatch, commitGap: commitGap}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout, InitialMmapSize: cfg.mmapSize})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout, InitialMmapSize: cfg.mmapSize,
+		// No freelist page written and synced with every commit: bbolt
+		// rebuilds the list by walking the file's pages when it opens it
+		// instead. The hashmap freelist keeps allocation cheap when the
+		// list is long (pruned history frees many pages).
+		NoFreelistSync: !cfg.syncFreelist, FreelistType: bbolt.FreelistMapType})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open store %s: locked by another process (is `dronetrack up` running on this data dir?): %w", path, err)
@@ -93,7 +98,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	// Batch waits this long for company: short, so a lone write is not
 	// held back noticeably, long enough to merge a burst.
 	db.MaxBatchDelay = 2 * time.Millisecond
-	s := &Store{db: db, now: time.Now, group: &groupCommit{db: db}, cfg: cfg, pruneDone: make(chan struct{})}
+	s := &Store{db: db, now: time.Now, group: &groupCommit{db: db, gap: cfg.commitGap}, cfg: cfg, pruneDone: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopPrune = cancel
 	if cfg.pruneEvery > 0 {
@@ -228,18 +233,59 @@ func (s *Store) UpdateState(_ context.Context, tenantID, droneID string,
 		if err != nil {
 			return err
 		}
-		st, ok := next(d.State)
-		if !ok {
-			if d.State != nil {
-				cur = *d.State
-			}
-			return nil
-		}
-		d.State, cur, wrote = &st, st, true
-		return putDrone(tx.Bucket(bucketDrones), d)
+		cur, wrote, err = updateState(tx, d, next)
+		return err
 	})
 	return cur, wrote, err
 }
+
+// updateState is UpdateState's write on the drone d just read.
+func updateState(tx *bbolt.Tx, d store.Drone, next func(prev *events.DroneState) (events.DroneState, bool)) (events.DroneState, bool, error) {
+	st, ok := next(d.State)
+	if !ok {
+		if d.State != nil {
+			return *d.State, false, nil
+		}
+		return events.DroneState{}, false, nil
+	}
+	d.State = &st
+	return st, true, putDrone(tx.Bucket(bucketDrones), d)
+}
+
+// WriteDrone implements store.DroneWriter: the drone's history points,
+// state and flights in one group-commit call, the drone read once.
+func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneState, bool, error) {
+	var (
+		cur   events.DroneState
+		wrote bool
+	)
+	err := s.batch("write drone "+w.DroneID, func(tx *bbolt.Tx) error {
+		cur, wrote = events.DroneState{}, false // the group commit may rerun this function
+		d, err := droneOf(tx, w.TenantID, w.DroneID)
+		if err != nil {
+			return err
+		}
+		for _, p := range w.Points {
+			if p.TenantID != w.TenantID || p.DroneID != w.DroneID {
+				return fmt.Errorf("history point of drone %s/%s in the write of %s/%s", p.TenantID, p.DroneID, w.TenantID, w.DroneID)
+			}
+		}
+		if err := appendTrack(tx, w.Points); err != nil {
+			return err
+		}
+		if cur, wrote, err = updateState(tx, d, w.State); err != nil {
+			return err
+		}
+		if w.Flights == nil {
+			return nil
+		}
+		_, err = updateFlights(tx, w.TenantID, w.DroneID, w.Flights)
+		return err
+	})
+	return cur, wrote, err
+}
+
+var _ store.DroneWriter = (*Store)(nil)
 
 // AppendTrack implements store.Store: keys are the big-endian sample time,
 // so a duplicate overwrites itself and range scans come out in time order.
@@ -249,31 +295,39 @@ func (s *Store) AppendTrack(_ context.Context, points []store.TrackPoint) error 
 		return nil
 	}
 	return s.batch(fmt.Sprintf("append %d track points", len(points)), func(tx *bbolt.Tx) error {
-		track, idx := tx.Bucket(bucketTrack), tx.Bucket(bucketTrackExpiry)
-		idx.FillPercent = appendFill
-		var (
-			b      *bbolt.Bucket
-			lastID string
-		)
-		for _, p := range points {
-			if b == nil || p.DroneID != lastID {
-				var err error
-				if b, err = track.CreateBucketIfNotExists([]byte(p.DroneID)); err != nil {
-					return err
-				}
-				b.FillPercent = appendFill
-				lastID = p.DroneID
-			}
-			k := tsKey(p.Report.TS)
-			if err := reindexPoint(idx, b, k[:], p); err != nil {
-				return err
-			}
-			if err := putJSON(b, k[:], p); err != nil {
-				return err
-			}
-		}
-		return nil
+		return appendTrack(tx, points)
 	})
+}
+
+// appendTrack is AppendTrack's write.
+func appendTrack(tx *bbolt.Tx, points []store.TrackPoint) error {
+	if len(points) == 0 {
+		return nil
+	}
+	track, idx := tx.Bucket(bucketTrack), tx.Bucket(bucketTrackExpiry)
+	idx.FillPercent = appendFill
+	var (
+		b      *bbolt.Bucket
+		lastID string
+	)
+	for _, p := range points {
+		if b == nil || p.DroneID != lastID {
+			var err error
+			if b, err = track.CreateBucketIfNotExists([]byte(p.DroneID)); err != nil {
+				return err
+			}
+			b.FillPercent = appendFill
+			lastID = p.DroneID
+		}
+		k := tsKey(p.Report.TS)
+		if err := reindexPoint(idx, b, k[:], p); err != nil {
+			return err
+		}
+		if err := putJSON(b, k[:], p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Track implements store.Store.

@@ -41,52 +41,58 @@ func (s *Store) UpdateFlights(_ context.Context, tenantID, droneID string,
 		if err := droneIsTenants(tx, tenantID, droneID); err != nil {
 			return err
 		}
-		b := tx.Bucket(bucketFlightDetectors)
-		k := tkey(tenantID, droneID)
-		prev := flights.Detector{TenantID: tenantID, DroneID: droneID}
-		if raw := b.Get(k); raw != nil {
-			if err := decodeDetector(raw, &prev); err != nil {
-				return fmt.Errorf("decode flight detector %s: %w", droneID, err)
-			}
-		}
-		next, ch, ok := fn(prev)
-		cur = prev
-		if !ok {
-			return nil
-		}
-		cur = next
-		recs, idx := tx.Bucket(bucketFlights), tx.Bucket(bucketDroneFlights)
-		keep := map[string]bool{}
-		for _, f := range ch.Upsert {
-			keep[f.ID] = true
-			if err := putJSON(recs, tkey(tenantID, f.ID), f); err != nil {
-				return err
-			}
-			if err := idx.Put(startKey(tenantID, droneID, f.Start), []byte(f.ID)); err != nil {
-				return err
-			}
-		}
-		if ch.ReplaceFrom != nil {
-			prefix := tkey(tenantID, droneID)
-			var drop [][]byte
-			c := idx.Cursor()
-			for k, v := c.Seek(startKey(tenantID, droneID, *ch.ReplaceFrom)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-				if !keep[string(v)] {
-					drop = append(drop, slices.Clone(k), tkey(tenantID, string(v)))
-				}
-			}
-			for i := 0; i < len(drop); i += 2 {
-				if err := idx.Delete(drop[i]); err != nil {
-					return err
-				}
-				if err := recs.Delete(drop[i+1]); err != nil {
-					return err
-				}
-			}
-		}
-		return putDetector(b, k, next)
+		var err error
+		cur, err = updateFlights(tx, tenantID, droneID, fn)
+		return err
 	})
 	return cur, err
+}
+
+// updateFlights is UpdateFlights's write, the drone's tenant checked.
+func updateFlights(tx *bbolt.Tx, tenantID, droneID string,
+	fn func(prev flights.Detector) (flights.Detector, flights.Changes, bool)) (flights.Detector, error) {
+	b := tx.Bucket(bucketFlightDetectors)
+	k := tkey(tenantID, droneID)
+	prev := flights.Detector{TenantID: tenantID, DroneID: droneID}
+	if raw := b.Get(k); raw != nil {
+		if err := decodeDetector(raw, &prev); err != nil {
+			return prev, fmt.Errorf("decode flight detector %s: %w", droneID, err)
+		}
+	}
+	next, ch, ok := fn(prev)
+	if !ok {
+		return prev, nil
+	}
+	recs, idx := tx.Bucket(bucketFlights), tx.Bucket(bucketDroneFlights)
+	keep := map[string]bool{}
+	for _, f := range ch.Upsert {
+		keep[f.ID] = true
+		if err := putJSON(recs, tkey(tenantID, f.ID), f); err != nil {
+			return next, err
+		}
+		if err := idx.Put(startKey(tenantID, droneID, f.Start), []byte(f.ID)); err != nil {
+			return next, err
+		}
+	}
+	if ch.ReplaceFrom != nil {
+		prefix := tkey(tenantID, droneID)
+		var drop [][]byte
+		c := idx.Cursor()
+		for k, v := c.Seek(startKey(tenantID, droneID, *ch.ReplaceFrom)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if !keep[string(v)] {
+				drop = append(drop, slices.Clone(k), tkey(tenantID, string(v)))
+			}
+		}
+		for i := 0; i < len(drop); i += 2 {
+			if err := idx.Delete(drop[i]); err != nil {
+				return next, err
+			}
+			if err := recs.Delete(drop[i+1]); err != nil {
+				return next, err
+			}
+		}
+	}
+	return next, putDetector(b, k, next)
 }
 
 // A drone's detector is read and written with every batch of its reports,

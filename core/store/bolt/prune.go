@@ -62,6 +62,10 @@ type config struct {
 	pruneEvery time.Duration
 	pruneBatch int
 	mmapSize   int // bbolt InitialMmapSize; tests pin it to avoid remaps
+	// syncFreelist writes bbolt's freelist with every commit (bbolt's
+	// default) instead of rebuilding it on open; tests compare the two.
+	syncFreelist bool
+	commitGap    time.Duration // groupCommit.gap
 }
 
 // WithPruneEvery sets how often the background sweeper deletes expired

@@ -1,0 +1,142 @@
+package bolt_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/flights"
+	"github.com/dronetrack/dronetrack/core/flights/flightupdate"
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/store/bolt"
+	"github.com/dronetrack/dronetrack/core/telemetry"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// BenchmarkReportWrites is what the store costs per report in one-machine
+// mode, as process writes it: one report per drone batch, 64 drones at
+// once (their writes share group commits), each report's history point,
+// latest state and flights. "separate" is AppendTrack, UpdateState and
+// UpdateFlights one after the other (three group-commit calls, the
+// Firestore path); "together" is WriteDrone (one call). freelist=sync is
+// bbolt's default of writing its freelist with every commit; gap is the
+// least time between group commits. cpu-µs/op counts
+// user and system time, fsyncs included; calls/commit is the mean group
+// size.
+func BenchmarkReportWrites(b *testing.B) {
+	for _, c := range []struct {
+		name                   string
+		together, syncFreelist bool
+		gap                    time.Duration
+		pruned                 int
+	}{
+		{"separate/freelist=sync/gap=0", false, true, 0, 0}, // main before round 3
+		{"together/freelist=sync/gap=0", true, true, 0, 0},
+		{"together/freelist=nosync/gap=0", true, false, 0, 0},
+		{"together/freelist=nosync/gap=2ms", true, false, 2 * time.Millisecond, 0}, // Open's settings
+		// A store that pruned history: its file has many free pages, so the
+		// freelist bbolt writes with each commit by default is long.
+		{"together/pruned/freelist=sync/gap=2ms", true, true, 2 * time.Millisecond, 200_000},
+		{"together/pruned/freelist=nosync/gap=2ms", true, false, 2 * time.Millisecond, 200_000},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchReportWrites(b, c.together, c.syncFreelist, c.gap, c.pruned) })
+	}
+}
+
+func benchReportWrites(b *testing.B, together, syncFreelist bool, gap time.Duration, pruned int) {
+	const drones = 64
+	ctx := context.Background()
+	opts := []bolt.Option{bolt.WithPruneEvery(0), bolt.WithCommitGap(gap)}
+	if syncFreelist {
+		opts = append(opts, bolt.WithFreelistSync())
+	}
+	st, err := bolt.Open(filepath.Join(b.TempDir(), "store.db"), opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.CreateTenant(ctx, store.Tenant{ID: "t"}); err != nil {
+		b.Fatal(err)
+	}
+	for d := range drones {
+		id := fmt.Sprint("d", d)
+		if err := st.CreateDrone(ctx, store.Drone{ID: id, TenantID: "t", Name: id, KeyHash: "h" + id}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := flights.DefaultSettings()
+	t0 := time.Now().Add(-time.Hour).UTC()
+	for i := 0; i < pruned; i += 5000 {
+		pts := make([]store.TrackPoint, 5000)
+		for j := range pts {
+			ts := t0.Add(-time.Duration(i+j) * time.Second)
+			pts[j] = store.TrackPoint{TenantID: "t", DroneID: fmt.Sprint("d", j%drones), ExpireAt: ts,
+				Report: events.Report{TS: ts, Lat: 47, Lon: 8}}
+		}
+		if err := st.AppendTrack(ctx, pts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if pruned > 0 {
+		if _, err := st.Prune(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	armed, h, v, batt, alt := true, 40.0, 8.0, 80.0, 520.0
+	b.ReportAllocs()
+	commits0, calls0 := bolt.GroupStats(st)
+	pages0 := bolt.PageBytes(st)
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for d := range drones {
+		wg.Go(func() {
+			id := fmt.Sprint("d", d)
+			for i := 0; next.Add(1) <= int64(b.N); i++ {
+				rep := events.Report{TS: t0.Add(time.Duration(i) * time.Second), Lat: 47 + float64(i)*1e-5, Lon: 8,
+					Armed: &armed, Height: &h, Speed: &v, Battery: &batt, Alt: &alt}
+				reports := []events.Report{rep}
+				pts := []store.TrackPoint{{TenantID: "t", DroneID: id, Report: rep, ExpireAt: rep.TS.Add(24 * time.Hour)}}
+				now := time.Now()
+				fold := func(prev *events.DroneState) (events.DroneState, bool) { return telemetry.Fold(prev, reports, now) }
+				var err error
+				if together {
+					pass := flightupdate.NewPass(s, reports)
+					if _, _, err = st.WriteDrone(ctx, store.DroneWrite{TenantID: "t", DroneID: id, Points: pts,
+						State: fold, Flights: pass.Apply}); err == nil {
+						_, err = pass.Finish(ctx, st, "t", id, now)
+					}
+				} else {
+					if err = st.AppendTrack(ctx, pts); err == nil {
+						if _, _, err = st.UpdateState(ctx, "t", id, fold); err == nil {
+							_, err = flightupdate.Update(ctx, st, s, "t", id, reports, now)
+						}
+					}
+				}
+				if err != nil {
+					b.Errorf("report %s %d: %v", id, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	commits, calls := bolt.GroupStats(st)
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64(calls-calls0)/float64(max(1, commits-commits0)), "calls/commit")
+	b.ReportMetric(float64(b.N)/float64(max(1, commits-commits0)), "reports/commit")
+	b.ReportMetric(float64(bolt.PageBytes(st)-pages0)/float64(b.N), "page-B/op")
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
