@@ -29,3 +29,19 @@ func BenchmarkGoStatement(b *testing.B) {
 		wg.Wait()
 	}
 }
+
+// BenchmarkPoolGoParallel is hand-offs from several goroutines at once,
+// with some of the pool's goroutines busy and others idle, as deliveries of
+// several Triggers are.
+func BenchmarkPoolGoParallel(b *testing.B) {
+	p := New(time.Second)
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		done := make(chan struct{}, 1)
+		for pb.Next() {
+			p.Go(func() { done <- struct{}{} })
+			<-done
+		}
+	})
+}
