@@ -192,6 +192,10 @@ func BenchmarkPipeline(b *testing.B) {
 	// scheduler pass, paid per hand-off between goroutines when the other
 	// core is idle, and fewer per report when work queues up.
 	b.ReportMetric(float64(switches)/float64(reports), "ctxsw/report")
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		b.ReportMetric(float64(ru.Maxrss)/1024, "maxrss-MB") // the process's peak, seeding included
+	}
 	b.ReportMetric(0, "ns/op")
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d of %d requests not accepted", n, requests)
