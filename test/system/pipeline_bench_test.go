@@ -39,10 +39,25 @@ import (
 //
 // DRONETRACK_BENCH_CPUPROFILE=FILE profiles the timed part only;
 // test/pipeline-stages.py splits such a profile by stage.
+//
+// DRONETRACK_BENCH_BATCH=N (default 1) sends N reports of one drone per
+// request, as a companion computer buffering its reports would (`dronetrack
+// load --batch N`): the drones still report at 1 Hz, so each sends a request
+// every N s, and the offered rate stays in reports/s (requests/s is that
+// divided by N). b.N counts reports, rounded up to whole requests; CPU is
+// reported per report and per request.
+//
+// Beside CPU it reports the rates, the cores used, 503s retried, context
+// switches per report (threads put to sleep and woken: what a report costs
+// more at low rates, where nothing queues up) and the process's peak RSS.
 func BenchmarkPipeline(b *testing.B) {
 	rate := 250
 	if v, err := strconv.Atoi(os.Getenv("DRONETRACK_BENCH_RATE")); err == nil && v > 0 {
 		rate = v
+	}
+	batch := 1
+	if v, err := strconv.Atoi(os.Getenv("DRONETRACK_BENCH_BATCH")); err == nil && v > 0 {
+		batch = v
 	}
 	drones := rate // 1 Hz each
 	sys, demo := startTestSystem(b, local.Options{DemoDrones: drones})
@@ -51,16 +66,34 @@ func BenchmarkPipeline(b *testing.B) {
 	h := sys.Handler()
 	ctx := context.Background()
 
-	// Each drone's n-th report is at base + n s, so the newest report of a
-	// drone is never in the future however long the run.
-	perDrone := (b.N + drones - 1) / drones
-	base := time.Now().UTC().Truncate(time.Second).Add(-time.Duration(perDrone+60) * time.Second)
-	bodies := make([][]byte, b.N)
+	// Request i is drone i%drones's k-th (k = i/drones), carrying its
+	// reports k*batch .. k*batch+batch-1; a drone's n-th report is at
+	// base + n s, so the newest report of a drone is never in the future
+	// however long the run.
+	requests := (b.N + batch - 1) / batch
+	reports := requests * batch
+	perDrone := (reports + drones - 1) / drones
+	base := time.Now().UTC().Truncate(time.Second).Add(-time.Duration(perDrone+batch+60) * time.Second)
+	bodies := make([][]byte, requests)
 	for i := range bodies {
-		d, n := i%drones, i/drones
-		ts := base.Add(time.Duration(n) * time.Second).Format(time.RFC3339)
-		bodies[i] = fmt.Appendf(nil, `{"ts":%q,"lat":%.6f,"lon":%.6f,"alt":120,"speed":12.5,"heading":90,"battery":80}`,
-			ts, 47.0+float64(d)*1e-3+float64(n)*1e-5, 8.5+float64(n)*1e-5)
+		d, k := i%drones, i/drones
+		var body []byte
+		if batch > 1 {
+			body = append(body, '[')
+		}
+		for j := range batch {
+			n := k*batch + j
+			if j > 0 {
+				body = append(body, ',')
+			}
+			ts := base.Add(time.Duration(n) * time.Second).Format(time.RFC3339)
+			body = fmt.Appendf(body, `{"ts":%q,"lat":%.6f,"lon":%.6f,"alt":120,"speed":12.5,"heading":90,"battery":80}`,
+				ts, 47.0+float64(d)*1e-3+float64(n)*1e-5, 8.5+float64(n)*1e-5)
+		}
+		if batch > 1 {
+			body = append(body, ']')
+		}
+		bodies[i] = body
 	}
 
 	const workers = 512 // requests in flight at most, as a fleet's clients would keep
@@ -90,7 +123,7 @@ func BenchmarkPipeline(b *testing.B) {
 					}
 					if rw.code != http.StatusServiceUnavailable || try == 20 {
 						if failed.Add(1) == 1 {
-							b.Errorf("report %d: status %d after %d tries", i, rw.code, try)
+							b.Errorf("request %d: status %d after %d tries", i, rw.code, try)
 						}
 						break
 					}
@@ -134,16 +167,16 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	before := cpuTime()
+	before, switchesBefore := cpuTime(), contextSwitches()
 	b.ResetTimer()
 	start := time.Now()
-	interval := time.Second / time.Duration(rate)
-	for i := 0; i < b.N; i++ {
+	interval := time.Second * time.Duration(batch) / time.Duration(rate) // between requests
+	for i := 0; i < requests; i++ {
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > time.Millisecond {
 			time.Sleep(d)
 		}
 		work <- i
-		if i == b.N/2 && os.Getenv("DRONETRACK_BENCH_GOROUTINES") != "" {
+		if i == requests/2 && os.Getenv("DRONETRACK_BENCH_GOROUTINES") != "" {
 			// Where deliveries wait, half-way through.
 			if f, err := os.Create(os.Getenv("DRONETRACK_BENCH_GOROUTINES")); err == nil {
 				_ = pprof.Lookup("goroutine").WriteTo(f, 1)
@@ -158,9 +191,13 @@ func BenchmarkPipeline(b *testing.B) {
 	b.StopTimer()
 	elapsed := time.Since(start)
 	cpu := cpuTime() - before
-	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/report")
-	b.ReportMetric(float64(b.N)/acked.Seconds(), "acked/s")
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "stored/s")
+	switches := contextSwitches() - switchesBefore
+	b.ReportMetric(float64(cpu.Microseconds())/float64(reports), "cpu-us/report")
+	if batch > 1 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(requests), "cpu-us/request")
+	}
+	b.ReportMetric(float64(reports)/acked.Seconds(), "acked/s")
+	b.ReportMetric(float64(reports)/elapsed.Seconds(), "stored/s")
 	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
 	b.ReportMetric(float64(retries.Load()), "retries")
 	if bs, ok := queue.(batchStats); ok {
@@ -169,9 +206,17 @@ func BenchmarkPipeline(b *testing.B) {
 			b.ReportMetric(float64(s.Events-statsBefore.Events)/float64(m), "events/msg")
 		}
 	}
+	// Threads going to sleep and being woken: each is a futex pair and a
+	// scheduler pass, paid per hand-off between goroutines when the other
+	// core is idle, and fewer per report when work queues up.
+	b.ReportMetric(float64(switches)/float64(reports), "ctxsw/report")
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		b.ReportMetric(float64(ru.Maxrss)/1024, "maxrss-MB") // the process's peak, seeding included
+	}
 	b.ReportMetric(0, "ns/op")
 	if n := failed.Load(); n > 0 {
-		b.Fatalf("%d of %d reports not accepted", n, b.N)
+		b.Fatalf("%d of %d requests not accepted", n, requests)
 	}
 }
 
@@ -182,6 +227,17 @@ func cpuTime() time.Duration {
 		panic(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// contextSwitches is how often this process's threads gave up the CPU
+// before their time slice ended (mostly to sleep in futex or epoll) and were
+// preempted, so far.
+func contextSwitches() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err)
+	}
+	return ru.Nvcsw + ru.Nivcsw
 }
 
 // discardWriter is the cheapest http.ResponseWriter: the benchmark needs
