@@ -171,6 +171,13 @@ func (q *batcher) sealLocked() {
 		q.sealed = append(q.sealed, q.open)
 		q.open = nil
 	}
+	q.startLocked()
+}
+
+// startLocked starts stores of sealed batches while slots are free. The
+// open batch is left to its linger or to filling up: a store that ends
+// does not seal it early.
+func (q *batcher) startLocked() {
 	for q.storing < storesPerSubject && len(q.sealed) > 0 {
 		bt := q.sealed[0]
 		q.sealed[0] = nil
@@ -193,6 +200,6 @@ func (q *batcher) store(bt *batch) {
 	close(bt.done)
 	q.mu.Lock()
 	q.storing--
-	q.sealLocked()
+	q.startLocked()
 	q.mu.Unlock()
 }

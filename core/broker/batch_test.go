@@ -375,7 +375,7 @@ func TestBatchLinger(t *testing.T) {
 	full, _ := openBroker(t, Config{
 		Files:       []string{writeManifest(t, triggerYAML("t", "test.a", "sub", fastRetry))},
 		Resolve:     resolver(map[string]string{"sub": sub.srv.URL}),
-		BatchLinger: time.Hour, // never reached: only a full batch is stored
+		BatchLinger: time.Minute, // never reached: only a full batch is stored
 		MaxBatch:    4,
 	})
 	var wg sync.WaitGroup
