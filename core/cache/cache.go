@@ -331,6 +331,12 @@ func (c *Cache) rendered(ctx context.Context, tenantID, kind string, build func(
 		if body == nil { // a waiter of another caller's build: read its result
 			var ok bool
 			if body, ok = c.listsLFU.Get(key); !ok {
+				// A newer full list may have replaced it in the LFU
+				// (below); that one is as good an answer.
+				if v, ok := c.latest.Load(latestKey); ok && v.(*Fleet).Version >= ver {
+					f = *v.(*Fleet)
+					return nil
+				}
 				if err := c.lists.Get(ctx, key, &body); err != nil {
 					return fmt.Errorf("rendered list vanished: %w", err)
 				}
@@ -340,13 +346,37 @@ func (c *Cache) rendered(ctx context.Context, tenantID, kind string, build func(
 		// Only full lists are remembered beyond the LFU: one per tenant,
 		// whereas viewports are unbounded.
 		if kind == "fleet" {
-			if v, ok := c.latest.Load(latestKey); !ok || v.(*Fleet).Version < ver {
-				c.latest.Store(latestKey, &f)
-			}
+			c.setLatest(latestKey, &f)
 		}
 		return nil
 	})
 	return f, err
+}
+
+// setLatest makes f the tenant's newest full list unless a newer one is
+// already there, and drops the list it replaces from the LFU: the versions
+// of a fleet under updates move on with every report, so superseded lists
+// (megabytes each with thousands of drones) are never read again but would
+// stay live for the LFU's TTL, up to its 64 entries, and keep the GC busy.
+// Readers of the newest version take it from latest, not the LFU.
+func (c *Cache) setLatest(latestKey string, f *Fleet) {
+	for {
+		v, ok := c.latest.Load(latestKey)
+		if !ok {
+			if _, loaded := c.latest.LoadOrStore(latestKey, f); !loaded {
+				return
+			}
+			continue
+		}
+		old := v.(*Fleet)
+		if old.Version >= f.Version {
+			return
+		}
+		if c.latest.CompareAndSwap(latestKey, v, f) {
+			c.listsLFU.Del(latestKey + "\x00" + strconv.FormatUint(old.Version, 10))
+			return
+		}
+	}
 }
 
 // Drone returns one rendered DroneView of the tenant, reading the store on a

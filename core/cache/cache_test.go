@@ -525,3 +525,81 @@ func TestDroneReadFollowsEachPut(t *testing.T) {
 		}
 	})
 }
+
+// A full list superseded by a newer version leaves the LFU (nothing reads
+// it again, and each is megabytes with thousands of drones), while readers
+// polling during updates always get a list, never an error, and never one
+// older than a list they already read.
+func TestSupersededFleetListsAreDropped(t *testing.T) {
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		tenant := uniq("tenant")
+		l := newFakeLoader()
+		for i := range 20 {
+			l.add(store.Drone{ID: fmt.Sprintf("d%03d", i), TenantID: tenant, Name: fmt.Sprint(i), State: new(state(0, 1, 1))})
+		}
+		c := open(t, url, l)
+		var vers []uint64
+		for step := 1; step <= 5; step++ {
+			f, err := c.Fleet(ctx, tenant)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vers = append(vers, f.Version)
+			if _, err := c.Put(ctx, tenant, "d000", state(step*1000, float64(step), 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f, err := c.Fleet(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vers {
+			if v != f.Version && cache.ListCached(c, tenant, v) {
+				t.Errorf("superseded list version %d still cached (newest %d)", v, f.Version)
+			}
+		}
+
+		// Readers and a writer at once.
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Go(func() {
+				var last uint64
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					f, err := c.Fleet(ctx, tenant)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if f.Version < last {
+						errs <- fmt.Errorf("fleet went back from version %d to %d", last, f.Version)
+						return
+					}
+					last = f.Version
+					if len(decodeList(t, f.JSON)) != 20 {
+						errs <- fmt.Errorf("version %d: list of %d drones", f.Version, len(decodeList(t, f.JSON)))
+						return
+					}
+				}
+			})
+		}
+		for i := range 300 {
+			if _, err := c.Put(ctx, tenant, fmt.Sprintf("d%03d", i%20), state(10000+i, float64(i%170), 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		close(stop)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
+}

@@ -39,7 +39,8 @@
 // flushed) is read once from the store behind go-redis/cache's Once, so a
 // stampede of concurrent misses makes one store read per process. Rendered
 // fleet lists are kept per version in a process-local TinyLFU: a version is
-// immutable, so no replica can serve a stale list under a current ETag.
+// immutable, so no replica can serve a stale list under a current ETag. A
+// full list leaves it when a newer version replaces it as the newest.
 // To build a new version a reader does not re-read the whole fleet (megabytes
 // at 10,000 drones; figures in docs/performance.md): it keeps its last copy and fetches only the
 // entries changed since (ZRANGEBYSCORE on the changes set plus HMGET, one
