@@ -327,10 +327,11 @@ func appendTrack(tx *bbolt.Tx, points []store.TrackPoint) error {
 		if err != nil {
 			return fmt.Errorf("encode track point: %w", err)
 		}
-		if bytes.Equal(b.Get(k[:]), raw) {
+		old := b.Get(k[:])
+		if old != nil && bytes.Equal(old, raw) {
 			continue // a redelivered point: its page and index entry stay as they are
 		}
-		if err := reindexPoint(idx, b, k[:], p); err != nil {
+		if err := reindexPoint(idx, old, k[:], p); err != nil {
 			return err
 		}
 		if err := b.Put(k[:], raw); err != nil {
