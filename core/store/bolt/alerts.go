@@ -68,7 +68,11 @@ func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
 				return err
 			}
 		}
-		return putJSON(b, k, next)
+		raw, err := json.Marshal(next)
+		if err != nil {
+			return fmt.Errorf("encode alert tracker %s: %w", droneID, err)
+		}
+		return putChanged(b, k, raw)
 	})
 	return cur, err
 }

@@ -318,12 +318,23 @@ func appendTrack(tx *bbolt.Tx, points []store.TrackPoint) error {
 			}
 			b.FillPercent = appendFill
 			lastID = p.DroneID
+			if err := packTrackLeaf(track, b, lastID); err != nil {
+				return err
+			}
 		}
 		k := tsKey(p.Report.TS)
-		if err := reindexPoint(idx, b, k[:], p); err != nil {
+		raw, err := json.Marshal(p)
+		if err != nil {
+			return fmt.Errorf("encode track point: %w", err)
+		}
+		old := b.Get(k[:])
+		if old != nil && bytes.Equal(old, raw) {
+			continue // a redelivered point: its page and index entry stay as they are
+		}
+		if err := reindexPoint(idx, old, k[:], p); err != nil {
 			return err
 		}
-		if err := putJSON(b, k[:], p); err != nil {
+		if err := b.Put(k[:], raw); err != nil {
 			return err
 		}
 	}
@@ -374,6 +385,34 @@ func (s *Store) Track(_ context.Context, q store.TrackQuery) ([]store.TrackPoint
 	return out, err
 }
 
+// packTrackLeaf lets bbolt merge the track bucket's leaf holding drone
+// id's history bucket b into a neighbour, once b lives in pages of its own.
+// A new drone's history starts inline (stored inside the track bucket's
+// leaf, up to a quarter page); drones that start together fill the track
+// bucket with inline buckets and split it into leaves of two or three
+// drones each. When the buckets move out of line their entries shrink to
+// a header each, but bbolt merges a sparse leaf only when a key is deleted
+// from it, so those leaves stay nearly empty and every commit writing
+// history for many drones rewrites all of them. Putting and deleting a
+// key next to id marks the leaf for bbolt's rebalance at commit; b's
+// sequence (unused otherwise) records that it was done, so it costs one
+// write per drone, and drone buckets of an existing file get it once too.
+func packTrackLeaf(track, b *bbolt.Bucket, id string) error {
+	if b.Root() == 0 || b.Sequence() != 0 {
+		return nil // still inline, or done
+	}
+	probe := append([]byte(id), 0)
+	if track.Get(probe) == nil && track.Bucket(probe) == nil {
+		if err := track.Put(probe, nil); err != nil {
+			return err
+		}
+		if err := track.Delete(probe); err != nil {
+			return err
+		}
+	}
+	return b.SetSequence(1)
+}
+
 // appendFill is how full bbolt packs a page it splits in the history and
 // expiry buckets. Both are written in (nearly) increasing key order, so
 // bbolt's default of half-full pages would leave the left half of every
@@ -414,9 +453,22 @@ func droneOf(tx *bbolt.Tx, tenantID, droneID string) (store.Drone, error) {
 func putDrone(b *bbolt.Bucket, d store.Drone) error {
 	raw, ok := appendDrone(make([]byte, 0, 512), d)
 	if !ok {
-		return putJSON(b, []byte(d.ID), d)
+		var err error
+		if raw, err = json.Marshal(d); err != nil {
+			return fmt.Errorf("encode drone %s: %w", d.ID, err)
+		}
 	}
-	return b.Put([]byte(d.ID), raw)
+	return putChanged(b, []byte(d.ID), raw)
+}
+
+// putChanged puts k=v unless k already holds v: bbolt rewrites the page of
+// every key Put, even with the bytes it had, and commits write the page
+// (and its parents) again. A redelivered batch often writes what is there.
+func putChanged(b *bbolt.Bucket, k, v []byte) error {
+	if old := b.Get(k); old != nil && bytes.Equal(old, v) {
+		return nil
+	}
+	return b.Put(k, v)
 }
 
 // appendDrone appends json.Marshal's bytes for d; false when d is not in

@@ -109,9 +109,11 @@ func decodeDetector(raw []byte, d *flights.Detector) error {
 func putDetector(b *bbolt.Bucket, k []byte, d flights.Detector) error {
 	raw, err := d.AppendBinary(nil)
 	if err != nil {
-		return putJSON(b, k, d)
+		if raw, err = json.Marshal(d); err != nil {
+			return fmt.Errorf("encode flight detector %s: %w", d.DroneID, err)
+		}
 	}
-	return b.Put(k, raw)
+	return putChanged(b, k, raw)
 }
 
 // Flight implements store.Flights.

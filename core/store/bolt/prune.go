@@ -327,11 +327,11 @@ func expireAtOf(raw []byte) (time.Time, bool) {
 }
 
 // reindexPoint keeps the expiry index exact when AppendTrack writes p at
-// key k of drone bucket b: the entry of a point it replaces goes, p's own
-// entry comes.
-func reindexPoint(idx, b *bbolt.Bucket, k []byte, p store.TrackPoint) error {
+// key k of its drone's bucket, where old is stored (nil: nothing): the
+// entry of a point it replaces goes, p's own entry comes.
+func reindexPoint(idx *bbolt.Bucket, old, k []byte, p store.TrackPoint) error {
 	drone := []byte(p.DroneID)
-	if old := b.Get(k); old != nil {
+	if old != nil {
 		if exp, ok := expireAtOf(old); ok && !exp.IsZero() {
 			if err := idx.Delete(expiryKey(exp, k, drone)); err != nil {
 				return fmt.Errorf("unindex replaced point: %w", err)
