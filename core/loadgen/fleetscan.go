@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"errors"
 	"time"
 )
@@ -73,14 +74,8 @@ func scanDrones(body []byte, dd int, fn func(fleetState)) error {
 			}
 			expectKey = false
 		case '"':
-			j := i + 1
-			for j < len(body) && body[j] != '"' {
-				if body[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			if j >= len(body) {
+			j := stringEnd(body, i+1)
+			if j < 0 {
 				return errFleetSyntax
 			}
 			s := body[i+1 : j]
@@ -103,6 +98,28 @@ func scanDrones(body []byte, dd int, fn func(fleetState)) error {
 		return errFleetSyntax
 	}
 	return nil
+}
+
+// stringEnd is the index of the quote closing the string that starts at
+// from (just after its opening quote), or -1. It jumps from quote to quote:
+// most of a fleet list is inside strings.
+func stringEnd(body []byte, from int) int {
+	for {
+		k := bytes.IndexByte(body[from:], '"')
+		if k < 0 {
+			return -1
+		}
+		j := from + k
+		// Escaped when preceded by an odd run of backslashes.
+		n := 0
+		for b := j - 1; b >= 0 && body[b] == '\\'; b-- {
+			n++
+		}
+		if n%2 == 0 {
+			return j
+		}
+		from = j + 1
+	}
 }
 
 // parseTS parses a state ts as the server writes it (RFC 3339).
