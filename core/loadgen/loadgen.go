@@ -2,12 +2,13 @@
 // ramp of target rates and measures what capacity work asks for: sustained
 // reports/s, loss (acked minus stored), latency from ingest to the store, to
 // the fleet API and to the map's live stream (ingest→browser), and the
-// system process's RSS and CPU.
+// system process's RSS and CPU, and the generator's own CPU.
 //
 // The system is reached over HTTP at Target.URL, logged in as Target.Login
 // like a browser. When it runs in this process, Target.Store lets the
-// generator read the store directly; otherwise reports count as stored when
-// the fleet API and the track API show them.
+// generator read the store directly; otherwise a report counts as stored
+// when the live stream carries its drone's state (announced only after the
+// store write commits) and loss is counted through the track API.
 package loadgen
 
 import (
@@ -280,13 +281,15 @@ func (t *tracker) pollStore(ctx context.Context, st Store, tenantIDs []string, e
 }
 
 // pollAPI reads the fleet API: what it shows counts as visible. A drone
-// whose state ts is the one the previous read showed is skipped before
-// its ts is parsed.
+// whose state ts text is the one the previous read showed reuses that
+// parse; it is still matched, as its report's 202 may have been recorded
+// after that read.
 func (t *tracker) pollAPI(ctx context.Context, c *http.Client, baseURL string, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var buf bytes.Buffer
-	last := make([][]byte, len(t.list)) // per drone, the ts text last read
+	lastText := make([][]byte, len(t.list)) // per drone, the ts text last read
+	lastTS := make([]time.Time, len(t.list))
 	for {
 		select {
 		case <-ctx.Done():
@@ -295,15 +298,17 @@ func (t *tracker) pollAPI(ctx context.Context, c *http.Client, baseURL string, e
 		}
 		_ = readFleet(ctx, c, baseURL, &buf, func(at time.Time, d fleetState) {
 			i, ok := t.index[string(d.id)]
-			if !ok || bytes.Equal(last[i], d.ts) {
+			if !ok {
 				return
 			}
-			ts, err := parseTS(d.ts)
-			if err != nil {
-				return
+			if !bytes.Equal(lastText[i], d.ts) {
+				ts, err := parseTS(d.ts)
+				if err != nil {
+					return
+				}
+				lastText[i], lastTS[i] = append(lastText[i][:0], d.ts...), ts
 			}
-			last[i] = append(last[i][:0], d.ts...)
-			t.seenAt(t.list[i], ts, at, kindVisible)
+			t.seenAt(t.list[i], lastTS[i], at, kindVisible)
 		})
 	}
 }
