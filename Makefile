@@ -30,6 +30,9 @@ bench:
 # `dronetrack load --url` from another (test/load.sh), drones at 1 Hz, one
 # report per request, at a ramp of rates; table, JSON and chart in
 # test/results/load.{md,json,png}. LOAD_DRONES and LOAD_FLAGS override it.
+# Stored latency comes from the live stream (process announces a state only
+# after its store write commits); --poll is the fleet API's, for visible.
+# The table has up's CPU and the generator's own, per report and request.
 # The stretch run (10k drones at 1 Hz): LOAD_DRONES=10000 LOAD_FLAGS="--rates 2500,5000,10000 --step 15s --poll 250ms".
 # `dronetrack load` without --url runs up in the generator's process.
 LOAD_DRONES ?= 5000

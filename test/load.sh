@@ -1,7 +1,8 @@
 #!/bin/bash
 # make load: `dronetrack up` in a process of its own on a fresh data dir, and
 # `dronetrack load --url` driving it from another, so the load generator's
-# CPU is not in the system's figures (RSS and CPU in the table are up's).
+# CPU is not in the system's figures (RSS and up CPU in the table are up's;
+# gen CPU is the generator's own, read from /proc/self).
 # usage: test/load.sh OUT_DIR DRONES [load flags...]
 set -euo pipefail
 out=$1 drones=$2

@@ -2,12 +2,13 @@
 // ramp of target rates and measures what capacity work asks for: sustained
 // reports/s, loss (acked minus stored), latency from ingest to the store, to
 // the fleet API and to the map's live stream (ingest→browser), and the
-// system process's RSS and CPU.
+// system process's RSS and CPU, and the generator's own CPU.
 //
 // The system is reached over HTTP at Target.URL, logged in as Target.Login
 // like a browser. When it runs in this process, Target.Store lets the
-// generator read the store directly; otherwise reports count as stored when
-// the fleet API and the track API show them.
+// generator read the store directly; otherwise a report counts as stored
+// when the live stream carries its drone's state (announced only after the
+// store write commits) and loss is counted through the track API.
 package loadgen
 
 import (
@@ -109,6 +110,9 @@ func Run(ctx context.Context, cfg Config, target Target) (Result, error) {
 		watchers.Wait()
 	}()
 	sse := newStreamer(target.URL, api, t)
+	// Without the store to read, a report counts as stored when the live
+	// stream carries its drone's state (see Result.StoredFrom).
+	sse.alsoStored = target.Store == nil
 	resp, err := sse.connect(watchCtx, "")
 	if err != nil {
 		return Result{}, fmt.Errorf("loadgen: %w", err)
@@ -117,14 +121,17 @@ func Run(ctx context.Context, cfg Config, target Target) (Result, error) {
 	if target.Store != nil {
 		watchers.Go(func() { t.pollStore(watchCtx, target.Store, tenants(target.Drones), cfg.Poll) })
 	}
-	watchers.Go(func() { t.pollAPI(watchCtx, api, target.URL, cfg.Poll, target.Store == nil) })
+	watchers.Go(func() { t.pollAPI(watchCtx, api, target.URL, cfg.Poll) })
 	p := procOf(target.PID)
 	watchers.Go(func() { t.live(watchCtx, p, logw) })
 
 	var sums []sim.Summary
+	var gens []genCost
+	self := procOf(0)
 	for i, r := range cfg.Rates {
 		fmt.Fprintf(logw, "load: step %d/%d: %g reports/s for %s\n", i+1, len(cfg.Rates), r, cfg.Step)
 		t.setStep(i, r)
+		cpu0, at0 := self.cpuSeconds(), time.Now()
 		s, err := sim.Run(ctx, sim.Config{
 			URL: target.URL, Keys: keys, Rate: r / float64(len(keys)), Batch: cfg.Batch, Duration: cfg.Step,
 			SilentFraction: 0, Seed: uint64(i + 1), Concurrency: cfg.Concurrency,
@@ -134,6 +141,7 @@ func Run(ctx context.Context, cfg Config, target Target) (Result, error) {
 			return Result{}, err
 		}
 		sums = append(sums, s)
+		gens = append(gens, genCost{cpu: self.cpuSeconds() - cpu0, wall: time.Since(at0).Seconds(), requests: s.Requests})
 		if ctx.Err() != nil {
 			break
 		}
@@ -164,9 +172,31 @@ func Run(ctx context.Context, cfg Config, target Target) (Result, error) {
 		return Result{}, err
 	}
 	res := t.result(sums, stored, cfg.Rates, len(target.Drones), cfg.Batch, cfg.Poll)
+	res.StoredFrom = "store"
+	if target.Store == nil {
+		res.StoredFrom = "stream"
+	}
+	if target.PID > 0 {
+		// The generator is a process of its own: its cost is apart from
+		// the system's.
+		for i := range res.Steps {
+			g := gens[i]
+			res.Steps[i].GenCPU = g.cpu / g.wall
+			if g.requests > 0 {
+				res.Steps[i].GenUSPerRequest = g.cpu / float64(g.requests) * 1e6
+			}
+		}
+	}
 	res.Drained, res.DrainSeconds = drained, drainTime.Seconds()
 	res.StreamReconnects, res.StreamResyncs = int(sse.reconnects.Load()), int(sse.resyncs.Load())
 	return res, nil
+}
+
+// genCost is the generator's own CPU time over one ramp step (its
+// senders, the fleet polling and the live stream) and the requests it made.
+type genCost struct {
+	cpu, wall float64
+	requests  int
 }
 
 func tenants(ds []Drone) []string {
@@ -199,28 +229,31 @@ func login(baseURL string, l Login) (*http.Client, error) {
 	return c, nil
 }
 
-// readFleet reads the fleet API and says when the read started.
-func readFleet(ctx context.Context, c *http.Client, baseURL string) ([]droneView, time.Time, error) {
+// readFleet reads the fleet API into buf and calls fn for each drone with
+// a state, with the time the read started.
+func readFleet(ctx context.Context, c *http.Client, baseURL string, buf *bytes.Buffer, fn func(at time.Time, d fleetState)) error {
 	at := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/api/v1/drones", nil)
 	if err != nil {
-		return nil, at, err
+		return err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, at, err
+		return err
 	}
 	defer resp.Body.Close()
-	var body struct {
-		Drones []droneView `json:"drones"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, at, err
+	buf.Reset()
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, at, fmt.Errorf("fleet API: status %d", resp.StatusCode)
+		return fmt.Errorf("fleet API: status %d", resp.StatusCode)
 	}
-	return body.Drones, at, nil
+	return scanFleet(buf.Bytes(), func(d fleetState) {
+		if len(d.ts) > 0 {
+			fn(at, d)
+		}
+	})
 }
 
 func (t *tracker) pollStore(ctx context.Context, st Store, tenantIDs []string, every time.Duration) {
@@ -247,29 +280,36 @@ func (t *tracker) pollStore(ctx context.Context, st Store, tenantIDs []string, e
 	}
 }
 
-// pollAPI reads the fleet API; with alsoStored (no store to read) a state
-// seen there counts as stored as well.
-func (t *tracker) pollAPI(ctx context.Context, c *http.Client, baseURL string, every time.Duration, alsoStored bool) {
+// pollAPI reads the fleet API: what it shows counts as visible. A drone
+// whose state ts text is the one the previous read showed reuses that
+// parse; it is still matched, as its report's 202 may have been recorded
+// after that read.
+func (t *tracker) pollAPI(ctx context.Context, c *http.Client, baseURL string, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	var buf bytes.Buffer
+	lastText := make([][]byte, len(t.list)) // per drone, the ts text last read
+	lastTS := make([]time.Time, len(t.list))
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		ds, at, err := readFleet(ctx, c, baseURL)
-		if err != nil {
-			continue
-		}
-		for _, d := range ds {
-			if d.State != nil {
-				if alsoStored {
-					t.seen(d.ID, d.State.TS, at, kindStored)
-				}
-				t.seen(d.ID, d.State.TS, at, kindVisible)
+		_ = readFleet(ctx, c, baseURL, &buf, func(at time.Time, d fleetState) {
+			i, ok := t.index[string(d.id)]
+			if !ok {
+				return
 			}
-		}
+			if !bytes.Equal(lastText[i], d.ts) {
+				ts, err := parseTS(d.ts)
+				if err != nil {
+					return
+				}
+				lastText[i], lastTS[i] = append(lastText[i][:0], d.ts...), ts
+			}
+			t.seenAt(t.list[i], lastTS[i], at, kindVisible)
+		})
 	}
 }
 

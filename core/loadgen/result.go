@@ -18,10 +18,16 @@ type Result struct {
 	Drones int       `json:"drones"`
 	Batch  int       `json:"batch"`
 	PollMS float64   `json:"pollMs"`
-	Steps  []Step    `json:"steps"`
-	Acked  int       `json:"acked"`
-	Stored int       `json:"stored"`
-	Lost   int       `json:"lost"`
+	// StoredFrom is what a report counts as stored at: "store", a poll of
+	// the store (the system runs in the generator's process), or "stream",
+	// the live stream's event carrying the drone's state, which process
+	// announces only after the store write commits (an upper bound of the
+	// store write that is not behind the fleet list's cache).
+	StoredFrom string `json:"storedFrom"`
+	Steps      []Step `json:"steps"`
+	Acked      int    `json:"acked"`
+	Stored     int    `json:"stored"`
+	Lost       int    `json:"lost"`
 	// Streamed counts acked reports whose drone state reached the live
 	// stream; StreamReconnects and StreamResyncs count how often the stream
 	// was dropped (resumed with Last-Event-ID) and how often it missed more
@@ -62,6 +68,11 @@ type Step struct {
 	StreamP99 float64 `json:"streamP99Ms"`
 	MaxRSSMB  float64 `json:"maxRssMB"`
 	MeanCPU   float64 `json:"meanCpuCores"`
+	// GenCPU is the generator's own CPU (cores) over the step and
+	// GenUSPerRequest its CPU µs per HTTP request (fleet polling and the
+	// live stream included); 0 when the system runs in its process.
+	GenCPU          float64 `json:"genCpuCores"`
+	GenUSPerRequest float64 `json:"genUsPerRequest"`
 }
 
 // Second is one second of the run, counted by when reports were acked or
@@ -138,17 +149,33 @@ func percentiles(v []float64) (p50, p95, p99 float64) {
 func (r Result) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# dronetrack load (%s)\n\n", r.Start.UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "%d drones, %d report(s) per request, store/API polled every %g ms (latency resolution).\n", r.Drones, r.Batch, r.PollMS)
-	fmt.Fprintf(&b, "202 latency is from the first attempt to ingest to its 202 (the front door); "+
-		"stored and visible latency is from the first attempt to ingest to the first store read / fleet API read showing the report; "+
-		"SSE latency is from ingest's 202 to the live stream's event (GET /api/v1/stream, held open as a logged-in user of the tenant) carrying the drone's new state. "+
-		"Latencies count towards the step the report was sent in.\n\n")
-	b.WriteString("| target/s | acked/s | stored/s | failed | 202 p50/p95/p99 ms | stored p50/p95/p99 ms | visible p50/p95/p99 ms | 202→SSE p50/p95/p99 ms | max RSS MB | CPU cores |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "%d drones, %d report(s) per request, fleet API polled every %g ms (latency resolution of visible).\n", r.Drones, r.Batch, r.PollMS)
+	b.WriteString("202 latency is from the first attempt to ingest to its 202 (the front door). ")
+	if r.StoredFrom == "stream" {
+		b.WriteString("Stored latency is from the first attempt to ingest to the live stream's event carrying the drone's state (or a newer one): " +
+			"process replies state.updated only after the history and the state are committed, and the stream is fed from that event, " +
+			"so this bounds the store write from above without reading the fleet API, whose list is cached for up to FLEET_LIST_MAX_AGE. ")
+	} else {
+		fmt.Fprintf(&b, "Stored latency is from the first attempt to ingest to the first read of the store (every %g ms) showing the report. ", r.PollMS)
+	}
+	b.WriteString("Visible latency is from the first attempt to ingest to the first fleet API read showing the report (the list is cached for up to FLEET_LIST_MAX_AGE); " +
+		"SSE latency is from ingest's 202 to the live stream's event (GET /api/v1/stream, held open as a logged-in user of the tenant) carrying the drone's new state. " +
+		"Latencies count towards the step the report was sent in. " +
+		"up CPU is the system's process; gen CPU is the generator's own process (senders, fleet polling, live stream), per HTTP request in gen µs/req.\n\n")
+	b.WriteString("| target/s | acked/s | stored/s | failed | 202 p50/p95/p99 ms | stored p50/p95/p99 ms | visible p50/p95/p99 ms | 202→SSE p50/p95/p99 ms | max RSS MB | up CPU cores | up µs/report | gen CPU cores | gen µs/req |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Steps {
-		fmt.Fprintf(&b, "| %.0f | %.0f | %.0f | %d | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.0f | %.2f |\n",
+		upUS := 0.0
+		if s.AckedPerSec > 0 {
+			upUS = s.MeanCPU / s.AckedPerSec * 1e6
+		}
+		gen, genUS := "in up", "in up"
+		if s.GenCPU > 0 {
+			gen, genUS = fmt.Sprintf("%.2f", s.GenCPU), fmt.Sprintf("%.0f", s.GenUSPerRequest)
+		}
+		fmt.Fprintf(&b, "| %.0f | %.0f | %.0f | %d | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.0f | %.2f | %.0f | %s | %s |\n",
 			s.Target, s.AckedPerSec, s.StoredPerSec, s.Failed, s.AckP50, s.AckP95, s.AckP99, s.StoredP50, s.StoredP95, s.StoredP99,
-			s.VisibleP50, s.VisibleP95, s.VisibleP99, s.StreamP50, s.StreamP95, s.StreamP99, s.MaxRSSMB, s.MeanCPU)
+			s.VisibleP50, s.VisibleP95, s.VisibleP99, s.StreamP50, s.StreamP95, s.StreamP99, s.MaxRSSMB, s.MeanCPU, upUS, gen, genUS)
 	}
 	fmt.Fprintf(&b, "\nacked %d, stored (in history) %d, lost %d, not acked (failed/rejected) %d\n", r.Acked, r.Stored, r.Lost, r.Failed)
 	fmt.Fprintf(&b, "seen on the live stream %d (stream dropped and resumed %d times, resynced %d times)\n", r.Streamed, r.StreamReconnects, r.StreamResyncs)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,15 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 )
-
-// droneView is the part of the fleet API's and the live stream's drone that
-// the tracker reads.
-type droneView struct {
-	ID    string `json:"id"`
-	State *struct {
-		TS time.Time `json:"ts"`
-	} `json:"state"`
-}
 
 // sseEvent is one Server-Sent Event: its id, type and data lines joined.
 type sseEvent struct {
@@ -93,6 +83,11 @@ type streamer struct {
 	t       *tracker
 	now     func() time.Time
 	retry   time.Duration // what the server's retry field asks; read and written by run only
+	// alsoStored counts a drone state the stream carries as stored too:
+	// process replies state.updated only after the state (and, before
+	// it, the history) is committed, and the stream is fed from that
+	// event, so the event's arrival bounds the store write from above.
+	alsoStored bool
 
 	reconnects, resyncs atomic.Int64
 }
@@ -108,27 +103,39 @@ func (s *streamer) handle(ctx context.Context, ev sseEvent) {
 	switch ev.event {
 	case "drone":
 		at := s.now()
-		var d droneView
-		if json.Unmarshal(ev.data, &d) == nil && d.State != nil {
-			s.t.seen(d.ID, d.State.TS, at, kindStreamed)
-		}
+		_ = scanDrone(ev.data, func(d fleetState) {
+			if len(d.ts) > 0 {
+				s.seenTS(at, d)
+			}
+		})
 	case "resync":
 		s.resyncs.Add(1)
 		s.refetch(ctx)
 	}
 }
 
-// refetch reads the fleet and counts the states it shows as streamed.
-func (s *streamer) refetch(ctx context.Context) {
-	ds, at, err := readFleet(ctx, s.api, s.baseURL)
+// seenTS records a drone state the stream (or a resync's fleet read)
+// carried.
+func (s *streamer) seenTS(at time.Time, d fleetState) {
+	i, ok := s.t.index[string(d.id)]
+	if !ok {
+		return
+	}
+	ts, err := parseTS(d.ts)
 	if err != nil {
 		return
 	}
-	for _, d := range ds {
-		if d.State != nil {
-			s.t.seen(d.ID, d.State.TS, at, kindStreamed)
-		}
+	if s.alsoStored {
+		s.t.seenAt(s.t.list[i], ts, at, kindStored)
 	}
+	s.t.seenAt(s.t.list[i], ts, at, kindStreamed)
+}
+
+// refetch reads the fleet and counts the states it shows as streamed (the
+// fleet list is fed by the same events, so they are stored too).
+func (s *streamer) refetch(ctx context.Context) {
+	var buf bytes.Buffer
+	_ = readFleet(ctx, s.api, s.baseURL, &buf, s.seenTS)
 }
 
 // connect opens the stream, resuming after lastID when there is one.

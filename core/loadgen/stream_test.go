@@ -100,6 +100,7 @@ func TestStreamerResumesAndResyncs(t *testing.T) {
 		tr.acked(i, reports(ts), ts, ts)
 	}
 	s := newStreamer(srv.URL, api, tr)
+	s.alsoStored = true
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	resp, err := s.connect(ctx, "")
@@ -125,4 +126,42 @@ func TestStreamerResumesAndResyncs(t *testing.T) {
 	if r, rs := s.reconnects.Load(), s.resyncs.Load(); r != 1 || rs != 1 {
 		t.Errorf("reconnects %d resyncs %d; want 1, 1", r, rs)
 	}
+	// alsoStored: what the stream (and the resync's fleet read) carried
+	// counts as stored too; nothing counts as visible, which only the
+	// fleet poll marks.
+	if _, stored, visible, _ := tr.counts(); stored != 3 || visible != 0 {
+		t.Errorf("stored %d visible %d; want 3, 0", stored, visible)
+	}
+}
+
+// TestPollAPIMatchesLateAck: a fleet read can show a report's state before
+// its 202 is recorded; the following reads, showing the same state, still
+// count it as visible.
+func TestPollAPIMatchesLateAck(t *testing.T) {
+	var reads atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reads.Add(1)
+		fmt.Fprintf(w, `{"drones":[{"id":"a","state":{"ts":%q}},{"id":"x","state":{"ts":%q}}]}`,
+			t0.Format(time.RFC3339Nano), t0.Format(time.RFC3339Nano))
+	}))
+	defer srv.Close()
+	tr := newTracker([]string{"a"}, false, t0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); tr.pollAPI(ctx, srv.Client(), srv.URL, time.Millisecond) }()
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			if ctx.Err() != nil {
+				t.Fatal(what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	wait("no fleet reads", func() bool { return reads.Load() >= 2 })
+	tr.acked(0, reports(t0), t0, t0)
+	wait("the late-acked report never counted as visible", func() bool { _, _, v, _ := tr.counts(); return v == 1 })
+	cancel()
+	<-done
 }

@@ -59,6 +59,7 @@ type stepLatencies struct {
 // was seen in (for the chart and the live line).
 type tracker struct {
 	byID   map[string]*droneTrack
+	index  map[string]int // drone id -> index in list
 	list   []*droneTrack
 	start  time.Time
 	stream bool // whether streamed is measured (a report waits for it)
@@ -75,11 +76,12 @@ type tracker struct {
 }
 
 func newTracker(droneIDs []string, stream bool, start time.Time) *tracker {
-	t := &tracker{byID: map[string]*droneTrack{}, start: start, stream: stream}
-	for _, id := range droneIDs {
+	t := &tracker{byID: map[string]*droneTrack{}, index: map[string]int{}, start: start, stream: stream}
+	for i, id := range droneIDs {
 		d := &droneTrack{}
 		t.list = append(t.list, d)
 		t.byID[id] = d
+		t.index[id] = i
 	}
 	return t
 }
@@ -148,10 +150,13 @@ func (t *tracker) acked(drone int, reports []events.Report, sentAt, ackedAt time
 
 // seen marks a drone's reports up to ts as seen (kind) at time at.
 func (t *tracker) seen(droneID string, ts, at time.Time, kind seenKind) {
-	d := t.byID[droneID]
-	if d == nil {
-		return
+	if d := t.byID[droneID]; d != nil {
+		t.seenAt(d, ts, at, kind)
 	}
+}
+
+// seenAt is seen for a drone already looked up.
+func (t *tracker) seenAt(d *droneTrack, ts, at time.Time, kind seenKind) {
 	type lat struct {
 		step int
 		ms   float64

@@ -177,11 +177,29 @@ func TestMarkdown(t *testing.T) {
 	md := sampleResult().Markdown()
 	for _, want := range []string{
 		"# dronetrack load (2026-12-03T12:00:00Z)",
-		"| target/s | acked/s | stored/s | failed | 202 p50/p95/p99 ms | stored p50/p95/p99 ms | visible p50/p95/p99 ms | 202→SSE p50/p95/p99 ms | max RSS MB | CPU cores |",
-		"| 200 | 199 | 198 | 0 | 3 / 5 / 9 | 12 / 40 / 80 | 60 / 110 / 150 | 21 / 33 / 47 | 150 | 0.40 |",
+		"| target/s | acked/s | stored/s | failed | 202 p50/p95/p99 ms | stored p50/p95/p99 ms | visible p50/p95/p99 ms | 202→SSE p50/p95/p99 ms | max RSS MB | up CPU cores | up µs/report | gen CPU cores | gen µs/req |",
+		"| 200 | 199 | 198 | 0 | 3 / 5 / 9 | 12 / 40 / 80 | 60 / 110 / 150 | 21 / 33 / 47 | 150 | 0.40 | 2010 | in up | in up |",
+		"first read of the store",
 		"acked 3000, stored (in history) 3000, lost 0",
 		"seen on the live stream 3000 (stream dropped and resumed 1 times, resynced 0 times)",
 		"backlog drained 1.5 s after the ramp ended",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// TestMarkdownGeneratorApart: with the generator in a process of its own
+// its CPU is in the table, and stored comes from the live stream.
+func TestMarkdownGeneratorApart(t *testing.T) {
+	r := sampleResult()
+	r.StoredFrom = "stream"
+	r.Steps[0].GenCPU, r.Steps[0].GenUSPerRequest = 0.25, 1250
+	md := r.Markdown()
+	for _, want := range []string{
+		"| 150 | 0.40 | 2010 | 0.25 | 1250 |",
+		"live stream's event carrying the drone's state",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)

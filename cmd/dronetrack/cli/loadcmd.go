@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&cfg.Poll, "poll", 100*time.Millisecond, "how often the store and the fleet API are read (latency resolution)")
 	out := fs.String("out", "test/results", "directory for load.md, load.json and load.png")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address during the run")
+	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile (the generator's, with --url) to this file")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "max requests in flight (0: the simulator's default)")
 	fs.DurationVar(&cfg.Drain, "drain", 2*time.Minute, "after the ramp, how long to wait for the backlog to be stored before counting loss")
 	url := fs.String("url", "", "drive an `up` already running at this base URL instead of starting one in this process; "+
@@ -92,6 +94,17 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		target = loadgen.Target{URL: sys.URL(), Drones: loadDrones(demo[:*drones]), Login: loadgen.Login(sys.DemoLogin()), Store: sys.Store()}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := loadgen.Run(ctx, cfg, target)
 	if err != nil {
