@@ -14,32 +14,66 @@ import (
 	"github.com/dronetrack/dronetrack/events"
 )
 
-// TestOpenTimeLargeStore measures how long Open takes on a store of
-// DRONETRACK_BOLT_OPEN_POINTS history points (100 drones, a fifth of the
-// points expired and pruned so the file has free pages), with the freelist
-// rebuilt by walking the file (Open's setting) and read from its page
-// (bbolt's default). It is a measurement, skipped unless the variable is set:
+// BenchmarkOpenLargeStore measures Open on a store of
+// DRONETRACK_BOLT_OPEN_POINTS history points (default 100,000; 100 drones,
+// a fifth of the points expired and pruned so the file has free pages),
+// with the freelist rebuilt by walking the file (Open's setting) and read
+// from its page (bbolt's default, WithFreelistSync):
 //
-//	DRONETRACK_BOLT_OPEN_POINTS=1000000 go test ./core/store/bolt -run TestOpenTimeLargeStore -v
-func TestOpenTimeLargeStore(t *testing.T) {
-	n, _ := strconv.Atoi(os.Getenv("DRONETRACK_BOLT_OPEN_POINTS"))
-	if n <= 0 {
-		t.Skip("DRONETRACK_BOLT_OPEN_POINTS not set")
+//	DRONETRACK_BOLT_OPEN_POINTS=1000000 go test ./core/store/bolt -run '^$' -bench OpenLargeStore
+func BenchmarkOpenLargeStore(b *testing.B) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("DRONETRACK_BOLT_OPEN_POINTS")); err == nil && v > 0 {
+		n = v
 	}
+	path := largeStore(b, n)
+	for _, c := range []struct {
+		name string
+		opts []bolt.Option
+	}{
+		{"freelist=rebuilt", nil},
+		{"freelist=synced", []bolt.Option{bolt.WithFreelistSync()}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			// The first open in a mode writes (or drops) the freelist page.
+			s, err := bolt.Open(path, append(c.opts, bolt.WithPruneEvery(0))...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				s, err := bolt.Open(path, append(c.opts, bolt.WithPruneEvery(0))...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// largeStore writes a store of n history points over 100 drones, a fifth
+// of them pruned, and returns its path.
+func largeStore(b *testing.B, n int) string {
+	b.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "store.db")
+	path := filepath.Join(b.TempDir(), "store.db")
 	s, err := bolt.Open(path, bolt.WithPruneEvery(0))
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
 	if err := s.CreateTenant(ctx, store.Tenant{ID: "t"}); err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
 	const drones = 100
 	for d := range drones {
 		id := fmt.Sprint("d", d)
 		if err := s.CreateDrone(ctx, store.Drone{ID: id, TenantID: "t", Name: id, KeyHash: "h" + id}); err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 	}
 	t0 := time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Second)
@@ -57,38 +91,16 @@ func TestOpenTimeLargeStore(t *testing.T) {
 				Report: events.Report{TS: ts, Lat: 47 + float64(j)*1e-7, Lon: 8, Battery: &batt, Height: &h, Speed: &v}})
 		}
 		if err := s.AppendTrack(ctx, pts); err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 	}
-	ps, err := s.Prune(ctx)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := s.Prune(ctx); err != nil {
+		b.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d points (%d pruned), file %d MB", n, ps.Deleted, fi.Size()>>20)
-	open := func(what string, opts ...bolt.Option) {
-		for range 3 {
-			start := time.Now()
-			s, err := bolt.Open(path, append(opts, bolt.WithPruneEvery(0))...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			took := time.Since(start)
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("open, freelist %s: %v", what, took)
-		}
-	}
-	open("rebuilt")
-	open("read from its page (the first open writes it)", bolt.WithFreelistSync())
-	open("rebuilt again")
+	return path
 }
 
 // Open does not write bbolt's freelist with each commit; it rebuilds it
