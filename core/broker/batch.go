@@ -33,8 +33,10 @@ const (
 	defaultMaxBatch = 256
 	// batchMaxBytes seals a batch: well under the server's MaxPayload
 	// (8 MiB), so one event up to the ingress's 4 MiB limit always fits
-	// in a batch of its own.
-	batchMaxBytes = 1 << 20
+	// in a batch of its own. It also sizes what a Trigger holds in memory
+	// (Config.MaxAckPending messages): a quarter of a MiB is ~70 events
+	// of 10 reports, or the whole MaxBatch of one-report events.
+	batchMaxBytes = 256 << 10
 	// storesPerSubject is how many batches of one subject are stored at
 	// once.
 	storesPerSubject = 4

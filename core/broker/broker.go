@@ -64,9 +64,15 @@ type Config struct {
 	// value at Open.
 	AckWait time.Duration
 	// MaxInFlight bounds concurrent deliveries of events per Trigger
-	// (default 64), and the stored messages (batches) a Trigger holds
-	// unacknowledged.
+	// (default 64).
 	MaxInFlight int
+	// MaxAckPending bounds the stored messages a Trigger holds
+	// unacknowledged, that is in delivery or waiting for a slot of
+	// MaxInFlight (default MaxInFlight). Each message may hold a batch of
+	// events (up to MaxBatch, batchMaxBytes), so this is what bounds the
+	// memory a backlog takes in the process: everything beyond it waits in
+	// JetStream's files.
+	MaxAckPending int
 	// BatchLinger is how long a published event waits for others of its
 	// subject to be stored with it in one message (batch.go; default
 	// 5 ms). Negative stores every batch as soon as it is formed (pure group
@@ -159,6 +165,9 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 64
+	}
+	if cfg.MaxAckPending <= 0 {
+		cfg.MaxAckPending = cfg.MaxInFlight
 	}
 	if cfg.BatchLinger == 0 {
 		cfg.BatchLinger = defaultBatchLinger
@@ -438,7 +447,7 @@ func (b *Broker) setup(ctx context.Context) error {
 			// wait was twice the subscriber timeout) is updated to it here.
 			AckWait:        b.cfg.AckWait,
 			MaxDeliver:     -1,
-			MaxAckPending:  b.cfg.MaxInFlight,
+			MaxAckPending:  b.cfg.MaxAckPending,
 			FilterSubjects: b.consumerSubjects(r.trigger),
 		})
 		if err != nil {
@@ -457,7 +466,7 @@ func (b *Broker) setup(ctx context.Context) error {
 				defer b.inflight.Done()
 				b.dispatch(r, msg)
 			})
-		}, jetstream.PullMaxMessages(b.cfg.MaxInFlight), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		}, jetstream.PullMaxMessages(b.cfg.MaxAckPending), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !b.draining.Load() && b.health.err() == nil {
 				b.log.Warn("consume", "trigger", r.trigger.Metadata.Name, "err", err)
 			}

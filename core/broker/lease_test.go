@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -156,4 +157,30 @@ func consumerInfo(t *testing.T, b *Broker) *jetstream.ConsumerInfo {
 		t.Fatalf("consumer info: %v", err)
 	}
 	return info
+}
+
+// Config.MaxAckPending is the consumer's bound of unacked messages, by
+// default MaxInFlight; an existing consumer takes a new value at Open.
+func TestMaxAckPendingConfiguresConsumer(t *testing.T) {
+	sub := newSink(t, status(http.StatusOK))
+	cfg := Config{
+		DataDir:     t.TempDir(),
+		Files:       []string{writeManifest(t, triggerYAML("t", "test.a", "sub", fastRetry))},
+		Resolve:     resolver(map[string]string{"sub": sub.srv.URL}),
+		MaxInFlight: 32,
+	}
+	b, _ := openBroker(t, cfg)
+	if got := consumerInfo(t, b).Config.MaxAckPending; got != 32 {
+		t.Errorf("MaxAckPending %d with none set, want MaxInFlight's 32", got)
+	}
+	crash(b)
+	cfg.MaxAckPending = 5
+	b2, ingress := openBroker(t, cfg)
+	if got := consumerInfo(t, b2).Config.MaxAckPending; got != 5 {
+		t.Errorf("MaxAckPending %d after reopening, want 5", got)
+	}
+	for i := range 20 {
+		mustSend(t, ingress.URL, newEvent(fmt.Sprintf("e%d", i), "test.a"))
+	}
+	eventually(t, "every event delivered under the lower bound", func() bool { return len(sub.delivered()) == 20 })
 }

@@ -255,6 +255,12 @@ func (r *runner) run(ctx context.Context) Summary {
 			// Stagger first reports across one interval so a fleet does
 			// not post in lockstep.
 			next: start.Add(time.Duration(int64(interval) * int64(i) / int64(n))),
+			// With several reports per request, the first request is
+			// short by the drone's place in the fleet, so requests are
+			// spread across a whole batch period too: otherwise every
+			// drone fills its batch in the same interval and the fleet
+			// posts a burst every Batch intervals.
+			first: 1 + int(int64(cfg.Batch)*int64(i)/int64(n)),
 		}
 		home := randomPoint(d.rng, cfg.Centre, cfg.Spread)
 		d.flight = NewFlight(d.rng, home, cfg.Spread)
@@ -299,6 +305,7 @@ type drone struct {
 	key      string
 	rng      *rand.Rand // route: never used for anything else
 	jitter   *rand.Rand // retry backoff, so retries do not change routes
+	first    int        // reports in the first request (1..Batch)
 	flight   *Flight
 	interval time.Duration
 	next     time.Time // ts of the next report
@@ -311,11 +318,13 @@ type drone struct {
 // when generation ends and its last request finished.
 func (r *runner) fly(genCtx, sendCtx context.Context, d *drone) {
 	batch := make([]events.Report, 0, r.cfg.Batch)
+	want := max(1, min(d.first, r.cfg.Batch))
 	flush := func() {
 		if len(batch) > 0 {
 			r.send(sendCtx, d, batch)
 			batch = make([]events.Report, 0, r.cfg.Batch)
 		}
+		want = r.cfg.Batch
 	}
 	defer flush()
 	timer := time.NewTimer(0)
@@ -346,7 +355,7 @@ func (r *runner) fly(genCtx, sendCtx context.Context, d *drone) {
 			continue
 		}
 		batch = append(batch, toReport(ts, s, seq, d.flight.Home(), r.cfg.PositionOnly))
-		if len(batch) == r.cfg.Batch {
+		if len(batch) >= want {
 			flush()
 		}
 	}

@@ -27,10 +27,11 @@ type fakeIngest struct {
 	failFirst bool
 	seen      map[string]int             // body -> attempts
 	accepted  map[string][]events.Report // key -> reports
+	sizes     map[string][]int           // key -> reports per accepted request
 }
 
 func newFakeIngest(keys []string) *fakeIngest {
-	f := &fakeIngest{keys: map[string]bool{}, seen: map[string]int{}, accepted: map[string][]events.Report{}}
+	f := &fakeIngest{keys: map[string]bool{}, seen: map[string]int{}, accepted: map[string][]events.Report{}, sizes: map[string][]int{}}
 	for _, k := range keys {
 		f.keys[k] = true
 	}
@@ -83,6 +84,7 @@ func (f *fakeIngest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.accepted[key] = append(f.accepted[key], reports...)
+	f.sizes[key] = append(f.sizes[key], len(reports))
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = fmt.Fprintf(w, `{"accepted":%d}`, len(reports))
 }
@@ -133,7 +135,29 @@ func TestRunCountsEveryReportOnce(t *testing.T) {
 			if s.Sent != 400 || s.Acked != 400 || s.Rejected != 0 || s.Failed != 0 {
 				t.Errorf("summary = %+v, want 400 sent and acked", s)
 			}
-			wantRequests := 400 / tc.batch
+			// With batches, drone i's first request carries 1+batch*i/n
+			// reports (requests spread over the batch period rather than
+			// the fleet posting in lockstep), the others full batches but
+			// the last.
+			wantRequests := 0
+			for i, k := range ks {
+				sizes := fake.sizes[k]
+				wantRequests += len(sizes)
+				if tc.batch == 1 {
+					continue
+				}
+				if want := min(1+tc.batch*i/len(ks), len(fake.accepted[k])); len(sizes) == 0 || sizes[0] != want {
+					t.Errorf("drone %d: first request of %v reports, want %d", i, sizes, want)
+				}
+				for j := 1; j < len(sizes)-1; j++ {
+					if sizes[j] != tc.batch {
+						t.Errorf("drone %d: request %d of %d reports, want %d", i, j, sizes[j], tc.batch)
+					}
+				}
+			}
+			if tc.batch == 1 && wantRequests != 400 {
+				t.Errorf("server accepted %d requests of one report, want 400", wantRequests)
+			}
 			if tc.failFirst {
 				wantRequests *= 2
 				if s.Retried != 400 || s.Errors["status_503"] != 400 {

@@ -17,6 +17,7 @@ type Config struct {
 	Pepper       string           `env:"DRONE_KEY_PEPPER,required" doc:"secret under which drone key hashes are made (a Secret, never a ConfigMap)"`
 	LogLevel     string           `env:"LOG_LEVEL" doc:"debug, info, warn or error (default info)"`
 	KeyCacheTTL  config.Duration  `env:"KEY_CACHE_TTL,default=30s" doc:"delay before a revoked key stops working; Go duration or seconds"`
+	KeyCacheSize int              `env:"KEY_CACHE_SIZE,default=100000" doc:"drone keys remembered (one per drone reporting within KEY_CACHE_TTL); a fleet larger than this looks a key up in the store per request"`
 	StoreTimeout config.Duration  `env:"STORE_TIMEOUT,default=5s" doc:"bound of a drone key lookup; past it the drone gets 503 with Retry-After; Go duration or seconds"`
 	KeyLimit     config.RateLimit `env:"RATE_LIMIT_KEY,default=50/s:100" doc:"per-drone rate, RATE/s:BURST or off"`
 	IPLimit      config.RateLimit `env:"RATE_LIMIT_IP,default=5000/s:10000" doc:"per-client-address rate, RATE/s:BURST or off"`

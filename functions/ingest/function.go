@@ -86,7 +86,7 @@ func (f *Function) Start(ctx context.Context, env map[string]string) error {
 		return fmt.Errorf("ingest: %s: %w", EnvSink, err)
 	}
 	deps := Deps{Publisher: pub, Pepper: []byte(cfg.Pepper), Logger: log, RateLimits: cfg.rateLimits(),
-		KeyCacheTTL: time.Duration(cfg.KeyCacheTTL), StoreTimeout: time.Duration(cfg.StoreTimeout)}
+		KeyCacheTTL: time.Duration(cfg.KeyCacheTTL), KeyCacheSize: cfg.KeyCacheSize, StoreTimeout: time.Duration(cfg.StoreTimeout)}
 	drones, closer, err := f.open(ctx, cfg.StoreURL)
 	if err != nil {
 		return fmt.Errorf("ingest: open store: %w", err)

@@ -54,8 +54,12 @@ const (
 	// unknown, so a drone retrying a bad key in a loop costs one store lookup
 	// per period. Short, so a key just registered works almost at once.
 	DefaultNegativeKeyCacheTTL = 5 * time.Second
-	// DefaultKeyCacheSize bounds the known-key cache (one entry per drone).
-	DefaultKeyCacheSize = 10000
+	// DefaultKeyCacheSize bounds the known-key cache (one entry per drone,
+	// ~300 bytes). Smaller than the fleet, every request misses: an LRU
+	// cycled through by more drones than it holds evicts each key before
+	// its drone's next request, and each miss is a store read (with 20,000
+	// drones and 10,000 keys, a bolt read transaction per request).
+	DefaultKeyCacheSize = 100000
 	// negativeCacheSize is separate and smaller so a flood of bad keys cannot
 	// evict good ones.
 	negativeCacheSize = 1000

@@ -51,7 +51,7 @@ type lruEntry struct {
 }
 
 func newLRU(max int, ttl time.Duration) *lru {
-	return &lru{ttl: ttl, max: max, order: list.New(), items: make(map[cacheKey]*list.Element, max)}
+	return &lru{ttl: ttl, max: max, order: list.New(), items: make(map[cacheKey]*list.Element, min(max, 1024))}
 }
 
 func (c *lru) get(k cacheKey, now time.Time) (identity, bool) {

@@ -59,7 +59,15 @@ func openBroker(ctx context.Context, dir string, subscribers map[string]string, 
 		// capped the pipeline at about 64 events/s under load (figures in
 		// docs/performance.md). Deliveries are goroutines; 1024 is cheap.
 		MaxInFlight: maxInFlight(),
-		BatchLinger: batchLinger(),
+		// The messages (batches of events) each Trigger holds in memory:
+		// with MaxInFlight's 1024 as the bound too, a backlog of 10-report
+		// events moved into the heap (1024 messages of up to a MiB per
+		// Trigger), the soft memory limit bound, and the collector took
+		// half the CPU (docs/performance.md, "Round 4: 10 per request and
+		// RSS"). At one report per request a message holds ~7-30 events,
+		// so this still keeps MaxInFlight's deliveries busy.
+		MaxAckPending: maxAckPending(),
+		BatchLinger:   batchLinger(),
 		// A 202 survives a kill -9 of up without an fsync per event
 		// (TestKillUpMidStream: every acknowledged report stored after
 		// restart); fsync per event protects against power loss too but

@@ -77,6 +77,17 @@ func maxInFlight() int {
 	return 1024
 }
 
+// EnvBrokerAckPending overrides the stored messages the local broker holds
+// unacknowledged per Trigger (default 128), for load comparisons.
+const EnvBrokerAckPending = "DRONETRACK_BROKER_ACKPENDING"
+
+func maxAckPending() int {
+	if n, err := strconv.Atoi(os.Getenv(EnvBrokerAckPending)); err == nil && n > 0 {
+		return n
+	}
+	return 128
+}
+
 // EnvBrokerLinger overrides how long the local broker lets a published
 // event wait for others to be stored with it in one message (a Go
 // duration; core/broker's default when unset, "-1ns" for none), for load

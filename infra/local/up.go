@@ -10,7 +10,10 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/url"
+	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -444,6 +447,14 @@ func servePprof(addr string, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("pprof listener: %w", err)
+	}
+	// Block and mutex profiles are off unless asked for (profiling only:
+	// sampling every blocking event costs CPU on the hot path).
+	if v, err := strconv.Atoi(os.Getenv("DRONETRACK_PPROF_BLOCK_RATE")); err == nil && v > 0 {
+		runtime.SetBlockProfileRate(v)
+	}
+	if v, err := strconv.Atoi(os.Getenv("DRONETRACK_PPROF_MUTEX_FRACTION")); err == nil && v > 0 {
+		runtime.SetMutexProfileFraction(v)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

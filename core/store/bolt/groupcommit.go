@@ -32,12 +32,13 @@ const commitGap = 2 * time.Millisecond
 // delay's worth of writes and throughput collapses to delay/fsync of the
 // offered rate; here the group grows with the fsync time.
 type groupCommit struct {
-	db      *bbolt.DB
-	mu      sync.Mutex
-	pending []*groupCall
-	running bool
-	gap     time.Duration // least time from a commit's end to the next's start
-	lastEnd time.Time     // loop only
+	db       *bbolt.DB
+	mu       sync.Mutex
+	pending  []*groupCall
+	running  bool
+	gap      time.Duration // least time from a commit's end to the next's start
+	lastEnd  time.Time     // loop only
+	lastTrim time.Time     // loop only: the last unmapResident
 
 	// commits and calls count the transactions committed and the calls
 	// they carried (GroupStats in tests: the group sizes a load gets).
@@ -73,6 +74,15 @@ func (g *groupCommit) loop() {
 		}
 		g.mu.Lock()
 		n := min(len(g.pending), maxGroup)
+		if n == 0 && time.Since(g.lastTrim) >= trimEvery {
+			// Going quiet: what the last writes and reads mapped is
+			// dropped now, not at the next write. The loop still runs
+			// meanwhile, so there is no second one.
+			g.mu.Unlock()
+			g.unmapResident()
+			g.lastTrim = time.Now()
+			continue
+		}
 		if n == 0 {
 			g.running = false
 			g.mu.Unlock()
@@ -83,7 +93,41 @@ func (g *groupCommit) loop() {
 		g.mu.Unlock()
 		g.commit(calls)
 		g.lastEnd = time.Now()
+		if g.lastEnd.Sub(g.lastTrim) >= trimEvery {
+			g.unmapResident()
+			g.lastTrim = g.lastEnd
+		}
 	}
+}
+
+// trimEvery is how often a writing store drops the file's pages from the
+// process's page tables (unmapResident). The pages a second of writes
+// touches at 10,000 drones (each drone's history leaf and branches, state,
+// geo index: every write reaches pages of its own) are tens of MB, so the
+// resident part of the file stays about that; each page touched again
+// costs a minor fault, ~1 us.
+const trimEvery = time.Second
+
+// unmapResident drops the pages of bbolt's read-only file mapping from the
+// process's page tables (madvise MADV_DONTNEED; a no-op where there is
+// none). Every page a transaction has read through the mapping stays
+// mapped, and copy-on-write puts each new version of a drone's pages at
+// another place in the file, so the process's resident set grew with the
+// file (RssFile, hundreds of MB at 10,000 drones: docs/performance.md,
+// "Round 4: 10 per request and RSS") though the kernel could drop those
+// pages at any time. Dropped, a page is read again from the page cache on
+// its next access (a minor fault): the hot pages of the last few seconds
+// come back, nothing is lost, as the mapping is of the file itself and
+// the file is written with pwrite. It runs inside a write transaction
+// (rolled back), so bbolt cannot remap the file meanwhile; tx.Size is
+// never more than the mapping.
+func (g *groupCommit) unmapResident() {
+	tx, err := g.db.Begin(true)
+	if err != nil {
+		return
+	}
+	defer func() { _ = tx.Rollback() }()
+	dropMapped(g.db.Info().Data, uintptr(tx.Size()))
 }
 
 // commit runs calls in one transaction. A call whose fn fails is answered

@@ -1,0 +1,97 @@
+package bolt
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/google/go-cmp/cmp"
+)
+
+// mappedKB is the resident size of this process's mappings of path
+// (/proc/self/smaps).
+func mappedKB(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	kb, in := 0, false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 0 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
+			in = len(fields) >= 6 && fields[len(fields)-1] == path
+			continue
+		}
+		if in && len(fields) >= 2 && fields[0] == "Rss:" {
+			n, _ := strconv.Atoi(fields[1])
+			kb += n
+		}
+	}
+	return kb
+}
+
+// The store's file pages a read touched leave the process's resident set
+// when the group commit trims, and what the store holds reads the same
+// afterwards.
+func TestUnmapResidentKeepsData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, err := Open(path, WithPruneEvery(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	setup(t, s, map[string]string{"d1": "a", "d2": "a"})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for b := range 20 {
+		var pts []store.TrackPoint
+		for i := range 200 {
+			ts := t0.Add(time.Duration(b*200+i) * time.Second)
+			pts = append(pts, pt("a", "d1", ts, time.Time{}), pt("a", "d2", ts, time.Time{}))
+		}
+		if err := s.AppendTrack(ctx, pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() []store.TrackPoint {
+		var all []store.TrackPoint
+		for _, d := range []string{"d1", "d2"} {
+			got, err := s.Track(ctx, store.TrackQuery{TenantID: "a", DroneID: d, From: t0, To: t0.Add(time.Hour * 2)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, got...)
+		}
+		return all
+	}
+	before := read()
+	if len(before) != 8000 {
+		t.Fatalf("read %d points, want 8000", len(before))
+	}
+	if kb := mappedKB(t, path); kb == 0 {
+		t.Fatal("no page of the store file resident after reading it: the check would prove nothing")
+	}
+	s.group.unmapResident()
+	if kb := mappedKB(t, path); kb != 0 {
+		t.Errorf("%d kB of the store file still resident after unmapResident, want 0", kb)
+	}
+	if diff := cmp.Diff(before, read()); diff != "" {
+		t.Errorf("points read after unmapResident differ (-before +after):\n%s", diff)
+	}
+	// Writes go on over the dropped pages.
+	if err := s.AppendTrack(ctx, []store.TrackPoint{pt("a", "d1", t0.Add(5000*time.Second), time.Time{})}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); len(got) != 8001 {
+		t.Errorf("read %d points after another write, want 8001", len(got))
+	}
+}
