@@ -41,7 +41,7 @@ const (
 )
 
 func brokerTTL(e event.Event) int {
-	v, ok := e.Extensions()[ExtTTL]
+	v, ok := extension(e, ExtTTL)
 	if !ok {
 		return defaultTTL
 	}
@@ -58,6 +58,19 @@ func brokerTTL(e event.Event) int {
 		return defaultTTL
 	}
 	return int(n)
+}
+
+// extension is e.Extensions()[name] without the copy of the whole map that
+// Extensions makes for a CloudEvents 1.0 event (once per publish and per
+// delivery it showed in up's allocation profile). The value must not be
+// modified.
+func extension(e event.Event, name string) (any, bool) {
+	if ec, ok := e.Context.(*event.EventContextV1); ok {
+		v, ok := ec.Extensions[name]
+		return v, ok
+	}
+	v, ok := e.Extensions()[name]
+	return v, ok
 }
 
 // outcome is one delivery attempt's result.
