@@ -116,9 +116,29 @@ func (o outcome) String() string {
 // message is delivered again after restart: at least once, for the
 // siblings that were done too.
 func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
+	l := b.hold(msg)
+	defer l.release() // abandoned: no more progress, redelivered one ack wait later
+	ctx := b.delivery
+	// The message waits for its first slot before its events are decoded:
+	// when deliveries lag, up to MaxAckPending messages per Trigger wait
+	// here, and holding them decoded as well as raw was a third of up's
+	// live heap, which under the soft memory limit made the collector run
+	// almost without pause while the backlog lasted.
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return // left unacked for redelivery, as an abandoned delivery
+	}
+	first := true // the slot above is still unused
+	defer func() {
+		if first {
+			<-r.slots
+		}
+	}()
 	evs, err := decodeMessage(msg.Headers(), msg.Data())
 	if err != nil {
 		b.log.Error("undecodable stored event; dropping", "trigger", r.trigger.Metadata.Name, "subject", msg.Subject(), "err", err)
+		l.release()
 		_ = msg.Term()
 		return
 	}
@@ -129,12 +149,10 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 		}
 	}
 	if len(match) == 0 {
+		l.release()
 		_ = msg.Ack()
 		return
 	}
-	l := b.hold(msg)
-	defer l.release() // abandoned: no more progress, redelivered one ack wait later
-	ctx := b.delivery
 	var (
 		wg        sync.WaitGroup
 		abandoned atomic.Bool
@@ -153,10 +171,14 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 		// A slot of the Trigger's MaxInFlight: waiting here holds this
 		// worker, never the NATS client's callback.
 		got := false
-		select {
-		case r.slots <- struct{}{}:
-			got = true
-		case <-ctx.Done():
+		if first {
+			first, got = false, true
+		} else {
+			select {
+			case r.slots <- struct{}{}:
+				got = true
+			case <-ctx.Done():
+			}
 		}
 		if !got || ctx.Err() != nil {
 			if got {
