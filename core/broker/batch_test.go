@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -584,6 +585,43 @@ spec:
 			if got := onlyZ.attempts(id); got != 0 {
 				t.Errorf("%s reached Trigger tenant-z %d times, want 0", id, got)
 			}
+		}
+	}
+}
+
+// A record of a stored batch that cannot be read is dropped alone: the
+// batch's other events are delivered once and the message is done with
+// (nothing left pending).
+func TestBatchUnreadableRecordDroppedAlone(t *testing.T) {
+	sub := newSink(t, nil)
+	b, _ := openBroker(t, Config{
+		Files:   []string{writeManifest(t, triggerYAML("all", "test.a", "sub", fastRetry))},
+		Resolve: resolver(map[string]string{"sub": sub.srv.URL}),
+	})
+	var data []byte
+	var err error
+	if data, err = appendRecord(data, newEvent("a", "test.a")); err != nil {
+		t.Fatal(err)
+	}
+	bad := []byte{0x09, 0xff, 0x01} // nine attributes promised, one of an unknown kind given
+	data = binary.AppendUvarint(data, uint64(len(bad)))
+	data = append(data, bad...)
+	if data, err = appendRecord(data, newEvent("c", "test.a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeMessage(batchHeaders(), data); err == nil {
+		t.Fatal("the batch decodes whole; the test needs an unreadable record")
+	}
+	m := &nats.Msg{Subject: b.typeSubject("test.a"), Header: batchHeaders(), Data: data}
+	if err := b.publishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a and c delivered", func() bool { return len(sub.delivered()) == 2 })
+	eventually(t, "drained", drained(t, b))
+	shutdown(t, b)
+	for _, id := range []string{"a", "c"} {
+		if got := sub.attempts(id); got != 1 {
+			t.Errorf("%s delivered %d times, want 1", id, got)
 		}
 	}
 }
