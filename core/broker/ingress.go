@@ -42,7 +42,7 @@ func (i ingress) PublishEvent(ctx context.Context, e event.Event) error {
 	if err := e.Validate(); err != nil {
 		return fmt.Errorf("broker: invalid CloudEvent: %w", err)
 	}
-	if _, ok := e.Extensions()[ExtTTL]; !ok {
+	if _, ok := extension(e, ExtTTL); !ok {
 		e.Context = e.Context.Clone() // the caller's event is left as it was
 		e.SetExtension(ExtTTL, defaultTTL)
 	}
@@ -81,7 +81,7 @@ func (b *Broker) serveIngress(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, http.StatusBadRequest, "invalid CloudEvent", err.Error(), problem.WithErrors(invalidFields(err.Error())))
 		return
 	}
-	if _, ok := e.Extensions()[ExtTTL]; !ok {
+	if _, ok := extension(*e, ExtTTL); !ok {
 		e.SetExtension(ExtTTL, defaultTTL)
 	}
 	if err := b.Publish(r.Context(), *e); err != nil {

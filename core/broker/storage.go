@@ -294,6 +294,36 @@ func decodeMessage(h nats.Header, data []byte) ([]event.Event, error) {
 	return out, nil
 }
 
+// splitBatch checks a stored batch's version and framing and returns its
+// records, each to be read by decodeRecord; batch is false (and nothing
+// returned) for the single-event forms, read by decodeStored. It lets
+// dispatch decode a batch's events one at a time, as each gets a delivery
+// slot, instead of all of them up front.
+func splitBatch(h nats.Header, data []byte) (recs [][]byte, batch bool, err error) {
+	v, ok := h[batchHeader]
+	if !ok {
+		return nil, false, nil
+	}
+	if len(v) == 0 || v[0] != batchVersion {
+		return nil, true, fmt.Errorf("stored batch of version %q", v)
+	}
+	n := 0
+	for rest := data; len(rest) > 0; n++ {
+		l, k := binary.Uvarint(rest)
+		if k <= 0 || l > uint64(len(rest)-k) {
+			return nil, true, errBatchCorrupt
+		}
+		rest = rest[k+int(l):]
+	}
+	recs = make([][]byte, 0, n)
+	for len(data) > 0 {
+		l, k := binary.Uvarint(data)
+		recs = append(recs, data[k:k+int(l)])
+		data = data[k+int(l):]
+	}
+	return recs, true, nil
+}
+
 // decodeRecord reads one batch record into ec.
 func decodeRecord(rec []byte, ec *event.EventContextV1) (event.Event, error) {
 	count, k := binary.Uvarint(rec)
