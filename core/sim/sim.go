@@ -373,25 +373,42 @@ func (r *runner) fly(genCtx, sendCtx context.Context, d *drone) {
 // centre, Zurich).
 const GeoidSeparation = 47.4
 
+// reportValues holds what a report's pointer fields point at, so a report
+// is one allocation instead of one per field.
+type reportValues struct {
+	alt, speed, heading, battery          float64
+	hae, height, vspeed, hAcc, vAcc, link float64
+	homeAlt                               float64
+	seq                                   uint64
+	armed                                 bool
+	mode                                  string
+	fix, sats                             int
+	home                                  events.Position
+}
+
 func toReport(ts time.Time, s Sample, seq uint64, home Point, positionOnly bool) events.Report {
-	alt, speed, heading, battery := round(s.Alt, 1), round(s.Speed, 2), round(s.Heading, 2), round(s.Battery, 2)
-	if heading >= 360 {
-		heading = 0
+	v := &reportValues{
+		alt: round(s.Alt, 1), speed: round(s.Speed, 2), heading: round(s.Heading, 2), battery: round(s.Battery, 2),
+		seq: seq,
+	}
+	if v.heading >= 360 {
+		v.heading = 0
 	}
 	r := events.Report{
 		TS: ts.UTC(), Lat: round(s.Pos.Lat, 7), Lon: round(s.Pos.Lon, 7),
-		Alt: &alt, Speed: &speed, Heading: &heading, Battery: &battery, Seq: &seq,
+		Alt: &v.alt, Speed: &v.speed, Heading: &v.heading, Battery: &v.battery, Seq: &v.seq,
 	}
 	if positionOnly {
 		return r
 	}
-	armed, mode, fix, sats := s.Armed, s.Mode, events.Fix3D, s.Satellites
-	hae, height, vspeed := round(s.Alt+GeoidSeparation, 1), round(s.Height, 1), round(s.VSpeed, 2)
-	hAcc, vAcc, link := round(12/float64(sats), 2), round(18/float64(sats), 2), s.Link
-	homeAlt := groundElev
-	r.Armed, r.Mode, r.Fix, r.Satellites = &armed, &mode, &fix, &sats
-	r.HAE, r.Height, r.VSpeed, r.HAcc, r.VAcc, r.Link = &hae, &height, &vspeed, &hAcc, &vAcc, &link
-	r.Home = &events.Position{Lat: round(home.Lat, 7), Lon: round(home.Lon, 7), Alt: &homeAlt}
+	v.armed, v.mode, v.fix, v.sats = s.Armed, s.Mode, events.Fix3D, s.Satellites
+	v.hae, v.height, v.vspeed = round(s.Alt+GeoidSeparation, 1), round(s.Height, 1), round(s.VSpeed, 2)
+	v.hAcc, v.vAcc, v.link = round(12/float64(v.sats), 2), round(18/float64(v.sats), 2), s.Link
+	v.homeAlt = groundElev
+	v.home = events.Position{Lat: round(home.Lat, 7), Lon: round(home.Lon, 7), Alt: &v.homeAlt}
+	r.Armed, r.Mode, r.Fix, r.Satellites = &v.armed, &v.mode, &v.fix, &v.sats
+	r.HAE, r.Height, r.VSpeed, r.HAcc, r.VAcc, r.Link = &v.hae, &v.height, &v.vspeed, &v.hAcc, &v.vAcc, &v.link
+	r.Home = &v.home
 	return r
 }
 
