@@ -141,7 +141,7 @@ func TestRunCountsEveryReportOnce(t *testing.T) {
 				}
 			}
 			if s.Requests != wantRequests {
-				t.Errorf("requests = %d, want %d", s.Requests, wantRequests)
+				t.Errorf("requests = %d, want %d (errors %v, p50 %s p99 %s max %s)", s.Requests, wantRequests, s.Errors, s.P50, s.P99, s.Max)
 			}
 			// What the simulator counts as acked is exactly what the server kept.
 			for i, k := range ks {
