@@ -207,10 +207,10 @@ func NewClient(conns int) *http.Client {
 }
 
 type runner struct {
-	cfg    Config
-	rec    *recorder
-	post   poster
-	sem    chan struct{}
+	cfg  Config
+	rec  *recorder
+	post poster
+	sem  chan struct{}
 }
 
 func (r *runner) run(ctx context.Context) Summary {
