@@ -33,6 +33,7 @@ type Config struct {
 	Step        time.Duration // duration of each step
 	Batch       int           // reports per request
 	Concurrency int           // max requests in flight (0: the simulator's default)
+	Tick        time.Duration // sim.Config.Tick: send what is due once a tick (0: each on time)
 	// Poll is how often the store and the fleet API are read: the
 	// resolution of the stored and visible latencies.
 	Poll time.Duration
@@ -134,7 +135,7 @@ func Run(ctx context.Context, cfg Config, target Target) (Result, error) {
 		cpu0, at0 := self.cpuSeconds(), time.Now()
 		s, err := sim.Run(ctx, sim.Config{
 			URL: target.URL, Keys: keys, Rate: r / float64(len(keys)), Batch: cfg.Batch, Duration: cfg.Step,
-			SilentFraction: 0, Seed: uint64(i + 1), Concurrency: cfg.Concurrency,
+			SilentFraction: 0, Seed: uint64(i + 1), Concurrency: cfg.Concurrency, Tick: cfg.Tick,
 			OnAck: t.acked,
 		})
 		if err != nil {

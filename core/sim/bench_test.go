@@ -52,6 +52,7 @@ func benchServer() {
 // DRONETRACK_SIM_BENCH_RATE reports/s in total (default 5,000) against a
 // trivial server in another process. cpu-us/req is this process's user +
 // system CPU time per request (pacing, encoding, the HTTP client, GC).
+// DRONETRACK_SIM_BENCH_TICK_US sets Config.Tick.
 //
 //	go test -run '^$' -bench Sender -benchtime 40000x ./core/sim
 func BenchmarkSender(b *testing.B) {
@@ -80,6 +81,7 @@ func BenchmarkSender(b *testing.B) {
 	}
 	cfg := Config{
 		URL: "http://" + strings.TrimSpace(addr), Keys: ks, Rate: float64(rate) / float64(drones),
+		Tick:  time.Duration(envInt(b, "DRONETRACK_SIM_BENCH_TICK_US", 0)) * time.Microsecond,
 		Count: b.N, Seed: 1,
 	}
 	b.ResetTimer()

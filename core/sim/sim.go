@@ -78,6 +78,13 @@ type Config struct {
 	// Drain is how long requests still in flight at the end may take,
 	// retries included, before they count as failed (default 30 s).
 	Drain time.Duration
+	// Tick, when set, sends the reports due within one tick together at
+	// its end instead of each at its own time (a report's ts is still when
+	// it was due): the process wakes once a tick instead of once a request,
+	// which at a few thousand requests a second or fewer is most of a
+	// generator's cost, but the server sees bursts of requests every tick
+	// instead of an even stream. 0 (the default) sends each on time.
+	Tick time.Duration
 	// Client sends the requests; nil sends plain HTTP with fasthttp's
 	// client (keep-alive, at most Concurrency connections, DefaultTimeout
 	// per request) and HTTPS with NewClient(Concurrency).
@@ -340,7 +347,7 @@ func (r *runner) fly(genCtx, sendCtx context.Context, d *drone) {
 	defer timer.Stop()
 	<-timer.C
 	for {
-		if wait := time.Until(d.next); wait > 0 {
+		if wait := time.Until(wakeAt(d.next, r.cfg.Tick)); wait > 0 {
 			timer.Reset(wait)
 			select {
 			case <-genCtx.Done():
@@ -371,6 +378,20 @@ func (r *runner) fly(genCtx, sendCtx context.Context, d *drone) {
 			flush()
 		}
 	}
+}
+
+// wakeAt is when a drone whose next report is due at next wakes to send
+// it: next, or with tick next rounded up to a multiple of tick (the same
+// instants for every drone).
+func wakeAt(next time.Time, tick time.Duration) time.Time {
+	if tick <= 0 {
+		return next
+	}
+	t := next.Truncate(tick)
+	if t.Before(next) {
+		t = t.Add(tick)
+	}
+	return t
 }
 
 // GeoidSeparation is how far the WGS84 ellipsoid lies below mean sea level

@@ -100,10 +100,12 @@ func TestRunCountsEveryReportOnce(t *testing.T) {
 		name      string
 		batch     int
 		failFirst bool
+		tick      time.Duration
 	}{
-		{"single reports", 1, false},
-		{"batches of 5", 5, false},
-		{"every request retried after 503", 1, true},
+		{"single reports", 1, false, 0},
+		{"batches of 5", 5, false, 0},
+		{"every request retried after 503", 1, true, 0},
+		{"sent once a tick", 1, false, 20 * time.Millisecond},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,7 +118,7 @@ func TestRunCountsEveryReportOnce(t *testing.T) {
 			var mu sync.Mutex
 			acked := map[int][]events.Report{}
 			s, err := Run(context.Background(), Config{
-				URL: srv.URL, Keys: ks, Rate: 20, Batch: tc.batch, Count: 400, Seed: 1,
+				URL: srv.URL, Keys: ks, Rate: 20, Batch: tc.batch, Count: 400, Seed: 1, Tick: tc.tick,
 				Live: &testenv.LogBuffer{},
 				OnAck: func(drone int, reports []events.Report, sentAt, ackedAt time.Time) {
 					mu.Lock()
@@ -291,5 +293,23 @@ func TestRunCancelDrainsRequestsInFlight(t *testing.T) {
 	}
 	if s.Sent == 0 || s.Failed != 0 || s.Acked != s.Sent {
 		t.Errorf("summary = %+v, want every sent report acked after cancel", s)
+	}
+}
+
+func TestWakeAt(t *testing.T) {
+	base := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		next time.Duration
+		tick time.Duration
+		want time.Duration
+	}{
+		{1500 * time.Microsecond, 0, 1500 * time.Microsecond},
+		{1500 * time.Microsecond, 10 * time.Millisecond, 10 * time.Millisecond},
+		{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond},
+		{10*time.Millisecond + 1, 10 * time.Millisecond, 20 * time.Millisecond},
+	} {
+		if got := wakeAt(base.Add(tc.next), tc.tick).Sub(base); got != tc.want {
+			t.Errorf("wakeAt(+%s, %s) = +%s; want +%s", tc.next, tc.tick, got, tc.want)
+		}
 	}
 }
