@@ -33,6 +33,7 @@ type Config struct {
 	Step        time.Duration // duration of each step
 	Batch       int           // reports per request
 	Concurrency int           // max requests in flight (0: the simulator's default)
+	Tick        time.Duration // sim.Config.Tick: send what is due once a tick (0: each on time)
 	// Poll is how often the store and the fleet API are read: the
 	// resolution of the stored and visible latencies.
 	Poll time.Duration
@@ -134,7 +135,7 @@ func Run(ctx context.Context, cfg Config, target Target) (Result, error) {
 		cpu0, at0 := self.cpuSeconds(), time.Now()
 		s, err := sim.Run(ctx, sim.Config{
 			URL: target.URL, Keys: keys, Rate: r / float64(len(keys)), Batch: cfg.Batch, Duration: cfg.Step,
-			SilentFraction: 0, Seed: uint64(i + 1), Concurrency: cfg.Concurrency,
+			SilentFraction: 0, Seed: uint64(i + 1), Concurrency: cfg.Concurrency, Tick: cfg.Tick,
 			OnAck: t.acked,
 		})
 		if err != nil {
@@ -230,18 +231,30 @@ func login(baseURL string, l Login) (*http.Client, error) {
 }
 
 // readFleet reads the fleet API into buf and calls fn for each drone with
-// a state, with the time the read started.
-func readFleet(ctx context.Context, c *http.Client, baseURL string, buf *bytes.Buffer, fn func(at time.Time, d fleetState)) error {
+// a state, with the time the read started. With etag, the read is
+// conditional on the list having changed since the one *etag names, as a
+// browser's revalidation is: unchanged (304), fn is not called; *etag
+// becomes the answer's.
+func readFleet(ctx context.Context, c *http.Client, baseURL string, etag *string, buf *bytes.Buffer, fn func(at time.Time, d fleetState)) error {
 	at := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/api/v1/drones", nil)
 	if err != nil {
 		return err
+	}
+	if etag != nil && *etag != "" {
+		req.Header.Set("If-None-Match", *etag)
 	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if etag != nil {
+		if resp.StatusCode == http.StatusNotModified {
+			return nil
+		}
+		*etag = resp.Header.Get("ETag")
+	}
 	buf.Reset()
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
 		return err
@@ -280,14 +293,17 @@ func (t *tracker) pollStore(ctx context.Context, st Store, tenantIDs []string, e
 	}
 }
 
-// pollAPI reads the fleet API: what it shows counts as visible. A drone
-// whose state ts text is the one the previous read showed reuses that
-// parse; it is still matched, as its report's 202 may have been recorded
-// after that read.
+// pollAPI reads the fleet API: what it shows counts as visible. Reads are
+// conditional (If-None-Match): serve-map renders its list at most every
+// FLEET_LIST_MAX_AGE, so most reads are answered 304 and read nothing. A
+// drone whose state ts text is the one the previous read showed is not
+// matched again: a report whose 202 was recorded after the read that
+// showed it is matched when it is acked (tracker.acked).
 func (t *tracker) pollAPI(ctx context.Context, c *http.Client, baseURL string, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var buf bytes.Buffer
+	var etag string
 	lastText := make([][]byte, len(t.list)) // per drone, the ts text last read
 	lastTS := make([]time.Time, len(t.list))
 	for {
@@ -296,18 +312,16 @@ func (t *tracker) pollAPI(ctx context.Context, c *http.Client, baseURL string, e
 			return
 		case <-tick.C:
 		}
-		_ = readFleet(ctx, c, baseURL, &buf, func(at time.Time, d fleetState) {
+		_ = readFleet(ctx, c, baseURL, &etag, &buf, func(at time.Time, d fleetState) {
 			i, ok := t.index[string(d.id)]
-			if !ok {
+			if !ok || bytes.Equal(lastText[i], d.ts) {
 				return
 			}
-			if !bytes.Equal(lastText[i], d.ts) {
-				ts, err := parseTS(d.ts)
-				if err != nil {
-					return
-				}
-				lastText[i], lastTS[i] = append(lastText[i][:0], d.ts...), ts
+			ts, err := parseTS(d.ts)
+			if err != nil {
+				return
 			}
+			lastText[i], lastTS[i] = append(lastText[i][:0], d.ts...), ts
 			t.seenAt(t.list[i], lastTS[i], at, kindVisible)
 		})
 	}

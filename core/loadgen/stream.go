@@ -126,16 +126,17 @@ func (s *streamer) seenTS(at time.Time, d fleetState) {
 		return
 	}
 	if s.alsoStored {
-		s.t.seenAt(s.t.list[i], ts, at, kindStored)
+		s.t.seenAt(s.t.list[i], ts, at, kindStored, kindStreamed)
+	} else {
+		s.t.seenAt(s.t.list[i], ts, at, kindStreamed)
 	}
-	s.t.seenAt(s.t.list[i], ts, at, kindStreamed)
 }
 
 // refetch reads the fleet and counts the states it shows as streamed (the
 // fleet list is fed by the same events, so they are stored too).
 func (s *streamer) refetch(ctx context.Context) {
 	var buf bytes.Buffer
-	_ = readFleet(ctx, s.api, s.baseURL, &buf, s.seenTS)
+	_ = readFleet(ctx, s.api, s.baseURL, nil, &buf, s.seenTS)
 }
 
 // connect opens the stream, resuming after lastID when there is one.

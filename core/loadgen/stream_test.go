@@ -135,12 +135,19 @@ func TestStreamerResumesAndResyncs(t *testing.T) {
 }
 
 // TestPollAPIMatchesLateAck: a fleet read can show a report's state before
-// its 202 is recorded; the following reads, showing the same state, still
-// count it as visible.
+// its 202 is recorded; the following reads revalidate (If-None-Match) and
+// are answered 304 while the list is unchanged, as serve-map does, and the
+// report still counts as visible once acked.
 func TestPollAPIMatchesLateAck(t *testing.T) {
-	var reads atomic.Int32
+	var reads, full atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reads.Add(1)
+		w.Header().Set("ETag", `"v1"`)
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		full.Add(1)
 		fmt.Fprintf(w, `{"drones":[{"id":"a","state":{"ts":%q}},{"id":"x","state":{"ts":%q}}]}`,
 			t0.Format(time.RFC3339Nano), t0.Format(time.RFC3339Nano))
 	}))
@@ -164,4 +171,7 @@ func TestPollAPIMatchesLateAck(t *testing.T) {
 	wait("the late-acked report never counted as visible", func() bool { _, _, v, _ := tr.counts(); return v == 1 })
 	cancel()
 	<-done
+	if n, f := reads.Load(), full.Load(); f != 1 {
+		t.Errorf("%d of %d fleet reads answered in full; want 1 (the rest revalidated, 304)", f, n)
+	}
 }

@@ -22,23 +22,28 @@ const (
 // pendingReport is one acked report waiting to be seen stored, visible and
 // streamed.
 type pendingReport struct {
-	ts       time.Time // the report's own timestamp: its identity per drone
-	sentAt   time.Time // first attempt to ingest
-	ackedAt  time.Time // the 202
-	step     int       // the ramp step it was sent in
-	stored   bool
-	visible  bool
-	streamed bool
+	ts      time.Time // the report's own timestamp: its identity per drone
+	sentAt  time.Time // first attempt to ingest
+	ackedAt time.Time // the 202
+	step    int       // the ramp step it was sent in
+	seen    [nKinds]bool
 }
+
+const nKinds = 3
+
+// sighting is the newest state ts seen of a drone in one place and when it
+// was first seen there.
+type sighting struct{ ts, at time.Time }
 
 type droneTrack struct {
 	mu      sync.Mutex
 	pending []pendingReport // in ts order (a drone sends in order)
 	acked   []time.Time     // every acked ts, for the final loss count
-	// streamTS is the newest state ts the live stream carried for this
-	// drone and streamAt when: an event can arrive before the 202 is
-	// recorded, and unlike a poll it is not seen again.
-	streamTS, streamAt time.Time
+	// newest is, per kind, the newest state ts seen and when: a state can
+	// be seen before its report's 202 is recorded (an event is not seen
+	// again, and a fleet read answered 304 or showing an unchanged state
+	// is not applied again), so acked matches a report against it.
+	newest [nKinds]sighting
 }
 
 // stepLatencies are the latencies (ms) of the reports sent in one ramp step.
@@ -111,19 +116,51 @@ func (t *tracker) stepLat(i int) *stepLatencies {
 	return &t.steps[i]
 }
 
-// acked records a request's 202 (sim.Config.OnAck).
+// kindLat is a latency to record: its kind, the step of its report and ms.
+type kindLat struct {
+	kind seenKind
+	step int
+	ms   float64
+}
+
+// from is when kind's latency of p starts: the 202 for the stream
+// (ingest→browser), the first attempt otherwise.
+func (p *pendingReport) from(kind seenKind) time.Time {
+	if kind == kindStreamed {
+		return p.ackedAt
+	}
+	return p.sentAt
+}
+
+// done reports whether p has been seen everywhere it is looked for.
+func (t *tracker) done(p *pendingReport) bool {
+	return p.seen[kindStored] && p.seen[kindVisible] && (p.seen[kindStreamed] || !t.stream)
+}
+
+// acked records a request's 202 (sim.Config.OnAck). A report whose drone
+// was already seen with a state at least as new counts as seen there when
+// that state was first seen (the 202 was read after it; the stream's
+// latency is then 0).
 func (t *tracker) acked(drone int, reports []events.Report, sentAt, ackedAt time.Time) {
 	d := t.list[drone]
 	step := int(t.step.Load())
-	var early int // reports the stream already carried
+	var early [8]kindLat
+	lats := early[:0]
 	d.mu.Lock()
 	for _, r := range reports {
 		p := pendingReport{ts: r.TS, sentAt: sentAt, ackedAt: ackedAt, step: step}
-		if t.stream && !d.streamTS.IsZero() && !d.streamTS.Before(r.TS) {
-			p.streamed = true
-			early++
+		for k := range seenKind(nKinds) {
+			if k == kindStreamed && !t.stream {
+				continue
+			}
+			if n := d.newest[k]; !n.ts.IsZero() && !n.ts.Before(r.TS) {
+				p.seen[k] = true
+				lats = append(lats, kindLat{k, step, float64(max(0, n.at.Sub(p.from(k)))) / 1e6})
+			}
 		}
-		d.pending = append(d.pending, p)
+		if !t.done(&p) {
+			d.pending = append(d.pending, p)
+		}
 		d.acked = append(d.acked, r.TS)
 	}
 	d.mu.Unlock()
@@ -136,16 +173,32 @@ func (t *tracker) acked(drone int, reports []events.Report, sentAt, ackedAt time
 	for range reports {
 		lat.acked = append(lat.acked, ackMS)
 	}
-	if early > 0 {
-		// The event came before the 202 was read: no measurable delay.
-		for range early {
-			lat.streamed = append(lat.streamed, 0)
-			s.StreamMS = append(s.StreamMS, 0)
-		}
-		s.Streamed += early
-		t.nStream.Add(int64(early))
-	}
+	t.record(s, lats)
 	t.mu.Unlock()
+}
+
+// record counts latencies seen in second s; t.mu held.
+func (t *tracker) record(s *Second, lats []kindLat) {
+	for _, l := range lats {
+		sl := t.stepLat(l.step)
+		switch l.kind {
+		case kindStored:
+			s.StoredMS = append(s.StoredMS, l.ms)
+			sl.stored = append(sl.stored, l.ms)
+			s.Stored++
+			t.nStored.Add(1)
+		case kindVisible:
+			s.VisibleMS = append(s.VisibleMS, l.ms)
+			sl.visible = append(sl.visible, l.ms)
+			s.Visible++
+			t.nVis.Add(1)
+		case kindStreamed:
+			s.StreamMS = append(s.StreamMS, l.ms)
+			sl.streamed = append(sl.streamed, l.ms)
+			s.Streamed++
+			t.nStream.Add(1)
+		}
+	}
 }
 
 // seen marks a drone's reports up to ts as seen (kind) at time at.
@@ -156,39 +209,28 @@ func (t *tracker) seen(droneID string, ts, at time.Time, kind seenKind) {
 }
 
 // seenAt is seen for a drone already looked up.
-func (t *tracker) seenAt(d *droneTrack, ts, at time.Time, kind seenKind) {
-	type lat struct {
-		step int
-		ms   float64
-	}
-	var lats []lat
+func (t *tracker) seenAt(d *droneTrack, ts, at time.Time, kinds ...seenKind) {
+	var buf [16]kindLat
+	lats := buf[:0]
 	d.mu.Lock()
-	if kind == kindStreamed && ts.After(d.streamTS) {
-		d.streamTS, d.streamAt = ts, at
-	}
-	for i := range d.pending {
-		p := &d.pending[i]
-		if p.ts.After(ts) {
-			break
+	for _, kind := range kinds {
+		if ts.After(d.newest[kind].ts) {
+			d.newest[kind] = sighting{ts, at}
 		}
-		var flag *bool
-		from := p.sentAt
-		switch kind {
-		case kindStored:
-			flag = &p.stored
-		case kindVisible:
-			flag = &p.visible
-		case kindStreamed:
-			flag, from = &p.streamed, p.ackedAt
-		}
-		if !*flag {
-			*flag = true
-			lats = append(lats, lat{p.step, float64(max(0, at.Sub(from))) / 1e6})
+		for i := range d.pending {
+			p := &d.pending[i]
+			if p.ts.After(ts) {
+				break
+			}
+			if !p.seen[kind] {
+				p.seen[kind] = true
+				lats = append(lats, kindLat{kind, p.step, float64(max(0, at.Sub(p.from(kind)))) / 1e6})
+			}
 		}
 	}
 	// Drop reports seen everywhere from the front.
 	n := 0
-	for n < len(d.pending) && d.pending[n].stored && d.pending[n].visible && (d.pending[n].streamed || !t.stream) {
+	for n < len(d.pending) && t.done(&d.pending[n]) {
 		n++
 	}
 	d.pending = d.pending[n:]
@@ -197,32 +239,7 @@ func (t *tracker) seenAt(d *droneTrack, ts, at time.Time, kind seenKind) {
 		return
 	}
 	t.mu.Lock()
-	s := t.sec(at)
-	for _, l := range lats {
-		sl := t.stepLat(l.step)
-		switch kind {
-		case kindStored:
-			s.StoredMS = append(s.StoredMS, l.ms)
-			sl.stored = append(sl.stored, l.ms)
-		case kindVisible:
-			s.VisibleMS = append(s.VisibleMS, l.ms)
-			sl.visible = append(sl.visible, l.ms)
-		case kindStreamed:
-			s.StreamMS = append(s.StreamMS, l.ms)
-			sl.streamed = append(sl.streamed, l.ms)
-		}
-	}
-	switch kind {
-	case kindStored:
-		s.Stored += len(lats)
-		t.nStored.Add(int64(len(lats)))
-	case kindVisible:
-		s.Visible += len(lats)
-		t.nVis.Add(int64(len(lats)))
-	case kindStreamed:
-		s.Streamed += len(lats)
-		t.nStream.Add(int64(len(lats)))
-	}
+	t.record(t.sec(at), lats)
 	t.mu.Unlock()
 }
 

@@ -232,3 +232,35 @@ func TestWriteFiles(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestSeenBeforeAck: a fleet read or a stream event can show a drone's
+// state before its report's 202 is recorded, and neither is applied again
+// (a 304 or an unchanged state is skipped; an event is read once), so the
+// ack matches the report against what was already seen: stored and
+// visible from its first attempt to when the state was first seen, the
+// stream as no delay.
+func TestSeenBeforeAck(t *testing.T) {
+	tr := newTracker([]string{"a"}, true, t0)
+	tr.setStep(0, 10)
+	ts := t0.Add(ms(100))
+	tr.seenAt(tr.list[0], ts, t0.Add(ms(250)), kindStored, kindStreamed)
+	tr.seen("a", ts, t0.Add(ms(300)), kindVisible)
+	tr.acked(0, reports(ts), t0.Add(ms(100)), t0.Add(ms(320)))
+	if !tr.settled() {
+		t.Fatal("not settled: a report seen before its ack still waits")
+	}
+	if n := len(tr.list[0].pending); n != 0 {
+		t.Errorf("%d reports pending; want none", n)
+	}
+	res := tr.result([]sim.Summary{{Acked: 1}}, 1, []float64{10}, 1, 1, ms(100))
+	s := res.Steps[0]
+	if s.StoredP99 != 150 || s.VisibleP99 != 200 || s.StreamP99 != 0 {
+		t.Errorf("stored %g visible %g stream %g ms; want 150, 200, 0", s.StoredP99, s.VisibleP99, s.StreamP99)
+	}
+	// An older state seen later changes nothing; a newer report waits.
+	tr.seen("a", t0, t0.Add(ms(400)), kindVisible)
+	tr.acked(0, reports(t0.Add(ms(1100))), t0.Add(ms(1100)), t0.Add(ms(1110)))
+	if tr.settled() {
+		t.Error("settled with a report nothing has shown")
+	}
+}

@@ -102,10 +102,12 @@ func TestRunCountsEveryReportOnce(t *testing.T) {
 		name      string
 		batch     int
 		failFirst bool
+		tick      time.Duration
 	}{
-		{"single reports", 1, false},
-		{"batches of 5", 5, false},
-		{"every request retried after 503", 1, true},
+		{"single reports", 1, false, 0},
+		{"batches of 5", 5, false, 0},
+		{"every request retried after 503", 1, true, 0},
+		{"sent once a tick", 1, false, 20 * time.Millisecond},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,7 +120,7 @@ func TestRunCountsEveryReportOnce(t *testing.T) {
 			var mu sync.Mutex
 			acked := map[int][]events.Report{}
 			s, err := Run(context.Background(), Config{
-				URL: srv.URL, Keys: ks, Rate: 20, Batch: tc.batch, Count: 400, Seed: 1,
+				URL: srv.URL, Keys: ks, Rate: 20, Batch: tc.batch, Count: 400, Seed: 1, Tick: tc.tick,
 				Live: &testenv.LogBuffer{},
 				OnAck: func(drone int, reports []events.Report, sentAt, ackedAt time.Time) {
 					mu.Lock()
@@ -165,7 +167,7 @@ func TestRunCountsEveryReportOnce(t *testing.T) {
 				}
 			}
 			if s.Requests != wantRequests {
-				t.Errorf("requests = %d, want %d", s.Requests, wantRequests)
+				t.Errorf("requests = %d, want %d (errors %v, p50 %s p99 %s max %s)", s.Requests, wantRequests, s.Errors, s.P50, s.P99, s.Max)
 			}
 			// What the simulator counts as acked is exactly what the server kept.
 			for i, k := range ks {
@@ -315,5 +317,23 @@ func TestRunCancelDrainsRequestsInFlight(t *testing.T) {
 	}
 	if s.Sent == 0 || s.Failed != 0 || s.Acked != s.Sent {
 		t.Errorf("summary = %+v, want every sent report acked after cancel", s)
+	}
+}
+
+func TestWakeAt(t *testing.T) {
+	base := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		next time.Duration
+		tick time.Duration
+		want time.Duration
+	}{
+		{1500 * time.Microsecond, 0, 1500 * time.Microsecond},
+		{1500 * time.Microsecond, 10 * time.Millisecond, 10 * time.Millisecond},
+		{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond},
+		{10*time.Millisecond + 1, 10 * time.Millisecond, 20 * time.Millisecond},
+	} {
+		if got := wakeAt(base.Add(tc.next), tc.tick).Sub(base); got != tc.want {
+			t.Errorf("wakeAt(+%s, %s) = +%s; want +%s", tc.next, tc.tick, got, tc.want)
+		}
 	}
 }
