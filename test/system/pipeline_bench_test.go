@@ -16,6 +16,8 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/broker"
 	"github.com/dronetrack/dronetrack/core/sim"
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/events"
 
 	"github.com/dronetrack/dronetrack/infra/local"
 )
@@ -36,6 +38,8 @@ import (
 // are, whatever their transport). Run it with a fixed count, e.g.
 //
 //	go test -run '^$' -bench BenchmarkPipeline -benchtime 5000x . (in test/system)
+//
+// DRONETRACK_BENCH_HISTORY=N seeds N points of history per drone first.
 //
 // DRONETRACK_BENCH_CPUPROFILE=FILE profiles the timed part only;
 // test/pipeline-stages.py splits such a profile by stage.
@@ -94,6 +98,24 @@ func BenchmarkPipeline(b *testing.B) {
 			body = append(body, ']')
 		}
 		bodies[i] = body
+	}
+
+	// DRONETRACK_BENCH_HISTORY=N gives every drone N points of history
+	// before the timed part (1 s apart, ending before its first report),
+	// written straight to the store: the store of a system that has run a
+	// while, whose drones' history buckets are no longer inline or one leaf.
+	if n, err := strconv.Atoi(os.Getenv("DRONETRACK_BENCH_HISTORY")); err == nil && n > 0 {
+		for r := range n {
+			pts := make([]store.TrackPoint, drones)
+			for d := range pts {
+				ts := base.Add(-time.Duration(n-r) * time.Second)
+				pts[d] = store.TrackPoint{TenantID: demo[d].TenantID, DroneID: demo[d].DroneID, ExpireAt: ts.Add(24 * time.Hour),
+					Report: events.Report{TS: ts, Lat: 47.0 + float64(d)*1e-3, Lon: 8.5}}
+			}
+			if err := sys.Store().AppendTrack(ctx, pts); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 
 	const workers = 512 // requests in flight at most, as a fleet's clients would keep

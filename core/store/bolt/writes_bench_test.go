@@ -44,12 +44,17 @@ func BenchmarkReportWrites(b *testing.B) {
 		{"together/pruned/freelist=sync/gap=2ms", true, true, 2 * time.Millisecond, 200_000},
 		{"together/pruned/freelist=nosync/gap=2ms", true, false, 2 * time.Millisecond, 200_000},
 	} {
-		b.Run(c.name, func(b *testing.B) { benchReportWrites(b, c.together, c.syncFreelist, c.gap, c.pruned) })
+		b.Run(c.name, func(b *testing.B) { benchReportWrites(b, 64, 0, c.together, c.syncFreelist, c.gap, c.pruned) })
 	}
+	// A fleet the size of BenchmarkPipeline's at 2,500/s whose drones have
+	// a history already (100 points each: a bucket of a branch page and
+	// leaves, as a store that has run a while), with Open's settings.
+	b.Run("together/fleet=2500/aged=100", func(b *testing.B) {
+		benchReportWrites(b, 2500, 100, true, false, 2*time.Millisecond, 0)
+	})
 }
 
-func benchReportWrites(b *testing.B, together, syncFreelist bool, gap time.Duration, pruned int) {
-	const drones = 64
+func benchReportWrites(b *testing.B, drones, aged int, together, syncFreelist bool, gap time.Duration, pruned int) {
 	ctx := context.Background()
 	opts := []bolt.Option{bolt.WithPruneEvery(0), bolt.WithCommitGap(gap)}
 	if syncFreelist {
@@ -84,6 +89,17 @@ func benchReportWrites(b *testing.B, together, syncFreelist bool, gap time.Durat
 	}
 	if pruned > 0 {
 		if _, err := st.Prune(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for r := range aged {
+		pts := make([]store.TrackPoint, drones)
+		for d := range pts {
+			ts := t0.Add(-time.Duration(aged-r) * time.Second)
+			pts[d] = store.TrackPoint{TenantID: "t", DroneID: fmt.Sprint("d", d), ExpireAt: ts.Add(24 * time.Hour),
+				Report: events.Report{TS: ts, Lat: 47, Lon: 8}}
+		}
+		if err := st.AppendTrack(ctx, pts); err != nil {
 			b.Fatal(err)
 		}
 	}
