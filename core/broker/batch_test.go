@@ -206,14 +206,7 @@ func drained(t *testing.T, b *Broker) func() bool {
 func TestBatchFormedUnderConcurrency(t *testing.T) {
 	all, onlyX := newSink(t, nil), newSink(t, nil)
 	b, _ := openBroker(t, Config{
-		Files: []string{writeManifest(t, triggerYAML("all", "test.a", "all", fastRetry)+`apiVersion: eventing.knative.dev/v1
-kind: Trigger
-metadata: {name: tenant-x}
-spec:
-  broker: default
-  filter: {attributes: {type: test.a, tenantid: x}}
-  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: x}}
-`)},
+		Files:       []string{writeManifest(t, triggerYAML("all", "test.a", "all", fastRetry)+tenantTriggerYAML("test.a", "x"))},
 		Resolve:     resolver(map[string]string{"all": all.srv.URL, "x": onlyX.srv.URL}),
 		BatchLinger: 20 * time.Millisecond,
 	})
@@ -525,14 +518,7 @@ func TestBatchDeliveriesWithinMaxInFlight(t *testing.T) {
 	})
 	onlyZ := newSink(t, nil)
 	b, _ := openBroker(t, Config{
-		Files: []string{writeManifest(t, triggerYAML("all", "test.a", "all", fastRetry)+`apiVersion: eventing.knative.dev/v1
-kind: Trigger
-metadata: {name: tenant-z}
-spec:
-  broker: default
-  filter: {attributes: {type: test.a, tenantid: z}}
-  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: z}}
-`)},
+		Files:       []string{writeManifest(t, triggerYAML("all", "test.a", "all", fastRetry)+tenantTriggerYAML("test.a", "z"))},
 		Resolve:     resolver(map[string]string{"all": all.srv.URL, "z": onlyZ.srv.URL}),
 		BatchLinger: 20 * time.Millisecond,
 		MaxInFlight: 2,
@@ -624,4 +610,18 @@ func TestBatchUnreadableRecordDroppedAlone(t *testing.T) {
 			t.Errorf("%s delivered %d times, want 1", id, got)
 		}
 	}
+}
+
+// tenantTriggerYAML is a Trigger named tenant-<tenant> selecting events of
+// typ whose tenantid extension is tenant, delivered to the service named
+// tenant.
+func tenantTriggerYAML(typ, tenant string) string {
+	return fmt.Sprintf(`apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: tenant-%s}
+spec:
+  broker: default
+  filter: {attributes: {type: %s, tenantid: %s}}
+  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: %s}}
+`, tenant, typ, tenant, tenant)
 }
