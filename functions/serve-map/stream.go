@@ -95,7 +95,14 @@ func (th *tenantHub) run(ringSize int) {
 		// One Redis channel (or the local notifier's lock) keeps notices
 		// in version order. Versions may skip (a cache fill on a read miss
 		// moves the version without a notice), so a gap is not taken for
-		// notices the subscription dropped.
+		// notices the subscription dropped; the backend marks the notice
+		// after a drop (Lost), and the ring then starts again from it:
+		// every client behind it gets a resync (refetch the fleet) instead
+		// of going on without the lost states.
+		if n.Lost {
+			th.since = n.Version - 1
+			th.ring = th.ring[:0]
+		}
 		th.ring = append(th.ring, n)
 		if over := len(th.ring) - ringSize; over >= slack {
 			th.since = th.ring[over-1].Version

@@ -35,7 +35,7 @@ func TestHubSlowClientCatchesUp(t *testing.T) {
 	}
 	// put writes n states in chunks the hub keeps up with (a subscription
 	// drops notices its reader is too slow for; that case is
-	// TestHubVersionGapResyncs), and returns the newest version.
+	// TestHubLostNoticesResync), and returns the newest version.
 	put := func(n, from int) uint64 {
 		t.Helper()
 		var v uint64
@@ -110,5 +110,89 @@ func TestHubSlowClientCatchesUp(t *testing.T) {
 	th.mu.Unlock()
 	if n < ring || n > ring+ring/4 {
 		t.Errorf("ring holds %d notices, want %d to %d", n, ring, ring+ring/4)
+	}
+}
+
+// Notices the cache's subscription drops while the hub is behind (a burst
+// of states larger than its buffer) are not silently skipped: the next
+// notice is marked Lost and every client behind it gets a resync (refetch
+// the fleet), then goes on from the new notices.
+func TestHubLostNoticesResync(t *testing.T) {
+	ctx := context.Background()
+	c, err := cache.Open(ctx, "local://"+uniq("hub"), cache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	h := newHub(c, slog.New(slog.NewTextHandler(io.Discard, nil)), 100_000, func(float64) {})
+	defer h.close()
+	th, err := h.tenant(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, _, _ := th.join(0, false)
+	defer th.leave(cl)
+	sec := 0
+	put := func(n int) uint64 {
+		t.Helper()
+		for range n {
+			sec++
+			if _, err := c.Put(ctx, "t1", "d1", state(sec, 8.5, 47.4)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v, err := c.Version(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	// waitHub waits until the hub has read every notice it will get: its
+	// newest is v, or it stopped moving.
+	waitHub := func(v uint64) uint64 {
+		t.Helper()
+		last, still := uint64(0), 0
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			th.mu.Lock()
+			got := th.newest()
+			th.mu.Unlock()
+			if got >= v {
+				return got
+			}
+			if got == last {
+				if still++; still > 40 {
+					return got
+				}
+			} else {
+				last, still = got, 0
+			}
+		}
+		t.Fatalf("hub stuck below version %d", v)
+		return 0
+	}
+
+	waitHub(put(10))
+	if got, resync := th.next(cl, nil); len(got) != 10 || resync {
+		t.Fatalf("before the burst: %d notices, resync %v; want 10, false", len(got), resync)
+	}
+
+	// The hub's reader is held (it takes the tenant's lock per notice)
+	// while more states are written than the subscription buffers.
+	th.mu.Lock()
+	burst := put(10_000)
+	th.mu.Unlock()
+	if got := waitHub(burst); got >= burst {
+		t.Fatalf("the hub read all %d notices of the burst; the test needs some dropped", burst)
+	}
+	after := put(1) // the first notice after the drop: marked Lost
+	waitHub(after)
+	if got, resync := th.next(cl, nil); !resync {
+		t.Fatalf("after lost notices the client got %d notices and no resync", len(got))
+	}
+	next := put(1)
+	waitHub(next)
+	got, resync := th.next(cl, nil)
+	if resync || len(got) != 1 || got[0].Version != next {
+		t.Fatalf("after the resync: %d notices (resync %v), want the one of version %d", len(got), resync, next)
 	}
 }

@@ -94,6 +94,12 @@ type Notice struct {
 	DroneID  string `json:"droneId"`
 	// Drone is the rendered DroneView.
 	Drone []byte `json:"-"`
+	// Lost says notices for this subscriber were dropped before this one
+	// (its reader fell behind the backend's buffer): what the reader knows
+	// of the tenant's drones may be stale, so it must refetch rather than
+	// go on from this notice. Versions alone cannot tell, as they also
+	// skip without a notice (a cache fill on a read miss).
+	Lost bool `json:"-"`
 }
 
 // BBox is a viewport: west, south, east, north edges in degrees. Boxes that

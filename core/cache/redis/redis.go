@@ -463,13 +463,20 @@ func geoQuery(b driver.BBox) geoBox {
 	}
 }
 
+// subBuffer is how many notices a subscriber may fall behind before they
+// are dropped here (and its next notice marked Lost); go-redis's own
+// channel gets the same size. Notices go-redis itself drops (its channel
+// full for longer than its send timeout) are not seen here.
+const subBuffer = 4096
+
 func (r *backend) Subscribe(ctx context.Context, tenant string) (<-chan driver.Notice, func(), error) {
 	ps := r.rdb.Subscribe(ctx, driver.KeyPrefix(tenant)+"notice")
-	out := make(chan driver.Notice, 256)
+	out := make(chan driver.Notice, subBuffer)
 	done := make(chan struct{})
 	go func() {
 		defer close(out)
-		in := ps.Channel(redis.WithChannelSize(256))
+		in := ps.Channel(redis.WithChannelSize(subBuffer))
+		lost := false
 		for {
 			select {
 			case <-done:
@@ -482,9 +489,12 @@ func (r *backend) Subscribe(ctx context.Context, tenant string) (<-chan driver.N
 				if err != nil {
 					continue
 				}
+				n.Lost = lost
 				select {
 				case out <- n:
-				default: // slow reader: it sees a version gap
+					lost = false
+				default: // slow reader: its next notice says so (Lost)
+					lost = true
 				}
 			}
 		}
