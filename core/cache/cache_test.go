@@ -375,6 +375,75 @@ func TestNoticesReachSubscribers(t *testing.T) {
 	})
 }
 
+// A subscriber that falls further behind than its backend buffers loses
+// notices, and the first notice after each gap says so (Lost), so its
+// reader can refetch instead of going on from a fleet with stale drones;
+// no other notice is marked. (One drone's puts move the version by one
+// each, so a gap in versions is exactly the notices lost.)
+func TestDroppedNoticesMarkTheNextLost(t *testing.T) {
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		tenant := uniq("tenant")
+		c := open(t, url, nil)
+		sub, err := c.Subscribe(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		time.Sleep(100 * time.Millisecond) // Redis SUBSCRIBE is asynchronous
+		sec := 0
+		put := func(n int) {
+			t.Helper()
+			for range n {
+				sec++
+				if _, err := c.Put(ctx, tenant, "d", state(sec, 5, 6)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		put(1)
+		var first cache.Notice
+		select {
+		case first = <-sub.C:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no notice")
+		}
+		const burst = 10_000 // more than the backends buffer (4,096; twice that for Redis)
+		put(burst)
+		prev, got, gaps := first.Version, 0, 0
+		read := func(wait time.Duration) bool {
+			select {
+			case n := <-sub.C:
+				gap := n.Version != prev+1
+				if gap {
+					gaps++
+				}
+				if n.Lost != gap {
+					t.Fatalf("notice of version %d after %d: Lost %v", n.Version, prev, n.Lost)
+				}
+				prev = n.Version
+				got++
+				return true
+			case <-time.After(wait):
+				return false
+			}
+		}
+		for read(time.Second) {
+		}
+		// The backends mark the notice after a drop, so the last gap may
+		// only show with the next put.
+		put(2)
+		for read(2 * time.Second) {
+		}
+		if gaps == 0 || got >= burst+2 {
+			t.Fatalf("%d notices with %d gaps for %d puts; the test needs some dropped", got, gaps, burst+2)
+		}
+		if want := first.Version + burst + 2; prev != want {
+			t.Fatalf("last notice has version %d, want %d (the puts after the drop arrive)", prev, want)
+		}
+	})
+}
+
 func TestUnreachableRedisIsUnavailable(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
