@@ -102,6 +102,35 @@ type Notice struct {
 	Lost bool `json:"-"`
 }
 
+// SubBuffer is how many notices a subscriber may fall behind before they
+// are dropped (and its next notice marked Lost). One cache-refresh batch
+// writes a notice per drone of the batch at once, so the buffer holds a few
+// such batches; a subscriber is one per tenant per process (serve-map's
+// stream hub), not one per browser.
+const SubBuffer = 4096
+
+// Outbox is a subscriber's buffered channel as a backend feeds it: Offer
+// never blocks the writer, and the first notice after any it dropped is
+// marked Lost. One goroutine (or lock holder) offers at a time.
+type Outbox struct {
+	C    chan Notice
+	lost bool
+}
+
+// NewOutbox returns an outbox of SubBuffer notices.
+func NewOutbox() *Outbox { return &Outbox{C: make(chan Notice, SubBuffer)} }
+
+// Offer sends n, or drops it if the subscriber is SubBuffer behind.
+func (o *Outbox) Offer(n Notice) {
+	n.Lost = o.lost
+	select {
+	case o.C <- n:
+		o.lost = false
+	default: // slow reader: its next notice says so
+		o.lost = true
+	}
+}
+
 // BBox is a viewport: west, south, east, north edges in degrees. Boxes that
 // cross the antimeridian are not supported (MinLon must not exceed MaxLon).
 type BBox struct {

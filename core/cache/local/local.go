@@ -62,8 +62,8 @@ type tenantData struct {
 	states map[string]string
 	pos    map[string][2]float64 // lon, lat
 	docs   map[string]string
-	order  []string                    // ids, sorted: the list order
-	subs   map[chan driver.Notice]bool // subscriber -> notices dropped since its last one
+	order  []string // ids, sorted: the list order
+	subs   map[*driver.Outbox]struct{}
 }
 
 var _ driver.Backend = (*backend)(nil)
@@ -104,7 +104,7 @@ func (l *backend) tenant(t string) *tenantData {
 	if lt == nil {
 		lt = &tenantData{
 			ts: map[string]string{}, names: map[string]string{}, states: map[string]string{},
-			pos: map[string][2]float64{}, docs: map[string]string{}, subs: map[chan driver.Notice]bool{},
+			pos: map[string][2]float64{}, docs: map[string]string{}, subs: map[*driver.Outbox]struct{}{},
 		}
 		l.tenants[t] = lt
 	}
@@ -145,14 +145,8 @@ func (l *backend) putLocked(tenant string, e driver.Entry, notify bool) driver.P
 	lt.ver++
 	if notify {
 		n := driver.Notice{TenantID: tenant, Version: lt.ver, DroneID: e.ID, Drone: []byte(doc)}
-		for ch, lost := range lt.subs {
-			n.Lost = lost
-			select {
-			case ch <- n:
-				lt.subs[ch] = false
-			default: // slow reader: its next notice says so (Lost)
-				lt.subs[ch] = true
-			}
+		for o := range lt.subs {
+			o.Offer(n)
 		}
 	}
 	r := driver.PutResult{Applied: driver.NameWritten, Doc: doc, Ver: lt.ver}
@@ -235,23 +229,16 @@ func (l *backend) InBox(_ context.Context, tenant string, b driver.BBox) ([]stri
 	return docs, nil
 }
 
-// subBuffer is how many notices a subscriber may fall behind before they
-// are dropped (and its next notice marked Lost). One cache-refresh batch
-// writes a notice per drone of the batch at once, so the buffer holds a few
-// such batches; a subscriber is one per tenant per process (serve-map's
-// stream hub), not one per browser.
-const subBuffer = 4096
-
 func (l *backend) Subscribe(_ context.Context, tenant string) (<-chan driver.Notice, func(), error) {
-	ch := make(chan driver.Notice, subBuffer)
+	o := driver.NewOutbox()
 	l.mu.Lock()
-	l.tenant(tenant).subs[ch] = false
+	l.tenant(tenant).subs[o] = struct{}{}
 	l.mu.Unlock()
-	return ch, func() {
+	return o.C, func() {
 		l.mu.Lock()
-		delete(l.tenant(tenant).subs, ch)
+		delete(l.tenant(tenant).subs, o)
 		l.mu.Unlock()
-		close(ch)
+		close(o.C)
 	}, nil
 }
 

@@ -463,20 +463,15 @@ func geoQuery(b driver.BBox) geoBox {
 	}
 }
 
-// subBuffer is how many notices a subscriber may fall behind before they
-// are dropped here (and its next notice marked Lost); go-redis's own
-// channel gets the same size. Notices go-redis itself drops (its channel
-// full for longer than its send timeout) are not seen here.
-const subBuffer = 4096
-
 func (r *backend) Subscribe(ctx context.Context, tenant string) (<-chan driver.Notice, func(), error) {
 	ps := r.rdb.Subscribe(ctx, driver.KeyPrefix(tenant)+"notice")
-	out := make(chan driver.Notice, subBuffer)
+	out := driver.NewOutbox()
 	done := make(chan struct{})
 	go func() {
-		defer close(out)
-		in := ps.Channel(redis.WithChannelSize(subBuffer))
-		lost := false
+		defer close(out.C)
+		// go-redis's own channel gets the same size; notices it drops (full
+		// for longer than its send timeout) are not seen here.
+		in := ps.Channel(redis.WithChannelSize(driver.SubBuffer))
 		for {
 			select {
 			case <-done:
@@ -489,17 +484,11 @@ func (r *backend) Subscribe(ctx context.Context, tenant string) (<-chan driver.N
 				if err != nil {
 					continue
 				}
-				n.Lost = lost
-				select {
-				case out <- n:
-					lost = false
-				default: // slow reader: its next notice says so (Lost)
-					lost = true
-				}
+				out.Offer(n)
 			}
 		}
 	}()
-	return out, func() { close(done); _ = ps.Close() }, nil
+	return out.C, func() { close(done); _ = ps.Close() }, nil
 }
 
 func decodeNotice(tenant, payload string) (driver.Notice, error) {
