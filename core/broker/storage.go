@@ -307,17 +307,11 @@ func splitBatch(h nats.Header, data []byte) (recs [][]byte, batch bool, err erro
 	if len(v) == 0 || v[0] != batchVersion {
 		return nil, true, fmt.Errorf("stored batch of version %q", v)
 	}
-	n := 0
-	for rest := data; len(rest) > 0; n++ {
-		l, k := binary.Uvarint(rest)
-		if k <= 0 || l > uint64(len(rest)-k) {
-			return nil, true, errBatchCorrupt
-		}
-		rest = rest[k+int(l):]
-	}
-	recs = make([][]byte, 0, n)
 	for len(data) > 0 {
 		l, k := binary.Uvarint(data)
+		if k <= 0 || l > uint64(len(data)-k) {
+			return nil, true, errBatchCorrupt
+		}
 		recs = append(recs, data[k:k+int(l)])
 		data = data[k+int(l):]
 	}
