@@ -12,15 +12,25 @@ import (
 const maxGroup = 1000
 
 // commitGap is the least time from the end of a group commit to the start
-// of the next. A commit costs two fsyncs and a rewrite of every page it
-// touched whatever it carries, and the functions' writes come spread out
-// (a report's state write in process, its alerts' tracker write after the
-// broker's hop): without a gap most groups held a few writes at
-// 1,000 reports/s. A write arriving after a quiet gap is committed at once;
-// one arriving sooner waits at most the gap (so a caller writing one
-// transaction after another pays it each time). Measured in
-// docs/performance.md (Round 3: bolt store).
+// of the next when the writer is busy. A commit costs two fsyncs and a
+// rewrite of every page it touched whatever it carries, and the functions'
+// writes come spread out (a report's state write in process, its alerts'
+// tracker write after the broker's hop): without a gap most groups held a
+// few writes at 1,000 reports/s. A write arriving after a quiet gap is
+// committed at once; one arriving sooner waits at most the gap. Measured in
+// docs/performance.md (Round 3: bolt store; Round 5: bolt writer).
 const commitGap = 2 * time.Millisecond
+
+// maxCommitGap is the gap after large groups. The gap grows with the size
+// of the group just committed (gapFullGroup calls and more get all of it):
+// a busy writer's commits then carry more writes each, which shares the
+// fsyncs, the meta page and the pages every group rewrites (the track
+// bucket's leaves, the expiry index's tail, the branch pages above the
+// drones' documents) among more reports.
+const (
+	maxCommitGap = 10 * time.Millisecond
+	gapFullGroup = 50
+)
 
 // groupCommit merges concurrent hot writes into one bbolt transaction (one
 // fsync), like bbolt's DB.Batch, but without its fixed wait: a group is
@@ -32,13 +42,20 @@ const commitGap = 2 * time.Millisecond
 // delay's worth of writes and throughput collapses to delay/fsync of the
 // offered rate; here the group grows with the fsync time.
 type groupCommit struct {
-	db       *bbolt.DB
-	mu       sync.Mutex
-	pending  []*groupCall
-	running  bool
-	gap      time.Duration // least time from a commit's end to the next's start
-	lastEnd  time.Time     // loop only
-	lastTrim time.Time     // loop only: the last unmapResident
+	db      *bbolt.DB
+	mu      sync.Mutex
+	pending []*groupCall
+	running bool
+	// gap and maxGap bound the time from a commit's end to the next's
+	// start after a group of two calls or more (gapAfter); a lone call's
+	// commit is followed by none, so a caller writing one transaction
+	// after another on a quiet store does not wait. gap == maxGap: that
+	// gap after every commit.
+	gap, maxGap time.Duration
+	full        chan struct{} // a full group is pending: the gap ends
+	nextGap     time.Duration // loop only: the gap before the next commit
+	lastEnd     time.Time     // loop only
+	lastTrim    time.Time     // loop only: the last unmapResident
 
 	// commits and calls count the transactions committed and the calls
 	// they carried (GroupStats in tests: the group sizes a load gets).
@@ -57,6 +74,12 @@ func (g *groupCommit) do(fn func(*bbolt.Tx) error) error {
 	c := &groupCall{fn: fn, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, c)
+	if len(g.pending) == maxGroup {
+		select {
+		case g.full <- struct{}{}:
+		default:
+		}
+	}
 	if !g.running {
 		g.running = true
 		go g.loop()
@@ -66,10 +89,18 @@ func (g *groupCommit) do(fn func(*bbolt.Tx) error) error {
 }
 
 func (g *groupCommit) loop() {
+	var timer *time.Timer
 	for {
-		if g.gap > 0 {
-			if wait := g.gap - time.Since(g.lastEnd); wait > 0 {
-				time.Sleep(wait)
+		if wait := g.nextGap - time.Since(g.lastEnd); wait > 0 && !g.groupFull() {
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			select {
+			case <-timer.C:
+			case <-g.full: // a group is full: waiting adds nothing to it
+				timer.Stop()
 			}
 		}
 		g.mu.Lock()
@@ -86,6 +117,9 @@ func (g *groupCommit) loop() {
 		if n == 0 {
 			g.running = false
 			g.mu.Unlock()
+			if timer != nil {
+				timer.Stop()
+			}
 			return
 		}
 		calls := g.pending[:n:n]
@@ -93,11 +127,36 @@ func (g *groupCommit) loop() {
 		g.mu.Unlock()
 		g.commit(calls)
 		g.lastEnd = time.Now()
+		g.nextGap = g.gapAfter(n)
 		if g.lastEnd.Sub(g.lastTrim) >= trimEvery {
 			g.unmapResident()
 			g.lastTrim = g.lastEnd
 		}
 	}
+}
+
+// groupFull says a full group is pending (its signal on g.full may have
+// been taken already by an earlier wait).
+func (g *groupCommit) groupFull() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.pending) >= maxGroup
+}
+
+// gapAfter is the gap that follows the commit of a group of n calls: none
+// after a lone call (a sequential writer on an otherwise quiet store),
+// otherwise gap, growing with n to maxGap at gapFullGroup calls. Groups
+// grow with the gap in turn, so under a steady load of concurrent writes
+// the gap settles at maxGap once the load fills groups of gapFullGroup /
+// (maxGap/gap) calls at gap, and stays at gap below that.
+func (g *groupCommit) gapAfter(n int) time.Duration {
+	if g.maxGap <= g.gap {
+		return g.gap
+	}
+	if n <= 1 {
+		return 0
+	}
+	return min(g.maxGap, max(g.gap, g.maxGap*time.Duration(n)/gapFullGroup))
 }
 
 // trimEvery is how often a writing store drops the file's pages from the

@@ -25,7 +25,7 @@ import (
 // UpdateFlights one after the other (three group-commit calls, the
 // Firestore path); "together" is WriteDrone (one call). freelist=sync is
 // bbolt's default of writing its freelist with every commit; gap is the
-// least time between group commits. cpu-µs/op counts
+// time between group commits (fixed, or Open's adaptive gap). cpu-µs/op counts
 // user and system time, fsyncs included; calls/commit is the mean group
 // size.
 func BenchmarkReportWrites(b *testing.B) {
@@ -38,7 +38,8 @@ func BenchmarkReportWrites(b *testing.B) {
 		{"separate/freelist=sync/gap=0", false, true, 0, 0}, // main before round 3
 		{"together/freelist=sync/gap=0", true, true, 0, 0},
 		{"together/freelist=nosync/gap=0", true, false, 0, 0},
-		{"together/freelist=nosync/gap=2ms", true, false, 2 * time.Millisecond, 0}, // Open's settings
+		{"together/freelist=nosync/gap=2ms", true, false, 2 * time.Millisecond, 0},
+		{"together/freelist=nosync/gap=adaptive", true, false, openGap, 0}, // Open's settings
 		// A store that pruned history: its file has many free pages, so the
 		// freelist bbolt writes with each commit by default is long.
 		{"together/pruned/freelist=sync/gap=2ms", true, true, 2 * time.Millisecond, 200_000},
@@ -50,13 +51,19 @@ func BenchmarkReportWrites(b *testing.B) {
 	// a history already (100 points each: a bucket of a branch page and
 	// leaves, as a store that has run a while), with Open's settings.
 	b.Run("together/fleet=2500/aged=100", func(b *testing.B) {
-		benchReportWrites(b, 2500, 100, true, false, 2*time.Millisecond, 0)
+		benchReportWrites(b, 2500, 100, true, false, openGap, 0)
 	})
 }
 
+// openGap stands for Open's commit gap (adaptive) in benchReportWrites.
+const openGap = time.Duration(-1)
+
 func benchReportWrites(b *testing.B, drones, aged int, together, syncFreelist bool, gap time.Duration, pruned int) {
 	ctx := context.Background()
-	opts := []bolt.Option{bolt.WithPruneEvery(0), bolt.WithCommitGap(gap)}
+	opts := []bolt.Option{bolt.WithPruneEvery(0)}
+	if gap != openGap {
+		opts = append(opts, bolt.WithCommitGap(gap))
+	}
 	if syncFreelist {
 		opts = append(opts, bolt.WithFreelistSync())
 	}
