@@ -29,7 +29,7 @@ const commitGap = 2 * time.Millisecond
 // drones' documents) among more reports.
 const (
 	maxCommitGap = 10 * time.Millisecond
-	gapFullGroup = 50
+	gapFullGroup = 32
 )
 
 // groupCommit merges concurrent hot writes into one bbolt transaction (one

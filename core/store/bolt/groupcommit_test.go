@@ -21,8 +21,8 @@ func TestGapAfter(t *testing.T) {
 		n    int
 		want time.Duration
 	}{
-		{0, 0}, {1, 0}, {2, 2 * time.Millisecond}, {10, 2 * time.Millisecond},
-		{25, 5 * time.Millisecond}, {gapFullGroup, 10 * time.Millisecond}, {maxGroup, 10 * time.Millisecond},
+		{0, 0}, {1, 0}, {2, 2 * time.Millisecond}, {6, 2 * time.Millisecond},
+		{16, 5 * time.Millisecond}, {gapFullGroup, 10 * time.Millisecond}, {maxGroup, 10 * time.Millisecond},
 	} {
 		if got := g.gapAfter(c.n); got != c.want {
 			t.Errorf("adaptive: gap after a group of %d = %v, want %v", c.n, got, c.want)
