@@ -3,9 +3,13 @@ package bolt
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dronetrack/dronetrack/core/alerting"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
 )
@@ -71,5 +75,68 @@ func TestTrackPointEncodingMatchesJSON(t *testing.T) {
 	}
 	if hand < 1000 {
 		t.Fatalf("only %d of 5,000 points took the hand encoder: the test no longer covers it", hand)
+	}
+}
+
+// A drone's alert tracker is stored as json.Marshal's bytes and read back
+// as json.Unmarshal reads them, whichever way: the hand encoder and decoder
+// of the common form, or encoding/json for any other.
+func TestTrackerEncodingMatchesJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	ids := []string{"acme", "d1", "", "acme", "d2", "drone-7", "a<b", "q\"uote", "ünï"}
+	zones := []*time.Location{time.UTC, time.FixedZone("", 2*3600), time.UTC, time.FixedZone("odd", 3600+7)}
+	tm := func() time.Time {
+		if rng.IntN(6) == 0 {
+			return time.Time{}
+		}
+		return time.Date(2020+rng.IntN(10), time.Month(1+rng.IntN(12)), 1+rng.IntN(28), rng.IntN(24), rng.IntN(60), rng.IntN(60),
+			[]int{0, 123456789, 5}[rng.IntN(3)], zones[rng.IntN(len(zones))])
+	}
+	hand := 0
+	for range 3000 {
+		id := func() string { return ids[rng.IntN(len(ids)-rng.IntN(2)*3)] } // mostly plain
+		tr := alerting.Tracker{TenantID: id(), DroneID: id(),
+			LastTS: tm(), LastSeen: tm(), LinkLost: rng.IntN(2) == 0}
+		switch rng.IntN(6) {
+		case 0:
+			tr.Open = map[string]alerting.Alert{"battery.low": {ID: "a1", Kind: "battery.low"}}
+		case 1:
+			tr.Claims = map[string]time.Time{"e1": tm()}
+		case 2:
+			tr.Open = map[string]alerting.Alert{} // empty: omitted, as encoding/json does
+		}
+		want, err := json.Marshal(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := appendTracker(nil, tr)
+		if ok {
+			hand++
+			if string(got) != string(want) {
+				t.Fatalf("encode %+v:\n%s\nencoding/json:\n%s", tr, got, want)
+			}
+		}
+		for _, raw := range []string{string(want), strings.Replace(string(want), `"linkLost"`, `"linkLost" `, 1),
+			strings.Replace(string(want), `{"tenantId"`, `{"droneId":"x","tenantId"`, 1)} {
+			base := alerting.Tracker{TenantID: "preset", DroneID: "preset"}
+			viaJSON, viaHand := base, base
+			if err := json.Unmarshal([]byte(raw), &viaJSON); err != nil {
+				t.Fatal(err)
+			}
+			if !readTracker([]byte(raw), &viaHand) {
+				if err := json.Unmarshal([]byte(raw), &viaHand); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if diff := cmp.Diff(viaJSON, viaHand); diff != "" {
+				t.Fatalf("decode %s (-encoding/json +hand):\n%s", raw, diff)
+			}
+			if viaJSON.LastTS.String() != viaHand.LastTS.String() || viaJSON.LastSeen.String() != viaHand.LastSeen.String() {
+				t.Fatalf("decode %s: times %v %v, encoding/json's %v %v", raw, viaHand.LastTS, viaHand.LastSeen, viaJSON.LastTS, viaJSON.LastSeen)
+			}
+		}
+	}
+	if hand < 500 {
+		t.Fatalf("only %d of 3,000 trackers took the hand encoder: the test no longer covers it", hand)
 	}
 }
