@@ -26,7 +26,9 @@ const commitGap = 2 * time.Millisecond
 // a busy writer's commits then carry more writes each, which shares the
 // fsyncs, the meta page and the pages every group rewrites (the track
 // bucket's leaves, the expiry index's tail, the branch pages above the
-// drones' documents) among more reports.
+// drones' documents) among more reports. A writer that is behind (as
+// many writes arrived during its last commit as that commit carried)
+// skips the gap (groupCommit.behind).
 const (
 	maxCommitGap = 10 * time.Millisecond
 	gapFullGroup = 32
@@ -54,6 +56,7 @@ type groupCommit struct {
 	gap, maxGap time.Duration
 	full        chan struct{} // a full group is pending: the gap ends
 	nextGap     time.Duration // loop only: the gap before the next commit
+	lastN       int           // loop only: the calls of the last commit
 	lastEnd     time.Time     // loop only
 	lastTrim    time.Time     // loop only: the last unmapResident
 
@@ -91,7 +94,7 @@ func (g *groupCommit) do(fn func(*bbolt.Tx) error) error {
 func (g *groupCommit) loop() {
 	var timer *time.Timer
 	for {
-		if wait := g.nextGap - time.Since(g.lastEnd); wait > 0 && !g.groupFull() {
+		if wait := g.nextGap - time.Since(g.lastEnd); wait > 0 && !g.behind() {
 			if timer == nil {
 				timer = time.NewTimer(wait)
 			} else {
@@ -99,7 +102,7 @@ func (g *groupCommit) loop() {
 			}
 			select {
 			case <-timer.C:
-			case <-g.full: // a group is full: waiting adds nothing to it
+			case <-g.full: // a full group is pending: waiting adds nothing to it
 				timer.Stop()
 			}
 		}
@@ -127,7 +130,7 @@ func (g *groupCommit) loop() {
 		g.mu.Unlock()
 		g.commit(calls)
 		g.lastEnd = time.Now()
-		g.nextGap = g.gapAfter(n)
+		g.nextGap, g.lastN = g.gapAfter(n), n
 		if g.lastEnd.Sub(g.lastTrim) >= trimEvery {
 			g.unmapResident()
 			g.lastTrim = g.lastEnd
@@ -135,20 +138,33 @@ func (g *groupCommit) loop() {
 	}
 }
 
-// groupFull says a full group is pending (its signal on g.full may have
-// been taken already by an earlier wait).
-func (g *groupCommit) groupFull() bool {
+// behind says the next group needs no gap to gather: a full group is
+// pending (its signal on g.full may have been taken by an earlier wait),
+// or, with the adaptive gap, the writes that arrived during the last
+// commit already make a group as large as it and of at least gapFullGroup
+// calls. The writer is then the bottleneck (its commits take as long as
+// the gap would, or longer), and a gap would only idle it.
+func (g *groupCommit) behind() bool {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.pending) >= maxGroup
+	n := len(g.pending)
+	g.mu.Unlock()
+	return n >= g.behindAt()
+}
+
+// behindAt is the pending calls at which behind holds.
+func (g *groupCommit) behindAt() int {
+	if g.maxGap <= g.gap {
+		return maxGroup
+	}
+	return min(maxGroup, max(gapFullGroup, g.lastN))
 }
 
 // gapAfter is the gap that follows the commit of a group of n calls: none
 // after a lone call (a sequential writer on an otherwise quiet store),
 // otherwise gap, growing with n to maxGap at gapFullGroup calls. Groups
 // grow with the gap in turn, so under a steady load of concurrent writes
-// the gap settles at maxGap once the load fills groups of gapFullGroup /
-// (maxGap/gap) calls at gap, and stays at gap below that.
+// the gap settles where the groups it gathers put it: at maxGap once the
+// writes come faster than gapFullGroup per maxGap, nearer gap below that.
 func (g *groupCommit) gapAfter(n int) time.Duration {
 	if g.maxGap <= g.gap {
 		return g.gap

@@ -39,6 +39,25 @@ func TestGapAfter(t *testing.T) {
 	}
 }
 
+// The gap is skipped when the writer is behind: a full group pending, or
+// (adaptive) as many calls pending as the last commit carried, and at
+// least gapFullGroup.
+func TestBehindAt(t *testing.T) {
+	g := &groupCommit{gap: 2 * time.Millisecond, maxGap: 10 * time.Millisecond}
+	for _, c := range []struct{ lastN, want int }{
+		{0, gapFullGroup}, {1, gapFullGroup}, {gapFullGroup + 1, gapFullGroup + 1}, {500, 500}, {maxGroup, maxGroup},
+	} {
+		g.lastN = c.lastN
+		if got := g.behindAt(); got != c.want {
+			t.Errorf("adaptive, last commit of %d calls: behind at %d pending, want %d", c.lastN, got, c.want)
+		}
+	}
+	fixed := &groupCommit{gap: 2 * time.Millisecond, maxGap: 2 * time.Millisecond, lastN: 500}
+	if got := fixed.behindAt(); got != maxGroup {
+		t.Errorf("fixed gap: behind at %d pending, want %d", got, maxGroup)
+	}
+}
+
 // waitDone fails the test if done is not closed within limit: a liveness
 // check whose limit is far beyond what the work takes, not a measurement.
 func waitDone(t *testing.T, done <-chan struct{}, limit time.Duration, what string) {
