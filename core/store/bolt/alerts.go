@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,9 +43,10 @@ func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
 		b := tx.Bucket(bucketAlertTrackers)
 		k := tkey(tenantID, droneID)
 		prev := alerting.Tracker{TenantID: tenantID, DroneID: droneID}
-		if b.Get(k) != nil {
-			if err := getJSON(b, k, &prev, "alert tracker "+droneID); err != nil {
-				return err
+		old := b.Get(k)
+		if old != nil && !readTracker(old, &prev) {
+			if err := json.Unmarshal(old, &prev); err != nil {
+				return fmt.Errorf("decode alert tracker %s: %w", droneID, err)
 			}
 		}
 		next, ts, ok := fn(prev)
@@ -68,11 +70,14 @@ func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
 				return err
 			}
 		}
-		raw, err := json.Marshal(next)
-		if err != nil {
-			return fmt.Errorf("encode alert tracker %s: %w", droneID, err)
+		raw, ok := appendTracker(make([]byte, 0, 192), next)
+		if !ok {
+			var err error
+			if raw, err = json.Marshal(next); err != nil {
+				return fmt.Errorf("encode alert tracker %s: %w", droneID, err)
+			}
 		}
-		return putChanged(b, k, raw)
+		return putOver(b, k, old, raw)
 	})
 	return cur, err
 }
@@ -83,8 +88,11 @@ func (s *Store) StaleTrackers(_ context.Context, seenBefore time.Time) ([]alerti
 	err := s.view("list stale trackers", func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketAlertTrackers).ForEach(func(_, v []byte) error {
 			var tr alerting.Tracker
-			if err := json.Unmarshal(v, &tr); err != nil {
-				return fmt.Errorf("decode alert tracker: %w", err)
+			if !readTracker(v, &tr) {
+				tr = alerting.Tracker{}
+				if err := json.Unmarshal(v, &tr); err != nil {
+					return fmt.Errorf("decode alert tracker: %w", err)
+				}
 			}
 			if !tr.LinkLost && !tr.LastSeen.IsZero() && tr.LastSeen.Before(seenBefore) {
 				out = append(out, tr)
@@ -401,4 +409,71 @@ func newestFirst(out []store.Delivery, limit int) []store.Delivery {
 		out = out[:limit]
 	}
 	return out
+}
+
+// A drone's alert tracker is read and written with every state it is
+// evaluated on; most have no open alert, outbox or claims. appendTracker
+// writes json.Marshal's bytes for those by hand and readTracker reads
+// them back (TestTrackerEncodingMatchesJSON); any other tracker goes
+// through encoding/json, as stored trackers of earlier versions do.
+
+// appendTracker appends json.Marshal's bytes for tr; false when tr is not
+// in the form it writes.
+func appendTracker(b []byte, tr alerting.Tracker) ([]byte, bool) {
+	if len(tr.Open) > 0 || len(tr.Outbox) > 0 || len(tr.Claims) > 0 || !plainJSON(tr.TenantID) || !plainJSON(tr.DroneID) ||
+		!plainTime(tr.LastTS) || !plainTime(tr.LastSeen) {
+		return b, false
+	}
+	b = append(b, `{"tenantId":"`...)
+	b = append(b, tr.TenantID...)
+	b = append(b, `","droneId":"`...)
+	b = append(b, tr.DroneID...)
+	b = append(b, `","lastTs":"`...)
+	b = tr.LastTS.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","lastSeen":"`...)
+	b = tr.LastSeen.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","linkLost":`...)
+	b = strconv.AppendBool(b, tr.LinkLost)
+	return append(b, '}'), true
+}
+
+// readTracker decodes into tr the form appendTracker writes (members in
+// its order, strings without escapes), as json.Unmarshal would, and
+// reports whether raw was in it; tr is untouched when it was not.
+func readTracker(raw []byte, tr *alerting.Tracker) bool {
+	rest := raw
+	field := func(prefix string) ([]byte, bool) { // a string's contents
+		var ok bool
+		if rest, ok = bytes.CutPrefix(rest, []byte(prefix)); !ok {
+			return nil, false
+		}
+		end := bytes.IndexByte(rest, '"')
+		if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+			return nil, false
+		}
+		v := rest[:end]
+		rest = rest[end+1:]
+		return v, true
+	}
+	tenant, ok1 := field(`{"tenantId":"`)
+	drone, ok2 := field(`,"droneId":"`)
+	lastTS, ok3 := field(`,"lastTs":"`)
+	lastSeen, ok4 := field(`,"lastSeen":"`)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return false
+	}
+	var linkLost bool
+	switch string(rest) {
+	case `,"linkLost":false}`:
+	case `,"linkLost":true}`:
+		linkLost = true
+	default:
+		return false
+	}
+	var ts, seen time.Time
+	if ts.UnmarshalText(lastTS) != nil || seen.UnmarshalText(lastSeen) != nil {
+		return false
+	}
+	tr.TenantID, tr.DroneID, tr.LastTS, tr.LastSeen, tr.LinkLost = string(tenant), string(drone), ts, seen, linkLost
+	return true
 }

@@ -66,7 +66,7 @@ var _ store.Store = (*Store)(nil)
 // file stops growing once history older than its expiry is being deleted;
 // it does not shrink (bbolt never returns space to the file system).
 func Open(path string, opts ...Option) (*Store, error) {
-	cfg := config{pruneEvery: DefaultPruneEvery, pruneBatch: defaultPruneBatch, commitGap: commitGap}
+	cfg := config{pruneEvery: DefaultPruneEvery, pruneBatch: defaultPruneBatch, commitGap: commitGap, maxCommitGap: maxCommitGap}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -98,7 +98,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	// Batch waits this long for company: short, so a lone write is not
 	// held back noticeably, long enough to merge a burst.
 	db.MaxBatchDelay = 2 * time.Millisecond
-	s := &Store{db: db, now: time.Now, group: &groupCommit{db: db, gap: cfg.commitGap}, cfg: cfg, pruneDone: make(chan struct{})}
+	s := &Store{db: db, now: time.Now, group: &groupCommit{db: db, gap: cfg.commitGap, maxGap: cfg.maxCommitGap, full: make(chan struct{}, 1)}, cfg: cfg, pruneDone: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopPrune = cancel
 	if cfg.pruneEvery > 0 {
@@ -229,18 +229,18 @@ func (s *Store) UpdateState(_ context.Context, tenantID, droneID string,
 	)
 	err := s.batch("update state "+droneID, func(tx *bbolt.Tx) error {
 		cur, wrote = events.DroneState{}, false // Batch may rerun this function
-		d, err := droneOf(tx, tenantID, droneID)
+		d, raw, err := droneDoc(tx, tenantID, droneID)
 		if err != nil {
 			return err
 		}
-		cur, wrote, err = updateState(tx, d, next)
+		cur, wrote, err = updateState(tx, d, raw, next)
 		return err
 	})
 	return cur, wrote, err
 }
 
-// updateState is UpdateState's write on the drone d just read.
-func updateState(tx *bbolt.Tx, d store.Drone, next func(prev *events.DroneState) (events.DroneState, bool)) (events.DroneState, bool, error) {
+// updateState is UpdateState's write on the drone d just read from raw.
+func updateState(tx *bbolt.Tx, d store.Drone, raw []byte, next func(prev *events.DroneState) (events.DroneState, bool)) (events.DroneState, bool, error) {
 	st, ok := next(d.State)
 	if !ok {
 		if d.State != nil {
@@ -249,7 +249,7 @@ func updateState(tx *bbolt.Tx, d store.Drone, next func(prev *events.DroneState)
 		return events.DroneState{}, false, nil
 	}
 	d.State = &st
-	return st, true, putDrone(tx.Bucket(bucketDrones), d)
+	return st, true, putDrone(tx.Bucket(bucketDrones), d, raw)
 }
 
 // WriteDrone implements store.DroneWriter: the drone's history points,
@@ -261,7 +261,7 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 	)
 	err := s.batch("write drone "+w.DroneID, func(tx *bbolt.Tx) error {
 		cur, wrote = events.DroneState{}, false // the group commit may rerun this function
-		d, err := droneOf(tx, w.TenantID, w.DroneID)
+		d, raw, err := droneDoc(tx, w.TenantID, w.DroneID)
 		if err != nil {
 			return err
 		}
@@ -273,7 +273,7 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 		if err := appendTrack(tx, w.Points); err != nil {
 			return err
 		}
-		if cur, wrote, err = updateState(tx, d, w.State); err != nil {
+		if cur, wrote, err = updateState(tx, d, raw, w.State); err != nil {
 			return err
 		}
 		if w.Flights == nil {
@@ -323,9 +323,9 @@ func appendTrack(tx *bbolt.Tx, points []store.TrackPoint) error {
 			}
 		}
 		k := tsKey(p.Report.TS)
-		raw, err := json.Marshal(p)
+		raw, err := encodeTrackPoint(p)
 		if err != nil {
-			return fmt.Errorf("encode track point: %w", err)
+			return err
 		}
 		old := b.Get(k[:])
 		if old != nil && bytes.Equal(old, raw) {
@@ -339,6 +339,42 @@ func appendTrack(tx *bbolt.Tx, points []store.TrackPoint) error {
 		}
 	}
 	return nil
+}
+
+// encodeTrackPoint is json.Marshal(p): the bytes a history point is
+// stored as, which a redelivery compares with what is there. Every report
+// writes one, so the common form (ids that need no escaping, an expiry
+// time encoding/json writes) is written by hand; any other goes through
+// encoding/json (TestTrackPointEncodingMatchesJSON).
+func encodeTrackPoint(p store.TrackPoint) ([]byte, error) {
+	if raw, ok := appendTrackPoint(make([]byte, 0, 320), p); ok {
+		return raw, nil
+	}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode track point: %w", err)
+	}
+	return raw, nil
+}
+
+// appendTrackPoint appends json.Marshal's bytes for p; false when p is not
+// in the form it writes.
+func appendTrackPoint(b []byte, p store.TrackPoint) ([]byte, bool) {
+	if !plainJSON(p.TenantID) || !plainJSON(p.DroneID) || !plainTime(p.ExpireAt) {
+		return b, false
+	}
+	b = append(b, `{"tenantId":"`...)
+	b = append(b, p.TenantID...)
+	b = append(b, `","droneId":"`...)
+	b = append(b, p.DroneID...)
+	b = append(b, `","report":`...)
+	var err error
+	if b, err = p.Report.AppendJSON(b); err != nil {
+		return b, false
+	}
+	b = append(b, `,"expireAt":"`...)
+	b = p.ExpireAt.AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...), true
 }
 
 // Track implements store.Store.
@@ -429,28 +465,37 @@ func tsKey(t time.Time) [8]byte {
 }
 
 func droneOf(tx *bbolt.Tx, tenantID, droneID string) (store.Drone, error) {
+	d, _, err := droneDoc(tx, tenantID, droneID)
+	return d, err
+}
+
+// droneDoc is droneOf that also returns the document's stored bytes, which
+// a write of the drone in the same transaction compares with its own
+// (putDrone) instead of reading them again.
+func droneDoc(tx *bbolt.Tx, tenantID, droneID string) (store.Drone, []byte, error) {
 	var d store.Drone
 	raw := tx.Bucket(bucketDrones).Get([]byte(droneID))
 	if raw == nil {
-		return d, fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
+		return d, nil, fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
 	}
 	if !readDrone(raw, &d) {
 		d = store.Drone{}
 		if err := json.Unmarshal(raw, &d); err != nil {
-			return d, fmt.Errorf("decode drone %s: %w", droneID, err)
+			return d, nil, fmt.Errorf("decode drone %s: %w", droneID, err)
 		}
 	}
 	if d.TenantID != tenantID {
 		// Another tenant's drone is indistinguishable from a missing one.
-		return store.Drone{}, fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
+		return store.Drone{}, nil, fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
 	}
-	return d, nil
+	return d, raw, nil
 }
 
 // putDrone writes a drone document as putJSON does, the state write's
 // form (no Remote ID, plain strings and times) without reflection: it is
-// written with every state batch of every drone.
-func putDrone(b *bbolt.Bucket, d store.Drone) error {
+// written with every state batch of every drone. old is what the document
+// holds now (read in this transaction), nil if unknown.
+func putDrone(b *bbolt.Bucket, d store.Drone, old []byte) error {
 	raw, ok := appendDrone(make([]byte, 0, 512), d)
 	if !ok {
 		var err error
@@ -458,14 +503,24 @@ func putDrone(b *bbolt.Bucket, d store.Drone) error {
 			return fmt.Errorf("encode drone %s: %w", d.ID, err)
 		}
 	}
-	return putChanged(b, []byte(d.ID), raw)
+	return putOver(b, []byte(d.ID), old, raw)
 }
 
 // putChanged puts k=v unless k already holds v: bbolt rewrites the page of
 // every key Put, even with the bytes it had, and commits write the page
 // (and its parents) again. A redelivered batch often writes what is there.
 func putChanged(b *bbolt.Bucket, k, v []byte) error {
-	if old := b.Get(k); old != nil && bytes.Equal(old, v) {
+	return putOver(b, k, nil, v)
+}
+
+// putOver is putChanged for a key whose bytes old the caller read in this
+// transaction and has not written since (nil: read them here), which saves
+// the lookup.
+func putOver(b *bbolt.Bucket, k, old, v []byte) error {
+	if old == nil {
+		old = b.Get(k)
+	}
+	if old != nil && bytes.Equal(old, v) {
 		return nil
 	}
 	return b.Put(k, v)
@@ -477,10 +532,7 @@ func appendDrone(b []byte, d store.Drone) ([]byte, bool) {
 	if d.RemoteID != nil || !plainJSON(d.ID) || !plainJSON(d.TenantID) || !plainJSON(d.Name) || !plainJSON(d.KeyHash) {
 		return b, false
 	}
-	if y := d.CreatedAt.Year(); y < 0 || y > 9999 {
-		return b, false
-	}
-	if _, off := d.CreatedAt.Zone(); off%60 != 0 || off <= -24*3600 || off >= 24*3600 {
+	if !plainTime(d.CreatedAt) {
 		return b, false
 	}
 	b = append(b, `{"id":"`...)
@@ -552,6 +604,17 @@ func readDrone(raw []byte, d *store.Drone) bool {
 	}
 	d.State = &st
 	return true
+}
+
+// plainTime: encoding/json writes t as t.AppendFormat(RFC3339Nano) between
+// quotes (it refuses years outside 0-9999 and offsets of a day or more, and
+// RFC 3339 has no seconds in an offset).
+func plainTime(t time.Time) bool {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return false
+	}
+	_, off := t.Zone()
+	return off%60 == 0 && off > -24*3600 && off < 24*3600
 }
 
 // plainJSON: s is quoted by encoding/json as itself between quotes.

@@ -11,9 +11,18 @@ func GroupStats(s *Store) (commits, calls int64) {
 // WithFreelistSync makes bbolt write its freelist with every commit.
 func WithFreelistSync() Option { return func(c *config) { c.syncFreelist = true } }
 
-// WithCommitGap sets the least time between the end of a group commit and
-// the start of the next (0: none).
-func WithCommitGap(d time.Duration) Option { return func(c *config) { c.commitGap = d } }
+// WithCommitGap sets the time between the end of a group commit and the
+// start of the next to d after every commit (0: none), as before the gap
+// adapted to the group's size.
+func WithCommitGap(d time.Duration) Option {
+	return func(c *config) { c.commitGap, c.maxCommitGap = d, d }
+}
+
+// WithAdaptiveCommitGap sets the gap after groups of two calls or more and
+// its most after large ones (Open's default: commitGap, maxCommitGap).
+func WithAdaptiveCommitGap(least, most time.Duration) Option {
+	return func(c *config) { c.commitGap, c.maxCommitGap = least, most }
+}
 
 // PageBytes is how many bytes of pages s's write transactions have
 // allocated: what their commits wrote, freelist and meta pages aside.

@@ -54,7 +54,8 @@ func updateFlights(tx *bbolt.Tx, tenantID, droneID string,
 	b := tx.Bucket(bucketFlightDetectors)
 	k := tkey(tenantID, droneID)
 	prev := flights.Detector{TenantID: tenantID, DroneID: droneID}
-	if raw := b.Get(k); raw != nil {
+	raw := b.Get(k)
+	if raw != nil {
 		if err := decodeDetector(raw, &prev); err != nil {
 			return prev, fmt.Errorf("decode flight detector %s: %w", droneID, err)
 		}
@@ -92,7 +93,7 @@ func updateFlights(tx *bbolt.Tx, tenantID, droneID string,
 			}
 		}
 	}
-	return next, putDetector(b, k, next)
+	return next, putDetector(b, k, next, raw)
 }
 
 // A drone's detector is read and written with every batch of its reports,
@@ -106,14 +107,15 @@ func decodeDetector(raw []byte, d *flights.Detector) error {
 	return json.Unmarshal(raw, d)
 }
 
-func putDetector(b *bbolt.Bucket, k []byte, d flights.Detector) error {
+// putDetector writes d at k, where old is (nil: unknown).
+func putDetector(b *bbolt.Bucket, k []byte, d flights.Detector, old []byte) error {
 	raw, err := d.AppendBinary(nil)
 	if err != nil {
 		if raw, err = json.Marshal(d); err != nil {
 			return fmt.Errorf("encode flight detector %s: %w", d.DroneID, err)
 		}
 	}
-	return putChanged(b, k, raw)
+	return putOver(b, k, old, raw)
 }
 
 // Flight implements store.Flights.

@@ -12,15 +12,27 @@ import (
 const maxGroup = 1000
 
 // commitGap is the least time from the end of a group commit to the start
-// of the next. A commit costs two fsyncs and a rewrite of every page it
-// touched whatever it carries, and the functions' writes come spread out
-// (a report's state write in process, its alerts' tracker write after the
-// broker's hop): without a gap most groups held a few writes at
-// 1,000 reports/s. A write arriving after a quiet gap is committed at once;
-// one arriving sooner waits at most the gap (so a caller writing one
-// transaction after another pays it each time). Measured in
-// docs/performance.md (Round 3: bolt store).
+// of the next when the writer is busy. A commit costs two fsyncs and a
+// rewrite of every page it touched whatever it carries, and the functions'
+// writes come spread out (a report's state write in process, its alerts'
+// tracker write after the broker's hop): without a gap most groups held a
+// few writes at 1,000 reports/s. A write arriving after a quiet gap is
+// committed at once; one arriving sooner waits at most the gap. Measured in
+// docs/performance.md (Round 3: bolt store; Round 5: bolt writer).
 const commitGap = 2 * time.Millisecond
+
+// maxCommitGap is the gap after large groups. The gap grows with the size
+// of the group just committed (gapFullGroup calls and more get all of it):
+// a busy writer's commits then carry more writes each, which shares the
+// fsyncs, the meta page and the pages every group rewrites (the track
+// bucket's leaves, the expiry index's tail, the branch pages above the
+// drones' documents) among more reports. A writer that is behind (as
+// many writes arrived during its last commit as that commit carried)
+// skips the gap (groupCommit.behind).
+const (
+	maxCommitGap = 10 * time.Millisecond
+	gapFullGroup = 32
+)
 
 // groupCommit merges concurrent hot writes into one bbolt transaction (one
 // fsync), like bbolt's DB.Batch, but without its fixed wait: a group is
@@ -32,13 +44,21 @@ const commitGap = 2 * time.Millisecond
 // delay's worth of writes and throughput collapses to delay/fsync of the
 // offered rate; here the group grows with the fsync time.
 type groupCommit struct {
-	db       *bbolt.DB
-	mu       sync.Mutex
-	pending  []*groupCall
-	running  bool
-	gap      time.Duration // least time from a commit's end to the next's start
-	lastEnd  time.Time     // loop only
-	lastTrim time.Time     // loop only: the last unmapResident
+	db      *bbolt.DB
+	mu      sync.Mutex
+	pending []*groupCall
+	running bool
+	// gap and maxGap bound the time from a commit's end to the next's
+	// start after a group of two calls or more (gapAfter); a lone call's
+	// commit is followed by none, so a caller writing one transaction
+	// after another on a quiet store does not wait. gap == maxGap: that
+	// gap after every commit.
+	gap, maxGap time.Duration
+	full        chan struct{} // a full group is pending: the gap ends
+	nextGap     time.Duration // loop only: the gap before the next commit
+	lastN       int           // loop only: the calls of the last commit
+	lastEnd     time.Time     // loop only
+	lastTrim    time.Time     // loop only: the last unmapResident
 
 	// commits and calls count the transactions committed and the calls
 	// they carried (GroupStats in tests: the group sizes a load gets).
@@ -57,6 +77,12 @@ func (g *groupCommit) do(fn func(*bbolt.Tx) error) error {
 	c := &groupCall{fn: fn, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, c)
+	if len(g.pending) == maxGroup {
+		select {
+		case g.full <- struct{}{}:
+		default:
+		}
+	}
 	if !g.running {
 		g.running = true
 		go g.loop()
@@ -66,10 +92,18 @@ func (g *groupCommit) do(fn func(*bbolt.Tx) error) error {
 }
 
 func (g *groupCommit) loop() {
+	var timer *time.Timer
 	for {
-		if g.gap > 0 {
-			if wait := g.gap - time.Since(g.lastEnd); wait > 0 {
-				time.Sleep(wait)
+		if wait := g.nextGap - time.Since(g.lastEnd); wait > 0 && !g.behind() {
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			select {
+			case <-timer.C:
+			case <-g.full: // a full group is pending: waiting adds nothing to it
+				timer.Stop()
 			}
 		}
 		g.mu.Lock()
@@ -86,6 +120,9 @@ func (g *groupCommit) loop() {
 		if n == 0 {
 			g.running = false
 			g.mu.Unlock()
+			if timer != nil {
+				timer.Stop()
+			}
 			return
 		}
 		calls := g.pending[:n:n]
@@ -93,11 +130,49 @@ func (g *groupCommit) loop() {
 		g.mu.Unlock()
 		g.commit(calls)
 		g.lastEnd = time.Now()
+		g.nextGap, g.lastN = g.gapAfter(n), n
 		if g.lastEnd.Sub(g.lastTrim) >= trimEvery {
 			g.unmapResident()
 			g.lastTrim = g.lastEnd
 		}
 	}
+}
+
+// behind says the next group needs no gap to gather: a full group is
+// pending (its signal on g.full may have been taken by an earlier wait),
+// or, with the adaptive gap, the writes that arrived during the last
+// commit already make a group as large as it and of at least gapFullGroup
+// calls. The writer is then the bottleneck (its commits take as long as
+// the gap would, or longer), and a gap would only idle it.
+func (g *groupCommit) behind() bool {
+	g.mu.Lock()
+	n := len(g.pending)
+	g.mu.Unlock()
+	return n >= g.behindAt()
+}
+
+// behindAt is the pending calls at which behind holds.
+func (g *groupCommit) behindAt() int {
+	if g.maxGap <= g.gap {
+		return maxGroup
+	}
+	return min(maxGroup, max(gapFullGroup, g.lastN))
+}
+
+// gapAfter is the gap that follows the commit of a group of n calls: none
+// after a lone call (a sequential writer on an otherwise quiet store),
+// otherwise gap, growing with n to maxGap at gapFullGroup calls. Groups
+// grow with the gap in turn, so under a steady load of concurrent writes
+// the gap settles where the groups it gathers put it: at maxGap once the
+// writes come faster than gapFullGroup per maxGap, nearer gap below that.
+func (g *groupCommit) gapAfter(n int) time.Duration {
+	if g.maxGap <= g.gap {
+		return g.gap
+	}
+	if n <= 1 {
+		return 0
+	}
+	return min(g.maxGap, max(g.gap, g.maxGap*time.Duration(n)/gapFullGroup))
 }
 
 // trimEvery is how often a writing store drops the file's pages from the

@@ -66,6 +66,7 @@ type config struct {
 	// default) instead of rebuilding it on open; tests compare the two.
 	syncFreelist bool
 	commitGap    time.Duration // groupCommit.gap
+	maxCommitGap time.Duration // groupCommit.maxGap
 }
 
 // WithPruneEvery sets how often the background sweeper deletes expired

@@ -25,7 +25,7 @@ import (
 // UpdateFlights one after the other (three group-commit calls, the
 // Firestore path); "together" is WriteDrone (one call). freelist=sync is
 // bbolt's default of writing its freelist with every commit; gap is the
-// least time between group commits. cpu-µs/op counts
+// time between group commits (fixed, or Open's adaptive gap). cpu-µs/op counts
 // user and system time, fsyncs included; calls/commit is the mean group
 // size.
 func BenchmarkReportWrites(b *testing.B) {
@@ -38,25 +38,43 @@ func BenchmarkReportWrites(b *testing.B) {
 		{"separate/freelist=sync/gap=0", false, true, 0, 0}, // main before round 3
 		{"together/freelist=sync/gap=0", true, true, 0, 0},
 		{"together/freelist=nosync/gap=0", true, false, 0, 0},
-		{"together/freelist=nosync/gap=2ms", true, false, 2 * time.Millisecond, 0}, // Open's settings
+		{"together/freelist=nosync/gap=2ms", true, false, 2 * time.Millisecond, 0},
+		{"together/freelist=nosync/gap=adaptive", true, false, openGap, 0}, // Open's settings
 		// A store that pruned history: its file has many free pages, so the
 		// freelist bbolt writes with each commit by default is long.
 		{"together/pruned/freelist=sync/gap=2ms", true, true, 2 * time.Millisecond, 200_000},
 		{"together/pruned/freelist=nosync/gap=2ms", true, false, 2 * time.Millisecond, 200_000},
 	} {
-		b.Run(c.name, func(b *testing.B) { benchReportWrites(b, 64, 0, c.together, c.syncFreelist, c.gap, c.pruned) })
+		b.Run(c.name, func(b *testing.B) { benchReportWrites(b, 64, 0, false, c.together, c.syncFreelist, c.gap, c.pruned) })
 	}
 	// A fleet the size of BenchmarkPipeline's at 2,500/s whose drones have
 	// a history already (100 points each: a bucket of a branch page and
 	// leaves, as a store that has run a while), with Open's settings.
 	b.Run("together/fleet=2500/aged=100", func(b *testing.B) {
-		benchReportWrites(b, 2500, 100, true, false, 2*time.Millisecond, 0)
+		benchReportWrites(b, 2500, 100, false, true, false, openGap, 0)
+	})
+	// The same fleet reporting at 1 Hz (2,500 reports/s, open loop: a
+	// report is written when it is due, whatever the store's pace), with
+	// the commit gap fixed at 2 ms and with Open's adaptive gap: how large
+	// the groups get, and so what a report costs, depends on the gap only
+	// when the writes come spread out like this.
+	b.Run("paced/fleet=2500/aged=100/gap=2ms", func(b *testing.B) {
+		benchReportWrites(b, 2500, 100, true, true, false, 2*time.Millisecond, 0)
+	})
+	b.Run("paced/fleet=2500/aged=100/gap=adaptive", func(b *testing.B) {
+		benchReportWrites(b, 2500, 100, true, true, false, openGap, 0)
 	})
 }
 
-func benchReportWrites(b *testing.B, drones, aged int, together, syncFreelist bool, gap time.Duration, pruned int) {
+// openGap stands for Open's commit gap (adaptive) in benchReportWrites.
+const openGap = time.Duration(-1)
+
+func benchReportWrites(b *testing.B, drones, aged int, paced, together, syncFreelist bool, gap time.Duration, pruned int) {
 	ctx := context.Background()
-	opts := []bolt.Option{bolt.WithPruneEvery(0), bolt.WithCommitGap(gap)}
+	opts := []bolt.Option{bolt.WithPruneEvery(0)}
+	if gap != openGap {
+		opts = append(opts, bolt.WithCommitGap(gap))
+	}
 	if syncFreelist {
 		opts = append(opts, bolt.WithFreelistSync())
 	}
@@ -109,12 +127,16 @@ func benchReportWrites(b *testing.B, drones, aged int, together, syncFreelist bo
 	pages0 := bolt.PageBytes(st)
 	cpu0 := cpuTime()
 	b.ResetTimer()
+	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for d := range drones {
 		wg.Go(func() {
 			id := fmt.Sprint("d", d)
 			for i := 0; next.Add(1) <= int64(b.N); i++ {
+				if paced { // drone d's report i is due at i s + d/drones s
+					time.Sleep(time.Until(start.Add(time.Duration(i)*time.Second + time.Duration(d)*time.Second/time.Duration(drones))))
+				}
 				rep := events.Report{TS: t0.Add(time.Duration(i) * time.Second), Lat: 47 + float64(i)*1e-5, Lon: 8,
 					Armed: &armed, Height: &h, Speed: &v, Battery: &batt, Alt: &alt}
 				reports := []events.Report{rep}
