@@ -77,6 +77,19 @@ func maxInFlight() int {
 	return 1024
 }
 
+// EnvBrokerMinInFlight overrides the floor of the local broker's adaptive
+// deliveries in flight per Trigger (default 64; the limit adapts between it
+// and EnvBrokerInFlight's bound; equal to that bound, the limit is fixed),
+// for load comparisons.
+const EnvBrokerMinInFlight = "DRONETRACK_BROKER_MININFLIGHT"
+
+func minInFlight() int {
+	if n, err := strconv.Atoi(os.Getenv(EnvBrokerMinInFlight)); err == nil && n > 0 {
+		return n
+	}
+	return 64
+}
+
 // EnvBrokerAckPending overrides the stored messages the local broker holds
 // unacknowledged per Trigger (default 128), for load comparisons.
 const EnvBrokerAckPending = "DRONETRACK_BROKER_ACKPENDING"
