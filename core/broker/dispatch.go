@@ -106,7 +106,8 @@ func (o outcome) String() string {
 
 // dispatch works on one stored message for one Trigger: it decodes the
 // events the message holds (one, or a batch: storage.go; each event once
-// it has a delivery slot, one that cannot be read is dropped), delivers those
+// it has a delivery slot, taken after the previous message's events have
+// theirs (t); one that cannot be read is dropped), delivers those
 // the Trigger's filter selects, concurrently and each with the Trigger's
 // retry policy (deliver), and acks the message once every one of them is
 // done: delivered, filtered out, or dead-lettered. One event failing is
