@@ -56,7 +56,8 @@ func (t *turn) pass() { t.once.Do(func() { close(t.done) }) }
 // rate over a window (at least one turnover of the slots) and steps the
 // limit by a factor, keeping the direction while growing buys more than
 // the noise margin and shrinking costs less than it, turning round
-// otherwise. A latency signal alone would not do: process holds a
+// otherwise; at a bound it stays, stepping away every few windows to
+// see whether the subscriber has changed. A latency signal alone would not do: process holds a
 // delivery on purpose (its STATE_INTERVAL) when a drone reports faster
 // than that, and there the completion rate grows with the limit however
 // long each delivery takes.
@@ -74,12 +75,17 @@ type limiter struct {
 	since     time.Time
 	prevRate  float64 // the previous saturated window's rate; 0: none
 	grow      bool    // the direction of the last step
+	moved     bool    // the last step changed the limit
+	held      int     // windows the limit was held at a bound
 }
 
 const (
 	limitStep   = 1.25 // factor of one step
 	limitMargin = 0.05 // a change of the rate within it is noise
 	limitWindow = 250 * time.Millisecond
+	// limitProbeEvery is how many windows the limit stays at a bound
+	// before it tries a step away from it.
+	limitProbeEvery = 4
 )
 
 func newLimiter(minLimit, maxLimit int) *limiter {
@@ -150,17 +156,35 @@ func (l *limiter) adapt(now time.Time) {
 	switch {
 	case l.prevRate == 0:
 		l.grow = false // fewer deliveries first: they cost memory and GC
+	case !l.moved:
+		// The last step was held at a bound: nothing to judge.
 	case l.grow && rate <= l.prevRate*(1+limitMargin):
 		l.grow = false // growing bought nothing
 	case !l.grow && rate < l.prevRate*(1-limitMargin):
 		l.grow = true // shrinking cost throughput
 	}
 	l.prevRate = rate
-	if l.grow {
-		l.limit = min(l.max, int(float64(l.limit)*limitStep)+1)
+	next := l.step(l.grow)
+	if next == l.limit {
+		// At a bound: stay there, but step the other way now and then, in
+		// case what the subscriber takes has changed.
+		if l.held++; l.held >= limitProbeEvery {
+			l.held, l.grow = 0, !l.grow
+			next = l.step(l.grow)
+		}
 	} else {
-		l.limit = max(l.min, int(float64(l.limit)/limitStep))
+		l.held = 0
 	}
+	l.moved = next != l.limit
+	l.limit = next
+}
+
+// step is the limit one step up or down, within the bounds.
+func (l *limiter) step(up bool) int {
+	if up {
+		return min(l.max, int(float64(l.limit)*limitStep)+1)
+	}
+	return max(l.min, int(float64(l.limit)/limitStep))
 }
 
 // current is the limit now.

@@ -45,6 +45,12 @@ import (
 //
 // DRONETRACK_BENCH_HISTORY=N seeds N points of history per drone first.
 //
+// DRONETRACK_BENCH_DRONES=N spreads the rate over N drones instead (each
+// sends rate/N requests per second, its reports still 1 s apart in time):
+// fewer drones than the rate make process hold deliveries for its
+// STATE_INTERVAL, as a fleet reporting faster than 1 Hz or a backlog
+// draining faster than the fleet reports does.
+//
 // DRONETRACK_BENCH_CPUPROFILE=FILE profiles the timed part only;
 // test/pipeline-stages.py splits such a profile by stage.
 //
@@ -68,6 +74,9 @@ func BenchmarkPipeline(b *testing.B) {
 		batch = v
 	}
 	drones := rate // 1 Hz each
+	if v, err := strconv.Atoi(os.Getenv("DRONETRACK_BENCH_DRONES")); err == nil && v > 0 {
+		drones = v // rate/drones Hz each
+	}
 	sys, demo := startTestSystem(b, local.Options{DemoDrones: drones})
 	demo = demo[:drones]
 	queue := sys.Broker()
