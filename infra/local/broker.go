@@ -59,10 +59,8 @@ func openBroker(ctx context.Context, dir string, subscribers map[string]string, 
 		// capped the pipeline at about 64 events/s under load (figures in
 		// docs/performance.md). Deliveries are goroutines; 1024 is cheap.
 		MaxInFlight: maxInFlight(),
-		// Under a backlog that many deliveries mostly wait in the store's
-		// single writer: the bound adapts down to what the pipeline takes
-		// and back up when process holds deliveries on purpose
-		// (core/broker limit.go).
+		// Fixed unless DRONETRACK_BROKER_MININFLIGHT asks for the adaptive
+		// bound (core/broker limit.go; see EnvBrokerMinInFlight).
 		MinInFlight: minInFlight(),
 		// The messages (batches of events) each Trigger holds in memory:
 		// with MaxInFlight's 1024 as the bound too, a backlog of 10-report

@@ -77,17 +77,20 @@ func maxInFlight() int {
 	return 1024
 }
 
-// EnvBrokerMinInFlight overrides the floor of the local broker's adaptive
-// deliveries in flight per Trigger (default 64; the limit adapts between it
-// and EnvBrokerInFlight's bound; equal to that bound, the limit is fixed),
-// for load comparisons.
+// EnvBrokerMinInFlight, set below EnvBrokerInFlight's bound, makes the
+// local broker's deliveries in flight per Trigger adapt between the two
+// (core/broker limit.go); unset, the bound is fixed. Off by default: it
+// halved the goroutines under a backlog but not the CPU per report, and
+// where process holds deliveries (drones reporting faster than
+// STATE_INTERVAL) it stored less per second (docs/performance.md, "Round 5:
+// up under a backlog").
 const EnvBrokerMinInFlight = "DRONETRACK_BROKER_MININFLIGHT"
 
 func minInFlight() int {
 	if n, err := strconv.Atoi(os.Getenv(EnvBrokerMinInFlight)); err == nil && n > 0 {
 		return n
 	}
-	return 64
+	return 0
 }
 
 // EnvBrokerAckPending overrides the stored messages the local broker holds
