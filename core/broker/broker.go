@@ -66,6 +66,11 @@ type Config struct {
 	// MaxInFlight bounds concurrent deliveries of events per Trigger
 	// (default 64).
 	MaxInFlight int
+	// MinInFlight, when above zero and below MaxInFlight, makes each
+	// Trigger's bound adapt between the two to what its subscriber takes
+	// (limit.go): a backlog then waits in JetStream rather than as
+	// deliveries parked in the subscriber. Zero: MaxInFlight, fixed.
+	MinInFlight int
 	// MaxAckPending bounds the stored messages a Trigger holds
 	// unacknowledged, that is in delivery or waiting for a slot of
 	// MaxInFlight (default MaxInFlight). Each message may hold a batch of
@@ -137,10 +142,13 @@ type route struct {
 	// own, so they do not queue behind the ingress's publishes (the server
 	// reads each connection in one loop).
 	js jetstream.JetStream
-	// slots bounds the Trigger's events in delivery (Config.MaxInFlight):
-	// MaxAckPending counts stored messages, each of which may hold a
-	// batch of events.
-	slots chan struct{}
+	// slots bounds the Trigger's events in delivery (Config.MaxInFlight,
+	// MinInFlight): MaxAckPending counts stored messages, each of which
+	// may hold a batch of events.
+	slots *limiter
+	// lastTurn is closed once the last message handed to dispatch has
+	// taken its slots (turn); guarded by Broker.mu.
+	lastTurn <-chan struct{}
 }
 
 // Open starts the embedded NATS server on cfg.DataDir, creates the event and
@@ -306,7 +314,7 @@ func buildRoutes(cfg Config) ([]*route, error) {
 			return nil, fmt.Errorf("broker: trigger %q: subscriber: %w", t.Metadata.Name, err)
 		}
 		r := &route{trigger: t, name: "trigger_" + natsToken(t.Metadata.Name), subscriber: sub, policy: p,
-			slots: make(chan struct{}, max(cfg.MaxInFlight, 1))}
+			slots: newLimiter(cfg.MinInFlight, cfg.MaxInFlight)}
 		if p.deadLetters != nil {
 			dl, err := resolve(cfg.Resolve, *p.deadLetters)
 			switch {
@@ -461,10 +469,11 @@ func (b *Broker) setup(ctx context.Context) error {
 				return
 			}
 			b.inflight.Add(1)
+			t := r.nextTurn()
 			b.mu.Unlock()
 			b.workers.Go(func() {
 				defer b.inflight.Done()
-				b.dispatch(r, msg)
+				b.dispatch(r, msg, t)
 			})
 		}, jetstream.PullMaxMessages(b.cfg.MaxAckPending), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !b.draining.Load() && b.health.err() == nil {

@@ -106,7 +106,8 @@ func (o outcome) String() string {
 
 // dispatch works on one stored message for one Trigger: it decodes the
 // events the message holds (one, or a batch: storage.go; each event once
-// it has a delivery slot, one that cannot be read is dropped), delivers those
+// it has a delivery slot, taken after the previous message's events have
+// theirs (t); one that cannot be read is dropped), delivers those
 // the Trigger's filter selects, concurrently and each with the Trigger's
 // retry policy (deliver), and acks the message once every one of them is
 // done: delivered, filtered out, or dead-lettered. One event failing is
@@ -116,7 +117,8 @@ func (o outcome) String() string {
 // deliveries (Shutdown, a Snapshot's gate at Shutdown), so the whole
 // message is delivered again after restart: at least once, for the
 // siblings that were done too.
-func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
+func (b *Broker) dispatch(r *route, msg jetstream.Msg, t *turn) {
+	defer t.pass()
 	l := b.hold(msg)
 	defer l.release() // abandoned: no more progress, redelivered one ack wait later
 	ctx := b.delivery
@@ -132,6 +134,7 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 	}
 	if err != nil {
 		b.log.Error("undecodable stored event; dropping", "trigger", r.trigger.Metadata.Name, "subject", msg.Subject(), "err", err)
+		t.wait(ctx) // pass the turn in order: the next message's slots come after the previous one's
 		l.release()
 		_ = msg.Term()
 		return
@@ -148,7 +151,7 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 		undecoded int
 	)
 	run := func(e event.Event) {
-		defer func() { <-r.slots }()
+		defer r.slots.release(true)
 		switch b.deliver(ctx, r, e) {
 		case abandonedResult:
 			abandoned.Store(true)
@@ -156,18 +159,19 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 			redeliver.Store(true)
 		}
 	}
+	// Slots are taken in the order the consumer handed out the messages
+	// (turn), so the Trigger's events start delivery in stream order.
+	if !t.wait(ctx) {
+		abandoned.Store(true)
+		count = 0
+	}
 	for i := range count {
-		// A slot of the Trigger's MaxInFlight: waiting here holds this
-		// worker, never the NATS client's callback.
-		got := false
-		select {
-		case r.slots <- struct{}{}:
-			got = true
-		case <-ctx.Done():
-		}
+		// A slot of the Trigger's limit: waiting here holds this worker,
+		// never the NATS client's callback.
+		got := r.slots.acquire(ctx)
 		if !got || ctx.Err() != nil {
 			if got {
-				<-r.slots
+				r.slots.release(false)
 			}
 			abandoned.Store(true)
 			break
@@ -176,7 +180,7 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 		if isBatch {
 			ec := new(event.EventContextV1)
 			if e, err = decodeRecord(recs[i], ec); err != nil {
-				<-r.slots
+				r.slots.release(false)
 				undecoded++
 				b.log.Error("undecodable event in a stored batch; dropping it", "trigger", r.trigger.Metadata.Name,
 					"subject", msg.Subject(), "record", i, "err", err)
@@ -184,11 +188,12 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 			}
 		}
 		if !r.trigger.Matches(e) {
-			<-r.slots
+			r.slots.release(false)
 			continue
 		}
 		matched++
 		if i == count-1 {
+			t.pass()
 			run(e) // the last (or only) event on this goroutine
 			break
 		}
@@ -198,6 +203,7 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg) {
 			run(e)
 		})
 	}
+	t.pass()
 	wg.Wait()
 	if abandoned.Load() {
 		return // left unacked for redelivery

@@ -53,7 +53,8 @@
 // Trigger's consumer is handed whole messages: the dispatcher decodes the
 // batch, applies the Trigger's filter to each event, delivers the selected
 // ones concurrently (Config.MaxInFlight bounds the events in delivery per
-// Trigger; MaxAckPending bounds its unacked messages), each with the
+// Trigger, adapting down to MinInFlight when set; MaxAckPending bounds its
+// unacked messages; events start delivery in stream order), each with the
 // Trigger's retry, backoff and dead letter as if it had been stored alone,
 // and acks the message once every event is delivered, filtered out or
 // dead-lettered. After a crash every unacked message is delivered again,

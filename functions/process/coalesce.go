@@ -46,6 +46,15 @@ type coalescer struct {
 
 type droneKey struct{ tenant, drone string }
 
+// writingNow marks a drone whose batch the submitting caller is writing
+// (pending.scheduled): a stopped timer, so Close leaves that write to its
+// caller and waits for it.
+var writingNow = func() *time.Timer {
+	t := time.AfterFunc(time.Hour, func() {})
+	t.Stop()
+	return t
+}()
+
 type pending struct {
 	writeMu   sync.Mutex // one write of a drone at a time
 	lastWrite time.Time  // start of the last write
@@ -60,8 +69,11 @@ func newCoalescer(write StateWriter, interval, timeout time.Duration) *coalescer
 }
 
 // Submit queues reports for the drone's state (and points for its history,
-// when the writer writes them) and waits for the write that covers them. ctx bounds the wait only: the write itself goes on, and a
-// caller that gave up is answered by redelivery (the write is idempotent).
+// when the writer writes them) and waits for the write that covers them.
+// ctx bounds the wait only: the write itself goes on, and a caller that
+// gave up is answered by redelivery (the write is idempotent). A caller
+// whose drone is due for a write does it itself, bounded by the store
+// timeout rather than ctx.
 func (c *coalescer) Submit(ctx context.Context, tenantID, droneID string, reports []events.Report, points []store.TrackPoint) (events.DroneState, bool, error) {
 	done := make(chan stateResult, 1)
 	k := droneKey{tenantID, droneID}
@@ -81,12 +93,25 @@ func (c *coalescer) Submit(ctx context.Context, tenantID, droneID string, report
 	p.reports = append(p.reports, reports...)
 	p.points = append(p.points, points...)
 	p.waiters = append(p.waiters, done)
+	inline := false
 	if p.scheduled == nil {
 		delay := max(0, p.lastWrite.Add(c.interval).Sub(now))
 		c.flushes.Add(1)
-		p.scheduled = time.AfterFunc(delay, func() { defer c.flushes.Done(); c.flush(k, p) })
+		if delay > 0 {
+			p.scheduled = time.AfterFunc(delay, func() { defer c.flushes.Done(); c.flush(k, p) })
+		} else {
+			// Due now: this caller writes, instead of a timer's goroutine
+			// while it waits (under a backlog that was a third of the
+			// goroutines parked in process). Until the write takes the
+			// batch, the drone's next reports join it.
+			p.scheduled, inline = writingNow, true
+		}
 	}
 	c.mu.Unlock()
+	if inline {
+		c.flush(k, p)
+		c.flushes.Done()
+	}
 
 	select {
 	case r := <-done:

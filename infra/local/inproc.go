@@ -77,6 +77,22 @@ func maxInFlight() int {
 	return 1024
 }
 
+// EnvBrokerMinInFlight, set below EnvBrokerInFlight's bound, makes the
+// local broker's deliveries in flight per Trigger adapt between the two
+// (core/broker limit.go); unset, the bound is fixed. Off by default: it
+// halved the goroutines under a backlog but not the CPU per report, and
+// where process holds deliveries (drones reporting faster than
+// STATE_INTERVAL) it stored less per second (docs/performance.md, "Round 5:
+// up under a backlog").
+const EnvBrokerMinInFlight = "DRONETRACK_BROKER_MININFLIGHT"
+
+func minInFlight() int {
+	if n, err := strconv.Atoi(os.Getenv(EnvBrokerMinInFlight)); err == nil && n > 0 {
+		return n
+	}
+	return 0
+}
+
 // EnvBrokerAckPending overrides the stored messages the local broker holds
 // unacknowledged per Trigger (default 128), for load comparisons.
 const EnvBrokerAckPending = "DRONETRACK_BROKER_ACKPENDING"

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -41,6 +45,12 @@ import (
 //
 // DRONETRACK_BENCH_HISTORY=N seeds N points of history per drone first.
 //
+// DRONETRACK_BENCH_DRONES=N spreads the rate over N drones instead (each
+// sends rate/N requests per second, its reports still 1 s apart in time):
+// fewer drones than the rate make process hold deliveries for its
+// STATE_INTERVAL, as a fleet reporting faster than 1 Hz or a backlog
+// draining faster than the fleet reports does.
+//
 // DRONETRACK_BENCH_CPUPROFILE=FILE profiles the timed part only;
 // test/pipeline-stages.py splits such a profile by stage.
 //
@@ -64,6 +74,9 @@ func BenchmarkPipeline(b *testing.B) {
 		batch = v
 	}
 	drones := rate // 1 Hz each
+	if v, err := strconv.Atoi(os.Getenv("DRONETRACK_BENCH_DRONES")); err == nil && v > 0 {
+		drones = v // rate/drones Hz each
+	}
 	sys, demo := startTestSystem(b, local.Options{DemoDrones: drones})
 	demo = demo[:drones]
 	queue := sys.Broker()
@@ -189,7 +202,28 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	replaysBefore, writesBefore := processCounter(b, sys, "dronetrack_process_flight_replays_total"),
+		processCounter(b, sys, "dronetrack_process_state_writes_total")
+	gcBefore := gcCPU()
 	before, switchesBefore := cpuTime(), contextSwitches()
+	// Goroutines, sampled through the timed part: deliveries parked in the
+	// pipeline are goroutines, and their stacks are what the collector scans.
+	sampling := make(chan struct{})
+	var maxG, sumG, nG int
+	var sampled sync.WaitGroup
+	sampled.Go(func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-sampling:
+				return
+			case <-t.C:
+				g := runtime.NumGoroutine()
+				maxG, sumG, nG = max(maxG, g), sumG+g, nG+1
+			}
+		}
+	})
 	b.ResetTimer()
 	start := time.Now()
 	interval := time.Second * time.Duration(batch) / time.Duration(rate) // between requests
@@ -214,6 +248,21 @@ func BenchmarkPipeline(b *testing.B) {
 	elapsed := time.Since(start)
 	cpu := cpuTime() - before
 	switches := contextSwitches() - switchesBefore
+	gc := gcCPU() - gcBefore
+	close(sampling)
+	sampled.Wait()
+	if nG > 0 {
+		b.ReportMetric(float64(maxG), "goroutines-max")
+		b.ReportMetric(float64(sumG)/float64(nG), "goroutines-mean")
+	}
+	// The collector's share of the CPU (runtime/metrics' estimate of GC
+	// CPU time, mark assists included, over the process's CPU time).
+	b.ReportMetric(gc.Seconds()/cpu.Seconds(), "gc-frac")
+	// Batches whose flights were rebuilt from history because a report
+	// reached the detector after a newer one of its drone, and state writes
+	// (one per coalesced batch), per 1,000 reports.
+	b.ReportMetric(1000*(processCounter(b, sys, "dronetrack_process_flight_replays_total")-replaysBefore)/float64(reports), "replays/1k")
+	b.ReportMetric(1000*(processCounter(b, sys, "dronetrack_process_state_writes_total")-writesBefore)/float64(reports), "statewrites/1k")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(reports), "cpu-us/report")
 	if batch > 1 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(requests), "cpu-us/request")
@@ -249,6 +298,44 @@ func cpuTime() time.Duration {
 		panic(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// gcCPU is the runtime's estimate of the CPU time spent in garbage
+// collection so far: dedicated background marking, mark assists and
+// pauses. Marking on idle processors is left out: the runtime counts it in
+// wall time, which on a machine shared with other processes is far from the
+// CPU it got.
+func gcCPU() time.Duration {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/gc/mark/idle:cpu-seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 || s[1].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return time.Duration((s[0].Value.Float64() - s[1].Value.Float64()) * float64(time.Second))
+}
+
+// processCounter reads a counter from process's /metrics (0 when absent).
+func processCounter(b *testing.B, sys *local.System, name string) float64 {
+	fn := sys.Function("process")
+	if fn == nil {
+		return 0
+	}
+	resp, err := http.Get(fn.URL() + "/metrics")
+	if err != nil {
+		b.Fatalf("process metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Fatalf("process metrics: %v", err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
 }
 
 // contextSwitches is how often this process's threads gave up the CPU

@@ -1,6 +1,8 @@
 package workers
 
 import (
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,4 +34,60 @@ func TestPoolRunsEachOnceWithoutWaiting(t *testing.T) {
 	if n := ran.Load(); n != 101 {
 		t.Errorf("ran %d, want 101", n)
 	}
+}
+
+// The most recently idle goroutine gets the next function, so under
+// steady work the goroutines of a burst beyond what the work needs stay
+// idle and exit. Handed out in turn instead (a channel's waiters are
+// served first come, first served), each goroutine of a burst got work
+// often enough never to reach its idle time, and the pool kept the burst's
+// size for as long as work flowed.
+func TestPoolReusesTheMostRecentlyIdle(t *testing.T) {
+	p := New(time.Hour)
+	const burst = 5
+	release := make([]chan struct{}, burst)
+	ids := make([]string, burst)
+	var started, done sync.WaitGroup
+	started.Add(burst)
+	for i := range burst {
+		release[i] = make(chan struct{})
+		p.Go(func() { ids[i] = goroutineID(); started.Done(); <-release[i] })
+	}
+	started.Wait()
+	// Let them finish one by one, each idle before the next finishes.
+	for i := range burst {
+		close(release[i])
+		for idle(p) != i+1 {
+			runtime.Gosched()
+		}
+	}
+	for range 10 {
+		got := make(chan string)
+		done.Add(1)
+		p.Go(func() { defer done.Done(); got <- goroutineID() })
+		if id := <-got; id != ids[burst-1] {
+			t.Fatalf("ran on goroutine %s, want %s (the most recently idle; the burst's were %v)", id, ids[burst-1], ids)
+		}
+		done.Wait()
+		for idle(p) != burst {
+			runtime.Gosched()
+		}
+	}
+	if n := p.Live(); n != burst {
+		t.Errorf("%d goroutines, want %d", n, burst)
+	}
+}
+
+func idle(p *Pool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+// goroutineID is the calling goroutine's id, from its stack trace's header.
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	f := strings.Fields(string(buf))
+	return f[1] // "goroutine 123 [running]:"
 }
