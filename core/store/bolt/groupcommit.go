@@ -32,10 +32,10 @@ const commitGap = 2 * time.Millisecond
 // delay's worth of writes and throughput collapses to delay/fsync of the
 // offered rate; here the group grows with the fsync time.
 type groupCommit struct {
-	db       *bbolt.DB
-	mu       sync.Mutex
-	pending  []*groupCall
-	running  bool
+	db      *bbolt.DB
+	mu      sync.Mutex
+	pending []*groupCall
+	running bool
 	gap     time.Duration // least time from a commit's end to the next's start
 	lastEnd time.Time     // loop only
 
