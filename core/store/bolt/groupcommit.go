@@ -151,13 +151,15 @@ func (g *groupCommit) trimTimer() {
 	g.trimSoon() // pages mapped while it ran
 }
 
-// trimEvery is how often a writing store drops the file's pages from the
-// process's page tables (unmapResident). The pages a second of writes
-// touches at 10,000 drones (each drone's history leaf and branches, state,
-// geo index: every write reaches pages of its own) are tens of MB, so the
-// resident part of the file stays about that; each page touched again
-// costs a minor fault, ~1 us.
-const trimEvery = time.Second
+// trimEvery is how often a store drops the file's pages from the
+// process's page tables (unmapResident). Every write reads pages of its
+// own through the mapping (the drone's history leaf and branches, state,
+// geo index), so what is resident between trims grows with the write rate
+// times this period (docs/performance.md, "Round 5: memory of up"). A
+// shorter period costs little more: a drone's pages are touched once per
+// post whatever the period, so mostly the shared branch pages fault again
+// (a minor fault) after each trim.
+const trimEvery = 250 * time.Millisecond
 
 // unmapResident drops the pages of bbolt's read-only file mapping from the
 // process's page tables (madvise MADV_DONTNEED; a no-op where there is
