@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/nats-io/nats.go"
 )
 
 // Group commit of published events. Publish appends the event's record to
@@ -211,7 +210,7 @@ func (q *batcher) startLocked() {
 
 // store stores one batch and wakes its callers.
 func (q *batcher) store(bt *batch) {
-	m := &nats.Msg{Subject: q.subject, Header: batchHeaders(), Data: bt.buf}
+	m := batchMessage(q.subject, bt.buf)
 	// Not the callers' contexts: one caller giving up must not fail the
 	// others. publishMsg bounds it, and ends it when the store goes down.
 	bt.err = q.b.publishMsg(context.Background(), m)
