@@ -99,11 +99,17 @@ func (g *groupCommit) loop() {
 		calls := g.pending[:n:n]
 		g.pending = append([]*groupCall(nil), g.pending[n:]...)
 		g.mu.Unlock()
+		// The timer trims during a long commit too: a group of a
+		// thousand drones' writes maps pages of each.
+		g.mapped.Store(true)
+		g.trimSoon()
 		g.commit(calls)
 		g.mapped.Store(true)
 		g.lastEnd = time.Now()
 		if g.sinceTrim() >= trimEvery {
 			g.unmapResident()
+		} else {
+			g.trimSoon()
 		}
 	}
 }
