@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/nats-io/nats.go"
 )
 
 // Group commit of published events. Publish appends the event's record to
@@ -34,9 +33,12 @@ const (
 	// batchMaxBytes seals a batch: well under the server's MaxPayload
 	// (8 MiB), so one event up to the ingress's 4 MiB limit always fits
 	// in a batch of its own. It also sizes what a Trigger holds in memory
-	// (Config.MaxAckPending messages): a quarter of a MiB is ~70 events
-	// of 10 reports, or the whole MaxBatch of one-report events.
-	batchMaxBytes = 256 << 10
+	// (Config.MaxAckPending messages, each kept whole until its last event
+	// is delivered): a sixteenth of a MiB is ~17 events of 10 reports, or
+	// dozens of one-report events, about what a batch reaches by its linger
+	// at the rates one machine takes (docs/performance.md, "Round 5: memory
+	// of up").
+	batchMaxBytes = 64 << 10
 	// storesPerSubject is how many batches of one subject are stored at
 	// once.
 	storesPerSubject = 4
@@ -208,7 +210,7 @@ func (q *batcher) startLocked() {
 
 // store stores one batch and wakes its callers.
 func (q *batcher) store(bt *batch) {
-	m := &nats.Msg{Subject: q.subject, Header: batchHeaders(), Data: bt.buf}
+	m := batchMessage(q.subject, bt.buf)
 	// Not the callers' contexts: one caller giving up must not fail the
 	// others. publishMsg bounds it, and ends it when the store goes down.
 	bt.err = q.b.publishMsg(context.Background(), m)

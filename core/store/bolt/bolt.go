@@ -664,7 +664,9 @@ func (s *Store) batch(what string, fn func(*bbolt.Tx) error) error {
 }
 
 func (s *Store) view(what string, fn func(*bbolt.Tx) error) error {
-	if err := s.db.View(fn); err != nil {
+	err := s.db.View(fn)
+	s.group.afterRead()
+	if err != nil {
 		return fmt.Errorf("%s: %w", what, mapErr(err))
 	}
 	return nil

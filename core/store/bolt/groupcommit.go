@@ -58,7 +58,13 @@ type groupCommit struct {
 	nextGap     time.Duration // loop only: the gap before the next commit
 	lastN       int           // loop only: the calls of the last commit
 	lastEnd     time.Time     // loop only
-	lastTrim    time.Time     // loop only: the last unmapResident
+
+	// Trimming the file's pages (unmapResident): lastTrim is when the last
+	// trim began (UnixNano), mapped says pages may have been mapped since,
+	// and timerArmed that a trim is scheduled for them (trimSoon).
+	lastTrim   atomic.Int64
+	mapped     atomic.Bool
+	timerArmed atomic.Bool
 
 	// commits and calls count the transactions committed and the calls
 	// they carried (GroupStats in tests: the group sizes a load gets).
@@ -108,18 +114,20 @@ func (g *groupCommit) loop() {
 		}
 		g.mu.Lock()
 		n := min(len(g.pending), maxGroup)
-		if n == 0 && time.Since(g.lastTrim) >= trimEvery {
+		if n == 0 && g.sinceTrim() >= trimEvery {
 			// Going quiet: what the last writes and reads mapped is
 			// dropped now, not at the next write. The loop still runs
 			// meanwhile, so there is no second one.
 			g.mu.Unlock()
 			g.unmapResident()
-			g.lastTrim = time.Now()
 			continue
 		}
 		if n == 0 {
 			g.running = false
 			g.mu.Unlock()
+			// Trimmed less than trimEvery ago: the last writes' pages
+			// are dropped by the timer instead.
+			g.trimSoon()
 			if timer != nil {
 				timer.Stop()
 			}
@@ -128,12 +136,18 @@ func (g *groupCommit) loop() {
 		calls := g.pending[:n:n]
 		g.pending = append([]*groupCall(nil), g.pending[n:]...)
 		g.mu.Unlock()
+		// The timer trims during a long commit too: a group of a
+		// thousand drones' writes maps pages of each.
+		g.mapped.Store(true)
+		g.trimSoon()
 		g.commit(calls)
+		g.mapped.Store(true)
 		g.lastEnd = time.Now()
 		g.nextGap, g.lastN = g.gapAfter(n), n
-		if g.lastEnd.Sub(g.lastTrim) >= trimEvery {
+		if g.sinceTrim() >= trimEvery {
 			g.unmapResident()
-			g.lastTrim = g.lastEnd
+		} else {
+			g.trimSoon()
 		}
 	}
 }
@@ -175,13 +189,58 @@ func (g *groupCommit) gapAfter(n int) time.Duration {
 	return min(g.maxGap, max(g.gap, g.maxGap*time.Duration(n)/gapFullGroup))
 }
 
-// trimEvery is how often a writing store drops the file's pages from the
-// process's page tables (unmapResident). The pages a second of writes
-// touches at 10,000 drones (each drone's history leaf and branches, state,
-// geo index: every write reaches pages of its own) are tens of MB, so the
-// resident part of the file stays about that; each page touched again
-// costs a minor fault, ~1 us.
-const trimEvery = time.Second
+// sinceTrim is the time since the last unmapResident began.
+func (g *groupCommit) sinceTrim() time.Duration {
+	return time.Duration(time.Now().UnixNano() - g.lastTrim.Load())
+}
+
+// afterRead notes that a read transaction may have mapped pages of the file
+// and schedules their trim: reads map pages as writes do (reading every
+// drone's history maps most of the file), and a store that is only read
+// has no write loop to trim it.
+func (g *groupCommit) afterRead() {
+	if !g.mapped.Load() {
+		g.mapped.Store(true)
+	}
+	if !g.timerArmed.Load() {
+		g.trimSoon()
+	}
+}
+
+// trimSoon arms a timer that trims the pages mapped since the last trim,
+// trimEvery after that trim, unless one is armed already. While the
+// write loop trims as it writes, the timer finds its pages trimmed and
+// goes again only if reads mapped more since.
+func (g *groupCommit) trimSoon() {
+	if g.mapped.Load() && g.timerArmed.CompareAndSwap(false, true) {
+		time.AfterFunc(max(trimEvery-g.sinceTrim(), 0), g.trimTimer)
+	}
+}
+
+func (g *groupCommit) trimTimer() {
+	if !g.mapped.Load() { // trimmed since, and nothing mapped after
+		g.timerArmed.Store(false)
+		g.trimSoon() // a read that came between the check and the disarm
+		return
+	}
+	if wait := trimEvery - g.sinceTrim(); wait > 0 {
+		time.AfterFunc(wait, g.trimTimer)
+		return
+	}
+	g.timerArmed.Store(false)
+	g.unmapResident()
+	g.trimSoon() // pages mapped while it ran
+}
+
+// trimEvery is how often a store drops the file's pages from the
+// process's page tables (unmapResident). Every write reads pages of its
+// own through the mapping (the drone's history leaf and branches, state,
+// geo index), so what is resident between trims grows with the write rate
+// times this period (docs/performance.md, "Round 5: memory of up"). A
+// shorter period costs little more: a drone's pages are touched once per
+// post whatever the period, so mostly the shared branch pages fault again
+// (a minor fault) after each trim.
+const trimEvery = 250 * time.Millisecond
 
 // unmapResident drops the pages of bbolt's read-only file mapping from the
 // process's page tables (madvise MADV_DONTNEED; a no-op where there is
@@ -193,13 +252,17 @@ const trimEvery = time.Second
 // pages at any time. Dropped, a page is read again from the page cache on
 // its next access (a minor fault): the hot pages of the last few seconds
 // come back, nothing is lost, as the mapping is of the file itself and
-// the file is written with pwrite. It runs inside a write transaction
-// (rolled back), so bbolt cannot remap the file meanwhile; tx.Size is
-// never more than the mapping.
+// the file is written with pwrite. It runs inside a read transaction,
+// which holds bbolt's mapping lock, so bbolt cannot remap the file
+// meanwhile (writes go on); tx.Size, the file's size as of the last commit,
+// is never more than the mapping, and no transaction reads a page past it
+// through the mapping.
 func (g *groupCommit) unmapResident() {
-	tx, err := g.db.Begin(true)
+	g.lastTrim.Store(time.Now().UnixNano())
+	g.mapped.Store(false)
+	tx, err := g.db.Begin(false)
 	if err != nil {
-		return
+		return // closed: nothing mapped
 	}
 	defer func() { _ = tx.Rollback() }()
 	dropMapped(g.db.Info().Data, uintptr(tx.Size()))

@@ -95,3 +95,57 @@ func TestUnmapResidentKeepsData(t *testing.T) {
 		t.Errorf("read %d points after another write, want 8001", len(got))
 	}
 }
+
+// Pages that reads alone mapped (no write after them, so no write loop to
+// trim them) leave the process's resident set by themselves.
+func TestReadOnlyBurstIsTrimmed(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, err := Open(path, WithPruneEvery(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	setup(t, s, map[string]string{"d1": "a"})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for b := range 20 {
+		var pts []store.TrackPoint
+		for i := range 200 {
+			pts = append(pts, pt("a", "d1", t0.Add(time.Duration(b*200+i)*time.Second), time.Time{}))
+		}
+		if err := s.AppendTrack(ctx, pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Whatever the writes mapped is trimmed first, so what is resident
+	// below is the reads'.
+	waitMapped(t, path, "after the writes")
+	got, err := s.Track(ctx, store.TrackQuery{TenantID: "a", DroneID: "d1", From: t0, To: t0.Add(2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4000 {
+		t.Fatalf("read %d points, want 4000", len(got))
+	}
+	if kb := mappedKB(t, path); kb == 0 {
+		t.Fatal("no page of the store file resident after reading it: the check would prove nothing")
+	}
+	waitMapped(t, path, "after a read with no write after it")
+}
+
+// waitMapped waits until no page of the store file is resident; the trim
+// runs on a timer, so the wait is generous and only its end is checked.
+func waitMapped(t *testing.T, path, when string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * trimEvery)
+	for {
+		kb := mappedKB(t, path)
+		if kb == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d kB of the store file still resident %s", kb, when)
+		}
+		time.Sleep(trimEvery / 10)
+	}
+}
