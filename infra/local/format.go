@@ -23,13 +23,18 @@ const FormatFile = "format.json"
 //	   restore-pending.jsonl and restore-deadletters.jsonl (events and
 //	   dead letters of a restored backup still to hand to the broker,
 //	   which a release of format 1 would ignore).
-const DataDirFormat = 2
+//	3  broker/ may hold batches stored compressed (core/broker batch
+//	   version 2), which a release of format 2 cannot read and would
+//	   drop: events still queued would be lost on a downgrade.
+const DataDirFormat = 3
 
 // Migrations[i] turns a data dir of format i+1 into format i+2. Each runs
 // once: the format is recorded after each step, so an upgrade cut short
 // resumes where it stopped.
 var Migrations = []func(dir string) error{
 	// 1 -> 2: nothing moves; format 2 only adds files.
+	func(string) error { return nil },
+	// 2 -> 3: nothing moves; the broker reads the batches format 2 wrote.
 	func(string) error { return nil },
 }
 

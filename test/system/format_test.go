@@ -97,7 +97,7 @@ func TestDataDirFromPreviousRelease(t *testing.T) {
 	}
 	logs := &testenv.LogBuffer{}
 	sys, demo := startTestSystem(t, local.Options{DataDir: dir, Log: logs, Out: logs})
-	if !strings.Contains(logs.String(), "upgraded from format 1 to 2") {
+	if !strings.Contains(logs.String(), "upgraded from format 1 to "+itoa(local.DataDirFormat)) {
 		t.Errorf("up does not say it upgraded the data dir:\n%s", logs.String())
 	}
 	if v, err := local.DataDirVersion(dir); err != nil || v != local.DataDirFormat {
