@@ -59,8 +59,8 @@ func openBroker(ctx context.Context, dir string, subscribers map[string]string, 
 		// capped the pipeline at about 64 events/s under load (figures in
 		// docs/performance.md). Deliveries are goroutines; 1024 is cheap.
 		MaxInFlight: maxInFlight(),
-		// Fixed unless DRONETRACK_BROKER_MININFLIGHT asks for the adaptive
-		// bound (core/broker limit.go; see EnvBrokerMinInFlight).
+		// The bound adapts from here up to MaxInFlight
+		// (core/broker limit.go; DRONETRACK_BROKER_MININFLIGHT=0 fixes it).
 		MinInFlight: minInFlight(),
 		// The messages (batches of events) each Trigger holds in memory:
 		// with MaxInFlight's 1024 as the bound too, a backlog of 10-report

@@ -77,20 +77,24 @@ func maxInFlight() int {
 	return 1024
 }
 
-// EnvBrokerMinInFlight, set below EnvBrokerInFlight's bound, makes the
-// local broker's deliveries in flight per Trigger adapt between the two
-// (core/broker limit.go); unset, the bound is fixed. Off by default: it
-// halved the goroutines under a backlog but not the CPU per report, and
-// where process holds deliveries (drones reporting faster than
-// STATE_INTERVAL) it stored less per second (docs/performance.md, "Round 5:
-// up under a backlog").
+// EnvBrokerMinInFlight is the floor of the local broker's deliveries in
+// flight per Trigger, which adapt between it and EnvBrokerInFlight's bound
+// by the Trigger's completion rate (core/broker limit.go); default 64, 0
+// fixes the bound at EnvBrokerInFlight's. Under a backlog of one report
+// per drone per second (make load at 5,000/s) the adaptive bound cost less
+// CPU per report, answered the senders sooner and stored more per second;
+// where process holds deliveries on purpose (drones reporting faster than
+// STATE_INTERVAL) a backlog drained slower than with the fixed bound
+// (docs/performance.md, "Round 5: up under a backlog" and "Round 5 merged").
 const EnvBrokerMinInFlight = "DRONETRACK_BROKER_MININFLIGHT"
 
 func minInFlight() int {
-	if n, err := strconv.Atoi(os.Getenv(EnvBrokerMinInFlight)); err == nil && n > 0 {
-		return n
+	if v, ok := os.LookupEnv(EnvBrokerMinInFlight); ok {
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			return n
+		}
 	}
-	return 0
+	return 64
 }
 
 // EnvBrokerAckPending overrides the stored messages the local broker holds
