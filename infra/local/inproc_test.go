@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -98,5 +99,26 @@ func TestHostedFunctionsTakeEventsAsDeclared(t *testing.T) {
 	}
 	if got := plain.seen; len(got) != 1 || got[0] != "e1 header=e1" {
 		t.Errorf("other function saw %q, want the binary-mode message", got)
+	}
+}
+
+// TestBrokerInFlightBound: up's broker adapts its deliveries in flight
+// from a floor of 64 unless DRONETRACK_BROKER_MININFLIGHT says otherwise;
+// 0 fixes the bound, as does a value that is not a count.
+func TestBrokerInFlightBound(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		set  bool
+		want int
+	}{{"", false, 64}, {"0", true, 0}, {"128", true, 128}, {"x", true, 64}, {"-1", true, 64}} {
+		if c.set {
+			t.Setenv(EnvBrokerMinInFlight, c.env)
+		} else {
+			t.Setenv(EnvBrokerMinInFlight, "")
+			os.Unsetenv(EnvBrokerMinInFlight)
+		}
+		if got := minInFlight(); got != c.want {
+			t.Errorf("%s=%q (set %v): floor %d, want %d", EnvBrokerMinInFlight, c.env, c.set, got, c.want)
+		}
 	}
 }
