@@ -74,15 +74,7 @@ func waitDone(t *testing.T, done <-chan struct{}, limit time.Duration, what stri
 // groups: each of its commits carries its call alone.
 func TestLoneWriterDoesNotWaitForTheGap(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(filepath.Join(t.TempDir(), "s.db"), WithPruneEvery(0),
-		func(c *config) { c.commitGap, c.maxCommitGap = time.Hour, 2*time.Hour })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.CreateTenant(ctx, store.Tenant{ID: "t"}); err != nil {
-		t.Fatal(err)
-	}
+	s := openWithGap(t, time.Hour, 2*time.Hour)
 	if err := s.CreateDrone(ctx, store.Drone{ID: "d", TenantID: "t"}); err != nil {
 		t.Fatal(err)
 	}
@@ -111,15 +103,7 @@ func TestLoneWriterDoesNotWaitForTheGap(t *testing.T) {
 // can, whatever the gap.
 func TestFullGroupEndsTheGap(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(filepath.Join(t.TempDir(), "s.db"), WithPruneEvery(0),
-		func(c *config) { c.commitGap, c.maxCommitGap = time.Hour, time.Hour })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.CreateTenant(ctx, store.Tenant{ID: "t"}); err != nil {
-		t.Fatal(err)
-	}
+	s := openWithGap(t, time.Hour, time.Hour)
 	// The first write commits at once (nothing before it); every commit
 	// after it is followed by an hour's gap unless a group fills.
 	if err := s.CreateDrone(ctx, store.Drone{ID: "d", TenantID: "t"}); err != nil {
@@ -147,4 +131,20 @@ func TestFullGroupEndsTheGap(t *testing.T) {
 	if err != nil || len(pts) != 2*maxGroup+1 {
 		t.Fatalf("track: %d points, %v; want %d", len(pts), err, 2*maxGroup+1)
 	}
+}
+
+// openWithGap opens a store in a test's temp dir whose group commit waits
+// gap to maxGap after a group (closed when the test ends), with tenant t.
+func openWithGap(t *testing.T, gap, maxGap time.Duration) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"), WithPruneEvery(0),
+		func(c *config) { c.commitGap, c.maxCommitGap = gap, maxGap })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.CreateTenant(context.Background(), store.Tenant{ID: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
