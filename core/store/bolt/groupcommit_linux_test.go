@@ -44,24 +44,7 @@ func mappedKB(t *testing.T, path string) int {
 // afterwards.
 func TestUnmapResidentKeepsData(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "s.db")
-	s, err := Open(path, WithPruneEvery(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	setup(t, s, map[string]string{"d1": "a", "d2": "a"})
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for b := range 20 {
-		var pts []store.TrackPoint
-		for i := range 200 {
-			ts := t0.Add(time.Duration(b*200+i) * time.Second)
-			pts = append(pts, pt("a", "d1", ts, time.Time{}), pt("a", "d2", ts, time.Time{}))
-		}
-		if err := s.AppendTrack(ctx, pts); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, path, t0 := openWithHistory(t, "d1", "d2")
 	read := func() []store.TrackPoint {
 		var all []store.TrackPoint
 		for _, d := range []string{"d1", "d2"} {
@@ -100,23 +83,7 @@ func TestUnmapResidentKeepsData(t *testing.T) {
 // trim them) leave the process's resident set by themselves.
 func TestReadOnlyBurstIsTrimmed(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "s.db")
-	s, err := Open(path, WithPruneEvery(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	setup(t, s, map[string]string{"d1": "a"})
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for b := range 20 {
-		var pts []store.TrackPoint
-		for i := range 200 {
-			pts = append(pts, pt("a", "d1", t0.Add(time.Duration(b*200+i)*time.Second), time.Time{}))
-		}
-		if err := s.AppendTrack(ctx, pts); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, path, t0 := openWithHistory(t, "d1")
 	// Whatever the writes mapped is trimmed first, so what is resident
 	// below is the reads'.
 	waitMapped(t, path, "after the writes")
@@ -148,4 +115,36 @@ func waitMapped(t *testing.T, path, when string) {
 		}
 		time.Sleep(trimEvery / 10)
 	}
+}
+
+// openWithHistory opens a store in a test's temp dir (closed when the test
+// ends) with drones of tenant a, each given 4,000 points of history a
+// second apart from the returned time, written in 20 transactions.
+func openWithHistory(t *testing.T, drones ...string) (*Store, string, time.Time) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, err := Open(path, WithPruneEvery(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	owners := map[string]string{}
+	for _, d := range drones {
+		owners[d] = "a"
+	}
+	setup(t, s, owners)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for b := range 20 {
+		var pts []store.TrackPoint
+		for i := range 200 {
+			ts := t0.Add(time.Duration(b*200+i) * time.Second)
+			for _, d := range drones {
+				pts = append(pts, pt("a", d, ts, time.Time{}))
+			}
+		}
+		if err := s.AppendTrack(context.Background(), pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, path, t0
 }
