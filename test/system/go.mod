@@ -15,6 +15,7 @@ require (
 	github.com/dronetrack/dronetrack/functions/ingest v0.0.0
 	github.com/dronetrack/dronetrack/infra v0.0.0
 	github.com/google/go-cmp v0.7.0
+	github.com/prometheus/common v0.72.0
 )
 
 require (
@@ -61,7 +62,6 @@ require (
 	github.com/pion/transport/v2 v2.2.10 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
-	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/sethvargo/go-envconfig v1.4.3 // indirect

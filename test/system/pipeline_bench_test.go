@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,6 +22,8 @@ import (
 	"github.com/dronetrack/dronetrack/events"
 
 	"github.com/dronetrack/dronetrack/infra/local"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // BenchmarkPipeline runs the whole one-machine pipeline of `up` in this
@@ -325,17 +325,16 @@ func processCounter(b *testing.B, sys *local.System, name string) float64 {
 		b.Fatalf("process metrics: %v", err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		b.Fatalf("process metrics: %v", err)
 	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return f
-		}
+	f := families[name]
+	if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetCounter() == nil {
+		b.Fatalf("process metrics: no counter %s", name)
 	}
-	return 0
+	return f.GetMetric()[0].GetCounter().GetValue()
 }
 
 // contextSwitches is how often this process's threads gave up the CPU
