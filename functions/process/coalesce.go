@@ -46,19 +46,11 @@ type coalescer struct {
 
 type droneKey struct{ tenant, drone string }
 
-// writingNow marks a drone whose batch the submitting caller is writing
-// (pending.scheduled): a stopped timer, so Close leaves that write to its
-// caller and waits for it.
-var writingNow = func() *time.Timer {
-	t := time.AfterFunc(time.Hour, func() {})
-	t.Stop()
-	return t
-}()
-
 type pending struct {
-	writeMu   sync.Mutex // one write of a drone at a time
-	lastWrite time.Time  // start of the last write
-	scheduled *time.Timer
+	writeMu   sync.Mutex  // one write of a drone at a time
+	lastWrite time.Time   // start of the last write
+	queued    bool        // a flush is owed: by timer, or by the caller that found the drone due
+	timer     *time.Timer // the queued flush's timer; nil when its caller writes
 	reports   []events.Report
 	points    []store.TrackPoint
 	waiters   []chan stateResult
@@ -94,17 +86,18 @@ func (c *coalescer) Submit(ctx context.Context, tenantID, droneID string, report
 	p.points = append(p.points, points...)
 	p.waiters = append(p.waiters, done)
 	inline := false
-	if p.scheduled == nil {
+	if !p.queued {
+		p.queued = true
 		delay := max(0, p.lastWrite.Add(c.interval).Sub(now))
 		c.flushes.Add(1)
 		if delay > 0 {
-			p.scheduled = time.AfterFunc(delay, func() { defer c.flushes.Done(); c.flush(k, p) })
+			p.timer = time.AfterFunc(delay, func() { defer c.flushes.Done(); c.flush(k, p) })
 		} else {
 			// Due now: this caller writes, instead of a timer's goroutine
 			// while it waits (under a backlog that was a third of the
 			// goroutines parked in process). Until the write takes the
 			// batch, the drone's next reports join it.
-			p.scheduled, inline = writingNow, true
+			inline = true
 		}
 	}
 	c.mu.Unlock()
@@ -126,7 +119,7 @@ func (c *coalescer) flush(k droneKey, p *pending) {
 	p.writeMu.Lock()
 	c.mu.Lock()
 	reports, points, waiters := p.reports, p.points, p.waiters
-	p.reports, p.points, p.waiters, p.scheduled = nil, nil, nil, nil
+	p.reports, p.points, p.waiters, p.queued, p.timer = nil, nil, nil, false, nil
 	p.lastWrite = time.Now()
 	c.mu.Unlock()
 	if len(waiters) == 0 {
@@ -155,7 +148,7 @@ func (c *coalescer) sweep(now time.Time) {
 	}
 	c.lastSweep = now
 	for k, p := range c.drones {
-		if p.scheduled != nil || now.Sub(p.lastWrite) <= c.interval {
+		if p.queued || now.Sub(p.lastWrite) <= c.interval {
 			continue
 		}
 		// A write slower than the interval is still running: keep the entry,
@@ -173,7 +166,8 @@ func (c *coalescer) Close() {
 	c.closed = true
 	var due []func()
 	for k, p := range c.drones {
-		if p.scheduled != nil && p.scheduled.Stop() {
+		// A caller's own flush (no timer) is left to it; Close waits for it.
+		if p.timer != nil && p.timer.Stop() {
 			due = append(due, func() { defer c.flushes.Done(); c.flush(k, p) })
 		}
 	}

@@ -205,7 +205,7 @@ func TestFaultFirestoreFrozenDeliveryAnswers503(t *testing.T) {
 	go func() { c, _ := fe.deliver(t, ev3); answer <- c }()
 	for frozen := false; !frozen; time.Sleep(5 * time.Millisecond) {
 		fe.h.states.mu.Lock()
-		if p := fe.h.states.drones[droneKey{"t1", "d0"}]; p != nil && p.scheduled != nil && len(p.waiters) == 1 {
+		if p := fe.h.states.drones[droneKey{"t1", "d0"}]; p != nil && p.queued && len(p.waiters) == 1 {
 			fe.fs.Freeze()
 			frozen = true
 		}
