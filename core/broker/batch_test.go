@@ -693,3 +693,33 @@ func FuzzDecodeCompressedBatch(f *testing.F) {
 		_, _, _ = splitBatch(h, body)
 	})
 }
+
+// Pending reads zero only once what was published is done: nats-server
+// counts a stored message into its consumers' pending after it has
+// acknowledged the publish, so a check right after a publish could read
+// zero with the message still to be delivered (TestBatchEventFailsAlone
+// then found no dead letter yet).
+func TestPendingCountsJustPublished(t *testing.T) {
+	release := make(chan struct{})
+	sub := newSink(t, func(e event.Event, attempt int, w http.ResponseWriter) {
+		<-release
+		w.WriteHeader(http.StatusAccepted)
+	})
+	b, _ := openBroker(t, Config{
+		Files:   []string{writeManifest(t, triggerYAML("t", "test.a", "sub", fastRetry))},
+		Resolve: resolver(map[string]string{"sub": sub.srv.URL}),
+	})
+	ctx := context.Background()
+	for i := range 200 {
+		publishBatch(t, b, newEvent(fmt.Sprint("e", i), "test.a"))
+		// The subscriber holds every delivery until released: the event
+		// cannot be done yet.
+		if n, err := b.Pending(ctx); err != nil || n == 0 {
+			close(release)
+			t.Fatalf("Pending right after publish %d = %d, %v; want > 0", i, n, err)
+		}
+		release <- struct{}{}
+		eventually(t, "drained", drained(t, b))
+	}
+	close(release)
+}
