@@ -253,24 +253,39 @@ func updateState(tx *bbolt.Tx, d store.Drone, raw []byte, next func(prev *events
 }
 
 // WriteDrone implements store.DroneWriter: the drone's history points,
-// state and flights in one group-commit call, the drone read once.
+// state and flights in one group-commit call, the drone read once. The
+// points are encoded before the call, on the caller's goroutine: the group
+// commit runs every call's function on its one writer goroutine, so what
+// needs no transaction is kept out of it.
 func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneState, bool, error) {
 	var (
 		cur   events.DroneState
 		wrote bool
 	)
+	var mismatch error
+	for _, p := range w.Points {
+		if p.TenantID != w.TenantID || p.DroneID != w.DroneID {
+			mismatch = fmt.Errorf("history point of drone %s/%s in the write of %s/%s", p.TenantID, p.DroneID, w.TenantID, w.DroneID)
+			break
+		}
+	}
+	var pts []encodedPoint
+	if mismatch == nil {
+		var err error
+		if pts, err = encodePoints(w.Points); err != nil {
+			return cur, false, fmt.Errorf("write drone %s: %w", w.DroneID, err)
+		}
+	}
 	err := s.batch("write drone "+w.DroneID, func(tx *bbolt.Tx) error {
 		cur, wrote = events.DroneState{}, false // the group commit may rerun this function
 		d, raw, err := droneDoc(tx, w.TenantID, w.DroneID)
 		if err != nil {
 			return err
 		}
-		for _, p := range w.Points {
-			if p.TenantID != w.TenantID || p.DroneID != w.DroneID {
-				return fmt.Errorf("history point of drone %s/%s in the write of %s/%s", p.TenantID, p.DroneID, w.TenantID, w.DroneID)
-			}
+		if mismatch != nil {
+			return mismatch
 		}
-		if err := appendTrack(tx, w.Points); err != nil {
+		if err := appendTrack(tx, pts); err != nil {
 			return err
 		}
 		if cur, wrote, err = updateState(tx, d, raw, w.State); err != nil {
@@ -294,13 +309,50 @@ func (s *Store) AppendTrack(_ context.Context, points []store.TrackPoint) error 
 	if len(points) == 0 {
 		return nil
 	}
-	return s.batch(fmt.Sprintf("append %d track points", len(points)), func(tx *bbolt.Tx) error {
-		return appendTrack(tx, points)
+	what := fmt.Sprintf("append %d track points", len(points))
+	pts, err := encodePoints(points)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return s.batch(what, func(tx *bbolt.Tx) error {
+		return appendTrack(tx, pts)
 	})
 }
 
-// appendTrack is AppendTrack's write.
-func appendTrack(tx *bbolt.Tx, points []store.TrackPoint) error {
+// encodedPoint is a history point as appendTrack writes it: its drone's
+// bucket, its key there, its value and its expiry index key (nil: it
+// never expires).
+type encodedPoint struct {
+	drone []byte
+	key   [8]byte
+	val   []byte
+	exp   []byte
+}
+
+// encodePoints encodes points for appendTrack, outside the transaction.
+func encodePoints(points []store.TrackPoint) ([]encodedPoint, error) {
+	out := make([]encodedPoint, len(points))
+	var drone []byte
+	for i, p := range points {
+		if drone == nil || string(drone) != p.DroneID {
+			drone = []byte(p.DroneID)
+		}
+		raw, err := encodeTrackPoint(p)
+		if err != nil {
+			return nil, err
+		}
+		e := encodedPoint{drone: drone, key: tsKey(p.Report.TS), val: raw}
+		if !p.ExpireAt.IsZero() {
+			e.exp = expiryKey(p.ExpireAt, e.key[:], drone)
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+// appendTrack is AppendTrack's write: only lookups and puts, the points
+// encoded already.
+func appendTrack(tx *bbolt.Tx, points []encodedPoint) error {
 	if len(points) == 0 {
 		return nil
 	}
@@ -308,73 +360,33 @@ func appendTrack(tx *bbolt.Tx, points []store.TrackPoint) error {
 	idx.FillPercent = appendFill
 	var (
 		b      *bbolt.Bucket
-		lastID string
+		lastID []byte
 	)
-	for _, p := range points {
-		if b == nil || p.DroneID != lastID {
+	for i := range points {
+		p := &points[i]
+		if b == nil || string(p.drone) != string(lastID) {
 			var err error
-			if b, err = track.CreateBucketIfNotExists([]byte(p.DroneID)); err != nil {
+			if b, err = track.CreateBucketIfNotExists(p.drone); err != nil {
 				return err
 			}
 			b.FillPercent = appendFill
-			lastID = p.DroneID
-			if err := packTrackLeaf(track, b, lastID); err != nil {
+			lastID = p.drone
+			if err := packTrackLeaf(track, b, string(lastID)); err != nil {
 				return err
 			}
 		}
-		k := tsKey(p.Report.TS)
-		raw, err := encodeTrackPoint(p)
-		if err != nil {
-			return err
-		}
-		old := b.Get(k[:])
-		if old != nil && bytes.Equal(old, raw) {
+		old := b.Get(p.key[:])
+		if old != nil && bytes.Equal(old, p.val) {
 			continue // a redelivered point: its page and index entry stay as they are
 		}
-		if err := reindexPoint(idx, old, k[:], p); err != nil {
+		if err := reindexPoint(idx, old, p.key[:], p.drone, p.exp); err != nil {
 			return err
 		}
-		if err := b.Put(k[:], raw); err != nil {
+		if err := b.Put(p.key[:], p.val); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// encodeTrackPoint is json.Marshal(p): the bytes a history point is
-// stored as, which a redelivery compares with what is there. Every report
-// writes one, so the common form (ids that need no escaping, an expiry
-// time encoding/json writes) is written by hand; any other goes through
-// encoding/json (TestTrackPointEncodingMatchesJSON).
-func encodeTrackPoint(p store.TrackPoint) ([]byte, error) {
-	if raw, ok := appendTrackPoint(make([]byte, 0, 320), p); ok {
-		return raw, nil
-	}
-	raw, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("encode track point: %w", err)
-	}
-	return raw, nil
-}
-
-// appendTrackPoint appends json.Marshal's bytes for p; false when p is not
-// in the form it writes.
-func appendTrackPoint(b []byte, p store.TrackPoint) ([]byte, bool) {
-	if !plainJSON(p.TenantID) || !plainJSON(p.DroneID) || !plainTime(p.ExpireAt) {
-		return b, false
-	}
-	b = append(b, `{"tenantId":"`...)
-	b = append(b, p.TenantID...)
-	b = append(b, `","droneId":"`...)
-	b = append(b, p.DroneID...)
-	b = append(b, `","report":`...)
-	var err error
-	if b, err = p.Report.AppendJSON(b); err != nil {
-		return b, false
-	}
-	b = append(b, `,"expireAt":"`...)
-	b = p.ExpireAt.AppendFormat(b, time.RFC3339Nano)
-	return append(b, `"}`...), true
 }
 
 // Track implements store.Store.
@@ -405,8 +417,8 @@ func (s *Store) Track(_ context.Context, q store.TrackQuery) ([]store.TrackPoint
 				break
 			}
 			var p store.TrackPoint
-			if err := json.Unmarshal(v, &p); err != nil {
-				return fmt.Errorf("decode track point: %w", err)
+			if err := decodeTrackPoint(v, q.DroneID, &p); err != nil {
+				return err
 			}
 			if p.TenantID != q.TenantID || (!p.ExpireAt.IsZero() && !p.ExpireAt.After(now)) {
 				continue
