@@ -241,15 +241,45 @@ func (s *Store) UpdateState(_ context.Context, tenantID, droneID string,
 
 // updateState is UpdateState's write on the drone d just read from raw.
 func updateState(tx *bbolt.Tx, d store.Drone, raw []byte, next func(prev *events.DroneState) (events.DroneState, bool)) (events.DroneState, bool, error) {
+	sw, err := prepareState(d, next)
+	if err != nil {
+		return sw.cur, false, err
+	}
+	return sw.cur, sw.wrote, sw.apply(tx, d.ID, raw)
+}
+
+// stateWrite is what updateState writes, worked out by prepareState from
+// the drone's document without a transaction (WriteDrone runs it before its
+// group-commit call).
+type stateWrite struct {
+	cur   events.DroneState
+	wrote bool
+	doc   []byte // the drone's document with cur, when wrote
+}
+
+// prepareState runs next on d's state and encodes d with its result.
+func prepareState(d store.Drone, next func(prev *events.DroneState) (events.DroneState, bool)) (stateWrite, error) {
 	st, ok := next(d.State)
 	if !ok {
 		if d.State != nil {
-			return *d.State, false, nil
+			return stateWrite{cur: *d.State}, nil
 		}
-		return events.DroneState{}, false, nil
+		return stateWrite{}, nil
 	}
 	d.State = &st
-	return st, true, putDrone(tx.Bucket(bucketDrones), d, raw)
+	doc, err := encodeDrone(d)
+	if err != nil {
+		return stateWrite{}, err
+	}
+	return stateWrite{cur: st, wrote: true, doc: doc}, nil
+}
+
+// apply writes sw over the drone's document old (read in tx).
+func (sw *stateWrite) apply(tx *bbolt.Tx, droneID string, old []byte) error {
+	if !sw.wrote {
+		return nil
+	}
+	return putOver(tx.Bucket(bucketDrones), []byte(droneID), old, sw.doc)
 }
 
 // WriteDrone implements store.DroneWriter: the drone's history points,
@@ -503,19 +533,18 @@ func droneDoc(tx *bbolt.Tx, tenantID, droneID string) (store.Drone, []byte, erro
 	return d, raw, nil
 }
 
-// putDrone writes a drone document as putJSON does, the state write's
-// form (no Remote ID, plain strings and times) without reflection: it is
-// written with every state batch of every drone. old is what the document
-// holds now (read in this transaction), nil if unknown.
-func putDrone(b *bbolt.Bucket, d store.Drone, old []byte) error {
+// encodeDrone is a drone document's stored form, putJSON's bytes, in the
+// state write's form (no Remote ID, plain strings and times) without
+// reflection: it is written with every state batch of every drone.
+func encodeDrone(d store.Drone) ([]byte, error) {
 	raw, ok := appendDrone(make([]byte, 0, 512), d)
 	if !ok {
 		var err error
 		if raw, err = json.Marshal(d); err != nil {
-			return fmt.Errorf("encode drone %s: %w", d.ID, err)
+			return nil, fmt.Errorf("encode drone %s: %w", d.ID, err)
 		}
 	}
-	return putOver(b, []byte(d.ID), old, raw)
+	return raw, nil
 }
 
 // putChanged puts k=v unless k already holds v: bbolt rewrites the page of
