@@ -283,10 +283,15 @@ func (sw *stateWrite) apply(tx *bbolt.Tx, droneID string, old []byte) error {
 }
 
 // WriteDrone implements store.DroneWriter: the drone's history points,
-// state and flights in one group-commit call, the drone read once. The
-// points are encoded before the call, on the caller's goroutine: the group
-// commit runs every call's function on its one writer goroutine, so what
-// needs no transaction is kept out of it.
+// state and flights in one group-commit call, the drone read once there.
+// The group commit runs every call's function on its one writer goroutine,
+// which is what caps the store's write rate, so what needs no transaction
+// is done before the call, on the caller's goroutine: the points are
+// encoded, and the state and flights are worked out (folded, encoded) from
+// the drone's document and detector as a read transaction sees them. The
+// function then only compares those with what it reads and puts; should
+// either have changed in between (another write of the drone came first),
+// it works that part out again from what it reads, as before.
 func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneState, bool, error) {
 	var (
 		cur   events.DroneState
@@ -306,11 +311,18 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 			return cur, false, fmt.Errorf("write drone %s: %w", w.DroneID, err)
 		}
 	}
+	pre := s.prepareDrone(w)
+	detKey := tkey(w.TenantID, w.DroneID)
 	err := s.batch("write drone "+w.DroneID, func(tx *bbolt.Tx) error {
 		cur, wrote = events.DroneState{}, false // the group commit may rerun this function
-		d, raw, err := droneDoc(tx, w.TenantID, w.DroneID)
-		if err != nil {
-			return err
+		raw := tx.Bucket(bucketDrones).Get([]byte(w.DroneID))
+		fresh := pre != nil && raw != nil && bytes.Equal(raw, pre.doc)
+		var d store.Drone
+		if !fresh {
+			var err error
+			if d, raw, err = droneDoc(tx, w.TenantID, w.DroneID); err != nil {
+				return err
+			}
 		}
 		if mismatch != nil {
 			return mismatch
@@ -318,16 +330,77 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 		if err := appendTrack(tx, pts); err != nil {
 			return err
 		}
-		if cur, wrote, err = updateState(tx, d, raw, w.State); err != nil {
-			return err
+		if fresh {
+			cur, wrote = pre.state.cur, pre.state.wrote
+			if err := pre.state.apply(tx, w.DroneID, raw); err != nil {
+				return err
+			}
+		} else {
+			var err error
+			if cur, wrote, err = updateState(tx, d, raw, w.State); err != nil {
+				return err
+			}
 		}
 		if w.Flights == nil {
 			return nil
 		}
-		_, err = updateFlights(tx, w.TenantID, w.DroneID, w.Flights)
-		return err
+		det := tx.Bucket(bucketFlightDetectors).Get(detKey)
+		if fresh && (det == nil) == (pre.detector == nil) && bytes.Equal(det, pre.detector) {
+			return pre.flights.apply(tx, w.TenantID, w.DroneID, det)
+		}
+		fw, err := prepareFlights(w.TenantID, w.DroneID, det, w.Flights)
+		if err != nil {
+			return err
+		}
+		return fw.apply(tx, w.TenantID, w.DroneID, det)
 	})
 	return cur, wrote, err
+}
+
+// preparedDrone is WriteDrone's state and flights worked out before its
+// transaction, from the drone's document doc and its flight detector
+// (nil: none yet) as stored then.
+type preparedDrone struct {
+	doc, detector []byte
+	state         stateWrite
+	flights       flightWrite
+}
+
+// prepareDrone reads w's drone and detector in a read transaction and
+// works out the write of its state and flights from them; nil when any of
+// it fails (WriteDrone then does all of it in its transaction, where the
+// failure is reported).
+func (s *Store) prepareDrone(w store.DroneWrite) *preparedDrone {
+	var (
+		pre preparedDrone
+		d   store.Drone
+	)
+	err := s.view("read drone "+w.DroneID, func(tx *bbolt.Tx) error {
+		var (
+			raw []byte
+			err error
+		)
+		if d, raw, err = droneDoc(tx, w.TenantID, w.DroneID); err != nil {
+			return err
+		}
+		pre.doc = bytes.Clone(raw)
+		if w.Flights != nil {
+			pre.detector = bytes.Clone(tx.Bucket(bucketFlightDetectors).Get(tkey(w.TenantID, w.DroneID)))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil
+	}
+	if pre.state, err = prepareState(d, w.State); err != nil {
+		return nil
+	}
+	if w.Flights != nil {
+		if pre.flights, err = prepareFlights(w.TenantID, w.DroneID, pre.detector, w.Flights); err != nil {
+			return nil
+		}
+	}
+	return &pre
 }
 
 var _ store.DroneWriter = (*Store)(nil)
