@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/dronetrack/dronetrack/core/alerting"
 	"github.com/dronetrack/dronetrack/core/flights"
 	"github.com/dronetrack/dronetrack/core/flights/flightupdate"
 	"github.com/dronetrack/dronetrack/core/store"
@@ -306,5 +307,41 @@ func TestWriteDroneFoldsOnTopOfAWriteInBetween(t *testing.T) {
 				t.Errorf("flights after a write in between (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// EvaluateAlerts runs its function before its transaction too, on the
+// tracker a read saw: a write of the tracker that commits in between is
+// not lost (the function runs again on top of it).
+func TestEvaluateAlertsOnTopOfAWriteInBetween(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, "d1")
+	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	tick := func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
+		next := prev
+		if next.LastSeen.IsZero() {
+			next.LastSeen = t0
+		}
+		next.LastSeen = next.LastSeen.Add(time.Second)
+		return next, nil, true
+	}
+	calls := 0
+	tr, err := st.EvaluateAlerts(ctx, "acme", "d1", func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
+		if calls++; calls == 1 {
+			if _, err := st.EvaluateAlerts(ctx, "acme", "d1", tick); err != nil {
+				t.Error(err)
+			}
+		}
+		return tick(prev)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := t0.Add(2 * time.Second); !tr.LastSeen.Equal(want) || calls != 2 {
+		t.Errorf("tracker seen %v after %d calls, want %v after 2: on top of the write in between", tr.LastSeen, calls, want)
+	}
+	stale, err := st.StaleTrackers(ctx, t0.Add(time.Hour))
+	if err != nil || len(stale) != 1 || !stale[0].LastSeen.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("stored trackers %+v, %v; want one seen at +2s", stale, err)
 	}
 }
