@@ -37,25 +37,27 @@ func tkey(parts ...string) []byte { return []byte(strings.Join(parts, "\x00") + 
 
 // EvaluateAlerts implements store.Alerts in one bbolt write transaction.
 // As WriteDrone does, it runs fn and encodes the tracker before its
-// group-commit call, from the tracker a read transaction sees; the
-// transaction only compares that with what it reads and puts, or runs fn
-// again on what it reads when another write of the tracker came between.
+// group-commit call, from the tracker as last written (s.written, or a
+// read transaction when not known); the transaction only compares that
+// with what it reads and puts, or runs fn again on what it reads when
+// another write of the tracker came between.
 func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
 	fn func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool)) (alerting.Tracker, error) {
 	k := tkey(tenantID, droneID)
+	cacheKey := "alerts\x00" + string(k)
 	var (
-		pre      *trackerWrite
-		preOld   []byte
-		cur      alerting.Tracker
-		readFail bool
+		pre   *trackerWrite
+		cur   alerting.Tracker
+		after []byte // what the transaction leaves stored
 	)
-	if err := s.view("read alert tracker of "+droneID, func(tx *bbolt.Tx) error {
-		preOld = bytes.Clone(tx.Bucket(bucketAlertTrackers).Get(k))
-		return nil
-	}); err != nil {
-		readFail = true
+	preOld, known := s.written.get(cacheKey)
+	if !known {
+		known = s.view("read alert tracker of "+droneID, func(tx *bbolt.Tx) error {
+			preOld = bytes.Clone(tx.Bucket(bucketAlertTrackers).Get(k))
+			return nil
+		}) == nil
 	}
-	if !readFail {
+	if known {
 		if tw, err := prepareTracker(tenantID, droneID, preOld, fn); err == nil {
 			pre = &tw
 		}
@@ -71,8 +73,14 @@ func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
 			tw = &again
 		}
 		cur = tw.cur
+		if after = tw.tracker; !tw.ok {
+			after = bytes.Clone(old)
+		}
 		return tw.apply(tx, tenantID, k, old)
 	})
+	if err == nil {
+		s.written.put(cacheKey, after)
+	}
 	return cur, err
 }
 

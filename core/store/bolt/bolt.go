@@ -56,6 +56,12 @@ type Store struct {
 	pruneDone chan struct{} // closed when the sweeper has returned
 	closeOnce sync.Once
 	closeErr  error
+
+	// written is the last stored bytes of each drone's document, flight
+	// detector and alert tracker that WriteDrone and EvaluateAlerts wrote
+	// or read (prepared.go), so the next write of the drone works out its
+	// values before its transaction without a read transaction.
+	written lastWritten
 }
 
 var _ store.Store = (*Store)(nil)
@@ -288,10 +294,10 @@ func (sw *stateWrite) apply(tx *bbolt.Tx, droneID string, old []byte) error {
 // which is what caps the store's write rate, so what needs no transaction
 // is done before the call, on the caller's goroutine: the points are
 // encoded, and the state and flights are worked out (folded, encoded) from
-// the drone's document and detector as a read transaction sees them. The
-// function then only compares those with what it reads and puts; should
-// either have changed in between (another write of the drone came first),
-// it works that part out again from what it reads, as before.
+// the drone's document and detector as last written (s.written, or a read
+// transaction when not known). The function then only compares those with
+// what it reads and puts; should either differ (another write of the drone
+// came first), it works that part out again from what it reads, as before.
 func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneState, bool, error) {
 	var (
 		cur   events.DroneState
@@ -313,6 +319,7 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 	}
 	pre := s.prepareDrone(w)
 	detKey := tkey(w.TenantID, w.DroneID)
+	var afterDoc, afterDet []byte // what the transaction leaves stored
 	err := s.batch("write drone "+w.DroneID, func(tx *bbolt.Tx) error {
 		cur, wrote = events.DroneState{}, false // the group commit may rerun this function
 		raw := tx.Bucket(bucketDrones).Get([]byte(w.DroneID))
@@ -330,30 +337,46 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 		if err := appendTrack(tx, pts); err != nil {
 			return err
 		}
+		sw := &stateWrite{}
 		if fresh {
-			cur, wrote = pre.state.cur, pre.state.wrote
-			if err := pre.state.apply(tx, w.DroneID, raw); err != nil {
-				return err
-			}
+			sw = &pre.state
 		} else {
 			var err error
-			if cur, wrote, err = updateState(tx, d, raw, w.State); err != nil {
+			if *sw, err = prepareState(d, w.State); err != nil {
 				return err
 			}
+		}
+		if err := sw.apply(tx, w.DroneID, raw); err != nil {
+			return err
+		}
+		cur, wrote = sw.cur, sw.wrote
+		if afterDoc = sw.doc; !sw.wrote {
+			afterDoc = bytes.Clone(raw)
 		}
 		if w.Flights == nil {
 			return nil
 		}
 		det := tx.Bucket(bucketFlightDetectors).Get(detKey)
+		fw := &flightWrite{}
 		if fresh && (det == nil) == (pre.detector == nil) && bytes.Equal(det, pre.detector) {
-			return pre.flights.apply(tx, w.TenantID, w.DroneID, det)
+			fw = &pre.flights
+		} else {
+			var err error
+			if *fw, err = prepareFlights(w.TenantID, w.DroneID, det, w.Flights); err != nil {
+				return err
+			}
 		}
-		fw, err := prepareFlights(w.TenantID, w.DroneID, det, w.Flights)
-		if err != nil {
-			return err
+		if afterDet = fw.detector; !fw.ok {
+			afterDet = bytes.Clone(det)
 		}
 		return fw.apply(tx, w.TenantID, w.DroneID, det)
 	})
+	if err == nil {
+		s.written.put("drone\x00"+w.DroneID, afterDoc)
+		if w.Flights != nil {
+			s.written.put("flights\x00"+string(detKey), afterDet)
+		}
+	}
 	return cur, wrote, err
 }
 
@@ -366,32 +389,40 @@ type preparedDrone struct {
 	flights       flightWrite
 }
 
-// prepareDrone reads w's drone and detector in a read transaction and
-// works out the write of its state and flights from them; nil when any of
-// it fails (WriteDrone then does all of it in its transaction, where the
-// failure is reported).
+// prepareDrone works out the write of w's state and flights from the
+// drone's document and detector as last written (a read transaction when
+// either is not known); nil when any of it fails (WriteDrone then does all
+// of it in its transaction, where the failure is reported).
 func (s *Store) prepareDrone(w store.DroneWrite) *preparedDrone {
-	var (
-		pre preparedDrone
-		d   store.Drone
-	)
-	err := s.view("read drone "+w.DroneID, func(tx *bbolt.Tx) error {
-		var (
-			raw []byte
-			err error
-		)
-		if d, raw, err = droneDoc(tx, w.TenantID, w.DroneID); err != nil {
-			return err
-		}
-		pre.doc = bytes.Clone(raw)
+	var pre preparedDrone
+	detKey := string(tkey(w.TenantID, w.DroneID))
+	doc, okDoc := s.written.get("drone\x00" + w.DroneID)
+	det, okDet := s.written.get("flights\x00" + detKey)
+	if okDoc && (okDet || w.Flights == nil) {
+		pre.doc, pre.detector = doc, det
+	} else if err := s.view("read drone "+w.DroneID, func(tx *bbolt.Tx) error {
+		pre.doc = bytes.Clone(tx.Bucket(bucketDrones).Get([]byte(w.DroneID)))
 		if w.Flights != nil {
-			pre.detector = bytes.Clone(tx.Bucket(bucketFlightDetectors).Get(tkey(w.TenantID, w.DroneID)))
+			pre.detector = bytes.Clone(tx.Bucket(bucketFlightDetectors).Get([]byte(detKey)))
 		}
 		return nil
-	})
-	if err != nil {
+	}); err != nil {
 		return nil
 	}
+	if pre.doc == nil {
+		return nil
+	}
+	var d store.Drone
+	if !readDrone(pre.doc, &d) {
+		d = store.Drone{}
+		if json.Unmarshal(pre.doc, &d) != nil {
+			return nil
+		}
+	}
+	if d.TenantID != w.TenantID {
+		return nil
+	}
+	var err error
 	if pre.state, err = prepareState(d, w.State); err != nil {
 		return nil
 	}

@@ -345,3 +345,32 @@ func TestEvaluateAlertsOnTopOfAWriteInBetween(t *testing.T) {
 		t.Errorf("stored trackers %+v, %v; want one seen at +2s", stale, err)
 	}
 }
+
+// WriteDrone starts from the document it last wrote: a write of the drone
+// by another path since (UpdateState here) is seen in its transaction and
+// folded on top of, not written over.
+func TestWriteDroneAfterAnotherWriter(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, "d1")
+	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	fold := func(prev *events.DroneState) (events.DroneState, bool) {
+		next := events.DroneState{TS: t0, Lat: 1}
+		if prev != nil {
+			next.TS, next.Lat = prev.TS.Add(time.Second), prev.Lat+1
+		}
+		return next, true
+	}
+	for i, write := range []func() error{
+		func() error { _, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", State: fold}); return err },
+		func() error { _, _, err := st.UpdateState(ctx, "acme", "d1", fold); return err },
+		func() error { _, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", State: fold}); return err },
+		func() error { _, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", State: fold}); return err },
+	} {
+		if err := write(); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if got, err := st.LatestState(ctx, "acme", "d1"); err != nil || got.Lat != 4 {
+		t.Errorf("state %+v, %v; want 4 folds", got, err)
+	}
+}
