@@ -361,10 +361,19 @@ func TestWriteDroneAfterAnotherWriter(t *testing.T) {
 		return next, true
 	}
 	for i, write := range []func() error{
-		func() error { _, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", State: fold}); return err },
+		func() error {
+			_, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", State: fold})
+			return err
+		},
 		func() error { _, _, err := st.UpdateState(ctx, "acme", "d1", fold); return err },
-		func() error { _, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", State: fold}); return err },
-		func() error { _, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", State: fold}); return err },
+		func() error {
+			_, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", State: fold})
+			return err
+		},
+		func() error {
+			_, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", State: fold})
+			return err
+		},
 	} {
 		if err := write(); err != nil {
 			t.Fatalf("write %d: %v", i, err)
