@@ -360,21 +360,12 @@ func TestWriteDroneAfterAnotherWriter(t *testing.T) {
 		}
 		return next, true
 	}
-	for i, write := range []func() error{
-		func() error {
-			_, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", State: fold})
-			return err
-		},
-		func() error { _, _, err := st.UpdateState(ctx, "acme", "d1", fold); return err },
-		func() error {
-			_, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", State: fold})
-			return err
-		},
-		func() error {
-			_, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", State: fold})
-			return err
-		},
-	} {
+	writeDrone := func() error {
+		_, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", State: fold})
+		return err
+	}
+	updateState := func() error { _, _, err := st.UpdateState(ctx, "acme", "d1", fold); return err }
+	for i, write := range []func() error{writeDrone, updateState, writeDrone, writeDrone	} {
 		if err := write(); err != nil {
 			t.Fatalf("write %d: %v", i, err)
 		}
