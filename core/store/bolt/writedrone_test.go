@@ -365,7 +365,7 @@ func TestWriteDroneAfterAnotherWriter(t *testing.T) {
 		return err
 	}
 	updateState := func() error { _, _, err := st.UpdateState(ctx, "acme", "d1", fold); return err }
-	for i, write := range []func() error{writeDrone, updateState, writeDrone, writeDrone	} {
+	for i, write := range []func() error{writeDrone, updateState, writeDrone, writeDrone} {
 		if err := write(); err != nil {
 			t.Fatalf("write %d: %v", i, err)
 		}
