@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -235,5 +236,30 @@ func TestTrackerEncodingMatchesJSON(t *testing.T) {
 	}
 	if hand < 500 {
 		t.Fatalf("only %d of 3,000 trackers took the hand encoder: the test no longer covers it", hand)
+	}
+}
+
+// A damaged compact point is an error to its reader, never a panic or a
+// point made up of the wrong fields.
+func TestTrackPointCompactFormDamaged(t *testing.T) {
+	ts := time.Date(2026, 12, 4, 21, 0, 0, 0, time.UTC)
+	raw, err := encodeTrackPoint(store.TrackPoint{TenantID: "acme", DroneID: "d1", ExpireAt: ts.Add(time.Hour),
+		Report: events.Report{TS: ts, Lat: 47, Lon: 8, Mode: new("AUTO"), Home: &events.Position{Lat: 1, Lon: 2}}})
+	if err != nil || raw[0] != trackPointV1 {
+		t.Fatalf("encode: %q, %v", raw, err)
+	}
+	var p store.TrackPoint
+	for n := 1; n < len(raw); n++ {
+		if err := decodeTrackPoint(raw[:n], "d1", &p); err == nil {
+			t.Errorf("decoded the first %d of %d bytes", n, len(raw))
+		}
+	}
+	if err := decodeTrackPoint(append(raw[:len(raw):len(raw)], 0), "d1", &p); err == nil {
+		t.Error("decoded a point with a byte after it")
+	}
+	fields, n := binary.Uvarint(raw[1:])
+	unknown := append([]byte{trackPointV1}, binary.AppendUvarint(nil, fields|1<<20)...)
+	if err := decodeTrackPoint(append(unknown, raw[1+n:]...), "d1", &p); err == nil {
+		t.Error("decoded a point with a field this version does not know")
 	}
 }

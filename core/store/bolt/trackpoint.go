@@ -321,9 +321,15 @@ func (r *pointReader) times(fields uint64) (ts, exp time.Time) {
 	return ts, exp
 }
 
+// knownFields are the bits of the fields word this version writes.
+const knownFields = 1<<(fHome+1) - 1 | 1<<fHomeAlt | 1<<fExpire
+
 func readTrackPointV1(raw []byte, droneID string, p *store.TrackPoint) error {
 	r := pointReader{b: raw[1:]}
 	fields := r.uvarint()
+	if fields&^knownFields != 0 {
+		return fmt.Errorf("compact track point with unknown fields %#x", fields&^knownFields)
+	}
 	*p = store.TrackPoint{DroneID: droneID}
 	rep := &p.Report
 	rep.TS, p.ExpireAt = r.times(fields)
