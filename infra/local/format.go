@@ -26,7 +26,10 @@ const FormatFile = "format.json"
 //	3  broker/ may hold batches stored compressed (core/broker batch
 //	   version 2), which a release of format 2 cannot read and would
 //	   drop: events still queued would be lost on a downgrade.
-const DataDirFormat = 3
+//	4  store.db may hold history points in the compact form (core/store/bolt
+//	   trackPointV1), which a release of format 3 cannot decode: it would
+//	   fail to read those drones' history and never prune it.
+const DataDirFormat = 4
 
 // Migrations[i] turns a data dir of format i+1 into format i+2. Each runs
 // once: the format is recorded after each step, so an upgrade cut short
@@ -35,6 +38,10 @@ var Migrations = []func(dir string) error{
 	// 1 -> 2: nothing moves; format 2 only adds files.
 	func(string) error { return nil },
 	// 2 -> 3: nothing moves; the broker reads the batches format 2 wrote.
+	func(string) error { return nil },
+	// 3 -> 4: nothing moves; the store reads the JSON points format 3
+	// wrote (and rewrites one in the compact form only when it is written
+	// again).
 	func(string) error { return nil },
 }
 

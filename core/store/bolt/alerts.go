@@ -36,50 +36,107 @@ var alertBuckets = [][]byte{bucketAlertTrackers, bucketAlerts, bucketGeofences, 
 func tkey(parts ...string) []byte { return []byte(strings.Join(parts, "\x00") + "\x00") }
 
 // EvaluateAlerts implements store.Alerts in one bbolt write transaction.
+// As WriteDrone does, it runs fn and encodes the tracker before its
+// group-commit call, from the tracker as last written (s.written, or a
+// read transaction when not known); the transaction only compares that
+// with what it reads and puts, or runs fn again on what it reads when
+// another write of the tracker came between.
 func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
 	fn func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool)) (alerting.Tracker, error) {
-	var cur alerting.Tracker
-	err := s.batch("evaluate alerts of "+droneID, func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketAlertTrackers)
-		k := tkey(tenantID, droneID)
-		prev := alerting.Tracker{TenantID: tenantID, DroneID: droneID}
-		old := b.Get(k)
-		if old != nil && !readTracker(old, &prev) {
-			if err := json.Unmarshal(old, &prev); err != nil {
-				return fmt.Errorf("decode alert tracker %s: %w", droneID, err)
-			}
-		}
-		next, ts, ok := fn(prev)
-		cur = prev
-		if !ok {
+	k := tkey(tenantID, droneID)
+	cacheKey := "alerts\x00" + string(k)
+	var (
+		pre   *trackerWrite
+		cur   alerting.Tracker
+		after []byte // what the transaction leaves stored
+	)
+	preOld, known := s.written.get(cacheKey)
+	if !known {
+		known = s.view("read alert tracker of "+droneID, func(tx *bbolt.Tx) error {
+			preOld = bytes.Clone(tx.Bucket(bucketAlertTrackers).Get(k))
 			return nil
+		}) == nil
+	}
+	if known {
+		if tw, err := prepareTracker(tenantID, droneID, preOld, fn); err == nil {
+			pre = &tw
 		}
-		cur = next
-		alerts := tx.Bucket(bucketAlerts)
-		for _, t := range ts {
-			a := t.Alert
-			// The tracker's copy does not know of acknowledgements: keep them.
-			var old alerting.Alert
-			if alerts.Get(tkey(tenantID, a.ID)) != nil {
-				if err := getJSON(alerts, tkey(tenantID, a.ID), &old, "alert "+a.ID); err != nil {
-					return err
-				}
-				a.AcknowledgedBy, a.AcknowledgedAt = old.AcknowledgedBy, old.AcknowledgedAt
-			}
-			if err := putJSON(alerts, tkey(tenantID, a.ID), a); err != nil {
+	}
+	err := s.batch("evaluate alerts of "+droneID, func(tx *bbolt.Tx) error {
+		old := tx.Bucket(bucketAlertTrackers).Get(k)
+		tw := pre
+		if tw == nil || (old == nil) != (preOld == nil) || !bytes.Equal(old, preOld) {
+			again, err := prepareTracker(tenantID, droneID, old, fn)
+			if err != nil {
 				return err
 			}
+			tw = &again
 		}
-		raw, ok := appendTracker(make([]byte, 0, 192), next)
-		if !ok {
-			var err error
-			if raw, err = json.Marshal(next); err != nil {
-				return fmt.Errorf("encode alert tracker %s: %w", droneID, err)
-			}
+		cur = tw.cur
+		if after = tw.tracker; !tw.ok {
+			after = bytes.Clone(old)
 		}
-		return putOver(b, k, old, raw)
+		return tw.apply(tx, tenantID, k, old)
 	})
+	if err == nil {
+		s.written.put(cacheKey, after)
+	}
 	return cur, err
+}
+
+// trackerWrite is what EvaluateAlerts writes, worked out by prepareTracker
+// from the tracker's stored bytes without a transaction.
+type trackerWrite struct {
+	cur     alerting.Tracker
+	ts      []alerting.Transition
+	ok      bool
+	tracker []byte // cur's stored form, when ok
+}
+
+func prepareTracker(tenantID, droneID string, old []byte,
+	fn func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool)) (trackerWrite, error) {
+	prev := alerting.Tracker{TenantID: tenantID, DroneID: droneID}
+	if old != nil && !readTracker(old, &prev) {
+		if err := json.Unmarshal(old, &prev); err != nil {
+			return trackerWrite{cur: prev}, fmt.Errorf("decode alert tracker %s: %w", droneID, err)
+		}
+	}
+	next, ts, ok := fn(prev)
+	if !ok {
+		return trackerWrite{cur: prev}, nil
+	}
+	raw, enc := appendTracker(make([]byte, 0, 192), next)
+	if !enc {
+		var err error
+		if raw, err = json.Marshal(next); err != nil {
+			return trackerWrite{cur: next}, fmt.Errorf("encode alert tracker %s: %w", droneID, err)
+		}
+	}
+	return trackerWrite{cur: next, ts: ts, ok: true, tracker: raw}, nil
+}
+
+// apply writes tw: the alerts of its transitions and the tracker at k,
+// over old (read in tx).
+func (tw *trackerWrite) apply(tx *bbolt.Tx, tenantID string, k, old []byte) error {
+	if !tw.ok {
+		return nil
+	}
+	alerts := tx.Bucket(bucketAlerts)
+	for _, t := range tw.ts {
+		a := t.Alert
+		// The tracker's copy does not know of acknowledgements: keep them.
+		var old alerting.Alert
+		if alerts.Get(tkey(tenantID, a.ID)) != nil {
+			if err := getJSON(alerts, tkey(tenantID, a.ID), &old, "alert "+a.ID); err != nil {
+				return err
+			}
+			a.AcknowledgedBy, a.AcknowledgedAt = old.AcknowledgedBy, old.AcknowledgedAt
+		}
+		if err := putJSON(alerts, tkey(tenantID, a.ID), a); err != nil {
+			return err
+		}
+	}
+	return putOver(tx.Bucket(bucketAlertTrackers), k, old, tw.tracker)
 }
 
 // StaleTrackers implements store.Alerts by a scan (one machine's fleet).

@@ -56,6 +56,12 @@ type Store struct {
 	pruneDone chan struct{} // closed when the sweeper has returned
 	closeOnce sync.Once
 	closeErr  error
+
+	// written is the last stored bytes of each drone's document, flight
+	// detector and alert tracker that WriteDrone and EvaluateAlerts wrote
+	// or read (prepared.go), so the next write of the drone works out its
+	// values before its transaction without a read transaction.
+	written lastWritten
 }
 
 var _ store.Store = (*Store)(nil)
@@ -241,48 +247,191 @@ func (s *Store) UpdateState(_ context.Context, tenantID, droneID string,
 
 // updateState is UpdateState's write on the drone d just read from raw.
 func updateState(tx *bbolt.Tx, d store.Drone, raw []byte, next func(prev *events.DroneState) (events.DroneState, bool)) (events.DroneState, bool, error) {
+	sw, err := prepareState(d, next)
+	if err != nil {
+		return sw.cur, false, err
+	}
+	return sw.cur, sw.wrote, sw.apply(tx, d.ID, raw)
+}
+
+// stateWrite is what updateState writes, worked out by prepareState from
+// the drone's document without a transaction (WriteDrone runs it before its
+// group-commit call).
+type stateWrite struct {
+	cur   events.DroneState
+	wrote bool
+	doc   []byte // the drone's document with cur, when wrote
+}
+
+// prepareState runs next on d's state and encodes d with its result.
+func prepareState(d store.Drone, next func(prev *events.DroneState) (events.DroneState, bool)) (stateWrite, error) {
 	st, ok := next(d.State)
 	if !ok {
 		if d.State != nil {
-			return *d.State, false, nil
+			return stateWrite{cur: *d.State}, nil
 		}
-		return events.DroneState{}, false, nil
+		return stateWrite{}, nil
 	}
 	d.State = &st
-	return st, true, putDrone(tx.Bucket(bucketDrones), d, raw)
+	doc, err := encodeDrone(d)
+	if err != nil {
+		return stateWrite{}, err
+	}
+	return stateWrite{cur: st, wrote: true, doc: doc}, nil
+}
+
+// apply writes sw over the drone's document old (read in tx).
+func (sw *stateWrite) apply(tx *bbolt.Tx, droneID string, old []byte) error {
+	if !sw.wrote {
+		return nil
+	}
+	return putOver(tx.Bucket(bucketDrones), []byte(droneID), old, sw.doc)
 }
 
 // WriteDrone implements store.DroneWriter: the drone's history points,
-// state and flights in one group-commit call, the drone read once.
+// state and flights in one group-commit call, the drone read once there.
+// The group commit runs every call's function on its one writer goroutine,
+// which is what caps the store's write rate, so what needs no transaction
+// is done before the call, on the caller's goroutine: the points are
+// encoded, and the state and flights are worked out (folded, encoded) from
+// the drone's document and detector as last written (s.written, or a read
+// transaction when not known). The function then only compares those with
+// what it reads and puts; should either differ (another write of the drone
+// came first), it works that part out again from what it reads, as before.
 func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneState, bool, error) {
 	var (
 		cur   events.DroneState
 		wrote bool
 	)
+	var mismatch error
+	for _, p := range w.Points {
+		if p.TenantID != w.TenantID || p.DroneID != w.DroneID {
+			mismatch = fmt.Errorf("history point of drone %s/%s in the write of %s/%s", p.TenantID, p.DroneID, w.TenantID, w.DroneID)
+			break
+		}
+	}
+	var pts []encodedPoint
+	if mismatch == nil {
+		var err error
+		if pts, err = encodePoints(w.Points); err != nil {
+			return cur, false, fmt.Errorf("write drone %s: %w", w.DroneID, err)
+		}
+	}
+	pre := s.prepareDrone(w)
+	detKey := tkey(w.TenantID, w.DroneID)
+	var afterDoc, afterDet []byte // what the transaction leaves stored
 	err := s.batch("write drone "+w.DroneID, func(tx *bbolt.Tx) error {
 		cur, wrote = events.DroneState{}, false // the group commit may rerun this function
-		d, raw, err := droneDoc(tx, w.TenantID, w.DroneID)
-		if err != nil {
-			return err
-		}
-		for _, p := range w.Points {
-			if p.TenantID != w.TenantID || p.DroneID != w.DroneID {
-				return fmt.Errorf("history point of drone %s/%s in the write of %s/%s", p.TenantID, p.DroneID, w.TenantID, w.DroneID)
+		raw := tx.Bucket(bucketDrones).Get([]byte(w.DroneID))
+		fresh := pre != nil && raw != nil && bytes.Equal(raw, pre.doc)
+		var d store.Drone
+		if !fresh {
+			var err error
+			if d, raw, err = droneDoc(tx, w.TenantID, w.DroneID); err != nil {
+				return err
 			}
 		}
-		if err := appendTrack(tx, w.Points); err != nil {
+		if mismatch != nil {
+			return mismatch
+		}
+		if err := appendTrack(tx, pts); err != nil {
 			return err
 		}
-		if cur, wrote, err = updateState(tx, d, raw, w.State); err != nil {
+		sw := &stateWrite{}
+		if fresh {
+			sw = &pre.state
+		} else {
+			var err error
+			if *sw, err = prepareState(d, w.State); err != nil {
+				return err
+			}
+		}
+		if err := sw.apply(tx, w.DroneID, raw); err != nil {
 			return err
+		}
+		cur, wrote = sw.cur, sw.wrote
+		if afterDoc = sw.doc; !sw.wrote {
+			afterDoc = bytes.Clone(raw)
 		}
 		if w.Flights == nil {
 			return nil
 		}
-		_, err = updateFlights(tx, w.TenantID, w.DroneID, w.Flights)
-		return err
+		det := tx.Bucket(bucketFlightDetectors).Get(detKey)
+		fw := &flightWrite{}
+		if fresh && (det == nil) == (pre.detector == nil) && bytes.Equal(det, pre.detector) {
+			fw = &pre.flights
+		} else {
+			var err error
+			if *fw, err = prepareFlights(w.TenantID, w.DroneID, det, w.Flights); err != nil {
+				return err
+			}
+		}
+		if afterDet = fw.detector; !fw.ok {
+			afterDet = bytes.Clone(det)
+		}
+		return fw.apply(tx, w.TenantID, w.DroneID, det)
 	})
+	if err == nil {
+		s.written.put("drone\x00"+w.DroneID, afterDoc)
+		if w.Flights != nil {
+			s.written.put("flights\x00"+string(detKey), afterDet)
+		}
+	}
 	return cur, wrote, err
+}
+
+// preparedDrone is WriteDrone's state and flights worked out before its
+// transaction, from the drone's document doc and its flight detector
+// (nil: none yet) as stored then.
+type preparedDrone struct {
+	doc, detector []byte
+	state         stateWrite
+	flights       flightWrite
+}
+
+// prepareDrone works out the write of w's state and flights from the
+// drone's document and detector as last written (a read transaction when
+// either is not known); nil when any of it fails (WriteDrone then does all
+// of it in its transaction, where the failure is reported).
+func (s *Store) prepareDrone(w store.DroneWrite) *preparedDrone {
+	var pre preparedDrone
+	detKey := string(tkey(w.TenantID, w.DroneID))
+	doc, okDoc := s.written.get("drone\x00" + w.DroneID)
+	det, okDet := s.written.get("flights\x00" + detKey)
+	if okDoc && (okDet || w.Flights == nil) {
+		pre.doc, pre.detector = doc, det
+	} else if err := s.view("read drone "+w.DroneID, func(tx *bbolt.Tx) error {
+		pre.doc = bytes.Clone(tx.Bucket(bucketDrones).Get([]byte(w.DroneID)))
+		if w.Flights != nil {
+			pre.detector = bytes.Clone(tx.Bucket(bucketFlightDetectors).Get([]byte(detKey)))
+		}
+		return nil
+	}); err != nil {
+		return nil
+	}
+	if pre.doc == nil {
+		return nil
+	}
+	var d store.Drone
+	if !readDrone(pre.doc, &d) {
+		d = store.Drone{}
+		if json.Unmarshal(pre.doc, &d) != nil {
+			return nil
+		}
+	}
+	if d.TenantID != w.TenantID {
+		return nil
+	}
+	var err error
+	if pre.state, err = prepareState(d, w.State); err != nil {
+		return nil
+	}
+	if w.Flights != nil {
+		if pre.flights, err = prepareFlights(w.TenantID, w.DroneID, pre.detector, w.Flights); err != nil {
+			return nil
+		}
+	}
+	return &pre
 }
 
 var _ store.DroneWriter = (*Store)(nil)
@@ -294,13 +443,50 @@ func (s *Store) AppendTrack(_ context.Context, points []store.TrackPoint) error 
 	if len(points) == 0 {
 		return nil
 	}
-	return s.batch(fmt.Sprintf("append %d track points", len(points)), func(tx *bbolt.Tx) error {
-		return appendTrack(tx, points)
+	what := fmt.Sprintf("append %d track points", len(points))
+	pts, err := encodePoints(points)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return s.batch(what, func(tx *bbolt.Tx) error {
+		return appendTrack(tx, pts)
 	})
 }
 
-// appendTrack is AppendTrack's write.
-func appendTrack(tx *bbolt.Tx, points []store.TrackPoint) error {
+// encodedPoint is a history point as appendTrack writes it: its drone's
+// bucket, its key there, its value and its expiry index key (nil: it
+// never expires).
+type encodedPoint struct {
+	drone []byte
+	key   [8]byte
+	val   []byte
+	exp   []byte
+}
+
+// encodePoints encodes points for appendTrack, outside the transaction.
+func encodePoints(points []store.TrackPoint) ([]encodedPoint, error) {
+	out := make([]encodedPoint, len(points))
+	var drone []byte
+	for i, p := range points {
+		if drone == nil || string(drone) != p.DroneID {
+			drone = []byte(p.DroneID)
+		}
+		raw, err := encodeTrackPoint(p)
+		if err != nil {
+			return nil, err
+		}
+		e := encodedPoint{drone: drone, key: tsKey(p.Report.TS), val: raw}
+		if !p.ExpireAt.IsZero() {
+			e.exp = expiryKey(p.ExpireAt, e.key[:], drone)
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+// appendTrack is AppendTrack's write: only lookups and puts, the points
+// encoded already.
+func appendTrack(tx *bbolt.Tx, points []encodedPoint) error {
 	if len(points) == 0 {
 		return nil
 	}
@@ -308,73 +494,33 @@ func appendTrack(tx *bbolt.Tx, points []store.TrackPoint) error {
 	idx.FillPercent = appendFill
 	var (
 		b      *bbolt.Bucket
-		lastID string
+		lastID []byte
 	)
-	for _, p := range points {
-		if b == nil || p.DroneID != lastID {
+	for i := range points {
+		p := &points[i]
+		if b == nil || string(p.drone) != string(lastID) {
 			var err error
-			if b, err = track.CreateBucketIfNotExists([]byte(p.DroneID)); err != nil {
+			if b, err = track.CreateBucketIfNotExists(p.drone); err != nil {
 				return err
 			}
 			b.FillPercent = appendFill
-			lastID = p.DroneID
-			if err := packTrackLeaf(track, b, lastID); err != nil {
+			lastID = p.drone
+			if err := packTrackLeaf(track, b, string(lastID)); err != nil {
 				return err
 			}
 		}
-		k := tsKey(p.Report.TS)
-		raw, err := encodeTrackPoint(p)
-		if err != nil {
-			return err
-		}
-		old := b.Get(k[:])
-		if old != nil && bytes.Equal(old, raw) {
+		old := b.Get(p.key[:])
+		if old != nil && bytes.Equal(old, p.val) {
 			continue // a redelivered point: its page and index entry stay as they are
 		}
-		if err := reindexPoint(idx, old, k[:], p); err != nil {
+		if err := reindexPoint(idx, old, p.key[:], p.drone, p.exp); err != nil {
 			return err
 		}
-		if err := b.Put(k[:], raw); err != nil {
+		if err := b.Put(p.key[:], p.val); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// encodeTrackPoint is json.Marshal(p): the bytes a history point is
-// stored as, which a redelivery compares with what is there. Every report
-// writes one, so the common form (ids that need no escaping, an expiry
-// time encoding/json writes) is written by hand; any other goes through
-// encoding/json (TestTrackPointEncodingMatchesJSON).
-func encodeTrackPoint(p store.TrackPoint) ([]byte, error) {
-	if raw, ok := appendTrackPoint(make([]byte, 0, 320), p); ok {
-		return raw, nil
-	}
-	raw, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("encode track point: %w", err)
-	}
-	return raw, nil
-}
-
-// appendTrackPoint appends json.Marshal's bytes for p; false when p is not
-// in the form it writes.
-func appendTrackPoint(b []byte, p store.TrackPoint) ([]byte, bool) {
-	if !plainJSON(p.TenantID) || !plainJSON(p.DroneID) || !plainTime(p.ExpireAt) {
-		return b, false
-	}
-	b = append(b, `{"tenantId":"`...)
-	b = append(b, p.TenantID...)
-	b = append(b, `","droneId":"`...)
-	b = append(b, p.DroneID...)
-	b = append(b, `","report":`...)
-	var err error
-	if b, err = p.Report.AppendJSON(b); err != nil {
-		return b, false
-	}
-	b = append(b, `,"expireAt":"`...)
-	b = p.ExpireAt.AppendFormat(b, time.RFC3339Nano)
-	return append(b, `"}`...), true
 }
 
 // Track implements store.Store.
@@ -405,8 +551,8 @@ func (s *Store) Track(_ context.Context, q store.TrackQuery) ([]store.TrackPoint
 				break
 			}
 			var p store.TrackPoint
-			if err := json.Unmarshal(v, &p); err != nil {
-				return fmt.Errorf("decode track point: %w", err)
+			if err := decodeTrackPoint(v, q.DroneID, &p); err != nil {
+				return err
 			}
 			if p.TenantID != q.TenantID || (!p.ExpireAt.IsZero() && !p.ExpireAt.After(now)) {
 				continue
@@ -491,19 +637,18 @@ func droneDoc(tx *bbolt.Tx, tenantID, droneID string) (store.Drone, []byte, erro
 	return d, raw, nil
 }
 
-// putDrone writes a drone document as putJSON does, the state write's
-// form (no Remote ID, plain strings and times) without reflection: it is
-// written with every state batch of every drone. old is what the document
-// holds now (read in this transaction), nil if unknown.
-func putDrone(b *bbolt.Bucket, d store.Drone, old []byte) error {
+// encodeDrone is a drone document's stored form, putJSON's bytes, in the
+// state write's form (no Remote ID, plain strings and times) without
+// reflection: it is written with every state batch of every drone.
+func encodeDrone(d store.Drone) ([]byte, error) {
 	raw, ok := appendDrone(make([]byte, 0, 512), d)
 	if !ok {
 		var err error
 		if raw, err = json.Marshal(d); err != nil {
-			return fmt.Errorf("encode drone %s: %w", d.ID, err)
+			return nil, fmt.Errorf("encode drone %s: %w", d.ID, err)
 		}
 	}
-	return putOver(b, []byte(d.ID), old, raw)
+	return raw, nil
 }
 
 // putChanged puts k=v unless k already holds v: bbolt rewrites the page of

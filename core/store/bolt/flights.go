@@ -51,49 +51,94 @@ func (s *Store) UpdateFlights(_ context.Context, tenantID, droneID string,
 // updateFlights is UpdateFlights's write, the drone's tenant checked.
 func updateFlights(tx *bbolt.Tx, tenantID, droneID string,
 	fn func(prev flights.Detector) (flights.Detector, flights.Changes, bool)) (flights.Detector, error) {
-	b := tx.Bucket(bucketFlightDetectors)
-	k := tkey(tenantID, droneID)
+	raw := tx.Bucket(bucketFlightDetectors).Get(tkey(tenantID, droneID))
+	fw, err := prepareFlights(tenantID, droneID, raw, fn)
+	if err != nil {
+		return fw.next, err
+	}
+	return fw.next, fw.apply(tx, tenantID, droneID, raw)
+}
+
+// flightWrite is what updateFlights writes, worked out from the detector's
+// stored bytes by prepareFlights, which needs no transaction: WriteDrone
+// runs it before its group-commit call and apply then does only lookups
+// and puts, on the writer goroutine.
+type flightWrite struct {
+	next     flights.Detector
+	ch       flights.Changes
+	ok       bool     // fn changed the detector
+	detector []byte   // next's stored form
+	records  [][]byte // key, value of each flight of ch.Upsert
+}
+
+// prepareFlights runs fn on the detector stored as raw (nil: none yet) and
+// encodes what it changed.
+func prepareFlights(tenantID, droneID string, raw []byte,
+	fn func(prev flights.Detector) (flights.Detector, flights.Changes, bool)) (flightWrite, error) {
 	prev := flights.Detector{TenantID: tenantID, DroneID: droneID}
-	raw := b.Get(k)
 	if raw != nil {
 		if err := decodeDetector(raw, &prev); err != nil {
-			return prev, fmt.Errorf("decode flight detector %s: %w", droneID, err)
+			return flightWrite{next: prev}, fmt.Errorf("decode flight detector %s: %w", droneID, err)
 		}
 	}
 	next, ch, ok := fn(prev)
+	fw := flightWrite{next: next, ch: ch, ok: ok}
 	if !ok {
-		return prev, nil
+		fw.next = prev
+		return fw, nil
+	}
+	for _, f := range ch.Upsert {
+		v, err := json.Marshal(f)
+		if err != nil {
+			return fw, fmt.Errorf("encode flight %s: %w", f.ID, err)
+		}
+		fw.records = append(fw.records, tkey(tenantID, f.ID), v)
+	}
+	var err error
+	if fw.detector, err = next.AppendBinary(nil); err != nil {
+		if fw.detector, err = json.Marshal(next); err != nil {
+			return fw, fmt.Errorf("encode flight detector %s: %w", droneID, err)
+		}
+	}
+	return fw, nil
+}
+
+// apply writes fw; old is what the detector holds now (read in tx).
+func (fw *flightWrite) apply(tx *bbolt.Tx, tenantID, droneID string, old []byte) error {
+	if !fw.ok {
+		return nil
 	}
 	recs, idx := tx.Bucket(bucketFlights), tx.Bucket(bucketDroneFlights)
 	keep := map[string]bool{}
-	for _, f := range ch.Upsert {
+	for i, f := range fw.ch.Upsert {
 		keep[f.ID] = true
-		if err := putJSON(recs, tkey(tenantID, f.ID), f); err != nil {
-			return next, err
+		if err := recs.Put(fw.records[2*i], fw.records[2*i+1]); err != nil {
+			return err
 		}
-		if err := idx.Put(startKey(tenantID, droneID, f.Start), []byte(f.ID)); err != nil {
-			return next, err
+		// A flight in progress keeps its start: its index entry is there.
+		if err := putChanged(idx, startKey(tenantID, droneID, f.Start), []byte(f.ID)); err != nil {
+			return err
 		}
 	}
-	if ch.ReplaceFrom != nil {
+	if fw.ch.ReplaceFrom != nil {
 		prefix := tkey(tenantID, droneID)
 		var drop [][]byte
 		c := idx.Cursor()
-		for k, v := c.Seek(startKey(tenantID, droneID, *ch.ReplaceFrom)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		for k, v := c.Seek(startKey(tenantID, droneID, *fw.ch.ReplaceFrom)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			if !keep[string(v)] {
 				drop = append(drop, slices.Clone(k), tkey(tenantID, string(v)))
 			}
 		}
 		for i := 0; i < len(drop); i += 2 {
 			if err := idx.Delete(drop[i]); err != nil {
-				return next, err
+				return err
 			}
 			if err := recs.Delete(drop[i+1]); err != nil {
-				return next, err
+				return err
 			}
 		}
 	}
-	return next, putDetector(b, k, next, raw)
+	return putOver(tx.Bucket(bucketFlightDetectors), tkey(tenantID, droneID), old, fw.detector)
 }
 
 // A drone's detector is read and written with every batch of its reports,
@@ -105,17 +150,6 @@ func decodeDetector(raw []byte, d *flights.Detector) error {
 		return d.UnmarshalBinary(raw)
 	}
 	return json.Unmarshal(raw, d)
-}
-
-// putDetector writes d at k, where old is (nil: unknown).
-func putDetector(b *bbolt.Bucket, k []byte, d flights.Detector, old []byte) error {
-	raw, err := d.AppendBinary(nil)
-	if err != nil {
-		if raw, err = json.Marshal(d); err != nil {
-			return fmt.Errorf("encode flight detector %s: %w", d.DroneID, err)
-		}
-	}
-	return putOver(b, k, old, raw)
 }
 
 // Flight implements store.Flights.

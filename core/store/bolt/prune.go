@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
 
-	"github.com/dronetrack/dronetrack/core/store"
 	bbolt "go.etcd.io/bbolt"
 )
 
@@ -172,7 +170,7 @@ func (s *Store) pruneBatch(now time.Time) (deleted int, full bool, err error) {
 			if raw == nil {
 				continue
 			}
-			if exp, ok := expireAtOf(raw); !ok || exp.After(now) {
+			if exp, ok := trackPointExpiry(raw); !ok || exp.After(now) {
 				continue
 			}
 			if err := b.Delete(ts); err != nil {
@@ -234,7 +232,7 @@ func (s *Store) backfillBatch(now time.Time) (visited, deleted int, done bool, e
 				}
 				visited++
 				atDrone, atKey = dk, k
-				exp, ok := expireAtOf(v)
+				exp, ok := trackPointExpiry(v)
 				if !ok || exp.IsZero() {
 					continue
 				}
@@ -316,33 +314,22 @@ func expiryDue(k []byte, now time.Time) bool {
 	return len(k) >= 16 && binary.BigEndian.Uint64(k[:8]) <= binary.BigEndian.Uint64(n[:])
 }
 
-// expireAtOf decodes just the expiry of a stored point.
-func expireAtOf(raw []byte) (time.Time, bool) {
-	var p struct {
-		ExpireAt time.Time `json:"expireAt"`
-	}
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return time.Time{}, false
-	}
-	return p.ExpireAt, true
-}
-
-// reindexPoint keeps the expiry index exact when AppendTrack writes p at
-// key k of its drone's bucket, where old is stored (nil: nothing): the
-// entry of a point it replaces goes, p's own entry comes.
-func reindexPoint(idx *bbolt.Bucket, old, k []byte, p store.TrackPoint) error {
-	drone := []byte(p.DroneID)
+// reindexPoint keeps the expiry index exact when AppendTrack writes a
+// point at key k of drone's bucket, where old is stored (nil: nothing): the
+// entry of a point it replaces goes, the new point's own entry (expKey, nil
+// when it does not expire) comes.
+func reindexPoint(idx *bbolt.Bucket, old, k, drone, expKey []byte) error {
 	if old != nil {
-		if exp, ok := expireAtOf(old); ok && !exp.IsZero() {
+		if exp, ok := trackPointExpiry(old); ok && !exp.IsZero() {
 			if err := idx.Delete(expiryKey(exp, k, drone)); err != nil {
 				return fmt.Errorf("unindex replaced point: %w", err)
 			}
 		}
 	}
-	if p.ExpireAt.IsZero() {
+	if expKey == nil {
 		return nil
 	}
-	if err := idx.Put(expiryKey(p.ExpireAt, k, drone), []byte{}); err != nil {
+	if err := idx.Put(expKey, []byte{}); err != nil {
 		return fmt.Errorf("index point expiry: %w", err)
 	}
 	return nil
