@@ -98,7 +98,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 	// Batch waits this long for company: short, so a lone write is not
 	// held back noticeably, long enough to merge a burst.
 	db.MaxBatchDelay = 2 * time.Millisecond
-	s := &Store{db: db, now: time.Now, group: &groupCommit{db: db, gap: cfg.commitGap, maxGap: cfg.maxCommitGap, full: make(chan struct{}, 1)}, cfg: cfg, pruneDone: make(chan struct{})}
+	g := &groupCommit{db: db, gap: cfg.commitGap, maxGap: cfg.maxCommitGap, full: make(chan struct{}, 1), faults: newFaultAround(cfg.faultAround)}
+	g.unmapResident() // and turns fault-around off for the mapping
+	s := &Store{db: db, now: time.Now, group: g, cfg: cfg, pruneDone: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopPrune = cancel
 	if cfg.pruneEvery > 0 {
@@ -116,6 +118,7 @@ func (s *Store) Close() error {
 		s.stopPrune()
 		<-s.pruneDone
 		s.closeErr = s.db.Close()
+		s.group.faults.Close()
 	})
 	return s.closeErr
 }

@@ -30,3 +30,7 @@ func PageBytes(s *Store) int64 {
 	st := s.db.Stats()
 	return st.TxStats.GetPageAlloc()
 }
+
+// WithFaultAround leaves the kernel's fault-around on for the store file's
+// mapping, as before the store turned it off.
+func WithFaultAround() Option { return func(c *config) { c.faultAround = true } }

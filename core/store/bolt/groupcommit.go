@@ -66,6 +66,10 @@ type groupCommit struct {
 	mapped     atomic.Bool
 	timerArmed atomic.Bool
 
+	// faults turns the kernel's fault-around off for bbolt's mapping
+	// (registered again by each trim once bbolt has mapped the file anew).
+	faults *faultAround
+
 	// commits and calls count the transactions committed and the calls
 	// they carried (GroupStats in tests: the group sizes a load gets).
 	commits, calls atomic.Int64
@@ -265,7 +269,9 @@ func (g *groupCommit) unmapResident() {
 		return // closed: nothing mapped
 	}
 	defer func() { _ = tx.Rollback() }()
-	dropMapped(g.db.Info().Data, uintptr(tx.Size()))
+	addr, size := g.db.Info().Data, uintptr(tx.Size())
+	dropMapped(addr, size)
+	g.faults.cover(addr, size)
 }
 
 // commit runs calls in one transaction. A call whose fn fails is answered

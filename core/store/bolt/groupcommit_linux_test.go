@@ -9,9 +9,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/google/go-cmp/cmp"
+	bbolt "go.etcd.io/bbolt"
 )
 
 // mappedKB is the resident size of this process's mappings of path
@@ -147,4 +149,36 @@ func openWithHistory(t *testing.T, drones ...string) (*Store, string, time.Time)
 		}
 	}
 	return s, path, t0
+}
+
+// A page of the store file read through bbolt's mapping puts that page in
+// the process's resident set, not the 64 KiB or more around it that the
+// kernel's fault-around would map with it.
+func TestReadMapsOnlyPagesRead(t *testing.T) {
+	s, path, _ := openWithHistory(t, "d1", "d2", "d3", "d4")
+	if err := s.group.faults.err; err != nil {
+		t.Skipf("fault-around cannot be turned off here: %v", err)
+	}
+	const pages = 16
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		size, ps := int(tx.Size()), s.db.Info().PageSize
+		if size < pages*64<<10 {
+			t.Fatalf("store file of %d bytes: too small to read %d pages 64 KiB apart", size, pages)
+		}
+		s.group.unmapResident()
+		data := unsafe.Slice((*byte)(unsafe.Pointer(s.db.Info().Data)), size)
+		sum := 0
+		for i := range pages { // the middle of each 16th of the file
+			sum += int(data[(2*i+1)*size/(2*pages)/ps*ps])
+		}
+		// The two meta pages that View read before the trim come back
+		// with the next transaction, so allow for them.
+		if kb, want := mappedKB(t, path), (pages+2)*ps/1024; kb > want {
+			t.Errorf("%d kB of the store file resident after reading %d pages (%d): want at most %d", kb, pages, sum, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
