@@ -66,7 +66,7 @@ var _ store.Store = (*Store)(nil)
 // file stops growing once history older than its expiry is being deleted;
 // it does not shrink (bbolt never returns space to the file system).
 func Open(path string, opts ...Option) (*Store, error) {
-	cfg := config{pruneEvery: DefaultPruneEvery, pruneBatch: defaultPruneBatch, commitGap: commitGap, maxCommitGap: maxCommitGap}
+	cfg := config{pruneEvery: DefaultPruneEvery, pruneBatch: defaultPruneBatch, commitGap: commitGap, maxCommitGap: maxCommitGap, trimBudget: trimBudget}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -98,7 +98,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 	// Batch waits this long for company: short, so a lone write is not
 	// held back noticeably, long enough to merge a burst.
 	db.MaxBatchDelay = 2 * time.Millisecond
-	g := &groupCommit{db: db, gap: cfg.commitGap, maxGap: cfg.maxCommitGap, full: make(chan struct{}, 1), faults: newFaultAround(cfg.faultAround)}
+	g := &groupCommit{db: db, gap: cfg.commitGap, maxGap: cfg.maxCommitGap, full: make(chan struct{}, 1),
+		faults: newFaultAround(cfg.faultAround), rss: openFileRSS(), budget: cfg.trimBudget}
 	g.unmapResident() // and turns fault-around off for the mapping
 	s := &Store{db: db, now: time.Now, group: g, cfg: cfg, pruneDone: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -119,6 +120,7 @@ func (s *Store) Close() error {
 		<-s.pruneDone
 		s.closeErr = s.db.Close()
 		s.group.faults.Close()
+		s.group.rss.Close()
 	})
 	return s.closeErr
 }

@@ -45,7 +45,7 @@ func mappedKB(t *testing.T, path string) int {
 // afterwards.
 func TestUnmapResidentKeepsData(t *testing.T) {
 	ctx := context.Background()
-	s, path, t0 := openWithHistory(t, "d1", "d2")
+	s, path, t0 := openWithHistory(t, nil, "d1", "d2")
 	read := func() []store.TrackPoint {
 		var all []store.TrackPoint
 		for _, d := range []string{"d1", "d2"} {
@@ -84,7 +84,7 @@ func TestUnmapResidentKeepsData(t *testing.T) {
 // trim them) leave the process's resident set by themselves.
 func TestReadOnlyBurstIsTrimmed(t *testing.T) {
 	ctx := context.Background()
-	s, path, t0 := openWithHistory(t, "d1")
+	s, path, t0 := openWithHistory(t, nil, "d1")
 	// Whatever the writes mapped is trimmed first, so what is resident
 	// below is the reads'.
 	waitMapped(t, path, "after the writes")
@@ -119,12 +119,12 @@ func waitMapped(t *testing.T, path, when string) {
 }
 
 // openWithHistory opens a store in a test's temp dir (closed when the test
-// ends) with drones of tenant a, each given 4,000 points of history a
+// ends), with opts besides WithPruneEvery(0), with drones of tenant a, each given 4,000 points of history a
 // second apart from the returned time, written in 20 transactions.
-func openWithHistory(t *testing.T, drones ...string) (*Store, string, time.Time) {
+func openWithHistory(t *testing.T, opts []Option, drones ...string) (*Store, string, time.Time) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "s.db")
-	s, err := Open(path, WithPruneEvery(0))
+	s, err := Open(path, append([]Option{WithPruneEvery(0)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func openWithHistory(t *testing.T, drones ...string) (*Store, string, time.Time)
 // the process's resident set, not the 64 KiB or more around it that the
 // kernel's fault-around would map with it.
 func TestReadMapsOnlyPagesRead(t *testing.T) {
-	s, path, _ := openWithHistory(t, "d1", "d2", "d3", "d4")
+	s, path, _ := openWithHistory(t, nil, "d1", "d2", "d3", "d4")
 	if err := s.group.faults.err; err != nil {
 		t.Skipf("fault-around cannot be turned off here: %v", err)
 	}
@@ -179,5 +179,67 @@ func TestReadMapsOnlyPagesRead(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// While the writer is busy, what reads map is trimmed only once the
+// resident file pages have grown by the budget: a trim makes the writer
+// fault its pages in again. Once it goes quiet, they are trimmed anyway.
+func TestBusyWriterTrimsByBudget(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		budget int64
+		trims  bool // while the write is in progress
+	}{
+		{"under budget", 1 << 40, false},
+		{"over budget", 1, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, path, t0 := openWithHistory(t, []Option{WithTrimBudget(c.budget)}, "d1", "d2", "d3", "d4")
+			waitMapped(t, path, "after the writes")
+			// A write that holds the writer in its commit until released.
+			started, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+			go func() {
+				done <- s.group.do(func(*bbolt.Tx) error {
+					select {
+					case <-started:
+					default:
+						close(started)
+					}
+					<-release
+					return nil
+				})
+			}()
+			<-started
+			trims := s.group.trims.Load()
+			for _, d := range []string{"d1", "d2", "d3", "d4"} {
+				if _, err := s.Track(ctx, store.TrackQuery{TenantID: "a", DroneID: d, From: t0, To: t0.Add(2 * time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.trims {
+				deadline := time.Now().Add(20 * trimEvery)
+				for s.group.trims.Load() == trims {
+					if time.Now().After(deadline) {
+						t.Fatal("no trim while the writer was busy, with the budget exceeded")
+					}
+					time.Sleep(trimEvery / 10)
+				}
+			} else {
+				time.Sleep(4 * trimEvery) // the timer armed by the reads has fired
+				if n := s.group.trims.Load() - trims; n != 0 {
+					t.Errorf("%d trims while the writer was busy, under budget: want none", n)
+				}
+				if kb := mappedKB(t, path); kb == 0 {
+					t.Error("the reads' pages are not resident while the writer is busy, under budget")
+				}
+			}
+			close(release)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			waitMapped(t, path, "after the writer went quiet")
+		})
 	}
 }

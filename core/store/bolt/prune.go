@@ -70,6 +70,7 @@ type config struct {
 	// faultAround leaves the kernel's fault-around on for the store
 	// file's mapping (faultaround_linux.go); benchmarks compare the two.
 	faultAround bool
+	trimBudget  int64 // groupCommit.budget
 }
 
 // WithPruneEvery sets how often the background sweeper deletes expired
