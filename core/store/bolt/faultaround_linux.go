@@ -26,8 +26,8 @@ import (
 // write-protect mode: the kernel does no fault-around in such a mapping
 // (mm/memory.c, uffd_disable_fault_around). Registered with
 // UFFD_FEATURE_WP_ASYNC (Linux 6.7) and never write-protecting a page, the
-// registration changes nothing else: the mapping is read-only, and reads
-// fault as before, one page each. UFFD_USER_MODE_ONLY makes it available
+// registration changes nothing else: the mapping is read-only, and a read
+// faults as before but maps the one page it reads. UFFD_USER_MODE_ONLY makes it available
 // without privileges. Where the kernel or a seccomp filter refuses, the
 // store works as before (fault-around on).
 type faultAround struct {

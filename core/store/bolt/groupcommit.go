@@ -259,11 +259,11 @@ func (g *groupCommit) busy() bool {
 // overBudget says the process's resident file pages grew by budget bytes
 // or more since the last trim (or that this cannot be told). A trim drops
 // the writer's own pages too, and the writer faults them back in one by
-// one on its single goroutine (bbolt's Page.FastCheck, the first read of a
-// page, was 5.7% of up's CPU at 5,000 reports/s with a trim every
-// trimEvery: docs/performance.md, "Round 5 merged"). So while writes keep
-// coming the store trims by what has been mapped, not by the clock; when
-// they stop, by the clock again (the write loop going quiet, the timer).
+// one on its single goroutine, the pipeline's serial part (bbolt's
+// Page.FastCheck, the first read of a page, in up's profiles). So while
+// writes keep coming the store trims by what has been mapped, not by the
+// clock; when they stop, by the clock again (the write loop going quiet,
+// the timer). docs/performance.md, "Round 6: resident store pages".
 func (g *groupCommit) overBudget() bool {
 	now := g.rss.bytes()
 	return now < 0 || now-g.trimmedRSS.Load() >= g.budget
@@ -280,10 +280,10 @@ func (g *groupCommit) overBudget() bool {
 const trimEvery = 250 * time.Millisecond
 
 // trimBudget is how much the process's resident file pages may grow before
-// a busy writer trims (overBudget). With fault-around off (faultAround) a
-// write maps about the pages it reads; at 10,000 reports/s the store file's
-// resident pages grew by a few MB between trims 250 ms apart
-// (docs/performance.md, "Round 6: resident store pages").
+// a busy writer trims (overBudget): with fault-around off (faultAround) a
+// write maps about the pages it reads, so this bounds the store's share of
+// RSS under load. A larger budget costs the writer fewer faults and RSS
+// more (docs/performance.md, "Round 6: resident store pages").
 const trimBudget = 32 << 20
 
 // unmapResident drops the pages of bbolt's read-only file mapping from the
