@@ -72,7 +72,7 @@ var _ store.Store = (*Store)(nil)
 // file stops growing once history older than its expiry is being deleted;
 // it does not shrink (bbolt never returns space to the file system).
 func Open(path string, opts ...Option) (*Store, error) {
-	cfg := config{pruneEvery: DefaultPruneEvery, pruneBatch: defaultPruneBatch, commitGap: commitGap, maxCommitGap: maxCommitGap}
+	cfg := config{pruneEvery: DefaultPruneEvery, pruneBatch: defaultPruneBatch, commitGap: commitGap, maxCommitGap: maxCommitGap, trimBudget: trimBudget}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -104,7 +104,10 @@ func Open(path string, opts ...Option) (*Store, error) {
 	// Batch waits this long for company: short, so a lone write is not
 	// held back noticeably, long enough to merge a burst.
 	db.MaxBatchDelay = 2 * time.Millisecond
-	s := &Store{db: db, now: time.Now, group: &groupCommit{db: db, gap: cfg.commitGap, maxGap: cfg.maxCommitGap, full: make(chan struct{}, 1)}, cfg: cfg, pruneDone: make(chan struct{})}
+	g := &groupCommit{db: db, gap: cfg.commitGap, maxGap: cfg.maxCommitGap, full: make(chan struct{}, 1),
+		faults: newFaultAround(cfg.faultAround), rss: openFileRSS(), budget: cfg.trimBudget}
+	g.unmapResident() // and turns fault-around off for the mapping
+	s := &Store{db: db, now: time.Now, group: g, cfg: cfg, pruneDone: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopPrune = cancel
 	if cfg.pruneEvery > 0 {
@@ -122,6 +125,8 @@ func (s *Store) Close() error {
 		s.stopPrune()
 		<-s.pruneDone
 		s.closeErr = s.db.Close()
+		s.group.faults.Close()
+		s.group.rss.Close()
 	})
 	return s.closeErr
 }

@@ -66,6 +66,17 @@ type groupCommit struct {
 	mapped     atomic.Bool
 	timerArmed atomic.Bool
 
+	// faults turns the kernel's fault-around off for bbolt's mapping
+	// (registered again by each trim once bbolt has mapped the file anew).
+	faults *faultAround
+	// While the writer is busy a trim waits until the process's resident
+	// file pages have grown by budget bytes since the last (trimmedRSS,
+	// from rss; trims counts them): see overBudget.
+	rss        *fileRSS
+	budget     int64
+	trimmedRSS atomic.Int64
+	trims      atomic.Int64
+
 	// commits and calls count the transactions committed and the calls
 	// they carried (GroupStats in tests: the group sizes a load gets).
 	commits, calls atomic.Int64
@@ -142,9 +153,10 @@ func (g *groupCommit) loop() {
 		g.trimSoon()
 		g.commit(calls)
 		g.mapped.Store(true)
+		g.coverMapping()
 		g.lastEnd = time.Now()
 		g.nextGap, g.lastN = g.gapAfter(n), n
-		if g.sinceTrim() >= trimEvery {
+		if g.sinceTrim() >= trimEvery && g.overBudget() {
 			g.unmapResident()
 		} else {
 			g.trimSoon()
@@ -228,8 +240,33 @@ func (g *groupCommit) trimTimer() {
 		return
 	}
 	g.timerArmed.Store(false)
+	if g.busy() && !g.overBudget() {
+		// The write loop checks again after its next commit, and
+		// trims when it goes quiet.
+		return
+	}
 	g.unmapResident()
 	g.trimSoon() // pages mapped while it ran
+}
+
+// busy says the write loop is running: writes keep coming.
+func (g *groupCommit) busy() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.running
+}
+
+// overBudget says the process's resident file pages grew by budget bytes
+// or more since the last trim (or that this cannot be told). A trim drops
+// the writer's own pages too, and the writer faults them back in one by
+// one on its single goroutine, the pipeline's serial part (bbolt's
+// Page.FastCheck, the first read of a page, in up's profiles). So while
+// writes keep coming the store trims by what has been mapped, not by the
+// clock; when they stop, by the clock again (the write loop going quiet,
+// the timer). docs/performance.md, "Round 6: resident store pages".
+func (g *groupCommit) overBudget() bool {
+	now := g.rss.bytes()
+	return now < 0 || now-g.trimmedRSS.Load() >= g.budget
 }
 
 // trimEvery is how often a store drops the file's pages from the
@@ -241,6 +278,13 @@ func (g *groupCommit) trimTimer() {
 // post whatever the period, so mostly the shared branch pages fault again
 // (a minor fault) after each trim.
 const trimEvery = 250 * time.Millisecond
+
+// trimBudget is how much the process's resident file pages may grow before
+// a busy writer trims (overBudget): with fault-around off (faultAround) a
+// write maps about the pages it reads, so this bounds the store's share of
+// RSS under load. A larger budget costs the writer fewer faults and RSS
+// more (docs/performance.md, "Round 6: resident store pages").
+const trimBudget = 32 << 20
 
 // unmapResident drops the pages of bbolt's read-only file mapping from the
 // process's page tables (madvise MADV_DONTNEED; a no-op where there is
@@ -265,7 +309,23 @@ func (g *groupCommit) unmapResident() {
 		return // closed: nothing mapped
 	}
 	defer func() { _ = tx.Rollback() }()
-	dropMapped(g.db.Info().Data, uintptr(tx.Size()))
+	addr, size := g.db.Info().Data, uintptr(tx.Size())
+	dropMapped(addr, size)
+	g.faults.cover(addr, size)
+	g.trimmedRSS.Store(g.rss.bytes())
+	g.trims.Add(1)
+}
+
+// coverMapping turns fault-around off for bbolt's mapping at once when a
+// commit made bbolt map the file anew (it does as the file grows), rather
+// than at the next trim.
+func (g *groupCommit) coverMapping() {
+	tx, err := g.db.Begin(false) // keeps the mapping as it is meanwhile
+	if err != nil {
+		return
+	}
+	g.faults.cover(g.db.Info().Data, uintptr(tx.Size()))
+	_ = tx.Rollback()
 }
 
 // commit runs calls in one transaction. A call whose fn fails is answered

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/google/go-cmp/cmp"
+	bbolt "go.etcd.io/bbolt"
 )
 
 // mappedKB is the resident size of this process's mappings of path
@@ -44,7 +45,7 @@ func mappedKB(t *testing.T, path string) int {
 // afterwards.
 func TestUnmapResidentKeepsData(t *testing.T) {
 	ctx := context.Background()
-	s, path, t0 := openWithHistory(t, "d1", "d2")
+	s, path, t0 := openWithHistory(t, nil, "d1", "d2")
 	read := func() []store.TrackPoint {
 		var all []store.TrackPoint
 		for _, d := range []string{"d1", "d2"} {
@@ -83,7 +84,7 @@ func TestUnmapResidentKeepsData(t *testing.T) {
 // trim them) leave the process's resident set by themselves.
 func TestReadOnlyBurstIsTrimmed(t *testing.T) {
 	ctx := context.Background()
-	s, path, t0 := openWithHistory(t, "d1")
+	s, path, t0 := openWithHistory(t, nil, "d1")
 	// Whatever the writes mapped is trimmed first, so what is resident
 	// below is the reads'.
 	waitMapped(t, path, "after the writes")
@@ -118,12 +119,12 @@ func waitMapped(t *testing.T, path, when string) {
 }
 
 // openWithHistory opens a store in a test's temp dir (closed when the test
-// ends) with drones of tenant a, each given 4,000 points of history a
+// ends), with opts besides WithPruneEvery(0), with drones of tenant a, each given 4,000 points of history a
 // second apart from the returned time, written in 20 transactions.
-func openWithHistory(t *testing.T, drones ...string) (*Store, string, time.Time) {
+func openWithHistory(t *testing.T, opts []Option, drones ...string) (*Store, string, time.Time) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "s.db")
-	s, err := Open(path, WithPruneEvery(0))
+	s, err := Open(path, append([]Option{WithPruneEvery(0)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,4 +148,98 @@ func openWithHistory(t *testing.T, drones ...string) (*Store, string, time.Time)
 		}
 	}
 	return s, path, t0
+}
+
+// A page of the store file read through bbolt's mapping puts that page in
+// the process's resident set, not the 64 KiB or more around it that the
+// kernel's fault-around would map with it.
+func TestReadMapsOnlyPagesRead(t *testing.T) {
+	s, path, _ := openWithHistory(t, nil, "d1", "d2", "d3", "d4")
+	if err := s.group.faults.err; err != nil {
+		t.Skipf("fault-around cannot be turned off here: %v", err)
+	}
+	const pages = 16
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		size, ps := int(tx.Size()), s.db.Info().PageSize
+		if size < pages*64<<10 {
+			t.Fatalf("store file of %d bytes: too small to read %d pages 64 KiB apart", size, pages)
+		}
+		s.group.unmapResident()
+		for i := range pages { // a page in the middle of each 16th of the file
+			if _, err := tx.Page((2*i + 1) * size / (2 * pages) / ps); err != nil {
+				return err
+			}
+		}
+		// The two meta pages that View read before the trim come back
+		// with the next transaction, so allow for them.
+		if kb, want := mappedKB(t, path), (pages+2)*ps/1024; kb > want {
+			t.Errorf("%d kB of the store file resident after reading %d pages: want at most %d", kb, pages, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// While the writer is busy, what reads map is trimmed only once the
+// resident file pages have grown by the budget: a trim makes the writer
+// fault its pages in again. Once it goes quiet, they are trimmed anyway.
+func TestBusyWriterTrimsByBudget(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		budget int64
+		trims  bool // while the write is in progress
+	}{
+		{"under budget", 1 << 40, false},
+		{"over budget", 1, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, path, t0 := openWithHistory(t, []Option{WithTrimBudget(c.budget)}, "d1", "d2", "d3", "d4")
+			waitMapped(t, path, "after the writes")
+			// A write that holds the writer in its commit until released.
+			started, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+			go func() {
+				done <- s.group.do(func(*bbolt.Tx) error {
+					select {
+					case <-started:
+					default:
+						close(started)
+					}
+					<-release
+					return nil
+				})
+			}()
+			<-started
+			trims := s.group.trims.Load()
+			for _, d := range []string{"d1", "d2", "d3", "d4"} {
+				if _, err := s.Track(ctx, store.TrackQuery{TenantID: "a", DroneID: d, From: t0, To: t0.Add(2 * time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.trims {
+				deadline := time.Now().Add(20 * trimEvery)
+				for s.group.trims.Load() == trims {
+					if time.Now().After(deadline) {
+						t.Fatal("no trim while the writer was busy, with the budget exceeded")
+					}
+					time.Sleep(trimEvery / 10)
+				}
+			} else {
+				time.Sleep(4 * trimEvery) // the timer armed by the reads has fired
+				if n := s.group.trims.Load() - trims; n != 0 {
+					t.Errorf("%d trims while the writer was busy, under budget: want none", n)
+				}
+				if kb := mappedKB(t, path); kb == 0 {
+					t.Error("the reads' pages are not resident while the writer is busy, under budget")
+				}
+			}
+			close(release)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			waitMapped(t, path, "after the writer went quiet")
+		})
+	}
 }

@@ -65,6 +65,10 @@ type config struct {
 	syncFreelist bool
 	commitGap    time.Duration // groupCommit.gap
 	maxCommitGap time.Duration // groupCommit.maxGap
+	// faultAround leaves the kernel's fault-around on for the store
+	// file's mapping (faultaround_linux.go); benchmarks compare the two.
+	faultAround bool
+	trimBudget  int64 // groupCommit.budget
 }
 
 // WithPruneEvery sets how often the background sweeper deletes expired
