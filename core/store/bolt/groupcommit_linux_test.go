@@ -3,6 +3,7 @@ package bolt
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,8 +12,10 @@ import (
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/store/storeurl"
 	"github.com/google/go-cmp/cmp"
 	bbolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 // mappedKB is the resident size of this process's mappings of path
@@ -154,10 +157,9 @@ func openWithHistory(t *testing.T, opts []Option, drones ...string) (*Store, str
 // the process's resident set, not the 64 KiB or more around it that the
 // kernel's fault-around would map with it.
 func TestReadMapsOnlyPagesRead(t *testing.T) {
-	s, path, _ := openWithHistory(t, nil, "d1", "d2", "d3", "d4")
-	if err := s.group.faults.err; err != nil {
-		t.Skipf("fault-around cannot be turned off here: %v", err)
-	}
+	// Enough history for a file of well over 1 MiB (16 pages 64 KiB apart).
+	s, path, _ := openWithHistory(t, nil, "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10")
+	requireFaultAroundOff(t, s)
 	const pages = 16
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		size, ps := int(tx.Size()), s.db.Info().PageSize
@@ -241,5 +243,52 @@ func TestBusyWriterTrimsByBudget(t *testing.T) {
 			}
 			waitMapped(t, path, "after the writer went quiet")
 		})
+	}
+}
+
+// requireFaultAroundOff fails the test when s could not turn fault-around
+// off, unless the kernel predates UFFD_FEATURE_WP_ASYNC (Linux 6.7), where
+// the store runs with it on by design: on a kernel that has it, a refusal
+// (a seccomp filter, say) is what the test is there to catch.
+func requireFaultAroundOff(t *testing.T, s *Store) {
+	t.Helper()
+	err := s.group.faults.err
+	if err == nil {
+		return
+	}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		var major, minor int
+		if _, scanErr := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); scanErr == nil && (major < 6 || major == 6 && minor < 7) {
+			t.Skipf("Linux %d.%d has no userfaultfd WP_ASYNC (6.7+): the store keeps fault-around on here (%v)", major, minor, err)
+		}
+	}
+	t.Fatalf("fault-around could not be turned off for the store mapping on this kernel: %v", err)
+}
+
+// faultaround=on in a store URL leaves the kernel's fault-around on (no
+// userfaultfd registration); by default it is turned off, and the two
+// settings cannot share one open file.
+func TestURLFaultAround(t *testing.T) {
+	dir := t.TempDir()
+	open := func(path, query string) *Store {
+		t.Helper()
+		st, err := storeurl.Open(context.Background(), "bolt://"+filepath.ToSlash(filepath.Join(dir, path))+query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st.(*handle).Store
+	}
+	requireFaultAroundOff(t, open("default.db", ""))
+	if on := open("on.db", "?faultaround=on"); on.group.faults.fd >= 0 || on.group.faults.err != nil {
+		t.Errorf("faultaround=on: userfaultfd %d (err %v), want none opened", on.group.faults.fd, on.group.faults.err)
+	}
+	if st, err := storeurl.Open(context.Background(), "bolt://"+filepath.ToSlash(filepath.Join(dir, "on.db"))+"?faultaround=off"); err == nil {
+		st.Close()
+		t.Error("the same file opened with faultaround=off while open with faultaround=on")
+	}
+	if _, err := storeurl.Open(context.Background(), "bolt://"+filepath.ToSlash(filepath.Join(dir, "x.db"))+"?faultaround=maybe"); err == nil || !strings.Contains(err.Error(), "faultaround") {
+		t.Errorf("faultaround=maybe: %v, want an error naming the option", err)
 	}
 }

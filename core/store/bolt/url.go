@@ -13,13 +13,16 @@ import (
 )
 
 // Scheme is the store URL scheme this package registers with storeurl:
-// bolt:///absolute/path.db[?prune=DURATION].
+// bolt:///absolute/path.db[?prune=DURATION][&faultaround=on].
 const Scheme = "bolt"
 
 func init() { storeurl.Register(Scheme, storeurl.OpenerFunc(openURL)) }
 
 // openURL opens bolt:///path.db. prune sets how often expired history is
-// swept (default DefaultPruneEvery, 0 for never).
+// swept (default DefaultPruneEvery, 0 for never); faultaround=on leaves the
+// kernel's fault-around on for the file's mapping (the store turns it off
+// where the kernel lets it: faultaround_linux.go), a way back should a
+// kernel treat the registration that turns it off differently.
 func openURL(_ context.Context, u *url.URL) (store.Store, error) {
 	path := u.Path
 	if u.Opaque != "" {
@@ -28,29 +31,47 @@ func openURL(_ context.Context, u *url.URL) (store.Store, error) {
 	if u.Host != "" || path == "" {
 		return nil, fmt.Errorf("store url %q: want bolt:///absolute/path.db", u.Redacted())
 	}
-	prune, err := urlPrune(u.Query())
+	o, err := urlOptions(u.Query())
 	if err != nil {
 		return nil, fmt.Errorf("store url %q: %w", u.Redacted(), err)
 	}
-	return openShared(path, prune)
+	return openShared(path, o)
 }
 
-// urlPrune reads the bolt options of a URL query: prune, how often expired
-// history is deleted (a Go duration, 0 for never). Unknown options are
-// errors, so a typo does not silently leave the default.
-func urlPrune(q url.Values) (time.Duration, error) {
-	prune := DefaultPruneEvery
-	for k, v := range q {
-		if k != "prune" {
-			return 0, fmt.Errorf("unknown bolt option %q (want prune)", k)
+// urlOpts are the bolt options a store URL's query may set.
+type urlOpts struct {
+	prune       time.Duration // how often expired history is deleted; 0: never
+	faultAround bool          // leave the kernel's fault-around on
+}
+
+// urlOptions reads the bolt options of a URL query: prune (a Go duration,
+// 0 for never) and faultaround (on or off). Unknown options are errors, so
+// a typo does not silently leave the default.
+func urlOptions(q url.Values) (urlOpts, error) {
+	o := urlOpts{prune: DefaultPruneEvery}
+	for k, vs := range q {
+		v := vs[len(vs)-1]
+		switch k {
+		case "prune":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return o, fmt.Errorf("prune=%q: want a Go duration such as 10m, or 0 to turn pruning off", v)
+			}
+			o.prune = d
+		case "faultaround":
+			switch v {
+			case "on":
+				o.faultAround = true
+			case "off":
+				o.faultAround = false
+			default:
+				return o, fmt.Errorf("faultaround=%q: want on or off", v)
+			}
+		default:
+			return o, fmt.Errorf("unknown bolt option %q (want prune or faultaround)", k)
 		}
-		d, err := time.ParseDuration(v[len(v)-1])
-		if err != nil || d < 0 {
-			return 0, fmt.Errorf("prune=%q: want a Go duration such as 10m, or 0 to turn pruning off", v[len(v)-1])
-		}
-		prune = d
 	}
-	return prune, nil
+	return o, nil
 }
 
 // One-machine mode runs every function in one process and bbolt takes an
@@ -63,9 +84,9 @@ var (
 
 type sharedBolt struct {
 	*Store
-	path  string
-	prune time.Duration
-	refs  int
+	path string
+	opts urlOpts
+	refs int
 }
 
 type handle struct {
@@ -74,8 +95,8 @@ type handle struct {
 }
 
 // openShared opens path or shares its open handle; a handle already open
-// with another prune period is an error rather than a silent choice.
-func openShared(path string, prune time.Duration) (store.Store, error) {
+// with other options is an error rather than a silent choice.
+func openShared(path string, o urlOpts) (store.Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("store path %s: %w", path, err)
@@ -84,14 +105,19 @@ func openShared(path string, prune time.Duration) (store.Store, error) {
 	defer sharedMu.Unlock()
 	sb, ok := shared[abs]
 	if !ok {
-		st, err := Open(abs, WithPruneEvery(prune))
+		opts := []Option{WithPruneEvery(o.prune)}
+		if o.faultAround {
+			opts = append(opts, WithFaultAround())
+		}
+		st, err := Open(abs, opts...)
 		if err != nil {
 			return nil, err
 		}
-		sb = &sharedBolt{Store: st, path: abs, prune: prune}
+		sb = &sharedBolt{Store: st, path: abs, opts: o}
 		shared[abs] = sb
-	} else if sb.prune != prune {
-		return nil, fmt.Errorf("store %s: already open in this process with prune=%s, not %s", abs, sb.prune, prune)
+	} else if sb.opts != o {
+		return nil, fmt.Errorf("store %s: already open in this process with prune=%s faultaround=%s, not prune=%s faultaround=%s",
+			abs, sb.opts.prune, onOff(sb.opts.faultAround), o.prune, onOff(o.faultAround))
 	}
 	sb.refs++
 	return &handle{sharedBolt: sb}, nil
@@ -111,4 +137,11 @@ func (h *handle) Close() error {
 		}
 	})
 	return err
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }

@@ -10,6 +10,7 @@
 //
 //	bolt:///var/lib/dronetrack/store.db      embedded bbolt file (one machine)
 //	bolt:///path/store.db?prune=10m          ...sweeping expired history every 10m (the default; 0 turns the sweeper off)
+//	bolt:///path/store.db?faultaround=on     ...leaving the kernel's fault-around on for the file's mapping (off by default where the kernel allows)
 //	firestore://PROJECT?database=NAME        Cloud Firestore (cluster; the emulator when FIRESTORE_EMULATOR_HOST is set)
 package storeurl
 
