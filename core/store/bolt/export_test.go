@@ -31,9 +31,6 @@ func PageBytes(s *Store) int64 {
 	return st.TxStats.GetPageAlloc()
 }
 
-// WithFaultAround leaves the kernel's fault-around on for the store file's
-// mapping, as before the store turned it off.
-func WithFaultAround() Option { return func(c *config) { c.faultAround = true } }
 
 // WithTrimBudget sets how much resident file memory may grow before a busy
 // writer trims.

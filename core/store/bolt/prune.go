@@ -71,6 +71,11 @@ type config struct {
 	trimBudget  int64 // groupCommit.budget
 }
 
+// WithFaultAround leaves the kernel's fault-around on for the store file's
+// mapping; by default the store turns it off where the kernel lets it
+// (faultaround_linux.go).
+func WithFaultAround() Option { return func(c *config) { c.faultAround = true } }
+
 // WithPruneEvery sets how often the background sweeper deletes expired
 // history (default DefaultPruneEvery). Zero or less disables the sweeper;
 // Prune still works.
