@@ -31,7 +31,6 @@ func PageBytes(s *Store) int64 {
 	return st.TxStats.GetPageAlloc()
 }
 
-
 // WithTrimBudget sets how much resident file memory may grow before a busy
 // writer trims.
 func WithTrimBudget(n int64) Option { return func(c *config) { c.trimBudget = n } }
