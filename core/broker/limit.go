@@ -193,3 +193,28 @@ func (l *limiter) current() int {
 	defer l.mu.Unlock()
 	return l.limit
 }
+
+// slot is one event's place in its Trigger's limiter while it is
+// delivered. A subscriber in this process that holds the delivery on
+// purpose (publish.Hold: process waiting out a drone's STATE_INTERVAL to
+// merge its reports into one write) gives the place back early: it waits
+// for time to pass, not for the subscriber's work, so it does not count
+// against the bound of deliveries the subscriber is working on, and the
+// bound can be small (deliveries waiting in a store's single writer are
+// goroutines whose stacks the collector scans) without capping what a
+// fleet reporting faster than STATE_INTERVAL gets through. A held
+// delivery's end is not a completion for the adaptive limit either.
+type slot struct {
+	l    *limiter
+	once sync.Once
+}
+
+// slotKey carries a delivery's slot in its context to send, which hands
+// hold to an in-process subscriber.
+type slotKey struct{}
+
+// hold gives the slot back early (publish.Hold).
+func (s *slot) hold() { s.once.Do(func() { s.l.release(false) }) }
+
+// release gives the slot back as the delivery ends, unless held.
+func (s *slot) release() { s.once.Do(func() { s.l.release(true) }) }
