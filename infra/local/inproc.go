@@ -67,14 +67,22 @@ func deliveryClient() *http.Client {
 }
 
 // EnvBrokerInFlight overrides the local broker's deliveries in flight per
-// Trigger (default 1024), for load comparisons.
+// Trigger (default 256), for load comparisons.
 const EnvBrokerInFlight = "DRONETRACK_BROKER_INFLIGHT"
+
+// defaultMaxInFlight bounds the deliveries a Trigger's subscriber works on
+// at once. Deliveries process holds on purpose (a drone reporting faster
+// than STATE_INTERVAL) are not counted (publish.Hold), so the bound is what
+// the subscribers' work needs: beyond it deliveries only waited in the
+// store's single writer, two goroutines each whose stacks the collector
+// scanned (docs/performance.md, "Round 6: 20,000 reports/s").
+const defaultMaxInFlight = 256
 
 func maxInFlight() int {
 	if n, err := strconv.Atoi(os.Getenv(EnvBrokerInFlight)); err == nil && n > 0 {
 		return n
 	}
-	return 1024
+	return defaultMaxInFlight
 }
 
 // EnvBrokerMinInFlight is the floor of the local broker's deliveries in
