@@ -18,7 +18,7 @@ type recorder struct {
 	window []time.Duration // ack latencies since the last live line
 	// counters since the last live line
 	winSent, winReports, winRequests int
-	winErrors               map[string]int
+	winErrors                        map[string]int
 }
 
 func newRecorder() *recorder {
