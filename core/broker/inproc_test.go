@@ -94,19 +94,35 @@ func TestInProcessSubscriberGetsEventAndReplies(t *testing.T) {
 // first held one kept the others waiting for its slot. Held deliveries
 // are still acked only once answered.
 func TestHeldDeliveriesFreeTheirSlots(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		maxHeld int
+		inside  int // deliveries in the subscriber at once
+	}{
+		{"every one held without its slot", 5, 5},
+		{"two held without their slots, the third keeps its own", 2, 3},
+		{"none held without its slot (MaxHeld 0)", 0, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) { testHeldDeliveries(t, c.maxHeld, c.inside) })
+	}
+}
+
+func testHeldDeliveries(t *testing.T, maxHeld, wantInside int) {
 	const addr = "inproc-holder.invalid:80"
 	const n = 5
 	release := make(chan struct{})
 	var mu sync.Mutex
-	inside, answered := 0, 0
+	inside, maxInside, answered := 0, 0, 0
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		publish.Hold(r.Context())
 		mu.Lock()
 		inside++
+		maxInside = max(maxInside, inside)
 		mu.Unlock()
 		<-release
 		mu.Lock()
+		inside--
 		answered++
 		mu.Unlock()
 		w.WriteHeader(http.StatusAccepted)
@@ -118,6 +134,7 @@ func TestHeldDeliveriesFreeTheirSlots(t *testing.T) {
 		Resolve:       resolver(map[string]string{"holder": "http://" + addr}),
 		HTTPClient:    &http.Client{Transport: publish.LocalTransport{}},
 		MaxInFlight:   1,
+		MaxHeld:       maxHeld,
 		MaxAckPending: n,
 		BatchLinger:   -1,
 		// No attempt times out while held: a retry is not a second delivery.
@@ -128,10 +145,10 @@ func TestHeldDeliveriesFreeTheirSlots(t *testing.T) {
 	for i := range n {
 		mustSend(t, ingress.URL, newEvent("e"+strconv.Itoa(i), "test.a"))
 	}
-	eventually(t, "every held delivery in the subscriber at once", func() bool {
+	eventually(t, "held deliveries in the subscriber at once", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return inside == n
+		return inside == wantInside
 	})
 	once.Do(func() { close(release) })
 	eventually(t, "every delivery answered and acked", func() bool {
@@ -141,4 +158,7 @@ func TestHeldDeliveriesFreeTheirSlots(t *testing.T) {
 		mu.Unlock()
 		return done && err == nil && p == 0
 	})
+	if maxInside != wantInside {
+		t.Errorf("%d deliveries in the subscriber at most, want %d (one slot, %d held without theirs)", maxInside, wantInside, maxHeld)
+	}
 }

@@ -58,8 +58,10 @@ func openBroker(ctx context.Context, dir string, subscribers map[string]string, 
 		// backlog forms; counted against the bound, held deliveries capped
 		// the pipeline at about the bound per second under load (figures
 		// in docs/performance.md), so process tells the broker (publish.Hold)
-		// and held deliveries leave the bound to those being worked on.
+		// and held deliveries (up to maxHeld) leave the bound to those
+		// being worked on.
 		MaxInFlight: maxInFlight(),
+		MaxHeld:     maxHeld(),
 		// The bound adapts from here up to MaxInFlight
 		// (core/broker limit.go; DRONETRACK_BROKER_MININFLIGHT=0 fixes it).
 		MinInFlight: minInFlight(),

@@ -78,6 +78,13 @@ const EnvBrokerInFlight = "DRONETRACK_BROKER_INFLIGHT"
 // scanned (docs/performance.md, "Round 6: 20,000 reports/s").
 const defaultMaxInFlight = 256
 
+// maxHeld is how many deliveries per Trigger process may hold on purpose
+// without a slot of maxInFlight's bound (core/broker Config.MaxHeld): at
+// most 1,024 deliveries a Trigger in all, as before held ones were
+// counted apart. Without this bound a backlog, in which most of process's
+// deliveries are held, grew to tens of thousands of goroutines.
+func maxHeld() int { return max(0, 1024-maxInFlight()) }
+
 func maxInFlight() int {
 	if n, err := strconv.Atoi(os.Getenv(EnvBrokerInFlight)); err == nil && n > 0 {
 		return n
