@@ -72,10 +72,11 @@ const EnvBrokerInFlight = "DRONETRACK_BROKER_INFLIGHT"
 
 // defaultMaxInFlight bounds the deliveries a Trigger's subscriber works on
 // at once. Deliveries process holds on purpose (a drone reporting faster
-// than STATE_INTERVAL) are not counted (publish.Hold), so the bound is what
-// the subscribers' work needs: beyond it deliveries only waited in the
-// store's single writer, two goroutines each whose stacks the collector
-// scanned (docs/performance.md, "Round 6: 20,000 reports/s").
+// than STATE_INTERVAL) are not counted, up to maxHeld of them
+// (publish.Hold), so the bound is what the subscribers' work needs: beyond
+// it deliveries only waited in the store's single writer, two goroutines
+// each whose stacks the collector scanned (docs/performance.md, "Round 6:
+// 20,000 reports/s at 10 per request").
 const defaultMaxInFlight = 256
 
 // maxHeld is how many deliveries per Trigger process may hold on purpose
