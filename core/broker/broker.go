@@ -71,6 +71,11 @@ type Config struct {
 	// (limit.go): a backlog then waits in JetStream rather than as
 	// deliveries parked in the subscriber. Zero: MaxInFlight, fixed.
 	MinInFlight int
+	// MaxHeld bounds the deliveries per Trigger that its subscriber in
+	// this process holds on purpose (publish.Hold) and that therefore no
+	// longer count against MaxInFlight; beyond it a held delivery keeps
+	// its slot. Zero: held deliveries keep their slots.
+	MaxHeld int
 	// MaxAckPending bounds the stored messages a Trigger holds
 	// unacknowledged, that is in delivery or waiting for a slot of
 	// MaxInFlight (default MaxInFlight). Each message may hold a batch of
@@ -315,6 +320,7 @@ func buildRoutes(cfg Config) ([]*route, error) {
 		}
 		r := &route{trigger: t, name: "trigger_" + natsToken(t.Metadata.Name), subscriber: sub, policy: p,
 			slots: newLimiter(cfg.MinInFlight, cfg.MaxInFlight)}
+		r.slots.maxHeld = cfg.MaxHeld
 		if p.deadLetters != nil {
 			dl, err := resolve(cfg.Resolve, *p.deadLetters)
 			switch {

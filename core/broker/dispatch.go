@@ -151,8 +151,9 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg, t *turn) {
 		undecoded int
 	)
 	run := func(e event.Event) {
-		defer r.slots.release(true)
-		switch b.deliver(ctx, r, e) {
+		s := &slot{l: r.slots}
+		defer s.release()
+		switch b.deliver(context.WithValue(ctx, slotKey{}, s), r, e) {
 		case abandonedResult:
 			abandoned.Store(true)
 		case redeliverResult:
@@ -329,6 +330,9 @@ func (b *Broker) send(ctx context.Context, target string, e event.Event, wantRep
 		ctx, d = publish.WithUnencodedDelivery(ctx, &e, u.Host, u.Path)
 	} else if wantReply {
 		ctx, d = publish.WithDelivery(ctx, &e, u.Host, u.Path)
+	}
+	if s, ok := ctx.Value(slotKey{}).(*slot); ok && d != nil {
+		d.OnHold(s.hold) // a handler in process holding it on purpose frees its slot
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", nil)
 	if err != nil {

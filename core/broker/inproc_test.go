@@ -1,10 +1,13 @@
 package broker
 
 import (
+	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -81,5 +84,81 @@ func TestInProcessSubscriberGetsEventAndReplies(t *testing.T) {
 	}
 	if r := final.received(); len(r) != 1 || !strings.HasPrefix(r[0].ID(), "reply-of-") {
 		t.Fatalf("final trigger got %v", r)
+	}
+}
+
+// A delivery its in-process subscriber holds on purpose (publish.Hold, as
+// process does while it waits out a drone's STATE_INTERVAL) gives its
+// place in the Trigger's bound back: with one delivery in flight allowed,
+// every held delivery still reaches the subscriber, where before the
+// first held one kept the others waiting for its slot. Held deliveries
+// are still acked only once answered.
+func TestHeldDeliveriesFreeTheirSlots(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		maxHeld int
+		inside  int // deliveries in the subscriber at once
+	}{
+		{"every one held without its slot", 5, 5},
+		{"two held without their slots, the third keeps its own", 2, 3},
+		{"none held without its slot (MaxHeld 0)", 0, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) { testHeldDeliveries(t, c.maxHeld, c.inside) })
+	}
+}
+
+func testHeldDeliveries(t *testing.T, maxHeld, wantInside int) {
+	const addr = "inproc-holder.invalid:80"
+	const n = 5
+	release := make(chan struct{})
+	var mu sync.Mutex
+	inside, maxInside, answered := 0, 0, 0
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		publish.Hold(r.Context())
+		mu.Lock()
+		inside++
+		maxInside = max(maxInside, inside)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		inside--
+		answered++
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	})
+	publish.RegisterLocalEvents(addr, mux)
+	t.Cleanup(func() { publish.UnregisterLocal(addr) })
+	b, ingress := openBroker(t, Config{
+		Files:         []string{writeManifest(t, triggerYAML("hold", "test.a", "holder", fastRetry))},
+		Resolve:       resolver(map[string]string{"holder": "http://" + addr}),
+		HTTPClient:    &http.Client{Transport: publish.LocalTransport{}},
+		MaxInFlight:   1,
+		MaxHeld:       maxHeld,
+		MaxAckPending: n,
+		BatchLinger:   -1,
+		// No attempt times out while held: a retry is not a second delivery.
+		SubscriberTimeout: time.Minute,
+	})
+	var once sync.Once
+	defer once.Do(func() { close(release) })
+	for i := range n {
+		mustSend(t, ingress.URL, newEvent("e"+strconv.Itoa(i), "test.a"))
+	}
+	eventually(t, "held deliveries in the subscriber at once", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return inside == wantInside
+	})
+	once.Do(func() { close(release) })
+	eventually(t, "every delivery answered and acked", func() bool {
+		mu.Lock()
+		done := answered == n
+		p, err := b.Pending(context.Background())
+		mu.Unlock()
+		return done && err == nil && p == 0
+	})
+	if maxInside != wantInside {
+		t.Errorf("%d deliveries in the subscriber at most, want %d (one slot, %d held without theirs)", maxInside, wantInside, maxHeld)
 	}
 }

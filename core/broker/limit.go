@@ -63,9 +63,11 @@ func (t *turn) pass() { t.once.Do(func() { close(t.done) }) }
 // long each delivery takes.
 type limiter struct {
 	min, max int
+	maxHeld  int // deliveries held on purpose that may leave their slots (Config.MaxHeld)
 
 	mu       sync.Mutex
 	inflight int
+	parked   int // deliveries held on purpose without a slot (slot.hold)
 	limit    int
 	wake     chan struct{} // the one waiter (the turn's holder), cap 1
 
@@ -192,4 +194,76 @@ func (l *limiter) current() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.limit
+}
+
+// slot is one event's place in its Trigger's limiter while it is
+// delivered. A subscriber in this process that holds the delivery on
+// purpose (publish.Hold: process waiting out a drone's STATE_INTERVAL to
+// merge its reports into one write) gives the place back early, while
+// fewer than Config.MaxHeld deliveries of the Trigger are held so: it
+// waits for time to pass, not for the subscriber's work, so it need not
+// count against the bound of deliveries the subscriber is working on, and
+// the bound can be small (deliveries waiting in a store's single writer
+// are goroutines whose stacks the collector scans) without capping what a
+// fleet reporting faster than STATE_INTERVAL gets through. MaxHeld keeps
+// a bound on all of them: under a backlog most deliveries of process are
+// held, and without one they grew to tens of thousands of goroutines. A
+// held delivery's end is not a completion for the adaptive limit.
+type slot struct {
+	l     *limiter
+	mu    sync.Mutex
+	state int // slotTaken, slotHeld (given back) or slotDone
+}
+
+const (
+	slotTaken = iota
+	slotHeld
+	slotDone
+)
+
+// slotKey carries a delivery's slot in its context to send, which hands
+// hold to an in-process subscriber.
+type slotKey struct{}
+
+// hold gives the slot back early (publish.Hold), if the Trigger may hold
+// one more delivery without its slot.
+func (s *slot) hold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == slotTaken && s.l.leave() {
+		s.state = slotHeld
+	}
+}
+
+// release gives the slot back as the delivery ends, or ends its hold.
+func (s *slot) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.state {
+	case slotTaken:
+		s.l.release(true)
+	case slotHeld:
+		s.l.mu.Lock()
+		s.l.parked--
+		s.l.mu.Unlock()
+	}
+	s.state = slotDone
+}
+
+// leave gives a held delivery's slot back, unless maxHeld deliveries are
+// held so already.
+func (l *limiter) leave() bool {
+	l.mu.Lock()
+	if l.parked >= l.maxHeld {
+		l.mu.Unlock()
+		return false
+	}
+	l.parked++
+	l.inflight--
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return true
 }

@@ -129,6 +129,7 @@ func Run(ctx context.Context, cfg Config, target Target) (Result, error) {
 	var sums []sim.Summary
 	var gens []genCost
 	self := procOf(0)
+	var notBefore time.Time // a step's reports come after the previous step's
 	for i, r := range cfg.Rates {
 		fmt.Fprintf(logw, "load: step %d/%d: %g reports/s for %s\n", i+1, len(cfg.Rates), r, cfg.Step)
 		t.setStep(i, r)
@@ -136,8 +137,9 @@ func Run(ctx context.Context, cfg Config, target Target) (Result, error) {
 		s, err := sim.Run(ctx, sim.Config{
 			URL: target.URL, Keys: keys, Rate: r / float64(len(keys)), Batch: cfg.Batch, Duration: cfg.Step,
 			SilentFraction: 0, Seed: uint64(i + 1), Concurrency: cfg.Concurrency, Tick: cfg.Tick,
-			OnAck: t.acked,
+			NotBefore: notBefore, OnSend: t.sent, OnAck: t.acked,
 		})
+		notBefore = time.Now()
 		if err != nil {
 			return Result{}, err
 		}
@@ -333,7 +335,7 @@ func (t *tracker) live(ctx context.Context, p proc, w io.Writer) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastCPU, lastAt := p.cpuSeconds(), time.Now()
-	var la, ls, lv, lst int64
+	var lse, la, ls, lv, lst int64
 	for {
 		select {
 		case <-ctx.Done():
@@ -343,11 +345,15 @@ func (t *tracker) live(ctx context.Context, p proc, w io.Writer) {
 			cores := (cpu - lastCPU) / now.Sub(lastAt).Seconds()
 			lastCPU, lastAt = cpu, now
 			rss := p.rssMB()
-			a, s, v, st := t.counts()
-			p99s, p99v, p99st := t.sample(now, rss, cores)
-			fmt.Fprintf(w, "%4ds target %6.0f/s  acked %6d/s  stored %6d/s  visible %6d/s  sse %6d/s  backlog %6d  p99 stored %6.0fms visible %6.0fms sse %6.0fms  rss %5.0fMB cpu %.2f\n",
-				int(now.Sub(t.start).Seconds()), t.targetRate(), a-la, s-ls, v-lv, st-lst, a-v, p99s, p99v, p99st, rss, cores)
-			la, ls, lv, lst = a, s, v, st
+			se, a, s, v, st := t.countsSent()
+			p99s, p99v, p99st, p99late := t.sample(now, rss, cores)
+			// sent is what the generator put on the wire (first attempts),
+			// late how far behind schedule its requests went out: a
+			// target the generator did not reach shows there, not only as
+			// fewer acks.
+			fmt.Fprintf(w, "%4ds target %6.0f/s  sent %6d/s (late p99 %5.0fms)  acked %6d/s  stored %6d/s  visible %6d/s  sse %6d/s  backlog %6d  p99 stored %6.0fms visible %6.0fms sse %6.0fms  rss %5.0fMB cpu %.2f\n",
+				int(now.Sub(t.start).Seconds()), t.targetRate(), se-lse, p99late, a-la, s-ls, v-lv, st-lst, a-v, p99s, p99v, p99st, rss, cores)
+			lse, la, ls, lv, lst = se, a, s, v, st
 		}
 	}
 }

@@ -47,7 +47,13 @@ type Result struct {
 // whenever they were seen; rates, RSS and CPU are of the seconds the step
 // ran (the last step also takes the drain's RSS).
 type Step struct {
-	Target       float64 `json:"target"`
+	Target float64 `json:"target"`
+	// SentPerSec is the reports the generator sent (first attempts) per
+	// second of the step, and LateP99 how late (ms) its requests went out
+	// against their schedule (p99): a generator that cannot keep to the
+	// target shows here.
+	SentPerSec   float64 `json:"sentPerSec"`
+	LateP99      float64 `json:"lateP99Ms"`
 	AckedPerSec  float64 `json:"ackedPerSec"`
 	StoredPerSec float64 `json:"storedPerSec"`
 	Failed       int     `json:"failed"`
@@ -80,6 +86,7 @@ type Step struct {
 type Second struct {
 	T          int       `json:"t"`
 	Target     float64   `json:"target"`
+	Sent       int       `json:"sent"`
 	Acked      int       `json:"acked"`
 	Stored     int       `json:"stored"`
 	Visible    int       `json:"visible"`
@@ -87,6 +94,7 @@ type Second struct {
 	StoredMS   []float64 `json:"-"`
 	VisibleMS  []float64 `json:"-"`
 	StreamMS   []float64 `json:"-"`
+	LateMS     []float64 `json:"-"`
 	P99Stored  float64   `json:"p99StoredMs"`
 	P99Visible float64   `json:"p99VisibleMs"`
 	P99Stream  float64   `json:"p99StreamMs"`
@@ -107,9 +115,10 @@ func (t *tracker) result(sums []sim.Summary, stored int, rates []float64, drones
 	res.Lost = res.Acked - stored
 	for i, r := range rates[:len(sums)] {
 		sr := Step{Target: r, Failed: sums[i].Failed + sums[i].Rejected, AckedPerSec: sums[i].ReportsPerSecond()}
-		var nStored, nSec, cpu float64
+		var nSent, nStored, nSec, cpu float64
 		for _, s := range t.seconds {
 			if s.Target == r {
+				nSent += float64(s.Sent)
 				nStored += float64(s.Stored)
 				nSec++
 				cpu += s.CPU
@@ -119,12 +128,13 @@ func (t *tracker) result(sums []sim.Summary, stored int, rates []float64, drones
 			}
 		}
 		if nSec > 0 {
-			sr.StoredPerSec, sr.MeanCPU = nStored/nSec, cpu/nSec
+			sr.SentPerSec, sr.StoredPerSec, sr.MeanCPU = nSent/nSec, nStored/nSec, cpu/nSec
 		}
 		var lat stepLatencies
 		if i < len(t.steps) {
 			lat = t.steps[i]
 		}
+		_, _, sr.LateP99 = percentiles(lat.late)
 		sr.AckP50, sr.AckP95, sr.AckP99 = percentiles(lat.acked)
 		sr.StoredP50, sr.StoredP95, sr.StoredP99 = percentiles(lat.stored)
 		sr.VisibleP50, sr.VisibleP95, sr.VisibleP99 = percentiles(lat.visible)
@@ -161,9 +171,10 @@ func (r Result) Markdown() string {
 	b.WriteString("Visible latency is from the first attempt to ingest to the first fleet API read showing the report (the list is cached for up to FLEET_LIST_MAX_AGE); " +
 		"SSE latency is from ingest's 202 to the live stream's event (GET /api/v1/stream, held open as a logged-in user of the tenant) carrying the drone's new state. " +
 		"Latencies count towards the step the report was sent in. " +
+		"sent/s is what the generator sent (first attempts) and late p99 how far behind their schedule its requests went out (a drone's previous request, or every connection, still busy). " +
 		"up CPU is the system's process; gen CPU is the generator's own process (senders, fleet polling, live stream), per HTTP request in gen µs/req.\n\n")
-	b.WriteString("| target/s | acked/s | stored/s | failed | 202 p50/p95/p99 ms | stored p50/p95/p99 ms | visible p50/p95/p99 ms | 202→SSE p50/p95/p99 ms | max RSS MB | up CPU cores | up µs/report | gen CPU cores | gen µs/req |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| target/s | sent/s | acked/s | stored/s | failed | 202 p50/p95/p99 ms | stored p50/p95/p99 ms | visible p50/p95/p99 ms | 202→SSE p50/p95/p99 ms | max RSS MB | up CPU cores | up µs/report | gen CPU cores | gen µs/req | late p99 ms |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Steps {
 		upUS := 0.0
 		if s.AckedPerSec > 0 {
@@ -173,9 +184,9 @@ func (r Result) Markdown() string {
 		if s.GenCPU > 0 {
 			gen, genUS = fmt.Sprintf("%.2f", s.GenCPU), fmt.Sprintf("%.0f", s.GenUSPerRequest)
 		}
-		fmt.Fprintf(&b, "| %.0f | %.0f | %.0f | %d | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.0f | %.2f | %.0f | %s | %s |\n",
-			s.Target, s.AckedPerSec, s.StoredPerSec, s.Failed, s.AckP50, s.AckP95, s.AckP99, s.StoredP50, s.StoredP95, s.StoredP99,
-			s.VisibleP50, s.VisibleP95, s.VisibleP99, s.StreamP50, s.StreamP95, s.StreamP99, s.MaxRSSMB, s.MeanCPU, upUS, gen, genUS)
+		fmt.Fprintf(&b, "| %.0f | %.0f | %.0f | %.0f | %d | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.0f | %.2f | %.0f | %s | %s | %.0f |\n",
+			s.Target, s.SentPerSec, s.AckedPerSec, s.StoredPerSec, s.Failed, s.AckP50, s.AckP95, s.AckP99, s.StoredP50, s.StoredP95, s.StoredP99,
+			s.VisibleP50, s.VisibleP95, s.VisibleP99, s.StreamP50, s.StreamP95, s.StreamP99, s.MaxRSSMB, s.MeanCPU, upUS, gen, genUS, s.LateP99)
 	}
 	fmt.Fprintf(&b, "\nacked %d, stored (in history) %d, lost %d, not acked (failed/rejected) %d\n", r.Acked, r.Stored, r.Lost, r.Failed)
 	fmt.Fprintf(&b, "seen on the live stream %d (stream dropped and resumed %d times, resynced %d times)\n", r.Streamed, r.StreamReconnects, r.StreamResyncs)

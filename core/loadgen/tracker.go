@@ -49,6 +49,7 @@ type droneTrack struct {
 // stepLatencies are the latencies (ms) of the reports sent in one ramp step.
 type stepLatencies struct {
 	acked, stored, visible, streamed []float64
+	late                             []float64 // per request: how late it went out
 }
 
 // tracker matches acked reports against what the store, the fleet API and
@@ -74,6 +75,7 @@ type tracker struct {
 	mu      sync.Mutex
 	seconds []Second // per second since start
 	steps   []stepLatencies
+	nSent   atomic.Int64
 	nAcked  atomic.Int64
 	nStored atomic.Int64
 	nVis    atomic.Int64
@@ -135,6 +137,25 @@ func (p *pendingReport) from(kind seenKind) time.Time {
 // done reports whether p has been seen everywhere it is looked for.
 func (t *tracker) done(p *pendingReport) bool {
 	return p.seen[kindStored] && p.seen[kindVisible] && (p.seen[kindStreamed] || !t.stream)
+}
+
+// sent records a request's first attempt (sim.Config.OnSend): the reports
+// it carries and how late it went out, in the second and the step it was
+// sent in. The live line and the table show what the generator offered,
+// not only what it meant to.
+func (t *tracker) sent(reports int, late time.Duration) { t.sentAt(time.Now(), reports, late) }
+
+func (t *tracker) sentAt(now time.Time, reports int, late time.Duration) {
+	t.nSent.Add(int64(reports))
+	step := int(t.step.Load())
+	t.mu.Lock()
+	s := t.sec(now)
+	s.Sent += reports
+	ms := float64(late) / 1e6
+	s.LateMS = append(s.LateMS, ms)
+	lat := t.stepLat(step)
+	lat.late = append(lat.late, ms)
+	t.mu.Unlock()
 }
 
 // acked records a request's 202 (sim.Config.OnAck). A report whose drone
@@ -244,7 +265,12 @@ func (t *tracker) seenAt(d *droneTrack, ts, at time.Time, kinds ...seenKind) {
 }
 
 func (t *tracker) counts() (acked, stored, visible, streamed int64) {
-	return t.nAcked.Load(), t.nStored.Load(), t.nVis.Load(), t.nStream.Load()
+	_, acked, stored, visible, streamed = t.countsSent()
+	return
+}
+
+func (t *tracker) countsSent() (sent, acked, stored, visible, streamed int64) {
+	return t.nSent.Load(), t.nAcked.Load(), t.nStored.Load(), t.nVis.Load(), t.nStream.Load()
 }
 
 // settled reports whether every acked report has been seen everywhere it
@@ -256,12 +282,12 @@ func (t *tracker) settled() bool {
 
 // sample records the system's RSS and CPU for the second before now and
 // returns that second's p99 latencies.
-func (t *tracker) sample(now time.Time, rssMB, cores float64) (p99Stored, p99Visible, p99Stream float64) {
+func (t *tracker) sample(now time.Time, rssMB, cores float64) (p99Stored, p99Visible, p99Stream, p99Late float64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cur := t.sec(now.Add(-time.Second))
 	cur.RSSMB, cur.CPU = rssMB, cores
-	return percentile(cur.StoredMS, .99), percentile(cur.VisibleMS, .99), percentile(cur.StreamMS, .99)
+	return percentile(cur.StoredMS, .99), percentile(cur.VisibleMS, .99), percentile(cur.StreamMS, .99), percentile(cur.LateMS, .99)
 }
 
 func percentile(v []float64, p float64) float64 {

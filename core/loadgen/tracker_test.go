@@ -4,6 +4,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,28 @@ func TestStoredLatencyCountsTowardsSendingStep(t *testing.T) {
 	}
 }
 
+// TestSentPerStep: what the generator sent is counted per second and per
+// step, beside what was acked, with how late its requests went out.
+func TestSentPerStep(t *testing.T) {
+	tr := newTracker([]string{"a"}, false, t0)
+	tr.setStep(0, 20)
+	tr.sentAt(t0.Add(ms(100)), 10, 0)
+	tr.sentAt(t0.Add(ms(1100)), 10, ms(300))
+	tr.acked(0, reports(t0.Add(ms(100))), t0.Add(ms(100)), t0.Add(ms(150)))
+	tr.setStep(1, 30)
+	tr.sentAt(t0.Add(ms(2100)), 10, ms(40))
+	res := tr.result([]sim.Summary{{Acked: 1}, {}}, 1, []float64{20, 30}, 1, 10, ms(100))
+	if s := res.Steps[0]; s.SentPerSec != 10 || s.LateP99 != 300 {
+		t.Errorf("step 0: sent %g/s, late p99 %g ms; want 10/s (20 reports in its 2 s), 300", s.SentPerSec, s.LateP99)
+	}
+	if s := res.Steps[1]; s.SentPerSec != 10 || s.LateP99 != 40 {
+		t.Errorf("step 1: sent %g/s, late p99 %g ms; want 10/s, 40", s.SentPerSec, s.LateP99)
+	}
+	if got := []int{res.Seconds[0].Sent, res.Seconds[1].Sent, res.Seconds[2].Sent}; !slices.Equal(got, []int{10, 10, 10}) {
+		t.Errorf("sent per second %v; want [10 10 10]", got)
+	}
+}
+
 // TestSettledWaitsForStream: with the stream measured, a report stored and
 // visible but not yet streamed keeps the run draining.
 func TestSettledWaitsForStream(t *testing.T) {
@@ -166,7 +189,7 @@ func sampleResult() Result {
 	return Result{
 		Start: t0, Drones: 300, Batch: 1, PollMS: 100, Acked: 3000, Stored: 3000, Streamed: 3000,
 		StreamReconnects: 1, Drained: true, DrainSeconds: 1.5,
-		Steps: []Step{{Target: 200, AckedPerSec: 199, StoredPerSec: 198, AckP50: 3, AckP95: 5, AckP99: 9, StoredP50: 12, StoredP95: 40, StoredP99: 80,
+		Steps: []Step{{Target: 200, SentPerSec: 200, LateP99: 7, AckedPerSec: 199, StoredPerSec: 198, AckP50: 3, AckP95: 5, AckP99: 9, StoredP50: 12, StoredP95: 40, StoredP99: 80,
 			VisibleP50: 60, VisibleP95: 110, VisibleP99: 150, StreamP50: 21, StreamP95: 33, StreamP99: 47, MaxRSSMB: 150, MeanCPU: 0.4}},
 		Seconds: []Second{{T: 0, Target: 200, Acked: 190, Stored: 180, Visible: 170, P99Stored: 80, P99Visible: 150, P99Stream: 47},
 			{T: 1, Target: 200, Acked: 200, Stored: 200, Visible: 200, P99Stored: 70, P99Visible: 140, P99Stream: 40}},
@@ -177,8 +200,8 @@ func TestMarkdown(t *testing.T) {
 	md := sampleResult().Markdown()
 	for _, want := range []string{
 		"# dronetrack load (2026-12-03T12:00:00Z)",
-		"| target/s | acked/s | stored/s | failed | 202 p50/p95/p99 ms | stored p50/p95/p99 ms | visible p50/p95/p99 ms | 202→SSE p50/p95/p99 ms | max RSS MB | up CPU cores | up µs/report | gen CPU cores | gen µs/req |",
-		"| 200 | 199 | 198 | 0 | 3 / 5 / 9 | 12 / 40 / 80 | 60 / 110 / 150 | 21 / 33 / 47 | 150 | 0.40 | 2010 | in up | in up |",
+		"| target/s | sent/s | acked/s | stored/s | failed | 202 p50/p95/p99 ms | stored p50/p95/p99 ms | visible p50/p95/p99 ms | 202→SSE p50/p95/p99 ms | max RSS MB | up CPU cores | up µs/report | gen CPU cores | gen µs/req | late p99 ms |",
+		"| 200 | 200 | 199 | 198 | 0 | 3 / 5 / 9 | 12 / 40 / 80 | 60 / 110 / 150 | 21 / 33 / 47 | 150 | 0.40 | 2010 | in up | in up | 7 |",
 		"first read of the store",
 		"acked 3000, stored (in history) 3000, lost 0",
 		"seen on the live stream 3000 (stream dropped and resumed 1 times, resynced 0 times)",
@@ -198,7 +221,7 @@ func TestMarkdownGeneratorApart(t *testing.T) {
 	r.Steps[0].GenCPU, r.Steps[0].GenUSPerRequest = 0.25, 1250
 	md := r.Markdown()
 	for _, want := range []string{
-		"| 150 | 0.40 | 2010 | 0.25 | 1250 |",
+		"| 150 | 0.40 | 2010 | 0.25 | 1250 | 7 |",
 		"live stream's event carrying the drone's state",
 	} {
 		if !strings.Contains(md, want) {

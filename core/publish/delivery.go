@@ -33,6 +33,28 @@ type Delivery struct {
 
 	mu    sync.Mutex
 	reply *event.Event
+
+	onHold   func() // set by the sender (OnHold), called once by Hold
+	holdOnce sync.Once
+}
+
+// OnHold sets what Hold calls for this delivery, before the request is
+// sent. A broker frees the delivery's place in its bound of deliveries in
+// flight: a delivery held on purpose waits for time to pass, not for the
+// subscriber's work, and counted against the bound it kept deliveries the
+// subscriber could take waiting behind it.
+func (d *Delivery) OnHold(fn func()) { d.onHold = fn }
+
+// Hold tells the sender of the delivery ctx carries (the context of a
+// request delivered in process, or one derived from it) that the handler
+// holds it on purpose: it will answer once some time has passed (process
+// merging a drone's reports into one write per STATE_INTERVAL), not once
+// work queued ahead of it is done. Nothing happens for a request that did
+// not come in process or whose sender did not ask (OnHold).
+func Hold(ctx context.Context) {
+	if d, ok := ctx.Value(deliveryKey{}).(*Delivery); ok && d.onHold != nil {
+		d.holdOnce.Do(d.onHold)
+	}
 }
 
 type deliveryKey struct{}

@@ -365,3 +365,23 @@ func TestLocalResponseAsOverSocket(t *testing.T) {
 		}
 	}
 }
+
+// Hold calls what the delivery's sender set with OnHold, once however often
+// the handler holds, through contexts derived from the request's; a
+// context without a delivery, or a delivery without OnHold, is left alone.
+func TestHold(t *testing.T) {
+	e := event.New()
+	ctx, d := publish.WithUnencodedDelivery(context.Background(), &e, "h.local:1", "/")
+	held := 0
+	d.OnHold(func() { held++ })
+	derived, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	publish.Hold(derived)
+	publish.Hold(ctx)
+	if held != 1 {
+		t.Errorf("OnHold called %d times, want once", held)
+	}
+	publish.Hold(context.Background())
+	other, _ := publish.WithDelivery(context.Background(), &e, "h.local:1", "/")
+	publish.Hold(other)
+}

@@ -137,23 +137,15 @@ func TestRunCountsEveryReportOnce(t *testing.T) {
 			if s.Sent != 400 || s.Acked != 400 || s.Rejected != 0 || s.Failed != 0 {
 				t.Errorf("summary = %+v, want 400 sent and acked", s)
 			}
-			// With batches, drone i's first request carries 1+batch*i/n
-			// reports (requests spread over the batch period rather than
-			// the fleet posting in lockstep), the others full batches but
-			// the last.
+			// With batches, every request carries a whole batch (each
+			// drone's share, 20 reports, is 4 of 5), the first too.
 			wantRequests := 0
 			for i, k := range ks {
 				sizes := fake.sizes[k]
 				wantRequests += len(sizes)
-				if tc.batch == 1 {
-					continue
-				}
-				if want := min(1+tc.batch*i/len(ks), len(fake.accepted[k])); len(sizes) == 0 || sizes[0] != want {
-					t.Errorf("drone %d: first request of %v reports, want %d", i, sizes, want)
-				}
-				for j := 1; j < len(sizes)-1; j++ {
-					if sizes[j] != tc.batch {
-						t.Errorf("drone %d: request %d of %d reports, want %d", i, j, sizes[j], tc.batch)
+				for j, n := range sizes {
+					if n != tc.batch {
+						t.Errorf("drone %d: request %d of %d reports, want %d", i, j, n, tc.batch)
 					}
 				}
 			}
@@ -184,6 +176,91 @@ func TestRunCountsEveryReportOnce(t *testing.T) {
 				t.Errorf("latency p50 %s p99 %s", s.P50, s.P99)
 			}
 		})
+	}
+}
+
+// A run bounded by Duration sends its requests evenly: each drone a whole
+// batch every batch period from its place in the fleet's stagger, the
+// first too (the fleet was flying before the run: its first reports are
+// dated before the start), and nothing at the end but what was due
+// within the run, so the server sees Rate x Duration reports in requests
+// spread over the run, not a rise over the first batch period and every
+// drone's partial batch at once as the run ends.
+func TestRunBatchesEvenlyOverDuration(t *testing.T) {
+	ks := keys(20)
+	fake := newFakeIngest(ks)
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	var mu sync.Mutex
+	var late []time.Duration
+	notBefore := time.Now().Add(-300 * time.Millisecond) // before any report
+	start := time.Now()
+	// 20 reports/s a drone in batches of 5: a request every 250 ms, four
+	// in the second the run lasts.
+	s, err := Run(context.Background(), Config{
+		URL: srv.URL, Keys: ks, Rate: 20, Batch: 5, Duration: time.Second, Seed: 1, NotBefore: notBefore,
+		OnSend: func(n int, l time.Duration) {
+			mu.Lock()
+			late = append(late, l)
+			mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Sent != 20*20 || s.Acked != s.Sent {
+		t.Errorf("summary = %+v, want 400 reports sent (rate x duration) and acked", s)
+	}
+	if len(late) != s.Requests {
+		t.Errorf("OnSend called %d times for %d requests", len(late), s.Requests)
+	}
+	early := 0
+	for i, k := range ks {
+		if sizes := fake.sizes[k]; !cmp.Equal(sizes, []int{5, 5, 5, 5}) {
+			t.Errorf("drone %d: requests of %v reports, want 4 of 5", i, sizes)
+		}
+		reps := fake.accepted[k]
+		if len(reps) == 0 {
+			continue
+		}
+		if reps[0].TS.Before(notBefore.Truncate(time.Millisecond)) {
+			t.Errorf("drone %d: first report at %s, before NotBefore %s", i, reps[0].TS, notBefore)
+		}
+		if reps[0].TS.Before(start.Truncate(time.Millisecond)) {
+			early++
+		}
+		for j := 1; j < len(reps); j++ {
+			if d := reps[j].TS.Sub(reps[j-1].TS); d != 50*time.Millisecond {
+				t.Errorf("drone %d: reports %d and %d %s apart, want 50ms", i, j-1, j, d)
+			}
+		}
+	}
+	if early == 0 {
+		t.Error("no drone's first report is dated before the start: first requests were not whole batches")
+	}
+}
+
+// NotBefore keeps a run's reports after it (a previous run's of the same
+// drones): the first batches are short instead.
+func TestRunNotBefore(t *testing.T) {
+	ks := keys(20)
+	fake := newFakeIngest(ks)
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	notBefore := time.Now().Add(100 * time.Millisecond)
+	s, err := Run(context.Background(), Config{URL: srv.URL, Keys: ks, Rate: 20, Batch: 5, Duration: time.Second, Seed: 1, NotBefore: notBefore})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Sent == 0 || s.Sent >= 400 || s.Acked != s.Sent {
+		t.Errorf("summary = %+v, want fewer than 400 reports sent, all acked", s)
+	}
+	for i, k := range ks {
+		for _, r := range fake.accepted[k] {
+			if r.TS.Before(notBefore) {
+				t.Errorf("drone %d: report at %s, before NotBefore %s", i, r.TS, notBefore)
+			}
+		}
 	}
 }
 

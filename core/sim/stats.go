@@ -17,8 +17,8 @@ type recorder struct {
 	lat    []time.Duration // every ack latency, for the summary
 	window []time.Duration // ack latencies since the last live line
 	// counters since the last live line
-	winReports, winRequests int
-	winErrors               map[string]int
+	winSent, winReports, winRequests int
+	winErrors                        map[string]int
 }
 
 func newRecorder() *recorder {
@@ -28,6 +28,7 @@ func newRecorder() *recorder {
 func (r *recorder) sent(n int) {
 	r.mu.Lock()
 	r.Sent += n
+	r.winSent += n
 	r.mu.Unlock()
 }
 
@@ -108,15 +109,15 @@ func (r *runner) live(start time.Time, stop <-chan struct{}) {
 func (r *recorder) liveLine(elapsed, window time.Duration, inflight int) string {
 	r.mu.Lock()
 	lat := r.window
-	reports, requests, errs := r.winReports, r.winRequests, r.winErrors
+	sent, reports, requests, errs := r.winSent, r.winReports, r.winRequests, r.winErrors
 	r.window = make([]time.Duration, 0, len(lat))
-	r.winReports, r.winRequests, r.winErrors = 0, 0, map[string]int{}
+	r.winSent, r.winReports, r.winRequests, r.winErrors = 0, 0, 0, map[string]int{}
 	r.mu.Unlock()
 
 	secs := window.Seconds()
 	slices.Sort(lat)
-	line := fmt.Sprintf("%6.0fs  %8.1f reports/s  %8.1f req/s  ack p50 %-8s p99 %-8s in flight %d",
-		elapsed.Seconds(), float64(reports)/secs, float64(requests)/secs,
+	line := fmt.Sprintf("%6.0fs  sent %8.1f reports/s  acked %8.1f reports/s  %8.1f req/s  ack p50 %-8s p99 %-8s in flight %d",
+		elapsed.Seconds(), float64(sent)/secs, float64(reports)/secs, float64(requests)/secs,
 		fmtDur(percentile(lat, 0.50)), fmtDur(percentile(lat, 0.99)), inflight)
 	if len(errs) > 0 {
 		line += "  errors " + formatErrors(errs)

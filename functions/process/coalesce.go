@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/publish"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
 )
@@ -100,7 +101,14 @@ func (c *coalescer) Submit(ctx context.Context, tenantID, droneID string, report
 			inline = true
 		}
 	}
+	// A caller whose reports wait for the drone's timer (not for a write
+	// in progress) is held on purpose: its sender in process may count it
+	// apart from the deliveries that wait for work (core/broker's bound).
+	held := p.timer != nil
 	c.mu.Unlock()
+	if held {
+		publish.Hold(ctx)
+	}
 	if inline {
 		c.flush(k, p)
 		c.flushes.Done()

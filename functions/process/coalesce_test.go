@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/dronetrack/dronetrack/core/publish"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
 )
@@ -102,5 +105,31 @@ func TestCoalescerForgetsIdleDrones(t *testing.T) {
 	c.sweep(time.Now().Add(time.Hour))
 	if len(c.drones) != 0 {
 		t.Errorf("%d entries left after the drones went idle, want 0", len(c.drones))
+	}
+}
+
+// A report that waits for its drone's STATE_INTERVAL to pass is held on
+// purpose and says so to its sender in process (publish.Hold: the
+// broker's bound of deliveries in flight then does not count it); one
+// that is written at once is not held.
+func TestCoalescerTellsSenderOfHold(t *testing.T) {
+	c := newCoalescer(func(_ context.Context, _, _ string, reports []events.Report, _ []store.TrackPoint) (events.DroneState, bool, error) {
+		return events.DroneState{TS: reports[len(reports)-1].TS}, true, nil
+	}, 200*time.Millisecond, 30*time.Second)
+	defer c.Close()
+	submit := func(ts time.Time) (held int) {
+		e := cloudevents.New()
+		ctx, d := publish.WithDelivery(context.Background(), &e, "process.local:1", "/")
+		d.OnHold(func() { held++ })
+		if _, _, err := c.Submit(ctx, "t1", "d1", []events.Report{{TS: ts}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		return held
+	}
+	if held := submit(base); held != 0 {
+		t.Errorf("first report of a quiet drone (written at once): held %d times, want 0", held)
+	}
+	if held := submit(base.Add(time.Second)); held != 1 {
+		t.Errorf("second report within the interval (waits for the timer): held %d times, want 1", held)
 	}
 }

@@ -55,15 +55,18 @@ func openBroker(ctx context.Context, dir string, subscribers map[string]string, 
 		HTTPClient: deliveryClient(),
 		// process holds a delivery up to its STATE_INTERVAL (1 s) when a
 		// drone's reports come closer than that, which they do whenever a
-		// backlog forms, so the broker's default 64 deliveries in flight
-		// capped the pipeline at about 64 events/s under load (figures in
-		// docs/performance.md). Deliveries are goroutines; 1024 is cheap.
+		// backlog forms; counted against the bound, held deliveries capped
+		// the pipeline at about the bound per second under load (figures
+		// in docs/performance.md), so process tells the broker (publish.Hold)
+		// and held deliveries (up to maxHeld) leave the bound to those
+		// being worked on.
 		MaxInFlight: maxInFlight(),
+		MaxHeld:     maxHeld(),
 		// The bound adapts from here up to MaxInFlight
 		// (core/broker limit.go; DRONETRACK_BROKER_MININFLIGHT=0 fixes it).
 		MinInFlight: minInFlight(),
 		// The messages (batches of events) each Trigger holds in memory:
-		// with MaxInFlight's 1024 as the bound too, a backlog of 10-report
+		// with MaxInFlight's then 1024 as the bound too, a backlog of 10-report
 		// events moved into the heap (1024 messages of up to a MiB per
 		// Trigger), the soft memory limit bound, and the collector took
 		// half the CPU (docs/performance.md, "Round 4: 10 per request and

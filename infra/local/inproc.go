@@ -67,14 +67,30 @@ func deliveryClient() *http.Client {
 }
 
 // EnvBrokerInFlight overrides the local broker's deliveries in flight per
-// Trigger (default 1024), for load comparisons.
+// Trigger (default 256), for load comparisons.
 const EnvBrokerInFlight = "DRONETRACK_BROKER_INFLIGHT"
+
+// defaultMaxInFlight bounds the deliveries a Trigger's subscriber works on
+// at once. Deliveries process holds on purpose (a drone reporting faster
+// than STATE_INTERVAL) are not counted, up to maxHeld of them
+// (publish.Hold), so the bound is what the subscribers' work needs: beyond
+// it deliveries only waited in the store's single writer, two goroutines
+// each whose stacks the collector scanned (docs/performance.md, "Round 6:
+// 20,000 reports/s at 10 per request").
+const defaultMaxInFlight = 256
+
+// maxHeld is how many deliveries per Trigger process may hold on purpose
+// without a slot of maxInFlight's bound (core/broker Config.MaxHeld): at
+// most 1,024 deliveries a Trigger in all, as before held ones were
+// counted apart. Without this bound a backlog, in which most of process's
+// deliveries are held, grew to tens of thousands of goroutines.
+func maxHeld() int { return max(0, 1024-maxInFlight()) }
 
 func maxInFlight() int {
 	if n, err := strconv.Atoi(os.Getenv(EnvBrokerInFlight)); err == nil && n > 0 {
 		return n
 	}
-	return 1024
+	return defaultMaxInFlight
 }
 
 // EnvBrokerMinInFlight is the floor of the local broker's deliveries in
