@@ -359,14 +359,7 @@ func TestPruneBackfillsOlderStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Make it look like an older file: no index, no marker.
-	if err := s.db.Update(func(tx *bbolt.Tx) error {
-		if err := tx.DeleteBucket(bucketTrackExpiry); err != nil {
-			return err
-		}
-		return tx.DeleteBucket(bucketMeta)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	dropExpiryIndex(t, s)
 	s.Close()
 
 	s, clk := openTest(t, path)
@@ -474,5 +467,19 @@ func BenchmarkPrune(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(st.Batches), "ms/batch")
 			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "points/s")
 		})
+	}
+}
+
+// dropExpiryIndex makes s's file look like one of a release before the
+// expiry index: no index, no marker (Prune backfills it).
+func dropExpiryIndex(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket(bucketTrackExpiry); err != nil {
+			return err
+		}
+		return tx.DeleteBucket(bucketMeta)
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -155,14 +155,7 @@ func TestBackfillReadsBothForms(t *testing.T) {
 	if err := s.AppendTrack(ctx, pts[10:]); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.Update(func(tx *bbolt.Tx) error {
-		if err := tx.DeleteBucket(bucketTrackExpiry); err != nil {
-			return err
-		}
-		return tx.DeleteBucket(bucketMeta)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	dropExpiryIndex(t, s)
 	s.Close()
 	s, clk := openTest(t, path)
 	clk.set(t0.Add(time.Hour + 4*time.Second)) // points 0..4 (JSON) have expired
