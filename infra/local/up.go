@@ -159,6 +159,11 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	if s.store, err = OpenStore(ctx, s.storeURL); err != nil {
 		return nil, err
 	}
+	if fa, ok := s.store.(interface{ FaultAround() error }); ok {
+		if err := fa.FaultAround(); err != nil {
+			log.Warn("store: the kernel's fault-around stays on for the store file, so more of it stays resident between trims (docs/operations.md, Memory of up)", "err", err)
+		}
+	}
 	if record { // only once it opened: an invalid URL does not bind the data dir
 		if err := recordStore(dir, s.storeURL); err != nil {
 			return nil, err

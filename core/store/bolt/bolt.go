@@ -118,6 +118,13 @@ func Open(path string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
+// FaultAround is why the kernel's fault-around is still on for the store
+// file's mapping against the store's wish (a kernel before Linux 6.7, a
+// seccomp filter refusing userfaultfd): up then holds more of the file
+// resident between trims. Nil when it is off, or left on by choice
+// (WithFaultAround).
+func (s *Store) FaultAround() error { return s.group.faults.reason() }
+
 // Close stops the sweeper (an interrupted sweep loses nothing: each batch
 // is its own transaction) and releases the file. Closing twice is a no-op.
 func (s *Store) Close() error {

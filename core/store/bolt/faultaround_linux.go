@@ -108,6 +108,14 @@ func (f *faultAround) close() {
 	}
 }
 
+// reason is why fault-around is on against the store's wish; nil if it
+// is not.
+func (f *faultAround) reason() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
 // Close ends the registration.
 func (f *faultAround) Close() {
 	f.mu.Lock()

@@ -12,3 +12,5 @@ func (*faultAround) cover(addr, size uintptr) {}
 
 // Close does nothing.
 func (*faultAround) Close() {}
+
+func (f *faultAround) reason() error { return f.err }
