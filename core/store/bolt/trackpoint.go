@@ -171,66 +171,38 @@ func appendTrackPointV1(b []byte, p store.TrackPoint) ([]byte, bool) {
 				b = appendFloat(b, *r.Home.Alt)
 			}
 		default:
-			b = appendFloat(b, *optionalFloat(r, bit))
+			b = appendFloat(b, **optionalFloat(r, bit))
 		}
 	}
 	return b, true
 }
 
-// optionalFloat is the pointer field of r with the given bit (a float one).
-func optionalFloat(r *events.Report, bit int) *float64 {
+// optionalFloat is the pointer field of r with the given bit (a float
+// one), to read or set.
+func optionalFloat(r *events.Report, bit int) **float64 {
 	switch bit {
 	case fAlt:
-		return r.Alt
+		return &r.Alt
 	case fSpeed:
-		return r.Speed
+		return &r.Speed
 	case fHeading:
-		return r.Heading
+		return &r.Heading
 	case fBattery:
-		return r.Battery
+		return &r.Battery
 	case fHAE:
-		return r.HAE
+		return &r.HAE
 	case fHeight:
-		return r.Height
+		return &r.Height
 	case fVSpeed:
-		return r.VSpeed
+		return &r.VSpeed
 	case fHAcc:
-		return r.HAcc
+		return &r.HAcc
 	case fVAcc:
-		return r.VAcc
+		return &r.VAcc
 	case fLink:
-		return r.Link
+		return &r.Link
 	}
 	panic(fmt.Sprintf("bolt: field bit %d is not a float", bit))
-}
-
-// setOptionalFloat sets the float field of r with the given bit to v.
-func setOptionalFloat(r *events.Report, bit int, v float64) {
-	p := &v
-	switch bit {
-	case fAlt:
-		r.Alt = p
-	case fSpeed:
-		r.Speed = p
-	case fHeading:
-		r.Heading = p
-	case fBattery:
-		r.Battery = p
-	case fHAE:
-		r.HAE = p
-	case fHeight:
-		r.Height = p
-	case fVSpeed:
-		r.VSpeed = p
-	case fHAcc:
-		r.HAcc = p
-	case fVAcc:
-		r.VAcc = p
-	case fLink:
-		r.Link = p
-	default:
-		panic(fmt.Sprintf("bolt: field bit %d is not a float", bit))
-	}
 }
 
 // decodeTrackPoint decodes a stored history point of drone droneID (the
@@ -364,7 +336,8 @@ func readTrackPointV1(raw []byte, droneID string, p *store.TrackPoint) error {
 			}
 			rep.Home = &h
 		default:
-			setOptionalFloat(rep, bit, r.float())
+			v := r.float()
+			*optionalFloat(rep, bit) = &v
 		}
 	}
 	if r.err == nil && len(r.b) != 0 {
