@@ -308,18 +308,21 @@ async function loadDroneFlights(id) {
   }
 }
 let fleetRange = 'today';
+let fleetLoads = 0; // a range chosen while a load runs wins over that load's answer
 async function loadFleetFlights() {
+  const seq = ++fleetLoads;
   const now = new Date();
   const from = fleetRange === 'today' ? new Date(now.getFullYear(), now.getMonth(), now.getDate()) : new Date(now.getTime() - 7 * 86400_000);
   $('fl-note').textContent = 'Loading…';
   try {
     const q = new URLSearchParams({ from: from.toISOString(), to: iso(now.getTime() + 3600_000), limit: '500' });
     const body = await (await getJSON(`/api/v1/flights?${q}`)).json();
+    if (seq !== fleetLoads) return;
     flightList($('fl-fleet'), body.flights || [], nameOf, openFlight);
     const n = body.flights?.length || 0;
     $('fl-note').textContent = n ? `${n} flight${n === 1 ? '' : 's'}` : 'No flights.';
   } catch (err) {
-    if (err instanceof AuthError) return;
+    if (err instanceof AuthError || seq !== fleetLoads) return;
     console.warn(err);
     $('fl-note').textContent = 'Flights unavailable.';
   }

@@ -52,7 +52,20 @@ func TestBrowserFlightReplay(t *testing.T) {
 	run := stepRunner(t, ctx)
 	openPage(t, ctx, sys.URL(), dir)
 	run("open the Flights tab", chromedp.Click(chromedp.CSS(`#tab-flights`)))
-	waitJS(t, ctx, "the flight is listed", `document.querySelectorAll('#fl-fleet .fl-item').length === 1`, 30*time.Second)
+	// This week's flights, not today's: the flight began ten minutes ago,
+	// which is yesterday for a run just after midnight. The list loads when
+	// asked; process may not have stored the flight yet, so ask again until
+	// it is there.
+	listed := `document.getElementById('fl-note').textContent !== 'Loading…' && document.querySelectorAll('#fl-fleet .fl-item').length === 1`
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		run("show this week's flights", chromedp.Click(chromedp.CSS(`#panel-flights .chip[data-range=week]`)))
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](listed, chromedp.WithPollingTimeout(time.Second), chromedp.WithPollingInterval(100*time.Millisecond))); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			waitJS(t, ctx, "the flight is listed", listed, time.Second)
+		}
+	}
 	run("open the flight", chromedp.Click(chromedp.CSS(`#fl-fleet .fl-item`)))
 	waitJS(t, ctx, "the flight card opens", `!document.getElementById('flight').hidden && window.dronetrack.flightView.tr && window.dronetrack.flightView.tr.pts.length === 101`, 10*time.Second)
 	if got := evalJS[string](t, ctx, `document.getElementById('fl-duration').textContent`); got != "2 min" {
