@@ -344,7 +344,9 @@ func (b *Broker) send(ctx context.Context, target string, e event.Event, wantRep
 			return outcome{err: fmt.Errorf("encode event: %w", err)}
 		}
 	}
-	if wantReply {
+	if wantReply && !lazy {
+		// An unencoded delivery gets it with the event, when it is
+		// written into the request (publish.WithUnencodedDelivery).
 		req.Header.Set("Prefer", "reply")
 	}
 	resp, err := b.do(req)
@@ -400,6 +402,12 @@ func (b *Broker) targetURL(target string) (*url.URL, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, err
+	}
+	if u.Path == "" && u.Opaque == "" {
+		// The request a server reads for it ("POST / HTTP/1.1"): a
+		// handler in process is handed the URL as it is, and
+		// LocalTransport copied the URL of every delivery to set it.
+		u.Path = "/"
 	}
 	b.targets.Store(target, u)
 	return u, nil

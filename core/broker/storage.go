@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
@@ -256,10 +258,10 @@ func batchHeaders() nats.Header {
 }
 
 // batchMessage is the message that stores records (appendRecord's
-// output) on subject: compressed (batchVersionS2) unless that does not
-// make it smaller.
-func batchMessage(subject string, records []byte) *nats.Msg {
-	if z := s2.Encode(nil, records); len(z) < len(records) {
+// output) on subject: compressed (batchVersionS2, into dst when it has
+// room for s2.MaxEncodedLen) unless that does not make it smaller.
+func batchMessage(subject string, records, dst []byte) *nats.Msg {
+	if z := s2.Encode(dst, records); len(z) < len(records) {
 		return &nats.Msg{Subject: subject, Header: nats.Header{batchHeader: []string{batchVersionS2}}, Data: z}
 	}
 	return &nats.Msg{Subject: subject, Header: batchHeaders(), Data: records}
@@ -274,7 +276,7 @@ func encodeBatch(subject string, evs []event.Event) (*nats.Msg, error) {
 			return nil, fmt.Errorf("encode event %s: %w", e.ID(), err)
 		}
 	}
-	return batchMessage(subject, buf), nil
+	return batchMessage(subject, buf, nil), nil
 }
 
 // batchBody returns the records of a message in the batch form,
@@ -413,11 +415,11 @@ func decodeRecord(rec []byte, ec *event.EventContextV1) (event.Event, error) {
 		case attrID:
 			ec.ID = v
 		case attrSource:
-			u, err := url.Parse(v)
+			u, err := parseSource(v)
 			if err != nil {
 				return event.Event{}, fmt.Errorf("stored source: %w", err)
 			}
-			ec.Source = types.URIRef{URL: *u}
+			ec.Source = types.URIRef{URL: u}
 		case attrType:
 			ec.Type = v
 		case attrSubject:
@@ -453,4 +455,39 @@ func decodeRecord(rec []byte, ec *event.EventContextV1) (event.Event, error) {
 		e.DataEncoded = rec[p:]
 	}
 	return e, nil
+}
+
+// sources holds parsed event sources (string -> url.URL): the pipeline's
+// events come from a handful of sources, and parsing the source of every
+// stored event again cost an allocation per event and Trigger. At most
+// maxSources are kept; past that a source is parsed each time.
+var sources struct {
+	sync.Map
+	n atomic.Int32
+}
+
+const maxSources = 256
+
+// parseSource is url.Parse(v), from sources when it was parsed before.
+// The URL is a copy: its fields are strings and an immutable *Userinfo.
+func parseSource(v string) (url.URL, error) {
+	if u, ok := sources.Load(v); ok {
+		return u.(url.URL), nil
+	}
+	if sources.n.Load() >= maxSources {
+		u, err := url.Parse(v)
+		if err != nil {
+			return url.URL{}, err
+		}
+		return *u, nil
+	}
+	v = strings.Clone(v) // not the record's string: the key outlives it
+	u, err := url.Parse(v)
+	if err != nil {
+		return url.URL{}, err
+	}
+	if _, loaded := sources.LoadOrStore(v, *u); !loaded {
+		sources.n.Add(1)
+	}
+	return *u, nil
 }
