@@ -423,7 +423,8 @@ func decodeRecord(rec []byte, ec *event.EventContextV1) (event.Event, error) {
 		case attrType:
 			ec.Type = v
 		case attrSubject:
-			ec.Subject = &v
+			subject := v // not &v: v would be on the heap for every attribute
+			ec.Subject = &subject
 		case attrTime:
 			t, err := types.ParseTimestamp(v)
 			if err != nil {
@@ -431,7 +432,14 @@ func decodeRecord(rec []byte, ec *event.EventContextV1) (event.Event, error) {
 			}
 			ec.Time = t
 		case attrDataContentType:
-			ec.DataContentType = &v
+			if v == jsonContentType {
+				// Shared, as the SDK's Clone shares it: set, never
+				// written through.
+				ec.DataContentType = &jsonContentType
+			} else {
+				ct := v
+				ec.DataContentType = &ct
+			}
 		case attrDataSchema:
 			u, err := url.Parse(v)
 			if err != nil {
@@ -456,6 +464,9 @@ func decodeRecord(rec []byte, ec *event.EventContextV1) (event.Event, error) {
 	}
 	return e, nil
 }
+
+// jsonContentType is the content type of every event Dronetrack makes.
+var jsonContentType = "application/json"
 
 // sources holds parsed event sources (string -> url.URL): the pipeline's
 // events come from a handful of sources, and parsing the source of every
