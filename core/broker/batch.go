@@ -138,14 +138,21 @@ func (b *Broker) batcher(subject string) *batcher {
 // the message holding it is acked by JetStream, or ctx ends (the event may
 // then still be stored: the sender retries, subscribers are idempotent, as
 // with any publish whose answer was lost).
-func (b *Broker) publishBatched(ctx context.Context, subject string, e event.Event) error {
+//
+// With hop, e is stored with the broker's hop counter at its start when it
+// has none (the ingress's events), without a copy of e to set it.
+func (b *Broker) publishBatched(ctx context.Context, subject string, e event.Event, hop bool) error {
 	if _, ok := e.Context.(*event.EventContextV1); !ok {
+		if _, has := extension(e, ExtTTL); hop && !has {
+			e.Context = e.Context.Clone() // the caller's event is left as it was
+			e.SetExtension(ExtTTL, defaultTTL)
+		}
 		return b.publishTo(ctx, subject, e) // the JSON form carries other spec versions
 	}
 	if err := b.health.err(); err != nil {
 		return fmt.Errorf("%w: store event %s: %w", ErrUnavailable, e.ID(), err)
 	}
-	bt, err := b.batcher(subject).add(e)
+	bt, err := b.batcher(subject).add(e, hop)
 	if err != nil {
 		return fmt.Errorf("broker: encode event %s: %w", e.ID(), err)
 	}
@@ -160,8 +167,9 @@ func (b *Broker) publishBatched(ctx context.Context, subject string, e event.Eve
 	return nil
 }
 
-// add appends e to the open batch and returns the batch.
-func (q *batcher) add(e event.Event) (*batch, error) {
+// add appends e to the open batch and returns the batch; hop as
+// publishBatched's.
+func (q *batcher) add(e event.Event, hop bool) (*batch, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	bt := q.open
@@ -169,7 +177,7 @@ func (q *batcher) add(e event.Event) (*batch, error) {
 		bt = q.newBatchLocked()
 	}
 	before := len(bt.buf)
-	buf, err := appendRecord(bt.buf, e)
+	buf, err := appendRecord(bt.buf, e, hop)
 	if err != nil {
 		bt.buf = buf[:before]
 		return nil, err
@@ -180,7 +188,7 @@ func (q *batcher) add(e event.Event) (*batch, error) {
 		bt.buf = buf[:before]
 		q.sealLocked()
 		bt = q.newBatchLocked()
-		if bt.buf, err = appendRecord(bt.buf, e); err != nil {
+		if bt.buf, err = appendRecord(bt.buf, e, hop); err != nil {
 			return nil, err
 		}
 	} else {

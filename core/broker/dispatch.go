@@ -473,7 +473,7 @@ func (b *Broker) publishReply(ctx context.Context, e event.Event) error {
 	// Replies are accepted during shutdown: the event that caused them is
 	// being drained and must not be delivered twice for want of its reply.
 	// The store of the batch holding it is bounded by publishTimeout.
-	return b.publishBatched(ctx, b.typeSubject(e.Type()), e)
+	return b.publishBatched(ctx, b.typeSubject(e.Type()), e, false)
 }
 
 // DeadLetter is an event whose delivery to a Trigger's subscriber failed for

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -190,8 +191,10 @@ type batchAttr struct {
 
 // appendRecord appends e's record, length first, to buf. It fails only for
 // an extension value types.Format refuses, or an event that is not
-// CloudEvents 1.0 (those are stored alone in the JSON form).
-func appendRecord(buf []byte, e event.Event) ([]byte, error) {
+// CloudEvents 1.0 (those are stored alone in the JSON form). With hop, an
+// event without the broker's hop counter is stored with it at its start
+// (defaultTTL), as if it had been set on e.
+func appendRecord(buf []byte, e event.Event, hop bool) ([]byte, error) {
 	ec, ok := e.Context.(*event.EventContextV1)
 	if !ok {
 		return buf, fmt.Errorf("batch form: spec version %s", e.SpecVersion())
@@ -219,6 +222,9 @@ func appendRecord(buf []byte, e event.Event) ([]byte, error) {
 			return buf, fmt.Errorf("extension %s: %w", name, err)
 		}
 		attrs = append(attrs, batchAttr{kind: attrExtension, name: name, value: s})
+	}
+	if _, has := ec.Extensions[ExtTTL]; hop && !has {
+		attrs = append(attrs, batchAttr{kind: attrExtension, name: ExtTTL, value: defaultTTLValue})
 	}
 	data := e.Data()
 	n := uvarintLen(uint64(len(attrs))) + len(data)
@@ -272,7 +278,7 @@ func encodeBatch(subject string, evs []event.Event) (*nats.Msg, error) {
 	var buf []byte
 	for _, e := range evs {
 		var err error
-		if buf, err = appendRecord(buf, e); err != nil {
+		if buf, err = appendRecord(buf, e, false); err != nil {
 			return nil, fmt.Errorf("encode event %s: %w", e.ID(), err)
 		}
 	}
@@ -465,6 +471,9 @@ func decodeRecord(rec []byte, ec *event.EventContextV1) (event.Event, error) {
 	return e, nil
 }
 
+// defaultTTLValue is defaultTTL as types.Format writes it.
+var defaultTTLValue = strconv.Itoa(defaultTTL)
+
 // jsonContentType is the content type of every event Dronetrack makes.
 var jsonContentType = "application/json"
 
@@ -472,33 +481,46 @@ var jsonContentType = "application/json"
 // events come from a handful of sources, and parsing the source of every
 // stored event again cost an allocation per event and Trigger. At most
 // maxSources are kept; past that a source is parsed each time.
-var sources struct {
-	sync.Map
-	n atomic.Int32
-}
-
-const maxSources = 256
+var sources memo[url.URL]
 
 // parseSource is url.Parse(v), from sources when it was parsed before.
 // The URL is a copy: its fields are strings and an immutable *Userinfo.
 func parseSource(v string) (url.URL, error) {
-	if u, ok := sources.Load(v); ok {
-		return u.(url.URL), nil
-	}
-	if sources.n.Load() >= maxSources {
+	return sources.get(v, func(v string) (url.URL, error) {
 		u, err := url.Parse(v)
 		if err != nil {
 			return url.URL{}, err
 		}
 		return *u, nil
+	})
+}
+
+// memo remembers the results of a function of a string for up to
+// maxMemo strings (the first ones asked for); past that it calls the
+// function each time. For values that a few strings make up nearly all
+// of (event sources, types).
+type memo[V any] struct {
+	m sync.Map // string -> V
+	n atomic.Int32
+}
+
+const maxMemo = 256
+
+// get is f(k), remembered. Errors are not.
+func (c *memo[V]) get(k string, f func(string) (V, error)) (V, error) {
+	if v, ok := c.m.Load(k); ok {
+		return v.(V), nil
 	}
-	v = strings.Clone(v) // not the record's string: the key outlives it
-	u, err := url.Parse(v)
+	if c.n.Load() >= maxMemo {
+		return f(k)
+	}
+	k = strings.Clone(k) // the caller's string may be part of a larger one
+	v, err := f(k)
 	if err != nil {
-		return url.URL{}, err
+		return v, err
 	}
-	if _, loaded := sources.LoadOrStore(v, *u); !loaded {
-		sources.n.Add(1)
+	if _, loaded := c.m.LoadOrStore(k, v); !loaded {
+		c.n.Add(1)
 	}
-	return *u, nil
+	return v, nil
 }
