@@ -48,7 +48,7 @@ const (
 // batch is a group of events stored as one message; its callers wait on
 // done and then read err.
 type batch struct {
-	buf   []byte // the records (storage.go); back in batchBufs once stored
+	buf   []byte // the records (storage.go); back in recordBufs once stored
 	n     int    // events
 	bytes int    // len(buf) when it was stored
 	done  chan struct{}
