@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/klauspost/compress/s2"
 )
 
 // Group commit of published events. Publish appends the event's record to
@@ -47,10 +48,43 @@ const (
 // batch is a group of events stored as one message; its callers wait on
 // done and then read err.
 type batch struct {
-	buf  []byte // the records (storage.go)
-	n    int    // events
-	done chan struct{}
-	err  error
+	buf   []byte // the records (storage.go); back in recordBufs once stored
+	n     int    // events
+	bytes int    // len(buf) when it was stored
+	done  chan struct{}
+	err   error
+}
+
+// recordBufs and compressedBufs hold the buffers of batches' records and
+// of their compressed form. A batch's buffers are not needed once its
+// message is stored, since the NATS client copies a message before
+// PublishMsg returns, so they are reused by the next batches instead of
+// being allocated for each one (with their growth, a tenth of the bytes up
+// allocated under load).
+var recordBufs, compressedBufs bufPool
+
+// bufPool is a sync.Pool of byte buffers.
+type bufPool struct{ p sync.Pool } // of *[]byte
+
+// maxPooledBuf bounds the buffers kept: a batch of one event larger than
+// a batch's bound (up to the ingress's 4 MiB) is not kept for reuse.
+const maxPooledBuf = 2 * batchMaxBytes
+
+// get is an empty buffer of at least n bytes' capacity.
+func (bp *bufPool) get(n int) []byte {
+	if p, ok := bp.p.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+// put gives back a buffer nothing refers to any more.
+func (bp *bufPool) put(b []byte) {
+	if c := cap(b); c == 0 || c > maxPooledBuf {
+		return
+	}
+	b = b[:0]
+	bp.p.Put(&b)
 }
 
 // batcher forms and stores the batches of one subject.
@@ -104,14 +138,21 @@ func (b *Broker) batcher(subject string) *batcher {
 // the message holding it is acked by JetStream, or ctx ends (the event may
 // then still be stored: the sender retries, subscribers are idempotent, as
 // with any publish whose answer was lost).
-func (b *Broker) publishBatched(ctx context.Context, subject string, e event.Event) error {
+//
+// With hop, e is stored with the broker's hop counter at its start when it
+// has none (the ingress's events), without a copy of e to set it.
+func (b *Broker) publishBatched(ctx context.Context, subject string, e event.Event, hop bool) error {
 	if _, ok := e.Context.(*event.EventContextV1); !ok {
+		if _, has := extension(e, ExtTTL); hop && !has {
+			e.Context = e.Context.Clone() // the caller's event is left as it was
+			e.SetExtension(ExtTTL, defaultTTL)
+		}
 		return b.publishTo(ctx, subject, e) // the JSON form carries other spec versions
 	}
 	if err := b.health.err(); err != nil {
 		return fmt.Errorf("%w: store event %s: %w", ErrUnavailable, e.ID(), err)
 	}
-	bt, err := b.batcher(subject).add(e)
+	bt, err := b.batcher(subject).add(e, hop)
 	if err != nil {
 		return fmt.Errorf("broker: encode event %s: %w", e.ID(), err)
 	}
@@ -121,13 +162,14 @@ func (b *Broker) publishBatched(ctx context.Context, subject string, e event.Eve
 		return fmt.Errorf("%w: store event %s: %w", ErrUnavailable, e.ID(), context.Cause(ctx))
 	}
 	if bt.err != nil {
-		return fmt.Errorf("%w: store event %s (in a batch of %d, %d bytes): %w", ErrUnavailable, e.ID(), bt.n, len(bt.buf), bt.err)
+		return fmt.Errorf("%w: store event %s (in a batch of %d, %d bytes): %w", ErrUnavailable, e.ID(), bt.n, bt.bytes, bt.err)
 	}
 	return nil
 }
 
-// add appends e to the open batch and returns the batch.
-func (q *batcher) add(e event.Event) (*batch, error) {
+// add appends e to the open batch and returns the batch; hop as
+// publishBatched's.
+func (q *batcher) add(e event.Event, hop bool) (*batch, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	bt := q.open
@@ -135,7 +177,7 @@ func (q *batcher) add(e event.Event) (*batch, error) {
 		bt = q.newBatchLocked()
 	}
 	before := len(bt.buf)
-	buf, err := appendRecord(bt.buf, e)
+	buf, err := appendRecord(bt.buf, e, hop)
 	if err != nil {
 		bt.buf = buf[:before]
 		return nil, err
@@ -146,7 +188,7 @@ func (q *batcher) add(e event.Event) (*batch, error) {
 		bt.buf = buf[:before]
 		q.sealLocked()
 		bt = q.newBatchLocked()
-		if bt.buf, err = appendRecord(bt.buf, e); err != nil {
+		if bt.buf, err = appendRecord(bt.buf, e, hop); err != nil {
 			return nil, err
 		}
 	} else {
@@ -167,11 +209,7 @@ func (q *batcher) add(e event.Event) (*batch, error) {
 // newBatchLocked is an empty batch whose buffer has the size hint's
 // capacity.
 func (q *batcher) newBatchLocked() *batch {
-	bt := &batch{done: make(chan struct{})}
-	if q.sizeHint > 0 {
-		bt.buf = make([]byte, 0, q.sizeHint)
-	}
-	return bt
+	return &batch{done: make(chan struct{}), buf: recordBufs.get(q.sizeHint)}
 }
 
 // lingered seals the open batch once its linger is over.
@@ -210,10 +248,16 @@ func (q *batcher) startLocked() {
 
 // store stores one batch and wakes its callers.
 func (q *batcher) store(bt *batch) {
-	m := batchMessage(q.subject, bt.buf)
+	z := compressedBufs.get(s2.MaxEncodedLen(len(bt.buf)))
+	m := batchMessage(q.subject, bt.buf, z)
 	// Not the callers' contexts: one caller giving up must not fail the
 	// others. publishMsg bounds it, and ends it when the store goes down.
 	bt.err = q.b.publishMsg(context.Background(), m)
+	// The client has copied the message: both buffers can be reused.
+	compressedBufs.put(z)
+	bt.bytes = len(bt.buf)
+	recordBufs.put(bt.buf)
+	bt.buf = nil
 	if bt.err == nil {
 		q.b.stats.messages.Add(1)
 		q.b.stats.events.Add(uint64(bt.n))

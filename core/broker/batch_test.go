@@ -420,7 +420,7 @@ func TestBatchCallersFailTogetherOnly(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := b.publishBatched(context.Background(), "nowhere.x", newEvent(fmt.Sprint("n", i), "test.a"))
+			err := b.publishBatched(context.Background(), "nowhere.x", newEvent(fmt.Sprint("n", i), "test.a"), false)
 			if !errors.Is(err, ErrUnavailable) {
 				t.Errorf("caller %d of a failed store: %v, want ErrUnavailable", i, err)
 			}
@@ -587,13 +587,13 @@ func TestBatchUnreadableRecordDroppedAlone(t *testing.T) {
 	})
 	var data []byte
 	var err error
-	if data, err = appendRecord(data, newEvent("a", "test.a")); err != nil {
+	if data, err = appendRecord(data, newEvent("a", "test.a"), false); err != nil {
 		t.Fatal(err)
 	}
 	bad := []byte{0x09, 0xff, 0x01} // nine attributes promised, one of an unknown kind given
 	data = binary.AppendUvarint(data, uint64(len(bad)))
 	data = append(data, bad...)
-	if data, err = appendRecord(data, newEvent("c", "test.a")); err != nil {
+	if data, err = appendRecord(data, newEvent("c", "test.a"), false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := decodeMessage(batchHeaders(), data); err == nil {
@@ -649,7 +649,7 @@ func TestBatchStoredCompressed(t *testing.T) {
 	}
 	var plain []byte
 	for _, e := range evs {
-		if plain, err = appendRecord(plain, e); err != nil {
+		if plain, err = appendRecord(plain, e, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -722,4 +722,40 @@ func TestPendingCountsJustPublished(t *testing.T) {
 		eventually(t, "drained", drained(t, b))
 	}
 	close(release)
+}
+
+// An event the ingress takes without the broker's hop counter is stored
+// with it at its start (appendRecord's hop), without a copy of the event;
+// one that has it keeps its own, and the caller's event is not changed.
+func TestRecordGetsHopCounter(t *testing.T) {
+	bare := newEvent("a", "test.a")
+	counted := newEvent("b", "test.a")
+	counted.SetExtension(ExtTTL, 3)
+	for _, c := range []struct {
+		e    event.Event
+		hop  bool
+		want int
+		has  bool
+	}{
+		{bare, true, defaultTTL, true},
+		{bare, false, 0, false},
+		{counted, true, 3, true},
+		{counted, false, 3, true},
+	} {
+		rec, err := appendRecord(nil, c.e, c.hop)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeMessage(batchHeaders(), rec)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("%s hop=%v: %d events, %v", c.e.ID(), c.hop, len(got), err)
+		}
+		_, has := extension(got[0], ExtTTL)
+		if has != c.has || has && brokerTTL(got[0]) != c.want {
+			t.Errorf("%s hop=%v: hop counter %v (present %v), want %d (present %v)", c.e.ID(), c.hop, brokerTTL(got[0]), has, c.want, c.has)
+		}
+	}
+	if _, has := extension(bare, ExtTTL); has {
+		t.Error("the caller's event was given the hop counter")
+	}
 }

@@ -132,7 +132,8 @@ type Broker struct {
 	snapMu    sync.Mutex             // one Snapshot at a time
 	shutOnce  sync.Once
 	shutErr   error
-	batchers  sync.Map // subject -> *batcher (batch.go)
+	batchers  sync.Map     // subject -> *batcher (batch.go)
+	subjects  memo[string] // event type -> its subject (typeSubject)
 	stats     batchStats
 }
 
@@ -504,7 +505,16 @@ func (b *Broker) Publish(ctx context.Context, e event.Event) error {
 	if b.closing.Load() {
 		return ErrUnavailable
 	}
-	return b.publishBatched(ctx, b.typeSubject(e.Type()), e)
+	return b.publishBatched(ctx, b.typeSubject(e.Type()), e, false)
+}
+
+// publishIngress is Publish for an event the ingress took: it is given the
+// hop counter at its start when it has none.
+func (b *Broker) publishIngress(ctx context.Context, e event.Event) error {
+	if b.closing.Load() {
+		return ErrUnavailable
+	}
+	return b.publishBatched(ctx, b.typeSubject(e.Type()), e, true)
 }
 
 // typeSubject is where events of type typ are stored: one subject per
@@ -513,7 +523,10 @@ func (b *Broker) Publish(ctx context.Context, e event.Event) error {
 // then applied its filter: six decodes and six acks per event, 15% of the
 // pipeline's CPU in BenchmarkPipeline.
 func (b *Broker) typeSubject(typ string) string {
-	return b.subject + "." + subjectToken(typ)
+	s, _ := b.subjects.get(typ, func(typ string) (string, error) {
+		return b.subject + "." + subjectToken(typ), nil
+	})
+	return s
 }
 
 // triggerSubject is what a Trigger's consumer reads of the event subjects:

@@ -153,7 +153,7 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg, t *turn) {
 	run := func(e event.Event) {
 		s := &slot{l: r.slots}
 		defer s.release()
-		switch b.deliver(context.WithValue(ctx, slotKey{}, s), r, e) {
+		switch b.deliver(ctx, r, e, s) {
 		case abandonedResult:
 			abandoned.Store(true)
 		case redeliverResult:
@@ -232,20 +232,34 @@ const (
 	redeliverResult               // its dead letter was not recorded: deliver it again
 )
 
+// deliveryLog is a delivery's logger, built only when something is
+// logged: a logger With attributes per delivery was 3.6% of the pipeline's
+// CPU. Used by the delivery's goroutine only.
+type deliveryLog struct {
+	b *Broker
+	r *route
+	e *event.Event
+	l *slog.Logger
+}
+
+func (d *deliveryLog) get() *slog.Logger {
+	if d.l == nil {
+		d.l = d.b.log.With("trigger", d.r.trigger.Metadata.Name, "event_id", d.e.ID(), "event_type", d.e.Type())
+		if t, ok := extension(*d.e, "tenantid"); ok {
+			d.l = d.l.With("tenant_id", t)
+		}
+	}
+	return d.l
+}
+
 // deliver delivers one event to one Trigger's subscriber with the Trigger's
 // retry policy, and dead-letters it when that fails. Retries wait out
 // their backoff here, in process, under the message's lease, so the
 // Trigger's retry count and backoff are exact however short the ack wait.
-func (b *Broker) deliver(ctx context.Context, r *route, e event.Event) result {
-	// The delivery's logger is built only when something is logged: a
-	// logger With attributes per delivery was 3.6% of the pipeline's CPU.
-	log := sync.OnceValue(func() *slog.Logger {
-		log := b.log.With("trigger", r.trigger.Metadata.Name, "event_id", e.ID(), "event_type", e.Type())
-		if t, ok := e.Extensions()["tenantid"]; ok {
-			log = log.With("tenant_id", t)
-		}
-		return log
-	})
+// s is the delivery's slot of the Trigger's bound, which a subscriber in
+// process may give back early (send).
+func (b *Broker) deliver(ctx context.Context, r *route, e event.Event, s *slot) result {
+	dl := deliveryLog{b: b, r: r, e: &e}
 	// Like Knative's broker, strip the hop counter before delivery and
 	// give a reply one hop less, so reply loops end.
 	ttl := brokerTTL(e)
@@ -262,15 +276,15 @@ func (b *Broker) deliver(ctx context.Context, r *route, e event.Event) result {
 			}
 		}
 		attempts++
-		last = b.send(ctx, r.subscriber, e, true)
+		last = b.send(ctx, r.subscriber, &e, true, s)
 		if ctx.Err() != nil {
 			return abandonedResult
 		}
 		if last.ok() && last.reply != nil && ttl <= 1 {
-			log().Warn("reply dropped: broker TTL exhausted (reply loop?)", "reply_id", last.reply.ID(), "reply_type", last.reply.Type())
+			dl.get().Warn("reply dropped: broker TTL exhausted (reply loop?)", "reply_id", last.reply.ID(), "reply_type", last.reply.Type())
 		} else if last.ok() && last.reply != nil {
 			last.reply.SetExtension(ExtTTL, ttl-1)
-			if !b.storeReply(ctx, r, *last.reply, log) {
+			if !b.storeReply(ctx, r, *last.reply, &dl) {
 				return abandonedResult
 			}
 		}
@@ -280,15 +294,15 @@ func (b *Broker) deliver(ctx context.Context, r *route, e event.Event) result {
 		if !last.retryable() || n >= r.policy.retries {
 			break
 		}
-		log().Debug("delivery failed; retrying", "attempt", attempts, "result", last.String())
+		dl.get().Debug("delivery failed; retrying", "attempt", attempts, "result", last.String())
 	}
-	log().Warn("delivery failed; dead-lettering", "attempts", attempts, "result", last.String())
+	dl.get().Warn("delivery failed; dead-lettering", "attempts", attempts, "result", last.String())
 	if err := b.deadLetter(ctx, r, e, last, attempts); err != nil {
 		if ctx.Err() != nil {
 			return abandonedResult
 		}
 		// Not recorded: leave it for redelivery rather than lose it.
-		log().Error("dead letter not recorded; event will be redelivered", "err", err)
+		dl.get().Error("dead letter not recorded; event will be redelivered", "err", err)
 		return redeliverResult
 	}
 	return doneResult
@@ -309,8 +323,9 @@ func (b *Broker) wait(ctx context.Context, d time.Duration) bool {
 
 // send POSTs the event in binary content mode. With wantReply it asks for a
 // reply (Prefer: reply) and decodes a CloudEvent in a 2xx response other than
-// 202, as the Knative data-plane contract says.
-func (b *Broker) send(ctx context.Context, target string, e event.Event, wantReply bool) outcome {
+// 202, as the Knative data-plane contract says. A subscriber in process
+// holding the delivery on purpose gives back s, its slot (nil: none).
+func (b *Broker) send(ctx context.Context, target string, e *event.Event, wantReply bool, s *slot) outcome {
 	u, err := b.targetURL(target)
 	if err != nil {
 		return outcome{err: fmt.Errorf("request to %s: %w", target, err)}
@@ -327,24 +342,24 @@ func (b *Broker) send(ctx context.Context, target string, e event.Event, wantRep
 	_, lazy := b.client.Transport.(publish.LocalTransport)
 	lazy = lazy && wantReply
 	if lazy {
-		ctx, d = publish.WithUnencodedDelivery(ctx, &e, u.Host, u.Path)
+		ctx, d = publish.WithUnencodedDelivery(ctx, e, u.Host, u.Path)
 	} else if wantReply {
-		ctx, d = publish.WithDelivery(ctx, &e, u.Host, u.Path)
+		ctx, d = publish.WithDelivery(ctx, e, u.Host, u.Path)
 	}
-	if s, ok := ctx.Value(slotKey{}).(*slot); ok && d != nil {
+	if s != nil && d != nil {
 		d.OnHold(s.hold) // a handler in process holding it on purpose frees its slot
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", nil)
-	if err != nil {
-		return outcome{err: fmt.Errorf("request to %s: %w", target, err)}
-	}
+	req := deliveryRequest.WithContext(ctx)
 	req.URL, req.Host = u, u.Host // shared by every delivery to target: read only
+	req.Header = make(http.Header)
 	if !lazy {
-		if err := cehttp.WriteRequest(ctx, binding.ToMessage(&e), req); err != nil {
+		if err := cehttp.WriteRequest(ctx, binding.ToMessage(e), req); err != nil {
 			return outcome{err: fmt.Errorf("encode event: %w", err)}
 		}
 	}
-	if wantReply {
+	if wantReply && !lazy {
+		// An unencoded delivery gets it with the event, when it is
+		// written into the request (publish.WithUnencodedDelivery).
 		req.Header.Set("Prefer", "reply")
 	}
 	resp, err := b.do(req)
@@ -391,6 +406,11 @@ func (b *Broker) send(ctx context.Context, target string, e event.Event, wantRep
 	return o
 }
 
+// deliveryRequest is what every delivery's request starts from: a copy
+// with the delivery's context (WithContext) is one allocation, where
+// http.NewRequestWithContext also parsed a URL that send replaces.
+var deliveryRequest = &http.Request{Method: http.MethodPost, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
+
 // targetURL is target parsed, once per target: parsing the URL of every
 // delivery request again was a fifth of building it.
 func (b *Broker) targetURL(target string) (*url.URL, error) {
@@ -400,6 +420,12 @@ func (b *Broker) targetURL(target string) (*url.URL, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, err
+	}
+	if u.Path == "" && u.Opaque == "" {
+		// The request a server reads for it ("POST / HTTP/1.1"): a
+		// handler in process is handed the URL as it is, and
+		// LocalTransport copied the URL of every delivery to set it.
+		u.Path = "/"
 	}
 	b.targets.Store(target, u)
 	return u, nil
@@ -423,14 +449,14 @@ func (b *Broker) do(req *http.Request) (*http.Response, error) {
 // subscriber has done its work, and asked again it may rightly answer the
 // redelivery as a duplicate, without the reply (process does), which would
 // lose the reply. It reports false when the delivery is abandoned.
-func (b *Broker) storeReply(ctx context.Context, r *route, reply event.Event, log func() *slog.Logger) bool {
+func (b *Broker) storeReply(ctx context.Context, r *route, reply event.Event, dl *deliveryLog) bool {
 	// A down store is logged once by the store watch, not per reply.
 	level := slog.LevelWarn
 	for n := 1; ; n++ {
 		err := b.publishReply(ctx, reply)
 		if err == nil {
 			if n > 1 {
-				log().Log(ctx, level, "reply stored after retrying", "reply_id", reply.ID(), "tries", n)
+				dl.get().Log(ctx, level, "reply stored after retrying", "reply_id", reply.ID(), "tries", n)
 			}
 			return true
 		}
@@ -441,7 +467,7 @@ func (b *Broker) storeReply(ctx context.Context, r *route, reply event.Event, lo
 			if errors.Is(err, errStoreDown) {
 				level = slog.LevelDebug
 			}
-			log().Log(ctx, level, "reply not stored; holding it and trying again", "reply_id", reply.ID(), "err", err)
+			dl.get().Log(ctx, level, "reply not stored; holding it and trying again", "reply_id", reply.ID(), "err", err)
 		}
 		if b.health.err() != nil {
 			if !b.awaitStore(ctx) {
@@ -462,7 +488,7 @@ func (b *Broker) publishReply(ctx context.Context, e event.Event) error {
 	// Replies are accepted during shutdown: the event that caused them is
 	// being drained and must not be delivered twice for want of its reply.
 	// The store of the batch holding it is bounded by publishTimeout.
-	return b.publishBatched(ctx, b.typeSubject(e.Type()), e)
+	return b.publishBatched(ctx, b.typeSubject(e.Type()), e, false)
 }
 
 // DeadLetter is an event whose delivery to a Trigger's subscriber failed for
@@ -503,7 +529,7 @@ func (b *Broker) deadLetter(ctx context.Context, r *route, e event.Event, last o
 			if n > 0 && !b.wait(ctx, r.policy.backoff(n)) {
 				return ctx.Err()
 			}
-			o := b.send(ctx, r.deadLetter, dl, false)
+			o := b.send(ctx, r.deadLetter, &dl, false, nil)
 			if o.ok() {
 				rec.SinkDelivered = true
 				break

@@ -42,11 +42,9 @@ func (i ingress) PublishEvent(ctx context.Context, e event.Event) error {
 	if err := e.Validate(); err != nil {
 		return fmt.Errorf("broker: invalid CloudEvent: %w", err)
 	}
-	if _, ok := extension(e, ExtTTL); !ok {
-		e.Context = e.Context.Clone() // the caller's event is left as it was
-		e.SetExtension(ExtTTL, defaultTTL)
-	}
-	if err := i.b.Publish(ctx, e); err != nil {
+	// Stored with the hop counter at its start when it has none
+	// (publishBatched): the caller's event is left as it was.
+	if err := i.b.publishIngress(ctx, e); err != nil {
 		if !errors.Is(err, errStoreDown) {
 			i.b.log.Warn("ingress: event not stored", "event_id", e.ID(), "event_type", e.Type(), "err", err)
 		}

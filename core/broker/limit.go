@@ -221,10 +221,6 @@ const (
 	slotDone
 )
 
-// slotKey carries a delivery's slot in its context to send, which hands
-// hold to an in-process subscriber.
-type slotKey struct{}
-
 // hold gives the slot back early (publish.Hold), if the Trigger may hold
 // one more delivery without its slot.
 func (s *slot) hold() {

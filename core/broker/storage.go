@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
@@ -188,8 +191,10 @@ type batchAttr struct {
 
 // appendRecord appends e's record, length first, to buf. It fails only for
 // an extension value types.Format refuses, or an event that is not
-// CloudEvents 1.0 (those are stored alone in the JSON form).
-func appendRecord(buf []byte, e event.Event) ([]byte, error) {
+// CloudEvents 1.0 (those are stored alone in the JSON form). With hop, an
+// event without the broker's hop counter is stored with it at its start
+// (defaultTTL), as if it had been set on e.
+func appendRecord(buf []byte, e event.Event, hop bool) ([]byte, error) {
 	ec, ok := e.Context.(*event.EventContextV1)
 	if !ok {
 		return buf, fmt.Errorf("batch form: spec version %s", e.SpecVersion())
@@ -217,6 +222,9 @@ func appendRecord(buf []byte, e event.Event) ([]byte, error) {
 			return buf, fmt.Errorf("extension %s: %w", name, err)
 		}
 		attrs = append(attrs, batchAttr{kind: attrExtension, name: name, value: s})
+	}
+	if _, has := ec.Extensions[ExtTTL]; hop && !has {
+		attrs = append(attrs, batchAttr{kind: attrExtension, name: ExtTTL, value: defaultTTLValue})
 	}
 	data := e.Data()
 	n := uvarintLen(uint64(len(attrs))) + len(data)
@@ -256,10 +264,10 @@ func batchHeaders() nats.Header {
 }
 
 // batchMessage is the message that stores records (appendRecord's
-// output) on subject: compressed (batchVersionS2) unless that does not
-// make it smaller.
-func batchMessage(subject string, records []byte) *nats.Msg {
-	if z := s2.Encode(nil, records); len(z) < len(records) {
+// output) on subject: compressed (batchVersionS2, into dst when it has
+// room for s2.MaxEncodedLen) unless that does not make it smaller.
+func batchMessage(subject string, records, dst []byte) *nats.Msg {
+	if z := s2.Encode(dst, records); len(z) < len(records) {
 		return &nats.Msg{Subject: subject, Header: nats.Header{batchHeader: []string{batchVersionS2}}, Data: z}
 	}
 	return &nats.Msg{Subject: subject, Header: batchHeaders(), Data: records}
@@ -270,11 +278,11 @@ func encodeBatch(subject string, evs []event.Event) (*nats.Msg, error) {
 	var buf []byte
 	for _, e := range evs {
 		var err error
-		if buf, err = appendRecord(buf, e); err != nil {
+		if buf, err = appendRecord(buf, e, false); err != nil {
 			return nil, fmt.Errorf("encode event %s: %w", e.ID(), err)
 		}
 	}
-	return batchMessage(subject, buf), nil
+	return batchMessage(subject, buf, nil), nil
 }
 
 // batchBody returns the records of a message in the batch form,
@@ -413,15 +421,16 @@ func decodeRecord(rec []byte, ec *event.EventContextV1) (event.Event, error) {
 		case attrID:
 			ec.ID = v
 		case attrSource:
-			u, err := url.Parse(v)
+			u, err := parseSource(v)
 			if err != nil {
 				return event.Event{}, fmt.Errorf("stored source: %w", err)
 			}
-			ec.Source = types.URIRef{URL: *u}
+			ec.Source = types.URIRef{URL: u}
 		case attrType:
 			ec.Type = v
 		case attrSubject:
-			ec.Subject = &v
+			subject := v // not &v: v would be on the heap for every attribute
+			ec.Subject = &subject
 		case attrTime:
 			t, err := types.ParseTimestamp(v)
 			if err != nil {
@@ -429,7 +438,14 @@ func decodeRecord(rec []byte, ec *event.EventContextV1) (event.Event, error) {
 			}
 			ec.Time = t
 		case attrDataContentType:
-			ec.DataContentType = &v
+			if v == jsonContentType {
+				// Shared, as the SDK's Clone shares it: set, never
+				// written through.
+				ec.DataContentType = &jsonContentType
+			} else {
+				ct := v
+				ec.DataContentType = &ct
+			}
 		case attrDataSchema:
 			u, err := url.Parse(v)
 			if err != nil {
@@ -453,4 +469,58 @@ func decodeRecord(rec []byte, ec *event.EventContextV1) (event.Event, error) {
 		e.DataEncoded = rec[p:]
 	}
 	return e, nil
+}
+
+// defaultTTLValue is defaultTTL as types.Format writes it.
+var defaultTTLValue = strconv.Itoa(defaultTTL)
+
+// jsonContentType is the content type of every event Dronetrack makes.
+var jsonContentType = "application/json"
+
+// sources holds parsed event sources (string -> url.URL): the pipeline's
+// events come from a handful of sources, and parsing the source of every
+// stored event again cost an allocation per event and Trigger. At most
+// maxSources are kept; past that a source is parsed each time.
+var sources memo[url.URL]
+
+// parseSource is url.Parse(v), from sources when it was parsed before.
+// The URL is a copy: its fields are strings and an immutable *Userinfo.
+func parseSource(v string) (url.URL, error) {
+	return sources.get(v, func(v string) (url.URL, error) {
+		u, err := url.Parse(v)
+		if err != nil {
+			return url.URL{}, err
+		}
+		return *u, nil
+	})
+}
+
+// memo remembers the results of a function of a string for up to
+// maxMemo strings (the first ones asked for); past that it calls the
+// function each time. For values that a few strings make up nearly all
+// of (event sources, types).
+type memo[V any] struct {
+	m sync.Map // string -> V
+	n atomic.Int32
+}
+
+const maxMemo = 256
+
+// get is f(k), remembered. Errors are not.
+func (c *memo[V]) get(k string, f func(string) (V, error)) (V, error) {
+	if v, ok := c.m.Load(k); ok {
+		return v.(V), nil
+	}
+	if c.n.Load() >= maxMemo {
+		return f(k)
+	}
+	k = strings.Clone(k) // the caller's string may be part of a larger one
+	v, err := f(k)
+	if err != nil {
+		return v, err
+	}
+	if _, loaded := c.m.LoadOrStore(k, v); !loaded {
+		c.n.Add(1)
+	}
+	return v, nil
 }

@@ -136,10 +136,12 @@ const RecentApplied = 128
 
 // remember records that the report at ts is reflected in the detector.
 func (d *Detector) remember(ts time.Time) {
-	d.Applied = append(d.Applied, ts)
-	if n := len(d.Applied); n > RecentApplied {
-		d.Applied = slices.Delete(d.Applied, 0, n-RecentApplied)
+	if n := len(d.Applied); n >= RecentApplied {
+		// Full: the oldest make room in place. Appending first grew a full
+		// slice to twice its size for every report of a drone.
+		d.Applied = d.Applied[:copy(d.Applied, d.Applied[n-RecentApplied+1:])]
 	}
+	d.Applied = append(d.Applied, ts)
 }
 
 // applied reports whether the report at ts was applied recently.
@@ -424,7 +426,11 @@ func ptr(v float64) *float64 { return &v }
 func (d Detector) Clone() Detector {
 	c := d
 	c.Checkpoints = slices.Clone(d.Checkpoints)
-	c.Applied = slices.Clone(d.Applied)
+	if d.Applied != nil {
+		// Room for the next report's time (remember), which a batch of
+		// one report, the common one, adds.
+		c.Applied = append(make([]time.Time, 0, min(len(d.Applied)+1, max(len(d.Applied), RecentApplied))), d.Applied...)
+	}
 	if d.Last != nil {
 		l := *d.Last
 		c.Last = &l

@@ -75,7 +75,9 @@ func WithDelivery(ctx context.Context, e *event.Event, host, path string) (conte
 // content mode before the request goes to any other handler or to the
 // network. So a delivery to a function in this process is not encoded
 // into an HTTP message that nobody reads, and one over a socket (a
-// function cut by a fault test, the cluster) is exactly as WithDelivery's.
+// function cut by a fault test, the cluster) is exactly as WithDelivery's
+// with the header "Prefer: reply" (a delivery with a slot for the reply
+// asks for one; the transport writes the header with the event).
 func WithUnencodedDelivery(ctx context.Context, e *event.Event, host, path string) (context.Context, *Delivery) {
 	d := &Delivery{event: e, host: host, path: rootPath(path), unencoded: true}
 	return context.WithValue(ctx, deliveryKey{}, d), d
@@ -112,6 +114,7 @@ func encodeDelivery(req *http.Request) (*http.Request, error) {
 	if r.Header == nil {
 		r.Header = http.Header{}
 	}
+	r.Header.Set("Prefer", "reply")
 	ctx := binding.WithForceBinary(req.Context())
 	if err := cehttp.WriteRequest(ctx, binding.ToMessage(d.event), r); err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", d.event.ID(), err)

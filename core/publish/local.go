@@ -204,6 +204,25 @@ func (r *recorder) Flush() {
 	}
 }
 
+// statusLines are the Status of a response with each code that has a
+// text, made once instead of for every response.
+var statusLines = func() (s [600]string) {
+	for code := range s {
+		if t := http.StatusText(code); t != "" {
+			s[code] = strconv.Itoa(code) + " " + t
+		}
+	}
+	return s
+}()
+
+// statusLine is the Status of a response with code, as a client reads it.
+func statusLine(code int) string {
+	if code >= 0 && code < len(statusLines) && statusLines[code] != "" {
+		return statusLines[code]
+	}
+	return strconv.Itoa(code) + " " + http.StatusText(code)
+}
+
 // result is the response the client gets.
 func (r *recorder) result(req *http.Request) *http.Response {
 	if r.code == 0 {
@@ -214,7 +233,7 @@ func (r *recorder) result(req *http.Request) *http.Response {
 		h = http.Header{}
 	}
 	resp := &http.Response{
-		Status:     strconv.Itoa(r.code) + " " + http.StatusText(r.code),
+		Status:     statusLine(r.code),
 		StatusCode: r.code,
 		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header:        h,

@@ -1,6 +1,9 @@
 package function
 
-import "sync"
+import (
+	"strings"
+	"sync"
+)
 
 // recentIDs remembers the last n completed event ids (FIFO eviction), so a
 // redelivered or retried event is acknowledged without touching the store.
@@ -33,6 +36,10 @@ func (r *recentIDs) Add(id string) {
 	if old := r.ring[r.next]; old != "" {
 		delete(r.set, old)
 	}
+	// A copy: the id of a delivered event is a substring of the string
+	// holding all its attributes (core/broker's batch records), which
+	// kept ten times the id's bytes alive for each remembered id.
+	id = strings.Clone(id)
 	r.ring[r.next] = id
 	r.set[id] = struct{}{}
 	r.next = (r.next + 1) % len(r.ring)

@@ -54,6 +54,11 @@ import (
 // DRONETRACK_BENCH_CPUPROFILE=FILE profiles the timed part only;
 // test/pipeline-stages.py splits such a profile by stage.
 //
+// DRONETRACK_BENCH_MEMPROFILE=FILE writes the allocation profile at the end
+// of the timed part to FILE and at its start to FILE.before, so that
+// `go tool pprof -base FILE.before FILE` shows what the timed part
+// allocated (seeding the history allocates far more).
+//
 // DRONETRACK_BENCH_BATCH=N (default 1) sends N reports of one drone per
 // request, as a companion computer buffering its reports would (`dronetrack
 // load --batch N`): the drones still report at 1 Hz, so each sends a request
@@ -202,6 +207,21 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	memProfile := func(path string) {
+		runtime.GC() // the profile is as of the last collection
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	memPath := os.Getenv("DRONETRACK_BENCH_MEMPROFILE")
+	if memPath != "" {
+		memProfile(memPath + ".before")
+	}
 	replaysBefore, writesBefore := processCounter(b, sys, "dronetrack_process_flight_replays_total"),
 		processCounter(b, sys, "dronetrack_process_state_writes_total")
 	gcBefore := gcCPU()
@@ -245,6 +265,9 @@ func BenchmarkPipeline(b *testing.B) {
 	acked := time.Since(start)
 	waitDrained()
 	b.StopTimer()
+	if memPath != "" {
+		memProfile(memPath)
+	}
 	elapsed := time.Since(start)
 	cpu := cpuTime() - before
 	switches := contextSwitches() - switchesBefore

@@ -95,7 +95,9 @@ func prepareFlights(tenantID, droneID string, raw []byte,
 		fw.records = append(fw.records, tkey(tenantID, f.ID), v)
 	}
 	var err error
-	if fw.detector, err = next.AppendBinary(nil); err != nil {
+	// About the size of the stored form it replaces: growing the buffer
+	// from empty allocated it twice over.
+	if fw.detector, err = next.AppendBinary(make([]byte, 0, len(raw)+64)); err != nil {
 		if fw.detector, err = json.Marshal(next); err != nil {
 			return fw, fmt.Errorf("encode flight detector %s: %w", droneID, err)
 		}
