@@ -62,8 +62,6 @@ type Store struct {
 	// or read (prepared.go), so the next write of the drone works out its
 	// values before its transaction without a read transaction.
 	written lastWritten
-	// mapped is the pages prefault mapped since the last trim.
-	mapped mappedPages
 }
 
 var _ store.Store = (*Store)(nil)

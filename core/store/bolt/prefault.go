@@ -3,8 +3,6 @@ package bolt
 import (
 	"bytes"
 	"sort"
-	"sync"
-	"sync/atomic"
 	"unsafe"
 
 	"go.etcd.io/bbolt"
@@ -23,10 +21,6 @@ import (
 // fraction of a fault (populate; a plain read off Linux). A page a commit
 // moves between this and the write's transaction is faulted in by the
 // writer as before: nothing depends on this but the writer's pace.
-// A page prefault mapped since the last trim is not populated again
-// (s.mapped): most of a write's path (the trees' upper pages, leaves
-// shared by many drones) was mapped by an earlier write, and each
-// madvise is a system call.
 // docs/performance.md, "Round 7: the writer's page faults".
 func (s *Store) prefault(walk func(w *pageWalk)) {
 	if s.cfg.noPrefault {
@@ -41,7 +35,6 @@ func (s *Store) prefault(walk func(w *pageWalk)) {
 	// variable, which go vet accepts.
 	w := pageWalk{tx: tx, data: *(*unsafe.Pointer)(unsafe.Pointer(&info.Data)), psize: uintptr(info.PageSize)}
 	w.npages = uintptr(tx.Size()) / w.psize
-	w.mapped = s.mapped.current(s.group.trims.Load(), w.data, w.npages)
 	walk(&w)
 	_ = tx.Rollback()
 	s.group.afterRead()
@@ -54,7 +47,6 @@ type pageWalk struct {
 	tx            *bbolt.Tx
 	data          unsafe.Pointer
 	psize, npages uintptr
-	mapped        *pageSet
 }
 
 // bbolt's page layout (its file format, go.etcd.io/bbolt/internal/common):
@@ -96,13 +88,11 @@ func (w *pageWalk) path(b *bbolt.Bucket, key []byte) {
 			return
 		}
 		page := unsafe.Add(w.data, id*w.psize)
-		if !w.mapped.add(id) {
-			populate(uintptr(page), w.psize)
-			if p := (*pageHeader)(page); p.overflow > 0 && id+1+uintptr(p.overflow) <= w.npages {
-				populate(uintptr(page)+w.psize, uintptr(p.overflow)*w.psize)
-			}
-		}
+		populate(uintptr(page), w.psize)
 		p := (*pageHeader)(page)
+		if p.overflow > 0 && id+1+uintptr(p.overflow) <= w.npages {
+			populate(uintptr(page)+w.psize, uintptr(p.overflow)*w.psize)
+		}
 		if p.flags != branchPageFlag || p.count == 0 {
 			return
 		}
@@ -147,60 +137,4 @@ func (w *pageWalk) droneWrite(tenantID, droneID string, pts []encodedPoint, detK
 		w.path(recs, pre.flights.records[2*i])
 		w.path(idx, startKey(tenantID, droneID, f.Start))
 	}
-}
-
-// mappedPages is the set of pages prefault has mapped since the last trim
-// (a trim unmaps them all). A page keeps its place in the mapping while it
-// is free and when bbolt writes it again (the file is written with pwrite,
-// into the page cache page the mapping shows), so a page once mapped stays
-// mapped until the next trim, or until bbolt maps the file anew (a new
-// address starts a new set). Should the set be wrong (the kernel reclaimed
-// a page, bbolt mapped the file anew at the same address), the writer
-// faults the page in, as without prefault.
-type mappedPages struct {
-	mu  sync.Mutex // held to replace cur
-	cur atomic.Pointer[pageSet]
-}
-
-// pageSet holds a bit per page of the mapping at data as of trims trims.
-type pageSet struct {
-	trims int64
-	data  unsafe.Pointer
-	bits  []atomic.Uint64
-}
-
-// current is the set for trims trims of the mapping at data, of npages
-// pages or more: a new, empty one when either changed, a larger copy when
-// the file grew.
-func (m *mappedPages) current(trims int64, data unsafe.Pointer, npages uintptr) *pageSet {
-	if s := m.cur.Load(); s != nil && s.trims == trims && s.data == data && uintptr(len(s.bits))*64 >= npages {
-		return s
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s := m.cur.Load()
-	if s != nil && s.trims == trims && s.data == data && uintptr(len(s.bits))*64 >= npages {
-		return s
-	}
-	// Room for the file to grow by half before the set is copied again.
-	n := &pageSet{trims: trims, data: data, bits: make([]atomic.Uint64, (npages+npages/2)/64+1)}
-	if s != nil && s.trims == trims && s.data == data {
-		for i := range s.bits {
-			n.bits[i].Store(s.bits[i].Load())
-		}
-	}
-	m.cur.Store(n)
-	return n
-}
-
-// add records page id as mapped, and says whether it was already.
-func (s *pageSet) add(id uintptr) bool {
-	if id/64 >= uintptr(len(s.bits)) {
-		return false
-	}
-	w, bit := &s.bits[id/64], uint64(1)<<(id%64)
-	if w.Load()&bit != 0 {
-		return true
-	}
-	return w.Or(bit)&bit != 0
 }
