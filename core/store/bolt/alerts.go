@@ -62,7 +62,6 @@ func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
 			pre = &tw
 		}
 	}
-	s.prefault(func(w *pageWalk) { w.path(w.tx.Bucket(bucketAlertTrackers), k) })
 	err := s.batch("evaluate alerts of "+droneID, func(tx *bbolt.Tx) error {
 		old := tx.Bucket(bucketAlertTrackers).Get(k)
 		tw := pre

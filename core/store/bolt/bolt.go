@@ -331,7 +331,6 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 	}
 	pre := s.prepareDrone(w)
 	detKey := tkey(w.TenantID, w.DroneID)
-	s.prefault(func(pw *pageWalk) { pw.droneWrite(w.TenantID, w.DroneID, pts, detKey, pre) })
 	var afterDoc, afterDet []byte // what the transaction leaves stored
 	err := s.batch("write drone "+w.DroneID, func(tx *bbolt.Tx) error {
 		cur, wrote = events.DroneState{}, false // the group commit may rerun this function

@@ -34,7 +34,3 @@ func PageBytes(s *Store) int64 {
 // WithTrimBudget sets how much resident file memory may grow before a busy
 // writer trims.
 func WithTrimBudget(n int64) Option { return func(c *config) { c.trimBudget = n } }
-
-// WithoutPrefault leaves the pages the hot writes read to be faulted in by
-// the writer, as before prefault.
-func WithoutPrefault() Option { return func(c *config) { c.noPrefault = true } }

@@ -69,9 +69,6 @@ type config struct {
 	// file's mapping (faultaround_linux.go); benchmarks compare the two.
 	faultAround bool
 	trimBudget  int64 // groupCommit.budget
-	// noPrefault leaves the hot writes' pages to the writer (prefault.go);
-	// benchmarks compare the two.
-	noPrefault bool
 }
 
 // WithFaultAround leaves the kernel's fault-around on for the store file's

@@ -60,11 +60,6 @@ func BenchmarkReportWrites(b *testing.B) {
 	b.Run("together-faultaround/fleet=2500/aged=100", func(b *testing.B) {
 		benchReportWrites(b, 2500, 100, false, true, false, openGap, 0, bolt.WithFaultAround())
 	})
-	// The same without prefault: the writer faults in the pages its
-	// transactions read itself.
-	b.Run("together-noprefault/fleet=2500/aged=100", func(b *testing.B) {
-		benchReportWrites(b, 2500, 100, false, true, false, openGap, 0, bolt.WithoutPrefault())
-	})
 	// The same fleet reporting at 1 Hz (2,500 reports/s, open loop: a
 	// report is written when it is due, whatever the store's pace), with
 	// the commit gap fixed at 2 ms and with Open's adaptive gap: how large
@@ -78,9 +73,6 @@ func BenchmarkReportWrites(b *testing.B) {
 	})
 	b.Run("paced-faultaround/fleet=2500/aged=100/gap=adaptive", func(b *testing.B) {
 		benchReportWrites(b, 2500, 100, true, true, false, openGap, 0, bolt.WithFaultAround())
-	})
-	b.Run("paced-noprefault/fleet=2500/aged=100/gap=adaptive", func(b *testing.B) {
-		benchReportWrites(b, 2500, 100, true, true, false, openGap, 0, bolt.WithoutPrefault())
 	})
 }
 
