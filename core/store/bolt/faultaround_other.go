@@ -10,6 +10,10 @@ func newFaultAround(bool) *faultAround { return &faultAround{} }
 
 func (*faultAround) cover(addr, size uintptr) {}
 
+func (*faultAround) suspend(addr uintptr) {}
+
+func (*faultAround) resume() {}
+
 // Close does nothing.
 func (*faultAround) Close() {}
 
