@@ -34,11 +34,7 @@ type faultAround struct {
 	mu         sync.Mutex
 	fd         int     // the userfaultfd, -1 when unavailable or not wanted
 	addr, size uintptr // bbolt's mapping and file size when registered last
-	start, end uintptr // the mapping registered last (mappingAt)
-	// suspended: the registration is dropped (fault-around on) until
-	// resume; cover registers nothing meanwhile.
-	suspended bool
-	err       error // why fd is -1 (tests)
+	err        error   // why fd is -1 (tests)
 }
 
 // userfaultfd ABI (linux/userfaultfd.h); the ioctl numbers are those of
@@ -50,7 +46,6 @@ const (
 	uffdRegisterModeWP = 1 << 1  // UFFDIO_REGISTER_MODE_WP
 	uffdioAPI          = 0xc018aa3f
 	uffdioRegister     = 0xc020aa00
-	uffdioUnregister   = 0x8010aa01
 )
 
 // newFaultAround opens the userfaultfd that turns fault-around off (on:
@@ -87,7 +82,7 @@ func (f *faultAround) cover(addr, size uintptr) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.fd < 0 || f.suspended || (addr == f.addr && size == f.size) {
+	if f.fd < 0 || (addr == f.addr && size == f.size) {
 		return
 	}
 	start, end, err := mappingAt(addr)
@@ -102,32 +97,7 @@ func (f *faultAround) cover(addr, size uintptr) {
 		f.close()
 		return
 	}
-	f.addr, f.size, f.start, f.end = addr, size, start, end
-}
-
-// suspend drops the registration of the mapping at addr: fault-around is
-// on for it until resume. The caller holds a read transaction, as for
-// cover. A mapping bbolt made since the last cover has none to drop.
-func (f *faultAround) suspend(addr uintptr) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fd < 0 || f.suspended {
-		return
-	}
-	f.suspended = true
-	if addr == 0 || addr != f.addr {
-		return
-	}
-	rng := struct{ start, len uint64 }{start: uint64(f.start), len: uint64(f.end - f.start)}
-	_, _, _ = unix.Syscall(unix.SYS_IOCTL, uintptr(f.fd), uffdioUnregister, uintptr(unsafe.Pointer(&rng)))
-	f.size = 0 // registered again by the cover after resume
-}
-
-// resume ends suspend: the next cover registers the mapping again.
-func (f *faultAround) resume() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.suspended = false
+	f.addr, f.size = addr, size
 }
 
 // close drops the registration (the kernel ends it with the descriptor).

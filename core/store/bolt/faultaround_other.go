@@ -10,10 +10,6 @@ func newFaultAround(bool) *faultAround { return &faultAround{} }
 
 func (*faultAround) cover(addr, size uintptr) {}
 
-func (*faultAround) suspend(addr uintptr) {}
-
-func (*faultAround) resume() {}
-
 // Close does nothing.
 func (*faultAround) Close() {}
 

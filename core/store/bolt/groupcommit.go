@@ -58,10 +58,6 @@ type groupCommit struct {
 	nextGap     time.Duration // loop only: the gap before the next commit
 	lastN       int           // loop only: the calls of the last commit
 	lastEnd     time.Time     // loop only
-	// around: fault-around is on for the mapping while the writer is
-	// behind; calm counts the commits since it last was (loop only).
-	around bool
-	calm   int
 
 	// Trimming the file's pages (unmapResident): lastTrim is when the last
 	// trim began (UnixNano), mapped says pages may have been mapped since,
@@ -129,12 +125,6 @@ func (g *groupCommit) loop() {
 		}
 		g.mu.Lock()
 		n := min(len(g.pending), maxGroup)
-		if n == 0 && g.around {
-			// Going quiet: fault-around off before the trims below.
-			g.mu.Unlock()
-			g.setFaultAround(false)
-			continue
-		}
 		if n == 0 && g.sinceTrim() >= trimEvery {
 			// Going quiet: what the last writes and reads mapped is
 			// dropped now, not at the next write. The loop still runs
@@ -163,7 +153,6 @@ func (g *groupCommit) loop() {
 		g.trimSoon()
 		g.commit(calls)
 		g.mapped.Store(true)
-		g.faultAroundWhileBehind(g.behind())
 		g.coverMapping()
 		g.lastEnd = time.Now()
 		g.nextGap, g.lastN = g.gapAfter(n), n
@@ -211,51 +200,6 @@ func (g *groupCommit) gapAfter(n int) time.Duration {
 	}
 	return min(g.maxGap, max(g.gap, g.maxGap*time.Duration(n)/gapFullGroup))
 }
-
-// faultAroundWhileBehind turns the kernel's fault-around on for bbolt's
-// mapping while the writer is behind (behind, after a commit) and off
-// again once it has kept up for calmCommits commits or goes quiet. Every
-// page a commit writes is new to the mapping (copy-on-write puts it at
-// another place in the file), and the next commits read many of them:
-// one fault each without fault-around, one per 64 KiB of them with it,
-// and on the writer's goroutine, the store's serial part. A writer that
-// keeps up (1 Hz fleets, reads) keeps it off, where each fault mapping
-// 16 pages would cost more than it saves and fill the trim budget
-// sooner (faultAround; docs/performance.md, "Round 6: resident store
-// pages" and "Round 7: the writer's page faults").
-func (g *groupCommit) faultAroundWhileBehind(behind bool) {
-	if behind {
-		g.calm = 0
-	} else if g.calm++; g.calm < calmCommits {
-		return
-	}
-	g.setFaultAround(behind)
-}
-
-// setFaultAround turns fault-around on or off for bbolt's mapping (loop
-// only).
-func (g *groupCommit) setFaultAround(on bool) {
-	if on == g.around {
-		return
-	}
-	g.around, g.calm = on, 0
-	if !on {
-		g.faults.resume()
-		g.coverMapping()
-		return
-	}
-	tx, err := g.db.Begin(false) // keeps the mapping as it is meanwhile
-	if err != nil {
-		return
-	}
-	g.faults.suspend(g.db.Info().Data)
-	_ = tx.Rollback()
-}
-
-// calmCommits is how many commits the writer keeps up for before
-// fault-around is turned off again (faultAroundWhileBehind): behind
-// comes and goes from one commit to the next near the writer's limit.
-const calmCommits = 8
 
 // sinceTrim is the time since the last unmapResident began.
 func (g *groupCommit) sinceTrim() time.Duration {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -292,108 +291,5 @@ func TestURLFaultAround(t *testing.T) {
 	}
 	if _, err := storeurl.Open(context.Background(), "bolt://"+filepath.ToSlash(filepath.Join(dir, "x.db"))+"?faultaround=maybe"); err == nil || !strings.Contains(err.Error(), "faultaround") {
 		t.Errorf("faultaround=maybe: %v, want an error naming the option", err)
-	}
-}
-
-// readSpread reads 16 pages, one in the middle of each 16th of the file
-// (at least 64 KiB apart), after a trim, and returns the store file's
-// resident kB then.
-func readSpread(t *testing.T, s *Store, path string) int {
-	t.Helper()
-	const pages = 16
-	kb := 0
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		size, ps := int(tx.Size()), s.db.Info().PageSize
-		if size < pages*64<<10 {
-			t.Fatalf("store file of %d bytes: too small to read %d pages 64 KiB apart", size, pages)
-		}
-		s.group.unmapResident()
-		for i := range pages {
-			if _, err := tx.Page((2*i + 1) * size / (2 * pages) / ps); err != nil {
-				return err
-			}
-		}
-		kb = mappedKB(t, path)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kb
-}
-
-// While the writer is behind (as many writes came during a commit as it
-// carried), fault-around is on for the store file's mapping: a fault maps
-// the pages around the one read, which the next commits read too. Once
-// the writer goes quiet it is off again, and a read maps the page it
-// reads only.
-func TestFaultAroundWhileBehind(t *testing.T) {
-	s, path, _ := openWithHistory(t, nil, "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10")
-	requireFaultAroundOff(t, s)
-	g := s.group
-	// A write that holds the writer in its commit while 40 more queue
-	// up; each of those records whether fault-around was on when it ran.
-	started, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 41)
-	go func() {
-		done <- g.do(func(*bbolt.Tx) error {
-			select {
-			case <-started:
-			default:
-				close(started)
-			}
-			<-release
-			return nil
-		})
-	}()
-	<-started
-	const queued = 40 // more than gapFullGroup: behind after the held commit
-	var around atomic.Int32
-	for range queued {
-		go func() {
-			done <- g.do(func(*bbolt.Tx) error {
-				if g.around { // the writer's goroutine: loop state
-					around.Add(1)
-				}
-				return nil
-			})
-		}()
-	}
-	for {
-		g.mu.Lock()
-		n := len(g.pending)
-		g.mu.Unlock()
-		if n == queued {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	close(release)
-	for range queued + 1 {
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := around.Load(); n != queued {
-		t.Errorf("fault-around on for %d of the %d writes queued behind a commit, want all", n, queued)
-	}
-	for g.busy() {
-		time.Sleep(time.Millisecond)
-	}
-	if g.around {
-		t.Error("fault-around still on after the writer went quiet")
-	}
-	// What it does to a read's pages: (pages+2) pages at most when off
-	// (the meta pages come back too), many more when on.
-	const pages, ps = 16, 4
-	if kb := readSpread(t, s, path); kb > (pages+2)*ps {
-		t.Errorf("%d kB resident after reading %d pages with fault-around off, want at most %d", kb, pages, (pages+2)*ps)
-	}
-	g.setFaultAround(true)
-	if kb := readSpread(t, s, path); kb < 4*pages*ps {
-		t.Errorf("%d kB resident after reading %d pages with fault-around on, want the pages around them too (%d or more)", kb, pages, 4*pages*ps)
-	}
-	g.setFaultAround(false)
-	if kb := readSpread(t, s, path); kb > (pages+2)*ps {
-		t.Errorf("%d kB resident after reading %d pages with fault-around off again, want at most %d", kb, pages, (pages+2)*ps)
 	}
 }
