@@ -62,8 +62,9 @@ func openBroker(ctx context.Context, dir string, subscribers map[string]string, 
 		// being worked on.
 		MaxInFlight: maxInFlight(),
 		MaxHeld:     maxHeld(),
-		// The bound adapts from here up to MaxInFlight
-		// (core/broker limit.go; DRONETRACK_BROKER_MININFLIGHT=0 fixes it).
+		// Zero (the default): the bound is fixed at MaxInFlight;
+		// DRONETRACK_BROKER_MININFLIGHT sets a floor it adapts from
+		// (core/broker limit.go).
 		MinInFlight: minInFlight(),
 		// The messages (batches of events) each Trigger holds in memory:
 		// with MaxInFlight's then 1024 as the bound too, a backlog of 10-report

@@ -94,14 +94,15 @@ func maxInFlight() int {
 }
 
 // EnvBrokerMinInFlight is the floor of the local broker's deliveries in
-// flight per Trigger, which adapt between it and EnvBrokerInFlight's bound
-// by the Trigger's completion rate (core/broker limit.go); default 64, 0
-// fixes the bound at EnvBrokerInFlight's. Under a backlog of one report
-// per drone per second (make load at 5,000/s) the adaptive bound cost less
-// CPU per report, answered the senders sooner and stored more per second;
-// where process holds deliveries on purpose (drones reporting faster than
-// STATE_INTERVAL) a backlog drained slower than with the fixed bound
-// (docs/performance.md, "Round 5: up under a backlog" and "Round 5 merged").
+// flight per Trigger, which then adapt between it and EnvBrokerInFlight's
+// bound by the Trigger's completion rate (core/broker limit.go). Unset or
+// 0, the bound is fixed at EnvBrokerInFlight's. The adaptive bound (a floor
+// of 64, say) costs less CPU per report under a backlog, but it reads a
+// noisy completion rate and wanders below the bound, and process's
+// deliveries wait in the store's group commit, where more of them make
+// larger groups that share the commit's fsyncs and pages: with the bound
+// fixed, up stored 17-20% more per second at 5,000/s one per request, and
+// kept up longer (docs/performance.md, "Round 8: the broker's bound").
 const EnvBrokerMinInFlight = "DRONETRACK_BROKER_MININFLIGHT"
 
 func minInFlight() int {
@@ -110,7 +111,7 @@ func minInFlight() int {
 			return n
 		}
 	}
-	return 64
+	return 0
 }
 
 // EnvBrokerAckPending overrides the stored messages the local broker holds

@@ -102,15 +102,15 @@ func TestHostedFunctionsTakeEventsAsDeclared(t *testing.T) {
 	}
 }
 
-// TestBrokerInFlightBound: up's broker adapts its deliveries in flight
-// from a floor of 64 unless DRONETRACK_BROKER_MININFLIGHT says otherwise;
-// 0 fixes the bound, as does a value that is not a count.
+// TestBrokerInFlightBound: up's broker keeps its deliveries in flight at a
+// fixed bound unless DRONETRACK_BROKER_MININFLIGHT sets a floor to adapt
+// from; 0, or a value that is not a count, leaves the bound fixed.
 func TestBrokerInFlightBound(t *testing.T) {
 	for _, c := range []struct {
 		env  string
 		set  bool
 		want int
-	}{{"", false, 64}, {"0", true, 0}, {"128", true, 128}, {"x", true, 64}, {"-1", true, 64}} {
+	}{{"", false, 0}, {"0", true, 0}, {"64", true, 64}, {"128", true, 128}, {"x", true, 0}, {"-1", true, 0}} {
 		if c.set {
 			t.Setenv(EnvBrokerMinInFlight, c.env)
 		} else {
