@@ -374,3 +374,81 @@ func TestWriteDroneAfterAnotherWriter(t *testing.T) {
 		t.Errorf("state %+v, %v; want 4 folds", got, err)
 	}
 }
+
+// A flight in progress reads as it stands after every report, from Flight
+// and from both forms of ListFlights, though its record is written only
+// every few reports (the rest of the time the drone's detector has it);
+// once the flight ends its record is whole.
+func TestFlightInProgressReadsCurrent(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, "d1")
+	s := flights.DefaultSettings()
+	reps := flightReports()
+	now := reps[len(reps)-1].TS.Add(time.Minute)
+	from := reps[0].TS.Add(-time.Hour)
+	var id string
+	lagged, prevPoints := 0, 0
+	for _, r := range reps {
+		b := []events.Report{r}
+		pts := []store.TrackPoint{{TenantID: "acme", DroneID: "d1", Report: r}}
+		fold := func(prev *events.DroneState) (events.DroneState, bool) { return telemetry.Fold(prev, b, now) }
+		pass := flightupdate.NewPass(s, b)
+		if _, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", Points: pts, State: fold, Flights: pass.Apply}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pass.Finish(ctx, st, "acme", "d1", now); err != nil {
+			t.Fatal(err)
+		}
+		fleet, err1 := st.ListFlights(ctx, store.FlightQuery{TenantID: "acme", From: from, To: now})
+		drone, err2 := st.ListFlights(ctx, store.FlightQuery{TenantID: "acme", DroneID: "d1", From: from, To: now})
+		if err := errors.Join(err1, err2); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(fleet, drone); diff != "" {
+			t.Fatalf("report at %v: the fleet's list and the drone's differ:\n%s", r.TS, diff)
+		}
+		if len(drone) == 0 || !drone[0].InProgress {
+			continue
+		}
+		f := drone[0]
+		id = f.ID
+		if !f.End.Equal(r.TS) || f.Points <= prevPoints {
+			t.Fatalf("report at %v: flight in progress reads end %v, %d points (before: %d): not as of this report", r.TS, f.End, f.Points, prevPoints)
+		}
+		prevPoints = f.Points
+		one, err := st.Flight(ctx, "acme", f.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(f, one); diff != "" {
+			t.Fatalf("report at %v: Flight differs from the list:\n%s", r.TS, diff)
+		}
+		raw, err := bolt.RawFlight(st, "acme", f.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if raw.Points > f.Points || !raw.Start.Equal(f.Start) {
+			t.Fatalf("report at %v: stored record (%d points from %v) ahead of or apart from the flight read (%d from %v)", r.TS, raw.Points, raw.Start, f.Points, f.Start)
+		}
+		if raw.Points < f.Points {
+			lagged++
+		}
+	}
+	if id == "" {
+		t.Fatal("no flight in progress was seen")
+	}
+	if lagged == 0 {
+		t.Error("the stored record kept up with every report: the record is still written each time")
+	}
+	done, err1 := st.Flight(ctx, "acme", id)
+	raw, err2 := bolt.RawFlight(st, "acme", id)
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	if done.InProgress {
+		t.Fatalf("flight %s still in progress after landing", id)
+	}
+	if diff := cmp.Diff(done, raw); diff != "" {
+		t.Errorf("ended flight: stored record differs from the flight read:\n%s", diff)
+	}
+}
