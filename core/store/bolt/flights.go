@@ -66,8 +66,8 @@ func updateFlights(tx *bbolt.Tx, tenantID, droneID string,
 type flightWrite struct {
 	next     flights.Detector
 	ch       flights.Changes
-	ok       bool     // fn changed the detector
-	detector []byte   // next's stored form
+	ok       bool   // fn changed the detector
+	detector []byte // next's stored form
 	// records holds the key and value of each flight of ch.Upsert, in
 	// its order; both nil for a flight in progress whose record is left
 	// as it is (recordDue).
