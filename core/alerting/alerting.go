@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"time"
 
@@ -317,4 +318,15 @@ func clone(tr Tracker) Tracker {
 		tr.Claims = map[string]time.Time{}
 	}
 	return tr
+}
+
+// LivenessOnly reports whether next differs from prev in nothing but LastTS
+// and LastSeen: a state evaluated that opened, closed, updated, claimed or
+// published nothing, only moved the drone's signs of life on. A store may
+// keep such a change for a while before writing it (see core/store/bolt).
+func LivenessOnly(prev, next Tracker) bool {
+	return prev.TenantID == next.TenantID && prev.DroneID == next.DroneID && prev.LinkLost == next.LinkLost &&
+		maps.EqualFunc(prev.Open, next.Open, func(a, b Alert) bool { return reflect.DeepEqual(a, b) }) &&
+		slices.EqualFunc(prev.Outbox, next.Outbox, func(a, b Transition) bool { return reflect.DeepEqual(a, b) }) &&
+		maps.EqualFunc(prev.Claims, next.Claims, time.Time.Equal)
 }

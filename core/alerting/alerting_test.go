@@ -232,3 +232,44 @@ func TestSettingsValidate(t *testing.T) {
 		}
 	}
 }
+
+// LivenessOnly holds for a state that only moves the drone's signs of life
+// on, with an alert open or not, and for nothing that opens, closes or
+// changes an alert or the outbox.
+func TestLivenessOnly(t *testing.T) {
+	s := DefaultSettings()
+	fresh := Tracker{TenantID: "acme", DroneID: "d1"}
+	tr, _, _ := EvaluateState(fresh, st(0, 0, 47, 8, f(80), nil), s, nil, t0)
+	next, ts, changed := EvaluateState(tr, st(1, 0, 47, 8, f(79), nil), s, nil, t0)
+	if !changed || len(ts) != 0 || !LivenessOnly(tr, next) {
+		t.Errorf("a newer state with nothing raised: changed %v, %d transitions, liveness only %v; want true, 0, true", changed, len(ts), LivenessOnly(tr, next))
+	}
+	low, ts, _ := EvaluateState(next, st(2, 0, 47, 8, f(10), nil), s, nil, t0)
+	if len(ts) == 0 || LivenessOnly(next, low) {
+		t.Errorf("battery low raised: %d transitions, liveness only %v; want a transition, false", len(ts), LivenessOnly(next, low))
+	}
+	// Published: the outbox empties.
+	var ids []string
+	for _, x := range low.Outbox {
+		ids = append(ids, x.EventID())
+	}
+	out, changedOut := Published(low, ids, nil)
+	if !changedOut || LivenessOnly(low, out) {
+		t.Errorf("outbox published: changed %v, liveness only %v; want true, false", changedOut, LivenessOnly(low, out))
+	}
+	still, ts, _ := EvaluateState(out, st(3, 0, 47, 8, f(10), nil), s, nil, t0)
+	if len(ts) == 0 && !LivenessOnly(out, still) {
+		t.Errorf("battery still low, no transition, but not liveness only:\n%s", cmp.Diff(out, still))
+	}
+	if len(ts) != 0 && LivenessOnly(out, still) {
+		t.Errorf("%d transitions counted as liveness only", len(ts))
+	}
+	if LivenessOnly(tr, Tracker{TenantID: "acme", DroneID: "d2", LastTS: tr.LastTS, LastSeen: tr.LastSeen}) {
+		t.Error("another drone's tracker counted as the same")
+	}
+	lost := tr
+	lost.LinkLost = true
+	if LivenessOnly(tr, lost) {
+		t.Error("a link.lost flag set counted as liveness only")
+	}
+}

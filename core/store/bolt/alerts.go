@@ -40,11 +40,33 @@ func tkey(parts ...string) []byte { return []byte(strings.Join(parts, "\x00") + 
 // group-commit call, from the tracker as last written (s.written, or a
 // read transaction when not known); the transaction only compares that
 // with what it reads and puts, or runs fn again on what it reads when
-// another write of the tracker came between.
+// another write of the tracker came between. A change of the drone's signs
+// of life alone is held back and written later with others (trackers.go).
+// Evaluations of a drone run one at a time, so fn must not call the store.
 func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
 	fn func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool)) (alerting.Tracker, error) {
 	k := tkey(tenantID, droneID)
 	cacheKey := "alerts\x00" + string(k)
+	defer s.trackers.lock(k)()
+	if d, ok := s.trackers.get(string(k)); ok {
+		// Deferred (trackers.go): newer than what is stored.
+		tw, err := prepareTracker(tenantID, droneID, d.v, fn)
+		if err != nil || !tw.ok {
+			return tw.cur, err
+		}
+		if len(tw.ts) == 0 && alerting.LivenessOnly(tw.prev, tw.cur) {
+			s.trackers.put(string(k), deferredTracker{v: tw.tracker, stored: d.stored})
+			return tw.cur, nil
+		}
+		err = s.batch("evaluate alerts of "+droneID, func(tx *bbolt.Tx) error {
+			return tw.apply(tx, tenantID, k, nil)
+		})
+		if err == nil {
+			s.trackers.drop(string(k))
+			s.written.put(cacheKey, tw.tracker)
+		}
+		return tw.cur, err
+	}
 	var (
 		pre   *trackerWrite
 		cur   alerting.Tracker
@@ -60,6 +82,13 @@ func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
 	if known {
 		if tw, err := prepareTracker(tenantID, droneID, preOld, fn); err == nil {
 			pre = &tw
+			if !tw.ok {
+				return tw.cur, nil
+			}
+			if preOld != nil && len(tw.ts) == 0 && alerting.LivenessOnly(tw.prev, tw.cur) {
+				s.trackers.put(string(k), deferredTracker{v: tw.tracker, stored: preOld})
+				return tw.cur, nil
+			}
 		}
 	}
 	err := s.batch("evaluate alerts of "+droneID, func(tx *bbolt.Tx) error {
@@ -87,6 +116,7 @@ func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
 // trackerWrite is what EvaluateAlerts writes, worked out by prepareTracker
 // from the tracker's stored bytes without a transaction.
 type trackerWrite struct {
+	prev    alerting.Tracker // what fn was given
 	cur     alerting.Tracker
 	ts      []alerting.Transition
 	ok      bool
@@ -103,7 +133,7 @@ func prepareTracker(tenantID, droneID string, old []byte,
 	}
 	next, ts, ok := fn(prev)
 	if !ok {
-		return trackerWrite{cur: prev}, nil
+		return trackerWrite{prev: prev, cur: prev}, nil
 	}
 	raw, enc := appendTracker(make([]byte, 0, 192), next)
 	if !enc {
@@ -112,7 +142,7 @@ func prepareTracker(tenantID, droneID string, old []byte,
 			return trackerWrite{cur: next}, fmt.Errorf("encode alert tracker %s: %w", droneID, err)
 		}
 	}
-	return trackerWrite{cur: next, ts: ts, ok: true, tracker: raw}, nil
+	return trackerWrite{prev: prev, cur: next, ts: ts, ok: true, tracker: raw}, nil
 }
 
 // apply writes tw: the alerts of its transitions and the tracker at k,
@@ -143,7 +173,10 @@ func (tw *trackerWrite) apply(tx *bbolt.Tx, tenantID string, k, old []byte) erro
 func (s *Store) StaleTrackers(_ context.Context, seenBefore time.Time) ([]alerting.Tracker, error) {
 	var out []alerting.Tracker
 	err := s.view("list stale trackers", func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketAlertTrackers).ForEach(func(_, v []byte) error {
+		return tx.Bucket(bucketAlertTrackers).ForEach(func(k, v []byte) error {
+			if d, ok := s.trackers.get(string(k)); ok {
+				v = d.v // newer (trackers.go)
+			}
 			var tr alerting.Tracker
 			if !readTracker(v, &tr) {
 				tr = alerting.Tracker{}

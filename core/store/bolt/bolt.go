@@ -62,6 +62,10 @@ type Store struct {
 	// or read (prepared.go), so the next write of the drone works out its
 	// values before its transaction without a read transaction.
 	written lastWritten
+
+	// trackers holds alert trackers whose only change is the drone's
+	// signs of life, until they are written together (trackers.go).
+	trackers *deferredTrackers
 }
 
 var _ store.Store = (*Store)(nil)
@@ -107,7 +111,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 	g := &groupCommit{db: db, gap: cfg.commitGap, maxGap: cfg.maxCommitGap, full: make(chan struct{}, 1),
 		faults: newFaultAround(cfg.faultAround), rss: openFileRSS(), budget: cfg.trimBudget}
 	g.unmapResident() // and turns fault-around off for the mapping
-	s := &Store{db: db, now: time.Now, group: g, cfg: cfg, pruneDone: make(chan struct{})}
+	s := &Store{db: db, now: time.Now, group: g, cfg: cfg, pruneDone: make(chan struct{}), trackers: newDeferredTrackers()}
+	go s.flushLoop()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopPrune = cancel
 	if cfg.pruneEvery > 0 {
@@ -126,12 +131,14 @@ func Open(path string, opts ...Option) (*Store, error) {
 func (s *Store) FaultAround() error { return s.group.faults.reason() }
 
 // Close stops the sweeper (an interrupted sweep loses nothing: each batch
-// is its own transaction) and releases the file. Closing twice is a no-op.
+// is its own transaction), writes the alert trackers it holds back
+// (trackers.go) and releases the file. Closing twice is a no-op.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopPrune()
 		<-s.pruneDone
-		s.closeErr = s.db.Close()
+		flushErr := s.closeTrackers()
+		s.closeErr = errors.Join(flushErr, s.db.Close())
 		s.group.faults.Close()
 		s.group.rss.Close()
 	})

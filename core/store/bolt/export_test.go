@@ -1,10 +1,12 @@
 package bolt
 
 import (
+	"encoding/json"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/dronetrack/dronetrack/core/alerting"
 	"github.com/dronetrack/dronetrack/core/flights"
 )
 
@@ -50,3 +52,23 @@ func RawFlight(s *Store, tenantID, id string) (flights.Flight, error) {
 	})
 	return f, err
 }
+
+// RawTracker is the alert tracker as stored, without what the store holds
+// back (trackers.go); ok is false when none is stored.
+func RawTracker(s *Store, tenantID, droneID string) (tr alerting.Tracker, ok bool, err error) {
+	err = s.view("raw tracker", func(tx *bbolt.Tx) error {
+		raw := tx.Bucket(bucketAlertTrackers).Get(tkey(tenantID, droneID))
+		if raw == nil {
+			return nil
+		}
+		ok = true
+		if !readTracker(raw, &tr) {
+			return json.Unmarshal(raw, &tr)
+		}
+		return nil
+	})
+	return tr, ok, err
+}
+
+// FlushTrackers writes the trackers the store holds back now.
+func FlushTrackers(s *Store) error { return s.flushTrackers() }

@@ -310,9 +310,9 @@ func TestWriteDroneFoldsOnTopOfAWriteInBetween(t *testing.T) {
 	}
 }
 
-// EvaluateAlerts runs its function before its transaction too, on the
-// tracker a read saw: a write of the tracker that commits in between is
-// not lost (the function runs again on top of it).
+// Evaluations of a drone run one at a time, as transactions would: one
+// that starts while another runs waits for it and evaluates on top of it,
+// so neither write is lost.
 func TestEvaluateAlertsOnTopOfAWriteInBetween(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t, "d1")
@@ -325,20 +325,31 @@ func TestEvaluateAlertsOnTopOfAWriteInBetween(t *testing.T) {
 		next.LastSeen = next.LastSeen.Add(time.Second)
 		return next, nil, true
 	}
+	started, inner := make(chan struct{}), make(chan alerting.Tracker, 1)
 	calls := 0
 	tr, err := st.EvaluateAlerts(ctx, "acme", "d1", func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
 		if calls++; calls == 1 {
-			if _, err := st.EvaluateAlerts(ctx, "acme", "d1", tick); err != nil {
-				t.Error(err)
-			}
+			go func() {
+				close(started)
+				tr, err := st.EvaluateAlerts(ctx, "acme", "d1", tick)
+				if err != nil {
+					t.Error(err)
+				}
+				inner <- tr
+			}()
+			<-started
+			time.Sleep(20 * time.Millisecond) // the other evaluation has begun, and must wait
 		}
 		return tick(prev)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := t0.Add(2 * time.Second); !tr.LastSeen.Equal(want) || calls != 2 {
-		t.Errorf("tracker seen %v after %d calls, want %v after 2: on top of the write in between", tr.LastSeen, calls, want)
+	if want := t0.Add(time.Second); !tr.LastSeen.Equal(want) || calls != 1 {
+		t.Errorf("first evaluation: seen %v after %d calls, want %v after 1", tr.LastSeen, calls, want)
+	}
+	if got, want := (<-inner).LastSeen, t0.Add(2*time.Second); !got.Equal(want) {
+		t.Errorf("second evaluation: seen %v, want %v: on top of the first", got, want)
 	}
 	stale, err := st.StaleTrackers(ctx, t0.Add(time.Hour))
 	if err != nil || len(stale) != 1 || !stale[0].LastSeen.Equal(t0.Add(2*time.Second)) {
