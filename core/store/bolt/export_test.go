@@ -7,7 +7,6 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/dronetrack/dronetrack/core/alerting"
-	"github.com/dronetrack/dronetrack/core/flights"
 )
 
 // GroupStats returns how many group commits s made and how many calls
@@ -42,16 +41,6 @@ func PageBytes(s *Store) int64 {
 // WithTrimBudget sets how much resident file memory may grow before a busy
 // writer trims.
 func WithTrimBudget(n int64) Option { return func(c *config) { c.trimBudget = n } }
-
-// RawFlight is the flight record as stored, without the overlay of a
-// flight in progress from its drone's detector.
-func RawFlight(s *Store, tenantID, id string) (flights.Flight, error) {
-	var f flights.Flight
-	err := s.view("raw flight", func(tx *bbolt.Tx) error {
-		return getJSON(tx.Bucket(bucketFlights), tkey(tenantID, id), &f, "flight "+id)
-	})
-	return f, err
-}
 
 // RawTracker is the alert tracker as stored, without what the store holds
 // back (trackers.go); ok is false when none is stored.

@@ -66,33 +66,9 @@ func updateFlights(tx *bbolt.Tx, tenantID, droneID string,
 type flightWrite struct {
 	next     flights.Detector
 	ch       flights.Changes
-	ok       bool   // fn changed the detector
-	detector []byte // next's stored form
-	// records holds the key and value of each flight of ch.Upsert, in
-	// its order; both nil for a flight in progress whose record is left
-	// as it is (recordDue).
-	records [][]byte
-}
-
-// recordEvery is how many reports a flight in progress takes between
-// writes of its record. Its detector, written with every batch, holds the
-// flight as it is now (Detector.Open), and readers take the flight from
-// there while it is in progress (overlayOpen), so the record in between
-// only has to exist (the drone's flight index points at it) and to be
-// near enough for a reader that does not overlay it. Rewriting it with
-// every report cost a page a report of the store's commits (a drone's
-// flights sit on other leaves than its detector) and a JSON encoding.
-const recordEvery = 16
-
-// recordDue says whether f, one of ch.Upsert, must be written now: always
-// when it ends, is new (prev had another flight open, or none), or the
-// batch replays history (ch.ReplaceFrom); while it goes on, once every
-// recordEvery reports.
-func recordDue(prev flights.Detector, ch flights.Changes, f flights.Flight) bool {
-	if ch.ReplaceFrom != nil || !f.InProgress || prev.Open == nil || prev.Open.ID != f.ID {
-		return true
-	}
-	return f.Points/recordEvery != prev.Open.Points/recordEvery
+	ok       bool     // fn changed the detector
+	detector []byte   // next's stored form
+	records  [][]byte // key, value of each flight of ch.Upsert
 }
 
 // prepareFlights runs fn on the detector stored as raw (nil: none yet) and
@@ -112,10 +88,6 @@ func prepareFlights(tenantID, droneID string, raw []byte,
 		return fw, nil
 	}
 	for _, f := range ch.Upsert {
-		if !recordDue(prev, ch, f) {
-			fw.records = append(fw.records, nil, nil)
-			continue
-		}
 		v, err := json.Marshal(f)
 		if err != nil {
 			return fw, fmt.Errorf("encode flight %s: %w", f.ID, err)
@@ -142,9 +114,6 @@ func (fw *flightWrite) apply(tx *bbolt.Tx, tenantID, droneID string, old []byte)
 	keep := map[string]bool{}
 	for i, f := range fw.ch.Upsert {
 		keep[f.ID] = true
-		if fw.records[2*i] == nil {
-			continue // in progress: its record stays (recordDue), its index entry too
-		}
 		if err := recs.Put(fw.records[2*i], fw.records[2*i+1]); err != nil {
 			return err
 		}
@@ -189,36 +158,9 @@ func decodeDetector(raw []byte, d *flights.Detector) error {
 func (s *Store) Flight(_ context.Context, tenantID, id string) (flights.Flight, error) {
 	var f flights.Flight
 	err := s.view("get flight "+id, func(tx *bbolt.Tx) error {
-		if err := getJSON(tx.Bucket(bucketFlights), tkey(tenantID, id), &f, "flight "+id); err != nil {
-			return err
-		}
-		return overlayOpen(tx, &f)
+		return getJSON(tx.Bucket(bucketFlights), tkey(tenantID, id), &f, "flight "+id)
 	})
 	return f, err
-}
-
-// overlayOpen replaces f, read from its record, with the flight as its
-// drone's detector holds it now when f is that drone's flight in progress:
-// the record of a flight in progress is written only every recordEvery
-// reports (recordDue), the detector with every batch, in the same
-// transactions, so this reads what a record written every time would hold.
-func overlayOpen(tx *bbolt.Tx, f *flights.Flight) error {
-	if !f.InProgress {
-		return nil
-	}
-	raw := tx.Bucket(bucketFlightDetectors).Get(tkey(f.TenantID, f.DroneID))
-	if raw == nil {
-		return nil
-	}
-	var d flights.Detector
-	if err := decodeDetector(raw, &d); err != nil {
-		return fmt.Errorf("decode flight detector %s: %w", f.DroneID, err)
-	}
-	if d.Open != nil && d.Open.ID == f.ID {
-		*f = *d.Open
-		f.InProgress = true
-	}
-	return nil
 }
 
 // ListFlights implements store.Flights: a drone's through its start index,
@@ -230,15 +172,8 @@ func (s *Store) ListFlights(_ context.Context, q store.FlightQuery) ([]flights.F
 		recs := tx.Bucket(bucketFlights)
 		if q.DroneID == "" {
 			var err error
-			if out, err = scanPrefix(recs, tkey(q.TenantID), in); err != nil {
-				return err
-			}
-			for i := range out {
-				if err := overlayOpen(tx, &out[i]); err != nil {
-					return err
-				}
-			}
-			return nil
+			out, err = scanPrefix(recs, tkey(q.TenantID), in)
+			return err
 		}
 		prefix := tkey(q.TenantID, q.DroneID)
 		c := tx.Bucket(bucketDroneFlights).Cursor()
@@ -249,9 +184,6 @@ func (s *Store) ListFlights(_ context.Context, q store.FlightQuery) ([]flights.F
 			}
 			if !f.Start.Before(q.To) {
 				break
-			}
-			if err := overlayOpen(tx, &f); err != nil {
-				return err
 			}
 			out = append(out, f)
 		}
