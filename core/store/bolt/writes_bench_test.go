@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dronetrack/dronetrack/core/alerting"
 	"github.com/dronetrack/dronetrack/core/flights"
 	"github.com/dronetrack/dronetrack/core/flights/flightupdate"
 	"github.com/dronetrack/dronetrack/core/store"
@@ -24,7 +25,9 @@ import (
 // once (their writes share group commits), each report's history point,
 // latest state and flights. "separate" is AppendTrack, UpdateState and
 // UpdateFlights one after the other (three group-commit calls, the
-// Firestore path); "together" is WriteDrone (one call). freelist=sync is
+// Firestore path); "together" is WriteDrone (one call) and then, as the
+// alerts function does with the state event each report brings,
+// EvaluateAlerts (a second call): a report's whole store work. freelist=sync is
 // bbolt's default of writing its freelist with every commit; gap is the
 // time between group commits (fixed, or Open's adaptive gap). cpu-µs/op counts
 // user and system time, fsyncs included; calls/commit is the mean group
@@ -103,6 +106,7 @@ func benchReportWrites(b *testing.B, drones, aged int, paced, together, syncFree
 		}
 	}
 	s := flights.DefaultSettings()
+	alertSettings := alerting.DefaultSettings()
 	t0 := time.Now().Add(-time.Hour).UTC()
 	for i := 0; i < pruned; i += 5000 {
 		pts := make([]store.TrackPoint, 5000)
@@ -164,9 +168,15 @@ func benchReportWrites(b *testing.B, drones, aged int, paced, together, syncFree
 					var err error
 					if together {
 						pass := flightupdate.NewPass(s, reports)
-						if _, _, err = st.WriteDrone(ctx, store.DroneWrite{TenantID: "t", DroneID: id, Points: pts,
+						var cur events.DroneState
+						if cur, _, err = st.WriteDrone(ctx, store.DroneWrite{TenantID: "t", DroneID: id, Points: pts,
 							State: fold, Flights: pass.Apply}); err == nil {
 							_, err = pass.Finish(ctx, st, "t", id, now)
+						}
+						if err == nil {
+							_, err = st.EvaluateAlerts(ctx, "t", id, func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool) {
+								return alerting.EvaluateState(prev, cur, alertSettings, nil, now)
+							})
 						}
 					} else {
 						if err = st.AppendTrack(ctx, pts); err == nil {
