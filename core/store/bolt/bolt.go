@@ -97,6 +97,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 		}
 		return initExpiryIndex(tx)
 	})
+	if err == nil {
+		err = migrateAdjuncts(db)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("init store %s: %w", path, err)
@@ -158,8 +161,13 @@ func (s *Store) Tenant(_ context.Context, id string) (store.Tenant, error) {
 	return t, err
 }
 
-// CreateDrone implements store.Store.
+// CreateDrone implements store.Store. Drone ids holding a NUL are refused:
+// the keys of a drone's tracker and detector beside its document are its
+// id, a NUL and a letter.
 func (s *Store) CreateDrone(_ context.Context, d store.Drone) error {
+	if d.ID == "" || strings.IndexByte(d.ID, 0) >= 0 {
+		return fmt.Errorf("create drone %q: a drone id must be non-empty and hold no NUL byte", d.ID)
+	}
 	return s.update("create drone "+d.ID, func(tx *bbolt.Tx) error {
 		drones, keys := tx.Bucket(bucketDrones), tx.Bucket(bucketKeys)
 		if drones.Get([]byte(d.ID)) != nil {
@@ -173,7 +181,13 @@ func (s *Store) CreateDrone(_ context.Context, d store.Drone) error {
 				return err
 			}
 		}
-		return putJSON(drones, []byte(d.ID), d)
+		if err := putJSON(drones, []byte(d.ID), d); err != nil {
+			return err
+		}
+		// The tracker of alerts evaluated for the pair before the drone
+		// existed, or the records of a drone of this tenant and id retired
+		// earlier, go beside the document, where they are read from now.
+		return moveAdjunctsIn(tx, d.TenantID, d.ID)
 	})
 }
 
@@ -207,6 +221,9 @@ func (s *Store) Drones(_ context.Context, tenantID string) ([]store.Drone, error
 	var out []store.Drone
 	err := s.view("list drones", func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketDrones).ForEach(func(k, v []byte) error {
+			if isAdjunct(k) {
+				return nil // a drone's tracker or detector (adjunct.go)
+			}
 			var d store.Drone
 			if err := json.Unmarshal(v, &d); err != nil {
 				return fmt.Errorf("decode drone %s: %w", k, err)
@@ -330,7 +347,7 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 		}
 	}
 	pre := s.prepareDrone(w)
-	detKey := tkey(w.TenantID, w.DroneID)
+	detKey := tkey(w.TenantID, w.DroneID) // the detector's key in s.written
 	var afterDoc, afterDet []byte // what the transaction leaves stored
 	err := s.batch("write drone "+w.DroneID, func(tx *bbolt.Tx) error {
 		cur, wrote = events.DroneState{}, false // the group commit may rerun this function
@@ -368,7 +385,7 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 		if w.Flights == nil {
 			return nil
 		}
-		det := tx.Bucket(bucketFlightDetectors).Get(detKey)
+		det := tx.Bucket(bucketDrones).Get(adjunctKey(w.DroneID, adjunctDetector))
 		fw := &flightWrite{}
 		if fresh && (det == nil) == (pre.detector == nil) && bytes.Equal(det, pre.detector) {
 			fw = &pre.flights
@@ -415,7 +432,7 @@ func (s *Store) prepareDrone(w store.DroneWrite) *preparedDrone {
 	} else if err := s.view("read drone "+w.DroneID, func(tx *bbolt.Tx) error {
 		pre.doc = bytes.Clone(tx.Bucket(bucketDrones).Get([]byte(w.DroneID)))
 		if w.Flights != nil {
-			pre.detector = bytes.Clone(tx.Bucket(bucketFlightDetectors).Get([]byte(detKey)))
+			pre.detector = bytes.Clone(tx.Bucket(bucketDrones).Get(adjunctKey(w.DroneID, adjunctDetector)))
 		}
 		return nil
 	}); err != nil {

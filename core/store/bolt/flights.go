@@ -17,6 +17,9 @@ import (
 
 // Flight buckets, keyed like the alert buckets (tenant first).
 var (
+	// bucketFlightDetectors held the detectors before they moved beside
+	// their drones' documents (adjunct.go): the detectors of retired
+	// drones stay here.
 	bucketFlightDetectors = []byte("flightDetectors") // tenant\0drone -> flights.Detector
 	bucketFlights         = []byte("flights")         // tenant\0id -> flights.Flight
 	// bucketDroneFlights indexes a drone's flights by start time, for the
@@ -48,10 +51,11 @@ func (s *Store) UpdateFlights(_ context.Context, tenantID, droneID string,
 	return cur, err
 }
 
-// updateFlights is UpdateFlights's write, the drone's tenant checked.
+// updateFlights is UpdateFlights's write, the drone's tenant checked: the
+// detector is beside the drone's document (adjunct.go).
 func updateFlights(tx *bbolt.Tx, tenantID, droneID string,
 	fn func(prev flights.Detector) (flights.Detector, flights.Changes, bool)) (flights.Detector, error) {
-	raw := tx.Bucket(bucketFlightDetectors).Get(tkey(tenantID, droneID))
+	raw := tx.Bucket(bucketDrones).Get(adjunctKey(droneID, adjunctDetector))
 	fw, err := prepareFlights(tenantID, droneID, raw, fn)
 	if err != nil {
 		return fw.next, err
@@ -105,7 +109,8 @@ func prepareFlights(tenantID, droneID string, raw []byte,
 	return fw, nil
 }
 
-// apply writes fw; old is what the detector holds now (read in tx).
+// apply writes fw; old is what the detector holds now (read in tx). The
+// drone must be tenantID's: the detector goes beside its document.
 func (fw *flightWrite) apply(tx *bbolt.Tx, tenantID, droneID string, old []byte) error {
 	if !fw.ok {
 		return nil
@@ -140,7 +145,7 @@ func (fw *flightWrite) apply(tx *bbolt.Tx, tenantID, droneID string, old []byte)
 			}
 		}
 	}
-	return putOver(tx.Bucket(bucketFlightDetectors), tkey(tenantID, droneID), old, fw.detector)
+	return putOver(tx.Bucket(bucketDrones), adjunctKey(droneID, adjunctDetector), old, fw.detector)
 }
 
 // A drone's detector is read and written with every batch of its reports,
@@ -234,21 +239,11 @@ var _ store.Flights = (*Store)(nil)
 // only its tenant id (droneOf decodes the whole drone, state included, and
 // this runs once per batch).
 func droneIsTenants(tx *bbolt.Tx, tenantID, droneID string) error {
-	raw := tx.Bucket(bucketDrones).Get([]byte(droneID))
-	if raw == nil {
-		return fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
-	}
-	if ok, known := ownedBy(raw, droneID, tenantID); known {
-		if !ok {
-			return fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
-		}
-		return nil
-	}
-	owner, err := topLevelString(raw, "tenantId")
+	owned, err := ownsDrone(tx.Bucket(bucketDrones).Get([]byte(droneID)), tenantID, droneID)
 	if err != nil {
-		return fmt.Errorf("decode drone %s: %w", droneID, err)
+		return err
 	}
-	if owner != tenantID {
+	if !owned {
 		return fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
 	}
 	return nil
