@@ -348,7 +348,7 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 	}
 	pre := s.prepareDrone(w)
 	detKey := tkey(w.TenantID, w.DroneID) // the detector's key in s.written
-	var afterDoc, afterDet []byte // what the transaction leaves stored
+	var afterDoc, afterDet []byte         // what the transaction leaves stored
 	err := s.batch("write drone "+w.DroneID, func(tx *bbolt.Tx) error {
 		cur, wrote = events.DroneState{}, false // the group commit may rerun this function
 		raw := tx.Bucket(bucketDrones).Get([]byte(w.DroneID))
