@@ -129,7 +129,7 @@ func moveAdjunctsOut(tx *bbolt.Tx, tenantID, droneID string) error {
 var metaAdjuncts = []byte("dronesAdjuncts")
 
 // migrateBatch bounds the records one transaction of migrateAdjuncts moves.
-const migrateBatch = 2000
+var migrateBatch = 2000
 
 // migrateAdjuncts moves the trackers and detectors a store of an earlier
 // release kept in their own buckets beside their drones' documents, once:
