@@ -17,6 +17,7 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/testenv"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/dronetrack/dronetrack/cmd/dronetrack/cli"
 	"github.com/dronetrack/dronetrack/infra/local"
@@ -123,10 +124,47 @@ func TestDataDirFromPreviousRelease(t *testing.T) {
 	if err := sys.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
+	var reported []string
+	for id := range exp.Reports {
+		reported = append(reported, id)
+	}
+	checkRecordsBesideDrones(t, dir, append(reported, scout))
 	logs2 := &testenv.LogBuffer{}
 	startTestSystem(t, local.Options{DataDir: dir, Log: logs2, Out: logs2})
 	if strings.Contains(logs2.String(), "upgraded") {
 		t.Errorf("second start upgraded again:\n%s", logs2.String())
+	}
+}
+
+// checkRecordsBesideDrones checks the store of the upgraded data dir in
+// dir keeps its drones' flight detectors and alert trackers beside their
+// documents (format 5), the trackers of the fixture's drones that
+// reported (ids) among them (its release had no flight detectors), none
+// in the buckets of their own that release used: every record of the
+// fixture is of an existing drone.
+func checkRecordsBesideDrones(t *testing.T, dir string, ids []string) {
+	t.Helper()
+	db, err := bbolt.Open(filepath.Join(dir, local.StoreFile), 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bbolt.Tx) error {
+		for _, name := range []string{"alertTrackers", "flightDetectors"} {
+			if n := tx.Bucket([]byte(name)).Stats().KeyN; n != 0 {
+				t.Errorf("after the upgrade %s holds %d records; want them beside their drones", name, n)
+			}
+		}
+		drones := tx.Bucket([]byte("drones"))
+		for _, id := range ids {
+			if drones.Get([]byte(id+"\x00a")) == nil {
+				t.Errorf("drone %s: no alert tracker beside it after the upgrade", id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
