@@ -29,11 +29,11 @@ const FormatFile = "format.json"
 //	4  store.db may hold history points in the compact form (core/store/bolt
 //	   trackPointV1), which a release of format 3 cannot decode: it would
 //	   fail to read those drones' history and never prune it.
-//	5  store.db keeps a drone's flight detector and alert tracker in the
-//	   drones bucket beside its document (core/store/bolt adjunct.go),
-//	   where a release of format 4 would not look for them (it would start
-//	   every drone's flights and alerts afresh) and would fail to list the
-//	   drones (it decodes every key of the bucket as a drone).
+//	5  store.db keeps a drone's flight detector in the drones bucket
+//	   beside its document (core/store/bolt adjunct.go), where a release of
+//	   format 4 would not look for it (it would start every drone's flight
+//	   detection afresh) and would fail to list the drones (it decodes
+//	   every key of the bucket as a drone).
 const DataDirFormat = 5
 
 // Migrations[i] turns a data dir of format i+1 into format i+2. Each runs
@@ -48,7 +48,7 @@ var Migrations = []func(dir string) error{
 	// wrote (and rewrites one in the compact form only when it is written
 	// again).
 	func(string) error { return nil },
-	// 4 -> 5: nothing moves here; the store moves the records of existing
+	// 4 -> 5: nothing moves here; the store moves the detectors of existing
 	// drones when it opens store.db (bolt.Open, once: it marks the file
 	// when done, and an upgrade cut short goes on at the next open).
 	func(string) error { return nil },

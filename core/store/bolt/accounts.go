@@ -205,10 +205,10 @@ func (s *Store) RenameDrone(_ context.Context, tenantID, droneID, name string) e
 }
 
 // RetireDrone implements store.Accounts. The drone's history bucket goes
-// with it: nothing can read it once the drone is gone. Its tracker and
-// detector move back to the buckets keyed by tenant (adjunct.go), where
-// earlier releases kept them, so that no drone of another tenant created
-// with the same id finds them beside its document.
+// with it: nothing can read it once the drone is gone. Its flight
+// detector moves back to the bucket keyed by tenant (adjunct.go), where
+// earlier releases kept it, so that no drone of another tenant created
+// with the same id finds it beside its document.
 func (s *Store) RetireDrone(_ context.Context, tenantID, droneID string) error {
 	return s.update("retire drone "+droneID, func(tx *bbolt.Tx) error {
 		d, err := droneOf(tx, tenantID, droneID)

@@ -7,37 +7,38 @@ import (
 	bbolt "go.etcd.io/bbolt"
 )
 
-// A drone's flight detector and alert tracker are written with nearly
-// every report, as its document is. Stored in buckets of their own they
-// sat on three different leaves, and a commit rewrote three pages for the
-// drone; stored in the drones bucket right after the drone's document
-// (its "adjuncts", keys id\0f and id\0a) all three share a leaf, which a
-// commit writes once. NUL sorts before every other byte and no drone id
-// holds one (CreateDrone refuses them), so the adjuncts come straight
-// after their document and no drone id can take their keys.
+// A drone's flight detector is written with nearly every report, in the
+// same transaction as its document (WriteDrone). Stored in a bucket of its
+// own it sat on another leaf than the document, and a commit rewrote two
+// pages for the drone; stored in the drones bucket right after the drone's
+// document (its adjunct, key id\0f) both share a leaf, which a commit
+// writes once. NUL sorts before every other byte and no drone id holds one
+// (CreateDrone refuses them), so the adjunct comes straight after its
+// document and no drone id can take its key.
 //
-// Tenant safety: the adjuncts' keys do not name the tenant, the document
-// does. A tracker or detector of tenant t and drone id is kept beside the
-// document only while that document exists and is t's; any other pair
-// (alerts of a drone that does not exist, or is another tenant's) keeps
-// the old buckets keyed tenant\0drone\0, exactly as before. So that a
-// record is in one place only, CreateDrone moves the pair's records from
-// the old buckets in, RetireDrone moves them back out (where earlier
-// releases left them), and Open moves those of existing drones in once
-// (migrateAdjuncts).
-const (
-	adjunctDetector = "\x00f"
-	adjunctTracker  = "\x00a"
-)
+// The alert tracker stays in its bucket: EvaluateAlerts writes it in
+// another commit than the drone's document (the alerts function runs on
+// the state event that WriteDrone's commit publishes), so beside the
+// document it saved no page and made the drone's leaf, rewritten twice a
+// report then, hold fewer drones (docs/performance.md, Round 8).
+//
+// Tenant safety: the adjunct's key does not name the tenant, the document
+// does, and the detector is only read and written for a drone that exists
+// and is the tenant's (WriteDrone, UpdateFlights check). So that a retired
+// drone's detector never lands beside another tenant's drone of the same
+// id, RetireDrone moves it back to the flightDetectors bucket under its
+// tenant (where earlier releases left it) and CreateDrone moves the pair's
+// detector from there beside the new document; Open moves those of
+// existing drones once (migrateAdjuncts).
+const adjunctDetector = "\x00f"
 
 // adjuncts are the drones bucket's adjunct kinds with the bucket each was
-// kept in before (and still is for a pair without its drone).
+// kept in before (and still is for a retired drone).
 var adjuncts = []struct {
 	suffix string
 	old    []byte
 }{
 	{adjunctDetector, bucketFlightDetectors},
-	{adjunctTracker, bucketAlertTrackers},
 }
 
 // adjunctKey is the key of drone id's adjunct of the given kind.
@@ -65,24 +66,9 @@ func ownsDrone(raw []byte, tenantID, droneID string) (bool, error) {
 	return owner == tenantID, nil
 }
 
-// trackerPlace is where the alert tracker of tenantID's drone droneID is
-// kept: beside the drone's document when the tenant owns that drone, in
-// the alertTrackers bucket otherwise.
-func trackerPlace(tx *bbolt.Tx, tenantID, droneID string) (*bbolt.Bucket, []byte, error) {
-	drones := tx.Bucket(bucketDrones)
-	owned, err := ownsDrone(drones.Get([]byte(droneID)), tenantID, droneID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if owned {
-		return drones, adjunctKey(droneID, adjunctTracker), nil
-	}
-	return tx.Bucket(bucketAlertTrackers), tkey(tenantID, droneID), nil
-}
-
 // moveAdjunctsIn moves the records tenantID keeps for droneID in the old
-// buckets beside the drone's document, which the caller has checked is
-// tenantID's.
+// buckets (a retired drone's of the same tenant and id) beside the drone's
+// document, which the caller has checked is tenantID's.
 func moveAdjunctsIn(tx *bbolt.Tx, tenantID, droneID string) error {
 	drones, k := tx.Bucket(bucketDrones), tkey(tenantID, droneID)
 	for _, a := range adjuncts {
@@ -103,9 +89,9 @@ func moveAdjunctsIn(tx *bbolt.Tx, tenantID, droneID string) error {
 
 // moveAdjunctsOut moves droneID's adjuncts back to the old buckets under
 // tenantID (the drone's tenant), before the drone's document goes: as
-// before they lived beside it, a retired drone's tracker and detector stay
-// (for a drone of the same tenant and id created again), but never where
-// another tenant's drone of that id would find them.
+// before they lived beside it, a retired drone's detector stays (for a
+// drone of the same tenant and id created again), but never where another
+// tenant's drone of that id would find it.
 func moveAdjunctsOut(tx *bbolt.Tx, tenantID, droneID string) error {
 	drones, k := tx.Bucket(bucketDrones), tkey(tenantID, droneID)
 	for _, a := range adjuncts {
@@ -124,19 +110,19 @@ func moveAdjunctsOut(tx *bbolt.Tx, tenantID, droneID string) error {
 	return nil
 }
 
-// metaAdjuncts marks a store whose drones' trackers and detectors are all
-// beside their documents (migrateAdjuncts has run, or the store began so).
+// metaAdjuncts marks a store whose drones' detectors are all beside their
+// documents (migrateAdjuncts has run, or the store began so).
 var metaAdjuncts = []byte("dronesAdjuncts")
 
 // migrateBatch bounds the records one transaction of migrateAdjuncts moves.
 var migrateBatch = 2000
 
-// migrateAdjuncts moves the trackers and detectors a store of an earlier
-// release kept in their own buckets beside their drones' documents, once:
+// migrateAdjuncts moves the detectors a store of an earlier release kept
+// in a bucket of their own beside their drones' documents, once:
 // Open runs it before anything else uses the file, in transactions of
 // migrateBatch records (each record moves in one: an Open cut short
 // leaves every record in one place, and the next Open goes on), and marks
-// the store when done. Records of pairs without their drone stay.
+// the store when done. Records of retired drones stay.
 func migrateAdjuncts(db *bbolt.DB) error {
 	done := false
 	if err := db.View(func(tx *bbolt.Tx) error {

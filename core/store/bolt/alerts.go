@@ -40,11 +40,11 @@ func tkey(parts ...string) []byte { return []byte(strings.Join(parts, "\x00") + 
 // group-commit call, from the tracker as last written (s.written, or a
 // read transaction when not known); the transaction only compares that
 // with what it reads and puts, or runs fn again on what it reads when
-// another write of the tracker came between. The tracker is kept beside
-// the drone's document when the tenant owns the drone (adjunct.go).
+// another write of the tracker came between.
 func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
 	fn func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool)) (alerting.Tracker, error) {
-	cacheKey := "alerts\x00" + string(tkey(tenantID, droneID))
+	k := tkey(tenantID, droneID)
+	cacheKey := "alerts\x00" + string(k)
 	var (
 		pre   *trackerWrite
 		cur   alerting.Tracker
@@ -53,11 +53,7 @@ func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
 	preOld, known := s.written.get(cacheKey)
 	if !known {
 		known = s.view("read alert tracker of "+droneID, func(tx *bbolt.Tx) error {
-			b, k, err := trackerPlace(tx, tenantID, droneID)
-			if err != nil {
-				return err
-			}
-			preOld = bytes.Clone(b.Get(k))
+			preOld = bytes.Clone(tx.Bucket(bucketAlertTrackers).Get(k))
 			return nil
 		}) == nil
 	}
@@ -67,11 +63,7 @@ func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
 		}
 	}
 	err := s.batch("evaluate alerts of "+droneID, func(tx *bbolt.Tx) error {
-		b, k, err := trackerPlace(tx, tenantID, droneID)
-		if err != nil {
-			return err
-		}
-		old := b.Get(k)
+		old := tx.Bucket(bucketAlertTrackers).Get(k)
 		tw := pre
 		if tw == nil || (old == nil) != (preOld == nil) || !bytes.Equal(old, preOld) {
 			again, err := prepareTracker(tenantID, droneID, old, fn)
@@ -84,7 +76,7 @@ func (s *Store) EvaluateAlerts(_ context.Context, tenantID, droneID string,
 		if after = tw.tracker; !tw.ok {
 			after = bytes.Clone(old)
 		}
-		return tw.apply(tx, tenantID, b, k, old)
+		return tw.apply(tx, tenantID, k, old)
 	})
 	if err == nil {
 		s.written.put(cacheKey, after)
@@ -123,9 +115,9 @@ func prepareTracker(tenantID, droneID string, old []byte,
 	return trackerWrite{cur: next, ts: ts, ok: true, tracker: raw}, nil
 }
 
-// apply writes tw: the alerts of its transitions and the tracker at k in
-// b (trackerPlace), over old (read in tx).
-func (tw *trackerWrite) apply(tx *bbolt.Tx, tenantID string, b *bbolt.Bucket, k, old []byte) error {
+// apply writes tw: the alerts of its transitions and the tracker at k,
+// over old (read in tx).
+func (tw *trackerWrite) apply(tx *bbolt.Tx, tenantID string, k, old []byte) error {
 	if !tw.ok {
 		return nil
 	}
@@ -144,37 +136,26 @@ func (tw *trackerWrite) apply(tx *bbolt.Tx, tenantID string, b *bbolt.Bucket, k,
 			return err
 		}
 	}
-	return putOver(b, k, old, tw.tracker)
+	return putOver(tx.Bucket(bucketAlertTrackers), k, old, tw.tracker)
 }
 
-// StaleTrackers implements store.Alerts by a scan (one machine's fleet):
-// the trackers beside their drones' documents and those of the
-// alertTrackers bucket (pairs without their drone).
+// StaleTrackers implements store.Alerts by a scan (one machine's fleet).
 func (s *Store) StaleTrackers(_ context.Context, seenBefore time.Time) ([]alerting.Tracker, error) {
 	var out []alerting.Tracker
-	check := func(v []byte) error {
-		var tr alerting.Tracker
-		if !readTracker(v, &tr) {
-			tr = alerting.Tracker{}
-			if err := json.Unmarshal(v, &tr); err != nil {
-				return fmt.Errorf("decode alert tracker: %w", err)
-			}
-		}
-		if !tr.LinkLost && !tr.LastSeen.IsZero() && tr.LastSeen.Before(seenBefore) {
-			out = append(out, tr)
-		}
-		return nil
-	}
 	err := s.view("list stale trackers", func(tx *bbolt.Tx) error {
-		if err := tx.Bucket(bucketDrones).ForEach(func(k, v []byte) error {
-			if !bytes.HasSuffix(k, []byte(adjunctTracker)) {
-				return nil // a drone's document or another adjunct
+		return tx.Bucket(bucketAlertTrackers).ForEach(func(_, v []byte) error {
+			var tr alerting.Tracker
+			if !readTracker(v, &tr) {
+				tr = alerting.Tracker{}
+				if err := json.Unmarshal(v, &tr); err != nil {
+					return fmt.Errorf("decode alert tracker: %w", err)
+				}
 			}
-			return check(v)
-		}); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketAlertTrackers).ForEach(func(_, v []byte) error { return check(v) })
+			if !tr.LinkLost && !tr.LastSeen.IsZero() && tr.LastSeen.Before(seenBefore) {
+				out = append(out, tr)
+			}
+			return nil
+		})
 	})
 	return out, err
 }

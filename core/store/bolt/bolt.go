@@ -162,8 +162,8 @@ func (s *Store) Tenant(_ context.Context, id string) (store.Tenant, error) {
 }
 
 // CreateDrone implements store.Store. Drone ids holding a NUL are refused:
-// the keys of a drone's tracker and detector beside its document are its
-// id, a NUL and a letter.
+// the key of a drone's detector beside its document is its id, a NUL and
+// a letter (adjunct.go).
 func (s *Store) CreateDrone(_ context.Context, d store.Drone) error {
 	if d.ID == "" || strings.IndexByte(d.ID, 0) >= 0 {
 		return fmt.Errorf("create drone %q: a drone id must be non-empty and hold no NUL byte", d.ID)
@@ -184,9 +184,8 @@ func (s *Store) CreateDrone(_ context.Context, d store.Drone) error {
 		if err := putJSON(drones, []byte(d.ID), d); err != nil {
 			return err
 		}
-		// The tracker of alerts evaluated for the pair before the drone
-		// existed, or the records of a drone of this tenant and id retired
-		// earlier, go beside the document, where they are read from now.
+		// The detector of a drone of this tenant and id retired earlier
+		// goes beside the document, where it is read from now.
 		return moveAdjunctsIn(tx, d.TenantID, d.ID)
 	})
 }
@@ -222,7 +221,7 @@ func (s *Store) Drones(_ context.Context, tenantID string) ([]store.Drone, error
 	err := s.view("list drones", func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketDrones).ForEach(func(k, v []byte) error {
 			if isAdjunct(k) {
-				return nil // a drone's tracker or detector (adjunct.go)
+				return nil // a drone's detector (adjunct.go)
 			}
 			var d store.Drone
 			if err := json.Unmarshal(v, &d); err != nil {
