@@ -49,19 +49,21 @@ func BenchmarkReportWrites(b *testing.B) {
 		{"together/pruned/freelist=sync/gap=2ms", true, true, 2 * time.Millisecond, 200_000},
 		{"together/pruned/freelist=nosync/gap=2ms", true, false, 2 * time.Millisecond, 200_000},
 	} {
-		b.Run(c.name, func(b *testing.B) { benchReportWrites(b, 64, 0, false, c.together, c.syncFreelist, c.gap, c.pruned) })
+		b.Run(c.name, func(b *testing.B) {
+			benchReportWrites(b, 64, 0, false, false, c.together, c.syncFreelist, c.gap, c.pruned)
+		})
 	}
 	// A fleet the size of BenchmarkPipeline's at 2,500/s whose drones have
 	// a history already (100 points each: a bucket of a branch page and
 	// leaves, as a store that has run a while), with Open's settings.
 	b.Run("together/fleet=2500/aged=100", func(b *testing.B) {
-		benchReportWrites(b, 2500, 100, false, true, false, openGap, 0)
+		benchReportWrites(b, 2500, 100, false, false, true, false, openGap, 0)
 	})
 	// The same with the kernel's fault-around on for the store file's
 	// mapping, as before the store turned it off: each fault then maps the
 	// cached pages around the one read too.
 	b.Run("together-faultaround/fleet=2500/aged=100", func(b *testing.B) {
-		benchReportWrites(b, 2500, 100, false, true, false, openGap, 0, bolt.WithFaultAround())
+		benchReportWrites(b, 2500, 100, false, false, true, false, openGap, 0, bolt.WithFaultAround())
 	})
 	// The same fleet reporting at 1 Hz (2,500 reports/s, open loop: a
 	// report is written when it is due, whatever the store's pace), with
@@ -69,20 +71,30 @@ func BenchmarkReportWrites(b *testing.B) {
 	// the groups get, and so what a report costs, depends on the gap only
 	// when the writes come spread out like this.
 	b.Run("paced/fleet=2500/aged=100/gap=2ms", func(b *testing.B) {
-		benchReportWrites(b, 2500, 100, true, true, false, 2*time.Millisecond, 0)
+		benchReportWrites(b, 2500, 100, true, false, true, false, 2*time.Millisecond, 0)
 	})
 	b.Run("paced/fleet=2500/aged=100/gap=adaptive", func(b *testing.B) {
-		benchReportWrites(b, 2500, 100, true, true, false, openGap, 0)
+		benchReportWrites(b, 2500, 100, true, false, true, false, openGap, 0)
+	})
+	// Paced, the drones' reports due in an order unrelated to their ids (a
+	// fleet whose drones started at random times, as `dronetrack load`'s):
+	// a group commit then carries drones spread over the whole key space,
+	// not neighbours sharing leaves, as in the cases above.
+	b.Run("paced-spread/fleet=2500/aged=100/gap=adaptive", func(b *testing.B) {
+		benchReportWrites(b, 2500, 100, true, true, true, false, openGap, 0)
+	})
+	b.Run("paced-spread/fleet=5000/aged=100/gap=adaptive", func(b *testing.B) {
+		benchReportWrites(b, 5000, 100, true, true, true, false, openGap, 0)
 	})
 	b.Run("paced-faultaround/fleet=2500/aged=100/gap=adaptive", func(b *testing.B) {
-		benchReportWrites(b, 2500, 100, true, true, false, openGap, 0, bolt.WithFaultAround())
+		benchReportWrites(b, 2500, 100, true, false, true, false, openGap, 0, bolt.WithFaultAround())
 	})
 }
 
 // openGap stands for Open's commit gap (adaptive) in benchReportWrites.
 const openGap = time.Duration(-1)
 
-func benchReportWrites(b *testing.B, drones, aged int, paced, together, syncFreelist bool, gap time.Duration, pruned int, more ...bolt.Option) {
+func benchReportWrites(b *testing.B, drones, aged int, paced, spread, together, syncFreelist bool, gap time.Duration, pruned int, more ...bolt.Option) {
 	ctx := context.Background()
 	opts := append([]bolt.Option{bolt.WithPruneEvery(0)}, more...)
 	if gap != openGap {
@@ -199,8 +211,12 @@ func benchReportWrites(b *testing.B, drones, aged int, paced, together, syncFree
 			pprof.Do(ctx, timed, func(ctx context.Context) {
 				id := fmt.Sprint("d", d)
 				for i := 0; next.Add(1) <= int64(b.N); i++ {
-					if paced { // drone d's report i is due at i s + d/drones s
-						time.Sleep(time.Until(start.Add(time.Duration(i)*time.Second + time.Duration(d)*time.Second/time.Duration(drones))))
+					if paced { // drone d's report i is due at i s + phase/drones s
+						phase := d
+						if spread { // a permutation of 0..drones-1 (7919 is a prime dividing no fleet size here)
+							phase = d * 7919 % drones
+						}
+						time.Sleep(time.Until(start.Add(time.Duration(i)*time.Second + time.Duration(phase)*time.Second/time.Duration(drones))))
 					}
 					err := write(id, i)
 					if err != nil {
