@@ -33,7 +33,9 @@ const FormatFile = "format.json"
 //	   beside its document (core/store/bolt adjunct.go), where a release of
 //	   format 4 would not look for it (it would start every drone's flight
 //	   detection afresh) and would fail to list the drones (it decodes
-//	   every key of the bucket as a drone).
+//	   every key of the bucket as a drone); and it stores a flight in
+//	   progress when it begins and ends only (readers take it from the
+//	   detector), which a release of format 4 would show as of its start.
 const DataDirFormat = 5
 
 // Migrations[i] turns a data dir of format i+1 into format i+2. Each runs

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/remoteid"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
+	"github.com/google/go-cmp/cmp"
 	bbolt "go.etcd.io/bbolt"
 )
 
@@ -23,9 +26,16 @@ import (
 // WriteDrone (state and flights) and then EvaluateAlerts on its state.
 func report(t testing.TB, s *Store, tenant, id string, i int) {
 	t.Helper()
+	reportArmed(t, s, tenant, id, i, true)
+}
+
+// reportArmed is report with the drone armed or not (a flight by the armed
+// rule runs while it is).
+func reportArmed(t testing.TB, s *Store, tenant, id string, i int, armed bool) {
+	t.Helper()
 	ctx := context.Background()
 	rep := events.Report{TS: t0.Add(time.Duration(i) * time.Second), Lat: 52.5, Lon: 13.4 + float64(i)*1e-4,
-		Armed: new(true), Height: new(40.0), Speed: new(8.0), Battery: new(80.0)}
+		Armed: new(armed), Height: new(40.0), Speed: new(8.0), Battery: new(80.0)}
 	reps := []events.Report{rep}
 	cur, _, err := s.WriteDrone(ctx, store.DroneWrite{TenantID: tenant, DroneID: id,
 		State: func(prev *events.DroneState) (events.DroneState, bool) {
@@ -418,4 +428,65 @@ func TestOpenMovesRecordsOfEarlierStore(t *testing.T) {
 	// A second Open finds the mark and moves nothing.
 	s, _ = openTest(t, path)
 	stayed()
+}
+
+// A flight in progress is stored when it begins and when it ends, not with
+// every report: readers take it from the drone's detector, which has it
+// open, so they see it as of the last report.
+func TestFlightInProgressReadFromDetector(t *testing.T) {
+	s, _ := openTest(t, filepath.Join(t.TempDir(), "s.db"))
+	setup(t, s, map[string]string{"d1": "acme", "d2": "acme"})
+	ctx := context.Background()
+	for i := range 10 {
+		report(t, s, "acme", "d1", i)
+	}
+	report(t, s, "acme", "d2", 0) // another drone's flight in the fleet list
+	fs, err := s.ListFlights(ctx, store.FlightQuery{TenantID: "acme", DroneID: "d1", From: t0.Add(-time.Hour), To: t0.Add(time.Hour)})
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("ListFlights(d1) = %+v, %v; want one flight", fs, err)
+	}
+	live := fs[0]
+	if !live.InProgress || live.Points != 10 || !live.End.Equal(t0.Add(9*time.Second)) {
+		t.Errorf("flight in progress listed as %+v; want 10 points, in progress, to the last report", live)
+	}
+	var stored flights.Flight
+	if err := json.Unmarshal(raw(t, s, bucketFlights, tkey("acme", live.ID)), &stored); err != nil || stored.Points != 1 {
+		t.Errorf("stored record of the flight in progress: %+v, %v; want the one written when it began", stored, err)
+	}
+	got, err := s.Flight(ctx, "acme", live.ID)
+	if err != nil || !cmp.Equal(got, live) {
+		t.Errorf("Flight = %+v, %v; want %+v", got, err, live)
+	}
+	if _, err := s.Flight(ctx, "other", live.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Flight of another tenant: %v; want ErrNotFound", err)
+	}
+	fleet, err := s.ListFlights(ctx, store.FlightQuery{TenantID: "acme", From: t0.Add(-time.Hour), To: t0.Add(time.Hour)})
+	if err != nil || len(fleet) != 2 {
+		t.Fatalf("fleet flights = %+v, %v; want two", fleet, err)
+	}
+	for _, f := range fleet {
+		if f.ID == live.ID && !cmp.Equal(f, live) {
+			t.Errorf("fleet list has %+v; want %+v", f, live)
+		}
+	}
+
+	// A retired drone's flight reads from the detector it left.
+	if err := s.RetireDrone(ctx, "acme", "d2"); err != nil {
+		t.Fatal(err)
+	}
+	report(t, s, "acme", "d1", 10)
+	fleet, err = s.ListFlights(ctx, store.FlightQuery{TenantID: "acme", From: t0.Add(-time.Hour), To: t0.Add(time.Hour)})
+	if err != nil || len(fleet) != 2 {
+		t.Fatalf("fleet flights after retiring d2 = %+v, %v; want two", fleet, err)
+	}
+
+	// Landed: the record is stored ended, and reads as stored.
+	reportArmed(t, s, "acme", "d1", 11, false)
+	var ended flights.Flight
+	if err := json.Unmarshal(raw(t, s, bucketFlights, tkey("acme", live.ID)), &ended); err != nil || ended.InProgress || ended.Points != 12 {
+		t.Errorf("stored record after landing: %+v, %v; want ended with 12 points (the disarmed report ends it)", ended, err)
+	}
+	if got, err := s.Flight(ctx, "acme", live.ID); err != nil || !cmp.Equal(got, ended) {
+		t.Errorf("Flight after landing = %+v, %v; want %+v", got, err, ended)
+	}
 }
