@@ -29,7 +29,14 @@ const FormatFile = "format.json"
 //	4  store.db may hold history points in the compact form (core/store/bolt
 //	   trackPointV1), which a release of format 3 cannot decode: it would
 //	   fail to read those drones' history and never prune it.
-const DataDirFormat = 4
+//	5  store.db keeps a drone's flight detector in the drones bucket
+//	   beside its document (core/store/bolt adjunct.go), where a release of
+//	   format 4 would not look for it (it would start every drone's flight
+//	   detection afresh) and would fail to list the drones (it decodes
+//	   every key of the bucket as a drone); and it stores a flight in
+//	   progress when it begins and ends only (readers take it from the
+//	   detector), which a release of format 4 would show as of its start.
+const DataDirFormat = 5
 
 // Migrations[i] turns a data dir of format i+1 into format i+2. Each runs
 // once: the format is recorded after each step, so an upgrade cut short
@@ -42,6 +49,10 @@ var Migrations = []func(dir string) error{
 	// 3 -> 4: nothing moves; the store reads the JSON points format 3
 	// wrote (and rewrites one in the compact form only when it is written
 	// again).
+	func(string) error { return nil },
+	// 4 -> 5: nothing moves here; the store moves the detectors of existing
+	// drones when it opens store.db (bolt.Open, once: it marks the file
+	// when done, and an upgrade cut short goes on at the next open).
 	func(string) error { return nil },
 }
 

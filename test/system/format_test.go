@@ -17,6 +17,7 @@ import (
 
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/testenv"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/dronetrack/dronetrack/cmd/dronetrack/cli"
 	"github.com/dronetrack/dronetrack/infra/local"
@@ -123,10 +124,40 @@ func TestDataDirFromPreviousRelease(t *testing.T) {
 	if err := sys.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
+	checkDetectorBesideDrone(t, dir, scout)
 	logs2 := &testenv.LogBuffer{}
 	startTestSystem(t, local.Options{DataDir: dir, Log: logs2, Out: logs2})
 	if strings.Contains(logs2.String(), "upgraded") {
 		t.Errorf("second start upgraded again:\n%s", logs2.String())
+	}
+}
+
+// checkDetectorBesideDrone checks the store of the upgraded data dir in
+// dir keeps the flight detector of droneID (which reported after the
+// upgrade) beside the drone's document (format 5), none in the bucket of
+// their own the earlier releases used, and the fixture's alert trackers
+// where they were.
+func checkDetectorBesideDrone(t *testing.T, dir, droneID string) {
+	t.Helper()
+	db, err := bbolt.Open(filepath.Join(dir, local.StoreFile), 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bbolt.Tx) error {
+		if n := tx.Bucket([]byte("flightDetectors")).Stats().KeyN; n != 0 {
+			t.Errorf("after the upgrade flightDetectors holds %d records; want them beside their drones", n)
+		}
+		if tx.Bucket([]byte("drones")).Get([]byte(droneID+"\x00f")) == nil {
+			t.Errorf("drone %s: no flight detector beside it after a report", droneID)
+		}
+		if n := tx.Bucket([]byte("alertTrackers")).Stats().KeyN; n < 3 {
+			t.Errorf("alertTrackers holds %d records; want the fixture's 3 at least", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -16,6 +16,7 @@ require (
 	github.com/dronetrack/dronetrack/infra v0.0.0
 	github.com/google/go-cmp v0.7.0
 	github.com/prometheus/common v0.72.0
+	go.etcd.io/bbolt v1.5.0
 )
 
 require (
@@ -72,7 +73,6 @@ require (
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
 	github.com/wneessen/go-mail v0.8.1 // indirect
 	go.bug.st/serial v1.6.4 // indirect
-	go.etcd.io/bbolt v1.5.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc v0.67.0 // indirect
 	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.69.0 // indirect

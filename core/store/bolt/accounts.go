@@ -205,7 +205,10 @@ func (s *Store) RenameDrone(_ context.Context, tenantID, droneID, name string) e
 }
 
 // RetireDrone implements store.Accounts. The drone's history bucket goes
-// with it: nothing can read it once the drone is gone.
+// with it: nothing can read it once the drone is gone. Its flight
+// detector moves back to the bucket keyed by tenant (adjunct.go), where
+// earlier releases kept it, so that no drone of another tenant created
+// with the same id finds it beside its document.
 func (s *Store) RetireDrone(_ context.Context, tenantID, droneID string) error {
 	return s.update("retire drone "+droneID, func(tx *bbolt.Tx) error {
 		d, err := droneOf(tx, tenantID, droneID)
@@ -221,6 +224,9 @@ func (s *Store) RetireDrone(_ context.Context, tenantID, droneID string) error {
 			if err := tx.Bucket(bucketTrack).DeleteBucket([]byte(droneID)); err != nil {
 				return err
 			}
+		}
+		if err := moveAdjunctsOut(tx, tenantID, droneID); err != nil {
+			return err
 		}
 		return tx.Bucket(bucketDrones).Delete([]byte(droneID))
 	})

@@ -101,6 +101,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 		}
 		return initExpiryIndex(tx)
 	})
+	if err == nil {
+		err = migrateAdjuncts(db)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("init store %s: %w", path, err)
@@ -165,8 +168,13 @@ func (s *Store) Tenant(_ context.Context, id string) (store.Tenant, error) {
 	return t, err
 }
 
-// CreateDrone implements store.Store.
+// CreateDrone implements store.Store. Drone ids holding a NUL are refused:
+// the key of a drone's detector beside its document is its id, a NUL and
+// a letter (adjunct.go).
 func (s *Store) CreateDrone(_ context.Context, d store.Drone) error {
+	if d.ID == "" || strings.IndexByte(d.ID, 0) >= 0 {
+		return fmt.Errorf("create drone %q: a drone id must be non-empty and hold no NUL byte", d.ID)
+	}
 	return s.update("create drone "+d.ID, func(tx *bbolt.Tx) error {
 		drones, keys := tx.Bucket(bucketDrones), tx.Bucket(bucketKeys)
 		if drones.Get([]byte(d.ID)) != nil {
@@ -180,7 +188,12 @@ func (s *Store) CreateDrone(_ context.Context, d store.Drone) error {
 				return err
 			}
 		}
-		return putJSON(drones, []byte(d.ID), d)
+		if err := putJSON(drones, []byte(d.ID), d); err != nil {
+			return err
+		}
+		// The detector of a drone of this tenant and id retired earlier
+		// goes beside the document, where it is read from now.
+		return moveAdjunctsIn(tx, d.TenantID, d.ID)
 	})
 }
 
@@ -214,6 +227,9 @@ func (s *Store) Drones(_ context.Context, tenantID string) ([]store.Drone, error
 	var out []store.Drone
 	err := s.view("list drones", func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketDrones).ForEach(func(k, v []byte) error {
+			if isAdjunct(k) {
+				return nil // a drone's detector (adjunct.go)
+			}
 			var d store.Drone
 			if err := json.Unmarshal(v, &d); err != nil {
 				return fmt.Errorf("decode drone %s: %w", k, err)
@@ -337,8 +353,8 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 		}
 	}
 	pre := s.prepareDrone(w)
-	detKey := tkey(w.TenantID, w.DroneID)
-	var afterDoc, afterDet []byte // what the transaction leaves stored
+	detKey := tkey(w.TenantID, w.DroneID) // the detector's key in s.written
+	var afterDoc, afterDet []byte         // what the transaction leaves stored
 	err := s.batch("write drone "+w.DroneID, func(tx *bbolt.Tx) error {
 		cur, wrote = events.DroneState{}, false // the group commit may rerun this function
 		raw := tx.Bucket(bucketDrones).Get([]byte(w.DroneID))
@@ -375,7 +391,7 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 		if w.Flights == nil {
 			return nil
 		}
-		det := tx.Bucket(bucketFlightDetectors).Get(detKey)
+		det := tx.Bucket(bucketDrones).Get(adjunctKey(w.DroneID, adjunctDetector))
 		fw := &flightWrite{}
 		if fresh && (det == nil) == (pre.detector == nil) && bytes.Equal(det, pre.detector) {
 			fw = &pre.flights
@@ -422,7 +438,7 @@ func (s *Store) prepareDrone(w store.DroneWrite) *preparedDrone {
 	} else if err := s.view("read drone "+w.DroneID, func(tx *bbolt.Tx) error {
 		pre.doc = bytes.Clone(tx.Bucket(bucketDrones).Get([]byte(w.DroneID)))
 		if w.Flights != nil {
-			pre.detector = bytes.Clone(tx.Bucket(bucketFlightDetectors).Get([]byte(detKey)))
+			pre.detector = bytes.Clone(tx.Bucket(bucketDrones).Get(adjunctKey(w.DroneID, adjunctDetector)))
 		}
 		return nil
 	}); err != nil {

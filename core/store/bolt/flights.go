@@ -17,6 +17,9 @@ import (
 
 // Flight buckets, keyed like the alert buckets (tenant first).
 var (
+	// bucketFlightDetectors held the detectors before they moved beside
+	// their drones' documents (adjunct.go): the detectors of retired
+	// drones stay here.
 	bucketFlightDetectors = []byte("flightDetectors") // tenant\0drone -> flights.Detector
 	bucketFlights         = []byte("flights")         // tenant\0id -> flights.Flight
 	// bucketDroneFlights indexes a drone's flights by start time, for the
@@ -48,10 +51,11 @@ func (s *Store) UpdateFlights(_ context.Context, tenantID, droneID string,
 	return cur, err
 }
 
-// updateFlights is UpdateFlights's write, the drone's tenant checked.
+// updateFlights is UpdateFlights's write, the drone's tenant checked: the
+// detector is beside the drone's document (adjunct.go).
 func updateFlights(tx *bbolt.Tx, tenantID, droneID string,
 	fn func(prev flights.Detector) (flights.Detector, flights.Changes, bool)) (flights.Detector, error) {
-	raw := tx.Bucket(bucketFlightDetectors).Get(tkey(tenantID, droneID))
+	raw := tx.Bucket(bucketDrones).Get(adjunctKey(droneID, adjunctDetector))
 	fw, err := prepareFlights(tenantID, droneID, raw, fn)
 	if err != nil {
 		return fw.next, err
@@ -68,7 +72,7 @@ type flightWrite struct {
 	ch       flights.Changes
 	ok       bool     // fn changed the detector
 	detector []byte   // next's stored form
-	records  [][]byte // key, value of each flight of ch.Upsert
+	records  [][]byte // key, value of each flight of ch.Upsert (nil value: left as stored, liveFlight)
 }
 
 // prepareFlights runs fn on the detector stored as raw (nil: none yet) and
@@ -81,6 +85,10 @@ func prepareFlights(tenantID, droneID string, raw []byte,
 			return flightWrite{next: prev}, fmt.Errorf("decode flight detector %s: %w", droneID, err)
 		}
 	}
+	var storedOpen string // the flight in progress as stored, whatever fn does to prev
+	if prev.Open != nil {
+		storedOpen = prev.Open.ID
+	}
 	next, ch, ok := fn(prev)
 	fw := flightWrite{next: next, ch: ch, ok: ok}
 	if !ok {
@@ -88,6 +96,12 @@ func prepareFlights(tenantID, droneID string, raw []byte,
 		return fw, nil
 	}
 	for _, f := range ch.Upsert {
+		if ch.ReplaceFrom == nil && f.InProgress && storedOpen == f.ID && next.Open != nil && next.Open.ID == f.ID {
+			// The flight in progress, stored when it began: its record
+			// is the detector's Open, which readers take (liveFlight).
+			fw.records = append(fw.records, nil, nil)
+			continue
+		}
 		v, err := json.Marshal(f)
 		if err != nil {
 			return fw, fmt.Errorf("encode flight %s: %w", f.ID, err)
@@ -105,7 +119,8 @@ func prepareFlights(tenantID, droneID string, raw []byte,
 	return fw, nil
 }
 
-// apply writes fw; old is what the detector holds now (read in tx).
+// apply writes fw; old is what the detector holds now (read in tx). The
+// drone must be tenantID's: the detector goes beside its document.
 func (fw *flightWrite) apply(tx *bbolt.Tx, tenantID, droneID string, old []byte) error {
 	if !fw.ok {
 		return nil
@@ -114,6 +129,9 @@ func (fw *flightWrite) apply(tx *bbolt.Tx, tenantID, droneID string, old []byte)
 	keep := map[string]bool{}
 	for i, f := range fw.ch.Upsert {
 		keep[f.ID] = true
+		if fw.records[2*i] == nil {
+			continue // in progress and stored already: see prepareFlights
+		}
 		if err := recs.Put(fw.records[2*i], fw.records[2*i+1]); err != nil {
 			return err
 		}
@@ -140,7 +158,7 @@ func (fw *flightWrite) apply(tx *bbolt.Tx, tenantID, droneID string, old []byte)
 			}
 		}
 	}
-	return putOver(tx.Bucket(bucketFlightDetectors), tkey(tenantID, droneID), old, fw.detector)
+	return putOver(tx.Bucket(bucketDrones), adjunctKey(droneID, adjunctDetector), old, fw.detector)
 }
 
 // A drone's detector is read and written with every batch of its reports,
@@ -154,11 +172,53 @@ func decodeDetector(raw []byte, d *flights.Detector) error {
 	return json.Unmarshal(raw, d)
 }
 
+// A flight in progress changes with every report of its drone, and it is
+// the drone's detector's Open (with InProgress set): its record is stored
+// when the flight begins, when it ends, and by replays, not with every
+// report (prepareFlights), which saved a page a report in flight. Readers
+// take a record in progress from the detector (liveFlight).
+
+// liveFlight replaces f, a stored record in progress, by the flight its
+// drone's detector has open when that is f: the detector beside the
+// drone's document when the drone is f's tenant's, else the one a retired
+// drone left under its tenant in flightDetectors.
+func liveFlight(tx *bbolt.Tx, f *flights.Flight) error {
+	if !f.InProgress {
+		return nil
+	}
+	drones := tx.Bucket(bucketDrones)
+	owned, err := ownsDrone(drones.Get([]byte(f.DroneID)), f.TenantID, f.DroneID)
+	if err != nil {
+		return err
+	}
+	var raw []byte
+	if owned {
+		raw = drones.Get(adjunctKey(f.DroneID, adjunctDetector))
+	} else {
+		raw = tx.Bucket(bucketFlightDetectors).Get(tkey(f.TenantID, f.DroneID))
+	}
+	if raw == nil {
+		return nil
+	}
+	var d flights.Detector
+	if err := decodeDetector(raw, &d); err != nil {
+		return fmt.Errorf("decode flight detector %s: %w", f.DroneID, err)
+	}
+	if d.Open != nil && d.Open.ID == f.ID {
+		*f = *d.Open
+		f.InProgress = true
+	}
+	return nil
+}
+
 // Flight implements store.Flights.
 func (s *Store) Flight(_ context.Context, tenantID, id string) (flights.Flight, error) {
 	var f flights.Flight
 	err := s.view("get flight "+id, func(tx *bbolt.Tx) error {
-		return getJSON(tx.Bucket(bucketFlights), tkey(tenantID, id), &f, "flight "+id)
+		if err := getJSON(tx.Bucket(bucketFlights), tkey(tenantID, id), &f, "flight "+id); err != nil {
+			return err
+		}
+		return liveFlight(tx, &f)
 	})
 	return f, err
 }
@@ -172,8 +232,15 @@ func (s *Store) ListFlights(_ context.Context, q store.FlightQuery) ([]flights.F
 		recs := tx.Bucket(bucketFlights)
 		if q.DroneID == "" {
 			var err error
-			out, err = scanPrefix(recs, tkey(q.TenantID), in)
-			return err
+			if out, err = scanPrefix(recs, tkey(q.TenantID), in); err != nil {
+				return err
+			}
+			for i := range out {
+				if err := liveFlight(tx, &out[i]); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 		prefix := tkey(q.TenantID, q.DroneID)
 		c := tx.Bucket(bucketDroneFlights).Cursor()
@@ -184,6 +251,9 @@ func (s *Store) ListFlights(_ context.Context, q store.FlightQuery) ([]flights.F
 			}
 			if !f.Start.Before(q.To) {
 				break
+			}
+			if err := liveFlight(tx, &f); err != nil {
+				return err
 			}
 			out = append(out, f)
 		}
@@ -234,21 +304,11 @@ var _ store.Flights = (*Store)(nil)
 // only its tenant id (droneOf decodes the whole drone, state included, and
 // this runs once per batch).
 func droneIsTenants(tx *bbolt.Tx, tenantID, droneID string) error {
-	raw := tx.Bucket(bucketDrones).Get([]byte(droneID))
-	if raw == nil {
-		return fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
-	}
-	if ok, known := ownedBy(raw, droneID, tenantID); known {
-		if !ok {
-			return fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
-		}
-		return nil
-	}
-	owner, err := topLevelString(raw, "tenantId")
+	owned, err := ownsDrone(tx.Bucket(bucketDrones).Get([]byte(droneID)), tenantID, droneID)
 	if err != nil {
-		return fmt.Errorf("decode drone %s: %w", droneID, err)
+		return err
 	}
-	if owner != tenantID {
+	if !owned {
 		return fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
 	}
 	return nil
