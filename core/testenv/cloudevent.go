@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
@@ -75,3 +76,26 @@ func DeliverInProcess(t testing.TB, h http.Handler, path string, e event.Event) 
 }
 
 var deliveries atomic.Int64
+
+// Redeliver calls deliver the way the broker redelivers an event that was
+// answered 503 with Retry-After: again after a pause, until it answers 2xx.
+// A store that has just come back may first have to answer the calls queued
+// while it was away, and on a busy machine that can outlast the function's
+// store timeout once or twice; the event must still be taken. Any other
+// answer, or 503s for longer than within, fails the test. It returns the
+// 2xx status and how many deliveries it took.
+func Redeliver(t testing.TB, what string, within time.Duration, deliver func() (int, http.Header)) (code, deliveries int) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for n := 1; ; n++ {
+		code, hdr := deliver()
+		if code/100 == 2 {
+			return code, n
+		}
+		if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || time.Now().After(deadline) {
+			t.Fatalf("%s (delivery %d): %d, Retry-After %q; want 2xx, or 503 with Retry-After for at most %s",
+				what, n, code, hdr.Get("Retry-After"), within)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

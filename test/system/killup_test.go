@@ -5,11 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,40 +45,58 @@ func TestHelperUpProcess(t *testing.T) {
 // accepted but not yet processed, and process's writes are idempotent.
 func TestKillUpMidStream(t *testing.T) {
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	start := func() *exec.Cmd {
+	// Each start listens on a port of the kernel's choosing and prints it:
+	// a port picked here and closed before the child binds it could be taken
+	// by any process in between.
+	start := func() (*exec.Cmd, string) {
 		t.Helper()
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperUpProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "DRONETRACK_CHILD_UP=1", "DRONETRACK_CHILD_DIR="+dir, "DRONETRACK_CHILD_ADDR="+addr)
+		cmd.Env = append(os.Environ(), "DRONETRACK_CHILD_UP=1", "DRONETRACK_CHILD_DIR="+dir, "DRONETRACK_CHILD_ADDR=127.0.0.1:0")
 		out, _ := cmd.StdoutPipe()
-		cmd.Stderr = io.Discard
+		// The child's log is kept, so a start that fails or hangs says why.
+		logf, err := os.CreateTemp(t.TempDir(), "up-*.log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = logf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		ready := make(chan struct{})
+		childLog := func() string {
+			b, _ := os.ReadFile(logf.Name())
+			if len(b) > 64<<10 {
+				b = append([]byte("…"), b[len(b)-64<<10:]...)
+			}
+			return string(b)
+		}
+		ready := make(chan string, 1)
+		ended := make(chan struct{})
 		go func() {
+			defer close(ended)
 			sc := bufio.NewScanner(out)
-			once := sync.Once{}
+			re := regexp.MustCompile(`Dronetrack is up: open http://([^/\s]+)`)
 			for sc.Scan() {
-				if strings.Contains(sc.Text(), "Dronetrack is up") {
-					once.Do(func() { close(ready) })
+				if m := re.FindStringSubmatch(sc.Text()); m != nil && len(ready) == 0 {
+					ready <- m[1]
 				}
 			}
 		}()
 		select {
-		case <-ready:
+		case addr := <-ready:
+			return cmd, addr
+		case <-ended:
+			cmd.Wait()
+			t.Fatalf("child up exited before it was up (%v); its log:\n%s", cmd.ProcessState, childLog())
 		case <-time.After(60 * time.Second):
+			cmd.Process.Signal(syscall.SIGQUIT) // Go prints every goroutine's stack to the log
+			time.Sleep(2 * time.Second)
 			cmd.Process.Kill()
-			t.Fatal("child up did not start within 60 s")
+			cmd.Wait()
+			t.Fatalf("child up did not start within 60 s; its log:\n%s", childLog())
 		}
-		return cmd
+		return nil, ""
 	}
-	child := start()
+	child, addr := start()
 	demo, err := local.ReadDemoKeys(filepath.Join(dir, local.DemoKeysFile))
 	if err != nil || len(demo) == 0 {
 		child.Process.Kill()
@@ -148,7 +166,7 @@ func TestKillUpMidStream(t *testing.T) {
 	missing := total
 	deadline := time.Now().Add(150 * time.Second)
 	for round := 0; missing > 0 && time.Now().Before(deadline); round++ {
-		child = start()
+		child, _ = start()
 		time.Sleep(10 * time.Second)
 		child.Process.Signal(syscall.SIGINT)
 		child.Wait()
