@@ -130,6 +130,15 @@ func (t *tracker) result(sums []sim.Summary, stored int, rates []float64, drones
 		if nSec > 0 {
 			sr.SentPerSec, sr.StoredPerSec, sr.MeanCPU = nSent/nSec, nStored/nSec, cpu/nSec
 		}
+		if i < len(t.windows) && !t.windows[i].to.IsZero() {
+			// The step's own span: its whole seconds overcount it by
+			// up to one (a 40 s step that starts inside a second
+			// touches 41 of them).
+			w := t.windows[i]
+			if d := w.to.Sub(w.from).Seconds(); d > 0 {
+				sr.SentPerSec, sr.StoredPerSec = float64(w.sent)/d, float64(w.stored)/d
+			}
+		}
 		var lat stepLatencies
 		if i < len(t.steps) {
 			lat = t.steps[i]

@@ -74,6 +74,12 @@ type tracker struct {
 
 	mu      sync.Mutex
 	seconds []Second // per second since start
+	// windows are the ramp steps' wall-clock spans and what was sent and
+	// stored within each; cur is the step running (-1: none). A step's
+	// rates divide by its own span: its whole seconds since start number
+	// one more than its length whenever it starts inside a second.
+	windows []window
+	cur     int
 	steps   []stepLatencies
 	nSent   atomic.Int64
 	nAcked  atomic.Int64
@@ -83,7 +89,7 @@ type tracker struct {
 }
 
 func newTracker(droneIDs []string, stream bool, start time.Time) *tracker {
-	t := &tracker{byID: map[string]*droneTrack{}, index: map[string]int{}, start: start, stream: stream}
+	t := &tracker{byID: map[string]*droneTrack{}, index: map[string]int{}, start: start, stream: stream, cur: -1}
 	for i, id := range droneIDs {
 		d := &droneTrack{}
 		t.list = append(t.list, d)
@@ -93,10 +99,31 @@ func newTracker(droneIDs []string, stream bool, start time.Time) *tracker {
 	return t
 }
 
+// window is one ramp step's span and counts.
+type window struct {
+	from, to     time.Time
+	sent, stored int
+}
+
 // setStep starts ramp step i at rate r reports/s; r = 0 after the ramp.
-func (t *tracker) setStep(i int, r float64) {
+func (t *tracker) setStep(i int, r float64) { t.setStepAt(i, r, time.Now()) }
+
+func (t *tracker) setStepAt(i int, r float64, at time.Time) {
 	t.target.Store(uint64(r * 1000))
 	t.step.Store(int64(i))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cur >= 0 && t.windows[t.cur].to.IsZero() {
+		t.windows[t.cur].to = at
+	}
+	t.cur = -1
+	if r > 0 {
+		for len(t.windows) <= i {
+			t.windows = append(t.windows, window{})
+		}
+		t.windows[i] = window{from: at}
+		t.cur = i
+	}
 }
 
 func (t *tracker) targetRate() float64 { return float64(t.target.Load()) / 1000 }
@@ -151,6 +178,9 @@ func (t *tracker) sentAt(now time.Time, reports int, late time.Duration) {
 	t.mu.Lock()
 	s := t.sec(now)
 	s.Sent += reports
+	if t.cur >= 0 {
+		t.windows[t.cur].sent += reports
+	}
 	ms := float64(late) / 1e6
 	s.LateMS = append(s.LateMS, ms)
 	lat := t.stepLat(step)
@@ -208,6 +238,9 @@ func (t *tracker) record(s *Second, lats []kindLat) {
 			sl.stored = append(sl.stored, l.ms)
 			s.Stored++
 			t.nStored.Add(1)
+			if t.cur >= 0 {
+				t.windows[t.cur].stored++
+			}
 		case kindVisible:
 			s.VisibleMS = append(s.VisibleMS, l.ms)
 			sl.visible = append(sl.visible, l.ms)

@@ -125,12 +125,13 @@ func TestStoredLatencyCountsTowardsSendingStep(t *testing.T) {
 // step, beside what was acked, with how late its requests went out.
 func TestSentPerStep(t *testing.T) {
 	tr := newTracker([]string{"a"}, false, t0)
-	tr.setStep(0, 20)
+	tr.setStepAt(0, 20, t0)
 	tr.sentAt(t0.Add(ms(100)), 10, 0)
 	tr.sentAt(t0.Add(ms(1100)), 10, ms(300))
 	tr.acked(0, reports(t0.Add(ms(100))), t0.Add(ms(100)), t0.Add(ms(150)))
-	tr.setStep(1, 30)
+	tr.setStepAt(1, 30, t0.Add(2*time.Second))
 	tr.sentAt(t0.Add(ms(2100)), 10, ms(40))
+	tr.setStepAt(1, 0, t0.Add(3*time.Second))
 	res := tr.result([]sim.Summary{{Acked: 1}, {}}, 1, []float64{20, 30}, 1, 10, ms(100))
 	if s := res.Steps[0]; s.SentPerSec != 10 || s.LateP99 != 300 {
 		t.Errorf("step 0: sent %g/s, late p99 %g ms; want 10/s (20 reports in its 2 s), 300", s.SentPerSec, s.LateP99)
@@ -140,6 +141,30 @@ func TestSentPerStep(t *testing.T) {
 	}
 	if got := []int{res.Seconds[0].Sent, res.Seconds[1].Sent, res.Seconds[2].Sent}; !slices.Equal(got, []int{10, 10, 10}) {
 		t.Errorf("sent per second %v; want [10 10 10]", got)
+	}
+}
+
+// TestStepRatesOverItsOwnSpan: a step that starts inside a second touches
+// one more whole second than it lasts; its sent and stored rates divide by
+// its span, so a generator and a pipeline that keep to the target show the
+// target, not 40/41 of it.
+func TestStepRatesOverItsOwnSpan(t *testing.T) {
+	tr := newTracker([]string{"a"}, false, t0)
+	from := t0.Add(ms(500))
+	tr.setStepAt(0, 20, from)
+	for i := range 800 { // 20/s for 40 s
+		at := from.Add(time.Duration(i) * 50 * time.Millisecond)
+		tr.sentAt(at, 1, 0)
+		tr.acked(0, reports(at), at, at)
+		tr.seenAt(tr.list[0], at, at.Add(ms(10)), kindStored, kindVisible)
+	}
+	tr.setStepAt(0, 0, from.Add(40*time.Second))
+	res := tr.result([]sim.Summary{{Acked: 800}}, 800, []float64{20}, 1, 1, ms(100))
+	if n := len(res.Seconds); n != 41 {
+		t.Fatalf("%d seconds recorded; want 41 (the step starts half a second in)", n)
+	}
+	if s := res.Steps[0]; s.SentPerSec != 20 || s.StoredPerSec != 20 {
+		t.Errorf("step 0: sent %g/s, stored %g/s; want 20/s and 20/s (800 reports in its 40 s)", s.SentPerSec, s.StoredPerSec)
 	}
 }
 
