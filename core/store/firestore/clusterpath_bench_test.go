@@ -266,11 +266,6 @@ func BenchmarkClusterPath(b *testing.B) {
 		round(r)
 	}
 	b.StopTimer()
-	if c, ok := any(s).(interface{ flushTrackers(context.Context) error }); ok {
-		if err := c.flushTrackers(ctx); err != nil {
-			b.Error(err)
-		}
-	}
 	reports := float64(b.N * drones * perEvent)
 	emCPU, meCPU := descendantsCPU(b)-em0, selfCPU()-me0
 	b.ReportMetric(float64(emCPU.Microseconds())/reports, "emulator-µs/report")
