@@ -208,6 +208,123 @@ func TestWriteDroneWritesNothingForAnotherDrone(t *testing.T) {
 	}
 }
 
+// WriteDrone first folds the state and flights on what a read outside any
+// transaction saw, and commits only if the drone and its detector are
+// still as read. A write of the same drone that commits in between (here:
+// made by WriteDrone's own functions on their first call, as another
+// process replica would) is not lost: the precondition refuses the commit
+// and the transaction folds again on top of what it reads.
+func TestWriteDroneFoldsOnTopOfAWriteInBetween(t *testing.T) {
+	ctx := context.Background()
+	for _, part := range []string{"state", "flights"} {
+		t.Run(part, func(t *testing.T) {
+			st := openDrones(t, "d1")
+			reps := flightReports()
+			prevTS := func(prev *events.DroneState) time.Time {
+				if prev == nil {
+					return time.Time{}
+				}
+				return prev.TS
+			}
+			// The state: the count of folds it has seen, kept in Lat.
+			count := func(prev *events.DroneState, ts time.Time) events.DroneState {
+				n := 0.0
+				if prev != nil {
+					n = prev.Lat
+				}
+				return events.DroneState{TS: ts, Lat: n + 1}
+			}
+			calls, between := 0, false
+			pass := flightupdate.NewPass(flights.DefaultSettings(), reps[30:31])
+			w := store.DroneWrite{TenantID: "acme", DroneID: "d1",
+				State: func(prev *events.DroneState) (events.DroneState, bool) {
+					calls++
+					if part == "state" && !between {
+						between = true
+						if _, _, err := st.UpdateState(ctx, "acme", "d1", func(prev *events.DroneState) (events.DroneState, bool) {
+							return count(prev, reps[29].TS), true
+						}); err != nil {
+							t.Error(err)
+						}
+					}
+					if !prevTS(prev).Before(reps[30].TS) {
+						return events.DroneState{}, false
+					}
+					return count(prev, reps[30].TS), true
+				},
+				Flights: func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
+					if part == "flights" && !between {
+						between = true
+						if _, err := flightupdate.Update(ctx, st, flights.DefaultSettings(), "acme", "d1", reps[10:30], time.Now()); err != nil {
+							t.Error(err)
+						}
+					}
+					return pass.Apply(prev)
+				}}
+			if part == "flights" {
+				// The state has seen the reports before 30 already, the
+				// detector those before 10 (so the write in between
+				// updates a detector that exists).
+				if _, _, err := st.UpdateState(ctx, "acme", "d1", func(prev *events.DroneState) (events.DroneState, bool) {
+					return count(prev, reps[29].TS), true
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := flightupdate.Update(ctx, st, flights.DefaultSettings(), "acme", "d1", reps[:10], time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cur, wrote, err := st.WriteDrone(ctx, w)
+			if err != nil || !wrote {
+				t.Fatalf("WriteDrone: wrote %v, %v", wrote, err)
+			}
+			if !between {
+				t.Fatal("the write in between did not happen")
+			}
+			if want := (events.DroneState{TS: reps[30].TS, Lat: 2}); !cur.TS.Equal(want.TS) || cur.Lat != want.Lat {
+				t.Errorf("WriteDrone's state %+v, want %+v: folded on top of the write in between", cur, want)
+			}
+			if got, err := st.LatestState(ctx, "acme", "d1"); err != nil || got.Lat != 2 || !got.TS.Equal(reps[30].TS) {
+				t.Errorf("stored state %+v, %v; want 2 folds, the last at report 30", got, err)
+			}
+			if part == "state" && calls < 2 {
+				t.Errorf("the state was folded %d times, want again after the write in between", calls)
+			}
+			// The flights: the detector has seen reports 0..30 (the
+			// take-off at 20 is a flight), whichever way they came; only
+			// report 30 in the state's case.
+			seen := reps[:31]
+			if part == "state" {
+				seen = reps[30:31]
+			}
+			want := openDrones(t, "d1")
+			if _, err := flightupdate.Update(ctx, want, flights.DefaultSettings(), "acme", "d1", seen, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			q := store.FlightQuery{TenantID: "acme", DroneID: "d1", From: reps[0].TS.Add(-time.Hour), To: reps[0].TS.Add(time.Hour)}
+			gotF, err1 := st.ListFlights(ctx, q)
+			wantF, err2 := want.ListFlights(ctx, q)
+			if err1 != nil || err2 != nil || len(wantF) == 0 {
+				t.Fatalf("flights: %v %v; want some: %d", err1, err2, len(wantF))
+			}
+			if diff := cmp.Diff(wantF, gotF); diff != "" {
+				t.Errorf("flights after a write in between (-want +got):\n%s", diff)
+			}
+			detector := func(s *Store) flights.Detector {
+				snap, err := s.coll("flightDetectors").Doc("d1").Get(ctx)
+				d, err := decodeSnap[flights.Detector](snap, err, "acme", "read detector")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d
+			}
+			if diff := cmp.Diff(detector(want), detector(st)); diff != "" {
+				t.Errorf("detector after a write in between (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // A batch with more points than one commit takes (a drone's backlog
 // coalesced) is written whole: the points first, then state and flights.
 func TestWriteDroneMoreThanOneCommit(t *testing.T) {
