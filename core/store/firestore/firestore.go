@@ -20,6 +20,13 @@
 // than a fresh BulkWriter per call, which also ramps up from 500 ops/s
 // (BenchmarkAppendTrack; figures in docs/performance.md).
 //
+// Each call to Firestore costs more than the documents it carries
+// (BenchmarkClusterPath), so the hot paths save calls: WriteDrone writes a
+// batch's points, state and flights in one commit, and it and
+// EvaluateAlerts read, then commit with update-time preconditions instead
+// of a transaction's begin, read and commit, falling back to the
+// transaction when a precondition refuses.
+//
 // With FIRESTORE_EMULATOR_HOST set the client talks to the emulator and needs
 // no credentials.
 package firestore
