@@ -142,14 +142,15 @@ func NewHandler(st Store, opts Options) *Handler {
 			}
 			return state, wrote, ferr
 		}
-		// The same coalesced batch then updates the drone's flights. The two
-		// writes run one after the other, not side by side: both read the
-		// drone's document in a transaction, and on Firestore (whose
-		// emulator locks instead of aborting) two concurrent transactions
-		// per drone under a backlog held each other until the store
-		// timeout, so every redelivery failed again (TestFaultFirestoreRestart
-		// dead-lettered them). A failure of either fails the batch; the
-		// redelivery finds the flights where the failed write left them.
+		// A store that is no DroneWriter: the same coalesced batch then
+		// updates the drone's flights. The two writes run one after the
+		// other, not side by side: both read the drone's document in a
+		// transaction, and on Firestore (whose emulator locks instead of
+		// aborting) two concurrent transactions per drone under a backlog
+		// held each other until the store timeout, so every redelivery
+		// failed again (TestFaultFirestoreRestart dead-lettered them). A
+		// failure of either fails the batch; the redelivery finds the
+		// flights where the failed write left them.
 		state, wrote, err := st.UpdateState(ctx, tenantID, droneID, fold)
 		if err != nil {
 			return state, wrote, err

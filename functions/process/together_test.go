@@ -15,7 +15,7 @@ import (
 )
 
 // separateWrites hides the bolt store's WriteDrone, so the handler writes
-// history, state and flights apart, as on Firestore.
+// history, state and flights apart, as on a store that is no DroneWriter.
 type separateWrites struct{ Store }
 
 // The handler stores the same history, state and flights, and answers the

@@ -107,8 +107,14 @@ func (s *Store) coll(name string) *fs.CollectionRef { return s.client.Collection
 
 func notFound(what string) error { return fmt.Errorf("%s: %w", what, store.ErrNotFound) }
 
-// EvaluateAlerts implements store.Alerts in a transaction over the tracker
-// and the alerts it writes.
+// EvaluateAlerts implements store.Alerts. Most evaluations move only the
+// tracker's signs of life (alerting.LivenessOnly): those read the tracker
+// and write it back only if nobody wrote it since (a precondition on its
+// update time, or on its absence), two calls instead of a transaction's
+// three, and as serialisable, since the write is refused if what fn saw is
+// not what is stored. An evaluation that changes nothing writes nothing,
+// as the transaction did. Everything else, and a write the precondition
+// refused, runs the transaction over the tracker and the alerts it writes.
 func (s *Store) EvaluateAlerts(ctx context.Context, tenantID, droneID string,
 	fn func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool)) (alerting.Tracker, error) {
 	what := "evaluate alerts of drone " + droneID
@@ -116,6 +122,9 @@ func (s *Store) EvaluateAlerts(ctx context.Context, tenantID, droneID string,
 		return alerting.Tracker{}, notFound(what)
 	}
 	ref := s.coll("alertTrackers").Doc(droneID)
+	if cur, done, err := s.evaluateLiveness(ctx, ref, tenantID, droneID, fn, what); done || err != nil {
+		return cur, err
+	}
 	var cur alerting.Tracker
 	err := s.client.RunTransaction(ctx, func(ctx context.Context, tx *fs.Transaction) error {
 		prev := alerting.Tracker{TenantID: tenantID, DroneID: droneID}
@@ -172,6 +181,52 @@ func (s *Store) EvaluateAlerts(ctx context.Context, tenantID, droneID string,
 		return alerting.Tracker{}, mapErr(what, err)
 	}
 	return cur, nil
+}
+
+// evaluateLiveness is EvaluateAlerts without a transaction, done when fn
+// changed nothing or only the tracker's signs of life and the write found
+// the tracker as read. Not done (the caller runs the transaction), it has
+// written nothing.
+func (s *Store) evaluateLiveness(ctx context.Context, ref *fs.DocumentRef, tenantID, droneID string,
+	fn func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool), what string) (alerting.Tracker, bool, error) {
+	prev := alerting.Tracker{TenantID: tenantID, DroneID: droneID}
+	snap, err := ref.Get(ctx)
+	exists := err == nil
+	switch {
+	case status.Code(err) == codes.NotFound:
+	case err != nil:
+		return alerting.Tracker{}, false, mapErr(what, err)
+	default:
+		if prev, err = decodeSnap[alerting.Tracker](snap, nil, tenantID, what); err != nil {
+			return alerting.Tracker{}, false, err
+		}
+	}
+	next, ts, ok := fn(prev)
+	if !ok {
+		return prev, true, nil
+	}
+	if len(ts) > 0 || !alerting.LivenessOnly(prev, next) {
+		return alerting.Tracker{}, false, nil
+	}
+	d, err := trackerDoc(next)
+	if err != nil {
+		return alerting.Tracker{}, false, err
+	}
+	if exists {
+		_, err = ref.Update(ctx, []fs.Update{{Path: "data", Value: d.Data}, {Path: "lastSeen", Value: d.LastSeen}},
+			fs.LastUpdateTime(snap.UpdateTime))
+	} else {
+		_, err = ref.Create(ctx, d)
+	}
+	switch status.Code(err) {
+	case codes.OK:
+		return next, true, nil
+	case codes.FailedPrecondition, codes.AlreadyExists, codes.NotFound, codes.Aborted:
+		// Written (or deleted) since the read: decide again in a transaction.
+		return alerting.Tracker{}, false, nil
+	default:
+		return alerting.Tracker{}, false, mapErr(what, err)
+	}
 }
 
 // StaleTrackers implements store.Alerts.

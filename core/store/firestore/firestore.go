@@ -20,6 +20,13 @@
 // than a fresh BulkWriter per call, which also ramps up from 500 ops/s
 // (BenchmarkAppendTrack; figures in docs/performance.md).
 //
+// Each call to Firestore costs more than the documents it carries
+// (BenchmarkClusterPath), so the hot paths save calls: WriteDrone writes a
+// batch's points, state and flights in one commit, and it and
+// EvaluateAlerts read, then commit with update-time preconditions instead
+// of a transaction's begin, read and commit, falling back to the
+// transaction when a precondition refuses.
+//
 // With FIRESTORE_EMULATOR_HOST set the client talks to the emulator and needs
 // no credentials.
 package firestore
@@ -35,6 +42,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
 	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -71,10 +79,15 @@ var _ store.Store = (*Store)(nil)
 // Open connects to the database (databaseID "" is the default database) of
 // projectID.
 func Open(ctx context.Context, projectID, databaseID string) (*Store, error) {
+	return openWith(ctx, projectID, databaseID)
+}
+
+// openWith is Open with client options (tests count RPCs with them).
+func openWith(ctx context.Context, projectID, databaseID string, opts ...option.ClientOption) (*Store, error) {
 	if databaseID == "" {
 		databaseID = fs.DefaultDatabaseID
 	}
-	c, err := fs.NewClientWithDatabase(ctx, projectID, databaseID)
+	c, err := fs.NewClientWithDatabase(ctx, projectID, databaseID, opts...)
 	if err != nil {
 		return nil, mapErr(fmt.Sprintf("open firestore project %s database %s", projectID, databaseID), err)
 	}
@@ -292,31 +305,43 @@ func (s *Store) UpdateState(ctx context.Context, tenantID, droneID string,
 	return cur, wrote, nil
 }
 
-// AppendTrack implements store.Store. Points are deduplicated by document
-// (last wins) first: a commit or BulkWriter must not write a path twice.
-func (s *Store) AppendTrack(ctx context.Context, points []store.TrackPoint) error {
-	what := fmt.Sprintf("append %d track points", len(points))
-	type write struct {
-		ref *fs.DocumentRef
-		doc trackDoc
-	}
-	var writes []write
+// trackWrite is one history point's document.
+type trackWrite struct {
+	ref *fs.DocumentRef
+	doc trackDoc
+}
+
+// trackWrites checks points and makes their documents, deduplicated by
+// document (last wins): a commit or BulkWriter must not write a path twice.
+func (s *Store) trackWrites(what string, points []store.TrackPoint) ([]trackWrite, error) {
+	var writes []trackWrite
 	index := make(map[string]int, len(points))
 	for _, p := range points {
 		if !validID(p.DroneID) {
-			return fmt.Errorf("%s: invalid drone id %q", what, p.DroneID)
+			return nil, fmt.Errorf("%s: invalid drone id %q", what, p.DroneID)
 		}
 		if !validTrackTime(p.Report.TS) {
-			return fmt.Errorf("%s: drone %s: ts %s outside 1970..2262", what, p.DroneID, p.Report.TS)
+			return nil, fmt.Errorf("%s: drone %s: ts %s outside 1970..2262", what, p.DroneID, p.Report.TS)
 		}
 		ref := s.track(p.DroneID).Doc(trackID(p.Report.TS))
-		w := write{ref: ref, doc: toTrackDoc(p)}
+		w := trackWrite{ref: ref, doc: toTrackDoc(p)}
 		if i, dup := index[ref.Path]; dup {
 			writes[i] = w
 			continue
 		}
 		index[ref.Path] = len(writes)
 		writes = append(writes, w)
+	}
+	return writes, nil
+}
+
+// AppendTrack implements store.Store. Points are deduplicated by document
+// (last wins) first: a commit or BulkWriter must not write a path twice.
+func (s *Store) AppendTrack(ctx context.Context, points []store.TrackPoint) error {
+	what := fmt.Sprintf("append %d track points", len(points))
+	writes, err := s.trackWrites(what, points)
+	if err != nil {
+		return err
 	}
 	if len(writes) == 0 {
 		return nil

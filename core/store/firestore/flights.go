@@ -16,8 +16,6 @@ import (
 
 	fs "cloud.google.com/go/firestore"
 	"google.golang.org/api/iterator"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/dronetrack/dronetrack/core/flights"
 	"github.com/dronetrack/dronetrack/core/store"
@@ -57,50 +55,75 @@ func (s *Store) UpdateFlights(ctx context.Context, tenantID, droneID string,
 	ref := s.coll("flightDetectors").Doc(droneID)
 	var cur flights.Detector
 	err := s.client.RunTransaction(ctx, func(ctx context.Context, tx *fs.Transaction) error {
-		snap, err := tx.Get(s.drones().Doc(droneID))
-		if _, err := getDrone(snap, err, tenantID); err != nil {
+		snaps, err := tx.GetAll([]*fs.DocumentRef{s.drones().Doc(droneID), ref}) // one call for both
+		if err != nil {
 			return err
 		}
-		prev := flights.Detector{TenantID: tenantID, DroneID: droneID}
-		snap, err = tx.Get(ref)
-		switch {
-		case status.Code(err) == codes.NotFound:
-		case err != nil:
+		if _, err := droneExists(snaps[0], tenantID); err != nil {
 			return err
-		default:
-			if prev, err = decodeSnap[flights.Detector](snap, nil, tenantID, what); err != nil {
-				return err
-			}
 		}
-		next, ch, ok := fn(prev)
-		cur = prev
-		if !ok {
-			return nil
+		prev, err := decodeDetector(snaps[1], tenantID, droneID, what)
+		if err != nil {
+			return err
+		}
+		next, write, err := s.planFlights(tx, tenantID, droneID, prev, fn)
+		if err != nil || write == nil {
+			cur = prev
+			return err
 		}
 		cur = next
-		keep := map[string]bool{}
-		for _, f := range ch.Upsert {
-			keep[f.ID] = true
-		}
-		var drop []*fs.DocumentRef
-		if ch.ReplaceFrom != nil {
-			q := s.coll("flights").Where("droneId", "==", droneID).Where("start", ">=", *ch.ReplaceFrom).OrderBy("start", fs.Desc)
-			it := tx.Documents(q)
-			for {
-				snap, err := it.Next()
-				if err == iterator.Done {
-					break
-				}
-				if err != nil {
-					it.Stop()
-					return err
-				}
-				if !keep[snap.Ref.ID] {
-					drop = append(drop, snap.Ref)
-				}
+		return write()
+	}, fs.MaxAttempts(txAttempts))
+	if err != nil {
+		return flights.Detector{}, mapErr(what, err)
+	}
+	return cur, nil
+}
+
+// decodeDetector is the drone's detector from its snapshot in a
+// transaction (GetAll: a missing one is a new detector).
+func decodeDetector(snap *fs.DocumentSnapshot, tenantID, droneID, what string) (flights.Detector, error) {
+	if !snap.Exists() {
+		return flights.Detector{TenantID: tenantID, DroneID: droneID}, nil
+	}
+	return decodeSnap[flights.Detector](snap, nil, tenantID, what)
+}
+
+// planFlights runs fn on the drone's detector prev in tx and does the
+// transaction's reads (the flights a replay replaces). It returns the
+// detector and what writes it, nil when fn changed nothing: Firestore
+// transactions read everything before they write, so a caller that
+// writes more calls write after its own reads.
+func (s *Store) planFlights(tx *fs.Transaction, tenantID, droneID string, prev flights.Detector,
+	fn func(prev flights.Detector) (flights.Detector, flights.Changes, bool)) (flights.Detector, func() error, error) {
+	next, ch, ok := fn(prev)
+	if !ok {
+		return prev, nil, nil
+	}
+	keep := map[string]bool{}
+	for _, f := range ch.Upsert {
+		keep[f.ID] = true
+	}
+	var drop []*fs.DocumentRef
+	if ch.ReplaceFrom != nil {
+		q := s.coll("flights").Where("droneId", "==", droneID).Where("start", ">=", *ch.ReplaceFrom).OrderBy("start", fs.Desc)
+		it := tx.Documents(q)
+		for {
+			snap, err := it.Next()
+			if err == iterator.Done {
+				break
 			}
-			it.Stop()
+			if err != nil {
+				it.Stop()
+				return prev, nil, err
+			}
+			if !keep[snap.Ref.ID] {
+				drop = append(drop, snap.Ref)
+			}
 		}
+		it.Stop()
+	}
+	return next, func() error {
 		for _, f := range ch.Upsert {
 			d, err := toFlightDoc(f)
 			if err != nil {
@@ -119,12 +142,8 @@ func (s *Store) UpdateFlights(ctx context.Context, tenantID, droneID string,
 		if err != nil {
 			return err
 		}
-		return tx.Set(ref, d)
-	}, fs.MaxAttempts(txAttempts))
-	if err != nil {
-		return flights.Detector{}, mapErr(what, err)
-	}
-	return cur, nil
+		return tx.Set(s.coll("flightDetectors").Doc(droneID), d)
+	}, nil
 }
 
 // Flight implements store.Flights.

@@ -1,0 +1,188 @@
+package firestore
+
+import (
+	"context"
+	"fmt"
+
+	fs "cloud.google.com/go/firestore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// droneExists checks a drone's snapshot from a transaction's GetAll (a
+// missing document is a snapshot that does not exist, not an error) and
+// returns the drone; another tenant's is ErrNotFound.
+func droneExists(snap *fs.DocumentSnapshot, tenantID string) (droneDoc, error) {
+	if !snap.Exists() {
+		return droneDoc{}, store.ErrNotFound
+	}
+	return getDrone(snap, nil, tenantID)
+}
+
+// WriteDrone implements store.DroneWriter: a batch's history points, the
+// drone's state and its flights in one transaction, which reads the drone
+// and its detector in one call. Written apart (AppendTrack, UpdateState,
+// UpdateFlights) that is two transactions, three reads and a share of a
+// history commit per batch, and on Firestore each transaction (begin, read,
+// commit) costs more than the documents it writes.
+//
+// A batch whose documents would not fit in one commit (maxBatchWrites)
+// writes its points first with AppendTrack, after checking the drone
+// exists, then the state and flights; a drone deleted in between keeps
+// those points until their TTL, as when written apart.
+func (s *Store) WriteDrone(ctx context.Context, w store.DroneWrite) (events.DroneState, bool, error) {
+	what := "write drone " + w.DroneID
+	if !validID(w.DroneID) {
+		return events.DroneState{}, false, fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	for _, p := range w.Points {
+		if p.TenantID != w.TenantID || p.DroneID != w.DroneID {
+			return events.DroneState{}, false, fmt.Errorf("%s: history point of drone %s/%s in the write of %s/%s",
+				what, p.TenantID, p.DroneID, w.TenantID, w.DroneID)
+		}
+	}
+	points, err := s.trackWrites(what, w.Points)
+	if err != nil {
+		return events.DroneState{}, false, err
+	}
+	// The state, the detector and a few flights besides the points.
+	if len(points)+8 > maxBatchWrites {
+		if _, err := s.Drone(ctx, w.TenantID, w.DroneID); err != nil {
+			return events.DroneState{}, false, fmt.Errorf("%s: %w", what, err)
+		}
+		if err := s.AppendTrack(ctx, w.Points); err != nil {
+			return events.DroneState{}, false, err
+		}
+		points = nil
+	}
+	droneRef := s.drones().Doc(w.DroneID)
+	refs := []*fs.DocumentRef{droneRef}
+	if w.Flights != nil {
+		refs = append(refs, s.coll("flightDetectors").Doc(w.DroneID))
+	}
+	if cur, wrote, done, err := s.writeDroneOptimistic(ctx, w, points, refs, what); done || err != nil {
+		return cur, wrote, err
+	}
+	var (
+		cur   events.DroneState
+		wrote bool
+	)
+	err = s.client.RunTransaction(ctx, func(ctx context.Context, tx *fs.Transaction) error {
+		cur, wrote = events.DroneState{}, false
+		snaps, err := tx.GetAll(refs)
+		if err != nil {
+			return err
+		}
+		d, err := droneExists(snaps[0], w.TenantID)
+		if err != nil {
+			return err
+		}
+		prev := d.State.state()
+		st, ok := w.State(prev)
+		if ok {
+			cur, wrote = st, true
+		} else if prev != nil {
+			cur = *prev
+		}
+		var writeFlights func() error
+		if w.Flights != nil {
+			det, err := decodeDetector(snaps[1], w.TenantID, w.DroneID, what)
+			if err != nil {
+				return err
+			}
+			if _, writeFlights, err = s.planFlights(tx, w.TenantID, w.DroneID, det, w.Flights); err != nil {
+				return err
+			}
+		}
+		// Reads done: the writes.
+		for _, p := range points {
+			if err := tx.Set(p.ref, p.doc); err != nil {
+				return err
+			}
+		}
+		if ok {
+			if err := tx.Update(droneRef, []fs.Update{{Path: "state", Value: toStateDoc(st)}}); err != nil {
+				return err
+			}
+		}
+		if writeFlights != nil {
+			return writeFlights()
+		}
+		return nil
+	}, fs.MaxAttempts(txAttempts))
+	if err != nil {
+		return events.DroneState{}, false, mapErr(what, err)
+	}
+	return cur, wrote, nil
+}
+
+// writeDroneOptimistic is WriteDrone's usual case without a transaction:
+// the drone and its detector read in one call, then one commit whose
+// preconditions (each document's update time as read, or the detector's
+// absence) refuse it if either changed since: the transaction's effect in
+// two calls instead of three, and as serialisable, since nothing is
+// written over what fn did not see. Not done (nothing written: the caller
+// runs the transaction) when the commit was refused, or when fn leaves a
+// document it read unwritten (a state not newer, flights unchanged or to
+// be replayed), which a precondition could not pin.
+func (s *Store) writeDroneOptimistic(ctx context.Context, w store.DroneWrite, points []trackWrite,
+	refs []*fs.DocumentRef, what string) (events.DroneState, bool, bool, error) {
+	snaps, err := s.client.GetAll(ctx, refs)
+	if err != nil {
+		return events.DroneState{}, false, false, mapErr(what, err)
+	}
+	d, err := droneExists(snaps[0], w.TenantID)
+	if err != nil {
+		return events.DroneState{}, false, true, mapErr(what, err)
+	}
+	st, ok := w.State(d.State.state())
+	if !ok {
+		return events.DroneState{}, false, false, nil
+	}
+	b := s.client.Batch() //nolint:staticcheck // a commit with preconditions; BulkWriter writes each document apart
+	b.Update(refs[0], []fs.Update{{Path: "state", Value: toStateDoc(st)}}, fs.LastUpdateTime(snaps[0].UpdateTime))
+	if w.Flights != nil {
+		prev, err := decodeDetector(snaps[1], w.TenantID, w.DroneID, what)
+		if err != nil {
+			return events.DroneState{}, false, false, nil
+		}
+		next, ch, ok := w.Flights(prev)
+		if !ok || ch.ReplaceFrom != nil {
+			return events.DroneState{}, false, false, nil
+		}
+		for _, f := range ch.Upsert {
+			fd, err := toFlightDoc(f)
+			if err != nil {
+				return events.DroneState{}, false, true, err
+			}
+			b.Set(s.coll("flights").Doc(f.ID), fd)
+		}
+		dd, err := encode(w.TenantID, next)
+		if err != nil {
+			return events.DroneState{}, false, true, err
+		}
+		if snaps[1].Exists() {
+			b.Update(refs[1], []fs.Update{{Path: "tenantId", Value: dd.TenantID}, {Path: "data", Value: dd.Data}},
+				fs.LastUpdateTime(snaps[1].UpdateTime))
+		} else {
+			b.Create(refs[1], dd)
+		}
+	}
+	for _, p := range points {
+		b.Set(p.ref, p.doc)
+	}
+	_, err = b.Commit(ctx)
+	switch status.Code(err) {
+	case codes.OK:
+		return st, true, true, nil
+	case codes.FailedPrecondition, codes.AlreadyExists, codes.NotFound, codes.Aborted:
+		return events.DroneState{}, false, false, nil // written since the read
+	default:
+		return events.DroneState{}, false, true, mapErr(what, err)
+	}
+}
+
+var _ store.DroneWriter = (*Store)(nil)

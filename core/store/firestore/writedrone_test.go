@@ -1,0 +1,366 @@
+package firestore
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dronetrack/dronetrack/core/flights"
+	"github.com/dronetrack/dronetrack/core/flights/flightupdate"
+	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/telemetry"
+	"github.com/dronetrack/dronetrack/events"
+)
+
+// The tests of WriteDrone follow core/store/bolt's: the two stores must
+// leave the same history, state and flights as the separate writes.
+
+// openDrones is a store (a project of its own) with tenants acme and other
+// and acme's drones.
+func openDrones(t *testing.T, drones ...string) *Store {
+	t.Helper()
+	ctx := context.Background()
+	s := open(t)
+	t.Cleanup(func() { s.Close() })
+	for _, tenant := range []string{"acme", "other"} {
+		if err := s.CreateTenant(ctx, store.Tenant{ID: tenant}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range drones {
+		if err := s.CreateDrone(ctx, store.Drone{ID: d, TenantID: "acme", Name: d, KeyHash: "h-" + d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// flightReports is two minutes of a drone taking off and landing.
+func flightReports() []events.Report {
+	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	var out []events.Report
+	for s := range 120 {
+		h, v := 0.0, 0.0
+		switch {
+		case s >= 20 && s < 50:
+			h, v = float64(s-20)*2, 8
+		case s >= 50 && s < 80:
+			h, v = 60, 8
+		case s >= 80 && s < 110:
+			h, v = float64(110-s)*2, 8
+		}
+		out = append(out, events.Report{TS: t0.Add(time.Duration(s) * time.Second), Lat: 52.5,
+			Lon: 13.4 + float64(s)*8/(111195*math.Cos(52.5*math.Pi/180)), Alt: new(34 + h), Height: new(h),
+			Speed: new(v), Battery: new(100 - float64(s)/4), Armed: new(s >= 10 && s < 115)})
+	}
+	return out
+}
+
+// WriteDrone leaves the store as AppendTrack, UpdateState and
+// flightupdate.Update do, one after the other, for the same batches:
+// shuffled, duplicated and redelivered, late reports replaying history.
+func TestWriteDroneMatchesSeparateWrites(t *testing.T) {
+	ctx := context.Background()
+	reps := flightReports()
+	var batches [][]events.Report
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < len(reps); {
+		n := 1 + rng.IntN(3)
+		batches = append(batches, reps[i:min(i+n, len(reps))])
+		i += n
+	}
+	for i := range batches { // near order, a few late
+		if j := i + rng.IntN(3); j < len(batches) {
+			batches[i], batches[j] = batches[j], batches[i]
+		}
+	}
+	batches = append(batches, batches[3], batches[17]) // redeliveries
+	now := reps[len(reps)-1].TS.Add(time.Minute)
+	s := flights.DefaultSettings()
+
+	sep, tog := openDrones(t, "d1"), openDrones(t, "d1")
+	replays := 0
+	for _, b := range batches {
+		pts := make([]store.TrackPoint, len(b))
+		for i, r := range b {
+			pts[i] = store.TrackPoint{TenantID: "acme", DroneID: "d1", Report: r}
+		}
+		fold := func(prev *events.DroneState) (events.DroneState, bool) { return telemetry.Fold(prev, b, now) }
+
+		if err := sep.AppendTrack(ctx, pts); err != nil {
+			t.Fatal(err)
+		}
+		sepState, sepWrote, err := sep.UpdateState(ctx, "acme", "d1", fold)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sepRes, err := flightupdate.Update(ctx, sep, s, "acme", "d1", b, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		pass := flightupdate.NewPass(s, b)
+		togState, togWrote, err := tog.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1",
+			Points: pts, State: fold, Flights: pass.Apply})
+		if err != nil {
+			t.Fatal(err)
+		}
+		togRes, err := pass.Finish(ctx, tog, "acme", "d1", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if togRes.Replayed {
+			replays++
+		}
+		if diff := cmp.Diff(sepState, togState); diff != "" || sepWrote != togWrote || sepRes != togRes {
+			t.Fatalf("batch at %v: together differs from separate (wrote %v/%v, %+v/%+v):\n%s",
+				b[0].TS, sepWrote, togWrote, sepRes, togRes, diff)
+		}
+	}
+	if replays == 0 {
+		t.Error("no batch replayed history: the late reports did not test that path")
+	}
+	q := store.TrackQuery{TenantID: "acme", DroneID: "d1", From: reps[0].TS.Add(-time.Hour)}
+	sepTrack, err1 := sep.Track(ctx, q)
+	togTrack, err2 := tog.Track(ctx, q)
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	if len(togTrack) != len(reps) {
+		t.Errorf("history holds %d points, want %d", len(togTrack), len(reps))
+	}
+	if diff := cmp.Diff(sepTrack, togTrack); diff != "" {
+		t.Errorf("history differs:\n%s", diff)
+	}
+	fq := store.FlightQuery{TenantID: "acme", DroneID: "d1", From: q.From, To: now.Add(time.Hour)}
+	sepFl, err1 := sep.ListFlights(ctx, fq)
+	togFl, err2 := tog.ListFlights(ctx, fq)
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	if len(togFl) != 1 {
+		t.Errorf("%d flights, want 1: %+v", len(togFl), togFl)
+	}
+	if diff := cmp.Diff(sepFl, togFl); diff != "" {
+		t.Errorf("flights differ:\n%s", diff)
+	}
+	sepLatest, err1 := sep.LatestState(ctx, "acme", "d1")
+	togLatest, err2 := tog.LatestState(ctx, "acme", "d1")
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(sepLatest, togLatest); diff != "" || !togLatest.TS.Equal(reps[len(reps)-1].TS) {
+		t.Errorf("latest state differs or is not the newest report's:\n%s", diff)
+	}
+}
+
+// A write for a drone that is missing or another tenant's is ErrNotFound
+// and writes nothing, history included; so does one carrying another
+// drone's point. Neither fails the writes running beside it.
+func TestWriteDroneWritesNothingForAnotherDrone(t *testing.T) {
+	ctx := context.Background()
+	st := openDrones(t, "d1", "d2")
+	rep := flightReports()[0]
+	write := func(tenant, drone string, pts ...store.TrackPoint) error {
+		_, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: tenant, DroneID: drone, Points: pts,
+			State:   func(*events.DroneState) (events.DroneState, bool) { return events.DroneState{TS: rep.TS}, true },
+			Flights: flightupdate.NewPass(flights.DefaultSettings(), []events.Report{rep}).Apply})
+		return err
+	}
+	pt := func(tenant, drone string) store.TrackPoint {
+		return store.TrackPoint{TenantID: tenant, DroneID: drone, Report: rep}
+	}
+	var wg sync.WaitGroup
+	var errGhost, errOther, errMixed, errGood error
+	wg.Go(func() { errGhost = write("acme", "ghost", pt("acme", "ghost")) })
+	wg.Go(func() { errOther = write("other", "d1", pt("other", "d1")) })
+	wg.Go(func() { errMixed = write("acme", "d1", pt("acme", "d1"), pt("acme", "d2")) })
+	wg.Go(func() { errGood = write("acme", "d2", pt("acme", "d2")) })
+	wg.Wait()
+	if !errors.Is(errGhost, store.ErrNotFound) || !errors.Is(errOther, store.ErrNotFound) {
+		t.Errorf("missing drone: %v; another tenant's: %v; want ErrNotFound", errGhost, errOther)
+	}
+	if errMixed == nil || errors.Is(errMixed, store.ErrNotFound) {
+		t.Errorf("a point of another drone: %v, want a failure", errMixed)
+	}
+	if errGood != nil {
+		t.Errorf("the good write: %v", errGood)
+	}
+	q := store.TrackQuery{TenantID: "acme", DroneID: "d1", From: rep.TS.Add(-time.Hour)}
+	if pts, err := st.Track(ctx, q); err != nil || len(pts) != 0 {
+		t.Errorf("d1's history after refused writes: %v %v, want none", pts, err)
+	}
+	if _, err := st.LatestState(ctx, "acme", "d1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("d1's state after refused writes: %v, want none", err)
+	}
+	q.DroneID = "d2"
+	if pts, err := st.Track(ctx, q); err != nil || len(pts) != 1 {
+		t.Errorf("d2's history: %v %v, want its one point", pts, err)
+	}
+	if _, err := st.Track(ctx, store.TrackQuery{TenantID: "other", DroneID: "d1", From: q.From}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("other tenant reads acme's drone: %v", err)
+	}
+}
+
+// WriteDrone first folds the state and flights on what a read outside any
+// transaction saw, and commits only if the drone and its detector are
+// still as read. A write of the same drone that commits in between (here:
+// made by WriteDrone's own functions on their first call, as another
+// process replica would) is not lost: the precondition refuses the commit
+// and the transaction folds again on top of what it reads.
+func TestWriteDroneFoldsOnTopOfAWriteInBetween(t *testing.T) {
+	ctx := context.Background()
+	for _, part := range []string{"state", "flights"} {
+		t.Run(part, func(t *testing.T) {
+			st := openDrones(t, "d1")
+			reps := flightReports()
+			prevTS := func(prev *events.DroneState) time.Time {
+				if prev == nil {
+					return time.Time{}
+				}
+				return prev.TS
+			}
+			// The state: the count of folds it has seen, kept in Lat.
+			count := func(prev *events.DroneState, ts time.Time) events.DroneState {
+				n := 0.0
+				if prev != nil {
+					n = prev.Lat
+				}
+				return events.DroneState{TS: ts, Lat: n + 1}
+			}
+			calls, between := 0, false
+			pass := flightupdate.NewPass(flights.DefaultSettings(), reps[30:31])
+			w := store.DroneWrite{TenantID: "acme", DroneID: "d1",
+				State: func(prev *events.DroneState) (events.DroneState, bool) {
+					calls++
+					if part == "state" && !between {
+						between = true
+						if _, _, err := st.UpdateState(ctx, "acme", "d1", func(prev *events.DroneState) (events.DroneState, bool) {
+							return count(prev, reps[29].TS), true
+						}); err != nil {
+							t.Error(err)
+						}
+					}
+					if !prevTS(prev).Before(reps[30].TS) {
+						return events.DroneState{}, false
+					}
+					return count(prev, reps[30].TS), true
+				},
+				Flights: func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
+					if part == "flights" && !between {
+						between = true
+						if _, err := flightupdate.Update(ctx, st, flights.DefaultSettings(), "acme", "d1", reps[10:30], time.Now()); err != nil {
+							t.Error(err)
+						}
+					}
+					return pass.Apply(prev)
+				}}
+			if part == "flights" {
+				// The state has seen the reports before 30 already, the
+				// detector those before 10 (so the write in between
+				// updates a detector that exists).
+				if _, _, err := st.UpdateState(ctx, "acme", "d1", func(prev *events.DroneState) (events.DroneState, bool) {
+					return count(prev, reps[29].TS), true
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := flightupdate.Update(ctx, st, flights.DefaultSettings(), "acme", "d1", reps[:10], time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cur, wrote, err := st.WriteDrone(ctx, w)
+			if err != nil || !wrote {
+				t.Fatalf("WriteDrone: wrote %v, %v", wrote, err)
+			}
+			if !between {
+				t.Fatal("the write in between did not happen")
+			}
+			if want := (events.DroneState{TS: reps[30].TS, Lat: 2}); !cur.TS.Equal(want.TS) || cur.Lat != want.Lat {
+				t.Errorf("WriteDrone's state %+v, want %+v: folded on top of the write in between", cur, want)
+			}
+			if got, err := st.LatestState(ctx, "acme", "d1"); err != nil || got.Lat != 2 || !got.TS.Equal(reps[30].TS) {
+				t.Errorf("stored state %+v, %v; want 2 folds, the last at report 30", got, err)
+			}
+			if part == "state" && calls < 2 {
+				t.Errorf("the state was folded %d times, want again after the write in between", calls)
+			}
+			// The flights: the detector has seen reports 0..30 (the
+			// take-off at 20 is a flight), whichever way they came; only
+			// report 30 in the state's case.
+			seen := reps[:31]
+			if part == "state" {
+				seen = reps[30:31]
+			}
+			want := openDrones(t, "d1")
+			if _, err := flightupdate.Update(ctx, want, flights.DefaultSettings(), "acme", "d1", seen, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			q := store.FlightQuery{TenantID: "acme", DroneID: "d1", From: reps[0].TS.Add(-time.Hour), To: reps[0].TS.Add(time.Hour)}
+			gotF, err1 := st.ListFlights(ctx, q)
+			wantF, err2 := want.ListFlights(ctx, q)
+			if err1 != nil || err2 != nil || len(wantF) == 0 {
+				t.Fatalf("flights: %v %v; want some: %d", err1, err2, len(wantF))
+			}
+			if diff := cmp.Diff(wantF, gotF); diff != "" {
+				t.Errorf("flights after a write in between (-want +got):\n%s", diff)
+			}
+			detector := func(s *Store) flights.Detector {
+				snap, err := s.coll("flightDetectors").Doc("d1").Get(ctx)
+				d, err := decodeSnap[flights.Detector](snap, err, "acme", "read detector")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d
+			}
+			if diff := cmp.Diff(detector(want), detector(st)); diff != "" {
+				t.Errorf("detector after a write in between (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A batch with more points than one commit takes (a drone's backlog
+// coalesced) is written whole: the points first, then state and flights.
+func TestWriteDroneMoreThanOneCommit(t *testing.T) {
+	ctx := context.Background()
+	st := openDrones(t, "d1")
+	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	var reps []events.Report
+	var pts []store.TrackPoint
+	for i := range maxBatchWrites + 100 {
+		r := events.Report{TS: t0.Add(time.Duration(i) * 100 * time.Millisecond), Lat: 47, Lon: 8}
+		reps = append(reps, r)
+		pts = append(pts, store.TrackPoint{TenantID: "acme", DroneID: "d1", Report: r})
+	}
+	now := reps[len(reps)-1].TS.Add(time.Minute)
+	pass := flightupdate.NewPass(flights.DefaultSettings(), reps)
+	got, wrote, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", Points: pts,
+		State:   func(prev *events.DroneState) (events.DroneState, bool) { return telemetry.Fold(prev, reps, now) },
+		Flights: pass.Apply})
+	if err != nil || !wrote || !got.TS.Equal(reps[len(reps)-1].TS) {
+		t.Fatalf("WriteDrone: %v, wrote %v, state at %v; want the newest report's", err, wrote, got.TS)
+	}
+	stored, err := st.Track(ctx, store.TrackQuery{TenantID: "acme", DroneID: "d1", From: t0.Add(-time.Hour)})
+	if err != nil || len(stored) != len(reps) {
+		t.Fatalf("history: %d points, %v; want %d", len(stored), err, len(reps))
+	}
+	theirs := make([]store.TrackPoint, len(pts))
+	for i, p := range pts {
+		p.TenantID, p.Report.TS = "other", p.Report.TS.Add(time.Hour)
+		theirs[i] = p
+	}
+	if _, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "other", DroneID: "d1", Points: theirs,
+		State: func(prev *events.DroneState) (events.DroneState, bool) { return telemetry.Fold(prev, reps, now) }}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("another tenant's drone, many points: %v, want ErrNotFound", err)
+	}
+	if after, err := st.Track(ctx, store.TrackQuery{TenantID: "acme", DroneID: "d1", From: t0.Add(-time.Hour),
+		To: t0.Add(3 * time.Hour)}); err != nil || len(after) != len(reps) {
+		t.Errorf("history after the refused write: %d points, %v; want %d", len(after), err, len(reps))
+	}
+}
