@@ -3,6 +3,7 @@ package firestore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	fs "cloud.google.com/go/firestore"
 	"google.golang.org/grpc/codes"
@@ -23,8 +24,10 @@ func droneExists(snap *fs.DocumentSnapshot, tenantID string) (droneDoc, error) {
 }
 
 // WriteDrone implements store.DroneWriter: a batch's history points, the
-// drone's state and its flights in one transaction, which reads the drone
-// and its detector in one call. Written apart (AppendTrack, UpdateState,
+// drone's state and its flights in one commit, after reading the drone and
+// its detector in one call; the commit's preconditions stand in for a
+// transaction (writeDroneOptimistic), which runs only when they keep
+// failing or for a flights replay. Written apart (AppendTrack, UpdateState,
 // UpdateFlights) that is two transactions, three reads and a share of a
 // history commit per batch, and on Firestore each transaction (begin, read,
 // commit) costs more than the documents it writes.
@@ -63,8 +66,22 @@ func (s *Store) WriteDrone(ctx context.Context, w store.DroneWrite) (events.Dron
 	if w.Flights != nil {
 		refs = append(refs, s.coll("flightDetectors").Doc(w.DroneID))
 	}
-	if cur, wrote, done, err := s.writeDroneOptimistic(ctx, w, points, refs, what); done || err != nil {
-		return cur, wrote, err
+	// Without a transaction first, and again while another writer of the
+	// drone (a second process replica) wins the race: a transaction holds
+	// its documents locked while it runs, and one whose replica is killed
+	// keeps them locked until Firestore drops the abandoned lock (a minute
+	// idle), which stalls every later write of those drones.
+	for attempt := range optimisticAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return events.DroneState{}, false, mapErr(what, ctx.Err())
+			case <-time.After(time.Duration(attempt) * optimisticBackoff):
+			}
+		}
+		if cur, wrote, done, err := s.writeDroneOptimistic(ctx, w, points, refs, what); done || err != nil {
+			return cur, wrote, err
+		}
 	}
 	var (
 		cur   events.DroneState
@@ -119,15 +136,25 @@ func (s *Store) WriteDrone(ctx context.Context, w store.DroneWrite) (events.Dron
 	return cur, wrote, nil
 }
 
-// writeDroneOptimistic is WriteDrone's usual case without a transaction:
-// the drone and its detector read in one call, then one commit whose
-// preconditions (each document's update time as read, or the detector's
-// absence) refuse it if either changed since: the transaction's effect in
-// two calls instead of three, and as serialisable, since nothing is
-// written over what fn did not see. Not done (nothing written: the caller
-// runs the transaction) when the commit was refused, or when fn leaves a
-// document it read unwritten (a state not newer, flights unchanged or to
-// be replayed), which a precondition could not pin.
+// optimisticAttempts is how many times WriteDrone tries its commit with
+// preconditions before it runs the transaction; optimisticBackoff times the
+// attempt is the pause before each retry.
+const (
+	optimisticAttempts = 4
+	optimisticBackoff  = 5 * time.Millisecond
+)
+
+// writeDroneOptimistic is WriteDrone without a transaction: the drone and
+// its detector read in one call, then one commit whose preconditions (each
+// written document's update time as read, or the detector's absence)
+// refuse it if either changed since: the transaction's effect in two calls
+// instead of three, and as serialisable, since nothing is written that
+// derives from what another writer changed in between. A document fn
+// leaves as it was (a state not newer: a late or redelivered report;
+// flights unchanged) is not written, so it needs no precondition: nothing
+// written depends on it. Not done (nothing written: the caller tries again,
+// then runs the transaction) when the commit was refused, or for a flights
+// replay (ReplaceFrom), which reads more than the detector.
 func (s *Store) writeDroneOptimistic(ctx context.Context, w store.DroneWrite, points []trackWrite,
 	refs []*fs.DocumentRef, what string) (events.DroneState, bool, bool, error) {
 	snaps, err := s.client.GetAll(ctx, refs)
@@ -138,38 +165,52 @@ func (s *Store) writeDroneOptimistic(ctx context.Context, w store.DroneWrite, po
 	if err != nil {
 		return events.DroneState{}, false, true, mapErr(what, err)
 	}
-	st, ok := w.State(d.State.state())
-	if !ok {
-		return events.DroneState{}, false, false, nil
+	prev := d.State.state()
+	st, ok := w.State(prev)
+	var cur events.DroneState
+	if ok {
+		cur = st
+	} else if prev != nil {
+		cur = *prev
 	}
 	b := s.client.Batch() //nolint:staticcheck // a commit with preconditions; BulkWriter writes each document apart
-	b.Update(refs[0], []fs.Update{{Path: "state", Value: toStateDoc(st)}}, fs.LastUpdateTime(snaps[0].UpdateTime))
+	writes := len(points)
+	if ok {
+		b.Update(refs[0], []fs.Update{{Path: "state", Value: toStateDoc(st)}}, fs.LastUpdateTime(snaps[0].UpdateTime))
+		writes++
+	}
 	if w.Flights != nil {
-		prev, err := decodeDetector(snaps[1], w.TenantID, w.DroneID, what)
+		prevDet, err := decodeDetector(snaps[1], w.TenantID, w.DroneID, what)
 		if err != nil {
 			return events.DroneState{}, false, false, nil
 		}
-		next, ch, ok := w.Flights(prev)
-		if !ok || ch.ReplaceFrom != nil {
-			return events.DroneState{}, false, false, nil
-		}
-		for _, f := range ch.Upsert {
-			fd, err := toFlightDoc(f)
+		next, ch, changed := w.Flights(prevDet)
+		if changed {
+			if ch.ReplaceFrom != nil {
+				return events.DroneState{}, false, false, nil
+			}
+			for _, f := range ch.Upsert {
+				fd, err := toFlightDoc(f)
+				if err != nil {
+					return events.DroneState{}, false, true, err
+				}
+				b.Set(s.coll("flights").Doc(f.ID), fd)
+			}
+			dd, err := encode(w.TenantID, next)
 			if err != nil {
 				return events.DroneState{}, false, true, err
 			}
-			b.Set(s.coll("flights").Doc(f.ID), fd)
+			if snaps[1].Exists() {
+				b.Update(refs[1], []fs.Update{{Path: "tenantId", Value: dd.TenantID}, {Path: "data", Value: dd.Data}},
+					fs.LastUpdateTime(snaps[1].UpdateTime))
+			} else {
+				b.Create(refs[1], dd)
+			}
+			writes++
 		}
-		dd, err := encode(w.TenantID, next)
-		if err != nil {
-			return events.DroneState{}, false, true, err
-		}
-		if snaps[1].Exists() {
-			b.Update(refs[1], []fs.Update{{Path: "tenantId", Value: dd.TenantID}, {Path: "data", Value: dd.Data}},
-				fs.LastUpdateTime(snaps[1].UpdateTime))
-		} else {
-			b.Create(refs[1], dd)
-		}
+	}
+	if writes == 0 {
+		return cur, false, true, nil
 	}
 	for _, p := range points {
 		b.Set(p.ref, p.doc)
@@ -177,7 +218,7 @@ func (s *Store) writeDroneOptimistic(ctx context.Context, w store.DroneWrite, po
 	_, err = b.Commit(ctx)
 	switch status.Code(err) {
 	case codes.OK:
-		return st, true, true, nil
+		return cur, ok, true, nil
 	case codes.FailedPrecondition, codes.AlreadyExists, codes.NotFound, codes.Aborted:
 		return events.DroneState{}, false, false, nil // written since the read
 	default:

@@ -15,6 +15,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/flights/flightupdate"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/telemetry"
+	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -363,4 +364,85 @@ func TestWriteDroneMoreThanOneCommit(t *testing.T) {
 		To: t0.Add(3 * time.Hour)}); err != nil || len(after) != len(reps) {
 		t.Errorf("history after the refused write: %d points, %v; want %d", len(after), err, len(reps))
 	}
+}
+
+// A late report, a redelivered batch and batches racing from two replicas
+// are written without a transaction: a transaction locks the drone's
+// documents while it runs, and a replica killed inside one leaves them
+// locked for a minute (Firestore drops an abandoned lock only when it has
+// been idle that long), stalling every later write of the drone.
+func TestWriteDroneTakesNoLocks(t *testing.T) {
+	ctx := context.Background()
+	host := testenv.Firestore(t)
+	project := testenv.NewProjectID(t)
+	ctrA, ctrB := newRPCCounter(), newRPCCounter()
+	a, err := openWith(ctx, project, "", ctrA.options(t, host)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	b, err := openWith(ctx, project, "", ctrB.options(t, host)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := a.CreateTenant(ctx, store.Tenant{ID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateDrone(ctx, store.Drone{ID: "d1", TenantID: "acme", Name: "d1", KeyHash: "h-d1"}); err != nil {
+		t.Fatal(err)
+	}
+	reps := flightReports()
+	now := reps[len(reps)-1].TS.Add(time.Minute)
+	settings := flights.DefaultSettings()
+	write := func(s *Store, batch []events.Report) (events.DroneState, bool) {
+		t.Helper()
+		pts := make([]store.TrackPoint, len(batch))
+		for i, r := range batch {
+			pts[i] = store.TrackPoint{TenantID: "acme", DroneID: "d1", Report: r}
+		}
+		st, wrote, err := s.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", Points: pts,
+			State:   func(prev *events.DroneState) (events.DroneState, bool) { return telemetry.Fold(prev, batch, now) },
+			Flights: flightupdate.NewPass(settings, batch).Apply})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, wrote
+	}
+	write(a, reps[10:12])
+	ctrA.reset()
+	// Late: older than the stored state.
+	if st, wrote := write(a, reps[5:6]); wrote || !st.TS.Equal(reps[11].TS) {
+		t.Errorf("late report: wrote %v, state of %v; want not written, the stored state of %v", wrote, st.TS, reps[11].TS)
+	}
+	// Redelivered: the stored state is its own.
+	if st, wrote := write(a, reps[10:12]); wrote || !st.TS.Equal(reps[11].TS) {
+		t.Errorf("redelivery: wrote %v, state of %v; want not written, the stored state of %v", wrote, st.TS, reps[11].TS)
+	}
+	if n := ctrA.rpcs["BeginTransaction"]; n != 0 {
+		t.Errorf("late report and redelivery began %d transactions; want none", n)
+	}
+	// Two replicas race over the rest, one report each in turn.
+	var wg sync.WaitGroup
+	for r, s := range []*Store{a, b} {
+		wg.Go(func() {
+			for i := 12 + r; i < len(reps); i += 2 {
+				write(s, reps[i:i+1])
+			}
+		})
+	}
+	wg.Wait()
+	got, err := a.Track(ctx, store.TrackQuery{TenantID: "acme", DroneID: "d1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(reps)-10+1 {
+		t.Errorf("%d history points; want %d (each written once)", len(got), len(reps)-10+1)
+	}
+	st, err := a.LatestState(ctx, "acme", "d1")
+	if err != nil || !st.TS.Equal(reps[len(reps)-1].TS) {
+		t.Errorf("state of %v (%v); want the newest report's %v", st.TS, err, reps[len(reps)-1].TS)
+	}
+	t.Logf("racing replicas: transactions begun %d and %d of %d writes each", ctrA.rpcs["BeginTransaction"],
+		ctrB.rpcs["BeginTransaction"], (len(reps)-12)/2)
 }
