@@ -122,8 +122,23 @@ func (s *Store) EvaluateAlerts(ctx context.Context, tenantID, droneID string,
 		return alerting.Tracker{}, notFound(what)
 	}
 	ref := s.coll("alertTrackers").Doc(droneID)
-	if cur, done, err := s.evaluateLiveness(ctx, ref, tenantID, droneID, fn, what); done || err != nil {
-		return cur, err
+	// Tried again while another replica's write wins the race, as
+	// WriteDrone does: the transaction locks the tracker while it runs.
+	for attempt := range optimisticAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return alerting.Tracker{}, mapErr(what, ctx.Err())
+			case <-time.After(time.Duration(attempt) * optimisticBackoff):
+			}
+		}
+		cur, done, refused, err := s.evaluateLiveness(ctx, ref, tenantID, droneID, fn, what)
+		if done || err != nil {
+			return cur, err
+		}
+		if !refused {
+			break // more than signs of life: the transaction
+		}
 	}
 	var cur alerting.Tracker
 	err := s.client.RunTransaction(ctx, func(ctx context.Context, tx *fs.Transaction) error {
@@ -188,29 +203,29 @@ func (s *Store) EvaluateAlerts(ctx context.Context, tenantID, droneID string,
 // the tracker as read. Not done (the caller runs the transaction), it has
 // written nothing.
 func (s *Store) evaluateLiveness(ctx context.Context, ref *fs.DocumentRef, tenantID, droneID string,
-	fn func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool), what string) (alerting.Tracker, bool, error) {
+	fn func(prev alerting.Tracker) (alerting.Tracker, []alerting.Transition, bool), what string) (cur alerting.Tracker, done, refused bool, err error) {
 	prev := alerting.Tracker{TenantID: tenantID, DroneID: droneID}
 	snap, err := ref.Get(ctx)
 	exists := err == nil
 	switch {
 	case status.Code(err) == codes.NotFound:
 	case err != nil:
-		return alerting.Tracker{}, false, mapErr(what, err)
+		return alerting.Tracker{}, false, false, mapErr(what, err)
 	default:
 		if prev, err = decodeSnap[alerting.Tracker](snap, nil, tenantID, what); err != nil {
-			return alerting.Tracker{}, false, err
+			return alerting.Tracker{}, false, false, err
 		}
 	}
 	next, ts, ok := fn(prev)
 	if !ok {
-		return prev, true, nil
+		return prev, true, false, nil
 	}
 	if len(ts) > 0 || !alerting.LivenessOnly(prev, next) {
-		return alerting.Tracker{}, false, nil
+		return alerting.Tracker{}, false, false, nil
 	}
 	d, err := trackerDoc(next)
 	if err != nil {
-		return alerting.Tracker{}, false, err
+		return alerting.Tracker{}, false, false, err
 	}
 	if exists {
 		_, err = ref.Update(ctx, []fs.Update{{Path: "data", Value: d.Data}, {Path: "lastSeen", Value: d.LastSeen}},
@@ -220,12 +235,12 @@ func (s *Store) evaluateLiveness(ctx context.Context, ref *fs.DocumentRef, tenan
 	}
 	switch status.Code(err) {
 	case codes.OK:
-		return next, true, nil
+		return next, true, false, nil
 	case codes.FailedPrecondition, codes.AlreadyExists, codes.NotFound, codes.Aborted:
-		// Written (or deleted) since the read: decide again in a transaction.
-		return alerting.Tracker{}, false, nil
+		// Written (or deleted) since the read: decide again.
+		return alerting.Tracker{}, false, true, nil
 	default:
-		return alerting.Tracker{}, false, mapErr(what, err)
+		return alerting.Tracker{}, false, false, mapErr(what, err)
 	}
 }
 

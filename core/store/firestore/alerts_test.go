@@ -56,9 +56,9 @@ func evaluate(ctx context.Context, s *Store, st events.DroneState, between func(
 // without a transaction, but only over what it read: another replica
 // that opens an alert in between (here an older state evaluated late, by
 // the other store, inside the first evaluation's read-to-write window)
-// makes the write fail its precondition, and the evaluation runs again in
-// the transaction on top of that, closing the alert its newer state no
-// longer supports. A blind write would have dropped the open alert from
+// makes the write fail its precondition, and the evaluation runs again on
+// top of that (read again, then, as it now closes an alert, in the
+// transaction), closing the alert its newer state no longer supports. A blind write would have dropped the open alert from
 // the tracker while its record stayed open.
 func TestEvaluateAlertsLivenessWriteRefusedAfterAnotherReplica(t *testing.T) {
 	ctx := context.Background()
@@ -81,8 +81,8 @@ func TestEvaluateAlertsLivenessWriteRefusedAfterAnotherReplica(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if calls != 2 {
-		t.Errorf("the evaluation ran %d times, want 2 (read, then the transaction after the refused write)", calls)
+	if calls != 3 {
+		t.Errorf("the evaluation ran %d times, want 3 (read and refused write, read again, the transaction)", calls)
 	}
 	if !tr.LastTS.Equal(t0.Add(2*time.Second)) || len(tr.Open) != 0 {
 		t.Errorf("tracker after both: last %v, open %v; want the newest state's, none open", tr.LastTS, tr.Open)
@@ -97,7 +97,8 @@ func TestEvaluateAlertsLivenessWriteRefusedAfterAnotherReplica(t *testing.T) {
 }
 
 // The first tracker of a drone is created, not set: two replicas creating
-// it at once, one fails and evaluates again on top of the other's.
+// it at once, one fails and evaluates again on top of the other's (read
+// again; closing the other's alert takes the transaction: 3 calls).
 func TestEvaluateAlertsFirstTrackerRace(t *testing.T) {
 	ctx := context.Background()
 	a, b := replicas(t)
@@ -112,7 +113,7 @@ func TestEvaluateAlertsFirstTrackerRace(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	if err != nil || calls != 2 || !tr.LastTS.Equal(t0.Add(2*time.Second)) || len(tr.Open) != 0 {
+	if err != nil || calls != 3 || !tr.LastTS.Equal(t0.Add(2*time.Second)) || len(tr.Open) != 0 {
 		t.Errorf("after the race: %v, %d calls, last %v, open %v", err, calls, tr.LastTS, tr.Open)
 	}
 }
