@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 
 	bbolt "go.etcd.io/bbolt"
 )
@@ -16,7 +17,8 @@ import (
 // the bucket's last leaf and its root branch page, two pages a report; the
 // tail is rewritten in the same WriteDrone commit as the document and the
 // flight detector, on their leaf, which that commit writes anyway. So the
-// history bucket's pages are written once per tailPoints reports.
+// history bucket's pages are written once per tailPoints reports on
+// average.
 //
 // Invariant: every key in the tail is after every key in the history
 // bucket. A point older than the bucket's newest (a late report) goes into
@@ -39,14 +41,28 @@ import (
 // (tsKey), a uvarint length and the point's stored bytes (encodeTrackPoint).
 const adjunctHistory = "\x00h"
 
-// When the tail holds tailPoints points or tailBytes bytes it is flushed.
-// A drone's document and detector take about 1.5 KiB of a 4 KiB leaf; a
-// tail of up to 1.5 KiB keeps the three on one leaf mostly, and 32 points
-// make the history bucket's two pages 1/16 of a page a report.
+// A tail is flushed when it holds tailLimit points, tailPoints on average,
+// or tailBytes bytes. A drone's document and detector take about 1.5 KiB
+// of a 4 KiB leaf; 32 points of history (about 1.5 KiB) make the history
+// bucket's two pages 1/16 of a page a report.
 const (
 	tailPoints = 32
-	tailBytes  = 1536
+	tailBytes  = 2048
 )
+
+// tailLimit is how many points drone id's tail whose oldest key is first
+// holds before it is flushed: from 3/4 to 5/4 of tailPoints, drawn from a
+// hash of the two. A fleet whose drones started together (a load test, a
+// fleet switched on at once) would otherwise flush every drone's tail in
+// the same commits, every tailPoints reports; drawn anew for each chunk,
+// the flushes spread out from the first one on. The draw depends on the
+// stored tail only, so a rerun or a redelivery flushes alike.
+var tailLimit = func(id string, first []byte) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	h.Write(first)
+	return tailPoints - tailPoints/4 + int(h.Sum32()%(tailPoints/2))
+}
 
 // tailEntry is one point of a history tail: its key and stored bytes.
 type tailEntry struct {
@@ -170,7 +186,7 @@ func flushTailOf(tx *bbolt.Tx, id []byte) error {
 // history bucket when older than the bucket's newest point (see
 // adjunctHistory); a point whose key is stored already replaces it only
 // when its bytes differ, and the expiry index follows as in appendTrack.
-// The tail is flushed when it reaches tailPoints or tailBytes.
+// The tail is flushed when it reaches tailLimit points or tailBytes.
 func appendTail(tx *bbolt.Tx, id string, points []encodedPoint) error {
 	if len(points) == 0 {
 		return nil
@@ -246,7 +262,7 @@ func appendTail(tx *bbolt.Tx, id string, points []encodedPoint) error {
 	if !changed {
 		return nil
 	}
-	if len(entries) >= tailPoints || tailSize(entries) >= tailBytes {
+	if len(entries) >= tailLimit(id, entries[0].key) || tailSize(entries) >= tailBytes {
 		return flushTail(tx, []byte(id), entries)
 	}
 	return drones.Put(tk, encodeTail(entries))

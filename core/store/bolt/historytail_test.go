@@ -86,9 +86,18 @@ func secsRange(from, to int) []float64 {
 
 func at(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 
+// fixedTailLimit makes every tail hold tailPoints before it is flushed
+// for the rest of the test, so the test can say where each point is.
+func fixedTailLimit(t *testing.T) {
+	old := tailLimit
+	tailLimit = func(string, []byte) int { return tailPoints }
+	t.Cleanup(func() { tailLimit = old })
+}
+
 // Points written one a report stay in the tail until it holds tailPoints,
 // then move into the history bucket together; reads see both, in order.
 func TestHistoryTailFlushAndMerge(t *testing.T) {
+	fixedTailLimit(t)
 	s, _ := openTest(t, filepath.Join(t.TempDir(), "s.db"))
 	setup(t, s, map[string]string{"d1": "acme"})
 	for i := range tailPoints - 1 {
@@ -147,6 +156,7 @@ func TestHistoryTailFlushAndMerge(t *testing.T) {
 // replaces the stored one and its expiry entry. Late points older than the
 // bucket's newest go into the bucket, the others into the tail in order.
 func TestHistoryTailDuplicatesAndLatePoints(t *testing.T) {
+	fixedTailLimit(t)
 	s, _ := openTest(t, filepath.Join(t.TempDir(), "s.db"))
 	setup(t, s, map[string]string{"d1": "acme"})
 	var all []store.TrackPoint
@@ -217,6 +227,7 @@ func TestHistoryTailDuplicatesAndLatePoints(t *testing.T) {
 // The sweeper deletes expired points wherever they are, and reads hide
 // them before it runs; a tail left empty is deleted.
 func TestHistoryTailPruned(t *testing.T) {
+	fixedTailLimit(t)
 	s, clk := openTest(t, filepath.Join(t.TempDir(), "s.db"))
 	setup(t, s, map[string]string{"d1": "acme", "d2": "acme"})
 	// d1: 40 points (32 in the bucket, 8 in the tail), each expiring an
@@ -325,6 +336,7 @@ func TestHistoryTailRetired(t *testing.T) {
 // The tail is part of the file: it reads the same after a reopen, and the
 // writes go on from it.
 func TestHistoryTailReopen(t *testing.T) {
+	fixedTailLimit(t)
 	path := filepath.Join(t.TempDir(), "s.db")
 	s, _ := openTest(t, path)
 	setup(t, s, map[string]string{"d1": "acme"})
@@ -351,8 +363,8 @@ func TestHistoryTailReopen(t *testing.T) {
 }
 
 // The history bucket of a drone reporting one point a write is written
-// once per tailPoints reports: its root page, copied on write, changes
-// only then.
+// once per chunk of tailLimit reports: its root page, copied on write,
+// changes only then.
 func TestHistoryTailBucketWrittenOncePerChunk(t *testing.T) {
 	s, _ := openTest(t, filepath.Join(t.TempDir(), "s.db"))
 	setup(t, s, map[string]string{"d1": "acme"})
@@ -376,7 +388,7 @@ func TestHistoryTailBucketWrittenOncePerChunk(t *testing.T) {
 	if root() == 0 {
 		t.Fatal("the aged history is inline: the test needs it in pages")
 	}
-	const reports = 3*tailPoints + 5
+	const reports = 4*tailPoints + 5
 	var written []int
 	for i := range reports {
 		before := root()
@@ -386,9 +398,20 @@ func TestHistoryTailBucketWrittenOncePerChunk(t *testing.T) {
 			written = append(written, i)
 		}
 	}
-	want := []int{tailPoints - 1, 2*tailPoints - 1, 3*tailPoints - 1}
-	if !slices.Equal(written, want) {
-		t.Errorf("the history bucket was written by reports %v, want %v", written, want)
+	// Each chunk is tailLimit points of the tail it flushed: the first
+	// starts at report 0.
+	var want []int
+	for first := 0; ; {
+		k := tsKey(at(float64(first)))
+		last := first + tailLimit("d1", k[:]) - 1
+		if last >= reports {
+			break
+		}
+		want = append(want, last)
+		first = last + 1
+	}
+	if len(want) < 3 || !slices.Equal(written, want) {
+		t.Errorf("the history bucket was written by reports %v, want %v (at least 3)", written, want)
 	}
 	if points, index := stored(t, s); points["d1"] != 100+reports || index != 100+reports {
 		t.Errorf("stored %d points, %d index entries; want %d", points["d1"], index, 100+reports)
@@ -459,6 +482,37 @@ func TestHistoryTailSharesTheDocumentsLeaf(t *testing.T) {
 	}
 	if index != drones*20 {
 		t.Errorf("index holds %d entries, want %d", index, drones*20)
+	}
+}
+
+// The chunk sizes are spread around tailPoints, differ between drones
+// whose tails start at the same time (a fleet started together flushes
+// over many commits, not in one), and differ between a drone's chunks.
+func TestTailLimitSpread(t *testing.T) {
+	k := tsKey(t0)
+	seen, sum := map[int]int{}, 0
+	const drones = 1000
+	for d := range drones {
+		n := tailLimit(fmt.Sprint("d", d), k[:])
+		if n < tailPoints*3/4 || n >= tailPoints*5/4 {
+			t.Fatalf("d%d: limit %d outside [%d, %d)", d, n, tailPoints*3/4, tailPoints*5/4)
+		}
+		seen[n]++
+		sum += n
+	}
+	if len(seen) < tailPoints/2-2 {
+		t.Errorf("%d drones starting together draw %d limits: %v", drones, len(seen), seen)
+	}
+	if mean := float64(sum) / drones; mean < tailPoints-1.5 || mean > tailPoints+0.5 {
+		t.Errorf("mean limit %.1f, want about %d", mean, tailPoints)
+	}
+	chunks := map[int]bool{}
+	for c := range 20 {
+		k := tsKey(t0.Add(time.Duration(c*tailPoints) * time.Second))
+		chunks[tailLimit("d1", k[:])] = true
+	}
+	if len(chunks) < 5 {
+		t.Errorf("20 chunks of one drone drew %d limits", len(chunks))
 	}
 }
 
