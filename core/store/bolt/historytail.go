@@ -12,7 +12,7 @@ import (
 
 // A drone's newest history points are kept packed in one value beside its
 // document (its history tail, adjunct key id\0h in the drones bucket), and
-// moved into the drone's history bucket tailPoints at a time. A point put
+// moved into the drone's history bucket in chunks of about tailPoints. A point put
 // straight into the history bucket dirtied, in the commit of each report,
 // the bucket's last leaf and its root branch page, two pages a report; the
 // tail is rewritten in the same WriteDrone commit as the document and the
@@ -29,7 +29,7 @@ import (
 //
 // Only WriteDrone, which has checked the drone's document, writes the
 // tail. AppendTrack, which may write any drone id, flushes a drone's tail
-// into its bucket before writing the bucket (historyTail.flush), so the
+// into its bucket before writing the bucket (flushTailOf), so the
 // invariant holds and a point it redelivers replaces the stored one.
 //
 // Tenant safety: each point names its tenant (Track filters on it, as for
