@@ -36,7 +36,11 @@ const FormatFile = "format.json"
 //	   every key of the bucket as a drone); and it stores a flight in
 //	   progress when it begins and ends only (readers take it from the
 //	   detector), which a release of format 4 would show as of its start.
-const DataDirFormat = 5
+//	6  store.db keeps a drone's newest history points in the drones bucket
+//	   beside its document (core/store/bolt historytail.go), where a
+//	   release of format 5 would not look for them: it would not show them,
+//	   store a redelivered one twice and never prune them.
+const DataDirFormat = 6
 
 // Migrations[i] turns a data dir of format i+1 into format i+2. Each runs
 // once: the format is recorded after each step, so an upgrade cut short
@@ -53,6 +57,9 @@ var Migrations = []func(dir string) error{
 	// 4 -> 5: nothing moves here; the store moves the detectors of existing
 	// drones when it opens store.db (bolt.Open, once: it marks the file
 	// when done, and an upgrade cut short goes on at the next open).
+	func(string) error { return nil },
+	// 5 -> 6: nothing moves: a drone without a history tail has all its
+	// history in its history bucket, as format 5 left it.
 	func(string) error { return nil },
 }
 

@@ -134,7 +134,8 @@ func TestDataDirFromPreviousRelease(t *testing.T) {
 
 // checkDetectorBesideDrone checks the store of the upgraded data dir in
 // dir keeps the flight detector of droneID (which reported after the
-// upgrade) beside the drone's document (format 5), none in the bucket of
+// upgrade) and its newest history points beside the drone's document
+// (formats 5 and 6), no detector in the bucket of
 // their own the earlier releases used, and the fixture's alert trackers
 // where they were.
 func checkDetectorBesideDrone(t *testing.T, dir, droneID string) {
@@ -150,6 +151,10 @@ func checkDetectorBesideDrone(t *testing.T, dir, droneID string) {
 		}
 		if tx.Bucket([]byte("drones")).Get([]byte(droneID+"\x00f")) == nil {
 			t.Errorf("drone %s: no flight detector beside it after a report", droneID)
+		}
+		// Format 6: its newest history points beside it too.
+		if tx.Bucket([]byte("drones")).Get([]byte(droneID+"\x00h")) == nil {
+			t.Errorf("drone %s: no history tail beside it after a report", droneID)
 		}
 		if n := tx.Bucket([]byte("alertTrackers")).Stats().KeyN; n < 3 {
 			t.Errorf("alertTrackers holds %d records; want the fixture's 3 at least", n)

@@ -204,8 +204,8 @@ func (s *Store) RenameDrone(_ context.Context, tenantID, droneID, name string) e
 	})
 }
 
-// RetireDrone implements store.Accounts. The drone's history bucket goes
-// with it: nothing can read it once the drone is gone. Its flight
+// RetireDrone implements store.Accounts. The drone's history bucket and
+// history tail go with it: nothing can read them once the drone is gone. Its flight
 // detector moves back to the bucket keyed by tenant (adjunct.go), where
 // earlier releases kept it, so that no drone of another tenant created
 // with the same id finds it beside its document.
@@ -226,6 +226,10 @@ func (s *Store) RetireDrone(_ context.Context, tenantID, droneID string) error {
 			}
 		}
 		if err := moveAdjunctsOut(tx, tenantID, droneID); err != nil {
+			return err
+		}
+		// Its newest history points, beside the document (historytail.go).
+		if err := tx.Bucket(bucketDrones).Delete(adjunctKey(droneID, adjunctHistory)); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketDrones).Delete([]byte(droneID))

@@ -33,7 +33,9 @@ import (
 const adjunctDetector = "\x00f"
 
 // adjuncts are the drones bucket's adjunct kinds with the bucket each was
-// kept in before (and still is for a retired drone).
+// kept in before (and still is for a retired drone). The drone's history
+// tail (adjunctHistory, historytail.go) is not among them: it had no
+// bucket before, and it goes with the drone's history when it is retired.
 var adjuncts = []struct {
 	suffix string
 	old    []byte

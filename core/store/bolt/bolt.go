@@ -191,6 +191,11 @@ func (s *Store) CreateDrone(_ context.Context, d store.Drone) error {
 		if err := putJSON(drones, []byte(d.ID), d); err != nil {
 			return err
 		}
+		// A history tail goes with its drone (RetireDrone deletes it): one
+		// found without its document belongs to no drone of this tenant.
+		if err := drones.Delete(adjunctKey(d.ID, adjunctHistory)); err != nil {
+			return err
+		}
 		// The detector of a drone of this tenant and id retired earlier
 		// goes beside the document, where it is read from now.
 		return moveAdjunctsIn(tx, d.TenantID, d.ID)
@@ -369,7 +374,7 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 		if mismatch != nil {
 			return mismatch
 		}
-		if err := appendTrack(tx, pts); err != nil {
+		if err := appendTail(tx, w.DroneID, pts); err != nil {
 			return err
 		}
 		sw := &stateWrite{}
@@ -520,7 +525,8 @@ func encodePoints(points []store.TrackPoint) ([]encodedPoint, error) {
 }
 
 // appendTrack is AppendTrack's write: only lookups and puts, the points
-// encoded already.
+// encoded already. It writes the drones' history buckets, after moving
+// their tails there (WriteDrone writes a drone's tail: appendTail).
 func appendTrack(tx *bbolt.Tx, points []encodedPoint) error {
 	if len(points) == 0 {
 		return nil
@@ -534,6 +540,11 @@ func appendTrack(tx *bbolt.Tx, points []encodedPoint) error {
 	for i := range points {
 		p := &points[i]
 		if b == nil || string(p.drone) != string(lastID) {
+			// The drone's newest points may be in its tail beside its
+			// document (historytail.go): they go into the bucket first.
+			if err := flushTailOf(tx, p.drone); err != nil {
+				return err
+			}
 			var err error
 			if b, err = track.CreateBucketIfNotExists(p.drone); err != nil {
 				return err
@@ -558,7 +569,9 @@ func appendTrack(tx *bbolt.Tx, points []encodedPoint) error {
 	return nil
 }
 
-// Track implements store.Store.
+// Track implements store.Store: the drone's history bucket's points, then
+// its tail's (historytail.go: every tail key is after every bucket key; a
+// key in both, which the writes never leave, is read once, from the tail).
 func (s *Store) Track(_ context.Context, q store.TrackQuery) ([]store.TrackPoint, error) {
 	var out []store.TrackPoint
 	now := s.now()
@@ -566,9 +579,9 @@ func (s *Store) Track(_ context.Context, q store.TrackQuery) ([]store.TrackPoint
 		if _, err := droneOf(tx, q.TenantID, q.DroneID); err != nil {
 			return err
 		}
-		b := tx.Bucket(bucketTrack).Bucket([]byte(q.DroneID))
-		if b == nil {
-			return nil
+		tail, err := readTail(tx, q.DroneID)
+		if err != nil {
+			return err
 		}
 		start := tsKey(q.From)
 		if !q.After.IsZero() && !q.After.Before(q.From) {
@@ -580,21 +593,50 @@ func (s *Store) Track(_ context.Context, q store.TrackQuery) ([]store.TrackPoint
 			e := tsKey(q.To)
 			end = e[:]
 		}
-		c := b.Cursor()
-		for k, v := c.Seek(start[:]); k != nil; k, v = c.Next() {
-			if end != nil && bytes.Compare(k, end) >= 0 {
-				break
-			}
+		// take adds the point stored as v when the query wants it; false
+		// when the query has all it wants.
+		take := func(v []byte) (bool, error) {
 			var p store.TrackPoint
 			if err := decodeTrackPoint(v, q.DroneID, &p); err != nil {
-				return err
+				return false, err
 			}
 			if p.TenantID != q.TenantID || (!p.ExpireAt.IsZero() && !p.ExpireAt.After(now)) {
-				continue
+				return true, nil
 			}
 			out = append(out, p)
-			if q.Limit > 0 && len(out) == q.Limit {
+			return q.Limit <= 0 || len(out) < q.Limit, nil
+		}
+		// The tail's entries from start on, before end.
+		t := 0
+		for t < len(tail) && bytes.Compare(tail[t].key, start[:]) < 0 {
+			t++
+		}
+		if b := tx.Bucket(bucketTrack).Bucket([]byte(q.DroneID)); b != nil {
+			c := b.Cursor()
+			for k, v := c.Seek(start[:]); k != nil; k, v = c.Next() {
+				if end != nil && bytes.Compare(k, end) >= 0 {
+					break
+				}
+				for t < len(tail) && bytes.Compare(tail[t].key, k) < 0 {
+					if more, err := take(tail[t].val); err != nil || !more {
+						return err
+					}
+					t++
+				}
+				if t < len(tail) && bytes.Equal(tail[t].key, k) {
+					continue // the tail's is read below
+				}
+				if more, err := take(v); err != nil || !more {
+					return err
+				}
+			}
+		}
+		for ; t < len(tail); t++ {
+			if end != nil && bytes.Compare(tail[t].key, end) >= 0 {
 				break
+			}
+			if more, err := take(tail[t].val); err != nil || !more {
+				return err
 			}
 		}
 		return nil

@@ -170,16 +170,29 @@ func (s *Store) pruneBatch(now time.Time) (deleted int, full bool, err error) {
 				b = track.Bucket([]byte(drone)) // nil when the drone was retired
 				drones[drone] = b
 			}
-			if b == nil {
-				continue
-			}
-			// The index is kept exact by AppendTrack, but deleting history
+			// The index is kept exact by the writes, but deleting history
 			// is irreversible: only a point that reads would hide goes.
-			raw := b.Get(ts)
+			expired := func(raw []byte) bool {
+				exp, ok := trackPointExpiry(raw)
+				return ok && !exp.After(now)
+			}
+			var raw []byte
+			if b != nil {
+				raw = b.Get(ts)
+			}
 			if raw == nil {
+				// A point of the drone's tail beside its document
+				// (historytail.go), or gone.
+				gone, err := deleteTailPoint(tx, drone, ts, expired)
+				if err != nil {
+					return err
+				}
+				if gone {
+					deleted++
+				}
 				continue
 			}
-			if exp, ok := trackPointExpiry(raw); !ok || exp.After(now) {
+			if !expired(raw) {
 				continue
 			}
 			if err := b.Delete(ts); err != nil {

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -73,6 +74,19 @@ func stored(t testing.TB, s *Store) (points map[string]int, index int) {
 		track := tx.Bucket(bucketTrack)
 		if err := track.ForEach(func(k, _ []byte) error {
 			points[string(k)] = track.Bucket(k).Stats().KeyN
+			return nil
+		}); err != nil {
+			return err
+		}
+		// and the drones' history tails beside their documents
+		if err := tx.Bucket(bucketDrones).ForEach(func(k, v []byte) error {
+			if id, ok := bytes.CutSuffix(k, []byte(adjunctHistory)); ok {
+				entries, err := parseTail(v)
+				if err != nil {
+					return err
+				}
+				points[string(id)] += len(entries)
+			}
 			return nil
 		}); err != nil {
 			return err
