@@ -22,6 +22,17 @@ func TestContract(t *testing.T) {
 	})
 }
 
+// TestContractDroneWriter runs the store.DroneWriter contract on bbolt.
+func TestContractDroneWriter(t *testing.T) {
+	storetest.RunDroneWriter(t, func(t *testing.T) store.Store {
+		s, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"), bolt.WithPruneEvery(0))
+		if err != nil {
+			t.Fatalf("bolt.Open: %v", err)
+		}
+		return s
+	})
+}
+
 // TestContractWithPruning runs the suite again with a sweep before every
 // history read, so what the sweeper deletes is checked against what reads
 // must return: it may only remove points reads would hide.

@@ -35,6 +35,11 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
 }
 
+// TestContractDroneWriter runs the store.DroneWriter contract on the emulator.
+func TestContractDroneWriter(t *testing.T) {
+	storetest.RunDroneWriter(t, func(t *testing.T) store.Store { return open(t) })
+}
+
 // TestContractBulkWriter runs the suite with the AppendTrack mode not chosen
 // by default, so switching modes stays a one-line change.
 func TestContractBulkWriter(t *testing.T) {

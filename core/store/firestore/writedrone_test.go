@@ -3,8 +3,6 @@ package firestore
 import (
 	"context"
 	"errors"
-	"math"
-	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/flights"
 	"github.com/dronetrack/dronetrack/core/flights/flightupdate"
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/store/storetest"
 	"github.com/dronetrack/dronetrack/core/telemetry"
 	"github.com/dronetrack/dronetrack/core/testenv"
 	"github.com/dronetrack/dronetrack/events"
@@ -42,173 +41,6 @@ func openDrones(t *testing.T, drones ...string) *Store {
 	return s
 }
 
-// flightReports is two minutes of a drone taking off and landing.
-func flightReports() []events.Report {
-	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
-	var out []events.Report
-	for s := range 120 {
-		h, v := 0.0, 0.0
-		switch {
-		case s >= 20 && s < 50:
-			h, v = float64(s-20)*2, 8
-		case s >= 50 && s < 80:
-			h, v = 60, 8
-		case s >= 80 && s < 110:
-			h, v = float64(110-s)*2, 8
-		}
-		out = append(out, events.Report{TS: t0.Add(time.Duration(s) * time.Second), Lat: 52.5,
-			Lon: 13.4 + float64(s)*8/(111195*math.Cos(52.5*math.Pi/180)), Alt: new(34 + h), Height: new(h),
-			Speed: new(v), Battery: new(100 - float64(s)/4), Armed: new(s >= 10 && s < 115)})
-	}
-	return out
-}
-
-// WriteDrone leaves the store as AppendTrack, UpdateState and
-// flightupdate.Update do, one after the other, for the same batches:
-// shuffled, duplicated and redelivered, late reports replaying history.
-func TestWriteDroneMatchesSeparateWrites(t *testing.T) {
-	ctx := context.Background()
-	reps := flightReports()
-	var batches [][]events.Report
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := 0; i < len(reps); {
-		n := 1 + rng.IntN(3)
-		batches = append(batches, reps[i:min(i+n, len(reps))])
-		i += n
-	}
-	for i := range batches { // near order, a few late
-		if j := i + rng.IntN(3); j < len(batches) {
-			batches[i], batches[j] = batches[j], batches[i]
-		}
-	}
-	batches = append(batches, batches[3], batches[17]) // redeliveries
-	now := reps[len(reps)-1].TS.Add(time.Minute)
-	s := flights.DefaultSettings()
-
-	sep, tog := openDrones(t, "d1"), openDrones(t, "d1")
-	replays := 0
-	for _, b := range batches {
-		pts := make([]store.TrackPoint, len(b))
-		for i, r := range b {
-			pts[i] = store.TrackPoint{TenantID: "acme", DroneID: "d1", Report: r}
-		}
-		fold := func(prev *events.DroneState) (events.DroneState, bool) { return telemetry.Fold(prev, b, now) }
-
-		if err := sep.AppendTrack(ctx, pts); err != nil {
-			t.Fatal(err)
-		}
-		sepState, sepWrote, err := sep.UpdateState(ctx, "acme", "d1", fold)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sepRes, err := flightupdate.Update(ctx, sep, s, "acme", "d1", b, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-
-		pass := flightupdate.NewPass(s, b)
-		togState, togWrote, err := tog.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1",
-			Points: pts, State: fold, Flights: pass.Apply})
-		if err != nil {
-			t.Fatal(err)
-		}
-		togRes, err := pass.Finish(ctx, tog, "acme", "d1", now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if togRes.Replayed {
-			replays++
-		}
-		if diff := cmp.Diff(sepState, togState); diff != "" || sepWrote != togWrote || sepRes != togRes {
-			t.Fatalf("batch at %v: together differs from separate (wrote %v/%v, %+v/%+v):\n%s",
-				b[0].TS, sepWrote, togWrote, sepRes, togRes, diff)
-		}
-	}
-	if replays == 0 {
-		t.Error("no batch replayed history: the late reports did not test that path")
-	}
-	q := store.TrackQuery{TenantID: "acme", DroneID: "d1", From: reps[0].TS.Add(-time.Hour)}
-	sepTrack, err1 := sep.Track(ctx, q)
-	togTrack, err2 := tog.Track(ctx, q)
-	if err := errors.Join(err1, err2); err != nil {
-		t.Fatal(err)
-	}
-	if len(togTrack) != len(reps) {
-		t.Errorf("history holds %d points, want %d", len(togTrack), len(reps))
-	}
-	if diff := cmp.Diff(sepTrack, togTrack); diff != "" {
-		t.Errorf("history differs:\n%s", diff)
-	}
-	fq := store.FlightQuery{TenantID: "acme", DroneID: "d1", From: q.From, To: now.Add(time.Hour)}
-	sepFl, err1 := sep.ListFlights(ctx, fq)
-	togFl, err2 := tog.ListFlights(ctx, fq)
-	if err := errors.Join(err1, err2); err != nil {
-		t.Fatal(err)
-	}
-	if len(togFl) != 1 {
-		t.Errorf("%d flights, want 1: %+v", len(togFl), togFl)
-	}
-	if diff := cmp.Diff(sepFl, togFl); diff != "" {
-		t.Errorf("flights differ:\n%s", diff)
-	}
-	sepLatest, err1 := sep.LatestState(ctx, "acme", "d1")
-	togLatest, err2 := tog.LatestState(ctx, "acme", "d1")
-	if err := errors.Join(err1, err2); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(sepLatest, togLatest); diff != "" || !togLatest.TS.Equal(reps[len(reps)-1].TS) {
-		t.Errorf("latest state differs or is not the newest report's:\n%s", diff)
-	}
-}
-
-// A write for a drone that is missing or another tenant's is ErrNotFound
-// and writes nothing, history included; so does one carrying another
-// drone's point. Neither fails the writes running beside it.
-func TestWriteDroneWritesNothingForAnotherDrone(t *testing.T) {
-	ctx := context.Background()
-	st := openDrones(t, "d1", "d2")
-	rep := flightReports()[0]
-	write := func(tenant, drone string, pts ...store.TrackPoint) error {
-		_, _, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: tenant, DroneID: drone, Points: pts,
-			State:   func(*events.DroneState) (events.DroneState, bool) { return events.DroneState{TS: rep.TS}, true },
-			Flights: flightupdate.NewPass(flights.DefaultSettings(), []events.Report{rep}).Apply})
-		return err
-	}
-	pt := func(tenant, drone string) store.TrackPoint {
-		return store.TrackPoint{TenantID: tenant, DroneID: drone, Report: rep}
-	}
-	var wg sync.WaitGroup
-	var errGhost, errOther, errMixed, errGood error
-	wg.Go(func() { errGhost = write("acme", "ghost", pt("acme", "ghost")) })
-	wg.Go(func() { errOther = write("other", "d1", pt("other", "d1")) })
-	wg.Go(func() { errMixed = write("acme", "d1", pt("acme", "d1"), pt("acme", "d2")) })
-	wg.Go(func() { errGood = write("acme", "d2", pt("acme", "d2")) })
-	wg.Wait()
-	if !errors.Is(errGhost, store.ErrNotFound) || !errors.Is(errOther, store.ErrNotFound) {
-		t.Errorf("missing drone: %v; another tenant's: %v; want ErrNotFound", errGhost, errOther)
-	}
-	if errMixed == nil || errors.Is(errMixed, store.ErrNotFound) {
-		t.Errorf("a point of another drone: %v, want a failure", errMixed)
-	}
-	if errGood != nil {
-		t.Errorf("the good write: %v", errGood)
-	}
-	q := store.TrackQuery{TenantID: "acme", DroneID: "d1", From: rep.TS.Add(-time.Hour)}
-	if pts, err := st.Track(ctx, q); err != nil || len(pts) != 0 {
-		t.Errorf("d1's history after refused writes: %v %v, want none", pts, err)
-	}
-	if _, err := st.LatestState(ctx, "acme", "d1"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("d1's state after refused writes: %v, want none", err)
-	}
-	q.DroneID = "d2"
-	if pts, err := st.Track(ctx, q); err != nil || len(pts) != 1 {
-		t.Errorf("d2's history: %v %v, want its one point", pts, err)
-	}
-	if _, err := st.Track(ctx, store.TrackQuery{TenantID: "other", DroneID: "d1", From: q.From}); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("other tenant reads acme's drone: %v", err)
-	}
-}
-
 // WriteDrone first folds the state and flights on what a read outside any
 // transaction saw, and commits only if the drone and its detector are
 // still as read. A write of the same drone that commits in between (here:
@@ -220,7 +52,7 @@ func TestWriteDroneFoldsOnTopOfAWriteInBetween(t *testing.T) {
 	for _, part := range []string{"state", "flights"} {
 		t.Run(part, func(t *testing.T) {
 			st := openDrones(t, "d1")
-			reps := flightReports()
+			reps := storetest.FlightReports()
 			prevTS := func(prev *events.DroneState) time.Time {
 				if prev == nil {
 					return time.Time{}
@@ -392,7 +224,7 @@ func TestWriteDroneTakesNoLocks(t *testing.T) {
 	if err := a.CreateDrone(ctx, store.Drone{ID: "d1", TenantID: "acme", Name: "d1", KeyHash: "h-d1"}); err != nil {
 		t.Fatal(err)
 	}
-	reps := flightReports()
+	reps := storetest.FlightReports()
 	now := reps[len(reps)-1].TS.Add(time.Minute)
 	settings := flights.DefaultSettings()
 	write := func(s *Store, batch []events.Report) (events.DroneState, bool) {
