@@ -19,22 +19,12 @@ import (
 
 func openStore(t *testing.T, drones ...string) *bolt.Store {
 	t.Helper()
-	ctx := context.Background()
 	s, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.WithPruneEvery(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	for _, tenant := range []string{"acme", "other"} {
-		if err := s.CreateTenant(ctx, store.Tenant{ID: tenant}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range drones {
-		if err := s.CreateDrone(ctx, store.Drone{ID: d, TenantID: "acme", Name: d, KeyHash: "h-" + d}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storetest.WithDrones(t, s, drones...)
 	return s
 }
 

@@ -18,26 +18,16 @@ import (
 	"github.com/dronetrack/dronetrack/events"
 )
 
-// The tests of WriteDrone follow core/store/bolt's: the two stores must
-// leave the same history, state and flights as the separate writes.
+// WriteDrone's contract is storetest.RunDroneWriter (TestContractDroneWriter);
+// these tests are of how Firestore does it.
 
 // openDrones is a store (a project of its own) with tenants acme and other
 // and acme's drones.
 func openDrones(t *testing.T, drones ...string) *Store {
 	t.Helper()
-	ctx := context.Background()
 	s := open(t)
 	t.Cleanup(func() { s.Close() })
-	for _, tenant := range []string{"acme", "other"} {
-		if err := s.CreateTenant(ctx, store.Tenant{ID: tenant}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range drones {
-		if err := s.CreateDrone(ctx, store.Drone{ID: d, TenantID: "acme", Name: d, KeyHash: "h-" + d}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storetest.WithDrones(t, s, drones...)
 	return s
 }
 

@@ -47,8 +47,9 @@ func RunDroneWriter(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 }
 
-// withDrones gives s the tenants acme and other and acme's drones.
-func withDrones(t *testing.T, s store.Store, drones ...string) store.Store {
+// WithDrones gives s the tenants acme and other and acme's drones, and
+// returns it.
+func WithDrones(t *testing.T, s store.Store, drones ...string) store.Store {
 	t.Helper()
 	ctx := context.Background()
 	for _, tenant := range []string{"acme", "other"} {
@@ -108,7 +109,7 @@ func testWriteDroneMatchesSeparateWrites(t *testing.T, open func(t *testing.T) s
 	now := reps[len(reps)-1].TS.Add(time.Minute)
 	s := flights.DefaultSettings()
 
-	sep, tog := withDrones(t, open(t), "d1"), withDrones(t, open(t), "d1")
+	sep, tog := WithDrones(t, open(t), "d1"), WithDrones(t, open(t), "d1")
 	replays := 0
 	for _, b := range batches {
 		pts := make([]store.TrackPoint, len(b))
@@ -189,7 +190,7 @@ func testWriteDroneMatchesSeparateWrites(t *testing.T, open func(t *testing.T) s
 // drone's point. Neither fails the writes running beside it (in bolt: sharing its group commit).
 func testWriteDroneWritesNothingForAnotherDrone(t *testing.T, open func(t *testing.T) store.Store) {
 	ctx := context.Background()
-	st := withDrones(t, open(t), "d1", "d2")
+	st := WithDrones(t, open(t), "d1", "d2")
 	rep := FlightReports()[0]
 	write := func(tenant, drone string, pts ...store.TrackPoint) error {
 		_, _, err := st.(store.DroneWriter).WriteDrone(ctx, store.DroneWrite{TenantID: tenant, DroneID: drone, Points: pts,
