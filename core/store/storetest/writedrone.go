@@ -3,7 +3,6 @@ package storetest
 import (
 	"context"
 	"errors"
-	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -67,25 +66,7 @@ func WithDrones(t *testing.T, s store.Store, drones ...string) store.Store {
 
 // FlightReports is two minutes of a drone taking off and landing, a flight
 // for the flight detector; the backends' own WriteDrone tests use it too.
-func FlightReports() []events.Report {
-	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
-	var out []events.Report
-	for s := range 120 {
-		h, v := 0.0, 0.0
-		switch {
-		case s >= 20 && s < 50:
-			h, v = float64(s-20)*2, 8
-		case s >= 50 && s < 80:
-			h, v = 60, 8
-		case s >= 80 && s < 110:
-			h, v = float64(110-s)*2, 8
-		}
-		out = append(out, events.Report{TS: t0.Add(time.Duration(s) * time.Second), Lat: 52.5,
-			Lon: 13.4 + float64(s)*8/(111195*math.Cos(52.5*math.Pi/180)), Alt: new(34 + h), Height: new(h),
-			Speed: new(v), Battery: new(100 - float64(s)/4), Armed: new(s >= 10 && s < 115)})
-	}
-	return out
-}
+func FlightReports() []events.Report { return armedFlight() }
 
 // WriteDrone leaves the store as AppendTrack, UpdateState and
 // flightupdate.Update do, one after the other, for the same batches:
