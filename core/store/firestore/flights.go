@@ -16,6 +16,8 @@ import (
 
 	fs "cloud.google.com/go/firestore"
 	"google.golang.org/api/iterator"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/dronetrack/dronetrack/core/flights"
 	"github.com/dronetrack/dronetrack/core/store"
@@ -44,8 +46,18 @@ func decodeFlight(snap *fs.DocumentSnapshot, tenantID, what string) (flights.Fli
 	return decodeData[flights.Flight](d.TenantID, d.Data, tenantID, what)
 }
 
-// UpdateFlights implements store.Flights in a transaction over the drone,
-// its detector and the flights it writes (and replaces).
+// UpdateFlights implements store.Flights: the drone and its detector read
+// in one call, the flights a replay replaces read by a query, then one
+// commit whose precondition on the detector (its update time as read, or
+// its absence) refuses it if another writer changed the drone's flights in
+// between; every flight write comes with a detector write, so the
+// precondition covers the flights the query read. Retried while another
+// replica wins the race, then a transaction, as WriteDrone does. A
+// transaction would lock the detector, and on the emulator its flights
+// query locks the flights of other drones too: under the redeliveries that
+// follow a killed process replica (each redelivered report is late, so
+// each batch replays), those transactions held every drone's commits until
+// the store timeout, and their redeliveries replayed again.
 func (s *Store) UpdateFlights(ctx context.Context, tenantID, droneID string,
 	fn func(prev flights.Detector) (flights.Detector, flights.Changes, bool)) (flights.Detector, error) {
 	what := "update flights of drone " + droneID
@@ -53,6 +65,18 @@ func (s *Store) UpdateFlights(ctx context.Context, tenantID, droneID string,
 		return flights.Detector{}, notFound(what)
 	}
 	ref := s.coll("flightDetectors").Doc(droneID)
+	for attempt := range optimisticAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return flights.Detector{}, mapErr(what, ctx.Err())
+			case <-time.After(time.Duration(attempt) * optimisticBackoff):
+			}
+		}
+		if cur, done, err := s.updateFlightsOptimistic(ctx, tenantID, droneID, ref, fn, what); done || err != nil {
+			return cur, err
+		}
+	}
 	var cur flights.Detector
 	err := s.client.RunTransaction(ctx, func(ctx context.Context, tx *fs.Transaction) error {
 		snaps, err := tx.GetAll([]*fs.DocumentRef{s.drones().Doc(droneID), ref}) // one call for both
@@ -80,6 +104,114 @@ func (s *Store) UpdateFlights(ctx context.Context, tenantID, droneID string,
 	return cur, nil
 }
 
+// updateFlightsOptimistic is UpdateFlights without a transaction. Not done
+// (nothing written: the caller tries again, then runs the transaction)
+// when the commit was refused.
+func (s *Store) updateFlightsOptimistic(ctx context.Context, tenantID, droneID string, ref *fs.DocumentRef,
+	fn func(prev flights.Detector) (flights.Detector, flights.Changes, bool), what string) (flights.Detector, bool, error) {
+	snaps, err := s.client.GetAll(ctx, []*fs.DocumentRef{s.drones().Doc(droneID), ref})
+	if err != nil {
+		return flights.Detector{}, false, mapErr(what, err)
+	}
+	if _, err := droneExists(snaps[0], tenantID); err != nil {
+		return flights.Detector{}, true, mapErr(what, err)
+	}
+	prev, err := decodeDetector(snaps[1], tenantID, droneID, what)
+	if err != nil {
+		return flights.Detector{}, true, err
+	}
+	next, ch, ok := fn(prev)
+	if !ok {
+		return prev, true, nil
+	}
+	var drop []*fs.DocumentRef
+	if ch.ReplaceFrom != nil {
+		if drop, err = flightsToDrop(s.replayedFlights(droneID, *ch.ReplaceFrom).Documents(ctx), ch); err != nil {
+			return flights.Detector{}, false, mapErr(what, err)
+		}
+	}
+	b := s.client.Batch() //nolint:staticcheck // a commit with preconditions; BulkWriter writes each document apart
+	if err := s.batchFlights(b, tenantID, snaps[1], next, ch, drop); err != nil {
+		return flights.Detector{}, true, err
+	}
+	if done, err := commitOptimistic(ctx, b, what); !done || err != nil {
+		return flights.Detector{}, done, err
+	}
+	return next, true, nil
+}
+
+// commitOptimistic commits a batch written with preconditions. Not done
+// (nothing written) when a precondition refused it: another writer wrote
+// one of its documents since they were read.
+func commitOptimistic(ctx context.Context, b *fs.WriteBatch, what string) (bool, error) { //nolint:staticcheck // see Batch
+	_, err := b.Commit(ctx)
+	switch status.Code(err) {
+	case codes.OK:
+		return true, nil
+	case codes.FailedPrecondition, codes.AlreadyExists, codes.NotFound, codes.Aborted:
+		return false, nil
+	default:
+		return true, mapErr(what, err)
+	}
+}
+
+// batchFlights adds a detector change to b: the flights it upserts, the
+// ones it drops, and the detector itself with a precondition on what was
+// read (det: its update time, or its absence).
+func (s *Store) batchFlights(b *fs.WriteBatch, tenantID string, det *fs.DocumentSnapshot, //nolint:staticcheck // see Batch
+	next flights.Detector, ch flights.Changes, drop []*fs.DocumentRef) error {
+	for _, f := range ch.Upsert {
+		fd, err := toFlightDoc(f)
+		if err != nil {
+			return err
+		}
+		b.Set(s.coll("flights").Doc(f.ID), fd)
+	}
+	for _, r := range drop {
+		b.Delete(r)
+	}
+	dd, err := encode(tenantID, next)
+	if err != nil {
+		return err
+	}
+	if det.Exists() {
+		b.Update(det.Ref, []fs.Update{{Path: "tenantId", Value: dd.TenantID}, {Path: "data", Value: dd.Data}},
+			fs.LastUpdateTime(det.UpdateTime))
+	} else {
+		b.Create(det.Ref, dd)
+	}
+	return nil
+}
+
+// replayedFlights is the query of the drone's flights a replay from from
+// replaces.
+func (s *Store) replayedFlights(droneID string, from time.Time) fs.Query {
+	return s.coll("flights").Where("droneId", "==", droneID).Where("start", ">=", from).OrderBy("start", fs.Desc)
+}
+
+// flightsToDrop reads a replay's flights (it, from replayedFlights) and
+// returns those the replay does not upsert again.
+func flightsToDrop(it *fs.DocumentIterator, ch flights.Changes) ([]*fs.DocumentRef, error) {
+	defer it.Stop()
+	keep := map[string]bool{}
+	for _, f := range ch.Upsert {
+		keep[f.ID] = true
+	}
+	var drop []*fs.DocumentRef
+	for {
+		snap, err := it.Next()
+		if err == iterator.Done {
+			return drop, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !keep[snap.Ref.ID] {
+			drop = append(drop, snap.Ref)
+		}
+	}
+}
+
 // decodeDetector is the drone's detector from its snapshot in a
 // transaction (GetAll: a missing one is a new detector).
 func decodeDetector(snap *fs.DocumentSnapshot, tenantID, droneID, what string) (flights.Detector, error) {
@@ -100,28 +232,12 @@ func (s *Store) planFlights(tx *fs.Transaction, tenantID, droneID string, prev f
 	if !ok {
 		return prev, nil, nil
 	}
-	keep := map[string]bool{}
-	for _, f := range ch.Upsert {
-		keep[f.ID] = true
-	}
 	var drop []*fs.DocumentRef
 	if ch.ReplaceFrom != nil {
-		q := s.coll("flights").Where("droneId", "==", droneID).Where("start", ">=", *ch.ReplaceFrom).OrderBy("start", fs.Desc)
-		it := tx.Documents(q)
-		for {
-			snap, err := it.Next()
-			if err == iterator.Done {
-				break
-			}
-			if err != nil {
-				it.Stop()
-				return prev, nil, err
-			}
-			if !keep[snap.Ref.ID] {
-				drop = append(drop, snap.Ref)
-			}
+		var err error
+		if drop, err = flightsToDrop(tx.Documents(s.replayedFlights(droneID, *ch.ReplaceFrom)), ch); err != nil {
+			return prev, nil, err
 		}
-		it.Stop()
 	}
 	return next, func() error {
 		for _, f := range ch.Upsert {

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	fs "cloud.google.com/go/firestore"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/events"
@@ -189,22 +187,8 @@ func (s *Store) writeDroneOptimistic(ctx context.Context, w store.DroneWrite, po
 			if ch.ReplaceFrom != nil {
 				return events.DroneState{}, false, false, nil
 			}
-			for _, f := range ch.Upsert {
-				fd, err := toFlightDoc(f)
-				if err != nil {
-					return events.DroneState{}, false, true, err
-				}
-				b.Set(s.coll("flights").Doc(f.ID), fd)
-			}
-			dd, err := encode(w.TenantID, next)
-			if err != nil {
+			if err := s.batchFlights(b, w.TenantID, snaps[1], next, ch, nil); err != nil {
 				return events.DroneState{}, false, true, err
-			}
-			if snaps[1].Exists() {
-				b.Update(refs[1], []fs.Update{{Path: "tenantId", Value: dd.TenantID}, {Path: "data", Value: dd.Data}},
-					fs.LastUpdateTime(snaps[1].UpdateTime))
-			} else {
-				b.Create(refs[1], dd)
 			}
 			writes++
 		}
@@ -215,15 +199,10 @@ func (s *Store) writeDroneOptimistic(ctx context.Context, w store.DroneWrite, po
 	for _, p := range points {
 		b.Set(p.ref, p.doc)
 	}
-	_, err = b.Commit(ctx)
-	switch status.Code(err) {
-	case codes.OK:
-		return cur, ok, true, nil
-	case codes.FailedPrecondition, codes.AlreadyExists, codes.NotFound, codes.Aborted:
-		return events.DroneState{}, false, false, nil // written since the read
-	default:
-		return events.DroneState{}, false, true, mapErr(what, err)
+	if done, err := commitOptimistic(ctx, b, what); !done || err != nil {
+		return events.DroneState{}, false, done, err
 	}
+	return cur, ok, true, nil
 }
 
 var _ store.DroneWriter = (*Store)(nil)

@@ -3,6 +3,7 @@ package firestore
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +30,27 @@ func openDrones(t *testing.T, drones ...string) *Store {
 	t.Cleanup(func() { s.Close() })
 	storetest.WithDrones(t, s, drones...)
 	return s
+}
+
+// twoReplicas is two clients of one project (as two process replicas),
+// each counting its calls, with tenant acme and its drones.
+func twoReplicas(t *testing.T, drones ...string) (a, b *Store, ctrA, ctrB *rpcCounter) {
+	t.Helper()
+	ctx := context.Background()
+	host := testenv.Firestore(t)
+	project := testenv.NewProjectID(t)
+	ctrA, ctrB = newRPCCounter(), newRPCCounter()
+	var err error
+	if a, err = openWith(ctx, project, "", ctrA.options(t, host)...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if b, err = openWith(ctx, project, "", ctrB.options(t, host)...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	storetest.WithDrones(t, a, drones...)
+	return a, b, ctrA, ctrB
 }
 
 // WriteDrone first folds the state and flights on what a read outside any
@@ -195,25 +217,7 @@ func TestWriteDroneMoreThanOneCommit(t *testing.T) {
 // been idle that long), stalling every later write of the drone.
 func TestWriteDroneTakesNoLocks(t *testing.T) {
 	ctx := context.Background()
-	host := testenv.Firestore(t)
-	project := testenv.NewProjectID(t)
-	ctrA, ctrB := newRPCCounter(), newRPCCounter()
-	a, err := openWith(ctx, project, "", ctrA.options(t, host)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	b, err := openWith(ctx, project, "", ctrB.options(t, host)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	if err := a.CreateTenant(ctx, store.Tenant{ID: "acme"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.CreateDrone(ctx, store.Drone{ID: "d1", TenantID: "acme", Name: "d1", KeyHash: "h-d1"}); err != nil {
-		t.Fatal(err)
-	}
+	a, b, ctrA, ctrB := twoReplicas(t, "d1")
 	reps := storetest.FlightReports()
 	now := reps[len(reps)-1].TS.Add(time.Minute)
 	settings := flights.DefaultSettings()
@@ -267,4 +271,88 @@ func TestWriteDroneTakesNoLocks(t *testing.T) {
 	}
 	t.Logf("racing replicas: transactions begun %d and %d of %d writes each", ctrA.rpcs["BeginTransaction"],
 		ctrB.rpcs["BeginTransaction"], (len(reps)-12)/2)
+}
+
+// A late report's replay (flightupdate's second pass: UpdateFlights with
+// ReplaceFrom) takes no lock either: a transaction's flights query locks
+// other drones' flights on the emulator, and a killed replica's lock stays
+// until Firestore drops it. Two replicas replaying one drone's late
+// reports at once leave the flights a single in-order pass makes.
+func TestFlightReplaysTakeNoLocks(t *testing.T) {
+	ctx := context.Background()
+	a, b, ctrA, ctrB := twoReplicas(t, "d1", "d2")
+	reps := storetest.FlightReports()
+	now := reps[len(reps)-1].TS.Add(time.Minute)
+	settings := flights.DefaultSettings()
+	write := func(s *Store, drone string, batch []events.Report) flightupdate.Result {
+		t.Helper()
+		pts := make([]store.TrackPoint, len(batch))
+		for i, r := range batch {
+			pts[i] = store.TrackPoint{TenantID: "acme", DroneID: drone, Report: r}
+		}
+		pass := flightupdate.NewPass(settings, batch)
+		if _, _, err := s.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: drone, Points: pts,
+			State:   func(prev *events.DroneState) (events.DroneState, bool) { return telemetry.Fold(prev, batch, now) },
+			Flights: pass.Apply}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := pass.Finish(ctx, s, "acme", drone, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	// d2, the reference: every report once, in order.
+	for i := 0; i < len(reps); i += 10 {
+		write(a, "d2", reps[i:min(i+10, len(reps))])
+	}
+	// d1: the flight without one report in ten, which come late.
+	isLate := func(r events.Report) bool { return r.TS.Sub(reps[0].TS)%(10*time.Second) == 5*time.Second }
+	var lates []events.Report
+	for i := 0; i < len(reps); i += 10 {
+		batch := slices.Clone(reps[i:min(i+10, len(reps))])
+		lates = append(lates, batch[5])
+		write(a, "d1", slices.DeleteFunc(batch, isLate))
+	}
+	ctrA.reset()
+	if res := write(a, "d1", lates[len(lates)/2:len(lates)/2+1]); !res.Replayed {
+		t.Fatalf("late report: %+v; want a replay", res)
+	}
+	if n := ctrA.rpcs["BeginTransaction"]; n != 0 {
+		t.Errorf("a late report's write and replay began %d transactions; want none", n)
+	}
+	// The others reach both replicas at once, each replays.
+	ctrA.reset()
+	ctrB.reset()
+	var wg sync.WaitGroup
+	for r, s := range []*Store{a, b} {
+		wg.Go(func() {
+			for i := r; i < len(lates); i += 2 {
+				if i != len(lates)/2 {
+					write(s, "d1", lates[i:i+1])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("racing replays: transactions begun %d and %d", ctrA.rpcs["BeginTransaction"], ctrB.rpcs["BeginTransaction"])
+	list := func(drone string) []flights.Flight {
+		t.Helper()
+		fl, err := a.ListFlights(ctx, store.FlightQuery{TenantID: "acme", DroneID: drone,
+			From: reps[0].TS.Add(-time.Hour), To: now.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range fl {
+			fl[i].ID, fl[i].DroneID = "", "" // ids hash the drone
+		}
+		return fl
+	}
+	want := list("d2")
+	if len(want) == 0 {
+		t.Fatal("the reference drone has no flight: the test's reports do not fly")
+	}
+	if diff := cmp.Diff(want, list("d1")); diff != "" {
+		t.Errorf("flights after late reports and racing replays differ from one in-order pass (-want +got):\n%s", diff)
+	}
 }
