@@ -125,12 +125,8 @@ func (s *Store) EvaluateAlerts(ctx context.Context, tenantID, droneID string,
 	// Tried again while another replica's write wins the race, as
 	// WriteDrone does: the transaction locks the tracker while it runs.
 	for attempt := range optimisticAttempts {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return alerting.Tracker{}, mapErr(what, ctx.Err())
-			case <-time.After(time.Duration(attempt) * optimisticBackoff):
-			}
+		if err := optimisticPause(ctx, attempt); err != nil {
+			return alerting.Tracker{}, mapErr(what, err)
 		}
 		cur, done, refused, err := s.evaluateLiveness(ctx, ref, tenantID, droneID, fn, what)
 		if done || err != nil {

@@ -66,12 +66,8 @@ func (s *Store) UpdateFlights(ctx context.Context, tenantID, droneID string,
 	}
 	ref := s.coll("flightDetectors").Doc(droneID)
 	for attempt := range optimisticAttempts {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return flights.Detector{}, mapErr(what, ctx.Err())
-			case <-time.After(time.Duration(attempt) * optimisticBackoff):
-			}
+		if err := optimisticPause(ctx, attempt); err != nil {
+			return flights.Detector{}, mapErr(what, err)
 		}
 		if cur, done, err := s.updateFlightsOptimistic(ctx, tenantID, droneID, ref, fn, what); done || err != nil {
 			return cur, err

@@ -70,12 +70,8 @@ func (s *Store) WriteDrone(ctx context.Context, w store.DroneWrite) (events.Dron
 	// keeps them locked until Firestore drops the abandoned lock (a minute
 	// idle), which stalls every later write of those drones.
 	for attempt := range optimisticAttempts {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return events.DroneState{}, false, mapErr(what, ctx.Err())
-			case <-time.After(time.Duration(attempt) * optimisticBackoff):
-			}
+		if err := optimisticPause(ctx, attempt); err != nil {
+			return events.DroneState{}, false, mapErr(what, err)
 		}
 		if cur, wrote, done, err := s.writeDroneOptimistic(ctx, w, points, refs, what); done || err != nil {
 			return cur, wrote, err
@@ -141,6 +137,20 @@ const (
 	optimisticAttempts = 4
 	optimisticBackoff  = 5 * time.Millisecond
 )
+
+// optimisticPause waits before an optimistic write's attempt (not before
+// the first): ctx's error if it ends first.
+func optimisticPause(ctx context.Context, attempt int) error {
+	if attempt == 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Duration(attempt) * optimisticBackoff):
+		return nil
+	}
+}
 
 // writeDroneOptimistic is WriteDrone without a transaction: the drone and
 // its detector read in one call, then one commit whose preconditions (each
