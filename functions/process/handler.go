@@ -61,8 +61,10 @@ type metrics struct {
 	reports     prometheus.Counter
 	stateWrites prometheus.Counter
 	flushSize   prometheus.Histogram
-	// flightReplays counts batches whose late reports replayed history.
-	flightReplays prometheus.Counter
+	// flightReplays counts batches whose late reports replayed history;
+	// flightReplayFailures those whose replay failed (the event is
+	// answered 503 and its redelivery replays again).
+	flightReplays, flightReplayFailures prometheus.Counter
 }
 
 // NewHandler builds the handler over a store. Close it to flush. Zero
@@ -105,8 +107,10 @@ func NewHandler(st Store, opts Options) *Handler {
 			Help: "history points per store write", Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
 		flightReplays: prometheus.NewCounter(prometheus.CounterOpts{Name: "dronetrack_process_flight_replays_total",
 			Help: "state batches whose late, duplicate or out-of-order reports replayed history to redo flights"}),
+		flightReplayFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "dronetrack_process_flight_replay_failures_total",
+			Help: "state batches whose flights replay failed (history read or flights write); the event is retried"}),
 	}
-	reg.MustRegister(h.m.events, h.m.reports, h.m.stateWrites, h.m.flushSize, h.m.flightReplays,
+	reg.MustRegister(h.m.events, h.m.reports, h.m.stateWrites, h.m.flushSize, h.m.flightReplays, h.m.flightReplayFailures,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 
 	h.history = newGroupCommit(func(ctx context.Context, pts []store.TrackPoint) error {
@@ -137,9 +141,7 @@ func NewHandler(st Store, opts Options) *Handler {
 				return state, wrote, err
 			}
 			res, ferr := pass.Finish(ctx, st, tenantID, droneID, h.opts.Now())
-			if res.Replayed {
-				h.m.flightReplays.Inc()
-			}
+			h.countReplay(res, ferr)
 			return state, wrote, ferr
 		}
 		// A store that is no DroneWriter: the same coalesced batch then
@@ -156,9 +158,7 @@ func NewHandler(st Store, opts Options) *Handler {
 			return state, wrote, err
 		}
 		res, ferr := keeper.update(ctx, tenantID, droneID, reports)
-		if res.Replayed {
-			h.m.flightReplays.Inc()
-		}
+		h.countReplay(res, ferr)
 		return state, wrote, ferr
 	}, opts.StateInterval, opts.StoreTimeout)
 
@@ -168,6 +168,16 @@ func NewHandler(st Store, opts Options) *Handler {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// countReplay counts a flights update's replay, done or failed.
+func (h *Handler) countReplay(res flightupdate.Result, err error) {
+	switch {
+	case res.Replaying && err != nil:
+		h.m.flightReplayFailures.Inc()
+	case res.Replayed && err == nil:
+		h.m.flightReplays.Inc()
+	}
+}
 
 // Close writes what is pending (history batch, coalesced states).
 func (h *Handler) Close() {

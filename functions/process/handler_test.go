@@ -18,6 +18,8 @@ import (
 
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/store/bolt"
@@ -561,5 +563,56 @@ func TestFlightsFromShuffledDuplicatedEvents(t *testing.T) {
 	}
 	if math.Abs(fl.DistanceM-telemetry.Distance(47, 8+5e-4, 47, 8+85e-4)) > 0.01 {
 		t.Errorf("distance %v m", fl.DistanceM)
+	}
+}
+
+// trackFails is the bolt store with its history reads failing while fail
+// is set: a flights replay's read, as when the store times out.
+type trackFails struct {
+	*bolt.Store
+	fail atomic.Bool
+}
+
+func (s *trackFails) Track(ctx context.Context, q store.TrackQuery) ([]store.TrackPoint, error) {
+	if s.fail.Load() {
+		return nil, fmt.Errorf("read track: %w", store.ErrUnavailable)
+	}
+	return s.Store.Track(ctx, q)
+}
+
+// A late report's replay that fails answers 503 and is counted as a
+// failure, not as a replay; the redelivery replays and is counted once.
+func TestFailedReplayCountedAndRetried(t *testing.T) {
+	var ts *trackFails
+	e := newEnvWith(t, Options{StateInterval: time.Millisecond}, func(st *bolt.Store) Store {
+		ts = &trackFails{Store: st}
+		return ts
+	}, "d1")
+	for s := 0; s < 10; s++ {
+		if s == 4 {
+			continue
+		}
+		if resp, _ := e.post(t, received("d1", rep(s, 47, 8, 90))); resp.StatusCode != http.StatusOK {
+			t.Fatalf("report %d s: status %d", s, resp.StatusCode)
+		}
+	}
+	count := func(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }
+	if n, f := count(e.h.m.flightReplays), count(e.h.m.flightReplayFailures); n != 0 || f != 0 {
+		t.Fatalf("in-order reports: %v replays, %v failures; want none", n, f)
+	}
+	ts.fail.Store(true)
+	late := received("d1", rep(4, 47, 8, 90))
+	if resp, _ := e.post(t, late); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("late report with history unreadable: status %d; want 503", resp.StatusCode)
+	}
+	if n, f := count(e.h.m.flightReplays), count(e.h.m.flightReplayFailures); n != 0 || f != 1 {
+		t.Errorf("failed replay: %v replays, %v failures; want 0 and 1", n, f)
+	}
+	ts.fail.Store(false)
+	if resp, _ := e.post(t, late); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("redelivery: status %d; want 202 (done, the state unchanged)", resp.StatusCode)
+	}
+	if n, f := count(e.h.m.flightReplays), count(e.h.m.flightReplayFailures); n != 1 || f != 1 {
+		t.Errorf("redelivery: %v replays, %v failures; want 1 and 1", n, f)
 	}
 }

@@ -22,9 +22,10 @@ const pageSize = 5000
 
 // Result says what an update did.
 type Result struct {
-	Replayed bool // a late report made it replay history
-	Points   int  // history points a replay read
-	Changed  int  // flights written
+	Replaying bool // a late report called for a replay of history (done or not)
+	Replayed  bool // a late report made it replay history
+	Points    int  // history points a replay read
+	Changed   int  // flights written
 }
 
 // Store is the part of the store Update uses: the drone's flights and its
@@ -91,6 +92,7 @@ func (p *Pass) Finish(ctx context.Context, st Store, tenantID, droneID string, n
 	if !p.needReplay {
 		return p.res, nil
 	}
+	p.res.Replaying = true
 	res, s, anchor := p.res, p.s, p.anchor
 	from := time.Unix(0, 0).UTC() // no checkpoint: all history (both stores' earliest time)
 	if !anchor.IsZero() {
