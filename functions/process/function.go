@@ -47,6 +47,8 @@ const (
 	// its writes (Go duration, more than STATE_INTERVAL). Past
 	// it a delivery answers 503 and the broker redelivers.
 	EnvStoreTimeout = "STORE_TIMEOUT"
+	// EnvReplayConcurrency bounds the flights replays running at once.
+	EnvReplayConcurrency = "REPLAY_CONCURRENCY"
 )
 
 // Function is the process function instance.
@@ -67,6 +69,9 @@ type Config struct {
 	HistoryTTL    time.Duration `env:"HISTORY_TTL,default=720h" doc:"how long history points live"`
 	StateInterval time.Duration `env:"STATE_INTERVAL,default=1s" doc:"at most one latest-state write per drone per interval"`
 	StoreTimeout  time.Duration `env:"STORE_TIMEOUT,default=5s" doc:"bound of each store call and of a delivery's wait for its writes; must exceed STATE_INTERVAL"`
+	// ReplayConcurrency bounds the flights replays (a batch with a late
+	// report reads the drone's history) running at once.
+	ReplayConcurrency int `env:"REPLAY_CONCURRENCY,default=4" doc:"flights replays of late reports run at once; more wait for a slot within STORE_TIMEOUT"`
 }
 
 // DefaultConfig is Config with only its tags' defaults set (STORE_URL and
@@ -85,6 +90,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s=%v: want a positive Go duration", d.key, d.v)
 		}
 	}
+	if c.ReplayConcurrency < 1 {
+		return fmt.Errorf("%s=%d: want at least 1", EnvReplayConcurrency, c.ReplayConcurrency)
+	}
 	if c.StoreTimeout <= c.StateInterval {
 		return fmt.Errorf("%s=%v must exceed %s=%v", EnvStoreTimeout, c.StoreTimeout, EnvStateInterval, c.StateInterval)
 	}
@@ -99,7 +107,7 @@ func (f *Function) Start(ctx context.Context, env map[string]string) error {
 		return fmt.Errorf("process: %w", err)
 	}
 	opts := Options{Logger: newLogger(c.LogLevel), HistoryTTL: c.HistoryTTL, StateInterval: c.StateInterval,
-		StoreTimeout: c.StoreTimeout}
+		StoreTimeout: c.StoreTimeout, ReplayConcurrency: c.ReplayConcurrency}
 	st, err := storeurl.Open(ctx, c.StoreURL)
 	if err != nil {
 		return fmt.Errorf("process: open store: %w", err)

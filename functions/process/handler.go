@@ -36,8 +36,11 @@ type Options struct {
 	// timeout per attempt, not a delivery stuck until the broker gives up.
 	// It must exceed StateInterval, which a state write may wait out first.
 	StoreTimeout time.Duration
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// ReplayConcurrency is how many flights replays run at once; more wait
+	// for a slot within StoreTimeout. 0: Config's default (REPLAY_CONCURRENCY).
+	ReplayConcurrency int
+	Logger            *slog.Logger
+	Now               func() time.Time
 }
 
 // Handler is process's HTTP handler: the subscriber of the Trigger on
@@ -68,7 +71,7 @@ type metrics struct {
 }
 
 // NewHandler builds the handler over a store. Close it to flush. Zero
-// durations that are settings take Config's defaults (DefaultConfig), so a
+// durations and counts that are settings take Config's defaults (DefaultConfig), so a
 // handler built directly behaves as a started function.
 func NewHandler(st Store, opts Options) *Handler {
 	d := DefaultConfig()
@@ -86,6 +89,9 @@ func NewHandler(st Store, opts Options) *Handler {
 	}
 	if opts.RecentIDs == 0 {
 		opts.RecentIDs = 100_000
+	}
+	if opts.ReplayConcurrency == 0 {
+		opts.ReplayConcurrency = d.ReplayConcurrency
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -117,7 +123,7 @@ func NewHandler(st Store, opts Options) *Handler {
 		h.m.flushSize.Observe(float64(len(pts)))
 		return st.AppendTrack(ctx, pts)
 	}, opts.BatchMax, opts.BatchWait, opts.StoreTimeout)
-	keeper := newFlightKeeper(st, opts.Now)
+	keeper := newFlightKeeper(st, opts.Now, opts.ReplayConcurrency)
 	dw, together := st.(store.DroneWriter)
 	h.together = together
 	h.states = newCoalescer(func(ctx context.Context, tenantID, droneID string, reports []events.Report, points []store.TrackPoint) (events.DroneState, bool, error) {
@@ -140,7 +146,7 @@ func NewHandler(st Store, opts Options) *Handler {
 			if err != nil {
 				return state, wrote, err
 			}
-			res, ferr := pass.Finish(ctx, st, tenantID, droneID, h.opts.Now())
+			res, ferr := keeper.finish(ctx, pass, tenantID, droneID)
 			h.countReplay(res, ferr)
 			return state, wrote, ferr
 		}

@@ -616,3 +616,77 @@ func TestFailedReplayCountedAndRetried(t *testing.T) {
 		t.Errorf("redelivery: %v replays, %v failures; want 1 and 1", n, f)
 	}
 }
+
+// trackBlocks is the bolt store with its history reads held while hold is
+// set, until release is closed; reads counts them.
+type trackBlocks struct {
+	*bolt.Store
+	hold    atomic.Bool
+	release chan struct{}
+	reads   atomic.Int32
+}
+
+func (s *trackBlocks) Track(ctx context.Context, q store.TrackQuery) ([]store.TrackPoint, error) {
+	s.reads.Add(1)
+	if s.hold.Load() {
+		<-s.release
+	}
+	return s.Store.Track(ctx, q)
+}
+
+// Flights replays run REPLAY_CONCURRENCY at a time: a late report whose
+// replay finds every slot taken until its deadline answers 503 without
+// reading history (counted as a failed replay), and its redelivery
+// replays once a slot is free.
+func TestReplaysWaitForASlot(t *testing.T) {
+	var st *trackBlocks
+	e := newEnvWith(t, Options{StateInterval: time.Millisecond, StoreTimeout: 300 * time.Millisecond, ReplayConcurrency: 1},
+		func(b *bolt.Store) Store {
+			st = &trackBlocks{Store: b, release: make(chan struct{})}
+			return st
+		}, "d1", "d2")
+	for _, d := range []string{"d1", "d2"} {
+		for s := 0; s < 10; s++ {
+			if s == 4 {
+				continue
+			}
+			if resp, _ := e.post(t, received(d, rep(s, 47, 8, 90))); resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s report %d s: status %d", d, s, resp.StatusCode)
+			}
+		}
+	}
+	count := func(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }
+	st.hold.Store(true)
+	first := make(chan int)
+	go func() {
+		resp, _ := e.post(t, received("d1", rep(4, 47, 8, 90)))
+		first <- resp.StatusCode
+	}()
+	for st.reads.Load() == 0 {
+		time.Sleep(time.Millisecond) // d1's replay holds the slot, reading
+	}
+	late2 := received("d2", rep(4, 47, 8, 90))
+	if resp, _ := e.post(t, late2); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("late report while the only slot is taken: status %d; want 503", resp.StatusCode)
+	}
+	if n := st.reads.Load(); n != 1 {
+		t.Errorf("%d history reads; want 1 (d2's replay never started)", n)
+	}
+	if f := count(e.h.m.flightReplayFailures); f != 1 {
+		t.Errorf("%v failed replays; want 1 (d2's wait)", f)
+	}
+	// d1's read outlived its deadline too: its write fails, 503.
+	st.hold.Store(false)
+	close(st.release)
+	if code := <-first; code != http.StatusServiceUnavailable && code != http.StatusAccepted {
+		t.Errorf("d1's late report: status %d; want 202, or 503 if its deadline passed while held", code)
+	}
+	for _, d := range []string{"d1", "d2"} {
+		if resp, _ := e.post(t, received(d, rep(4, 47, 8, 90))); resp.StatusCode != http.StatusAccepted {
+			t.Errorf("%s redelivery: status %d; want 202", d, resp.StatusCode)
+		}
+	}
+	if n := count(e.h.m.flightReplays); n < 2 {
+		t.Errorf("%v replays; want at least 2 (d1's and d2's redeliveries)", n)
+	}
+}

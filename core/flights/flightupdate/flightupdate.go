@@ -85,6 +85,10 @@ func (p *Pass) Apply(prev flights.Detector) (flights.Detector, flights.Changes, 
 	return d, ch, d.Head.After(before)
 }
 
+// NeedsReplay says whether Finish will replay history: a late report in
+// the batch, as Apply's last call found it.
+func (p *Pass) NeedsReplay() bool { return p.needReplay }
+
 // Finish completes the update after Apply's transaction was committed: it
 // replays the drone's history from the detector's checkpoint before the
 // earliest late report, when there was one.
