@@ -10,6 +10,7 @@ package flightupdate
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/flights"
@@ -102,18 +103,53 @@ func (p *Pass) Finish(ctx context.Context, st Store, tenantID, droneID string, n
 	if !anchor.IsZero() {
 		from = anchor.Add(-time.Duration(s.MaxGapSecs * float64(time.Second)))
 	}
-	history, err := readHistory(ctx, st, tenantID, droneID, from, now.Add(events.MaxFutureSkew+time.Minute))
-	if err != nil {
-		return res, err
+	for read := 1; ; read++ {
+		history, err := readHistory(ctx, st, tenantID, droneID, from, now.Add(events.MaxFutureSkew+time.Minute))
+		if err != nil {
+			return res, err
+		}
+		res.Replayed, res.Points = true, len(history)
+		stale := false
+		_, err = st.UpdateFlights(ctx, tenantID, droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
+			if stale = unread(prev, anchor, history); stale {
+				return prev, flights.Changes{}, false
+			}
+			d := prev.Clone()
+			ch := d.Replay(s, anchor, history)
+			res.Changed = len(ch.Upsert)
+			return d, ch, true
+		})
+		if err != nil || !stale {
+			return res, err
+		}
+		if read == replayReads {
+			return res, fmt.Errorf("replay flights of drone %s: its history changed under each of %d reads", droneID, read)
+		}
 	}
-	res.Replayed, res.Points = true, len(history)
-	_, err = st.UpdateFlights(ctx, tenantID, droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
-		d := prev.Clone()
-		ch := d.Replay(s, anchor, history)
-		res.Changed = len(ch.Upsert)
-		return d, ch, true
-	})
-	return res, err
+}
+
+// replayReads is how many times Finish reads history for a replay while
+// reports keep being applied between its read and its write.
+const replayReads = 3
+
+// unread says whether the detector prev has applied a report, from anchor
+// on, that history (what a replay read) does not hold: a batch committed
+// after the read. Replaying over it would drop that report from the
+// flights (a newer report's step, or another late report's replay that
+// committed first); the replay reads history again instead. Every applied
+// report is in history by the time it is applied (written in the same
+// commit, or before), so a read after it holds it.
+func unread(prev flights.Detector, anchor time.Time, history []events.Report) bool {
+	for i := len(prev.Applied) - 1; i >= 0; i-- {
+		ts := prev.Applied[i]
+		if ts.Before(anchor) {
+			break
+		}
+		if _, found := slices.BinarySearchFunc(history, ts, func(r events.Report, t time.Time) int { return r.TS.Compare(t) }); !found {
+			return true
+		}
+	}
+	return false
 }
 
 // readHistory reads the drone's reports in [from, to), oldest first.
