@@ -53,6 +53,7 @@ type Handler struct {
 	// write instead of through history.
 	together bool
 	states   *coalescer
+	flights  *flightKeeper
 	recent   *recentIDs
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -123,7 +124,8 @@ func NewHandler(st Store, opts Options) *Handler {
 		h.m.flushSize.Observe(float64(len(pts)))
 		return st.AppendTrack(ctx, pts)
 	}, opts.BatchMax, opts.BatchWait, opts.StoreTimeout)
-	keeper := newFlightKeeper(st, opts.Now, opts.ReplayConcurrency)
+	keeper := newFlightKeeper(st, opts.Now, opts.ReplayConcurrency, replayTimeouts*opts.StoreTimeout, h.countReplay)
+	h.flights = keeper
 	dw, together := st.(store.DroneWriter)
 	h.together = together
 	h.states = newCoalescer(func(ctx context.Context, tenantID, droneID string, reports []events.Report, points []store.TrackPoint) (events.DroneState, bool, error) {
@@ -146,9 +148,7 @@ func NewHandler(st Store, opts Options) *Handler {
 			if err != nil {
 				return state, wrote, err
 			}
-			res, ferr := keeper.finish(ctx, pass, tenantID, droneID)
-			h.countReplay(res, ferr)
-			return state, wrote, ferr
+			return state, wrote, keeper.finish(ctx, pass, tenantID, droneID)
 		}
 		// A store that is no DroneWriter: the same coalesced batch then
 		// updates the drone's flights. The two writes run one after the
@@ -163,9 +163,7 @@ func NewHandler(st Store, opts Options) *Handler {
 		if err != nil {
 			return state, wrote, err
 		}
-		res, ferr := keeper.update(ctx, tenantID, droneID, reports)
-		h.countReplay(res, ferr)
-		return state, wrote, ferr
+		return state, wrote, keeper.update(ctx, tenantID, droneID, reports)
 	}, opts.StateInterval, opts.StoreTimeout)
 
 	h.mux.HandleFunc("POST /{$}", h.serveEvent)
@@ -175,7 +173,12 @@ func NewHandler(st Store, opts Options) *Handler {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// countReplay counts a flights update's replay, done or failed.
+// replayTimeouts is how many STORE_TIMEOUTs a flights replay may take: it
+// runs apart from the deliveries that wait for it, until the store answers
+// or this bound passes.
+const replayTimeouts = 6
+
+// countReplay counts a flights replay, done or failed.
 func (h *Handler) countReplay(res flightupdate.Result, err error) {
 	switch {
 	case res.Replaying && err != nil:
@@ -185,10 +188,12 @@ func (h *Handler) countReplay(res flightupdate.Result, err error) {
 	}
 }
 
-// Close writes what is pending (history batch, coalesced states).
+// Close writes what is pending (history batch, coalesced states) and ends
+// the flights replays in progress.
 func (h *Handler) Close() {
 	h.states.Close()
 	h.history.Close()
+	h.flights.close()
 }
 
 // serveEvent handles one telemetry.received event. Status codes tell the

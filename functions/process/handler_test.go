@@ -634,10 +634,11 @@ func (s *trackBlocks) Track(ctx context.Context, q store.TrackQuery) ([]store.Tr
 	return s.Store.Track(ctx, q)
 }
 
-// Flights replays run REPLAY_CONCURRENCY at a time: a late report whose
-// replay finds every slot taken until its deadline answers 503 without
-// reading history (counted as a failed replay), and its redelivery
-// replays once a slot is free.
+// Flights replays run REPLAY_CONCURRENCY at a time, apart from the
+// deliveries that ask for them: a late report whose replay waits for a
+// slot past its deadline answers 503 without reading history, the replay
+// runs once a slot is free all the same, and the redelivery finds the
+// report applied (202, no second replay).
 func TestReplaysWaitForASlot(t *testing.T) {
 	var st *trackBlocks
 	e := newEnvWith(t, Options{StateInterval: time.Millisecond, StoreTimeout: 300 * time.Millisecond, ReplayConcurrency: 1},
@@ -665,28 +666,89 @@ func TestReplaysWaitForASlot(t *testing.T) {
 	for st.reads.Load() == 0 {
 		time.Sleep(time.Millisecond) // d1's replay holds the slot, reading
 	}
-	late2 := received("d2", rep(4, 47, 8, 90))
-	if resp, _ := e.post(t, late2); resp.StatusCode != http.StatusServiceUnavailable {
+	if resp, _ := e.post(t, received("d2", rep(4, 47, 8, 90))); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("late report while the only slot is taken: status %d; want 503", resp.StatusCode)
 	}
+	if code := <-first; code != http.StatusServiceUnavailable {
+		t.Errorf("d1's late report, its replay held past the deadline: status %d; want 503", code)
+	}
 	if n := st.reads.Load(); n != 1 {
-		t.Errorf("%d history reads; want 1 (d2's replay never started)", n)
+		t.Errorf("%d history reads while d1's replay held the slot; want 1 (d2's waits)", n)
 	}
-	if f := count(e.h.m.flightReplayFailures); f != 1 {
-		t.Errorf("%v failed replays; want 1 (d2's wait)", f)
-	}
-	// d1's read outlived its deadline too: its write fails, 503.
 	st.hold.Store(false)
 	close(st.release)
-	if code := <-first; code != http.StatusServiceUnavailable && code != http.StatusAccepted {
-		t.Errorf("d1's late report: status %d; want 202, or 503 if its deadline passed while held", code)
+	deadline := time.Now().Add(10 * time.Second)
+	for count(e.h.m.flightReplays) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n, f := count(e.h.m.flightReplays), count(e.h.m.flightReplayFailures); n != 2 || f != 0 {
+		t.Fatalf("after the slot freed: %v replays, %v failures; want 2 (d1's and d2's, with nobody waiting) and 0", n, f)
 	}
 	for _, d := range []string{"d1", "d2"} {
 		if resp, _ := e.post(t, received(d, rep(4, 47, 8, 90))); resp.StatusCode != http.StatusAccepted {
 			t.Errorf("%s redelivery: status %d; want 202", d, resp.StatusCode)
 		}
 	}
-	if n := count(e.h.m.flightReplays); n < 2 {
-		t.Errorf("%v replays; want at least 2 (d1's and d2's redeliveries)", n)
+	if n, r := count(e.h.m.flightReplays), st.reads.Load(); n != 2 || r != 2 {
+		t.Errorf("after the redeliveries: %v replays, %d history reads; want 2 and 2 (the reports are applied)", n, r)
+	}
+}
+
+// Late reports of a drone that arrive while its replay runs share the one
+// replay after it: three late batches, two replays, every report in the
+// drone's flight.
+func TestLateReportsOfADroneShareAReplay(t *testing.T) {
+	var st *trackBlocks
+	e := newEnvWith(t, Options{StateInterval: time.Millisecond, StoreTimeout: 300 * time.Millisecond},
+		func(b *bolt.Store) Store {
+			st = &trackBlocks{Store: b, release: make(chan struct{})}
+			return st
+		}, "d1")
+	armed := true
+	r := func(s int) events.Report {
+		x := rep(s, 47, 8+float64(s)*1e-4, 90)
+		x.Armed = &armed
+		return x
+	}
+	for s := 0; s < 12; s++ {
+		if s == 4 || s == 6 || s == 8 {
+			continue
+		}
+		if resp, _ := e.post(t, received("d1", r(s))); resp.StatusCode != http.StatusOK {
+			t.Fatalf("report %d s: status %d", s, resp.StatusCode)
+		}
+	}
+	st.hold.Store(true)
+	first := make(chan int)
+	go func() {
+		resp, _ := e.post(t, received("d1", r(4)))
+		first <- resp.StatusCode
+	}()
+	for st.reads.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	for _, s := range []int{6, 8} {
+		wg.Go(func() { e.post(t, received("d1", r(s))) })
+	}
+	wg.Wait()
+	<-first
+	st.hold.Store(false)
+	close(st.release)
+	count := func(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }
+	deadline := time.Now().Add(10 * time.Second)
+	for count(e.h.m.flightReplays) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // a third replay, were there one, would start now
+	if n, reads := count(e.h.m.flightReplays), st.reads.Load(); n != 2 || reads != 2 {
+		t.Errorf("%v replays, %d history reads; want 2 and 2 (4 s's, then one for 6 s and 8 s)", n, reads)
+	}
+	fl, err := e.st.ListFlights(context.Background(), store.FlightQuery{TenantID: "t1", DroneID: "d1", From: base.Add(-time.Hour), To: base.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fl) != 1 || fl[0].Points != 12 {
+		t.Errorf("flights %+v; want one of 12 points (the late ones in it)", fl)
 	}
 }

@@ -90,6 +90,13 @@ func (p *Pass) Apply(prev flights.Detector) (flights.Detector, flights.Changes, 
 // the batch, as Apply's last call found it.
 func (p *Pass) NeedsReplay() bool { return p.needReplay }
 
+// ReplaysFrom says whether p's replay starts at or before q's, so that
+// running p's replay after both batches are written covers q's too (a
+// zero anchor is all history).
+func (p *Pass) ReplaysFrom(q *Pass) bool {
+	return p.anchor.IsZero() || (!q.anchor.IsZero() && !p.anchor.After(q.anchor))
+}
+
 // Finish completes the update after Apply's transaction was committed: it
 // replays the drone's history from the detector's checkpoint before the
 // earliest late report, when there was one.
