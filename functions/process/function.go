@@ -71,7 +71,7 @@ type Config struct {
 	StoreTimeout  time.Duration `env:"STORE_TIMEOUT,default=5s" doc:"bound of each store call and of a delivery's wait for its writes; must exceed STATE_INTERVAL"`
 	// ReplayConcurrency bounds the flights replays (a batch with a late
 	// report reads the drone's history) running at once.
-	ReplayConcurrency int `env:"REPLAY_CONCURRENCY,default=4" doc:"flights replays of late reports run at once; more wait for a slot within STORE_TIMEOUT"`
+	ReplayConcurrency int `env:"REPLAY_CONCURRENCY,default=4" doc:"flights replays of late reports run at once; more wait for a slot, their deliveries within STORE_TIMEOUT"`
 }
 
 // DefaultConfig is Config with only its tags' defaults set (STORE_URL and

@@ -37,7 +37,8 @@ type Options struct {
 	// It must exceed StateInterval, which a state write may wait out first.
 	StoreTimeout time.Duration
 	// ReplayConcurrency is how many flights replays run at once; more wait
-	// for a slot within StoreTimeout. 0: Config's default (REPLAY_CONCURRENCY).
+	// for a slot (their deliveries wait for them within StoreTimeout).
+	// 0: Config's default (REPLAY_CONCURRENCY).
 	ReplayConcurrency int
 	Logger            *slog.Logger
 	Now               func() time.Time
@@ -65,9 +66,9 @@ type metrics struct {
 	reports     prometheus.Counter
 	stateWrites prometheus.Counter
 	flushSize   prometheus.Histogram
-	// flightReplays counts batches whose late reports replayed history;
-	// flightReplayFailures those whose replay failed (the event is
-	// answered 503 and its redelivery replays again).
+	// flightReplays counts replays of history for late reports (one may
+	// cover several batches of a drone); flightReplayFailures those that
+	// failed (their deliveries answer 503, and a redelivery asks again).
 	flightReplays, flightReplayFailures prometheus.Counter
 }
 
