@@ -45,6 +45,14 @@ func (d Detector) AppendBinary(b []byte) ([]byte, error) {
 	e.flight(d.Landing)
 	e.times(d.Checkpoints)
 	e.times(d.Applied)
+	if d.Owed != nil {
+		// Optional and last: a detector that owes nothing is stored as it
+		// was before replays could be owed, and those decode as before.
+		e.b = append(e.b, 1)
+		e.time(d.Owed.From)
+		e.time(d.Owed.Since)
+		e.b = binary.AppendUvarint(e.b, d.Owed.Seq)
+	}
 	return e.b, e.err
 }
 
@@ -66,6 +74,12 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 	out.Landing = r.flight()
 	out.Checkpoints = r.times()
 	out.Applied = r.times()
+	if len(r.b) > 0 && r.err == nil {
+		if r.byte() != 1 {
+			r.fail(errors.New("bad owed replay tag"))
+		}
+		out.Owed = &Owed{From: r.time(), Since: r.time(), Seq: r.uvarint()}
+	}
 	if r.err != nil {
 		return fmt.Errorf("flights: decode binary detector: %w", r.err)
 	}

@@ -103,6 +103,8 @@ func fill(v reflect.Value, n int) {
 		v.SetFloat(float64(n) + 0.25)
 	case reflect.Int:
 		v.SetInt(int64(n))
+	case reflect.Uint64:
+		v.SetUint(uint64(n))
 	case reflect.Bool:
 		v.SetBool(true)
 	case reflect.Pointer:
@@ -146,6 +148,22 @@ func TestDetectorBinaryRefuses(t *testing.T) {
 	var x Detector
 	if err := x.UnmarshalBinary(append(raw, 0)); err == nil {
 		t.Error("decoded a detector followed by a stray byte")
+	}
+	// An owed replay is an optional tail: cut inside it, the detector does
+	// not decode (cut before it, it is a detector that owes nothing).
+	owes := d.Clone()
+	owes.Owe(time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC), time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC))
+	full, err := owes.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := len(raw) + 1; n < len(full); n++ {
+		if err := x.UnmarshalBinary(full[:n]); err == nil {
+			t.Fatalf("decoded %d of %d bytes of an owing detector without an error", n, len(full))
+		}
+	}
+	if err := x.UnmarshalBinary(full); err != nil || x.Owed == nil || *x.Owed != *owes.Owed {
+		t.Fatalf("owing detector decoded as %+v, %v; want %+v", x.Owed, err, owes.Owed)
 	}
 	if err := x.UnmarshalBinary([]byte(`{"tenantId":"t"}`)); err == nil {
 		t.Error("decoded JSON as the binary form")

@@ -127,6 +127,37 @@ type Detector struct {
 	// store outage every retried batch is such a duplicate, and replaying
 	// each one kept the store too busy to answer in time).
 	Applied []time.Time `json:"applied,omitempty"`
+	// Owed is a replay of history the detector owes (nil: none): a batch
+	// with a late report records it with its own write, and a replay
+	// (flightupdate.Replay) pays it later, apart from the batch. Until
+	// then the flights from Owed.From on may lack the late reports.
+	Owed *Owed `json:"owed,omitempty"`
+}
+
+// Owed is a replay the detector owes.
+type Owed struct {
+	// From is the checkpoint the replay starts at (Anchor of the earliest
+	// late report; the zero time is all history).
+	From time.Time `json:"from"`
+	// Since is when the replay was first owed: a sweep takes up replays
+	// owed longer than a while (their owner failed or died).
+	Since time.Time `json:"since"`
+	// Seq counts the late batches that owed it: a replay whose read of
+	// history came before the last of them leaves it owed.
+	Seq uint64 `json:"seq"`
+}
+
+// Owe records that a replay from the checkpoint anchor is owed (the
+// earlier of anchor and one owed already), at now when none was.
+func (d *Detector) Owe(anchor, now time.Time) {
+	if d.Owed == nil {
+		d.Owed = &Owed{From: anchor, Since: now.UTC(), Seq: 1}
+		return
+	}
+	if anchor.Before(d.Owed.From) {
+		d.Owed.From = anchor
+	}
+	d.Owed.Seq++
 }
 
 // RecentApplied is how many applied report times a Detector remembers:
@@ -434,6 +465,10 @@ func (d Detector) Clone() Detector {
 	if d.Last != nil {
 		l := *d.Last
 		c.Last = &l
+	}
+	if d.Owed != nil {
+		o := *d.Owed
+		c.Owed = &o
 	}
 	for _, p := range []**Flight{&c.Open, &c.Candidate, &c.Landing} {
 		if *p != nil {

@@ -20,6 +20,10 @@ type Flights interface {
 	// belongs to another tenant, is ErrNotFound.
 	UpdateFlights(ctx context.Context, tenantID, droneID string,
 		fn func(prev flights.Detector) (flights.Detector, flights.Changes, bool)) (flights.Detector, error)
+	// OwedReplays lists drones whose detector owes a flights replay
+	// (flights.Detector.Owed) since before, at most limit, every tenant's:
+	// process sweeps them up after a restart and when a replay failed.
+	OwedReplays(ctx context.Context, before time.Time, limit int) ([]DroneRef, error)
 	// Flight returns one flight of the tenant.
 	Flight(ctx context.Context, tenantID, id string) (flights.Flight, error)
 	// ListFlights returns the tenant's flights (one drone's when DroneID is
@@ -38,4 +42,9 @@ type FlightQuery struct {
 	DroneID  string // "" for the whole fleet
 	From, To time.Time
 	Limit    int // 0: no limit
+}
+
+// DroneRef names a drone.
+type DroneRef struct {
+	TenantID, DroneID string
 }

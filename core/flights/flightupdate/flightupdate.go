@@ -1,10 +1,13 @@
 // Package flightupdate keeps a drone's stored flights up to date as its
 // reports arrive: it runs the flights detector over a store. Reports newer
-// than everything seen so far take the fast path (the detector alone, in
-// one store transaction); a batch with a late, duplicate or out-of-order
-// report replays the drone's stored history from the detector's last
-// checkpoint before it, so the flights come out as if every report had
-// arrived in order.
+// than everything seen so far take the fast path (the detector alone,
+// written with the batch); a batch with a late, duplicate or out-of-order
+// report records in the detector, with the same write, that a replay of
+// the drone's stored history is owed from the detector's last checkpoint
+// before it. Replay pays it, apart from the batch (process runs it after
+// acknowledging the batch, and sweeps for replays left owed by a crash or
+// a failure), so the flights come out as if every report had arrived in
+// order.
 package flightupdate
 
 import (
@@ -21,12 +24,16 @@ import (
 // pageSize is how many history points a replay reads per store call.
 const pageSize = 5000
 
-// Result says what an update did.
+// Result says what an update or a replay did.
 type Result struct {
-	Replaying bool // a late report called for a replay of history (done or not)
-	Replayed  bool // a late report made it replay history
+	Replaying bool // a replay was owed (recorded by this batch, or found owed)
+	Replayed  bool // a replay read history and wrote the flights
 	Points    int  // history points a replay read
 	Changed   int  // flights written
+	// Owed: a replay is still owed after this one, because late batches
+	// were written while it ran (their reports may be missing from what it
+	// read); the caller runs another.
+	Owed bool
 }
 
 // Store is the part of the store Update uses: the drone's flights and its
@@ -40,89 +47,126 @@ type Store interface {
 var _ Store = store.Store(nil)
 
 // Update brings the drone's flights up to date with reports, which must
-// already be in the drone's history (process writes history first). now
-// bounds the history a replay reads. A drone that does not exist is
-// store.ErrNotFound.
+// already be in the drone's history (process writes history first), and
+// pays a replay the batch owes at once. now bounds the history a replay
+// reads. A drone that does not exist is store.ErrNotFound.
 func Update(ctx context.Context, st Store, s flights.Settings, tenantID, droneID string,
 	reports []events.Report, now time.Time) (Result, error) {
-	p := NewPass(s, reports)
+	p := NewPass(s, reports, now)
 	if _, err := st.UpdateFlights(ctx, tenantID, droneID, p.Apply); err != nil {
 		return p.res, err
 	}
 	return p.Finish(ctx, st, tenantID, droneID, now)
 }
 
-// Pass is Update split around its first transaction, for a caller that
-// runs the detector in a transaction of its own (store.DroneWriter writes
-// it with the drone's history and state): Apply is the UpdateFlights
-// function, and Finish, called once that transaction is committed, does
-// the rest (the replay, when a report was late).
+// Pass is Update split around its first write, for a caller that runs the
+// detector in a write of its own (store.DroneWriter writes it with the
+// drone's history and state): Apply is the UpdateFlights function;
+// NeedsReplay then says whether a replay is owed, which Finish (or Replay,
+// later and elsewhere) pays.
 type Pass struct {
 	s          flights.Settings
 	reports    []events.Report
+	now        time.Time
 	res        Result
 	needReplay bool
-	anchor     time.Time
 }
 
-// NewPass starts an update of a drone's flights with reports.
-func NewPass(s flights.Settings, reports []events.Report) *Pass {
-	return &Pass{s: s, reports: reports}
+// NewPass starts an update of a drone's flights with reports, at now (when
+// a replay it owes was first owed).
+func NewPass(s flights.Settings, reports []events.Report, now time.Time) *Pass {
+	return &Pass{s: s, reports: reports, now: now}
 }
 
-// Apply is the fast path's UpdateFlights function: the detector alone when
-// every report is newer than what it has seen, else nothing (Finish
-// replays). It may run more than once.
+// Apply is the UpdateFlights function: the detector runs the reports newer
+// than everything it has seen, and a late report (neither newer nor applied
+// already) records a replay owed from the checkpoint before it. It may run
+// more than once.
 func (p *Pass) Apply(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
 	d := prev.Clone()
-	if earliest, late := d.Late(p.reports); late {
-		p.needReplay, p.anchor = true, d.Anchor(earliest)
-		return prev, flights.Changes{}, false
+	earliest, late := d.Late(p.reports)
+	if late {
+		d.Owe(d.Anchor(earliest), p.now)
 	}
-	p.needReplay = false
 	before := d.Head
 	ch := d.Apply(p.s, p.reports)
 	p.res.Changed = len(ch.Upsert)
-	return d, ch, d.Head.After(before)
+	p.needReplay = d.Owed != nil
+	p.res.Replaying = p.needReplay
+	return d, ch, late || d.Head.After(before)
 }
 
-// NeedsReplay says whether Finish will replay history: a late report in
-// the batch, as Apply's last call found it.
+// NeedsReplay says whether the drone owes a replay after the batch, as
+// Apply's last call found it: recorded by a late report of the batch, or
+// by an earlier one and not paid yet.
 func (p *Pass) NeedsReplay() bool { return p.needReplay }
 
-// ReplaysFrom says whether p's replay starts at or before q's, so that
-// running p's replay after both batches are written covers q's too (a
-// zero anchor is all history).
-func (p *Pass) ReplaysFrom(q *Pass) bool {
-	return p.anchor.IsZero() || (!q.anchor.IsZero() && !p.anchor.After(q.anchor))
-}
-
-// Finish completes the update after Apply's transaction was committed: it
-// replays the drone's history from the detector's checkpoint before the
-// earliest late report, when there was one.
+// Finish pays the replay the drone owes, when Apply found one, once Apply's
+// write is committed.
 func (p *Pass) Finish(ctx context.Context, st Store, tenantID, droneID string, now time.Time) (Result, error) {
 	if !p.needReplay {
 		return p.res, nil
 	}
-	p.res.Replaying = true
-	res, s, anchor := p.res, p.s, p.anchor
-	from := time.Unix(0, 0).UTC() // no checkpoint: all history (both stores' earliest time)
-	if !anchor.IsZero() {
-		from = anchor.Add(-time.Duration(s.MaxGapSecs * float64(time.Second)))
-	}
+	res, err := Replay(ctx, st, p.s, tenantID, droneID, now)
+	res.Changed += p.res.Changed
+	return res, err
+}
+
+// Replay pays the replay the drone's detector owes (none owed: nothing to
+// do): it reads the drone's history from the owed checkpoint and rebuilds
+// the detector and the flights from there. When late batches were written
+// after the read, the rebuilt detector still owes a replay from the same
+// checkpoint (Result.Owed). now bounds the history read.
+func Replay(ctx context.Context, st Store, s flights.Settings, tenantID, droneID string, now time.Time) (Result, error) {
+	res := Result{Replaying: true}
 	for read := 1; ; read++ {
+		var owed *flights.Owed
+		if _, err := st.UpdateFlights(ctx, tenantID, droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
+			owed = nil
+			if prev.Owed != nil {
+				o := *prev.Owed
+				owed = &o
+			}
+			return prev, flights.Changes{}, false
+		}); err != nil {
+			return res, err
+		}
+		if owed == nil {
+			return res, nil // paid by another replay (another replica's, or one before a restart)
+		}
+		anchor := owed.From
+		from := time.Unix(0, 0).UTC() // no checkpoint: all history (both stores' earliest time)
+		if !anchor.IsZero() {
+			from = anchor.Add(-time.Duration(s.MaxGapSecs * float64(time.Second)))
+		}
 		history, err := readHistory(ctx, st, tenantID, droneID, from, now.Add(events.MaxFutureSkew+time.Minute))
 		if err != nil {
 			return res, err
 		}
-		res.Replayed, res.Points = true, len(history)
+		res.Replayed, res.Points, res.Owed = true, len(history), false
 		stale := false
 		_, err = st.UpdateFlights(ctx, tenantID, droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
-			if stale = unread(prev, anchor, history); stale {
+			res.Owed, res.Changed, stale = false, 0, false
+			switch {
+			case prev.Owed == nil:
+				// Paid since the read by a replay that read at least as
+				// much (it cleared what it found owed only if no late batch
+				// came after its read).
+				return prev, flights.Changes{}, false
+			case prev.Owed.From.Before(anchor) || unread(prev, anchor, history):
+				stale = true
 				return prev, flights.Changes{}, false
 			}
 			d := prev.Clone()
 			ch := d.Replay(s, anchor, history)
+			if prev.Owed.Seq != owed.Seq {
+				// Late batches written since the read: their reports may be
+				// missing from history as read, so the replay is owed again
+				// from the same checkpoint (reports before it are as they
+				// were, so the detector is idle there still).
+				d.Owed = &flights.Owed{From: anchor, Since: now.UTC(), Seq: prev.Owed.Seq}
+				res.Owed = true
+			}
 			res.Changed = len(ch.Upsert)
 			return d, ch, true
 		})

@@ -136,8 +136,17 @@ func TestReplayReadsAgainOverAReportAppliedMeanwhile(t *testing.T) {
 		}
 	}
 	// Report 5 comes late; while its replay reads history, report 20 is
-	// applied by another writer.
-	m := &meddling{Store: st, before: func() { deliver(st, st, rep(20)) }}
+	// applied by another writer, which leaves the replay its drone owes to
+	// the one running (as process does: it pays owed replays apart).
+	m := &meddling{Store: st, before: func() {
+		if err := st.AppendTrack(ctx, []store.TrackPoint{{TenantID: "t", DroneID: "d", Report: rep(20)}}); err != nil {
+			t.Fatal(err)
+		}
+		p := flightupdate.NewPass(s, []events.Report{rep(20)}, time.Now())
+		if _, err := st.UpdateFlights(ctx, "t", "d", p.Apply); err != nil || !p.NeedsReplay() {
+			t.Fatalf("report 20: %v, needs replay %v; want the owed replay still owed", err, p.NeedsReplay())
+		}
+	}}
 	res := deliver(m, st, rep(5))
 	if !res.Replayed || res.Points != 21 {
 		t.Errorf("late report: %+v; want a replay over 21 points (read again after report 20)", res)
@@ -157,5 +166,69 @@ func TestReplayReadsAgainOverAReportAppliedMeanwhile(t *testing.T) {
 	}
 	if len(fl) != 1 || fl[0].Points != 21 {
 		t.Errorf("flights %+v; want one of 21 points", fl)
+	}
+}
+
+// A late batch written while a replay runs (after its read of history)
+// leaves the replay owed after it: the first replay cannot have read the
+// late report, the second pays what is owed and puts it in the flight.
+func TestReplayLeavesOwedALateBatchWrittenMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	st := openBolt(t, "d")
+	s := flights.DefaultSettings()
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	armed, h, v := true, 40.0, 8.0
+	rep := func(i int) events.Report {
+		return events.Report{TS: t0.Add(time.Duration(i) * time.Second), Lat: 47 + float64(i)*1e-4, Lon: 8,
+			Armed: &armed, Height: &h, Speed: &v}
+	}
+	write := func(i int) *flightupdate.Pass {
+		t.Helper()
+		if err := st.AppendTrack(ctx, []store.TrackPoint{{TenantID: "t", DroneID: "d", Report: rep(i)}}); err != nil {
+			t.Fatal(err)
+		}
+		p := flightupdate.NewPass(s, []events.Report{rep(i)}, time.Now())
+		if _, err := st.UpdateFlights(ctx, "t", "d", p.Apply); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for i := 0; i < 20; i++ {
+		if i != 5 && i != 7 {
+			write(i)
+		}
+	}
+	if !write(5).NeedsReplay() {
+		t.Fatal("report 5 came late and owes no replay")
+	}
+	points := func() int {
+		t.Helper()
+		fl, err := st.ListFlights(ctx, store.FlightQuery{TenantID: "t", DroneID: "d", From: t0.Add(-time.Hour), To: t0.Add(time.Hour)})
+		if err != nil || len(fl) != 1 {
+			t.Fatalf("flights %+v, %v; want one", fl, err)
+		}
+		return fl[0].Points
+	}
+	if n := points(); n != 18 {
+		t.Fatalf("before the replay the flight has %d points; want 18 (5 and 7 missing: late and not yet sent)", n)
+	}
+	m := &meddling{Store: st, before: func() { write(7) }}
+	res, err := flightupdate.Replay(ctx, m, s, "t", "d", time.Now())
+	if err != nil || !res.Replayed || !res.Owed || res.Points != 19 {
+		t.Fatalf("replay with report 7 written after its read: %+v, %v; want 19 points read and a replay still owed", res, err)
+	}
+	if n := points(); n != 19 {
+		t.Errorf("after the first replay the flight has %d points; want 19 (7 missing)", n)
+	}
+	refs, err := st.OwedReplays(ctx, time.Now().Add(time.Second), 0)
+	if err != nil || len(refs) != 1 || refs[0] != (store.DroneRef{TenantID: "t", DroneID: "d"}) {
+		t.Fatalf("OwedReplays = %v, %v; want drone d", refs, err)
+	}
+	res, err = flightupdate.Replay(ctx, st, s, "t", "d", time.Now())
+	if err != nil || !res.Replayed || res.Owed || res.Points != 20 {
+		t.Fatalf("second replay: %+v, %v; want 20 points read and nothing owed", res, err)
+	}
+	if n := points(); n != 20 {
+		t.Errorf("after the second replay the flight has %d points; want 20", n)
 	}
 }

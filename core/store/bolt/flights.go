@@ -211,6 +211,30 @@ func liveFlight(tx *bbolt.Tx, f *flights.Flight) error {
 	return nil
 }
 
+// OwedReplays implements store.Flights by a scan of the detectors beside
+// the drones (one machine's fleet; a retired drone's detector owes
+// nothing anyone reads).
+func (s *Store) OwedReplays(_ context.Context, before time.Time, limit int) ([]store.DroneRef, error) {
+	var out []store.DroneRef
+	err := s.view("list owed flights replays", func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketDrones).Cursor()
+		for k, v := c.First(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
+			if !bytes.HasSuffix(k, []byte(adjunctDetector)) {
+				continue
+			}
+			var d flights.Detector
+			if err := decodeDetector(v, &d); err != nil {
+				return fmt.Errorf("decode flight detector %q: %w", k, err)
+			}
+			if d.Owed != nil && d.Owed.Since.Before(before) {
+				out = append(out, store.DroneRef{TenantID: d.TenantID, DroneID: d.DroneID})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Flight implements store.Flights.
 func (s *Store) Flight(_ context.Context, tenantID, id string) (flights.Flight, error) {
 	var f flights.Flight

@@ -55,7 +55,7 @@ func TestWriteDroneFoldsOnTopOfAWriteInBetween(t *testing.T) {
 				return events.DroneState{TS: ts, Lat: n + 1}
 			}
 			calls, between := 0, false
-			pass := flightupdate.NewPass(flights.DefaultSettings(), reps[30:31])
+			pass := flightupdate.NewPass(flights.DefaultSettings(), reps[30:31], time.Now())
 			w := store.DroneWrite{TenantID: "acme", DroneID: "d1",
 				State: func(prev *events.DroneState) (events.DroneState, bool) {
 					calls++

@@ -158,7 +158,7 @@ func benchReportWrites(b *testing.B, drones, aged int, paced, spread, together, 
 		fold := func(prev *events.DroneState) (events.DroneState, bool) { return telemetry.Fold(prev, reports, now) }
 		var err error
 		if together {
-			pass := flightupdate.NewPass(s, reports)
+			pass := flightupdate.NewPass(s, reports, time.Now())
 			var cur events.DroneState
 			if cur, _, err = st.WriteDrone(ctx, store.DroneWrite{TenantID: "t", DroneID: id, Points: pts,
 				State: fold, Flights: pass.Apply}); err == nil {

@@ -226,7 +226,7 @@ func BenchmarkClusterPath(b *testing.B) {
 			each("drone write", func(d int) error {
 				id, reps := fmt.Sprint("d", d), evs[d]
 				fold := func(prev *events.DroneState) (events.DroneState, bool) { return telemetry.Fold(prev, reps, now) }
-				pass := flightupdate.NewPass(fs, reps)
+				pass := flightupdate.NewPass(fs, reps, time.Now())
 				var err error
 				states[d], _, err = dw.WriteDrone(ctx, store.DroneWrite{TenantID: "t", DroneID: id,
 					Points: pts[d*perEvent : (d+1)*perEvent], State: fold, Flights: pass.Apply})

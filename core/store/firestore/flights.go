@@ -166,17 +166,70 @@ func (s *Store) batchFlights(b *fs.WriteBatch, tenantID string, det *fs.Document
 	for _, r := range drop {
 		b.Delete(r)
 	}
-	dd, err := encode(tenantID, next)
+	dd, err := toDetectorDoc(tenantID, next)
 	if err != nil {
 		return err
 	}
 	if det.Exists() {
-		b.Update(det.Ref, []fs.Update{{Path: "tenantId", Value: dd.TenantID}, {Path: "data", Value: dd.Data}},
-			fs.LastUpdateTime(det.UpdateTime))
+		var owed any = fs.Delete
+		if dd.ReplayOwedSince != nil {
+			owed = *dd.ReplayOwedSince
+		}
+		b.Update(det.Ref, []fs.Update{{Path: "tenantId", Value: dd.TenantID}, {Path: "data", Value: dd.Data},
+			{Path: "replayOwedSince", Value: owed}}, fs.LastUpdateTime(det.UpdateTime))
 	} else {
 		b.Create(det.Ref, dd)
 	}
 	return nil
+}
+
+// detectorDoc is a drone's detector: the detector as JSON in data, and
+// beside it when a replay is owed since (flights.Detector.Owed), which
+// OwedReplays queries (a single-field index, which Firestore keeps by
+// default).
+type detectorDoc struct {
+	TenantID        string     `firestore:"tenantId"`
+	ReplayOwedSince *time.Time `firestore:"replayOwedSince,omitempty"`
+	Data            string     `firestore:"data"`
+}
+
+func toDetectorDoc(tenantID string, d flights.Detector) (detectorDoc, error) {
+	rd, err := encode(tenantID, d)
+	if err != nil {
+		return detectorDoc{}, err
+	}
+	dd := detectorDoc{TenantID: rd.TenantID, Data: rd.Data}
+	if d.Owed != nil {
+		since := d.Owed.Since
+		dd.ReplayOwedSince = &since
+	}
+	return dd, nil
+}
+
+// OwedReplays implements store.Flights with one query on the owed time.
+func (s *Store) OwedReplays(ctx context.Context, before time.Time, limit int) ([]store.DroneRef, error) {
+	what := "list owed flights replays"
+	q := s.coll("flightDetectors").Where("replayOwedSince", "<", before).OrderBy("replayOwedSince", fs.Asc)
+	if limit > 0 {
+		q = q.Limit(limit)
+	}
+	it := q.Documents(ctx)
+	defer it.Stop()
+	var out []store.DroneRef
+	for {
+		snap, err := it.Next()
+		if err == iterator.Done {
+			return out, nil
+		}
+		if err != nil {
+			return nil, mapErr(what, err)
+		}
+		var d detectorDoc
+		if err := snap.DataTo(&d); err != nil {
+			return nil, fmt.Errorf("%s: decode: %w", what, err)
+		}
+		out = append(out, store.DroneRef{TenantID: d.TenantID, DroneID: snap.Ref.ID})
+	}
 }
 
 // replayedFlights is the query of the drone's flights a replay from from
@@ -250,7 +303,7 @@ func (s *Store) planFlights(tx *fs.Transaction, tenantID, droneID string, prev f
 				return err
 			}
 		}
-		d, err := encode(tenantID, next)
+		d, err := toDetectorDoc(tenantID, next)
 		if err != nil {
 			return err
 		}

@@ -80,7 +80,7 @@ func TestWriteDroneFoldsOnTopOfAWriteInBetween(t *testing.T) {
 				return events.DroneState{TS: ts, Lat: n + 1}
 			}
 			calls, between := 0, false
-			pass := flightupdate.NewPass(flights.DefaultSettings(), reps[30:31])
+			pass := flightupdate.NewPass(flights.DefaultSettings(), reps[30:31], time.Now())
 			w := store.DroneWrite{TenantID: "acme", DroneID: "d1",
 				State: func(prev *events.DroneState) (events.DroneState, bool) {
 					calls++
@@ -184,7 +184,7 @@ func TestWriteDroneMoreThanOneCommit(t *testing.T) {
 		pts = append(pts, store.TrackPoint{TenantID: "acme", DroneID: "d1", Report: r})
 	}
 	now := reps[len(reps)-1].TS.Add(time.Minute)
-	pass := flightupdate.NewPass(flights.DefaultSettings(), reps)
+	pass := flightupdate.NewPass(flights.DefaultSettings(), reps, time.Now())
 	got, wrote, err := st.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", Points: pts,
 		State:   func(prev *events.DroneState) (events.DroneState, bool) { return telemetry.Fold(prev, reps, now) },
 		Flights: pass.Apply})
@@ -229,7 +229,7 @@ func TestWriteDroneTakesNoLocks(t *testing.T) {
 		}
 		st, wrote, err := s.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1", Points: pts,
 			State:   func(prev *events.DroneState) (events.DroneState, bool) { return telemetry.Fold(prev, batch, now) },
-			Flights: flightupdate.NewPass(settings, batch).Apply})
+			Flights: flightupdate.NewPass(settings, batch, time.Now()).Apply})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -290,7 +290,7 @@ func TestFlightReplaysTakeNoLocks(t *testing.T) {
 		for i, r := range batch {
 			pts[i] = store.TrackPoint{TenantID: "acme", DroneID: drone, Report: r}
 		}
-		pass := flightupdate.NewPass(settings, batch)
+		pass := flightupdate.NewPass(settings, batch, time.Now())
 		if _, _, err := s.WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: drone, Points: pts,
 			State:   func(prev *events.DroneState) (events.DroneState, bool) { return telemetry.Fold(prev, batch, now) },
 			Flights: pass.Apply}); err != nil {

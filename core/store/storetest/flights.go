@@ -4,6 +4,8 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +27,9 @@ import (
 //   - ListFlights is newest first within [From, To), per drone or fleet,
 //     limited; another tenant's flight, drone or list is not found / empty.
 //   - FlightSettings are the defaults until put, per tenant.
+//   - A late batch's write records a replay owed in the detector, which
+//     OwedReplays lists (every tenant's, by age, limited) until a replay
+//     pays it; paid, the flights are those of in-order delivery.
 var flightTests = []struct {
 	name string
 	fn   func(t *testing.T, s store.Store)
@@ -32,6 +37,7 @@ var flightTests = []struct {
 	{"FlightsShuffledAndDuplicated", testFlightsShuffledAndDuplicated},
 	{"FlightsUpsertReplaceAndList", testFlightsUpsertReplaceAndList},
 	{"FlightSettings", testFlightSettings},
+	{"FlightReplaysOwed", testFlightReplaysOwed},
 }
 
 // armedFlight is 2 minutes of a drone: 10 s on the ground disarmed, armed
@@ -266,5 +272,97 @@ func testFlightSettings(t *testing.T, s store.Store) {
 	}
 	if got, _ = s.FlightSettings(ctx, "other"); got != flights.DefaultSettings() {
 		t.Errorf("another tenant's settings = %+v, want the defaults", got)
+	}
+}
+
+func testFlightReplaysOwed(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mkTenant(t, s, "acme")
+	mkTenant(t, s, "beta")
+	mkDrone(t, s, "acme", "inorder")
+	mkDrone(t, s, "acme", "late")
+	mkDrone(t, s, "beta", "late2")
+	reps := armedFlight()
+	write := func(tenantID, droneID string, b []events.Report, now time.Time) *flightupdate.Pass {
+		t.Helper()
+		pts := make([]store.TrackPoint, len(b))
+		for i, r := range b {
+			pts[i] = store.TrackPoint{TenantID: tenantID, DroneID: droneID, Report: r}
+		}
+		must(t, "AppendTrack", s.AppendTrack(ctx, pts))
+		p := flightupdate.NewPass(flights.DefaultSettings(), b, now)
+		_, err := s.UpdateFlights(ctx, tenantID, droneID, p.Apply)
+		must(t, "UpdateFlights", err)
+		return p
+	}
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	for i := 0; i < len(reps); i += 10 {
+		write("acme", "inorder", reps[i:min(i+10, len(reps))], t0)
+	}
+	// The first and last thirds, then the middle: late, so owed.
+	for _, d := range []struct{ tenant, drone string }{{"acme", "late"}, {"beta", "late2"}} {
+		if p := write(d.tenant, d.drone, reps[:40], t0); p.NeedsReplay() {
+			t.Fatalf("%s: the first batch owes a replay", d.drone)
+		}
+		write(d.tenant, d.drone, reps[80:], t0)
+		if p := write(d.tenant, d.drone, reps[40:80], t0.Add(time.Second)); !p.NeedsReplay() {
+			t.Fatalf("%s: a late batch owes no replay", d.drone)
+		}
+	}
+	// The detector as stored keeps what is owed.
+	det, err := s.UpdateFlights(ctx, "acme", "late", func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
+		return prev, flights.Changes{}, false
+	})
+	must(t, "UpdateFlights (read)", err)
+	if det.Owed == nil || !det.Owed.Since.Equal(t0.Add(time.Second)) || det.Owed.Seq != 1 || det.Owed.From.After(reps[40].TS) {
+		t.Fatalf("stored detector owes %+v; want a replay from before %s since %s, seq 1", det.Owed, reps[40].TS, t0.Add(time.Second))
+	}
+	owed := func(before time.Time, limit int) []store.DroneRef {
+		t.Helper()
+		refs, err := s.OwedReplays(ctx, before, limit)
+		must(t, "OwedReplays", err)
+		slices.SortFunc(refs, func(a, b store.DroneRef) int { return strings.Compare(a.DroneID, b.DroneID) })
+		return refs
+	}
+	want := []store.DroneRef{{TenantID: "acme", DroneID: "late"}, {TenantID: "beta", DroneID: "late2"}}
+	if got := owed(t0.Add(time.Minute), 0); !slices.Equal(got, want) {
+		t.Fatalf("OwedReplays = %v, want %v", got, want)
+	}
+	if got := owed(t0.Add(time.Second), 0); len(got) != 0 {
+		t.Errorf("OwedReplays before the replays were owed = %v, want none", got)
+	}
+	if got := owed(t0.Add(time.Minute), 1); len(got) != 1 {
+		t.Errorf("OwedReplays limited to 1 = %v", got)
+	}
+	res, err := flightupdate.Replay(ctx, s, flights.DefaultSettings(), "acme", "late", time.Now())
+	must(t, "Replay", err)
+	if !res.Replayed || res.Owed || res.Points != len(reps) {
+		t.Errorf("Replay = %+v; want all %d points replayed, nothing owed after", res, len(reps))
+	}
+	if got := owed(t0.Add(time.Minute), 0); !slices.Equal(got, want[1:]) {
+		t.Errorf("OwedReplays after acme's replay = %v, want %v", got, want[1:])
+	}
+	list := func(tenant, drone string) []flights.Flight {
+		fs, err := s.ListFlights(ctx, store.FlightQuery{TenantID: tenant, DroneID: drone, From: at(0).Add(-time.Hour), To: at(0).Add(time.Hour)})
+		must(t, "ListFlights "+drone, err)
+		return fs
+	}
+	in, late, unpaid := list("acme", "inorder"), list("acme", "late"), list("beta", "late2")
+	ignore := cmpopts.IgnoreFields(flights.Flight{}, "ID", "DroneID")
+	if len(in) != 1 || len(late) != 1 {
+		t.Fatalf("flights: %d in order, %d replayed; want one each", len(in), len(late))
+	}
+	if diff := cmp.Diff(in[0], late[0], opts, ignore); diff != "" {
+		t.Errorf("replayed differs from in-order (-in order +replayed):\n%s", diff)
+	}
+	// Unpaid, the flight lacks the late reports: the owed replay is what
+	// puts them in.
+	if len(unpaid) == 1 && unpaid[0].Points == in[0].Points {
+		t.Errorf("beta's flight has every point before its replay: the late batch was not late")
+	}
+	// A replay with nothing owed does nothing.
+	res, err = flightupdate.Replay(ctx, s, flights.DefaultSettings(), "acme", "late", time.Now())
+	if err != nil || res.Replayed {
+		t.Errorf("a second Replay = %+v, %v; want nothing done", res, err)
 	}
 }

@@ -111,7 +111,7 @@ func testWriteDroneMatchesSeparateWrites(t *testing.T, open func(t *testing.T) s
 			t.Fatal(err)
 		}
 
-		pass := flightupdate.NewPass(s, b)
+		pass := flightupdate.NewPass(s, b, time.Now())
 		togState, togWrote, err := tog.(store.DroneWriter).WriteDrone(ctx, store.DroneWrite{TenantID: "acme", DroneID: "d1",
 			Points: pts, State: fold, Flights: pass.Apply})
 		if err != nil {
@@ -176,7 +176,7 @@ func testWriteDroneWritesNothingForAnotherDrone(t *testing.T, open func(t *testi
 	write := func(tenant, drone string, pts ...store.TrackPoint) error {
 		_, _, err := st.(store.DroneWriter).WriteDrone(ctx, store.DroneWrite{TenantID: tenant, DroneID: drone, Points: pts,
 			State:   func(*events.DroneState) (events.DroneState, bool) { return events.DroneState{TS: rep.TS}, true },
-			Flights: flightupdate.NewPass(flights.DefaultSettings(), []events.Report{rep}).Apply})
+			Flights: flightupdate.NewPass(flights.DefaultSettings(), []events.Report{rep}, time.Now()).Apply})
 		return err
 	}
 	pt := func(tenant, drone string) store.TrackPoint {
