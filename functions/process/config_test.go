@@ -2,10 +2,12 @@ package function
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/dronetrack/dronetrack/core/config"
+	"github.com/dronetrack/dronetrack/core/store/bolt"
 )
 
 // The struct's defaults are the ones NewHandler applies to zero Options, so
@@ -15,9 +17,15 @@ func TestConfigDefaultsMatchHandler(t *testing.T) {
 	if err := config.Parse(context.Background(), map[string]string{EnvStoreURL: "bolt:///x"}, &c); err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(nil, Options{})
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h := NewHandler(st, Options{})
 	defer h.Close()
-	if c.HistoryTTL != h.opts.HistoryTTL || c.StateInterval != h.opts.StateInterval || c.StoreTimeout != h.opts.StoreTimeout {
+	if c.HistoryTTL != h.opts.HistoryTTL || c.StateInterval != h.opts.StateInterval || c.StoreTimeout != h.opts.StoreTimeout ||
+		c.ReplayConcurrency != h.opts.ReplayConcurrency || c.ReplaySweep != h.opts.ReplaySweep {
 		t.Errorf("config defaults %+v, handler defaults %+v", c, h.opts)
 	}
 }
@@ -26,6 +34,7 @@ func TestConfigErrorNamesVariable(t *testing.T) {
 	for env, want := range map[string]string{
 		EnvStateInterval: "soon",
 		EnvStoreTimeout:  "-1s",
+		EnvReplaySweep:   "0s",
 	} {
 		var c Config
 		err := config.Parse(context.Background(), map[string]string{EnvStoreURL: "bolt:///x", env: want}, &c)

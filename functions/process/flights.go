@@ -2,7 +2,7 @@ package function
 
 import (
 	"context"
-	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -17,28 +17,36 @@ import (
 const flightSettingsTTL = 30 * time.Second
 
 // flightKeeper updates a drone's stored flights after its state write,
-// with the same coalesced batch of reports (see flightupdate).
+// with the same coalesced batch of reports (see flightupdate), and pays
+// the replays late reports owe.
 //
-// Replays (a batch with a late report reads the drone's history and
-// rewrites its flights) run apart from the deliveries that ask for them:
-// at most cap(slots) at once, one per drone at a time, and the requests
-// that arrive while a drone's replay runs share the one after it, from the
-// earliest checkpoint any of them needs (their batches are written before
-// they ask, so its history read holds them all). A delivery waits for the
-// replay that covers it within its own deadline, and answers 503 past it;
-// the replay goes on, holding its slot until the store answers. After a
-// store outage nearly every drone's redelivered reports are late: each
-// batch's replay used to query the drone's history at once with all the
-// others, give up at the deadline while the store went on with the query,
-// and its redelivery queried again. On the Firestore emulator, whose
-// queries cost in proportion to the whole database, that ran hundreds of
-// queries at a time and filled its heap.
+// A batch with a late report records, with its own write, that the drone
+// owes a replay of its history (flights.Detector.Owed), and its delivery
+// is acknowledged then: history and state are durable, and the flights
+// follow. Replays run here, apart from the deliveries: at most cap(slots)
+// at once, one per drone at a time, each until the store answers (bounded
+// by timeout); a drone asked for again while its replay runs gets one more
+// after it, which reads what is owed then. A replay that fails, or that a
+// crash or a scale-down cut short, stays owed in the store: the drone's
+// next batch asks again, and a sweep (at start, then every sweepEvery)
+// lists the drones that owe one for longer than sweepEvery.
+//
+// Before replays were owed, a delivery waited for its replay: after a
+// store outage nearly every drone's redelivered reports were late, each
+// batch's replay queried the drone's history, gave up at the deadline
+// while the store went on with the query, and its redelivery (late again,
+// as the replay had not run) asked for another. On the Firestore emulator,
+// whose queries cost in proportion to the whole database, that filled its
+// heap; later, with replays apart, redeliveries waiting for them ran out of
+// retries and were dead-lettered though their reports were stored.
 type flightKeeper struct {
-	st      Store
-	now     func() time.Time
-	timeout time.Duration // bound of one replay, slot wait excluded
-	onDone  func(flightupdate.Result, error)
-	slots   chan struct{} // a slot per replay running
+	st         Store
+	now        func() time.Time
+	timeout    time.Duration // bound of one replay, slot wait excluded
+	sweepEvery time.Duration
+	log        *slog.Logger
+	onDone     func(flightupdate.Result, error)
+	slots      chan struct{} // a slot per replay running
 
 	mu       sync.Mutex
 	settings map[string]cachedSettings
@@ -53,26 +61,29 @@ type cachedSettings struct {
 	at time.Time
 }
 
-// droneReplays is a drone's replay in progress (if any) and the one owed
-// after it.
+// droneReplays is a drone whose replays run: again when it was asked for
+// after the running one read what is owed.
 type droneReplays struct {
-	next *replayRun
+	again bool
 }
 
-// replayRun is one replay of a drone's flights and the deliveries it
-// answers.
-type replayRun struct {
-	pass *flightupdate.Pass // the earliest-starting of the requests
-	done chan struct{}      // closed with res and err set
-	res  flightupdate.Result
-	err  error
-}
+// replayRetry is how long a drone's replays pause after one failed before
+// they try again (when asked again meanwhile; else the sweep retries).
+const replayRetry = time.Second
 
-func newFlightKeeper(st Store, now func() time.Time, replays int, timeout time.Duration,
-	onDone func(flightupdate.Result, error)) *flightKeeper {
+// sweepLimit is the most drones one sweep asks replays for; the next sweep
+// takes the rest.
+const sweepLimit = 1000
+
+func newFlightKeeper(st Store, now func() time.Time, replays int, timeout, sweepEvery time.Duration,
+	log *slog.Logger, onDone func(flightupdate.Result, error)) *flightKeeper {
 	stop, cancel := context.WithCancel(context.Background())
-	return &flightKeeper{st: st, now: now, timeout: timeout, onDone: onDone, slots: make(chan struct{}, replays),
-		settings: map[string]cachedSettings{}, drones: map[droneKey]*droneReplays{}, stop: stop, cancel: cancel}
+	k := &flightKeeper{st: st, now: now, timeout: timeout, sweepEvery: sweepEvery, log: log, onDone: onDone,
+		slots: make(chan struct{}, replays), settings: map[string]cachedSettings{}, drones: map[droneKey]*droneReplays{},
+		stop: stop, cancel: cancel}
+	k.running.Add(1)
+	go k.sweeps()
+	return k
 }
 
 // update brings the drone's flights up to date with reports, on a store
@@ -82,87 +93,135 @@ func (k *flightKeeper) update(ctx context.Context, tenantID, droneID string, rep
 	if err != nil {
 		return err
 	}
-	pass := flightupdate.NewPass(s, reports)
+	pass := flightupdate.NewPass(s, reports, k.now())
 	if _, err := k.st.UpdateFlights(ctx, tenantID, droneID, pass.Apply); err != nil {
 		return err
 	}
-	return k.finish(ctx, pass, tenantID, droneID)
+	k.written(pass, tenantID, droneID)
+	return nil
 }
 
-// finish completes pass once its detector write is committed: when the
-// batch calls for a replay, it waits for one that covers it, as long as
-// ctx allows.
-func (k *flightKeeper) finish(ctx context.Context, pass *flightupdate.Pass, tenantID, droneID string) error {
-	if !pass.NeedsReplay() {
-		_, err := pass.Finish(ctx, k.st, tenantID, droneID, k.now())
-		return err
-	}
-	run := k.request(droneKey{tenantID, droneID}, pass)
-	select {
-	case <-run.done:
-		return run.err
-	case <-ctx.Done():
-		return fmt.Errorf("wait for the flights replay of drone %s: %w", droneID, ctx.Err())
+// written follows pass's committed write: a replay the drone owes runs
+// later, here.
+func (k *flightKeeper) written(pass *flightupdate.Pass, tenantID, droneID string) {
+	if pass.NeedsReplay() {
+		k.request(droneKey{tenantID, droneID})
 	}
 }
 
-// request returns the drone's owed replay, with pass's batch in it, and
-// starts the drone's replays if none runs.
-func (k *flightKeeper) request(key droneKey, pass *flightupdate.Pass) *replayRun {
+// request asks for a replay of the drone's flights: it starts the drone's
+// replays if none run, else one more after the running one.
+func (k *flightKeeper) request(key droneKey) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	d := k.drones[key]
-	start := d == nil
-	if start {
-		d = &droneReplays{}
-		k.drones[key] = d
+	if k.stop.Err() != nil {
+		return // closed: the replay stays owed in the store
 	}
-	if d.next == nil {
-		d.next = &replayRun{pass: pass, done: make(chan struct{})}
-	} else if pass.ReplaysFrom(d.next.pass) {
-		d.next.pass = pass
+	if d := k.drones[key]; d != nil {
+		d.again = true
+		return
 	}
-	run := d.next
-	if start {
-		k.running.Add(1)
-		go k.replays(key, d)
-	}
-	return run
+	d := &droneReplays{}
+	k.drones[key] = d
+	k.running.Add(1)
+	go k.replays(key, d)
 }
 
-// replays runs the drone's owed replays one after the other until none is
-// owed.
+// replays runs the drone's replays, one after the other, while one is
+// owed: asked for again meanwhile, or left owed by late batches written
+// during the last one.
 func (k *flightKeeper) replays(key droneKey, d *droneReplays) {
 	defer k.running.Done()
 	for {
+		select {
+		case k.slots <- struct{}{}:
+		case <-k.stop.Done():
+			k.forget(key)
+			return
+		}
 		k.mu.Lock()
-		run := d.next
-		d.next = nil
-		if run == nil {
+		d.again = false // a request from here on wants a replay that reads after this one
+		k.mu.Unlock()
+		res, err := k.replay(key)
+		<-k.slots
+		k.onDone(res, err)
+		if err != nil {
+			k.log.Warn("flights replay failed; it stays owed", "tenant_id", key.tenant, "drone_id", key.drone, "err", err)
+			select {
+			case <-time.After(replayRetry):
+			case <-k.stop.Done():
+			}
+		}
+		k.mu.Lock()
+		if !d.again && (err != nil || !res.Owed) || k.stop.Err() != nil {
 			delete(k.drones, key)
 			k.mu.Unlock()
 			return
 		}
 		k.mu.Unlock()
-		select {
-		case k.slots <- struct{}{}:
-			ctx, cancel := context.WithTimeout(k.stop, k.timeout)
-			run.res, run.err = run.pass.Finish(ctx, k.st, key.tenant, key.drone, k.now())
-			cancel()
-			<-k.slots
-		case <-k.stop.Done():
-			run.res, run.err = flightupdate.Result{Replaying: true}, fmt.Errorf("flights replay of drone %s: %w", key.drone, k.stop.Err())
-		}
-		k.onDone(run.res, run.err)
-		close(run.done)
 	}
 }
 
-// close ends the replays in progress and owed, and waits for them: each
-// is idempotent, and the deliveries that asked for them were answered 503
-// or are redelivered to the next replica, whose replay does the work.
+// replay pays what the drone owes now.
+func (k *flightKeeper) replay(key droneKey) (flightupdate.Result, error) {
+	ctx, cancel := context.WithTimeout(k.stop, k.timeout)
+	defer cancel()
+	s, err := k.tenantSettings(ctx, key.tenant)
+	if err != nil {
+		return flightupdate.Result{Replaying: true}, err
+	}
+	return flightupdate.Replay(ctx, k.st, s, key.tenant, key.drone, k.now())
+}
+
+func (k *flightKeeper) forget(key droneKey) {
+	k.mu.Lock()
+	delete(k.drones, key)
+	k.mu.Unlock()
+}
+
+// sweeps asks for the replays owed in the store: every one at start (a
+// crash or a stop left them), then every sweepEvery those owed for longer
+// than sweepEvery (failed, or their replica died; a replay owed for less
+// is most likely running somewhere).
+func (k *flightKeeper) sweeps() {
+	defer k.running.Done()
+	before := k.now()
+	for {
+		ctx, cancel := context.WithTimeout(k.stop, k.timeout)
+		refs, err := k.st.OwedReplays(ctx, before, sweepLimit)
+		cancel()
+		switch {
+		case err != nil && k.stop.Err() == nil:
+			k.log.Warn("list owed flights replays", "err", err)
+		case len(refs) > 0:
+			k.log.Info("flights replays owed", "drones", len(refs))
+		}
+		for _, r := range refs {
+			k.request(droneKey{r.TenantID, r.DroneID})
+		}
+		select {
+		case <-time.After(k.sweepEvery):
+			before = k.now().Add(-k.sweepEvery)
+		case <-k.stop.Done():
+			return
+		}
+	}
+}
+
+// owing is how many drones have replays running or waiting for a slot.
+func (k *flightKeeper) owing() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.drones)
+}
+
+// close ends the sweeps and the replays running and waiting, and waits for
+// them: each is idempotent and stays owed in the store, where the next
+// replica's sweep finds it.
 func (k *flightKeeper) close() {
+	k.mu.Lock()
 	k.cancel()
+	k.mu.Unlock()
 	k.running.Wait()
 }
 

@@ -49,6 +49,8 @@ const (
 	EnvStoreTimeout = "STORE_TIMEOUT"
 	// EnvReplayConcurrency bounds the flights replays running at once.
 	EnvReplayConcurrency = "REPLAY_CONCURRENCY"
+	// EnvReplaySweep is how often owed flights replays are swept up.
+	EnvReplaySweep = "REPLAY_SWEEP"
 )
 
 // Function is the process function instance.
@@ -71,7 +73,10 @@ type Config struct {
 	StoreTimeout  time.Duration `env:"STORE_TIMEOUT,default=5s" doc:"bound of each store call and of a delivery's wait for its writes; must exceed STATE_INTERVAL"`
 	// ReplayConcurrency bounds the flights replays (a batch with a late
 	// report reads the drone's history) running at once.
-	ReplayConcurrency int `env:"REPLAY_CONCURRENCY,default=4" doc:"flights replays of late reports run at once; more wait for a slot, their deliveries within STORE_TIMEOUT"`
+	ReplayConcurrency int `env:"REPLAY_CONCURRENCY,default=4" doc:"flights replays of late reports run at once; more wait for a slot"`
+	// ReplaySweep is how often process lists the flights replays owed in
+	// the store for longer than it and runs them.
+	ReplaySweep time.Duration `env:"REPLAY_SWEEP,default=1m" doc:"how often flights replays owed longer than this (left by a crash, a stop or a failure) are listed and run; all of them at start"`
 }
 
 // DefaultConfig is Config with only its tags' defaults set (STORE_URL and
@@ -85,7 +90,8 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{EnvHistoryTTL, c.HistoryTTL}, {EnvStateInterval, c.StateInterval}, {EnvStoreTimeout, c.StoreTimeout}} {
+	}{{EnvHistoryTTL, c.HistoryTTL}, {EnvStateInterval, c.StateInterval}, {EnvStoreTimeout, c.StoreTimeout},
+		{EnvReplaySweep, c.ReplaySweep}} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s=%v: want a positive Go duration", d.key, d.v)
 		}
@@ -107,7 +113,7 @@ func (f *Function) Start(ctx context.Context, env map[string]string) error {
 		return fmt.Errorf("process: %w", err)
 	}
 	opts := Options{Logger: newLogger(c.LogLevel), HistoryTTL: c.HistoryTTL, StateInterval: c.StateInterval,
-		StoreTimeout: c.StoreTimeout, ReplayConcurrency: c.ReplayConcurrency}
+		StoreTimeout: c.StoreTimeout, ReplayConcurrency: c.ReplayConcurrency, ReplaySweep: c.ReplaySweep}
 	st, err := storeurl.Open(ctx, c.StoreURL)
 	if err != nil {
 		return fmt.Errorf("process: open store: %w", err)

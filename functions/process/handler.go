@@ -37,9 +37,12 @@ type Options struct {
 	// It must exceed StateInterval, which a state write may wait out first.
 	StoreTimeout time.Duration
 	// ReplayConcurrency is how many flights replays run at once; more wait
-	// for a slot (their deliveries wait for them within StoreTimeout).
-	// 0: Config's default (REPLAY_CONCURRENCY).
+	// for a slot. 0: Config's default (REPLAY_CONCURRENCY).
 	ReplayConcurrency int
+	// ReplaySweep is how often the handler lists the flights replays owed
+	// in the store for longer than it (left by a crash or a failure) and
+	// runs them; all of them at start. 0: Config's default (REPLAY_SWEEP).
+	ReplaySweep time.Duration
 	Logger            *slog.Logger
 	Now               func() time.Time
 }
@@ -68,7 +71,7 @@ type metrics struct {
 	flushSize   prometheus.Histogram
 	// flightReplays counts replays of history for late reports (one may
 	// cover several batches of a drone); flightReplayFailures those that
-	// failed (their deliveries answer 503, and a redelivery asks again).
+	// failed (the replay stays owed and runs again).
 	flightReplays, flightReplayFailures prometheus.Counter
 }
 
@@ -95,6 +98,9 @@ func NewHandler(st Store, opts Options) *Handler {
 	if opts.ReplayConcurrency == 0 {
 		opts.ReplayConcurrency = d.ReplayConcurrency
 	}
+	if opts.ReplaySweep == 0 {
+		opts.ReplaySweep = d.ReplaySweep
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -114,9 +120,9 @@ func NewHandler(st Store, opts Options) *Handler {
 		flushSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "dronetrack_process_history_flush_points",
 			Help: "history points per store write", Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
 		flightReplays: prometheus.NewCounter(prometheus.CounterOpts{Name: "dronetrack_process_flight_replays_total",
-			Help: "state batches whose late, duplicate or out-of-order reports replayed history to redo flights"}),
+			Help: "replays of a drone's history that rebuilt its flights over late, duplicate or out-of-order reports"}),
 		flightReplayFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "dronetrack_process_flight_replay_failures_total",
-			Help: "state batches whose flights replay failed (history read or flights write); the event is retried"}),
+			Help: "flights replays that failed (history read or flights write); each stays owed and runs again"}),
 	}
 	reg.MustRegister(h.m.events, h.m.reports, h.m.stateWrites, h.m.flushSize, h.m.flightReplays, h.m.flightReplayFailures,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
@@ -125,8 +131,12 @@ func NewHandler(st Store, opts Options) *Handler {
 		h.m.flushSize.Observe(float64(len(pts)))
 		return st.AppendTrack(ctx, pts)
 	}, opts.BatchMax, opts.BatchWait, opts.StoreTimeout)
-	keeper := newFlightKeeper(st, opts.Now, opts.ReplayConcurrency, replayTimeouts*opts.StoreTimeout, h.countReplay)
+	keeper := newFlightKeeper(st, opts.Now, opts.ReplayConcurrency, replayTimeouts*opts.StoreTimeout, opts.ReplaySweep,
+		h.log, h.countReplay)
 	h.flights = keeper
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dronetrack_process_flight_replays_owed",
+		Help: "drones whose flights replay runs or waits for a slot in this replica"},
+		func() float64 { return float64(keeper.owing()) }))
 	dw, together := st.(store.DroneWriter)
 	h.together = together
 	h.states = newCoalescer(func(ctx context.Context, tenantID, droneID string, reports []events.Report, points []store.TrackPoint) (events.DroneState, bool, error) {
@@ -136,20 +146,22 @@ func NewHandler(st Store, opts Options) *Handler {
 		if together {
 			// History, state and flights in one transaction: one group-commit
 			// call and one read of the drone per batch instead of three
-			// calls and two reads; a late report's replay follows, reading the
-			// history just committed.
+			// calls and two reads. A late report's replay is owed in the
+			// same write and paid apart (flightKeeper), reading the history
+			// just committed.
 			s, err := keeper.tenantSettings(ctx, tenantID)
 			if err != nil {
 				return events.DroneState{}, false, err
 			}
-			pass := flightupdate.NewPass(s, reports)
+			pass := flightupdate.NewPass(s, reports, now)
 			h.m.flushSize.Observe(float64(len(points)))
 			state, wrote, err := dw.WriteDrone(ctx, store.DroneWrite{TenantID: tenantID, DroneID: droneID,
 				Points: points, State: fold, Flights: pass.Apply})
 			if err != nil {
 				return state, wrote, err
 			}
-			return state, wrote, keeper.finish(ctx, pass, tenantID, droneID)
+			keeper.written(pass, tenantID, droneID)
+			return state, wrote, nil
 		}
 		// A store that is no DroneWriter: the same coalesced batch then
 		// updates the drone's flights. The two writes run one after the
@@ -175,8 +187,8 @@ func NewHandler(st Store, opts Options) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 // replayTimeouts is how many STORE_TIMEOUTs a flights replay may take: it
-// runs apart from the deliveries that wait for it, until the store answers
-// or this bound passes.
+// runs apart from the deliveries, until the store answers or this bound
+// passes.
 const replayTimeouts = 6
 
 // countReplay counts a flights replay, done or failed.
@@ -190,7 +202,7 @@ func (h *Handler) countReplay(res flightupdate.Result, err error) {
 }
 
 // Close writes what is pending (history batch, coalesced states) and ends
-// the flights replays in progress.
+// the flights replays in progress (they stay owed in the store).
 func (h *Handler) Close() {
 	h.states.Close()
 	h.history.Close()

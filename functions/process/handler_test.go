@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/dronetrack/dronetrack/core/flights"
 	"github.com/dronetrack/dronetrack/core/store"
 	"github.com/dronetrack/dronetrack/core/store/bolt"
 	"github.com/dronetrack/dronetrack/core/telemetry"
@@ -547,6 +548,7 @@ func TestFlightsFromShuffledDuplicatedEvents(t *testing.T) {
 			e.post(t, evs[k]) // a redelivery
 		}
 	}
+	e.settled(t)
 	fs, err := e.st.ListFlights(context.Background(), store.FlightQuery{TenantID: "t1", DroneID: "d1", From: base.Add(-time.Hour), To: base.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
@@ -580,19 +582,26 @@ func (s *trackFails) Track(ctx context.Context, q store.TrackQuery) ([]store.Tra
 	return s.Store.Track(ctx, q)
 }
 
-// A late report's replay that fails answers 503 and is counted as a
-// failure, not as a replay; the redelivery replays and is counted once.
-func TestFailedReplayCountedAndRetried(t *testing.T) {
+// A late report's delivery is done once its history and state are written
+// (202: the state is not newer); a replay that fails is counted as a
+// failure, stays owed, and runs when the drone's next batch asks for it.
+func TestFailedReplayStaysOwedAndRunsAgain(t *testing.T) {
 	var ts *trackFails
 	e := newEnvWith(t, Options{StateInterval: time.Millisecond}, func(st *bolt.Store) Store {
 		ts = &trackFails{Store: st}
 		return ts
 	}, "d1")
+	armed := true
+	r := func(s int) events.Report {
+		x := rep(s, 47, 8+float64(s)*1e-4, 90)
+		x.Armed = &armed
+		return x
+	}
 	for s := 0; s < 10; s++ {
 		if s == 4 {
 			continue
 		}
-		if resp, _ := e.post(t, received("d1", rep(s, 47, 8, 90))); resp.StatusCode != http.StatusOK {
+		if resp, _ := e.post(t, received("d1", r(s))); resp.StatusCode != http.StatusOK {
 			t.Fatalf("report %d s: status %d", s, resp.StatusCode)
 		}
 	}
@@ -601,20 +610,102 @@ func TestFailedReplayCountedAndRetried(t *testing.T) {
 		t.Fatalf("in-order reports: %v replays, %v failures; want none", n, f)
 	}
 	ts.fail.Store(true)
-	late := received("d1", rep(4, 47, 8, 90))
-	if resp, _ := e.post(t, late); resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("late report with history unreadable: status %d; want 503", resp.StatusCode)
+	if resp, _ := e.post(t, received("d1", r(4))); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("late report with history unreadable: status %d; want 202 (written; the replay is owed)", resp.StatusCode)
 	}
-	if n, f := count(e.h.m.flightReplays), count(e.h.m.flightReplayFailures); n != 0 || f != 1 {
-		t.Errorf("failed replay: %v replays, %v failures; want 0 and 1", n, f)
+	waitFor(t, "the failed replay counted", func() bool { return count(e.h.m.flightReplayFailures) == 1 })
+	if n := count(e.h.m.flightReplays); n != 0 {
+		t.Errorf("failed replay: %v replays; want 0", n)
+	}
+	if got := e.owed(t); len(got) != 1 {
+		t.Fatalf("owed replays after the failure: %v; want d1's", got)
 	}
 	ts.fail.Store(false)
-	if resp, _ := e.post(t, late); resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("redelivery: status %d; want 202 (done, the state unchanged)", resp.StatusCode)
+	if resp, _ := e.post(t, received("d1", r(10))); resp.StatusCode != http.StatusOK {
+		t.Fatalf("next report: status %d", resp.StatusCode)
 	}
+	e.settled(t)
 	if n, f := count(e.h.m.flightReplays), count(e.h.m.flightReplayFailures); n != 1 || f != 1 {
-		t.Errorf("redelivery: %v replays, %v failures; want 1 and 1", n, f)
+		t.Errorf("after the next report: %v replays, %v failures; want 1 and 1", n, f)
 	}
+	if fl := e.flights(t, "d1"); len(fl) != 1 || fl[0].Points != 11 {
+		t.Errorf("flights %+v; want one of 11 points (the late one in it)", fl)
+	}
+}
+
+// A replay left owed when process stopped (or crashed) runs when the next
+// handler on the store starts: its sweep lists it, and no delivery asks.
+func TestOwedReplaySweptAtStart(t *testing.T) {
+	var ts *trackFails
+	e := newEnvWith(t, Options{StateInterval: time.Millisecond}, func(st *bolt.Store) Store {
+		ts = &trackFails{Store: st}
+		return ts
+	}, "d1")
+	armed := true
+	r := func(s int) events.Report {
+		x := rep(s, 47, 8+float64(s)*1e-4, 90)
+		x.Armed = &armed
+		return x
+	}
+	for s := 0; s < 10; s++ {
+		if s != 4 {
+			e.post(t, received("d1", r(s)))
+		}
+	}
+	ts.fail.Store(true)
+	if resp, _ := e.post(t, received("d1", r(4))); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("late report: status %d; want 202", resp.StatusCode)
+	}
+	waitFor(t, "the failed replay counted", func() bool { return testutil.ToFloat64(e.h.m.flightReplayFailures) == 1 })
+	e.h.Close()
+	if fl := e.flights(t, "d1"); len(fl) != 1 || fl[0].Points != 9 {
+		t.Fatalf("flights before the restart %+v; want one of 9 points (the late one owed)", fl)
+	}
+	h2 := NewHandler(e.st, Options{StateInterval: time.Millisecond})
+	defer h2.Close()
+	waitFor(t, "the restarted handler's replay", func() bool { return testutil.ToFloat64(h2.m.flightReplays) == 1 })
+	e.h = h2
+	e.settled(t)
+	if fl := e.flights(t, "d1"); len(fl) != 1 || fl[0].Points != 10 {
+		t.Errorf("flights after the restart %+v; want one of 10 points", fl)
+	}
+}
+
+// waitFor polls cond until it holds, or fails the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10 s for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// owed lists the drones whose flights replay the store holds owed.
+func (e *env) owed(t *testing.T) []store.DroneRef {
+	t.Helper()
+	refs, err := e.st.OwedReplays(context.Background(), time.Now().Add(time.Hour), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return refs
+}
+
+// settled waits until the handler runs no replay and the store owes none.
+func (e *env) settled(t *testing.T) {
+	t.Helper()
+	waitFor(t, "the owed flights replays", func() bool { return e.h.flights.owing() == 0 && len(e.owed(t)) == 0 })
+}
+
+func (e *env) flights(t *testing.T, drone string) []flights.Flight {
+	t.Helper()
+	fl, err := e.st.ListFlights(context.Background(), store.FlightQuery{TenantID: "t1", DroneID: drone, From: base.Add(-time.Hour), To: base.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fl
 }
 
 // trackBlocks is the bolt store with its history reads held while hold is
@@ -635,11 +726,9 @@ func (s *trackBlocks) Track(ctx context.Context, q store.TrackQuery) ([]store.Tr
 }
 
 // Flights replays run REPLAY_CONCURRENCY at a time, apart from the
-// deliveries that ask for them: a late report whose replay waits for a
-// slot past its deadline answers 503 without reading history, the replay
-// runs once a slot is free all the same, and the redelivery finds the
-// report applied (202, no second replay).
-func TestReplaysWaitForASlot(t *testing.T) {
+// deliveries: late reports are answered at once while the only slot is
+// held, and the replays run one after the other once it frees.
+func TestReplaysRunAFewAtATime(t *testing.T) {
 	var st *trackBlocks
 	e := newEnvWith(t, Options{StateInterval: time.Millisecond, StoreTimeout: 300 * time.Millisecond, ReplayConcurrency: 1},
 		func(b *bolt.Store) Store {
@@ -658,31 +747,22 @@ func TestReplaysWaitForASlot(t *testing.T) {
 	}
 	count := func(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }
 	st.hold.Store(true)
-	first := make(chan int)
-	go func() {
-		resp, _ := e.post(t, received("d1", rep(4, 47, 8, 90)))
-		first <- resp.StatusCode
-	}()
-	for st.reads.Load() == 0 {
-		time.Sleep(time.Millisecond) // d1's replay holds the slot, reading
+	if resp, _ := e.post(t, received("d1", rep(4, 47, 8, 90))); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("d1's late report: status %d; want 202 at once", resp.StatusCode)
 	}
-	if resp, _ := e.post(t, received("d2", rep(4, 47, 8, 90))); resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("late report while the only slot is taken: status %d; want 503", resp.StatusCode)
+	waitFor(t, "d1's replay reading", func() bool { return st.reads.Load() > 0 })
+	if resp, _ := e.post(t, received("d2", rep(4, 47, 8, 90))); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("d2's late report while the only slot is taken: status %d; want 202 at once", resp.StatusCode)
 	}
-	if code := <-first; code != http.StatusServiceUnavailable {
-		t.Errorf("d1's late report, its replay held past the deadline: status %d; want 503", code)
-	}
-	if n := st.reads.Load(); n != 1 {
-		t.Errorf("%d history reads while d1's replay held the slot; want 1 (d2's waits)", n)
+	time.Sleep(50 * time.Millisecond) // d2's replay, were it not waiting, would read now
+	if n, owing := st.reads.Load(), e.h.flights.owing(); n != 1 || owing != 2 {
+		t.Errorf("while d1's replay holds the slot: %d history reads, %d drones owing; want 1 and 2 (d2's waits)", n, owing)
 	}
 	st.hold.Store(false)
 	close(st.release)
-	deadline := time.Now().Add(10 * time.Second)
-	for count(e.h.m.flightReplays) < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	e.settled(t)
 	if n, f := count(e.h.m.flightReplays), count(e.h.m.flightReplayFailures); n != 2 || f != 0 {
-		t.Fatalf("after the slot freed: %v replays, %v failures; want 2 (d1's and d2's, with nobody waiting) and 0", n, f)
+		t.Fatalf("after the slot freed: %v replays, %v failures; want 2 (d1's and d2's) and 0", n, f)
 	}
 	for _, d := range []string{"d1", "d2"} {
 		if resp, _ := e.post(t, received(d, rep(4, 47, 8, 90))); resp.StatusCode != http.StatusAccepted {
@@ -694,9 +774,9 @@ func TestReplaysWaitForASlot(t *testing.T) {
 	}
 }
 
-// Late reports of a drone that arrive while its replay runs share the one
-// replay after it: three late batches, two replays, every report in the
-// drone's flight.
+// Late reports of a drone written while its replay runs leave a replay
+// owed after it, which covers them all: three late batches, two replays,
+// every report in the drone's flight.
 func TestLateReportsOfADroneShareAReplay(t *testing.T) {
 	var st *trackBlocks
 	e := newEnvWith(t, Options{StateInterval: time.Millisecond, StoreTimeout: 300 * time.Millisecond},
@@ -719,36 +799,23 @@ func TestLateReportsOfADroneShareAReplay(t *testing.T) {
 		}
 	}
 	st.hold.Store(true)
-	first := make(chan int)
-	go func() {
-		resp, _ := e.post(t, received("d1", r(4)))
-		first <- resp.StatusCode
-	}()
-	for st.reads.Load() == 0 {
-		time.Sleep(time.Millisecond)
+	if resp, _ := e.post(t, received("d1", r(4))); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("late report 4 s: status %d; want 202", resp.StatusCode)
 	}
-	var wg sync.WaitGroup
+	waitFor(t, "the replay reading", func() bool { return st.reads.Load() > 0 })
 	for _, s := range []int{6, 8} {
-		wg.Go(func() { e.post(t, received("d1", r(s))) })
+		if resp, _ := e.post(t, received("d1", r(s))); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("late report %d s: status %d; want 202", s, resp.StatusCode)
+		}
 	}
-	wg.Wait()
-	<-first
 	st.hold.Store(false)
 	close(st.release)
+	e.settled(t)
 	count := func(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }
-	deadline := time.Now().Add(10 * time.Second)
-	for count(e.h.m.flightReplays) < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond) // a third replay, were there one, would start now
 	if n, reads := count(e.h.m.flightReplays), st.reads.Load(); n != 2 || reads != 2 {
 		t.Errorf("%v replays, %d history reads; want 2 and 2 (4 s's, then one for 6 s and 8 s)", n, reads)
 	}
-	fl, err := e.st.ListFlights(context.Background(), store.FlightQuery{TenantID: "t1", DroneID: "d1", From: base.Add(-time.Hour), To: base.Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(fl) != 1 || fl[0].Points != 12 {
+	if fl := e.flights(t, "d1"); len(fl) != 1 || fl[0].Points != 12 {
 		t.Errorf("flights %+v; want one of 12 points (the late ones in it)", fl)
 	}
 }

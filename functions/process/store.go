@@ -3,6 +3,7 @@ package function
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/dronetrack/dronetrack/core/flights"
 	"github.com/dronetrack/dronetrack/core/flights/flightupdate"
@@ -26,6 +27,9 @@ type Store interface {
 	// (flights.go).
 	FlightSettings(ctx context.Context, tenantID string) (flights.Settings, error)
 	flightupdate.Store
+	// OwedReplays lists the drones whose flights replay is owed (the
+	// keeper's sweep, flights.go).
+	OwedReplays(ctx context.Context, before time.Time, limit int) ([]store.DroneRef, error)
 }
 
 // openedStore is what Start opens: the Store and its Close.
