@@ -43,8 +43,8 @@ type Options struct {
 	// in the store for longer than it (left by a crash or a failure) and
 	// runs them; all of them at start. 0: Config's default (REPLAY_SWEEP).
 	ReplaySweep time.Duration
-	Logger            *slog.Logger
-	Now               func() time.Time
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Handler is process's HTTP handler: the subscriber of the Trigger on
