@@ -45,13 +45,18 @@ func (d Detector) AppendBinary(b []byte) ([]byte, error) {
 	e.flight(d.Landing)
 	e.times(d.Checkpoints)
 	e.times(d.Applied)
-	if d.Owed != nil {
-		// Optional and last: a detector that owes nothing is stored as it
-		// was before replays could be owed, and those decode as before.
-		e.b = append(e.b, 1)
-		e.time(d.Owed.From)
-		e.time(d.Owed.Since)
-		e.b = binary.AppendUvarint(e.b, d.Owed.Seq)
+	if d.Owed != nil || d.LateSeq != 0 {
+		// Optional and last: a detector that never had a late batch is
+		// stored as before replays could be owed, and those decode as
+		// before.
+		e.b = binary.AppendUvarint(e.b, d.LateSeq)
+		if d.Owed == nil {
+			e.b = append(e.b, 0)
+		} else {
+			e.b = append(e.b, 1)
+			e.time(d.Owed.From)
+			e.time(d.Owed.Since)
+		}
 	}
 	return e.b, e.err
 }
@@ -75,10 +80,14 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 	out.Checkpoints = r.times()
 	out.Applied = r.times()
 	if len(r.b) > 0 && r.err == nil {
-		if r.byte() != 1 {
+		out.LateSeq = r.uvarint()
+		switch r.byte() {
+		case 0:
+		case 1:
+			out.Owed = &Owed{From: r.time(), Since: r.time()}
+		default:
 			r.fail(errors.New("bad owed replay tag"))
 		}
-		out.Owed = &Owed{From: r.time(), Since: r.time(), Seq: r.uvarint()}
 	}
 	if r.err != nil {
 		return fmt.Errorf("flights: decode binary detector: %w", r.err)

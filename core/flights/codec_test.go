@@ -162,8 +162,8 @@ func TestDetectorBinaryRefuses(t *testing.T) {
 			t.Fatalf("decoded %d of %d bytes of an owing detector without an error", n, len(full))
 		}
 	}
-	if err := x.UnmarshalBinary(full); err != nil || x.Owed == nil || *x.Owed != *owes.Owed {
-		t.Fatalf("owing detector decoded as %+v, %v; want %+v", x.Owed, err, owes.Owed)
+	if err := x.UnmarshalBinary(full); err != nil || x.Owed == nil || *x.Owed != *owes.Owed || x.LateSeq != 1 {
+		t.Fatalf("owing detector decoded as %+v (late batches %d), %v; want %+v, 1", x.Owed, x.LateSeq, err, owes.Owed)
 	}
 	if err := x.UnmarshalBinary([]byte(`{"tenantId":"t"}`)); err == nil {
 		t.Error("decoded JSON as the binary form")

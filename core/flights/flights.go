@@ -132,6 +132,10 @@ type Detector struct {
 	// (flightupdate.Replay) pays it later, apart from the batch. Until
 	// then the flights from Owed.From on may lack the late reports.
 	Owed *Owed `json:"owed,omitempty"`
+	// LateSeq counts the late batches the detector has recorded, ever (a
+	// replay keeps it): a replay whose read of history came before the
+	// last of them leaves its replay owed.
+	LateSeq uint64 `json:"lateSeq,omitempty"`
 }
 
 // Owed is a replay the detector owes.
@@ -142,22 +146,19 @@ type Owed struct {
 	// Since is when the replay was first owed: a sweep takes up replays
 	// owed longer than a while (their owner failed or died).
 	Since time.Time `json:"since"`
-	// Seq counts the late batches that owed it: a replay whose read of
-	// history came before the last of them leaves it owed.
-	Seq uint64 `json:"seq"`
 }
 
-// Owe records that a replay from the checkpoint anchor is owed (the
-// earlier of anchor and one owed already), at now when none was.
+// Owe records a late batch: a replay is owed from the checkpoint anchor
+// (the earlier of anchor and one owed already), at now when none was.
 func (d *Detector) Owe(anchor, now time.Time) {
+	d.LateSeq++
 	if d.Owed == nil {
-		d.Owed = &Owed{From: anchor, Since: now.UTC(), Seq: 1}
+		d.Owed = &Owed{From: anchor, Since: now.UTC()}
 		return
 	}
 	if anchor.Before(d.Owed.From) {
 		d.Owed.From = anchor
 	}
-	d.Owed.Seq++
 }
 
 // RecentApplied is how many applied report times a Detector remembers:
@@ -272,7 +273,7 @@ func (d *Detector) Replay(s Settings, anchor time.Time, history []events.Report)
 			keep = append(keep, c)
 		}
 	}
-	*d = Detector{TenantID: d.TenantID, DroneID: d.DroneID, Checkpoints: keep}
+	*d = Detector{TenantID: d.TenantID, DroneID: d.DroneID, Checkpoints: keep, LateSeq: d.LateSeq}
 	a := anchor
 	ch := Changes{ReplaceFrom: &a}
 	for _, r := range history {

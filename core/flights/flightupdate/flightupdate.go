@@ -102,13 +102,19 @@ func (p *Pass) Apply(prev flights.Detector) (flights.Detector, flights.Changes, 
 func (p *Pass) NeedsReplay() bool { return p.needReplay }
 
 // Finish pays the replay the drone owes, when Apply found one, once Apply's
-// write is committed.
+// write is committed: again while late batches written meanwhile leave it
+// owed (up to replayReads replays; Result.Owed says one is still owed).
 func (p *Pass) Finish(ctx context.Context, st Store, tenantID, droneID string, now time.Time) (Result, error) {
 	if !p.needReplay {
 		return p.res, nil
 	}
+	changed := p.res.Changed
 	res, err := Replay(ctx, st, p.s, tenantID, droneID, now)
-	res.Changed += p.res.Changed
+	for n := 1; err == nil && res.Owed && n < replayReads; n++ {
+		changed += res.Changed
+		res, err = Replay(ctx, st, p.s, tenantID, droneID, now)
+	}
+	res.Changed += changed
 	return res, err
 }
 
@@ -120,9 +126,12 @@ func (p *Pass) Finish(ctx context.Context, st Store, tenantID, droneID string, n
 func Replay(ctx context.Context, st Store, s flights.Settings, tenantID, droneID string, now time.Time) (Result, error) {
 	res := Result{Replaying: true}
 	for read := 1; ; read++ {
-		var owed *flights.Owed
+		var (
+			owed *flights.Owed
+			seq  uint64 // late batches recorded when the read began
+		)
 		if _, err := st.UpdateFlights(ctx, tenantID, droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
-			owed = nil
+			owed, seq = nil, prev.LateSeq
 			if prev.Owed != nil {
 				o := *prev.Owed
 				owed = &o
@@ -151,7 +160,7 @@ func Replay(ctx context.Context, st Store, s flights.Settings, tenantID, droneID
 			case prev.Owed == nil:
 				// Paid since the read by a replay that read at least as
 				// much (it cleared what it found owed only if no late batch
-				// came after its read).
+				// came after its read; a late batch since would owe again).
 				return prev, flights.Changes{}, false
 			case prev.Owed.From.Before(anchor) || unread(prev, anchor, history):
 				stale = true
@@ -159,12 +168,12 @@ func Replay(ctx context.Context, st Store, s flights.Settings, tenantID, droneID
 			}
 			d := prev.Clone()
 			ch := d.Replay(s, anchor, history)
-			if prev.Owed.Seq != owed.Seq {
+			if prev.LateSeq != seq {
 				// Late batches written since the read: their reports may be
 				// missing from history as read, so the replay is owed again
 				// from the same checkpoint (reports before it are as they
 				// were, so the detector is idle there still).
-				d.Owed = &flights.Owed{From: anchor, Since: now.UTC(), Seq: prev.Owed.Seq}
+				d.Owed = &flights.Owed{From: anchor, Since: now.UTC()}
 				res.Owed = true
 			}
 			res.Changed = len(ch.Upsert)

@@ -314,8 +314,8 @@ func testFlightReplaysOwed(t *testing.T, s store.Store) {
 		return prev, flights.Changes{}, false
 	})
 	must(t, "UpdateFlights (read)", err)
-	if det.Owed == nil || !det.Owed.Since.Equal(t0.Add(time.Second)) || det.Owed.Seq != 1 || det.Owed.From.After(reps[40].TS) {
-		t.Fatalf("stored detector owes %+v; want a replay from before %s since %s, seq 1", det.Owed, reps[40].TS, t0.Add(time.Second))
+	if det.Owed == nil || !det.Owed.Since.Equal(t0.Add(time.Second)) || det.LateSeq != 1 || det.Owed.From.After(reps[40].TS) {
+		t.Fatalf("stored detector owes %+v after %d late batches; want a replay from before %s since %s, after 1", det.Owed, det.LateSeq, reps[40].TS, t0.Add(time.Second))
 	}
 	owed := func(before time.Time, limit int) []store.DroneRef {
 		t.Helper()
