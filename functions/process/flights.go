@@ -144,6 +144,10 @@ func (k *flightKeeper) replays(key droneKey, d *droneReplays) {
 		k.mu.Unlock()
 		res, err := k.replay(key)
 		<-k.slots
+		if k.stop.Err() != nil {
+			k.forget(key) // cut short by close: it stays owed, for the next replica's sweep
+			return
+		}
 		k.onDone(res, err)
 		if err != nil {
 			k.log.Warn("flights replay failed; it stays owed", "tenant_id", key.tenant, "drone_id", key.drone, "err", err)

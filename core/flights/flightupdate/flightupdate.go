@@ -125,45 +125,53 @@ func (p *Pass) Finish(ctx context.Context, st Store, tenantID, droneID string, n
 // checkpoint (Result.Owed). now bounds the history read.
 func Replay(ctx context.Context, st Store, s flights.Settings, tenantID, droneID string, now time.Time) (Result, error) {
 	res := Result{Replaying: true}
+	to := now.Add(events.MaxFutureSkew + time.Minute)
+	var (
+		owed    *flights.Owed
+		seq     uint64 // late batches recorded when the replay read what is owed
+		history []events.Report
+		fresh   = true // read what is owed and its history (else only the newest reports)
+	)
 	for read := 1; ; read++ {
-		var (
-			owed *flights.Owed
-			seq  uint64 // late batches recorded when the read began
-		)
-		if _, err := st.UpdateFlights(ctx, tenantID, droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
-			owed, seq = nil, prev.LateSeq
-			if prev.Owed != nil {
-				o := *prev.Owed
-				owed = &o
+		if fresh {
+			if _, err := st.UpdateFlights(ctx, tenantID, droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
+				owed, seq = nil, prev.LateSeq
+				if prev.Owed != nil {
+					o := *prev.Owed
+					owed = &o
+				}
+				return prev, flights.Changes{}, false
+			}); err != nil {
+				return res, err
 			}
-			return prev, flights.Changes{}, false
-		}); err != nil {
-			return res, err
-		}
-		if owed == nil {
-			return res, nil // paid by another replay (another replica's, or one before a restart)
+			if owed == nil {
+				return res, nil // paid by another replay (another replica's, or one before a restart)
+			}
+			from := time.Unix(0, 0).UTC() // no checkpoint: all history (both stores' earliest time)
+			if !owed.From.IsZero() {
+				from = owed.From.Add(-time.Duration(s.MaxGapSecs * float64(time.Second)))
+			}
+			var err error
+			if history, err = readHistory(ctx, st, tenantID, droneID, from, time.Time{}, to); err != nil {
+				return res, err
+			}
 		}
 		anchor := owed.From
-		from := time.Unix(0, 0).UTC() // no checkpoint: all history (both stores' earliest time)
-		if !anchor.IsZero() {
-			from = anchor.Add(-time.Duration(s.MaxGapSecs * float64(time.Second)))
-		}
-		history, err := readHistory(ctx, st, tenantID, droneID, from, now.Add(events.MaxFutureSkew+time.Minute))
-		if err != nil {
-			return res, err
-		}
-		res.Replayed, res.Points, res.Owed = true, len(history), false
-		stale := false
-		_, err = st.UpdateFlights(ctx, tenantID, droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
-			res.Owed, res.Changed, stale = false, 0, false
+		res.Replayed, res.Points = true, len(history)
+		var missing gap
+		_, err := st.UpdateFlights(ctx, tenantID, droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
+			res.Owed, res.Changed, missing = false, 0, gapNone
 			switch {
 			case prev.Owed == nil:
 				// Paid since the read by a replay that read at least as
 				// much (it cleared what it found owed only if no late batch
 				// came after its read; a late batch since would owe again).
 				return prev, flights.Changes{}, false
-			case prev.Owed.From.Before(anchor) || unread(prev, anchor, history):
-				stale = true
+			case prev.Owed.From.Before(anchor):
+				missing = gapOlder // a late batch since wants an earlier checkpoint
+				return prev, flights.Changes{}, false
+			}
+			if missing = unread(prev, anchor, history); missing != gapNone {
 				return prev, flights.Changes{}, false
 			}
 			d := prev.Clone()
@@ -179,43 +187,69 @@ func Replay(ctx context.Context, st Store, s flights.Settings, tenantID, droneID
 			res.Changed = len(ch.Upsert)
 			return d, ch, true
 		})
-		if err != nil || !stale {
+		if err != nil || missing == gapNone {
 			return res, err
 		}
 		if read == replayReads {
 			return res, fmt.Errorf("replay flights of drone %s: its history changed under each of %d reads", droneID, read)
 		}
+		fresh = missing == gapOlder || len(history) == 0
+		if !fresh {
+			// Only reports newer than the read were applied since (the
+			// drone went on reporting): read those and try again.
+			newer, err := readHistory(ctx, st, tenantID, droneID, history[0].TS, history[len(history)-1].TS, to)
+			if err != nil {
+				return res, err
+			}
+			history = append(history, newer...)
+		}
 	}
 }
 
-// replayReads is how many times Finish reads history for a replay while
-// reports keep being applied between its read and its write.
-const replayReads = 3
+// replayReads is how many times Replay reads history (all of it from the
+// checkpoint, or the reports newer than its last read) while reports keep
+// being applied between its read and its write.
+const replayReads = 5
+
+// gap is what a replay's read of history lacks of what the detector has
+// applied since.
+type gap int
+
+const (
+	gapNone  gap = iota
+	gapNewer     // reports newer than the newest read: a drone reporting on
+	gapOlder     // a report among or before those read: read all again
+)
 
 // unread says whether the detector prev has applied a report, from anchor
 // on, that history (what a replay read) does not hold: a batch committed
 // after the read. Replaying over it would drop that report from the
 // flights (a newer report's step, or another late report's replay that
-// committed first); the replay reads history again instead. Every applied
+// committed first); the replay reads history again instead, only what is
+// newer than it read when every such report is (gapNewer). Every applied
 // report is in history by the time it is applied (written in the same
 // commit, or before), so a read after it holds it.
-func unread(prev flights.Detector, anchor time.Time, history []events.Report) bool {
+func unread(prev flights.Detector, anchor time.Time, history []events.Report) gap {
+	g := gapNone
 	for i := len(prev.Applied) - 1; i >= 0; i-- {
 		ts := prev.Applied[i]
 		if ts.Before(anchor) {
 			break
 		}
 		if _, found := slices.BinarySearchFunc(history, ts, func(r events.Report, t time.Time) int { return r.TS.Compare(t) }); !found {
-			return true
+			if len(history) == 0 || !ts.After(history[len(history)-1].TS) {
+				return gapOlder
+			}
+			g = gapNewer
 		}
 	}
-	return false
+	return g
 }
 
-// readHistory reads the drone's reports in [from, to), oldest first.
-func readHistory(ctx context.Context, st Store, tenantID, droneID string, from, to time.Time) ([]events.Report, error) {
+// readHistory reads the drone's reports in [from, to) after after (zero:
+// from from on), oldest first.
+func readHistory(ctx context.Context, st Store, tenantID, droneID string, from, after, to time.Time) ([]events.Report, error) {
 	var out []events.Report
-	var after time.Time
 	for {
 		pts, err := st.Track(ctx, store.TrackQuery{TenantID: tenantID, DroneID: droneID, From: from, To: to,
 			After: after, Limit: pageSize})

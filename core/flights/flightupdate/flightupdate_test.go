@@ -232,3 +232,65 @@ func TestReplayLeavesOwedALateBatchWrittenMeanwhile(t *testing.T) {
 		t.Errorf("after the second replay the flight has %d points; want 20", n)
 	}
 }
+
+// reporting is a store whose first n history reads are each followed by a
+// newer report of the drone, written as process writes one (history, then
+// the detector's fast path): a drone reporting on while a replay runs.
+type reporting struct {
+	*bolt.Store
+	n     int
+	reads []store.TrackQuery
+	next  func()
+}
+
+func (r *reporting) Track(ctx context.Context, q store.TrackQuery) ([]store.TrackPoint, error) {
+	r.reads = append(r.reads, q)
+	if len(r.reads) <= r.n {
+		defer r.next()
+	}
+	return r.Store.Track(ctx, q)
+}
+
+// A replay over a drone that goes on reporting while it reads catches up
+// by reading only the newer reports, and writes a detector and flight that
+// hold every report.
+func TestReplayCatchesUpWithADroneReportingOn(t *testing.T) {
+	ctx := context.Background()
+	st := openBolt(t, "d")
+	s := flights.DefaultSettings()
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	armed, h, v := true, 40.0, 8.0
+	rep := func(i int) events.Report {
+		return events.Report{TS: t0.Add(time.Duration(i) * time.Second), Lat: 47 + float64(i)*1e-4, Lon: 8,
+			Armed: &armed, Height: &h, Speed: &v}
+	}
+	write := func(i int) {
+		t.Helper()
+		if err := st.AppendTrack(ctx, []store.TrackPoint{{TenantID: "t", DroneID: "d", Report: rep(i)}}); err != nil {
+			t.Fatal(err)
+		}
+		p := flightupdate.NewPass(s, []events.Report{rep(i)}, time.Now())
+		if _, err := st.UpdateFlights(ctx, "t", "d", p.Apply); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		if i != 5 {
+			write(i)
+		}
+	}
+	write(5) // late: owes a replay
+	next := 20
+	r := &reporting{Store: st, n: 3, next: func() { write(next); next++ }}
+	res, err := flightupdate.Replay(ctx, r, s, "t", "d", time.Now())
+	if err != nil || res.Owed || res.Points != 23 {
+		t.Fatalf("replay while the drone reported three times: %+v, %v; want 23 points read, nothing owed", res, err)
+	}
+	if len(r.reads) != 4 || !r.reads[1].After.Equal(rep(20-1).TS) || !r.reads[3].After.Equal(rep(21).TS) {
+		t.Errorf("history reads %+v; want all of it, then each time what is newer than the last read", r.reads)
+	}
+	fl, err := st.ListFlights(ctx, store.FlightQuery{TenantID: "t", DroneID: "d", From: t0.Add(-time.Hour), To: t0.Add(time.Hour)})
+	if err != nil || len(fl) != 1 || fl[0].Points != 23 {
+		t.Fatalf("flights %+v, %v; want one of 23 points", fl, err)
+	}
+}
