@@ -55,6 +55,7 @@ type pending struct {
 	reports   []events.Report
 	points    []store.TrackPoint
 	waiters   []chan stateResult
+	holds     int // exclusive callers: the sweep keeps the entry
 }
 
 func newCoalescer(write StateWriter, interval, timeout time.Duration) *coalescer {
@@ -147,6 +148,29 @@ func (c *coalescer) flush(k droneKey, p *pending) {
 	}
 }
 
+// exclusive holds the drone's writes while it runs fn: its batches queue
+// meanwhile and are written after (a flights replay's last read and write,
+// which a batch applied in between would send back to read again).
+func (c *coalescer) exclusive(tenantID, droneID string, fn func()) {
+	k := droneKey{tenantID, droneID}
+	c.mu.Lock()
+	p := c.drones[k]
+	if p == nil {
+		p = &pending{}
+		c.drones[k] = p
+	}
+	p.holds++
+	c.mu.Unlock()
+	p.writeMu.Lock()
+	defer func() {
+		p.writeMu.Unlock()
+		c.mu.Lock()
+		p.holds--
+		c.mu.Unlock()
+	}()
+	fn()
+}
+
 // sweep forgets drones idle for longer than the interval (their spacing no
 // longer matters), at most once per ten intervals, so memory follows the active
 // fleet. Called with c.mu held.
@@ -156,7 +180,7 @@ func (c *coalescer) sweep(now time.Time) {
 	}
 	c.lastSweep = now
 	for k, p := range c.drones {
-		if p.queued || now.Sub(p.lastWrite) <= c.interval {
+		if p.queued || p.holds > 0 || now.Sub(p.lastWrite) <= c.interval {
 			continue
 		}
 		// A write slower than the interval is still running: keep the entry,

@@ -133,3 +133,56 @@ func TestCoalescerTellsSenderOfHold(t *testing.T) {
 		t.Errorf("second report within the interval (waits for the timer): held %d times, want 1", held)
 	}
 }
+
+// While exclusive runs for a drone, its writes wait (and are written after);
+// another drone's are not held, and the sweep keeps the held entry.
+func TestCoalescerExclusiveHoldsTheDronesWrites(t *testing.T) {
+	var written sync.Map // drone -> time of its write
+	c := newCoalescer(func(_ context.Context, _, drone string, reports []events.Report, _ []store.TrackPoint) (events.DroneState, bool, error) {
+		written.Store(drone, time.Now())
+		return events.DroneState{TS: reports[0].TS}, true, nil
+	}, time.Millisecond, 30*time.Second)
+	defer c.Close()
+	var released time.Time
+	c.exclusive("t1", "held", func() {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if _, _, err := c.Submit(context.Background(), "t1", "held", []events.Report{{TS: base}}, nil); err != nil {
+				t.Errorf("held drone: %v", err)
+			}
+		}()
+		if _, _, err := c.Submit(context.Background(), "t1", "free", []events.Report{{TS: base}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		c.mu.Lock()
+		c.lastSweep = time.Time{}
+		c.sweep(time.Now().Add(time.Hour))
+		_, kept := c.drones[droneKey{"t1", "held"}]
+		c.mu.Unlock()
+		if !kept {
+			t.Error("the sweep forgot a drone held by exclusive")
+		}
+		if _, ok := written.Load("held"); ok {
+			t.Error("the held drone was written during exclusive")
+		}
+		released = time.Now()
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if at, ok := written.Load("held"); ok {
+			if at.(time.Time).Before(released) {
+				t.Errorf("held drone written at %v, before the hold ended at %v", at, released)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the held drone's write did not follow the hold")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, ok := written.Load("free"); !ok {
+		t.Error("another drone's write waited for the hold")
+	}
+}

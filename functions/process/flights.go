@@ -47,6 +47,10 @@ type flightKeeper struct {
 	log        *slog.Logger
 	onDone     func(flightupdate.Result, error)
 	slots      chan struct{} // a slot per replay running
+	// hold runs fn with the drone's state writes held (the coalescer's
+	// exclusive): a replay's last read and write, when the drone's reports
+	// kept coming in between.
+	hold func(tenantID, droneID string, fn func())
 
 	mu       sync.Mutex
 	settings map[string]cachedSettings
@@ -68,7 +72,9 @@ type droneReplays struct {
 }
 
 // replayRetry is how long a drone's replays pause after one failed before
-// they try again (when asked again meanwhile; else the sweep retries).
+// they try again (when asked again meanwhile; else the sweep retries),
+// doubled for each failure in a row up to the sweep's period: a store that
+// cannot answer a replay is not asked again at the drone's report rate.
 const replayRetry = time.Second
 
 // sweepLimit is the most drones one sweep asks replays for; the next sweep
@@ -81,9 +87,13 @@ func newFlightKeeper(st Store, now func() time.Time, replays int, timeout, sweep
 	k := &flightKeeper{st: st, now: now, timeout: timeout, sweepEvery: sweepEvery, log: log, onDone: onDone,
 		slots: make(chan struct{}, replays), settings: map[string]cachedSettings{}, drones: map[droneKey]*droneReplays{},
 		stop: stop, cancel: cancel}
+	return k
+}
+
+// start starts the sweeps for owed replays, once hold is set.
+func (k *flightKeeper) start() {
 	k.running.Add(1)
 	go k.sweeps()
-	return k
 }
 
 // update brings the drone's flights up to date with reports, on a store
@@ -132,6 +142,7 @@ func (k *flightKeeper) request(key droneKey) {
 // during the last one.
 func (k *flightKeeper) replays(key droneKey, d *droneReplays) {
 	defer k.running.Done()
+	fails := 0
 	for {
 		select {
 		case k.slots <- struct{}{}:
@@ -150,11 +161,16 @@ func (k *flightKeeper) replays(key droneKey, d *droneReplays) {
 		}
 		k.onDone(res, err)
 		if err != nil {
-			k.log.Warn("flights replay failed; it stays owed", "tenant_id", key.tenant, "drone_id", key.drone, "err", err)
+			fails++
+			pause := min(replayRetry<<min(fails-1, 16), k.sweepEvery)
+			k.log.Warn("flights replay failed; it stays owed", "tenant_id", key.tenant, "drone_id", key.drone, "err", err,
+				"retry_in", pause)
 			select {
-			case <-time.After(replayRetry):
+			case <-time.After(pause):
 			case <-k.stop.Done():
 			}
+		} else {
+			fails = 0
 		}
 		k.mu.Lock()
 		if !d.again && (err != nil || !res.Owed) || k.stop.Err() != nil {
@@ -174,7 +190,11 @@ func (k *flightKeeper) replay(key droneKey) (flightupdate.Result, error) {
 	if err != nil {
 		return flightupdate.Result{Replaying: true}, err
 	}
-	return flightupdate.Replay(ctx, k.st, s, key.tenant, key.drone, k.now())
+	var hold func(func())
+	if k.hold != nil {
+		hold = func(fn func()) { k.hold(key.tenant, key.drone, fn) }
+	}
+	return flightupdate.ReplayHolding(ctx, k.st, s, key.tenant, key.drone, k.now(), hold)
 }
 
 func (k *flightKeeper) forget(key droneKey) {

@@ -178,6 +178,8 @@ func NewHandler(st Store, opts Options) *Handler {
 		}
 		return state, wrote, keeper.update(ctx, tenantID, droneID, reports)
 	}, opts.StateInterval, opts.StoreTimeout)
+	keeper.hold = h.states.exclusive
+	keeper.start()
 
 	h.mux.HandleFunc("POST /{$}", h.serveEvent)
 	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

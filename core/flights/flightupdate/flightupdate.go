@@ -124,86 +124,137 @@ func (p *Pass) Finish(ctx context.Context, st Store, tenantID, droneID string, n
 // after the read, the rebuilt detector still owes a replay from the same
 // checkpoint (Result.Owed). now bounds the history read.
 func Replay(ctx context.Context, st Store, s flights.Settings, tenantID, droneID string, now time.Time) (Result, error) {
-	res := Result{Replaying: true}
-	to := now.Add(events.MaxFutureSkew + time.Minute)
-	var (
-		owed    *flights.Owed
-		seq     uint64 // late batches recorded when the replay read what is owed
-		history []events.Report
-		fresh   = true // read what is owed and its history (else only the newest reports)
-	)
+	return ReplayHolding(ctx, st, s, tenantID, droneID, now, nil)
+}
+
+// ReplayHolding is Replay for a caller that can hold the drone's writes
+// (nil: none): when the drone's reports came in while the replay read its
+// history twice, it reads the newer ones and writes the replay inside
+// hold, which keeps the caller's own writes of the drone out meanwhile. On
+// a store whose queries take longer than the drone's report interval (the
+// Firestore emulator under load) a replay otherwise never catches up with
+// a drone that reports on.
+func ReplayHolding(ctx context.Context, st Store, s flights.Settings, tenantID, droneID string, now time.Time,
+	hold func(func())) (Result, error) {
+	r := replay{st: st, s: s, tenantID: tenantID, droneID: droneID, now: now,
+		to: now.Add(events.MaxFutureSkew + time.Minute)}
+	fresh := true // read what is owed and its history (else only the newest reports)
 	for read := 1; ; read++ {
 		if fresh {
-			if _, err := st.UpdateFlights(ctx, tenantID, droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
-				owed, seq = nil, prev.LateSeq
-				if prev.Owed != nil {
-					o := *prev.Owed
-					owed = &o
-				}
-				return prev, flights.Changes{}, false
-			}); err != nil {
-				return res, err
-			}
-			if owed == nil {
-				return res, nil // paid by another replay (another replica's, or one before a restart)
-			}
-			from := time.Unix(0, 0).UTC() // no checkpoint: all history (both stores' earliest time)
-			if !owed.From.IsZero() {
-				from = owed.From.Add(-time.Duration(s.MaxGapSecs * float64(time.Second)))
-			}
-			var err error
-			if history, err = readHistory(ctx, st, tenantID, droneID, from, time.Time{}, to); err != nil {
-				return res, err
+			if owed, err := r.read(ctx); err != nil || !owed {
+				return Result{Replaying: true}, err // none owed: paid by another replay
 			}
 		}
-		anchor := owed.From
-		res.Replayed, res.Points = true, len(history)
-		var missing gap
-		_, err := st.UpdateFlights(ctx, tenantID, droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
-			res.Owed, res.Changed, missing = false, 0, gapNone
-			switch {
-			case prev.Owed == nil:
-				// Paid since the read by a replay that read at least as
-				// much (it cleared what it found owed only if no late batch
-				// came after its read; a late batch since would owe again).
-				return prev, flights.Changes{}, false
-			case prev.Owed.From.Before(anchor):
-				missing = gapOlder // a late batch since wants an earlier checkpoint
-				return prev, flights.Changes{}, false
-			}
-			if missing = unread(prev, anchor, history); missing != gapNone {
-				return prev, flights.Changes{}, false
-			}
-			d := prev.Clone()
-			ch := d.Replay(s, anchor, history)
-			if prev.LateSeq != seq {
-				// Late batches written since the read: their reports may be
-				// missing from history as read, so the replay is owed again
-				// from the same checkpoint (reports before it are as they
-				// were, so the detector is idle there still).
-				d.Owed = &flights.Owed{From: anchor, Since: now.UTC()}
-				res.Owed = true
-			}
-			res.Changed = len(ch.Upsert)
-			return d, ch, true
-		})
+		res, missing, err := r.write(ctx)
 		if err != nil || missing == gapNone {
 			return res, err
 		}
 		if read == replayReads {
 			return res, fmt.Errorf("replay flights of drone %s: its history changed under each of %d reads", droneID, read)
 		}
-		fresh = missing == gapOlder || len(history) == 0
-		if !fresh {
-			// Only reports newer than the read were applied since (the
-			// drone went on reporting): read those and try again.
-			newer, err := readHistory(ctx, st, tenantID, droneID, history[0].TS, history[len(history)-1].TS, to)
-			if err != nil {
+		if fresh = missing == gapOlder || len(r.history) == 0; fresh {
+			continue
+		}
+		// Only reports newer than the read were applied since (the drone
+		// went on reporting): read those and try again.
+		if hold == nil || read == 1 {
+			if err := r.catchUp(ctx); err != nil {
 				return res, err
 			}
-			history = append(history, newer...)
+			continue
 		}
+		// Behind again: read the newest and write with the drone's writes
+		// held, so that none of the caller's comes in between.
+		hold(func() {
+			if err = r.catchUp(ctx); err == nil {
+				res, missing, err = r.write(ctx)
+			}
+		})
+		if err != nil || missing == gapNone {
+			return res, err
+		}
+		fresh = missing == gapOlder // another writer's (another replica's) came in: go on
 	}
+}
+
+// replay is one replay in progress: what it read.
+type replay struct {
+	st                Store
+	s                 flights.Settings
+	tenantID, droneID string
+	now, to           time.Time
+	owed              flights.Owed
+	seq               uint64 // late batches recorded when it read what is owed
+	history           []events.Report
+}
+
+// read reads what the drone owes and its history from there; false when
+// it owes nothing.
+func (r *replay) read(ctx context.Context) (bool, error) {
+	var owed *flights.Owed
+	if _, err := r.st.UpdateFlights(ctx, r.tenantID, r.droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
+		owed, r.seq = nil, prev.LateSeq
+		if prev.Owed != nil {
+			o := *prev.Owed
+			owed = &o
+		}
+		return prev, flights.Changes{}, false
+	}); err != nil || owed == nil {
+		return false, err
+	}
+	r.owed = *owed
+	from := time.Unix(0, 0).UTC() // no checkpoint: all history (both stores' earliest time)
+	if !owed.From.IsZero() {
+		from = owed.From.Add(-time.Duration(r.s.MaxGapSecs * float64(time.Second)))
+	}
+	var err error
+	r.history, err = readHistory(ctx, r.st, r.tenantID, r.droneID, from, time.Time{}, r.to)
+	return err == nil, err
+}
+
+// catchUp reads the reports newer than the last read.
+func (r *replay) catchUp(ctx context.Context) error {
+	newer, err := readHistory(ctx, r.st, r.tenantID, r.droneID, r.history[0].TS, r.history[len(r.history)-1].TS, r.to)
+	r.history = append(r.history, newer...)
+	return err
+}
+
+// write rebuilds the detector from the owed checkpoint over what was read
+// and writes it with the flights, unless the detector has applied a
+// report since that the read lacks (the gap says which).
+func (r *replay) write(ctx context.Context) (Result, gap, error) {
+	res := Result{Replaying: true, Replayed: true, Points: len(r.history)}
+	anchor := r.owed.From
+	missing := gapNone
+	_, err := r.st.UpdateFlights(ctx, r.tenantID, r.droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
+		res.Owed, res.Changed, missing = false, 0, gapNone
+		switch {
+		case prev.Owed == nil:
+			// Paid since the read by a replay that read at least as much
+			// (it cleared what it found owed only if no late batch came
+			// after its read; a late batch since would owe again).
+			return prev, flights.Changes{}, false
+		case prev.Owed.From.Before(anchor):
+			missing = gapOlder // a late batch since wants an earlier checkpoint
+			return prev, flights.Changes{}, false
+		}
+		if missing = unread(prev, anchor, r.history); missing != gapNone {
+			return prev, flights.Changes{}, false
+		}
+		d := prev.Clone()
+		ch := d.Replay(r.s, anchor, r.history)
+		if prev.LateSeq != r.seq {
+			// Late batches written since the read: their reports may be
+			// missing from history as read, so the replay is owed again
+			// from the same checkpoint (reports before it are as they
+			// were, so the detector is idle there still).
+			d.Owed = &flights.Owed{From: anchor, Since: r.now.UTC()}
+			res.Owed = true
+		}
+		res.Changed = len(ch.Upsert)
+		return d, ch, true
+	})
+	return res, missing, err
 }
 
 // replayReads is how many times Replay reads history (all of it from the

@@ -294,3 +294,69 @@ func TestReplayCatchesUpWithADroneReportingOn(t *testing.T) {
 		t.Fatalf("flights %+v, %v; want one of 23 points", fl, err)
 	}
 }
+
+// A drone that reports after every read of history would keep a replay
+// behind forever; with the drone's writes held for its last read and
+// write (ReplayHolding, as process does), the replay lands on the third
+// read and the held report is written after it.
+func TestReplayHoldsTheDroneToCatchUp(t *testing.T) {
+	ctx := context.Background()
+	st := openBolt(t, "d")
+	s := flights.DefaultSettings()
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	armed, h, v := true, 40.0, 8.0
+	rep := func(i int) events.Report {
+		return events.Report{TS: t0.Add(time.Duration(i) * time.Second), Lat: 47 + float64(i)*1e-4, Lon: 8,
+			Armed: &armed, Height: &h, Speed: &v}
+	}
+	write := func(i int) {
+		t.Helper()
+		if err := st.AppendTrack(ctx, []store.TrackPoint{{TenantID: "t", DroneID: "d", Report: rep(i)}}); err != nil {
+			t.Fatal(err)
+		}
+		p := flightupdate.NewPass(s, []events.Report{rep(i)}, time.Now())
+		if _, err := st.UpdateFlights(ctx, "t", "d", p.Apply); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		if i != 5 {
+			write(i)
+		}
+	}
+	write(5)
+	next, held, queued := 20, false, []int{}
+	r := &reporting{Store: st, n: 100, next: func() {
+		if held {
+			queued = append(queued, next) // the drone's batch waits for the hold
+		} else {
+			write(next)
+		}
+		next++
+	}}
+	holds := 0
+	hold := func(fn func()) {
+		holds++
+		held = true
+		fn()
+		held = false
+		for _, i := range queued {
+			write(i)
+		}
+	}
+	if _, err := flightupdate.Replay(ctx, r, s, "t", "d", time.Now()); err == nil {
+		t.Fatal("without a hold the replay caught up with a drone reporting after every read")
+	}
+	r.reads, next = nil, 30
+	for i := 25; i < 30; i++ {
+		write(i) // reports 20-24 were the first replay's; the next come from 25
+	}
+	res, err := flightupdate.ReplayHolding(ctx, r, s, "t", "d", time.Now(), hold)
+	if err != nil || res.Owed || holds != 1 || len(r.reads) != 3 {
+		t.Fatalf("replay holding the drone: %+v, %v, %d holds, %d reads; want done on the third read within one hold", res, err, holds, len(r.reads))
+	}
+	fl, err := st.ListFlights(ctx, store.FlightQuery{TenantID: "t", DroneID: "d", From: t0.Add(-time.Hour), To: t0.Add(time.Hour)})
+	if err != nil || len(fl) != 1 || fl[0].Points != next {
+		t.Fatalf("flights %+v, %v; want one of %d points (the held report written after the replay)", fl, err, next)
+	}
+}
