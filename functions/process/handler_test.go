@@ -586,17 +586,8 @@ func (s *trackFails) Track(ctx context.Context, q store.TrackQuery) ([]store.Tra
 // (202: the state is not newer); a replay that fails is counted as a
 // failure, stays owed, and runs when the drone's next batch asks for it.
 func TestFailedReplayStaysOwedAndRunsAgain(t *testing.T) {
-	var ts *trackFails
-	e := newEnvWith(t, Options{StateInterval: time.Millisecond}, func(st *bolt.Store) Store {
-		ts = &trackFails{Store: st}
-		return ts
-	}, "d1")
-	armed := true
-	r := func(s int) events.Report {
-		x := rep(s, 47, 8+float64(s)*1e-4, 90)
-		x.Armed = &armed
-		return x
-	}
+	e, ts := newFailingEnv(t)
+	r := armedRep
 	for s := 0; s < 10; s++ {
 		if s == 4 {
 			continue
@@ -636,17 +627,8 @@ func TestFailedReplayStaysOwedAndRunsAgain(t *testing.T) {
 // A replay left owed when process stopped (or crashed) runs when the next
 // handler on the store starts: its sweep lists it, and no delivery asks.
 func TestOwedReplaySweptAtStart(t *testing.T) {
-	var ts *trackFails
-	e := newEnvWith(t, Options{StateInterval: time.Millisecond}, func(st *bolt.Store) Store {
-		ts = &trackFails{Store: st}
-		return ts
-	}, "d1")
-	armed := true
-	r := func(s int) events.Report {
-		x := rep(s, 47, 8+float64(s)*1e-4, 90)
-		x.Armed = &armed
-		return x
-	}
+	e, ts := newFailingEnv(t)
+	r := armedRep
 	for s := 0; s < 10; s++ {
 		if s != 4 {
 			e.post(t, received("d1", r(s)))
@@ -669,6 +651,25 @@ func TestOwedReplaySweptAtStart(t *testing.T) {
 	if fl := e.flights(t, "d1"); len(fl) != 1 || fl[0].Points != 10 {
 		t.Errorf("flights after the restart %+v; want one of 10 points", fl)
 	}
+}
+
+// newFailingEnv is newEnv for drone d1 over a store whose history reads
+// fail while its fail is set.
+func newFailingEnv(t *testing.T) (*env, *trackFails) {
+	var ts *trackFails
+	e := newEnvWith(t, Options{StateInterval: time.Millisecond}, func(st *bolt.Store) Store {
+		ts = &trackFails{Store: st}
+		return ts
+	}, "d1")
+	return e, ts
+}
+
+// armedRep is a report at second s of an armed drone flying east.
+func armedRep(s int) events.Report {
+	armed := true
+	x := rep(s, 47, 8+float64(s)*1e-4, 90)
+	x.Armed = &armed
+	return x
 }
 
 // waitFor polls cond until it holds, or fails the test after 10 s.
@@ -784,12 +785,7 @@ func TestLateReportsOfADroneShareAReplay(t *testing.T) {
 			st = &trackBlocks{Store: b, release: make(chan struct{})}
 			return st
 		}, "d1")
-	armed := true
-	r := func(s int) events.Report {
-		x := rep(s, 47, 8+float64(s)*1e-4, 90)
-		x.Armed = &armed
-		return x
-	}
+	r := armedRep
 	for s := 0; s < 12; s++ {
 		if s == 4 || s == 6 || s == 8 {
 			continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -90,7 +91,63 @@ func openBolt(tb testing.TB, drones ...string) *bolt.Store {
 	return st
 }
 
-// meddling is a store whose next history read is preceded by before: a
+// flying is drone d of tenant t on a bolt store, armed and in flight, one
+// report a second from an hour ago.
+type flying struct {
+	t  *testing.T
+	st *bolt.Store
+	s  flights.Settings
+	t0 time.Time
+}
+
+func newFlying(t *testing.T) *flying {
+	return &flying{t: t, st: openBolt(t, "d"), s: flights.DefaultSettings(), t0: time.Now().Add(-time.Hour).Truncate(time.Second)}
+}
+
+// rep is the drone's report at second i.
+func (f *flying) rep(i int) events.Report {
+	armed, h, v := true, 40.0, 8.0
+	return events.Report{TS: f.t0.Add(time.Duration(i) * time.Second), Lat: 47 + float64(i)*1e-4, Lon: 8,
+		Armed: &armed, Height: &h, Speed: &v}
+}
+
+// write writes report i as process does: history, then the detector's
+// pass (a replay it owes is left owed).
+func (f *flying) write(i int) *flightupdate.Pass {
+	f.t.Helper()
+	ctx := context.Background()
+	if err := f.st.AppendTrack(ctx, []store.TrackPoint{{TenantID: "t", DroneID: "d", Report: f.rep(i)}}); err != nil {
+		f.t.Fatal(err)
+	}
+	p := flightupdate.NewPass(f.s, []events.Report{f.rep(i)}, time.Now())
+	if _, err := f.st.UpdateFlights(ctx, "t", "d", p.Apply); err != nil {
+		f.t.Fatal(err)
+	}
+	return p
+}
+
+// writeAll writes reports [0, n) but those skipped.
+func (f *flying) writeAll(n int, skip ...int) {
+	f.t.Helper()
+	for i := range n {
+		if !slices.Contains(skip, i) {
+			f.write(i)
+		}
+	}
+}
+
+// flight is the drone's one flight.
+func (f *flying) flight() flights.Flight {
+	f.t.Helper()
+	fl, err := f.st.ListFlights(context.Background(), store.FlightQuery{TenantID: "t", DroneID: "d",
+		From: f.t0.Add(-time.Hour), To: f.t0.Add(time.Hour)})
+	if err != nil || len(fl) != 1 {
+		f.t.Fatalf("flights %+v, %v; want one", fl, err)
+	}
+	return fl[0]
+}
+
+// meddling is a store whose next history read is followed by before: a
 // batch another writer commits between a replay's read and its write.
 type meddling struct {
 	*bolt.Store
@@ -106,66 +163,37 @@ func (m *meddling) Track(ctx context.Context, q store.TrackQuery) ([]store.Track
 }
 
 // A replay does not write over a report applied after it read history: it
-// reads again, and the flights and detector hold every report.
+// reads the newer reports, and the flights and detector hold every report.
 func TestReplayReadsAgainOverAReportAppliedMeanwhile(t *testing.T) {
-	ctx := context.Background()
-	st := openBolt(t, "d")
-	s := flights.DefaultSettings()
-	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
-	armed, h, v := true, 40.0, 8.0
-	rep := func(i int) events.Report {
-		return events.Report{TS: t0.Add(time.Duration(i) * time.Second), Lat: 47 + float64(i)*1e-4, Lon: 8,
-			Armed: &armed, Height: &h, Speed: &v}
-	}
-	deliver := func(st flightupdate.Store, w interface {
-		AppendTrack(context.Context, []store.TrackPoint) error
-	}, r events.Report) flightupdate.Result {
-		t.Helper()
-		if err := w.AppendTrack(ctx, []store.TrackPoint{{TenantID: "t", DroneID: "d", Report: r}}); err != nil {
-			t.Fatal(err)
-		}
-		res, err := flightupdate.Update(ctx, st, s, "t", "d", []events.Report{r}, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	for i := 0; i < 20; i++ {
-		if i != 5 {
-			deliver(st, st, rep(i))
-		}
-	}
+	f := newFlying(t)
+	f.writeAll(20, 5)
 	// Report 5 comes late; while its replay reads history, report 20 is
 	// applied by another writer, which leaves the replay its drone owes to
 	// the one running (as process does: it pays owed replays apart).
-	m := &meddling{Store: st, before: func() {
-		if err := st.AppendTrack(ctx, []store.TrackPoint{{TenantID: "t", DroneID: "d", Report: rep(20)}}); err != nil {
-			t.Fatal(err)
-		}
-		p := flightupdate.NewPass(s, []events.Report{rep(20)}, time.Now())
-		if _, err := st.UpdateFlights(ctx, "t", "d", p.Apply); err != nil || !p.NeedsReplay() {
-			t.Fatalf("report 20: %v, needs replay %v; want the owed replay still owed", err, p.NeedsReplay())
+	if !f.write(5).NeedsReplay() {
+		t.Fatal("report 5 came late and owes no replay")
+	}
+	m := &meddling{Store: f.st, before: func() {
+		if f.write(20).NeedsReplay() != true {
+			t.Error("report 20: the owed replay is no longer owed")
 		}
 	}}
-	res := deliver(m, st, rep(5))
-	if !res.Replayed || res.Points != 21 {
-		t.Errorf("late report: %+v; want a replay over 21 points (read again after report 20)", res)
+	res, err := flightupdate.Replay(context.Background(), m, f.s, "t", "d", time.Now())
+	if err != nil || !res.Replayed || res.Points != 21 {
+		t.Errorf("late report: %+v, %v; want a replay over 21 points (read again after report 20)", res, err)
 	}
-	det, err := st.UpdateFlights(ctx, "t", "d", func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
+	det, err := f.st.UpdateFlights(context.Background(), "t", "d", func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
 		return prev, flights.Changes{}, false
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !det.Head.Equal(rep(20).TS) {
-		t.Errorf("detector head at %v; want report 20's %v (the replay wrote over it)", det.Head.Sub(t0), rep(20).TS.Sub(t0))
+	if !det.Head.Equal(f.rep(20).TS) || det.Owed != nil {
+		t.Errorf("detector head at %v, owing %+v; want report 20's %v and nothing owed (the replay wrote over it)",
+			det.Head.Sub(f.t0), det.Owed, f.rep(20).TS.Sub(f.t0))
 	}
-	fl, err := st.ListFlights(ctx, store.FlightQuery{TenantID: "t", DroneID: "d", From: t0.Add(-time.Hour), To: t0.Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(fl) != 1 || fl[0].Points != 21 {
-		t.Errorf("flights %+v; want one of 21 points", fl)
+	if n := f.flight().Points; n != 21 {
+		t.Errorf("flight of %d points; want 21", n)
 	}
 }
 
@@ -174,68 +202,37 @@ func TestReplayReadsAgainOverAReportAppliedMeanwhile(t *testing.T) {
 // late report, the second pays what is owed and puts it in the flight.
 func TestReplayLeavesOwedALateBatchWrittenMeanwhile(t *testing.T) {
 	ctx := context.Background()
-	st := openBolt(t, "d")
-	s := flights.DefaultSettings()
-	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
-	armed, h, v := true, 40.0, 8.0
-	rep := func(i int) events.Report {
-		return events.Report{TS: t0.Add(time.Duration(i) * time.Second), Lat: 47 + float64(i)*1e-4, Lon: 8,
-			Armed: &armed, Height: &h, Speed: &v}
-	}
-	write := func(i int) *flightupdate.Pass {
-		t.Helper()
-		if err := st.AppendTrack(ctx, []store.TrackPoint{{TenantID: "t", DroneID: "d", Report: rep(i)}}); err != nil {
-			t.Fatal(err)
-		}
-		p := flightupdate.NewPass(s, []events.Report{rep(i)}, time.Now())
-		if _, err := st.UpdateFlights(ctx, "t", "d", p.Apply); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	for i := 0; i < 20; i++ {
-		if i != 5 && i != 7 {
-			write(i)
-		}
-	}
-	if !write(5).NeedsReplay() {
+	f := newFlying(t)
+	f.writeAll(20, 5, 7)
+	if !f.write(5).NeedsReplay() {
 		t.Fatal("report 5 came late and owes no replay")
 	}
-	points := func() int {
-		t.Helper()
-		fl, err := st.ListFlights(ctx, store.FlightQuery{TenantID: "t", DroneID: "d", From: t0.Add(-time.Hour), To: t0.Add(time.Hour)})
-		if err != nil || len(fl) != 1 {
-			t.Fatalf("flights %+v, %v; want one", fl, err)
-		}
-		return fl[0].Points
-	}
-	if n := points(); n != 18 {
+	if n := f.flight().Points; n != 18 {
 		t.Fatalf("before the replay the flight has %d points; want 18 (5 and 7 missing: late and not yet sent)", n)
 	}
-	m := &meddling{Store: st, before: func() { write(7) }}
-	res, err := flightupdate.Replay(ctx, m, s, "t", "d", time.Now())
+	m := &meddling{Store: f.st, before: func() { f.write(7) }}
+	res, err := flightupdate.Replay(ctx, m, f.s, "t", "d", time.Now())
 	if err != nil || !res.Replayed || !res.Owed || res.Points != 19 {
 		t.Fatalf("replay with report 7 written after its read: %+v, %v; want 19 points read and a replay still owed", res, err)
 	}
-	if n := points(); n != 19 {
+	if n := f.flight().Points; n != 19 {
 		t.Errorf("after the first replay the flight has %d points; want 19 (7 missing)", n)
 	}
-	refs, err := st.OwedReplays(ctx, time.Now().Add(time.Second), 0)
+	refs, err := f.st.OwedReplays(ctx, time.Now().Add(time.Second), 0)
 	if err != nil || len(refs) != 1 || refs[0] != (store.DroneRef{TenantID: "t", DroneID: "d"}) {
 		t.Fatalf("OwedReplays = %v, %v; want drone d", refs, err)
 	}
-	res, err = flightupdate.Replay(ctx, st, s, "t", "d", time.Now())
+	res, err = flightupdate.Replay(ctx, f.st, f.s, "t", "d", time.Now())
 	if err != nil || !res.Replayed || res.Owed || res.Points != 20 {
 		t.Fatalf("second replay: %+v, %v; want 20 points read and nothing owed", res, err)
 	}
-	if n := points(); n != 20 {
+	if n := f.flight().Points; n != 20 {
 		t.Errorf("after the second replay the flight has %d points; want 20", n)
 	}
 }
 
-// reporting is a store whose first n history reads are each followed by a
-// newer report of the drone, written as process writes one (history, then
-// the detector's fast path): a drone reporting on while a replay runs.
+// reporting is a store whose first n history reads are each followed by
+// next: a drone reporting on while a replay runs.
 type reporting struct {
 	*bolt.Store
 	n     int
@@ -255,43 +252,20 @@ func (r *reporting) Track(ctx context.Context, q store.TrackQuery) ([]store.Trac
 // by reading only the newer reports, and writes a detector and flight that
 // hold every report.
 func TestReplayCatchesUpWithADroneReportingOn(t *testing.T) {
-	ctx := context.Background()
-	st := openBolt(t, "d")
-	s := flights.DefaultSettings()
-	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
-	armed, h, v := true, 40.0, 8.0
-	rep := func(i int) events.Report {
-		return events.Report{TS: t0.Add(time.Duration(i) * time.Second), Lat: 47 + float64(i)*1e-4, Lon: 8,
-			Armed: &armed, Height: &h, Speed: &v}
-	}
-	write := func(i int) {
-		t.Helper()
-		if err := st.AppendTrack(ctx, []store.TrackPoint{{TenantID: "t", DroneID: "d", Report: rep(i)}}); err != nil {
-			t.Fatal(err)
-		}
-		p := flightupdate.NewPass(s, []events.Report{rep(i)}, time.Now())
-		if _, err := st.UpdateFlights(ctx, "t", "d", p.Apply); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < 20; i++ {
-		if i != 5 {
-			write(i)
-		}
-	}
-	write(5) // late: owes a replay
+	f := newFlying(t)
+	f.writeAll(20, 5)
+	f.write(5) // late: owes a replay
 	next := 20
-	r := &reporting{Store: st, n: 3, next: func() { write(next); next++ }}
-	res, err := flightupdate.Replay(ctx, r, s, "t", "d", time.Now())
+	r := &reporting{Store: f.st, n: 3, next: func() { f.write(next); next++ }}
+	res, err := flightupdate.Replay(context.Background(), r, f.s, "t", "d", time.Now())
 	if err != nil || res.Owed || res.Points != 23 {
 		t.Fatalf("replay while the drone reported three times: %+v, %v; want 23 points read, nothing owed", res, err)
 	}
-	if len(r.reads) != 4 || !r.reads[1].After.Equal(rep(20-1).TS) || !r.reads[3].After.Equal(rep(21).TS) {
+	if len(r.reads) != 4 || !r.reads[1].After.Equal(f.rep(19).TS) || !r.reads[3].After.Equal(f.rep(21).TS) {
 		t.Errorf("history reads %+v; want all of it, then each time what is newer than the last read", r.reads)
 	}
-	fl, err := st.ListFlights(ctx, store.FlightQuery{TenantID: "t", DroneID: "d", From: t0.Add(-time.Hour), To: t0.Add(time.Hour)})
-	if err != nil || len(fl) != 1 || fl[0].Points != 23 {
-		t.Fatalf("flights %+v, %v; want one of 23 points", fl, err)
+	if n := f.flight().Points; n != 23 {
+		t.Fatalf("flight of %d points; want 23", n)
 	}
 }
 
@@ -301,36 +275,15 @@ func TestReplayCatchesUpWithADroneReportingOn(t *testing.T) {
 // read and the held report is written after it.
 func TestReplayHoldsTheDroneToCatchUp(t *testing.T) {
 	ctx := context.Background()
-	st := openBolt(t, "d")
-	s := flights.DefaultSettings()
-	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
-	armed, h, v := true, 40.0, 8.0
-	rep := func(i int) events.Report {
-		return events.Report{TS: t0.Add(time.Duration(i) * time.Second), Lat: 47 + float64(i)*1e-4, Lon: 8,
-			Armed: &armed, Height: &h, Speed: &v}
-	}
-	write := func(i int) {
-		t.Helper()
-		if err := st.AppendTrack(ctx, []store.TrackPoint{{TenantID: "t", DroneID: "d", Report: rep(i)}}); err != nil {
-			t.Fatal(err)
-		}
-		p := flightupdate.NewPass(s, []events.Report{rep(i)}, time.Now())
-		if _, err := st.UpdateFlights(ctx, "t", "d", p.Apply); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < 20; i++ {
-		if i != 5 {
-			write(i)
-		}
-	}
-	write(5)
+	f := newFlying(t)
+	f.writeAll(20, 5)
+	f.write(5)
 	next, held, queued := 20, false, []int{}
-	r := &reporting{Store: st, n: 100, next: func() {
+	r := &reporting{Store: f.st, n: 100, next: func() {
 		if held {
 			queued = append(queued, next) // the drone's batch waits for the hold
 		} else {
-			write(next)
+			f.write(next)
 		}
 		next++
 	}}
@@ -341,22 +294,21 @@ func TestReplayHoldsTheDroneToCatchUp(t *testing.T) {
 		fn()
 		held = false
 		for _, i := range queued {
-			write(i)
+			f.write(i)
 		}
 	}
-	if _, err := flightupdate.Replay(ctx, r, s, "t", "d", time.Now()); err == nil {
+	if _, err := flightupdate.Replay(ctx, r, f.s, "t", "d", time.Now()); err == nil {
 		t.Fatal("without a hold the replay caught up with a drone reporting after every read")
 	}
 	r.reads, next = nil, 30
 	for i := 25; i < 30; i++ {
-		write(i) // reports 20-24 were the first replay's; the next come from 25
+		f.write(i) // reports 20-24 were the first replay's; the next come from 25
 	}
-	res, err := flightupdate.ReplayHolding(ctx, r, s, "t", "d", time.Now(), hold)
+	res, err := flightupdate.ReplayHolding(ctx, r, f.s, "t", "d", time.Now(), hold)
 	if err != nil || res.Owed || holds != 1 || len(r.reads) != 3 {
 		t.Fatalf("replay holding the drone: %+v, %v, %d holds, %d reads; want done on the third read within one hold", res, err, holds, len(r.reads))
 	}
-	fl, err := st.ListFlights(ctx, store.FlightQuery{TenantID: "t", DroneID: "d", From: t0.Add(-time.Hour), To: t0.Add(time.Hour)})
-	if err != nil || len(fl) != 1 || fl[0].Points != next {
-		t.Fatalf("flights %+v, %v; want one of %d points (the held report written after the replay)", fl, err, next)
+	if n := f.flight().Points; n != next {
+		t.Fatalf("flight of %d points; want %d (the held report written after the replay)", n, next)
 	}
 }

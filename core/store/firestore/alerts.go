@@ -87,19 +87,34 @@ func decodeData[T any](docTenant, data, tenantID, what string) (T, error) {
 }
 
 func queryAll[T any](ctx context.Context, q fs.Query, what string) ([]T, error) {
+	var out []T
+	err := forEachDoc(ctx, q, what, func(snap *fs.DocumentSnapshot) error {
+		v, err := decodeSnap[T](snap, nil, "", what)
+		out = append(out, v)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// forEachDoc runs fn on each document q finds, in the query's order, and
+// stops at fn's first error.
+func forEachDoc(ctx context.Context, q fs.Query, what string, fn func(*fs.DocumentSnapshot) error) error {
 	it := q.Documents(ctx)
 	defer it.Stop()
-	var out []T
 	for {
 		snap, err := it.Next()
 		if err == iterator.Done {
-			return out, nil
+			return nil
 		}
-		v, err := decodeSnap[T](snap, err, "", what)
 		if err != nil {
-			return nil, err
+			return mapErr(what, err)
 		}
-		out = append(out, v)
+		if err := fn(snap); err != nil {
+			return err
+		}
 	}
 }
 

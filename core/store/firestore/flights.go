@@ -213,23 +213,16 @@ func (s *Store) OwedReplays(ctx context.Context, before time.Time, limit int) ([
 	if limit > 0 {
 		q = q.Limit(limit)
 	}
-	it := q.Documents(ctx)
-	defer it.Stop()
 	var out []store.DroneRef
-	for {
-		snap, err := it.Next()
-		if err == iterator.Done {
-			return out, nil
-		}
-		if err != nil {
-			return nil, mapErr(what, err)
-		}
+	err := forEachDoc(ctx, q, what, func(snap *fs.DocumentSnapshot) error {
 		var d detectorDoc
 		if err := snap.DataTo(&d); err != nil {
-			return nil, fmt.Errorf("%s: decode: %w", what, err)
+			return fmt.Errorf("%s: decode: %w", what, err)
 		}
 		out = append(out, store.DroneRef{TenantID: d.TenantID, DroneID: snap.Ref.ID})
-	}
+		return nil
+	})
+	return out, err
 }
 
 // replayedFlights is the query of the drone's flights a replay from from
@@ -337,25 +330,18 @@ func (s *Store) ListFlights(ctx context.Context, q store.FlightQuery) ([]flights
 	if q.Limit > 0 {
 		fq = fq.Limit(q.Limit)
 	}
-	it := fq.Documents(ctx)
-	defer it.Stop()
 	var out []flights.Flight
-	for {
-		snap, err := it.Next()
-		if err == iterator.Done {
-			return out, nil
-		}
-		if err != nil {
-			return nil, mapErr(what, err)
-		}
+	err := forEachDoc(ctx, fq, what, func(snap *fs.DocumentSnapshot) error {
 		f, err := decodeFlight(snap, "", what)
-		if err != nil {
-			return nil, err
-		}
-		if f.TenantID == q.TenantID { // a drone id of another tenant finds nothing
+		if err == nil && f.TenantID == q.TenantID { // a drone id of another tenant finds nothing
 			out = append(out, f)
 		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // FlightSettings implements store.Flights.
