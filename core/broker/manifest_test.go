@@ -39,7 +39,7 @@ func TestInfraTriggers(t *testing.T) {
 		{"process", "default", "process", 7, false, 200 * time.Millisecond, "dead-letter"},
 		{"cache-refresh", "default", "cache-refresh", 5, false, 200 * time.Millisecond, "dead-letter"},
 		{"alerts-state", "default", "alerts", 7, false, 200 * time.Millisecond, "dead-letter"},
-		{"alerts-link-check", "default", "alerts", 2, false, 500 * time.Millisecond, "dead-letter"},
+		{"alerts-link-check", "default", "alerts", 4, false, 500 * time.Millisecond, "dead-letter"},
 		{"alerts-webhooks-raised", "default", "alerts", 8, false, 500 * time.Millisecond, "dead-letter"},
 		{"alerts-webhooks-resolved", "default", "alerts", 8, false, 500 * time.Millisecond, "dead-letter"},
 	}
