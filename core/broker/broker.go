@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/dronetrack/dronetrack/core/internal/workers"
+	"github.com/dronetrack/dronetrack/core/workers"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"

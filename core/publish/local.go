@@ -12,7 +12,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/dronetrack/dronetrack/core/internal/workers"
+	"github.com/dronetrack/dronetrack/core/workers"
 )
 
 // localWorkers runs the local handlers on goroutines reused across

@@ -114,8 +114,12 @@ func drain(prev *events.DroneState, r events.Report, dt time.Duration) *float64 
 // in, skipping those not newer than the state so far. It reports whether the
 // state advanced. It is the pure function store.UpdateState runs.
 func Fold(prev *events.DroneState, reports []events.Report, now time.Time) (events.DroneState, bool) {
-	sorted := slices.Clone(reports)
-	slices.SortStableFunc(sorted, func(a, b events.Report) int { return a.TS.Compare(b.TS) })
+	byTime := func(a, b events.Report) int { return a.TS.Compare(b.TS) }
+	sorted := reports // the common batch, one report or in order, is read as it is
+	if !slices.IsSortedFunc(reports, byTime) {
+		sorted = slices.Clone(reports)
+		slices.SortStableFunc(sorted, byTime)
+	}
 	cur, advanced := prev, false
 	for _, r := range sorted {
 		if st, ok := Next(cur, r, now); ok {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dronetrack/dronetrack/core/alerting"
+	"github.com/dronetrack/dronetrack/core/deadline"
 	"github.com/dronetrack/dronetrack/core/store"
 )
 
@@ -34,7 +35,8 @@ func withStoreDeadline(st Store, timeout time.Duration) Store {
 }
 
 func (d *deadlineStore) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, d.timeout)
+	// Armed only if the store waits on it (Firestore does; bolt does not).
+	return deadline.WithTimeout(ctx, d.timeout)
 }
 
 func (d *deadlineStore) EvaluateAlerts(ctx context.Context, tenantID, droneID string,

@@ -300,7 +300,8 @@ func updateState(tx *bbolt.Tx, d store.Drone, raw []byte, next func(prev *events
 type stateWrite struct {
 	cur   events.DroneState
 	wrote bool
-	doc   []byte // the drone's document with cur, when wrote
+	doc   []byte      // the drone's document with cur, when wrote
+	drone store.Drone // doc decoded, when wrote
 }
 
 // prepareState runs next on d's state and encodes d with its result.
@@ -317,7 +318,7 @@ func prepareState(d store.Drone, next func(prev *events.DroneState) (events.Dron
 	if err != nil {
 		return stateWrite{}, err
 	}
-	return stateWrite{cur: st, wrote: true, doc: doc}, nil
+	return stateWrite{cur: st, wrote: true, doc: doc, drone: d}, nil
 }
 
 // apply writes sw over the drone's document old (read in tx).
@@ -360,6 +361,7 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 	pre := s.prepareDrone(w)
 	detKey := tkey(w.TenantID, w.DroneID) // the detector's key in s.written
 	var afterDoc, afterDet []byte         // what the transaction leaves stored
+	var afterDrone *store.Drone           // afterDoc decoded
 	err := s.batch("write drone "+w.DroneID, func(tx *bbolt.Tx) error {
 		cur, wrote = events.DroneState{}, false // the group commit may rerun this function
 		raw := tx.Bucket(bucketDrones).Get([]byte(w.DroneID))
@@ -390,8 +392,11 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 			return err
 		}
 		cur, wrote = sw.cur, sw.wrote
-		if afterDoc = sw.doc; !sw.wrote {
+		if afterDoc, afterDrone = sw.doc, &sw.drone; !sw.wrote {
 			afterDoc = bytes.Clone(raw)
+			if afterDrone = &d; fresh {
+				afterDrone = pre.drone
+			}
 		}
 		if w.Flights == nil {
 			return nil
@@ -412,7 +417,7 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 		return fw.apply(tx, w.TenantID, w.DroneID, det)
 	})
 	if err == nil {
-		s.written.put("drone\x00"+w.DroneID, afterDoc)
+		s.written.putDecoded("drone\x00"+w.DroneID, afterDoc, afterDrone)
 		if w.Flights != nil {
 			s.written.put("flights\x00"+string(detKey), afterDet)
 		}
@@ -425,6 +430,7 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 // (nil: none yet) as stored then.
 type preparedDrone struct {
 	doc, detector []byte
+	drone         *store.Drone // doc decoded
 	state         stateWrite
 	flights       flightWrite
 }
@@ -436,10 +442,11 @@ type preparedDrone struct {
 func (s *Store) prepareDrone(w store.DroneWrite) *preparedDrone {
 	var pre preparedDrone
 	detKey := string(tkey(w.TenantID, w.DroneID))
-	doc, okDoc := s.written.get("drone\x00" + w.DroneID)
+	doc, docVal, okDoc := s.written.getDecoded("drone\x00" + w.DroneID)
 	det, okDet := s.written.get("flights\x00" + detKey)
 	if okDoc && (okDet || w.Flights == nil) {
 		pre.doc, pre.detector = doc, det
+		pre.drone, _ = docVal.(*store.Drone)
 	} else if err := s.view("read drone "+w.DroneID, func(tx *bbolt.Tx) error {
 		pre.doc = bytes.Clone(tx.Bucket(bucketDrones).Get([]byte(w.DroneID)))
 		if w.Flights != nil {
@@ -452,13 +459,19 @@ func (s *Store) prepareDrone(w store.DroneWrite) *preparedDrone {
 	if pre.doc == nil {
 		return nil
 	}
-	var d store.Drone
-	if !readDrone(pre.doc, &d) {
-		d = store.Drone{}
-		if json.Unmarshal(pre.doc, &d) != nil {
-			return nil
+	if pre.drone == nil {
+		// Not kept by the last write (read above, or a write that failed):
+		// decoded here, once.
+		var d store.Drone
+		if !readDrone(pre.doc, &d) {
+			d = store.Drone{}
+			if json.Unmarshal(pre.doc, &d) != nil {
+				return nil
+			}
 		}
+		pre.drone = &d
 	}
+	d := *pre.drone // prepareState sets its copy's state
 	if d.TenantID != w.TenantID {
 		return nil
 	}
