@@ -392,7 +392,12 @@ func (s *Store) WriteDrone(_ context.Context, w store.DroneWrite) (events.DroneS
 			return err
 		}
 		cur, wrote = sw.cur, sw.wrote
-		if afterDoc, afterDrone = sw.doc, &sw.drone; !sw.wrote {
+		if afterDoc = sw.doc; sw.wrote {
+			// A copy: &sw.drone would keep pre alive, and with it the
+			// drone kept by the write before, and so on.
+			dr := sw.drone
+			afterDrone = &dr
+		} else {
 			afterDoc = bytes.Clone(raw)
 			if afterDrone = &d; fresh {
 				afterDrone = pre.drone
