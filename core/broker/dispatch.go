@@ -378,7 +378,7 @@ func (b *Broker) send(ctx context.Context, target string, e *event.Event, wantRe
 		return o
 	}
 	if reply := d.Reply(); reply != nil {
-		if err := reply.Validate(); err != nil {
+		if err := publish.Validate(reply); err != nil {
 			o.err = fmt.Errorf("invalid reply from %s: %w", target, err)
 			return o
 		}
@@ -398,7 +398,7 @@ func (b *Broker) send(ctx context.Context, target string, e *event.Event, wantRe
 		o.err = fmt.Errorf("decode reply from %s: %w", target, err)
 		return o
 	}
-	if err := reply.Validate(); err != nil {
+	if err := publish.Validate(reply); err != nil {
 		o.err = fmt.Errorf("invalid reply from %s: %w", target, err)
 		return o
 	}

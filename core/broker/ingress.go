@@ -11,6 +11,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/dronetrack/dronetrack/core/problem"
+	"github.com/dronetrack/dronetrack/core/publish"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -39,7 +40,7 @@ func (i ingress) PublishEvent(ctx context.Context, e event.Event) error {
 	if i.b.closing.Load() {
 		return ErrUnavailable
 	}
-	if err := e.Validate(); err != nil {
+	if err := publish.Validate(&e); err != nil {
 		return fmt.Errorf("broker: invalid CloudEvent: %w", err)
 	}
 	// Stored with the hop counter at its start when it has none
@@ -75,7 +76,7 @@ func (b *Broker) serveIngress(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, http.StatusBadRequest, "not a CloudEvent", "the request is not a CloudEvent in binary or structured mode: "+err.Error())
 		return
 	}
-	if err := e.Validate(); err != nil {
+	if err := publish.Validate(e); err != nil {
 		problem.Write(w, http.StatusBadRequest, "invalid CloudEvent", err.Error(), problem.WithErrors(invalidFields(err.Error())))
 		return
 	}

@@ -98,7 +98,7 @@ func (p *Publisher) Sink() string { return p.sink }
 // answered 2xx. Any other answer or a transport error wraps ErrUnavailable;
 // an invalid event is an error that does not (retrying will not help).
 func (p *Publisher) Publish(ctx context.Context, e event.Event) error {
-	if err := e.Validate(); err != nil {
+	if err := Validate(&e); err != nil {
 		return fmt.Errorf("publish %s: invalid event: %w", e.ID(), err)
 	}
 	if s, ok := localSink(p.host); ok {
