@@ -113,7 +113,7 @@ func extension(ev cloudevents.Event, name string) string {
 }
 
 func (h *Handler) serveState(w http.ResponseWriter, r *http.Request, ev cloudevents.Event, tc tracing.Context) {
-	data, err := events.Decode[events.StateUpdated](ev, events.TypeStateUpdated)
+	data, err := events.DecodeStateUpdated(ev)
 	if err != nil || data.TenantID == "" || data.DroneID == "" {
 		h.reject(w, "invalid state.updated event")
 		return

@@ -134,7 +134,7 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
 		}
 		return l
 	}
-	su, err = events.Decode[events.StateUpdated](*ev, events.TypeStateUpdated)
+	su, err = events.DecodeStateUpdated(*ev)
 	if err != nil {
 		f.m.outcome(outcomeRejected)
 		log().WarnContext(r.Context(), "rejected event", "err", err)
