@@ -32,6 +32,17 @@ func (s DroneState) AppendJSON(b []byte) ([]byte, error) {
 	if !s.plain() {
 		return appendMarshal(b, (*droneStateJSON)(new(s)))
 	}
+	if j, ok := encodedStates.get(&s); ok {
+		return append(b, j...), nil
+	}
+	start := len(b)
+	b = s.appendPlain(b)
+	encodedStates.put(&s, b[start:])
+	return b, nil
+}
+
+// appendPlain is AppendJSON's hand encoder, for a plain state.
+func (s *DroneState) appendPlain(b []byte) []byte {
 	b = append(b, `{"ts":`...)
 	b = appendTime(b, s.TS)
 	b = append(b, `,"lat":`...)
@@ -84,7 +95,7 @@ func (s DroneState) AppendJSON(b []byte) ([]byte, error) {
 	b = appendOptFloat(b, `,"timeToEmptySecs":`, s.TimeToEmptySecs)
 	b = append(b, `,"updatedAt":`...)
 	b = appendTime(b, s.UpdatedAt)
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 // appendMarshal appends encoding/json's bytes for v. The fallbacks copy
