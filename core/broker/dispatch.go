@@ -73,6 +73,21 @@ func extension(e event.Event, name string) (any, bool) {
 	return v, ok
 }
 
+// dropExtension is e.SetExtension(name, nil) for a lower-case name:
+// without its checks of the name, which cost as much as the rest of a
+// delivery's handling of the hop counter. The map is the event's own
+// (each delivery decodes its event).
+func dropExtension(e *event.Event, name string) {
+	if ec, ok := e.Context.(*event.EventContextV1); ok {
+		delete(ec.Extensions, name)
+		if len(ec.Extensions) == 0 {
+			ec.Extensions = nil
+		}
+		return
+	}
+	e.SetExtension(name, nil)
+}
+
 // outcome is one delivery attempt's result.
 type outcome struct {
 	code  int    // HTTP status; 0 when no response
@@ -263,7 +278,7 @@ func (b *Broker) deliver(ctx context.Context, r *route, e event.Event, s *slot) 
 	// Like Knative's broker, strip the hop counter before delivery and
 	// give a reply one hop less, so reply loops end.
 	ttl := brokerTTL(e)
-	e.SetExtension(ExtTTL, nil)
+	dropExtension(&e, ExtTTL)
 	if !b.gate.pass(ctx) { // a Snapshot is capturing (backup.go)
 		return abandonedResult
 	}
