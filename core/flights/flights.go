@@ -239,8 +239,12 @@ func (d *Detector) Late(reports []events.Report) (earliest time.Time, late bool)
 // changed. Reports not newer than the head are skipped (see Late).
 func (d *Detector) Apply(s Settings, reports []events.Report) Changes {
 	var ch Changes
-	sorted := slices.Clone(reports)
-	slices.SortStableFunc(sorted, func(a, b events.Report) int { return a.TS.Compare(b.TS) })
+	byTime := func(a, b events.Report) int { return a.TS.Compare(b.TS) }
+	sorted := reports // the common batch, one report or in order, is read as it is
+	if !slices.IsSortedFunc(reports, byTime) {
+		sorted = slices.Clone(reports)
+		slices.SortStableFunc(sorted, byTime)
+	}
 	for _, r := range sorted {
 		if d.Head.IsZero() || r.TS.After(d.Head) {
 			d.step(s, r, &ch)
