@@ -41,6 +41,8 @@ type stateResult struct {
 // reports is durable, so acknowledging after Submit keeps at-least-once.
 // The cost: a drone reporting faster than 1/interval waits up to interval
 // longer for its acknowledgement; a drone reporting at 1 Hz waits no longer.
+// A write due within a tenth of the interval (slackDiv) is made at once,
+// so a drone's writes are at least 0.9 interval apart, not exactly one.
 type coalescer struct {
 	write    StateWriter
 	interval time.Duration
@@ -66,6 +68,10 @@ type pending struct {
 	waiters   []chan stateResult
 	holds     int // exclusive callers: the sweep keeps the entry
 }
+
+// slackDiv sets the slack of a drone's spacing: a write due within
+// interval/slackDiv is made at once.
+const slackDiv = 10
 
 func newCoalescer(write StateWriter, interval, timeout time.Duration) *coalescer {
 	return &coalescer{write: write, interval: interval, timeout: timeout, drones: map[droneKey]*pending{}}
@@ -100,6 +106,15 @@ func (c *coalescer) Submit(ctx context.Context, tenantID, droneID string, report
 	if !p.queued {
 		p.queued = true
 		delay := max(0, p.lastWrite.Add(c.interval).Sub(now))
+		if delay <= c.interval/slackDiv {
+			// Due within the slack: now. Without it a drone reporting
+			// once per interval waited for a timer on almost every
+			// report: its write starts a little after its report
+			// arrives, so its next report, one interval later, found
+			// the interval since that write not quite over, and the
+			// timer's late start pushed the next write later again.
+			delay = 0
+		}
 		c.flushes.Add(1)
 		if delay > 0 {
 			p.timer = time.AfterFunc(delay, func() {

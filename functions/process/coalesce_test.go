@@ -134,6 +134,41 @@ func TestCoalescerTellsSenderOfHold(t *testing.T) {
 	}
 }
 
+// TestCoalescerWritesAtOnceWithinTheSlack: a report arriving when the
+// drone's interval is all but over (a drone reporting once per interval)
+// is written at once, not held for a timer; one arriving early is held.
+func TestCoalescerWritesAtOnceWithinTheSlack(t *testing.T) {
+	const interval = 200 * time.Millisecond
+	var writes atomic.Int64
+	c := newCoalescer(func(_ context.Context, _, _ string, reports []events.Report, _ []store.TrackPoint) (events.DroneState, bool, error) {
+		writes.Add(1)
+		return events.DroneState{TS: reports[len(reports)-1].TS}, true, nil
+	}, interval, 30*time.Second)
+	defer c.Close()
+	submit := func(ts time.Time) (held int) {
+		e := cloudevents.New()
+		ctx, d := publish.WithDelivery(context.Background(), &e, "process.local:1", "/")
+		d.OnHold(func() { held++ })
+		if _, _, err := c.Submit(ctx, "t1", "d1", []events.Report{{TS: ts}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		return held
+	}
+	submit(base)
+	// The write started before Submit returned: a sleep of 0.95 interval
+	// leaves at most 0.05 interval of it, within the slack of 0.1.
+	time.Sleep(interval - interval/20)
+	if held := submit(base.Add(time.Second)); held != 0 {
+		t.Errorf("report due within the slack: held %d times, want 0 (written at once)", held)
+	}
+	if held := submit(base.Add(2 * time.Second)); held != 1 {
+		t.Errorf("report right after a write: held %d times, want 1 (waits for the interval)", held)
+	}
+	if n := writes.Load(); n != 3 {
+		t.Errorf("%d writes, want 3", n)
+	}
+}
+
 // While exclusive runs for a drone, its writes wait (and are written after);
 // another drone's are not held, and the sweep keeps the held entry.
 func TestCoalescerExclusiveHoldsTheDronesWrites(t *testing.T) {
