@@ -14,9 +14,9 @@ import (
 // by the state's values (sameState), never by where it came from.
 var encodedStates stateJSONMemo
 
-// stateJSONSlots is a power of two: about a second of states at 5,000
+// stateJSONSlots is a power of two: about 0.4 s of states at 5,000
 // reports/s, the span of one report's encodings.
-const stateJSONSlots = 4096
+const stateJSONSlots = 2048
 
 // stateJSONMemo is a direct-mapped table: a state's slot is picked by a
 // hash of its values, and a newer state taking the slot evicts the older.
