@@ -3,6 +3,7 @@ package bolt_test
 import (
 	"context"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -202,5 +203,51 @@ func TestWriteDroneAfterAnotherWriter(t *testing.T) {
 	}
 	if got, err := st.LatestState(ctx, "acme", "d1"); err != nil || got.Lat != 4 {
 		t.Errorf("state %+v, %v; want 4 folds", got, err)
+	}
+}
+
+// TestWriteDroneKeepsNoChainOfWrites: the drone WriteDrone keeps decoded
+// for the next write is a value of its own. A first version kept a
+// pointer into the write's preparation, which held the drone kept by the
+// write before, and so on: every write of a drone stayed reachable (1.9 GB
+// in a minute of `make load`). Live heap after 2,000 writes of one drone
+// must not grow with them.
+func TestWriteDroneKeepsNoChainOfWrites(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, "d1")
+	base := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	write := func(i int) {
+		ts := base.Add(time.Duration(i) * time.Second)
+		rep := events.Report{TS: ts, Lat: 47 + float64(i)*1e-5, Lon: 8.5}
+		pass := flightupdate.NewPass(flights.DefaultSettings(), []events.Report{rep}, ts)
+		w := store.DroneWrite{TenantID: "acme", DroneID: "d1",
+			Points: []store.TrackPoint{{TenantID: "acme", DroneID: "d1", Report: rep, ExpireAt: ts.Add(time.Hour)}},
+			State: func(prev *events.DroneState) (events.DroneState, bool) {
+				s := rep.State()
+				s.UpdatedAt = ts
+				return s, true
+			},
+			Flights: pass.Apply}
+		if _, _, err := st.WriteDrone(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	write(0)
+	before := heap()
+	const n = 2000
+	for i := 1; i <= n; i++ {
+		write(i)
+	}
+	// Each write's preparation is a few kilobytes (the document, the
+	// detector with its applied times, the flight records): a chain of
+	// n of them is several megabytes.
+	if grown := int64(heap()) - int64(before); grown > 2<<20 {
+		t.Fatalf("live heap grew %d KiB over %d writes of one drone: earlier writes are kept", grown>>10, n)
 	}
 }
