@@ -29,11 +29,13 @@ func (s DroneState) MarshalJSON() ([]byte, error) {
 
 // AppendJSON appends s's JSON (MarshalJSON's bytes) to b.
 func (s DroneState) AppendJSON(b []byte) ([]byte, error) {
-	if !s.plain() {
-		return appendMarshal(b, (*droneStateJSON)(new(s)))
-	}
+	// A state with the values of one encoded before is plain as that one
+	// was (plain reads only values): the memo is asked first.
 	if j, ok := encodedStates.get(&s); ok {
 		return append(b, j...), nil
+	}
+	if !s.plain() {
+		return appendMarshal(b, (*droneStateJSON)(new(s)))
 	}
 	start := len(b)
 	b = s.appendPlain(b)

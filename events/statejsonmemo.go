@@ -57,7 +57,8 @@ func (m *stateJSONMemo) put(s *DroneState, j []byte) {
 // stateValues encode to the same bytes. TestSameStateComparesEveryField
 // fails for a field added to DroneState and not taken here.
 type stateValues struct {
-	ts, updated       int64
+	ts, updated       int64 // Unix seconds (whole range, unlike UnixNano)
+	tsNS, updatedNS   int
 	tsOff, updatedOff int
 	present           uint32
 	floats            [22]uint64
@@ -69,7 +70,8 @@ type stateValues struct {
 
 func valuesOf(s *DroneState) stateValues {
 	var v stateValues
-	v.ts, v.updated = s.TS.UnixNano(), s.UpdatedAt.UnixNano()
+	v.ts, v.tsNS = s.TS.Unix(), s.TS.Nanosecond()
+	v.updated, v.updatedNS = s.UpdatedAt.Unix(), s.UpdatedAt.Nanosecond()
 	_, v.tsOff = s.TS.Zone()
 	_, v.updatedOff = s.UpdatedAt.Zone()
 	v.floats[0] = math.Float64bits(s.Lat)
@@ -114,8 +116,8 @@ func valuesOf(s *DroneState) stateValues {
 }
 
 func (v *stateValues) slot() int {
-	h := uint64(v.ts)
-	h = h*0x9E3779B97F4A7C15 ^ uint64(v.updated)
+	h := uint64(v.ts)*1e9 + uint64(v.tsNS)
+	h = h*0x9E3779B97F4A7C15 ^ (uint64(v.updated)*1e9 + uint64(v.updatedNS))
 	h = h*0x9E3779B97F4A7C15 ^ v.floats[0]
 	h = h*0x9E3779B97F4A7C15 ^ v.floats[1]
 	h ^= h >> 29
