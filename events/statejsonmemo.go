@@ -92,27 +92,20 @@ func valuesOf(s *DroneState) stateValues {
 			v.floats[19] = math.Float64bits(*h.Alt)
 		}
 	}
-	if s.Seq != nil {
-		v.present |= 1 << 16
-		v.seq = *s.Seq
-	}
-	if s.Armed != nil {
-		v.present |= 1 << 17
-		v.armed = *s.Armed
-	}
-	if s.Mode != nil {
-		v.present |= 1 << 18
-		v.mode = *s.Mode
-	}
-	if s.Fix != nil {
-		v.present |= 1 << 19
-		v.fix = *s.Fix
-	}
-	if s.Satellites != nil {
-		v.present |= 1 << 20
-		v.satellites = *s.Satellites
-	}
+	opt(&v, 16, s.Seq, &v.seq)
+	opt(&v, 17, s.Armed, &v.armed)
+	opt(&v, 18, s.Mode, &v.mode)
+	opt(&v, 19, s.Fix, &v.fix)
+	opt(&v, 20, s.Satellites, &v.satellites)
 	return v
+}
+
+// opt takes an optional value: present bit, and the value into dst.
+func opt[T any](v *stateValues, bit uint, p *T, dst *T) {
+	if p != nil {
+		v.present |= 1 << bit
+		*dst = *p
+	}
 }
 
 func (v *stateValues) slot() int {

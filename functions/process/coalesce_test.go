@@ -112,12 +112,11 @@ func TestCoalescerForgetsIdleDrones(t *testing.T) {
 // purpose and says so to its sender in process (publish.Hold: the
 // broker's bound of deliveries in flight then does not count it); one
 // that is written at once is not held.
-func TestCoalescerTellsSenderOfHold(t *testing.T) {
-	c := newCoalescer(func(_ context.Context, _, _ string, reports []events.Report, _ []store.TrackPoint) (events.DroneState, bool, error) {
-		return events.DroneState{TS: reports[len(reports)-1].TS}, true, nil
-	}, 200*time.Millisecond, 30*time.Second)
-	defer c.Close()
-	submit := func(ts time.Time) (held int) {
+// heldSubmit submits a report of drone d1 at ts as a delivery would and
+// returns how often the coalescer told its sender it is held.
+func heldSubmit(t *testing.T, c *coalescer) func(ts time.Time) int {
+	return func(ts time.Time) (held int) {
+		t.Helper()
 		e := cloudevents.New()
 		ctx, d := publish.WithDelivery(context.Background(), &e, "process.local:1", "/")
 		d.OnHold(func() { held++ })
@@ -126,6 +125,14 @@ func TestCoalescerTellsSenderOfHold(t *testing.T) {
 		}
 		return held
 	}
+}
+
+func TestCoalescerTellsSenderOfHold(t *testing.T) {
+	c := newCoalescer(func(_ context.Context, _, _ string, reports []events.Report, _ []store.TrackPoint) (events.DroneState, bool, error) {
+		return events.DroneState{TS: reports[len(reports)-1].TS}, true, nil
+	}, 200*time.Millisecond, 30*time.Second)
+	defer c.Close()
+	submit := heldSubmit(t, c)
 	if held := submit(base); held != 0 {
 		t.Errorf("first report of a quiet drone (written at once): held %d times, want 0", held)
 	}
@@ -145,15 +152,7 @@ func TestCoalescerWritesAtOnceWithinTheSlack(t *testing.T) {
 		return events.DroneState{TS: reports[len(reports)-1].TS}, true, nil
 	}, interval, 30*time.Second)
 	defer c.Close()
-	submit := func(ts time.Time) (held int) {
-		e := cloudevents.New()
-		ctx, d := publish.WithDelivery(context.Background(), &e, "process.local:1", "/")
-		d.OnHold(func() { held++ })
-		if _, _, err := c.Submit(ctx, "t1", "d1", []events.Report{{TS: ts}}, nil); err != nil {
-			t.Fatal(err)
-		}
-		return held
-	}
+	submit := heldSubmit(t, c)
 	submit(base)
 	// The write started before Submit returned: a sleep of 0.95 interval
 	// leaves at most 0.05 interval of it, within the slack of 0.1.
