@@ -17,8 +17,8 @@ import (
 )
 
 // WithTimeout is context.WithTimeout(parent, d), except that its timer is
-// started at the first call of Done (by the callee or by a context derived
-// from it). Until then Err is worked out when called: the parent's error,
+// started at the first call of Done or Value (by the callee or by a context
+// derived from it). Until then Err is worked out when called: the parent's error,
 // Canceled once cancel was called, DeadlineExceeded once the deadline has
 // passed. cancel must be called, as with context.WithTimeout.
 func WithTimeout(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
@@ -30,7 +30,7 @@ func WithTimeout(parent context.Context, d time.Duration) (context.Context, cont
 }
 
 type lazy struct {
-	context.Context // the parent: Value
+	context.Context // the parent
 
 	deadline time.Time
 
@@ -42,7 +42,16 @@ type lazy struct {
 
 func (c *lazy) Deadline() (time.Time, bool) { return c.deadline, true }
 
-func (c *lazy) Done() <-chan struct{} {
+func (c *lazy) Done() <-chan struct{} { return c.arm().Done() }
+
+// Value arms the context too: context.Cause finds a context's cause
+// through Value, and a bolt call asks for none, so only a callee that
+// reads values (gRPC's, which waits on Done anyway) pays for the timer.
+func (c *lazy) Value(key any) any { return c.arm().Value(key) }
+
+// arm starts the deadline's timer, once, and returns the context
+// context.WithDeadline made for it.
+func (c *lazy) arm() context.Context {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.armed == nil {
@@ -51,7 +60,7 @@ func (c *lazy) Done() <-chan struct{} {
 			c.stop()
 		}
 	}
-	return c.armed.Done()
+	return c.armed
 }
 
 func (c *lazy) Err() error {

@@ -23,6 +23,25 @@ func TestErrWithoutDoneFollowsTheDeadline(t *testing.T) {
 	}
 }
 
+// TestCauseIsTheDeadlines: context.Cause, which looks the cause up
+// through Value, gives DeadlineExceeded for a context past its deadline
+// and Canceled for one canceled, armed or not before.
+func TestCauseIsTheDeadlines(t *testing.T) {
+	parent, cancelParent := context.WithCancel(context.Background())
+	defer cancelParent()
+	ctx, cancel := WithTimeout(parent, 5*time.Millisecond)
+	defer cancel()
+	time.Sleep(10 * time.Millisecond)
+	if err := context.Cause(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Cause past the deadline = %v, want DeadlineExceeded", err)
+	}
+	ctx2, cancel2 := WithTimeout(parent, time.Hour)
+	cancel2()
+	if err := context.Cause(ctx2); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Cause after cancel = %v, want Canceled", err)
+	}
+}
+
 func TestDoneClosesAtTheDeadline(t *testing.T) {
 	ctx, cancel := WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
