@@ -223,11 +223,11 @@ func (r *replay) catchUp(ctx context.Context) error {
 // and writes it with the flights, unless the detector has applied a
 // report since that the read lacks (the gap says which).
 func (r *replay) write(ctx context.Context) (Result, gap, error) {
-	res := Result{Replaying: true, Replayed: true, Points: len(r.history)}
+	res := Result{Replaying: true, Points: len(r.history)}
 	anchor := r.owed.From
 	missing := gapNone
 	_, err := r.st.UpdateFlights(ctx, r.tenantID, r.droneID, func(prev flights.Detector) (flights.Detector, flights.Changes, bool) {
-		res.Owed, res.Changed, missing = false, 0, gapNone
+		res.Owed, res.Changed, res.Replayed, missing = false, 0, false, gapNone
 		switch {
 		case prev.Owed == nil:
 			// Paid since the read by a replay that read at least as much
@@ -251,7 +251,7 @@ func (r *replay) write(ctx context.Context) (Result, gap, error) {
 			d.Owed = &flights.Owed{From: anchor, Since: r.now.UTC()}
 			res.Owed = true
 		}
-		res.Changed = len(ch.Upsert)
+		res.Changed, res.Replayed = len(ch.Upsert), true
 		return d, ch, true
 	})
 	return res, missing, err

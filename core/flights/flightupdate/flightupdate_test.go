@@ -231,6 +231,31 @@ func TestReplayLeavesOwedALateBatchWrittenMeanwhile(t *testing.T) {
 	}
 }
 
+// A replay that finds, at its write, the debt paid by another replay since
+// its read writes nothing and says so: it is not counted as a replay.
+func TestReplayFindingTheDebtPaidIsNoReplay(t *testing.T) {
+	ctx := context.Background()
+	f := newFlying(t)
+	f.writeAll(20, 5)
+	if !f.write(5).NeedsReplay() {
+		t.Fatal("report 5 came late and owes no replay")
+	}
+	var other flightupdate.Result
+	m := &meddling{Store: f.st, before: func() {
+		var err error
+		if other, err = flightupdate.Replay(ctx, f.st, f.s, "t", "d", time.Now()); err != nil || !other.Replayed {
+			t.Errorf("the other replay: %+v, %v; want it to pay the debt", other, err)
+		}
+	}}
+	res, err := flightupdate.Replay(ctx, m, f.s, "t", "d", time.Now())
+	if err != nil || res.Replayed || res.Owed {
+		t.Errorf("replay finding the debt paid: %+v, %v; want no replay and nothing owed", res, err)
+	}
+	if n := f.flight().Points; n != 20 {
+		t.Errorf("flight of %d points; want 20 (the other replay's)", n)
+	}
+}
+
 // reporting is a store whose first n history reads are each followed by
 // next: a drone reporting on while a replay runs.
 type reporting struct {
