@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"errors"
 	"net/url"
 	"testing"
 
@@ -11,14 +12,6 @@ import (
 // TestValidateAgreesWithSDK: Validate accepts exactly the events sdk-go's
 // Validate accepts, and reports sdk-go's error for the others.
 func TestValidateAgreesWithSDK(t *testing.T) {
-	base := func() event.Event {
-		e := event.New()
-		e.SetID("id-1")
-		e.SetSource("/dronetrack/process")
-		e.SetType("dronetrack.state.updated")
-		_ = e.SetData("application/json", map[string]int{"a": 1})
-		return e
-	}
 	str := func(s string) *string { return &s }
 	cases := map[string]func(e *event.Event){
 		"plain":           func(e *event.Event) {},
@@ -44,7 +37,7 @@ func TestValidateAgreesWithSDK(t *testing.T) {
 	}
 	for name, change := range cases {
 		t.Run(name, func(t *testing.T) {
-			e := base()
+			e := plainEvent()
 			change(&e)
 			want := e.Validate()
 			got := Validate(&e)
@@ -55,18 +48,20 @@ func TestValidateAgreesWithSDK(t *testing.T) {
 	}
 }
 
-var errBad = errorString("bad")
+var errBad = errors.New("bad")
 
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
-
-func BenchmarkValidate(b *testing.B) {
+// plainEvent is a valid state.updated event as process replies with.
+func plainEvent() event.Event {
 	e := event.New()
 	e.SetID("id-1")
 	e.SetSource("/dronetrack/process")
 	e.SetType("dronetrack.state.updated")
-	e.SetDataContentType("application/json")
+	_ = e.SetData("application/json", map[string]int{"a": 1})
+	return e
+}
+
+func BenchmarkValidate(b *testing.B) {
+	e := plainEvent()
 	b.Run("publish", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
