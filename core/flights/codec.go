@@ -44,7 +44,7 @@ func (d Detector) AppendBinary(b []byte) ([]byte, error) {
 	e.flight(d.Candidate)
 	e.flight(d.Landing)
 	e.times(d.Checkpoints)
-	e.times(d.Applied)
+	e.instants(d.Applied)
 	if d.Owed != nil || d.LateSeq != 0 {
 		// Optional and last: a detector that never had a late batch is
 		// stored as before replays could be owed, and those decode as
@@ -78,7 +78,7 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 	out.Candidate = r.flight()
 	out.Landing = r.flight()
 	out.Checkpoints = r.times()
-	out.Applied = r.times()
+	out.Applied = r.instants()
 	if len(r.b) > 0 && r.err == nil {
 		out.LateSeq = r.uvarint()
 		switch r.byte() {
@@ -149,6 +149,15 @@ func (e *encoder) times(ts []time.Time) {
 	e.b = binary.AppendUvarint(e.b, uint64(len(ts)))
 	for _, t := range ts {
 		e.time(t)
+	}
+}
+
+// instants writes s as times would be written: each a UTC time.
+func (e *encoder) instants(s Instants) {
+	e.b = binary.AppendUvarint(e.b, uint64(len(s)))
+	for _, n := range s {
+		e.b = append(e.b, timeUTC)
+		e.b = binary.AppendVarint(e.b, n)
 	}
 }
 
@@ -287,6 +296,33 @@ func (r *decoder) times() []time.Time {
 		ts[i] = r.time()
 	}
 	return ts
+}
+
+// instants reads what times (or instants) wrote, keeping only the
+// instants: a time's offset is skipped, a zero time (never written) too.
+func (r *decoder) instants() Instants {
+	n := r.uvarint()
+	if n == 0 || n > uint64(len(r.b)) { // every time takes at least a byte
+		if n != 0 {
+			r.fail(errShort)
+		}
+		return nil
+	}
+	s := make(Instants, 0, n)
+	for range n {
+		switch r.byte() {
+		case timeZero:
+		case timeUTC:
+			s = append(s, r.varint())
+		case timeFixed:
+			r.varint() // the offset
+			s = append(s, r.varint())
+		default:
+			r.fail(errors.New("bad time tag"))
+			return nil
+		}
+	}
+	return s
 }
 
 func (r *decoder) pos() events.Position {

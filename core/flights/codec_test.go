@@ -103,6 +103,8 @@ func fill(v reflect.Value, n int) {
 		v.SetFloat(float64(n) + 0.25)
 	case reflect.Int:
 		v.SetInt(int64(n))
+	case reflect.Int64: // Instants: Unix nanoseconds
+		v.SetInt(time.Date(2026, 12, 3, 9, 0, n, n, time.UTC).UnixNano())
 	case reflect.Uint64:
 		v.SetUint(uint64(n))
 	case reflect.Bool:
@@ -216,4 +218,63 @@ func BenchmarkDetectorCodecs(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A detector stored before Applied held instants (time.Time values, with
+// the report's zone offset when it had one) reads back in both stored
+// forms as the same instants: a redelivery of those reports, in whatever
+// zone, is still not late.
+func TestAppliedStoredAsTimesReadsAsInstants(t *testing.T) {
+	plus2 := time.FixedZone("", 2*3600)
+	old := []time.Time{
+		time.Date(2026, 12, 3, 11, 0, 0, 500, plus2),
+		time.Date(2026, 12, 3, 9, 0, 1, 0, time.UTC),
+	}
+	head := old[1]
+	// The binary form as written then: Applied as times (offset and all).
+	e := encoder{b: []byte{DetectorCodec}}
+	e.str("t")
+	e.str("d")
+	e.time(head)
+	e.b = append(e.b, 0)       // no fix
+	e.b = append(e.b, 0, 0, 0) // no open, candidate or landing flight
+	e.times(nil)               // checkpoints
+	e.times(old)
+	var viaBinary Detector
+	if err := viaBinary.UnmarshalBinary(e.b); err != nil {
+		t.Fatal(err)
+	}
+	var viaJSON Detector
+	js := `{"tenantId":"t","droneId":"d","head":"2026-12-03T09:00:01Z","applied":["2026-12-03T11:00:00.0000005+02:00","2026-12-03T09:00:01Z"]}`
+	if err := json.Unmarshal([]byte(js), &viaJSON); err != nil {
+		t.Fatal(err)
+	}
+	for name, d := range map[string]Detector{"binary": viaBinary, "JSON": viaJSON} {
+		if len(d.Applied) != len(old) {
+			t.Fatalf("%s: %d applied, want %d", name, len(d.Applied), len(old))
+		}
+		for i, want := range old {
+			if !d.Applied.At(i).Equal(want) {
+				t.Errorf("%s: applied[%d] = %v, want %v", name, i, d.Applied.At(i), want)
+			}
+		}
+		redelivered := []events.Report{{TS: old[0].UTC()}, {TS: old[1].In(plus2)}}
+		if _, late := d.Late(redelivered); late {
+			t.Errorf("%s: a redelivery of the applied reports counts as late", name)
+		}
+		if _, late := d.Late([]events.Report{{TS: old[0].Add(time.Nanosecond)}}); !late {
+			t.Errorf("%s: a report never applied, older than the head, is not late", name)
+		}
+	}
+	out, err := json.Marshal(viaBinary.Applied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `["2026-12-03T09:00:00.0000005Z","2026-12-03T09:00:01Z"]`; string(out) != want {
+		t.Errorf("applied as JSON: %s, want %s", out, want)
+	}
+	// Out of UnixNano's range: refused, not wrapped around.
+	if err := json.Unmarshal([]byte(`{"applied":["2300-01-01T00:00:00Z"]}`), &viaJSON); err == nil {
+		t.Error("decoded an applied time in 2300")
+	}
 }

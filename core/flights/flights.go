@@ -126,7 +126,7 @@ type Detector struct {
 	// it changes nothing, so it must not cost a replay of history (after a
 	// store outage every retried batch is such a duplicate, and replaying
 	// each one kept the store too busy to answer in time).
-	Applied []time.Time `json:"applied,omitempty"`
+	Applied Instants `json:"applied,omitempty"`
 	// Owed is a replay of history the detector owes (nil: none): a batch
 	// with a late report records it with its own write, and a replay
 	// (flightupdate.Replay) pays it later, apart from the batch. Until
@@ -168,18 +168,25 @@ const RecentApplied = 128
 
 // remember records that the report at ts is reflected in the detector.
 func (d *Detector) remember(ts time.Time) {
+	if !inNanoRange(ts) {
+		return // no report is accepted that far from now
+	}
 	if n := len(d.Applied); n >= RecentApplied {
 		// Full: the oldest make room in place. Appending first grew a full
 		// slice to twice its size for every report of a drone.
 		d.Applied = d.Applied[:copy(d.Applied, d.Applied[n-RecentApplied+1:])]
 	}
-	d.Applied = append(d.Applied, ts)
+	d.Applied = append(d.Applied, ts.UnixNano())
 }
 
 // applied reports whether the report at ts was applied recently.
 func (d *Detector) applied(ts time.Time) bool {
+	if !inNanoRange(ts) {
+		return false
+	}
+	n := ts.UnixNano()
 	for i := len(d.Applied) - 1; i >= 0; i-- {
-		if d.Applied[i].Equal(ts) {
+		if d.Applied[i] == n {
 			return true
 		}
 	}
@@ -465,7 +472,7 @@ func (d Detector) Clone() Detector {
 	if d.Applied != nil {
 		// Room for the next report's time (remember), which a batch of
 		// one report, the common one, adds.
-		c.Applied = append(make([]time.Time, 0, min(len(d.Applied)+1, max(len(d.Applied), RecentApplied))), d.Applied...)
+		c.Applied = append(make(Instants, 0, min(len(d.Applied)+1, max(len(d.Applied), RecentApplied))), d.Applied...)
 	}
 	if d.Last != nil {
 		l := *d.Last

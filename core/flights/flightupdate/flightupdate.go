@@ -283,7 +283,7 @@ const (
 func unread(prev flights.Detector, anchor time.Time, history []events.Report) gap {
 	g := gapNone
 	for i := len(prev.Applied) - 1; i >= 0; i-- {
-		ts := prev.Applied[i]
+		ts := prev.Applied.At(i)
 		if ts.Before(anchor) {
 			break
 		}
