@@ -21,32 +21,52 @@ import (
 // of the burst got work often enough never to reach its idle time, and
 // thousands of idle goroutines, whose stacks the collector scans, stayed
 // for as long as the work flowed. The zero Pool is not usable; use New.
+//
+// Idle goroutines wait on their own channel only; one timer per pool (armed
+// while any goroutine is idle) retires those idle longer than the idle
+// time, oldest first. A timer per goroutine, reset after every function
+// and selected on with the channel, was a few percent of the pipeline's
+// CPU (runtime.selectgo under Pool.run).
 type Pool struct {
 	idleFor time.Duration
 
-	mu   sync.Mutex
-	idle []*worker // most recently idle last
+	mu    sync.Mutex
+	idle  []*worker // most recently idle last
+	armed bool      // reaper is scheduled
+	reap  *time.Timer
 
 	live atomic.Int64 // goroutines of the pool, busy or idle
 }
 
-type worker struct{ work chan func() }
+// worker is a goroutine of the pool. work carries its next function; nil
+// tells it to exit (retire).
+type worker struct {
+	work  chan func()
+	since time.Time // when it went idle (under Pool.mu)
+}
 
-// New returns a pool whose goroutines wait idle at most idle for more work.
+// New returns a pool whose goroutines wait idle at most idle for more work
+// (up to a tenth more).
 func New(idle time.Duration) *Pool {
-	return &Pool{idleFor: idle}
+	p := &Pool{idleFor: idle}
+	p.reap = time.AfterFunc(time.Hour, p.retire)
+	p.reap.Stop()
+	return p
 }
 
 // Go runs f on a goroutine of the pool, at once: it never waits for a busy
 // goroutine, and there is no bound on how many run.
 func (p *Pool) Go(f func()) {
+	if f == nil {
+		panic("workers: nil function")
+	}
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
 		w := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		w.work <- f // buffered: never blocks
+		w.work <- f // buffered, and empty while idle: never blocks
 		return
 	}
 	p.mu.Unlock()
@@ -59,34 +79,43 @@ func (p *Pool) Live() int { return int(p.live.Load()) }
 
 func (p *Pool) run(w *worker, f func()) {
 	defer p.live.Add(-1)
-	t := time.NewTimer(p.idleFor)
-	defer t.Stop()
-	for {
+	for f != nil {
 		f()
+		now := time.Now()
 		p.mu.Lock()
+		w.since = now
 		p.idle = append(p.idle, w)
-		p.mu.Unlock()
-		t.Reset(p.idleFor)
-		select {
-		case f = <-w.work:
-			continue
-		case <-t.C:
-		}
-		// Idle too long: leave, unless Go has just taken this goroutine
-		// off the idle list, in which case its function is on the way.
-		p.mu.Lock()
-		i := 0
-		for i < len(p.idle) && p.idle[i] != w {
-			i++ // the longest idle are first: found near the start
-		}
-		if i < len(p.idle) {
-			copy(p.idle[i:], p.idle[i+1:])
-			p.idle[len(p.idle)-1] = nil
-			p.idle = p.idle[:len(p.idle)-1]
-			p.mu.Unlock()
-			return
+		if !p.armed {
+			p.armed = true
+			p.reap.Reset(p.idleFor)
 		}
 		p.mu.Unlock()
 		f = <-w.work
 	}
+}
+
+// retire tells the goroutines idle for idleFor or longer to exit, and
+// schedules itself for the next one to reach it (no goroutine idle: not
+// scheduled until one is).
+func (p *Pool) retire() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cut := time.Now().Add(-p.idleFor)
+	n := 0
+	for n < len(p.idle) && !p.idle[n].since.After(cut) {
+		p.idle[n].work <- nil // idle: its channel is empty
+		n++
+	}
+	if n > 0 {
+		rest := copy(p.idle, p.idle[n:])
+		clear(p.idle[rest:])
+		p.idle = p.idle[:rest]
+	}
+	if len(p.idle) == 0 {
+		p.armed = false
+		return
+	}
+	// The oldest left goes idleFor after it went idle; waiting at least a
+	// tenth of idleFor retires the goroutines of a burst together.
+	p.reap.Reset(max(p.idle[0].since.Sub(cut), p.idleFor/10))
 }

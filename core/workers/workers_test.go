@@ -91,3 +91,50 @@ func goroutineID() string {
 	f := strings.Fields(string(buf))
 	return f[1] // "goroutine 123 [running]:"
 }
+
+// Idle goroutines exit once idle for about the idle time; a goroutine
+// handed work more often than that stays, and one that just went idle
+// again is not retired for its earlier idleness.
+func TestPoolRetiresIdleGoroutines(t *testing.T) {
+	const idleFor = 500 * time.Millisecond
+	p := New(idleFor)
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for range 8 {
+		wg.Add(1)
+		p.Go(func() { defer wg.Done(); <-release })
+	}
+	close(release)
+	wg.Wait()
+	if n := p.Live(); n != 8 {
+		t.Fatalf("%d goroutines after a burst of 8, want 8", n)
+	}
+	// One goroutine given work every idleFor/25 for 1.2 idle times: the
+	// others exit, it stays (the same goroutine throughout).
+	var first string
+	for i := range 30 {
+		got := make(chan string)
+		p.Go(func() { got <- goroutineID() })
+		id := <-got
+		if i == 0 {
+			first = id
+		} else if id != first {
+			t.Fatalf("work %d ran on goroutine %s, want %s: a goroutine in use was retired", i, id, first)
+		}
+		time.Sleep(idleFor / 25)
+	}
+	if n := p.Live(); n != 1 {
+		t.Errorf("%d goroutines after 1.2 idle times of work for one, want 1", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Live() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := p.Live(); n != 0 {
+		t.Fatalf("%d goroutines left 10 s after the last work, want 0", n)
+	}
+	// The pool works after every goroutine has gone.
+	done := make(chan struct{})
+	p.Go(func() { close(done) })
+	<-done
+}
