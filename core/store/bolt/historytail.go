@@ -194,9 +194,13 @@ func appendTail(tx *bbolt.Tx, id string, points []encodedPoint) error {
 	drones, idx := tx.Bucket(bucketDrones), tx.Bucket(bucketTrackExpiry)
 	idx.FillPercent = appendFill
 	tk := adjunctKey(id, adjunctHistory)
-	stored, err := readTail(tx, id)
-	if err != nil {
+	raw := drones.Get(tk)
+	if done, err := appendAfterTail(drones, idx, tk, id, raw, points); done || err != nil {
 		return err
+	}
+	stored, err := parseTail(raw)
+	if err != nil {
+		return fmt.Errorf("history tail of drone %s: %w", id, err)
 	}
 	// entries is the tail being written; it aliases stored until changed.
 	entries, changed := stored, false
@@ -266,6 +270,68 @@ func appendTail(tx *bbolt.Tx, id string, points []encodedPoint) error {
 		return flushTail(tx, []byte(id), entries)
 	}
 	return drones.Put(tk, encodeTail(entries))
+}
+
+// appendAfterTail is appendTail's common case, a drone reporting in time
+// order: every point is newer than the last in the stored tail raw (a
+// non-empty tail: the bucket's points are all older still), and the tail
+// does not reach its flush limit. The points' entries are appended to raw
+// as stored, without decoding the tail into entries and encoding it again.
+// It reports false, having written nothing, for any other case.
+func appendAfterTail(drones, idx *bbolt.Bucket, tk []byte, id string, raw []byte, points []encodedPoint) (bool, error) {
+	n, first, last, ok := scanTail(raw)
+	if !ok || n == 0 || n+len(points) >= tailLimit(id, first) {
+		return false, nil
+	}
+	size := len(raw)
+	for i := range points {
+		if bytes.Compare(points[i].key[:], last) <= 0 {
+			return false, nil
+		}
+		last = points[i].key[:]
+		size += 8 + uvarintLen(uint64(len(points[i].val))) + len(points[i].val)
+	}
+	if size >= tailBytes {
+		return false, nil
+	}
+	b := make([]byte, len(raw), size)
+	copy(b, raw)
+	for i := range points {
+		p := &points[i]
+		if err := reindexPoint(idx, nil, p.key[:], p.drone, p.exp); err != nil {
+			return true, err
+		}
+		b = append(b, p.key[:]...)
+		b = binary.AppendUvarint(b, uint64(len(p.val)))
+		b = append(b, p.val...)
+	}
+	return true, drones.Put(tk, b)
+}
+
+// scanTail is a stored tail's entry count and first and last keys (which
+// alias raw), checked as parseTail checks it; ok is false for a malformed
+// tail.
+func scanTail(raw []byte) (n int, first, last []byte, ok bool) {
+	for len(raw) > 0 {
+		if len(raw) < 9 {
+			return 0, nil, nil, false
+		}
+		k := raw[:8]
+		l, w := binary.Uvarint(raw[8:])
+		if w <= 0 || uint64(len(raw)-8-w) < l {
+			return 0, nil, nil, false
+		}
+		if last != nil && bytes.Compare(last, k) >= 0 {
+			return 0, nil, nil, false
+		}
+		if first == nil {
+			first = k
+		}
+		last = k
+		n++
+		raw = raw[8+w+int(l):]
+	}
+	return n, first, last, true
 }
 
 // deleteTailPoint deletes the point at key k from drone id's tail when it

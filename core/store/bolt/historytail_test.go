@@ -529,3 +529,41 @@ func TestParseTailRefusesMalformed(t *testing.T) {
 		}
 	}
 }
+
+// A drone reporting in time order has its points appended to the stored
+// tail as they are (appendAfterTail), one or several a write: the tail is
+// then exactly the form encodeTail gives its entries, holds every point
+// once, and is flushed at the limit as when it is decoded and encoded
+// again.
+func TestHistoryTailAppendedAsStored(t *testing.T) {
+	fixedTailLimit(t)
+	s, _ := openTest(t, filepath.Join(t.TempDir(), "s.db"))
+	setup(t, s, map[string]string{"d1": "acme"})
+	next := 0.0
+	for _, n := range []int{1, 1, 3, 1, 5, 2, 1, 4, 1, 1, 7, 1, 2, 1} { // 31 points: one short of the limit
+		var pts []store.TrackPoint
+		for range n {
+			pts = append(pts, sec("acme", "d1", next))
+			next++
+		}
+		writePoints(t, s, "acme", "d1", pts...)
+		tail := raw(t, s, bucketDrones, adjunctKey("d1", adjunctHistory))
+		entries, err := parseTail(tail)
+		if err != nil {
+			t.Fatalf("after %v points: stored tail: %v", next, err)
+		}
+		if again := encodeTail(entries); !bytes.Equal(again, tail) {
+			t.Fatalf("after %v points: the stored tail is not encodeTail's form of its %d entries", next, len(entries))
+		}
+		if b, tl := where(t, s, "d1"); len(b) != 0 || !slices.Equal(tl, secsRange(0, int(next))) {
+			t.Fatalf("after %v points: bucket %v, tail %v; want every point in the tail", next, b, tl)
+		}
+	}
+	writePoints(t, s, "acme", "d1", sec("acme", "d1", next), sec("acme", "d1", next+1))
+	if b, tl := where(t, s, "d1"); !slices.Equal(b, secsRange(0, 33)) || len(tl) != 0 {
+		t.Fatalf("past the limit: bucket %v, tail %v; want all 33 flushed", b, tl)
+	}
+	if points, index := stored(t, s); points["d1"] != 33 || index != 33 {
+		t.Errorf("stored %d points, %d index entries; want 33, 33", points["d1"], index)
+	}
+}
