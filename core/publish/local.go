@@ -111,12 +111,17 @@ func (t LocalTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return next.RoundTrip(req)
 	}
 	h := v.(http.Handler)
+	// The call's state (the server's copy of the request, the recorder,
+	// the channel of the answer) is reused from call to call: with four
+	// deliveries in process per report, allocating it each time was a few
+	// percent of the bytes a report costs.
+	c := localCalls.Get().(*localCall)
 	// A shallow copy: the handler reads the caller's headers and body, as
 	// a server would read them off the wire (req.Clone's deep copy of the
 	// headers was 5% of the pipeline's CPU). Handlers must not change
 	// request headers, which no handler of Dronetrack does.
-	sr := new(http.Request)
-	*sr = *req
+	c.sr = *req
+	sr := &c.sr
 	sr.RequestURI = req.URL.RequestURI()
 	if req.URL.Path == "" {
 		// A server reads "POST / HTTP/1.1" for a URL without a path; with
@@ -131,27 +136,58 @@ func (t LocalTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if sr.Body == nil {
 		sr.Body = http.NoBody
 	}
-	type result struct {
-		resp *http.Response
-		err  error
-	}
-	done := make(chan result, 1)
-	localWorkers.Go(func() {
-		rec := &recorder{}
-		defer func() {
-			if p := recover(); p != nil {
-				done <- result{err: fmt.Errorf("handler for %s panicked: %v", req.URL.Host, p)}
-			}
-		}()
-		h.ServeHTTP(rec, sr)
-		done <- result{resp: rec.result(req)}
-	})
+	c.h, c.req = h, req
+	localWorkers.Go(c.serve)
 	select {
-	case r := <-done:
+	case r := <-c.done:
+		c.release()
 		return r.resp, r.err
 	case <-req.Context().Done():
+		// The handler may still be running with c: it is left to the
+		// collector, not reused.
 		return nil, req.Context().Err()
 	}
+}
+
+// localCall is a request to a handler in process, run by localWorkers.
+// Like a server's request, it is the handler's only until the handler
+// returns (net/http's contract): then it is reused.
+type localCall struct {
+	sr    http.Request
+	rec   recorder
+	h     http.Handler
+	req   *http.Request // the caller's, for the response
+	done  chan localResult
+	serve func() // c.run, bound once
+}
+
+type localResult struct {
+	resp *http.Response
+	err  error
+}
+
+var localCalls = sync.Pool{New: func() any {
+	c := &localCall{done: make(chan localResult, 1)}
+	c.serve = c.run
+	return c
+}}
+
+func (c *localCall) run() {
+	defer func() {
+		if p := recover(); p != nil {
+			c.done <- localResult{err: fmt.Errorf("handler for %s panicked: %v", c.req.URL.Host, p)}
+		}
+	}()
+	c.h.ServeHTTP(&c.rec, &c.sr)
+	c.done <- localResult{resp: c.rec.result(c.req)}
+}
+
+// release makes c ready for the next call; its answer has been taken.
+func (c *localCall) release() {
+	c.sr = http.Request{}
+	c.rec = recorder{} // the response keeps the body it was given
+	c.h, c.req = nil, nil
+	localCalls.Put(c)
 }
 
 // recorder is the http.ResponseWriter of a handler called in process: what
