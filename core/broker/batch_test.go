@@ -759,3 +759,51 @@ func TestRecordGetsHopCounter(t *testing.T) {
 		t.Error("the caller's event was given the hop counter")
 	}
 }
+
+// Triggers reading the same compressed message share one decompressed
+// body (bodies): each gets the same events, and an event's data cannot be
+// appended to over the next record of the shared body. Another message
+// is not taken for it.
+func TestCompressedBodySharedAcrossReaders(t *testing.T) {
+	batch := func(tag string) *nats.Msg {
+		var evs []event.Event
+		for i := range 10 {
+			e := newEvent(fmt.Sprintf("%s%d", tag, i), "test.a")
+			_ = e.SetData(event.ApplicationJSON, []byte(`{"reports":[{"lat":47.38,"lon":8.54,"mode":"AUTO.MISSION","tag":"`+tag+`"}]}`))
+			evs = append(evs, e)
+		}
+		m, err := encodeBatch("s", evs)
+		if err != nil || m.Header.Get(batchHeader) != batchVersionS2 {
+			t.Fatalf("batch %s: %v, version %q; want compressed", tag, err, m.Header.Get(batchHeader))
+		}
+		return m
+	}
+	a, b := batch("a"), batch("b")
+	// Each reader has its own copy of the message's bytes, as NATS hands them.
+	first, err := decodeMessage(a.Header, bytes.Clone(a.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := decodeMessage(a.Header, bytes.Clone(a.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &first[0].DataEncoded[0] != &second[0].DataEncoded[0] {
+		t.Error("the second reader decompressed the body again")
+	}
+	other, err := decodeMessage(b.Header, bytes.Clone(b.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range first {
+		if string(first[i].Data()) != string(second[i].Data()) || !strings.Contains(string(other[i].Data()), `"tag":"b"`) {
+			t.Fatalf("event %d: %s / %s / %s", i, first[i].Data(), second[i].Data(), other[i].Data())
+		}
+	}
+	next := string(second[1].Data())
+	// Longer than the next record, shorter than the rest of the body.
+	_ = append(first[0].DataEncoded, bytes.Repeat([]byte("x"), len(next)+200)...)
+	if string(second[1].Data()) != next {
+		t.Error("appending to one event's data wrote over the next record of the shared body")
+	}
+}

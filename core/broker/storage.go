@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/url"
 	"slices"
 	"strconv"
@@ -297,6 +299,9 @@ func batchBody(h nats.Header, data []byte) (body []byte, batch bool, err error) 
 	case len(v) == 1 && v[0] == batchVersion:
 		return data, true, nil
 	case len(v) == 1 && v[0] == batchVersionS2:
+		if body := bodies.get(data); body != nil {
+			return body, true, nil
+		}
 		n, err := s2.DecodedLen(data)
 		if err != nil || n > maxBatchBody {
 			return nil, true, errBatchCorrupt
@@ -304,12 +309,47 @@ func batchBody(h nats.Header, data []byte) (body []byte, batch bool, err error) 
 		if body, err = s2.Decode(make([]byte, n), data); err != nil {
 			return nil, true, errBatchCorrupt
 		}
+		bodies.put(data, body)
 		return body, true, nil
 	}
 	return nil, true, fmt.Errorf("stored batch of version %q", v)
 }
 
 var errBatchCorrupt = errors.New("stored batch: corrupt record")
+
+// bodies holds the batches decompressed last, by their compressed bytes:
+// every Trigger on a stream reads each of its messages (the three on
+// state.updated at about the same time), and each decompressed it into a
+// body of its own. A body is only read (the events decoded from it alias
+// it), so the Triggers share it. Content-addressed, so any broker in the
+// process may share it too.
+var bodies bodyMemo
+
+const bodySlots = 256
+
+type bodyMemo struct {
+	seed  maphash.Seed
+	slots [bodySlots]atomic.Pointer[bodyEntry]
+}
+
+type bodyEntry struct{ compressed, body []byte }
+
+func init() { bodies.seed = maphash.MakeSeed() }
+
+// get is the body decompressed from compressed, or nil when not held.
+func (m *bodyMemo) get(compressed []byte) []byte {
+	e := m.slots[maphash.Bytes(m.seed, compressed)%bodySlots].Load()
+	if e == nil || !bytes.Equal(e.compressed, compressed) {
+		return nil
+	}
+	return e.body
+}
+
+// put holds body, decompressed from compressed (copied: the message's
+// bytes are its consumer's), in place of whatever had its slot.
+func (m *bodyMemo) put(compressed, body []byte) {
+	m.slots[maphash.Bytes(m.seed, compressed)%bodySlots].Store(&bodyEntry{compressed: bytes.Clone(compressed), body: body})
+}
 
 // decodeMessage reads every event of a stored message: a batch, or one
 // event in the binary or the legacy JSON form. Data of the events alias
@@ -361,11 +401,17 @@ func splitBatch(h nats.Header, data []byte) (recs [][]byte, batch bool, err erro
 	if !batch || err != nil {
 		return nil, batch, err
 	}
-	for len(data) > 0 {
-		l, k := binary.Uvarint(data)
-		if k <= 0 || l > uint64(len(data)-k) {
+	n := 0 // records: counted first, so recs is allocated once
+	for rest := data; len(rest) > 0; n++ {
+		l, k := binary.Uvarint(rest)
+		if k <= 0 || l > uint64(len(rest)-k) {
 			return nil, true, errBatchCorrupt
 		}
+		rest = rest[k+int(l):]
+	}
+	recs = make([][]byte, 0, n)
+	for len(data) > 0 {
+		l, k := binary.Uvarint(data)
 		recs = append(recs, data[k:k+int(l)])
 		data = data[k+int(l):]
 	}
@@ -466,7 +512,9 @@ func decodeRecord(rec []byte, ec *event.EventContextV1) (event.Event, error) {
 	}
 	e := event.Event{Context: ec}
 	if p < len(rec) {
-		e.DataEncoded = rec[p:]
+		// Capped: the body is shared (bodies), and an append to one
+		// event's data must not write over the next record.
+		e.DataEncoded = rec[p:len(rec):len(rec)]
 	}
 	return e, nil
 }
