@@ -345,10 +345,12 @@ func (m *bodyMemo) get(compressed []byte) []byte {
 	return e.body
 }
 
-// put holds body, decompressed from compressed (copied: the message's
-// bytes are its consumer's), in place of whatever had its slot.
+// put holds body, decompressed from compressed, in place of whatever had
+// its slot. compressed is kept as it is, not copied: a message's bytes are
+// its own allocation (the NATS client copies each message's payload), and
+// nothing writes to them.
 func (m *bodyMemo) put(compressed, body []byte) {
-	m.slots[maphash.Bytes(m.seed, compressed)%bodySlots].Store(&bodyEntry{compressed: bytes.Clone(compressed), body: body})
+	m.slots[maphash.Bytes(m.seed, compressed)%bodySlots].Store(&bodyEntry{compressed: compressed, body: body})
 }
 
 // decodeMessage reads every event of a stored message: a batch, or one
