@@ -442,7 +442,11 @@ func decodeRecord(rec []byte, ec *event.EventContextV1) (event.Event, error) {
 		name, valS, valE int // name start (extensions), value bounds
 		nameE            int
 	}
-	var stack [12]span
+	// Room for every attribute of the pipeline's events (their context
+	// attributes and extensions: tenant, partition key, trace context, hop
+	// counter, ...): with 12 the larger ones outgrew it onto the heap, about
+	// one record a report.
+	var stack [24]span
 	spans := stack[:0]
 	for range count {
 		if p >= len(rec) {
