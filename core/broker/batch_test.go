@@ -662,7 +662,7 @@ func TestBatchStoredCompressed(t *testing.T) {
 		if err != nil || len(got) != len(evs) {
 			t.Fatalf("%s: decoded %d events, %v; want %d", form, len(got), err, len(evs))
 		}
-		recs, isBatch, err := splitBatch(msg.Header, msg.Data)
+		recs, isBatch, err := splitBatch(msg.Header, msg.Data, false)
 		if err != nil || !isBatch || len(recs) != len(evs) {
 			t.Fatalf("%s: split into %d records (batch %v), %v; want %d", form, len(recs), isBatch, err, len(evs))
 		}
@@ -690,7 +690,7 @@ func FuzzDecodeCompressedBatch(f *testing.F) {
 	h := nats.Header{batchHeader: {batchVersionS2}}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		_, _ = decodeMessage(h, body)
-		_, _, _ = splitBatch(h, body)
+		_, _, _ = splitBatch(h, body, true)
 	})
 }
 
@@ -762,8 +762,9 @@ func TestRecordGetsHopCounter(t *testing.T) {
 
 // Triggers reading the same compressed message share one decompressed
 // body (bodies): each gets the same events, and an event's data cannot be
-// appended to over the next record of the shared body. Another message
-// is not taken for it.
+// appended to over the next record of the shared body. Another message is
+// not taken for it, and a Trigger that reads its messages alone (process
+// on report.received) keeps no body for others.
 func TestCompressedBodySharedAcrossReaders(t *testing.T) {
 	batch := func(tag string) *nats.Msg {
 		var evs []event.Event
@@ -778,23 +779,29 @@ func TestCompressedBodySharedAcrossReaders(t *testing.T) {
 		}
 		return m
 	}
-	a, b := batch("a"), batch("b")
 	// Each reader has its own copy of the message's bytes, as NATS hands them.
-	first, err := decodeMessage(a.Header, bytes.Clone(a.Data))
-	if err != nil {
-		t.Fatal(err)
+	read := func(m *nats.Msg, share bool) []event.Event {
+		t.Helper()
+		recs, isBatch, err := splitBatch(m.Header, bytes.Clone(m.Data), share)
+		if err != nil || !isBatch {
+			t.Fatalf("split: batch %v, %v", isBatch, err)
+		}
+		var evs []event.Event
+		for _, rec := range recs {
+			e, err := decodeRecord(rec, new(event.EventContextV1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs = append(evs, e)
+		}
+		return evs
 	}
-	second, err := decodeMessage(a.Header, bytes.Clone(a.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, alone := batch("a"), batch("b"), batch("c")
+	first, second := read(a, true), read(a, true)
 	if &first[0].DataEncoded[0] != &second[0].DataEncoded[0] {
 		t.Error("the second reader decompressed the body again")
 	}
-	other, err := decodeMessage(b.Header, bytes.Clone(b.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := read(b, true)
 	for i := range first {
 		if string(first[i].Data()) != string(second[i].Data()) || !strings.Contains(string(other[i].Data()), `"tag":"b"`) {
 			t.Fatalf("event %d: %s / %s / %s", i, first[i].Data(), second[i].Data(), other[i].Data())
@@ -805,5 +812,46 @@ func TestCompressedBodySharedAcrossReaders(t *testing.T) {
 	_ = append(first[0].DataEncoded, bytes.Repeat([]byte("x"), len(next)+200)...)
 	if string(second[1].Data()) != next {
 		t.Error("appending to one event's data wrote over the next record of the shared body")
+	}
+	if x, y := read(alone, false), read(alone, false); &x[0].DataEncoded[0] == &y[0].DataEncoded[0] {
+		t.Error("a reader alone on its messages left its body for others")
+	}
+}
+
+// A route shares the batches it reads when another route reads the same
+// type, or either reads every type.
+func TestRoutesShareBatchesOfTheirType(t *testing.T) {
+	trig := func(name, typ string) Trigger {
+		tr := Trigger{}
+		tr.Metadata.Name = name
+		tr.Spec.Broker = "default"
+		tr.Spec.Subscriber.URI = "http://127.0.0.1:1/" + name
+		if typ != "" {
+			tr.Spec.Filter = &TriggerFilter{Attributes: map[string]string{"type": typ}}
+		}
+		return tr
+	}
+	for _, c := range []struct {
+		name     string
+		triggers []Trigger
+		want     map[string]bool
+	}{
+		{"the pipeline's", []Trigger{trig("process", "report"), trig("cache", "state"), trig("alerts", "state"), trig("map", "state")},
+			map[string]bool{"process": false, "cache": true, "alerts": true, "map": true}},
+		{"one reads every type", []Trigger{trig("process", "report"), trig("audit", "")},
+			map[string]bool{"process": true, "audit": true}},
+		{"alone", []Trigger{trig("audit", "")}, map[string]bool{"audit": false}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			routes, err := buildRoutes(Config{Name: "default", Triggers: c.triggers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range routes {
+				if r.sharesBatches != c.want[r.trigger.Metadata.Name] {
+					t.Errorf("%s shares batches: %v, want %v", r.trigger.Metadata.Name, r.sharesBatches, c.want[r.trigger.Metadata.Name])
+				}
+			}
+		})
 	}
 }

@@ -155,6 +155,10 @@ type route struct {
 	// lastTurn is closed once the last message handed to dispatch has
 	// taken its slots (turn); guarded by Broker.mu.
 	lastTurn <-chan struct{}
+	// sharesBatches: another route reads the messages this one does (the
+	// same type, or either without a type filter), so a body it
+	// decompresses is kept for the others (bodies).
+	sharesBatches bool
 }
 
 // Open starts the embedded NATS server on cfg.DataDir, creates the event and
@@ -334,7 +338,24 @@ func buildRoutes(cfg Config) ([]*route, error) {
 		}
 		routes = append(routes, r)
 	}
+	for _, r := range routes {
+		readers := 0
+		for _, o := range routes {
+			if rt, ot := triggerType(r.trigger), triggerType(o.trigger); rt == "" || ot == "" || rt == ot {
+				readers++
+			}
+		}
+		r.sharesBatches = readers > 1
+	}
 	return routes, nil
+}
+
+// triggerType is the event type t filters on ("": none, every type).
+func triggerType(t Trigger) string {
+	if f := t.Spec.Filter; f != nil {
+		return f.Attributes["type"]
+	}
+	return ""
 }
 
 // resolve applies Knative's Destination rules: a ref's address, a URI, or a
@@ -533,8 +554,8 @@ func (b *Broker) typeSubject(typ string) string {
 // its type's when its filter names a type, else every type's. The rest of
 // the filter is applied to each event it receives (Trigger.Matches).
 func (b *Broker) triggerSubject(t Trigger) string {
-	if f := t.Spec.Filter; f != nil && f.Attributes["type"] != "" {
-		return b.typeSubject(f.Attributes["type"])
+	if typ := triggerType(t); typ != "" {
+		return b.typeSubject(typ)
 	}
 	return b.subject + ".>"
 }

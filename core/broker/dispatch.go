@@ -142,7 +142,7 @@ func (b *Broker) dispatch(r *route, msg jetstream.Msg, t *turn) {
 	// Trigger wait here, and holding their events decoded as well as raw
 	// was a third of up's live heap, which under the soft memory limit made
 	// the collector run almost without pause while the backlog lasted.
-	recs, isBatch, err := splitBatch(msg.Headers(), msg.Data())
+	recs, isBatch, err := splitBatch(msg.Headers(), msg.Data(), r.sharesBatches)
 	var single event.Event
 	if err == nil && !isBatch {
 		single, err = decodeStored(msg.Headers(), msg.Data())

@@ -290,7 +290,7 @@ func encodeBatch(subject string, evs []event.Event) (*nats.Msg, error) {
 // batchBody returns the records of a message in the batch form,
 // decompressed; batch is false (and nothing returned) for the single-event
 // forms.
-func batchBody(h nats.Header, data []byte) (body []byte, batch bool, err error) {
+func batchBody(h nats.Header, data []byte, share bool) (body []byte, batch bool, err error) {
 	v, ok := h[batchHeader]
 	if !ok {
 		return nil, false, nil
@@ -309,7 +309,9 @@ func batchBody(h nats.Header, data []byte) (body []byte, batch bool, err error) 
 		if body, err = s2.Decode(make([]byte, n), data); err != nil {
 			return nil, true, errBatchCorrupt
 		}
-		bodies.put(data, body)
+		if share {
+			bodies.put(data, body)
+		}
 		return body, true, nil
 	}
 	return nil, true, fmt.Errorf("stored batch of version %q", v)
@@ -325,7 +327,10 @@ var errBatchCorrupt = errors.New("stored batch: corrupt record")
 // process may share it too.
 var bodies bodyMemo
 
-const bodySlots = 256
+// bodySlots is small: the Triggers on a stream read a batch within
+// moments of each other, and every body held counts against up's memory
+// limit until its slot is taken (with 256, some 7 MB of live heap).
+const bodySlots = 64
 
 type bodyMemo struct {
 	seed  maphash.Seed
@@ -357,7 +362,7 @@ func (m *bodyMemo) put(compressed, body []byte) {
 // event in the binary or the legacy JSON form. Data of the events alias
 // data.
 func decodeMessage(h nats.Header, data []byte) ([]event.Event, error) {
-	body, isBatch, err := batchBody(h, data)
+	body, isBatch, err := batchBody(h, data, false)
 	if err != nil {
 		return nil, err
 	}
@@ -398,8 +403,8 @@ func decodeMessage(h nats.Header, data []byte) ([]event.Event, error) {
 // returned) for the single-event forms, read by decodeStored. It lets
 // dispatch decode a batch's events one at a time, as each gets a delivery
 // slot, instead of all of them up front.
-func splitBatch(h nats.Header, data []byte) (recs [][]byte, batch bool, err error) {
-	data, batch, err = batchBody(h, data)
+func splitBatch(h nats.Header, data []byte, share bool) (recs [][]byte, batch bool, err error) {
+	data, batch, err = batchBody(h, data, share)
 	if !batch || err != nil {
 		return nil, batch, err
 	}
