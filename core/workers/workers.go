@@ -81,9 +81,10 @@ func (p *Pool) run(w *worker, f func()) {
 	defer p.live.Add(-1)
 	for f != nil {
 		f()
-		now := time.Now()
 		p.mu.Lock()
-		w.since = now
+		// Read under the lock, so the idle list stays in the order of
+		// since (retire takes the oldest from its front).
+		w.since = time.Now()
 		p.idle = append(p.idle, w)
 		if !p.armed {
 			p.armed = true
