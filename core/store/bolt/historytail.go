@@ -75,23 +75,34 @@ var errBadTail = errors.New("malformed history tail")
 // parseTail decodes a stored tail; the entries alias raw.
 func parseTail(raw []byte) ([]tailEntry, error) {
 	var out []tailEntry
+	if err := walkTail(raw, func(k, v []byte) { out = append(out, tailEntry{k, v}) }); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// walkTail calls fn with each entry of a stored tail in order (key and
+// value alias raw), checking the layout and the keys' order; it returns
+// errBadTail, having called fn for a prefix, when they are wrong.
+func walkTail(raw []byte, fn func(k, v []byte)) error {
+	var last []byte
 	for len(raw) > 0 {
 		if len(raw) < 9 {
-			return nil, errBadTail
+			return errBadTail
 		}
 		k := raw[:8]
 		n, w := binary.Uvarint(raw[8:])
 		if w <= 0 || uint64(len(raw)-8-w) < n {
-			return nil, errBadTail
+			return errBadTail
 		}
-		v := raw[8+w : 8+w+int(n)]
+		if last != nil && bytes.Compare(last, k) >= 0 {
+			return errBadTail
+		}
+		fn(k, raw[8+w:8+w+int(n)])
+		last = k
 		raw = raw[8+w+int(n):]
-		if len(out) > 0 && bytes.Compare(out[len(out)-1].key, k) >= 0 {
-			return nil, errBadTail
-		}
-		out = append(out, tailEntry{k, v})
 	}
-	return out, nil
+	return nil
 }
 
 // encodeTail is the stored form of entries (in key order).
@@ -312,24 +323,15 @@ func appendAfterTail(drones, idx *bbolt.Bucket, tk []byte, id string, raw []byte
 // alias raw), checked as parseTail checks it; ok is false for a malformed
 // tail.
 func scanTail(raw []byte) (n int, first, last []byte, ok bool) {
-	for len(raw) > 0 {
-		if len(raw) < 9 {
-			return 0, nil, nil, false
-		}
-		k := raw[:8]
-		l, w := binary.Uvarint(raw[8:])
-		if w <= 0 || uint64(len(raw)-8-w) < l {
-			return 0, nil, nil, false
-		}
-		if last != nil && bytes.Compare(last, k) >= 0 {
-			return 0, nil, nil, false
-		}
+	err := walkTail(raw, func(k, _ []byte) {
 		if first == nil {
 			first = k
 		}
 		last = k
 		n++
-		raw = raw[8+w+int(l):]
+	})
+	if err != nil {
+		return 0, nil, nil, false
 	}
 	return n, first, last, true
 }
