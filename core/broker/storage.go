@@ -299,7 +299,8 @@ func batchBody(h nats.Header, data []byte, share bool) (body []byte, batch bool,
 	case len(v) == 1 && v[0] == batchVersion:
 		return data, true, nil
 	case len(v) == 1 && v[0] == batchVersionS2:
-		if body := bodies.get(data); body != nil {
+		slot := bodies.slot(data)
+		if body := slot.get(data); body != nil {
 			return body, true, nil
 		}
 		n, err := s2.DecodedLen(data)
@@ -310,7 +311,7 @@ func batchBody(h nats.Header, data []byte, share bool) (body []byte, batch bool,
 			return nil, true, errBatchCorrupt
 		}
 		if share {
-			bodies.put(data, body)
+			slot.put(data, body)
 		}
 		return body, true, nil
 	}
@@ -341,9 +342,17 @@ type bodyEntry struct{ compressed, body []byte }
 
 func init() { bodies.seed = maphash.MakeSeed() }
 
+// bodySlot is the memo's place for a compressed batch: hashed once for a
+// read that misses and then fills it.
+type bodySlot struct{ p *atomic.Pointer[bodyEntry] }
+
+func (m *bodyMemo) slot(compressed []byte) bodySlot {
+	return bodySlot{&m.slots[maphash.Bytes(m.seed, compressed)%bodySlots]}
+}
+
 // get is the body decompressed from compressed, or nil when not held.
-func (m *bodyMemo) get(compressed []byte) []byte {
-	e := m.slots[maphash.Bytes(m.seed, compressed)%bodySlots].Load()
+func (s bodySlot) get(compressed []byte) []byte {
+	e := s.p.Load()
 	if e == nil || !bytes.Equal(e.compressed, compressed) {
 		return nil
 	}
@@ -351,11 +360,11 @@ func (m *bodyMemo) get(compressed []byte) []byte {
 }
 
 // put holds body, decompressed from compressed, in place of whatever had
-// its slot. compressed is kept as it is, not copied: a message's bytes are
+// the slot. compressed is kept as it is, not copied: a message's bytes are
 // its own allocation (the NATS client copies each message's payload), and
 // nothing writes to them.
-func (m *bodyMemo) put(compressed, body []byte) {
-	m.slots[maphash.Bytes(m.seed, compressed)%bodySlots].Store(&bodyEntry{compressed: compressed, body: body})
+func (s bodySlot) put(compressed, body []byte) {
+	s.p.Store(&bodyEntry{compressed: compressed, body: body})
 }
 
 // decodeMessage reads every event of a stored message: a batch, or one
