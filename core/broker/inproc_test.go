@@ -92,31 +92,36 @@ func TestInProcessSubscriberGetsEventAndReplies(t *testing.T) {
 // place in the Trigger's bound back: with one delivery in flight allowed,
 // every held delivery still reaches the subscriber, where before the
 // first held one kept the others waiting for its slot. Held deliveries
-// are still acked only once answered.
+// are still acked only once answered. Hold tells the subscriber which of
+// them keep their slots (false): those past MaxHeld.
 func TestHeldDeliveriesFreeTheirSlots(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		maxHeld int
 		inside  int // deliveries in the subscriber at once
+		refused int // Hold answered false: held, but with its slot
 	}{
-		{"every one held without its slot", 5, 5},
-		{"two held without their slots, the third keeps its own", 2, 3},
-		{"none held without its slot (MaxHeld 0)", 0, 1},
+		{"every one held without its slot", 5, 5, 0},
+		{"two held without their slots, the third keeps its own", 2, 3, 1},
+		{"none held without its slot (MaxHeld 0)", 0, 1, 5},
 	} {
-		t.Run(c.name, func(t *testing.T) { testHeldDeliveries(t, c.maxHeld, c.inside) })
+		t.Run(c.name, func(t *testing.T) { testHeldDeliveries(t, c.maxHeld, c.inside, c.refused) })
 	}
 }
 
-func testHeldDeliveries(t *testing.T, maxHeld, wantInside int) {
+func testHeldDeliveries(t *testing.T, maxHeld, wantInside, wantRefused int) {
 	const addr = "inproc-holder.invalid:80"
 	const n = 5
 	release := make(chan struct{})
 	var mu sync.Mutex
-	inside, maxInside, answered := 0, 0, 0
+	inside, maxInside, answered, refused := 0, 0, 0, 0
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		publish.Hold(r.Context())
+		freed := publish.Hold(r.Context())
 		mu.Lock()
+		if !freed {
+			refused++
+		}
 		inside++
 		maxInside = max(maxInside, inside)
 		mu.Unlock()
@@ -160,5 +165,8 @@ func testHeldDeliveries(t *testing.T, maxHeld, wantInside int) {
 	})
 	if maxInside != wantInside {
 		t.Errorf("%d deliveries in the subscriber at most, want %d (one slot, %d held without theirs)", maxInside, wantInside, maxHeld)
+	}
+	if refused != wantRefused {
+		t.Errorf("Hold answered false %d times, want %d (deliveries held past MaxHeld %d keep their slots)", refused, wantRefused, maxHeld)
 	}
 }

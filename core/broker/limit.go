@@ -222,13 +222,16 @@ const (
 )
 
 // hold gives the slot back early (publish.Hold), if the Trigger may hold
-// one more delivery without its slot.
-func (s *slot) hold() {
+// one more delivery without its slot, and reports whether the delivery is
+// held without one. A false tells the subscriber that held, the delivery
+// would keep its slot from the work behind it.
+func (s *slot) hold() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state == slotTaken && s.l.leave() {
 		s.state = slotHeld
 	}
+	return s.state == slotHeld
 }
 
 // release gives the slot back as the delivery ends, or ends its hold.

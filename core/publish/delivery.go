@@ -34,16 +34,18 @@ type Delivery struct {
 	mu    sync.Mutex
 	reply *event.Event
 
-	onHold   func() // set by the sender (OnHold), called once by Hold
+	onHold   func() bool // set by the sender (OnHold), called once by Hold
 	holdOnce sync.Once
+	held     bool // onHold's answer
 }
 
 // OnHold sets what Hold calls for this delivery, before the request is
 // sent. A broker frees the delivery's place in its bound of deliveries in
 // flight: a delivery held on purpose waits for time to pass, not for the
 // subscriber's work, and counted against the bound it kept deliveries the
-// subscriber could take waiting behind it.
-func (d *Delivery) OnHold(fn func()) { d.onHold = fn }
+// subscriber could take waiting behind it. fn reports whether it did; a
+// sender at its own bound of held deliveries says no (false).
+func (d *Delivery) OnHold(fn func() bool) { d.onHold = fn }
 
 // Hold tells the sender of the delivery ctx carries (the context of a
 // request delivered in process, or one derived from it) that the handler
@@ -51,10 +53,23 @@ func (d *Delivery) OnHold(fn func()) { d.onHold = fn }
 // merging a drone's reports into one write per STATE_INTERVAL), not once
 // work queued ahead of it is done. Nothing happens for a request that did
 // not come in process or whose sender did not ask (OnHold).
-func Hold(ctx context.Context) {
-	if d, ok := ctx.Value(deliveryKey{}).(*Delivery); ok && d.onHold != nil {
-		d.holdOnce.Do(d.onHold)
+//
+// Hold reports whether the handler may go on holding the delivery: false
+// only when its sender in process asked and could not free its place,
+// because as many deliveries as it lets wait so are waiting already. A
+// handler told false should do its work now rather than wait: held, the
+// delivery would keep a place of those being worked on, and a backlog
+// whose deliveries are all held drains only as fast as the holds end.
+// Elsewhere (over a socket, a sender that did not ask) it is true: there
+// the handler's wait costs the sender nothing it told us of. Calls after
+// the first return the first's answer.
+func Hold(ctx context.Context) bool {
+	d, ok := ctx.Value(deliveryKey{}).(*Delivery)
+	if !ok || d.onHold == nil {
+		return true
 	}
+	d.holdOnce.Do(func() { d.held = d.onHold() })
+	return d.held
 }
 
 type deliveryKey struct{}

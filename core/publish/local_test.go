@@ -367,21 +367,32 @@ func TestLocalResponseAsOverSocket(t *testing.T) {
 }
 
 // Hold calls what the delivery's sender set with OnHold, once however often
-// the handler holds, through contexts derived from the request's; a
-// context without a delivery, or a delivery without OnHold, is left alone.
+// the handler holds, through contexts derived from the request's, and
+// answers with what the sender answered the first time; a context without
+// a delivery, or a delivery without OnHold, is left alone and may be held.
 func TestHold(t *testing.T) {
 	e := event.New()
-	ctx, d := publish.WithUnencodedDelivery(context.Background(), &e, "h.local:1", "/")
-	held := 0
-	d.OnHold(func() { held++ })
-	derived, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	publish.Hold(derived)
-	publish.Hold(ctx)
-	if held != 1 {
-		t.Errorf("OnHold called %d times, want once", held)
+	for _, freed := range []bool{true, false} {
+		ctx, d := publish.WithUnencodedDelivery(context.Background(), &e, "h.local:1", "/")
+		held := 0
+		d.OnHold(func() bool { held++; return freed && held == 1 })
+		derived, cancel := context.WithTimeout(ctx, time.Minute)
+		if got := publish.Hold(derived); got != freed {
+			t.Errorf("sender answering %v: Hold = %v", freed, got)
+		}
+		if got := publish.Hold(ctx); got != freed {
+			t.Errorf("sender answering %v: second Hold = %v, want the first answer", freed, got)
+		}
+		cancel()
+		if held != 1 {
+			t.Errorf("OnHold called %d times, want once", held)
+		}
 	}
-	publish.Hold(context.Background())
+	if !publish.Hold(context.Background()) {
+		t.Error("Hold without a delivery = false, want true (nothing to refuse it)")
+	}
 	other, _ := publish.WithDelivery(context.Background(), &e, "h.local:1", "/")
-	publish.Hold(other)
+	if !publish.Hold(other) {
+		t.Error("Hold of a delivery whose sender did not ask = false, want true")
+	}
 }

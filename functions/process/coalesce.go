@@ -133,8 +133,20 @@ func (c *coalescer) Submit(ctx context.Context, tenantID, droneID string, report
 	// apart from the deliveries that wait for work (core/broker's bound).
 	held := p.timer != nil
 	c.mu.Unlock()
-	if held {
-		publish.Hold(ctx)
+	if held && !publish.Hold(ctx) {
+		// The sender lets no more deliveries wait apart from its bound:
+		// as many as it allows wait for timers already. Held, this one
+		// would take a place of the deliveries being worked on, and a
+		// backlog whose deliveries are all held (a drone's buffered
+		// reports arriving together) would drain at about the allowance
+		// per interval whatever the store can do. So the drone is
+		// written now: its timer's flush becomes this caller's, and the
+		// drone's reports held so far go with it.
+		c.mu.Lock()
+		if p.timer != nil && p.timer.Stop() {
+			p.timer, inline = nil, true
+		}
+		c.mu.Unlock()
 	}
 	if inline {
 		c.flush(k, p)

@@ -119,7 +119,7 @@ func heldSubmit(t *testing.T, c *coalescer) func(ts time.Time) int {
 		t.Helper()
 		e := cloudevents.New()
 		ctx, d := publish.WithDelivery(context.Background(), &e, "process.local:1", "/")
-		d.OnHold(func() { held++ })
+		d.OnHold(func() bool { held++; return true })
 		if _, _, err := c.Submit(ctx, "t1", "d1", []events.Report{{TS: ts}}, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -138,6 +138,64 @@ func TestCoalescerTellsSenderOfHold(t *testing.T) {
 	}
 	if held := submit(base.Add(time.Second)); held != 1 {
 		t.Errorf("second report within the interval (waits for the timer): held %d times, want 1", held)
+	}
+}
+
+// A report its sender will not let wait apart from the deliveries being
+// worked on (publish.Hold answering false: the broker holds as many as it
+// lets wait so already) is not held for the drone's interval: the drone is
+// written now, with the reports held before it, in one write.
+func TestCoalescerWritesNowWhenTheSenderRefusesTheHold(t *testing.T) {
+	var mu sync.Mutex
+	var batches [][]events.Report
+	c := newCoalescer(func(_ context.Context, _, _ string, reports []events.Report, _ []store.TrackPoint) (events.DroneState, bool, error) {
+		mu.Lock()
+		batches = append(batches, reports)
+		mu.Unlock()
+		return events.DroneState{TS: reports[len(reports)-1].TS}, true, nil
+	}, time.Hour, 30*time.Second) // no timer fires during the test
+	defer c.Close()
+	submit := func(ctx context.Context, freed bool, ts time.Time) error {
+		e := cloudevents.New()
+		ctx, d := publish.WithDelivery(ctx, &e, "process.local:1", "/")
+		d.OnHold(func() bool { return freed })
+		_, _, err := c.Submit(ctx, "t1", "d1", []events.Report{{TS: ts}}, nil)
+		return err
+	}
+	if err := submit(context.Background(), true, base); err != nil {
+		t.Fatal(err) // a quiet drone: written at once
+	}
+	// Held for the hour: answered only by the refused one's write.
+	heldDone := make(chan error, 1)
+	go func() { heldDone <- submit(context.Background(), true, base.Add(time.Second)) }()
+	waiting := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		p := c.drones[droneKey{"t1", "d1"}]
+		return p != nil && len(p.waiters) == 1 && p.timer != nil
+	}
+	for deadline := time.Now().Add(time.Minute); !waiting(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second report is not waiting for the drone's timer")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := submit(ctx, false, base.Add(2*time.Second)); err != nil {
+		t.Fatalf("report whose hold was refused: %v (held for the interval, want written now)", err)
+	}
+	select {
+	case err := <-heldDone:
+		if err != nil {
+			t.Fatalf("held report: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the report held before the refused one was not answered by its write")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(batches) != 2 || len(batches[1]) != 2 {
+		t.Fatalf("writes %v, want the first report alone, then the held and the refused one together", batches)
 	}
 }
 
