@@ -41,8 +41,9 @@ type stateResult struct {
 // reports is durable, so acknowledging after Submit keeps at-least-once.
 // The cost: a drone reporting faster than 1/interval waits up to interval
 // longer for its acknowledgement; a drone reporting at 1 Hz waits no longer.
-// A write due within a tenth of the interval (slackDiv) is made at once,
-// so a drone's writes are at least 0.9 interval apart, not exactly one.
+// A drone's writes are at least 0.9 interval apart (the interval less a
+// tenth of it, slackDiv), not exactly one: a write is due as soon as that
+// has passed since the last.
 type coalescer struct {
 	write    StateWriter
 	interval time.Duration
@@ -69,8 +70,8 @@ type pending struct {
 	holds     int // exclusive callers: the sweep keeps the entry
 }
 
-// slackDiv sets the slack of a drone's spacing: a write due within
-// interval/slackDiv is made at once.
+// slackDiv sets the slack of a drone's spacing: its writes are at least
+// interval - interval/slackDiv apart.
 const slackDiv = 10
 
 func newCoalescer(write StateWriter, interval, timeout time.Duration) *coalescer {
@@ -105,16 +106,7 @@ func (c *coalescer) Submit(ctx context.Context, tenantID, droneID string, report
 	inline := false
 	if !p.queued {
 		p.queued = true
-		delay := max(0, p.lastWrite.Add(c.interval).Sub(now))
-		if delay <= c.interval/slackDiv {
-			// Due within the slack: now. Without it a drone reporting
-			// once per interval waited for a timer on almost every
-			// report: its write starts a little after its report
-			// arrives, so its next report, one interval later, found
-			// the interval since that write not quite over, and the
-			// timer's late start pushed the next write later again.
-			delay = 0
-		}
+		delay := c.wait(p.lastWrite, now)
 		c.flushes.Add(1)
 		if delay > 0 {
 			p.timer = time.AfterFunc(delay, func() {
@@ -159,6 +151,20 @@ func (c *coalescer) Submit(ctx context.Context, tenantID, droneID string, report
 	case <-ctx.Done():
 		return events.DroneState{}, false, ctx.Err()
 	}
+}
+
+// wait is how long a drone whose last write started at lastWrite waits at
+// now before its next: until the spacing (the interval less its slack)
+// has passed. Without the slack a drone reporting once per interval
+// waited for a timer on almost every report: its write starts a little
+// after its report arrives, so its next report, one interval later, found
+// the interval since that write not quite over. And a wait to the whole
+// interval kept a drone that once fell behind its reports (a stall, a
+// sender's late request) behind by as much for good: its write at
+// report+d made its next report, an interval later, wait d again. Waiting
+// to the spacing, it catches up by the slack with every report.
+func (c *coalescer) wait(lastWrite, now time.Time) time.Duration {
+	return max(0, lastWrite.Add(c.interval-c.interval/slackDiv).Sub(now))
 }
 
 // flush writes everything pending for one drone and answers its waiters.

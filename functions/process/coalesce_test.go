@@ -199,6 +199,40 @@ func TestCoalescerWritesNowWhenTheSenderRefusesTheHold(t *testing.T) {
 	}
 }
 
+// A drone reporting once per interval whose write once fell behind its
+// report (a stall, a sender's late request) catches up: its writes come
+// back to its reports' arrivals within a few reports, never closer than
+// 0.9 interval to each other. Waiting for the whole interval since the
+// last write, it stayed behind by the same lag for every report after.
+func TestCoalescerDroneBehindItsReportsCatchesUp(t *testing.T) {
+	const interval = time.Second
+	c := newCoalescer(nil, interval, time.Minute)
+	for _, lag := range []time.Duration{50 * time.Millisecond, 150 * time.Millisecond, 400 * time.Millisecond, 900 * time.Millisecond} {
+		// Report k arrives at base+k s; report 0's write started lag late.
+		lastWrite := base.Add(lag)
+		caughtUp := -1
+		for k := 1; k <= 20; k++ {
+			arrival := base.Add(time.Duration(k) * interval)
+			write := arrival.Add(c.wait(lastWrite, arrival))
+			if gap := write.Sub(lastWrite); gap < interval-interval/slackDiv {
+				t.Fatalf("lag %v, report %d: writes %v apart, want at least 0.9 interval", lag, k, gap)
+			}
+			if write.Equal(arrival) && caughtUp < 0 {
+				caughtUp = k
+			}
+			if caughtUp > 0 && !write.Equal(arrival) {
+				t.Fatalf("lag %v, report %d: written %v after arrival after catching up at report %d", lag, k, write.Sub(arrival), caughtUp)
+			}
+			lastWrite = write
+		}
+		// Behind by lag, a drone catches up by the slack (0.1 interval)
+		// with every report.
+		if want := int(lag/(interval/slackDiv)) + 1; caughtUp < 0 || caughtUp > want {
+			t.Errorf("lag %v: written at its report's arrival from report %d, want by report %d", lag, caughtUp, want)
+		}
+	}
+}
+
 // TestCoalescerWritesAtOnceWithinTheSlack: a report arriving when the
 // drone's interval is all but over (a drone reporting once per interval)
 // is written at once, not held for a timer; one arriving early is held.

@@ -69,7 +69,7 @@ type Config struct {
 	StoreURL      string        `env:"STORE_URL,required" doc:"store of drones and history (bolt:///path or firestore://PROJECT)"`
 	LogLevel      string        `env:"LOG_LEVEL" doc:"debug, info, warn or error (default info)"`
 	HistoryTTL    time.Duration `env:"HISTORY_TTL,default=720h" doc:"how long history points live"`
-	StateInterval time.Duration `env:"STATE_INTERVAL,default=1s" doc:"about one latest-state write per drone per interval at most (one due within a tenth of it is made at once)"`
+	StateInterval time.Duration `env:"STATE_INTERVAL,default=1s" doc:"about one latest-state write per drone per interval at most (a drone's writes at least 0.9 interval apart)"`
 	StoreTimeout  time.Duration `env:"STORE_TIMEOUT,default=5s" doc:"bound of each store call and of a delivery's wait for its writes; must exceed STATE_INTERVAL"`
 	// ReplayConcurrency bounds the flights replays (a batch with a late
 	// report reads the drone's history) running at once.
