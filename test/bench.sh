@@ -42,7 +42,11 @@ res=$out/bench.txt
 : >"$res"
 # module;packages;benchmark regexp;[benchtime: fixed iterations where the
 # timed part is tiny and the untimed setup per iteration is not, which
-# would make -benchtime 1s run for many minutes]
+# would make -benchtime 1s run for many minutes];[environment]
+# BenchmarkPipeline is issue 14's CPU a report: the whole one-machine
+# pipeline in process at 2,500 reports/s, one per request, under up's GC
+# settings (infra/local/gctune.go). BenchmarkClusterPath is the cluster
+# path's store share on the Firestore emulator (rounds of 1,000 reports).
 runs=(
 	"functions/ingest;.;^(BenchmarkHelloWorld|BenchmarkIngestDecodeValidate|BenchmarkIngestBatch100|BenchmarkInterleaved)$;"
 	"events;.;.;"
@@ -53,12 +57,15 @@ runs=(
 	"functions/serve-map;.;BenchmarkHTTPFleet10k;100x"
 	"functions/serve-map;.;BenchmarkRIDFlights10k;100x"
 	"core;./broker;.;3000x"
+	"core;./store/firestore;BenchmarkClusterPath;20x"
+	"test/system;.;^BenchmarkPipeline$;15000x;DRONETRACK_BENCH_RATE=2500 GOGC=400 GOMEMLIMIT=256MiB"
 )
 for r in "${runs[@]}"; do
-	IFS=';' read -r mod pkgs re bt <<<"$r"
+	IFS=';' read -r mod pkgs re bt envs <<<"$r"
 	bt=${bt:-$benchtime}
-	echo "== $mod $pkgs -bench '$re' -count $count -benchtime $bt" >&2
-	(cd "$mod" && go test -run '^$' -bench "$re" -benchmem -count "$count" -benchtime "$bt" -timeout 30m $pkgs) | tee -a "$res" >&2
+	echo "== $envs $mod $pkgs -bench '$re' -count $count -benchtime $bt" >&2
+	# shellcheck disable=SC2086 # envs is a list of NAME=value words
+	(cd "$mod" && env $envs go test -run '^$' -bench "$re" -benchmem -count "$count" -benchtime "$bt" -timeout 30m $pkgs) | tee -a "$res" >&2
 done
 
 echo

@@ -41,6 +41,8 @@ END {
 	if (f >= 0) printf "fleet read 10k from redis after a change, p50: %.3f ms\n", f
 	f1 = m("BenchmarkFleet1k/redis/changed", "p50-ms")
 	if (f1 >= 0 && f > 0) printf "fleet read after a change, 10k vs 1k: %.1fx the time for 10x the drones\n", f / f1
+	c = m("BenchmarkPipeline", "cpu-us/report")
+	if (c > 0) printf "whole pipeline in process at 2,500 reports/s, CPU a report: %.1f us  [<= 250 us]\n", c
 	e = m("BenchmarkEndToEnd", "events/s"); g = m("BenchmarkIngress", "events/s")
 	if (e > 0 && g > 0) printf "broker end-to-end vs ingress alone: %.2fx (%g vs %g events/s)\n", e / g, e, g
 }
