@@ -24,6 +24,11 @@ type Flights interface {
 	// (flights.Detector.Owed) since before, at most limit, every tenant's:
 	// process sweeps them up after a restart and when a replay failed.
 	OwedReplays(ctx context.Context, before time.Time, limit int) ([]DroneRef, error)
+	// OwedReplay returns the flights replay the drone's detector owes (nil:
+	// none, or no detector yet): until it is paid, the drone's flights from
+	// Owed.From on may lack late reports. A drone that does not exist, or
+	// belongs to another tenant, is ErrNotFound.
+	OwedReplay(ctx context.Context, tenantID, droneID string) (*flights.Owed, error)
 	// Flight returns one flight of the tenant.
 	Flight(ctx context.Context, tenantID, id string) (flights.Flight, error)
 	// ListFlights returns the tenant's flights (one drone's when DroneID is

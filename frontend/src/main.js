@@ -300,7 +300,10 @@ async function loadDroneFlights(id) {
     const body = await (await getJSON(`/api/v1/drones/${encodeURIComponent(id)}/flights?${q}`)).json();
     if (app.selected !== id) return;
     flightList(ul, body.flights || [], nameOf, openFlight);
-    $('d-flight-note').textContent = body.flights?.length ? '' : 'No flights in the last 7 days.';
+    // Late reports wait for the drone's flights to be recomputed
+    // (replayOwed): say which flights may still change.
+    const owed = body.replayOwed ? `Late reports arrived: flights since ${new Date(body.replayOwed.from).toLocaleString()} are being recomputed.` : '';
+    $('d-flight-note').textContent = [body.flights?.length ? '' : 'No flights in the last 7 days.', owed].filter(Boolean).join(' ');
   } catch (err) {
     if (err instanceof AuthError) return;
     console.warn(err);

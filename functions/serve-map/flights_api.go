@@ -89,6 +89,17 @@ func limitParam(r *http.Request, def, max int) (int, []events.FieldError) {
 
 type flightList struct {
 	Flights []flights.Flight `json:"flights"`
+	// ReplayOwed is set on a drone's list while late reports of the drone
+	// wait for its flights to be replayed (docs/flights.md): its flights
+	// from ReplayOwed.From on may still change.
+	ReplayOwed *replayOwed `json:"replayOwed,omitempty"`
+}
+
+// replayOwed is a drone's flights replay owed (flights.Owed), as the API
+// shows it.
+type replayOwed struct {
+	From  time.Time `json:"from"`  // flights starting from here may change
+	Since time.Time `json:"since"` // when the first late report was written
 }
 
 func (s *server) listFlights(w http.ResponseWriter, r *http.Request, droneID string) {
@@ -98,9 +109,21 @@ func (s *server) listFlights(w http.ResponseWriter, r *http.Request, droneID str
 		badParams(w, bad...)
 		return
 	}
+	var body flightList
 	if droneID != "" {
 		if _, ok := s.droneDoc(w, r); !ok { // 404 for another tenant's drone
 			return
+		}
+		// Read before the flights: a replay paid in between leaves the
+		// flag on flights already replayed (asked again, it is gone),
+		// never off flights that may still change.
+		owed, err := s.store.OwedReplay(r.Context(), TenantFrom(r.Context()), droneID)
+		if err != nil {
+			s.storeFailed(w, r, err)
+			return
+		}
+		if owed != nil {
+			body.ReplayOwed = &replayOwed{From: owed.From.UTC(), Since: owed.Since.UTC()}
 		}
 	}
 	list, err := s.store.ListFlights(r.Context(), store.FlightQuery{TenantID: TenantFrom(r.Context()), DroneID: droneID,
@@ -109,8 +132,9 @@ func (s *server) listFlights(w http.ResponseWriter, r *http.Request, droneID str
 		s.storeFailed(w, r, err)
 		return
 	}
+	body.Flights = nonNil(list)
 	w.Header().Set("Cache-Control", "private, no-cache")
-	writeJSON(w, http.StatusOK, flightList{Flights: nonNil(list)})
+	writeJSON(w, http.StatusOK, body)
 }
 
 // listFleetFlights is GET /api/v1/flights?from=&to=&limit=: the tenant's

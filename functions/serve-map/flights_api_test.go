@@ -27,9 +27,36 @@ import (
 // It returns the reports and the stored flight.
 func seedFlight(t *testing.T, st store.Store, tenantID, droneID string, start time.Time) ([]events.Report, flights.Flight) {
 	t.Helper()
+	reps := flightReports(start)
+	writeFlightBatch(t, st, tenantID, droneID, reps)
+	fs, err := st.ListFlights(context.Background(), store.FlightQuery{TenantID: tenantID, DroneID: droneID, From: start, To: start.Add(time.Hour)})
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("seeded flights: %+v, %v", fs, err)
+	}
+	return reps, fs[0]
+}
+
+// writeFlightBatch writes a batch of the drone's reports to history and
+// runs flight detection on it, as process does.
+func writeFlightBatch(t *testing.T, st store.Store, tenantID, droneID string, reps []events.Report) {
+	t.Helper()
 	ctx := context.Background()
+	pts := make([]store.TrackPoint, len(reps))
+	for i, r := range reps {
+		pts[i] = store.TrackPoint{TenantID: tenantID, DroneID: droneID, Report: r}
+	}
+	if err := st.AppendTrack(ctx, pts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := flightupdate.Update(ctx, st, flights.DefaultSettings(), tenantID, droneID, reps, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flightReports is 100 s of a drone: armed at 10 s, flying north at 5 m/s,
+// disarmed at 90 s.
+func flightReports(start time.Time) []events.Report {
 	var reps []events.Report
-	var pts []store.TrackPoint
 	for s := 0; s < 100; s++ {
 		h := 0.0
 		if s >= 20 && s < 80 {
@@ -40,19 +67,8 @@ func seedFlight(t *testing.T, st store.Store, tenantID, droneID string, start ti
 			Alt: new(400 + h), HAE: new(447.5 + h), Height: new(h), Speed: new(5.0), Battery: new(100 - float64(s)/5),
 			Armed: new(s >= 10 && s < 90), Mode: &mode, Fix: &fix, Satellites: &sats}
 		reps = append(reps, r)
-		pts = append(pts, store.TrackPoint{TenantID: tenantID, DroneID: droneID, Report: r})
 	}
-	if err := st.AppendTrack(ctx, pts); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := flightupdate.Update(ctx, st, flights.DefaultSettings(), tenantID, droneID, reps, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	fs, err := st.ListFlights(ctx, store.FlightQuery{TenantID: tenantID, DroneID: droneID, From: start, To: start.Add(time.Hour)})
-	if err != nil || len(fs) != 1 {
-		t.Fatalf("seeded flights: %+v, %v", fs, err)
-	}
-	return reps, fs[0]
+	return reps
 }
 
 func TestFlightsAPI(t *testing.T) {
@@ -231,5 +247,59 @@ func TestFlightSettingsAPI(t *testing.T) {
 	r = e.do(t, a, http.MethodPut, "/api/v1/flight-settings", flights.Settings{MinSpeed: -1, MinHeight: 2, StartSecs: 5, MaxGapSecs: 120})
 	if r.status != 400 || !strings.Contains(string(r.body), `"/minSpeed"`) || !strings.Contains(string(r.body), `"/stopSecs"`) {
 		t.Errorf("bad settings: %d %s", r.status, r.body)
+	}
+}
+
+// A drone's flights list says while a replay of its flights is owed (a late
+// batch written, the replay not run yet) and from when its flights may
+// still change; once the replay has run, it says nothing. The fleet's list
+// never says (see docs/flights.md).
+func TestDroneFlightsSayWhenAReplayIsOwed(t *testing.T) {
+	fx := newFixture(t, "local://"+uniq("sm"), nil)
+	ctx := context.Background()
+	drone := fx.tenant + "-c"
+	// The flight's first 40 s and last 40 s, in order.
+	reps := flightReports(t0)
+	writeFlightBatch(t, fx.st, fx.tenant, drone, reps[:40])
+	writeFlightBatch(t, fx.st, fx.tenant, drone, reps[60:])
+	rng := "from=" + url.QueryEscape(t0.Add(-time.Hour).Format(time.RFC3339)) + "&to=" + url.QueryEscape(t0.Add(time.Hour).Format(time.RFC3339))
+	list := func(path string) (flightList, string) {
+		t.Helper()
+		r := get(t, fx.url+path+"?"+rng)
+		var l flightList
+		if r.status != 200 || json.Unmarshal(r.body, &l) != nil {
+			t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+		}
+		return l, string(r.body)
+	}
+	droneFlights := "/api/v1/drones/" + drone + "/flights"
+	if l, body := list(droneFlights); l.ReplayOwed != nil || strings.Contains(body, "replayOwed") {
+		t.Errorf("flights written in order: %s, want no replayOwed", body)
+	}
+	// The middle 20 s, older than what the detector has seen: late. Its
+	// write owes the replay, as process's does, and leaves it to be paid.
+	pts := make([]store.TrackPoint, 0, 20)
+	for _, r := range reps[40:60] {
+		pts = append(pts, store.TrackPoint{TenantID: fx.tenant, DroneID: drone, Report: r})
+	}
+	if err := fx.st.AppendTrack(ctx, pts); err != nil {
+		t.Fatal(err)
+	}
+	p := flightupdate.NewPass(flights.DefaultSettings(), reps[40:60], time.Now())
+	if _, err := fx.st.UpdateFlights(ctx, fx.tenant, drone, p.Apply); err != nil || !p.NeedsReplay() {
+		t.Fatalf("late batch: owes a replay %v, err %v; want it owed", p.NeedsReplay(), err)
+	}
+	l, body := list(droneFlights)
+	if l.ReplayOwed == nil || l.ReplayOwed.From.After(reps[40].TS) || l.ReplayOwed.Since.IsZero() {
+		t.Fatalf("flights with a late batch written: %s, want replayOwed from at or before %s", body, reps[40].TS.Format(time.RFC3339))
+	}
+	if fleet, body := list("/api/v1/flights"); fleet.ReplayOwed != nil {
+		t.Errorf("fleet's flights: %s, want no replayOwed", body)
+	}
+	if _, err := flightupdate.Replay(ctx, fx.st, flights.DefaultSettings(), fx.tenant, drone, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if l, body := list(droneFlights); l.ReplayOwed != nil {
+		t.Errorf("flights after the replay ran: %s, want no replayOwed", body)
 	}
 }

@@ -75,6 +75,7 @@ type channelsStore interface {
 type flightsStore interface {
 	Flight(ctx context.Context, tenantID, id string) (flights.Flight, error)
 	ListFlights(ctx context.Context, q store.FlightQuery) ([]flights.Flight, error)
+	OwedReplay(ctx context.Context, tenantID, droneID string) (*flights.Owed, error)
 	FlightSettings(ctx context.Context, tenantID string) (flights.Settings, error)
 	PutFlightSettings(ctx context.Context, tenantID string, s flights.Settings) error
 }

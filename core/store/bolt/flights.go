@@ -235,6 +235,32 @@ func (s *Store) OwedReplays(_ context.Context, before time.Time, limit int) ([]s
 	return out, err
 }
 
+// OwedReplay implements store.Flights from the detector beside the drone.
+func (s *Store) OwedReplay(_ context.Context, tenantID, droneID string) (*flights.Owed, error) {
+	var owed *flights.Owed
+	err := s.view("read owed flights replay of drone "+droneID, func(tx *bbolt.Tx) error {
+		drones := tx.Bucket(bucketDrones)
+		owned, err := ownsDrone(drones.Get([]byte(droneID)), tenantID, droneID)
+		if err != nil {
+			return err
+		}
+		if !owned {
+			return fmt.Errorf("drone %s: %w", droneID, store.ErrNotFound)
+		}
+		raw := drones.Get(adjunctKey(droneID, adjunctDetector))
+		if raw == nil {
+			return nil
+		}
+		var d flights.Detector
+		if err := decodeDetector(raw, &d); err != nil {
+			return fmt.Errorf("decode flight detector %s: %w", droneID, err)
+		}
+		owed = d.Owed
+		return nil
+	})
+	return owed, err
+}
+
 // Flight implements store.Flights.
 func (s *Store) Flight(_ context.Context, tenantID, id string) (flights.Flight, error) {
 	var f flights.Flight

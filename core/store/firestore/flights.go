@@ -225,6 +225,27 @@ func (s *Store) OwedReplays(ctx context.Context, before time.Time, limit int) ([
 	return out, err
 }
 
+// OwedReplay implements store.Flights with one read of the drone and its
+// detector.
+func (s *Store) OwedReplay(ctx context.Context, tenantID, droneID string) (*flights.Owed, error) {
+	what := "read owed flights replay of drone " + droneID
+	if !validID(droneID) {
+		return nil, notFound(what)
+	}
+	snaps, err := s.client.GetAll(ctx, []*fs.DocumentRef{s.drones().Doc(droneID), s.coll("flightDetectors").Doc(droneID)})
+	if err != nil {
+		return nil, mapErr(what, err)
+	}
+	if _, err := droneExists(snaps[0], tenantID); err != nil {
+		return nil, mapErr(what, err)
+	}
+	d, err := decodeDetector(snaps[1], tenantID, droneID, what)
+	if err != nil {
+		return nil, err
+	}
+	return d.Owed, nil
+}
+
 // replayedFlights is the query of the drone's flights a replay from from
 // replaces.
 func (s *Store) replayedFlights(droneID string, from time.Time) fs.Query {

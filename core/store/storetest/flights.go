@@ -28,8 +28,9 @@ import (
 //     limited; another tenant's flight, drone or list is not found / empty.
 //   - FlightSettings are the defaults until put, per tenant.
 //   - A late batch's write records a replay owed in the detector, which
-//     OwedReplays lists (every tenant's, by age, limited) until a replay
-//     pays it; paid, the flights are those of in-order delivery.
+//     OwedReplays lists (every tenant's, by age, limited) and OwedReplay
+//     returns for the drone (to its tenant only) until a replay pays it;
+//     paid, the flights are those of in-order delivery.
 var flightTests = []struct {
 	name string
 	fn   func(t *testing.T, s store.Store)
@@ -317,6 +318,19 @@ func testFlightReplaysOwed(t *testing.T, s store.Store) {
 	if det.Owed == nil || !det.Owed.Since.Equal(t0.Add(time.Second)) || det.LateSeq != 1 || det.Owed.From.After(reps[40].TS) {
 		t.Fatalf("stored detector owes %+v after %d late batches; want a replay from before %s since %s, after 1", det.Owed, det.LateSeq, reps[40].TS, t0.Add(time.Second))
 	}
+	// OwedReplay: the stored detector's, to the drone's tenant only.
+	got, err := s.OwedReplay(ctx, "acme", "late")
+	must(t, "OwedReplay", err)
+	if got == nil || !got.From.Equal(det.Owed.From) || !got.Since.Equal(det.Owed.Since) {
+		t.Errorf("OwedReplay(acme, late) = %+v, want the detector's %+v", got, det.Owed)
+	}
+	if got, err := s.OwedReplay(ctx, "acme", "inorder"); err != nil || got != nil {
+		t.Errorf("OwedReplay of a drone written in order = %+v, %v; want nil, nil", got, err)
+	}
+	_, err = s.OwedReplay(ctx, "beta", "late")
+	wantErr(t, "OwedReplay of another tenant's drone", err, store.ErrNotFound)
+	_, err = s.OwedReplay(ctx, "acme", "nope")
+	wantErr(t, "OwedReplay of a missing drone", err, store.ErrNotFound)
 	owed := func(before time.Time, limit int) []store.DroneRef {
 		t.Helper()
 		refs, err := s.OwedReplays(ctx, before, limit)
@@ -341,6 +355,9 @@ func testFlightReplaysOwed(t *testing.T, s store.Store) {
 	}
 	if got := owed(t0.Add(time.Minute), 0); !slices.Equal(got, want[1:]) {
 		t.Errorf("OwedReplays after acme's replay = %v, want %v", got, want[1:])
+	}
+	if got, err := s.OwedReplay(ctx, "acme", "late"); err != nil || got != nil {
+		t.Errorf("OwedReplay after the replay = %+v, %v; want nil, nil", got, err)
 	}
 	list := func(tenant, drone string) []flights.Flight {
 		fs, err := s.ListFlights(ctx, store.FlightQuery{TenantID: tenant, DroneID: drone, From: at(0).Add(-time.Hour), To: at(0).Add(time.Hour)})
