@@ -36,6 +36,33 @@ func seedFlight(t *testing.T, st store.Store, tenantID, droneID string, start ti
 	return reps, fs[0]
 }
 
+// oweFlightReplay writes the drone's flight (flightReports from start) as
+// process would when its middle 20 s come late: the first 40 s and the
+// last 40 s in order, inOrder (if set), then the middle, whose write owes
+// a replay of the drone's flights and leaves it to be paid.
+func oweFlightReplay(t *testing.T, st store.Store, tenantID, droneID string, start time.Time, inOrder func()) []events.Report {
+	t.Helper()
+	reps := flightReports(start)
+	writeFlightBatch(t, st, tenantID, droneID, reps[:40])
+	writeFlightBatch(t, st, tenantID, droneID, reps[60:])
+	if inOrder != nil {
+		inOrder()
+	}
+	ctx := context.Background()
+	pts := make([]store.TrackPoint, 0, 20)
+	for _, r := range reps[40:60] {
+		pts = append(pts, store.TrackPoint{TenantID: tenantID, DroneID: droneID, Report: r})
+	}
+	if err := st.AppendTrack(ctx, pts); err != nil {
+		t.Fatal(err)
+	}
+	p := flightupdate.NewPass(flights.DefaultSettings(), reps[40:60], time.Now())
+	if _, err := st.UpdateFlights(ctx, tenantID, droneID, p.Apply); err != nil || !p.NeedsReplay() {
+		t.Fatalf("late batch: owes a replay %v, err %v; want it owed", p.NeedsReplay(), err)
+	}
+	return reps
+}
+
 // writeFlightBatch writes a batch of the drone's reports to history and
 // runs flight detection on it, as process does.
 func writeFlightBatch(t *testing.T, st store.Store, tenantID, droneID string, reps []events.Report) {
@@ -258,10 +285,6 @@ func TestDroneFlightsSayWhenAReplayIsOwed(t *testing.T) {
 	fx := newFixture(t, "local://"+uniq("sm"), nil)
 	ctx := context.Background()
 	drone := fx.tenant + "-c"
-	// The flight's first 40 s and last 40 s, in order.
-	reps := flightReports(t0)
-	writeFlightBatch(t, fx.st, fx.tenant, drone, reps[:40])
-	writeFlightBatch(t, fx.st, fx.tenant, drone, reps[60:])
 	rng := "from=" + url.QueryEscape(t0.Add(-time.Hour).Format(time.RFC3339)) + "&to=" + url.QueryEscape(t0.Add(time.Hour).Format(time.RFC3339))
 	list := func(path string) (flightList, string) {
 		t.Helper()
@@ -273,22 +296,11 @@ func TestDroneFlightsSayWhenAReplayIsOwed(t *testing.T) {
 		return l, string(r.body)
 	}
 	droneFlights := "/api/v1/drones/" + drone + "/flights"
-	if l, body := list(droneFlights); l.ReplayOwed != nil || strings.Contains(body, "replayOwed") {
-		t.Errorf("flights written in order: %s, want no replayOwed", body)
-	}
-	// The middle 20 s, older than what the detector has seen: late. Its
-	// write owes the replay, as process's does, and leaves it to be paid.
-	pts := make([]store.TrackPoint, 0, 20)
-	for _, r := range reps[40:60] {
-		pts = append(pts, store.TrackPoint{TenantID: fx.tenant, DroneID: drone, Report: r})
-	}
-	if err := fx.st.AppendTrack(ctx, pts); err != nil {
-		t.Fatal(err)
-	}
-	p := flightupdate.NewPass(flights.DefaultSettings(), reps[40:60], time.Now())
-	if _, err := fx.st.UpdateFlights(ctx, fx.tenant, drone, p.Apply); err != nil || !p.NeedsReplay() {
-		t.Fatalf("late batch: owes a replay %v, err %v; want it owed", p.NeedsReplay(), err)
-	}
+	reps := oweFlightReplay(t, fx.st, fx.tenant, drone, t0, func() {
+		if l, body := list(droneFlights); l.ReplayOwed != nil || strings.Contains(body, "replayOwed") {
+			t.Errorf("flights written in order: %s, want no replayOwed", body)
+		}
+	})
 	l, body := list(droneFlights)
 	if l.ReplayOwed == nil || l.ReplayOwed.From.After(reps[40].TS) || l.ReplayOwed.Since.IsZero() {
 		t.Fatalf("flights with a late batch written: %s, want replayOwed from at or before %s", body, reps[40].TS.Format(time.RFC3339))

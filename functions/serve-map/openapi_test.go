@@ -158,6 +158,9 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 	// A drone with a flight (every field of Flight set) around t0.
 	flightDrone := fx.tenant + "-b"
 	_, fl := seedFlight(t, fx.st, fx.tenant, flightDrone, t0.Add(-30*time.Second))
+	// A drone whose flights replay is owed: its list has replayOwed.
+	owedDrone := fx.tenant + "-c"
+	oweFlightReplay(t, fx.st, fx.tenant, owedDrone, t0.Add(-30*time.Second), nil)
 	// An open and a closed alert, a polygon and a circle fence, a webhook
 	// with a failed and a successful delivery: every optional field shows.
 	ctx := context.Background()
@@ -230,6 +233,7 @@ func TestRepliesMatchOpenAPI(t *testing.T) {
 		{"/api/v1/flights", "/api/v1/flights?from=" + from + "&to=" + to, 200},
 		{"/api/v1/flights", "/api/v1/flights?limit=0", 400},
 		{"/api/v1/drones/{id}/flights", "/api/v1/drones/" + flightDrone + "/flights?from=" + from + "&to=" + to, 200},
+		{"/api/v1/drones/{id}/flights", "/api/v1/drones/" + owedDrone + "/flights?from=" + from + "&to=" + to, 200},
 		{"/api/v1/drones/{id}/flights", "/api/v1/drones/" + fx.other + "-x/flights", 404},
 		{"/api/v1/flights/{id}", "/api/v1/flights/" + fl.ID, 200},
 		{"/api/v1/flights/{id}", "/api/v1/flights/fl_none", 404},
