@@ -19,6 +19,7 @@ import (
 	"github.com/dronetrack/dronetrack/core/flights"
 	"github.com/dronetrack/dronetrack/core/flights/flightupdate"
 	"github.com/dronetrack/dronetrack/core/store"
+	"github.com/dronetrack/dronetrack/core/store/storetest"
 	"github.com/dronetrack/dronetrack/events"
 )
 
@@ -28,7 +29,7 @@ import (
 func seedFlight(t *testing.T, st store.Store, tenantID, droneID string, start time.Time) ([]events.Report, flights.Flight) {
 	t.Helper()
 	reps := flightReports(start)
-	writeFlightBatch(t, st, tenantID, droneID, reps)
+	storetest.DeliverFlightBatch(t, st, tenantID, droneID, reps)
 	fs, err := st.ListFlights(context.Background(), store.FlightQuery{TenantID: tenantID, DroneID: droneID, From: start, To: start.Add(time.Hour)})
 	if err != nil || len(fs) != 1 {
 		t.Fatalf("seeded flights: %+v, %v", fs, err)
@@ -43,8 +44,8 @@ func seedFlight(t *testing.T, st store.Store, tenantID, droneID string, start ti
 func oweFlightReplay(t *testing.T, st store.Store, tenantID, droneID string, start time.Time, inOrder func()) []events.Report {
 	t.Helper()
 	reps := flightReports(start)
-	writeFlightBatch(t, st, tenantID, droneID, reps[:40])
-	writeFlightBatch(t, st, tenantID, droneID, reps[60:])
+	storetest.DeliverFlightBatch(t, st, tenantID, droneID, reps[:40])
+	storetest.DeliverFlightBatch(t, st, tenantID, droneID, reps[60:])
 	if inOrder != nil {
 		inOrder()
 	}
@@ -61,23 +62,6 @@ func oweFlightReplay(t *testing.T, st store.Store, tenantID, droneID string, sta
 		t.Fatalf("late batch: owes a replay %v, err %v; want it owed", p.NeedsReplay(), err)
 	}
 	return reps
-}
-
-// writeFlightBatch writes a batch of the drone's reports to history and
-// runs flight detection on it, as process does.
-func writeFlightBatch(t *testing.T, st store.Store, tenantID, droneID string, reps []events.Report) {
-	t.Helper()
-	ctx := context.Background()
-	pts := make([]store.TrackPoint, len(reps))
-	for i, r := range reps {
-		pts[i] = store.TrackPoint{TenantID: tenantID, DroneID: droneID, Report: r}
-	}
-	if err := st.AppendTrack(ctx, pts); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := flightupdate.Update(ctx, st, flights.DefaultSettings(), tenantID, droneID, reps, time.Now()); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // flightReports is 100 s of a drone: armed at 10 s, flying north at 5 m/s,

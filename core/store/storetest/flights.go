@@ -67,7 +67,10 @@ func armedFlight() []events.Report {
 	return out
 }
 
-func deliverFlightBatch(t *testing.T, s store.Store, tenantID, droneID string, reps []events.Report) {
+// DeliverFlightBatch writes a batch of the drone's reports to its history
+// and runs flight detection on it, as process does (a replay the batch
+// owes is paid at once).
+func DeliverFlightBatch(t *testing.T, s store.Store, tenantID, droneID string, reps []events.Report) {
 	t.Helper()
 	ctx := context.Background()
 	pts := make([]store.TrackPoint, len(reps))
@@ -87,7 +90,7 @@ func testFlightsShuffledAndDuplicated(t *testing.T, s store.Store) {
 	mkDrone(t, s, "acme", "shuffled")
 	reps := armedFlight()
 	for i := 0; i < len(reps); i += 6 {
-		deliverFlightBatch(t, s, "acme", "inorder", reps[i:min(i+6, len(reps))])
+		DeliverFlightBatch(t, s, "acme", "inorder", reps[i:min(i+6, len(reps))])
 	}
 	rng := rand.New(rand.NewPCG(16, 16))
 	var batches [][]events.Report
@@ -98,13 +101,13 @@ func testFlightsShuffledAndDuplicated(t *testing.T, s store.Store) {
 	}
 	rng.Shuffle(len(batches), func(i, j int) { batches[i], batches[j] = batches[j], batches[i] })
 	for i, b := range batches {
-		deliverFlightBatch(t, s, "acme", "shuffled", b)
+		DeliverFlightBatch(t, s, "acme", "shuffled", b)
 		if i%4 == 0 { // redelivered
-			deliverFlightBatch(t, s, "acme", "shuffled", b)
+			DeliverFlightBatch(t, s, "acme", "shuffled", b)
 		}
 	}
 	// and the whole sequence once more, as a replay of the stream would
-	deliverFlightBatch(t, s, "acme", "shuffled", reps[40:80])
+	DeliverFlightBatch(t, s, "acme", "shuffled", reps[40:80])
 
 	list := func(drone string) []flights.Flight {
 		fs, err := s.ListFlights(ctx, store.FlightQuery{TenantID: "acme", DroneID: drone, From: at(0).Add(-time.Hour), To: at(0).Add(time.Hour)})
