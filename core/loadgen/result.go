@@ -37,10 +37,13 @@ type Result struct {
 	StreamResyncs    int `json:"streamResyncs"`
 	// Drained reports whether everything acked was stored, visible and
 	// streamed within the drain time; when not, Lost counts the backlog too.
-	Drained      bool     `json:"drained"`
-	DrainSeconds float64  `json:"drainSeconds"`
-	Failed       int      `json:"failed"`
-	Seconds      []Second `json:"seconds"`
+	Drained      bool    `json:"drained"`
+	DrainSeconds float64 `json:"drainSeconds"`
+	Failed       int     `json:"failed"`
+	// Errors counts the run's failed attempts by kind, retries included
+	// (sim.Summary.Errors: status_503, timeout, ...).
+	Errors  map[string]int `json:"errors,omitempty"`
+	Seconds []Second       `json:"seconds"`
 }
 
 // Step is one ramp step. Latencies are of the reports sent during the step,
@@ -111,6 +114,12 @@ func (t *tracker) result(sums []sim.Summary, stored int, rates []float64, drones
 	for _, s := range sums {
 		res.Acked += s.Acked
 		res.Failed += s.Failed + s.Rejected
+		for k, n := range s.Errors {
+			if res.Errors == nil {
+				res.Errors = map[string]int{}
+			}
+			res.Errors[k] += n
+		}
 	}
 	res.Lost = res.Acked - stored
 	for i, r := range rates[:len(sums)] {
@@ -198,6 +207,9 @@ func (r Result) Markdown() string {
 			s.VisibleP50, s.VisibleP95, s.VisibleP99, s.StreamP50, s.StreamP95, s.StreamP99, s.MaxRSSMB, s.MeanCPU, upUS, gen, genUS, s.LateP99)
 	}
 	fmt.Fprintf(&b, "\nacked %d, stored (in history) %d, lost %d, not acked (failed/rejected) %d\n", r.Acked, r.Stored, r.Lost, r.Failed)
+	if len(r.Errors) > 0 {
+		fmt.Fprintf(&b, "failed attempts by kind (retries included): %s\n", sim.FormatErrors(r.Errors))
+	}
 	fmt.Fprintf(&b, "seen on the live stream %d (stream dropped and resumed %d times, resynced %d times)\n", r.Streamed, r.StreamReconnects, r.StreamResyncs)
 	if r.Drained {
 		fmt.Fprintf(&b, "backlog drained %.1f s after the ramp ended\n", r.DrainSeconds)

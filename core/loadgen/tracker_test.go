@@ -312,3 +312,28 @@ func TestSeenBeforeAck(t *testing.T) {
 		t.Error("settled with a report nothing has shown")
 	}
 }
+
+// TestResultCountsFailedAttemptsByKind: the run's failed attempts by kind
+// (every step's, retries included) are in the result and its table, so a
+// "not acked" count says whether up refused reports or the run ended.
+func TestResultCountsFailedAttemptsByKind(t *testing.T) {
+	tr := newTracker([]string{"a"}, false, t0)
+	tr.setStep(0, 10)
+	tr.acked(0, reports(t0.Add(ms(100))), t0.Add(ms(100)), t0.Add(ms(110)))
+	tr.setStep(1, 20)
+	tr.setStep(1, 0)
+	sums := []sim.Summary{
+		{Acked: 1, Errors: map[string]int{"status_503": 2}},
+		{Failed: 3, Errors: map[string]int{"status_503": 1, "timeout": 4}},
+	}
+	res := tr.result(sums, 1, []float64{10, 20}, 1, 1, ms(100))
+	if diff := cmp.Diff(map[string]int{"status_503": 3, "timeout": 4}, res.Errors); diff != "" {
+		t.Errorf("Result.Errors (-want +got):\n%s", diff)
+	}
+	if md := res.Markdown(); !strings.Contains(md, "failed attempts by kind (retries included): status_503=3 timeout=4\n") {
+		t.Errorf("load.md does not give the failed attempts by kind:\n%s", md)
+	}
+	if md := tr.result([]sim.Summary{{Acked: 1}}, 1, []float64{10}, 1, 1, ms(100)).Markdown(); strings.Contains(md, "failed attempts") {
+		t.Errorf("a run without failed attempts lists them:\n%s", md)
+	}
+}

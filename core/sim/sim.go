@@ -153,7 +153,7 @@ func (s Summary) String() string {
 	fmt.Fprintf(&b, "reports: sent %d, acked %d, rejected %d, failed %d, silenced %d\n", s.Sent, s.Acked, s.Rejected, s.Failed, s.Silenced)
 	fmt.Fprintf(&b, "requests: %d (retried %d)", s.Requests, s.Retried)
 	if len(s.Errors) > 0 {
-		fmt.Fprintf(&b, ", errors: %s", formatErrors(s.Errors))
+		fmt.Fprintf(&b, ", errors: %s", FormatErrors(s.Errors))
 	}
 	fmt.Fprintf(&b, "\nack latency: p50 %s, p90 %s, p99 %s, max %s\n", fmtDur(s.P50), fmtDur(s.P90), fmtDur(s.P99), fmtDur(s.Max))
 	return b.String()

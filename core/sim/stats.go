@@ -120,7 +120,7 @@ func (r *recorder) liveLine(elapsed, window time.Duration, inflight int) string 
 		elapsed.Seconds(), float64(sent)/secs, float64(reports)/secs, float64(requests)/secs,
 		fmtDur(percentile(lat, 0.50)), fmtDur(percentile(lat, 0.99)), inflight)
 	if len(errs) > 0 {
-		line += "  errors " + formatErrors(errs)
+		line += "  errors " + FormatErrors(errs)
 	}
 	return line
 }
@@ -149,7 +149,9 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
-func formatErrors(m map[string]int) string {
+// FormatErrors writes failed attempts by kind (Summary.Errors) as
+// "kind=n" pairs in the order of their kinds.
+func FormatErrors(m map[string]int) string {
 	keys := slices.Sorted(maps.Keys(m))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
