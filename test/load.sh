@@ -9,7 +9,11 @@ out=$1 drones=$2
 shift 2
 tmp=$(mktemp -d)
 (cd "$(dirname "$0")/../cmd/dronetrack" && ${GO:-go} build -o "$tmp/dronetrack" .)
-"$tmp/dronetrack" up --data "$tmp/data" --http 127.0.0.1:0 --demo-drones "$drones" >"$tmp/up.out" 2>"$tmp/up.log" &
+# Every simulated drone sends from this machine's loopback address, where a
+# real fleet's come from many: ingest's per-address limit (RATE_LIMIT_IP,
+# 5,000 requests/s) would cap the run there and answer the rest 429, so it
+# is off for up unless set. The per-drone limit (RATE_LIMIT_KEY) stays.
+RATE_LIMIT_IP=${RATE_LIMIT_IP:-off} "$tmp/dronetrack" up --data "$tmp/data" --http 127.0.0.1:0 --demo-drones "$drones" >"$tmp/up.out" 2>"$tmp/up.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
 echo "load: starting up with $drones demo drones (seeding takes a while)" >&2

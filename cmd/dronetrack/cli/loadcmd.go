@@ -90,9 +90,20 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		defer logf.Close()
+		// Every simulated drone sends from the loopback address, where a
+		// real fleet's come from many: ingest's per-address limit would
+		// cap the run at its rate (RATE_LIMIT_IP) and answer the rest 429,
+		// so it is off unless the environment sets it (test/load.sh does
+		// the same for up). The per-drone limit stays.
+		var set local.SetFlags
+		if os.Getenv("RATE_LIMIT_IP") == "" {
+			if err := set.Set("ingest.RATE_LIMIT_IP=off"); err != nil {
+				return err
+			}
+		}
 		sys, err := local.Start(ctx, local.Options{
 			DataDir: dir, HTTPAddr: "127.0.0.1:0", LogLevel: slog.LevelWarn, Log: logf, Out: io.Discard,
-			DemoDrones: *drones, PprofAddr: *pprofAddr,
+			DemoDrones: *drones, PprofAddr: *pprofAddr, Set: set,
 		})
 		if err != nil {
 			return err
